@@ -1,0 +1,20 @@
+namespace InstructTune.Bench;
+
+/// <summary>Maps a benchmark name to its entry point; each area adds one line.</summary>
+public static class BenchCatalog
+{
+    private static readonly Dictionary<string, (string Help, Func<string[], int> Run)> Benches = new()
+    {
+    };
+
+    public static int Run(string[] args)
+    {
+        if (args.Length == 0 || !Benches.TryGetValue(args[0], out var bench))
+        {
+            Console.Error.WriteLine("usage: InstructTune.Bench <bench> [options]; benches:");
+            foreach (var (name, b) in Benches) Console.Error.WriteLine($"  {name,-12} {b.Help}");
+            return args.Length == 0 ? 0 : 2;
+        }
+        return bench.Run(args[1..]);
+    }
+}

@@ -1,0 +1,12 @@
+using System.CommandLine;
+
+namespace InstructTune.Cli.Commands;
+
+/// <summary>Every top-level command of itune, one line per area; keep the list sorted by area.</summary>
+public static class CommandCatalog
+{
+    public static IEnumerable<Command> All()
+    {
+        yield return VersionCommand.Create();
+    }
+}

@@ -1,0 +1,2 @@
+// itune: the InstructTune command line.
+return InstructTune.Cli.CliApp.Run(args);
