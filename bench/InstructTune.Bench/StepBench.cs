@@ -35,6 +35,8 @@ public static class StepBench
                 case "--warmup": warmup = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--no-peer": peer = false; break;
                 case "--checkpoint": checkpoint = true; break;
+                case "--profile": return Profile(args.Contains("--managed"));
+                case "--managed": break;
                 case "--peak-gflops": peakGflops = double.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 default: Console.Error.WriteLine($"step: unknown option {args[i]}"); return 2;
             }
@@ -123,5 +125,54 @@ public static class StepBench
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
             if (File.Exists(Path.Combine(d.FullName, "InstructTune.sln"))) return d.FullName;
         return Directory.GetCurrentDirectory();
+    }
+
+    // Kernel-by-kernel CPU breakdown of one config-S step (tokens 2048): where the time goes.
+    private static int Profile(bool managed)
+    {
+        Parallel2.Threads = 2; Gemm.MaxThreads = 2;
+        if (managed) Gemm.Backend = GemmBackend.Managed;
+        int B = 8, T = 256, C = 256, H = 4, hd = 64, F = 688, V = 4096, N = B * T;
+        var rng = new Rng(1);
+        float[] R(int n) { var a = new float[n]; rng.Normal(a); return a; }
+        var x = R(N * C); var w = R(C * C); var y = new float[N * C]; var wf = R(F * C); var yf = new float[N * F];
+        var wv = R(V * C); var yv = new float[N * V];
+        void Time(string name, int reps, Action a)
+        {
+            a();
+            var sw = Stopwatch.StartNew();
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+            for (int i = 0; i < reps; i++) a();
+            var cpu2 = Process.GetCurrentProcess().TotalProcessorTime;
+            Console.WriteLine($"{name,-28} wall {sw.Elapsed.TotalMilliseconds / reps,8:F2} ms  cpu {(cpu2 - cpu).TotalMilliseconds / reps,8:F2} ms");
+        }
+        Time("gemm NT N×C×C", 5, () => Gemm.Sgemm(false, true, N, C, C, 1, x, C, w, C, 0, y, C));
+        Time("gemm NT N×F×C", 5, () => Gemm.Sgemm(false, true, N, F, C, 1, x, C, wf, C, 0, yf, F));
+        Time("gemm NT N×V×C (lm_head)", 3, () => Gemm.Sgemm(false, true, N, V, C, 1, x, C, wv, C, 0, yv, V));
+        Time("gemm NN dX lm_head", 3, () => Gemm.Sgemm(false, false, N, C, V, 1, yv, V, wv, C, 0, y, C));
+        Time("gemm TN dW lm_head", 3, () => Gemm.Sgemm(true, false, V, C, N, 1, yv, V, x, C, 0, wv, C));
+        var q = R(N * C); var k = R(N * C); var v = R(N * C); var o = new float[N * C]; var lse = new float[B * H * T];
+        var d = new AttentionDims(B, T, T, H, H, hd);
+        var dq = new float[N * C]; var dk = new float[N * C]; var dv = new float[N * C];
+        for (int rep = 0; rep < 2; rep++)
+            foreach (var blk in new[] { false, true })
+            {
+                AttentionKernel.UseBlock4 = blk;
+                Time($"attention fwd block4={blk}", 3, () => AttentionKernel.Forward(q, k, v, o, lse, d, 0.125f));
+                Time($"attention bwd block4={blk}", 3, () => AttentionKernel.Backward(q, q, k, v, o, lse, dq, dk, dv, d, 0.125f));
+            }
+        var tg = Enumerable.Range(0, N).Select(i => i % V).ToArray(); var ls = new float[N]; var lz = new float[N];
+        Time("cross-entropy fwd", 3, () => CrossEntropyKernel.Forward(yv, tg, ls, lz, N, V));
+        var dl = Enumerable.Repeat(1f / N, N).ToArray();
+        Time("cross-entropy bwd", 3, () => CrossEntropyKernel.Backward(yv, tg, lz, dl, yv, N, V));
+        var rs = new float[N]; var wn = R(C);
+        Time("rmsnorm fwd", 5, () => RmsNormKernel.Forward(x, wn, y, rs, N, C, 1e-5f));
+        Time("rmsnorm bwd", 5, () => RmsNormKernel.Backward(x, x, wn, rs, y, wn, N, C));
+        Time("swiglu fwd", 5, () => ActivationKernels.SwiGluForward(yf, yf, yf));
+        var cs = new float[N * hd / 2]; var sn = new float[N * hd / 2];
+        RopeKernel.CosSin(Enumerable.Range(0, N).Select(i => i % T).ToArray(), RopeKernel.InverseFrequencies(hd, 10000), cs, sn);
+        Time("rope fwd", 5, () => RopeKernel.Forward(q, cs, sn, o, N, H, hd));
+        Time("rope tables", 5, () => RopeKernel.CosSin(tg, RopeKernel.InverseFrequencies(hd, 10000), cs, sn));
+        return 0;
     }
 }
