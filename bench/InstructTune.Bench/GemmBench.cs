@@ -49,7 +49,7 @@ public static class GemmBench
         }
         bool blas = OpenBlas.IsAvailable;
         Gemm.MaxThreads = Gemm.MaxThreads; // also caps OpenBLAS's pool to the same count
-        Console.WriteLine($"gemm bench: {Gemm.MaxThreads} threads, managed kernel {(GemmMicroKernel.UseAvx2 ? "AVX2/FMA 6x16" : "portable")}, " +
+        Console.WriteLine($"gemm bench: {Gemm.MaxThreads} threads, managed kernel {GemmMicroKernel.Name}, " +
                           $"OpenBLAS {(blas ? OpenBlas.LibraryName + " core " + OpenBlas.CoreName : "not available")}; best of {reps}");
         // Wall-clock GFLOP/s, and in brackets GFLOP per CPU-second per thread: the machine is shared, and the
         // CPU-time figure shows kernel efficiency even when other processes take the cores.
@@ -97,10 +97,11 @@ public static class GemmBench
         // The macro-kernel's access pattern with the packing taken out: 24 A slivers (one MC block, L2),
         // B slivers either one (L1) or the 48 of a 768-wide panel (L2/L3), C either a small resident tile
         // block or the tiles of a 1024×768 matrix (memory). Shows what each level of the hierarchy costs.
-        const int kc = 256, tiles = 24, MR = GemmMicroKernel.MR, NR = GemmMicroKernel.NR, slivers = 48, ldcBig = 768;
-        var a = GC.AllocateArray<float>(kc * MR * tiles + 16, pinned: true);
+        const int kc = 256, tiles = 24, NR = GemmMicroKernel.NR, slivers = 48, ldcBig = 768;
+        var a = GC.AllocateArray<float>(kc * GemmMicroKernel.MaxMR * tiles + 16, pinned: true);
         var b = GC.AllocateArray<float>(kc * NR * slivers + 16, pinned: true);
         var c = GC.AllocateArray<float>(1024 * ldcBig + 16, pinned: true);
+        int MR = GemmMicroKernel.MR;
         fixed (float* pa0 = a, pb0 = b, pc = c)
         {
             float* pa = (float*)(((nint)pa0 + 63) & ~(nint)63), pb = (float*)(((nint)pb0 + 63) & ~(nint)63);
@@ -115,8 +116,8 @@ public static class GemmBench
                     for (int jr = 0; jr < slivers; jr++)
                         for (int t = 0; t < tiles; t++, tileCount++)
                         {
-                            float* ct = bigC ? pc + (nint)((r % 7) * 144 + t * MR) * ldcBig + jr * NR : pc + t * MR * 64;
-                            GemmMicroKernel.Tile(kc, pa + t * kc * MR, pb + (manyB ? jr * kc * NR : 0), ct, bigC ? ldcBig : 64, 1f, 1f);
+                            float* ct = bigC ? pc + (nint)(((r % 7) * 120 + t * MR) % (1024 - MR)) * ldcBig + jr * NR : pc + t * MR * 64;
+                            GemmMicroKernel.Tile(GemmMicroKernel.Kind, kc, pa + t * kc * MR, pb + (manyB ? jr * kc * NR : 0), ct, bigC ? ldcBig : 64, 1f, 1f);
                         }
                 proc.Refresh();
                 double cpu = (proc.TotalProcessorTime - cpu0).TotalSeconds;

@@ -74,7 +74,7 @@ internal static unsafe class GemmBlocked
         }
         else
         {
-            var (lo, hi) = Band(g.M, MR, p, n);
+            var (lo, hi) = Band(g.M, MaxMR, p, n);
             if (lo < hi) Serial(g, lo, hi, 0, g.N);
         }
     }
@@ -89,7 +89,10 @@ internal static unsafe class GemmBlocked
     /// <summary>One thread's share: C[m0..m1, n0..n1] computed with this thread's pack buffers.</summary>
     public static void Serial(in GemmArgs g, int m0, int m1, int n0, int n1)
     {
-        int mcMax = Math.Min(MC, RoundUp(m1 - m0, MR)), kcMax = Math.Min(KC, g.K), ncMax = Math.Min(NC, RoundUp(n1 - n0, NR));
+        var kind = GemmMicroKernel.Kind;
+        int MR = RowsOf(kind);
+        // Packed blocks are whole slivers: round the largest block up to MR / NR.
+        int mcMax = RoundUp(Math.Min(MC, m1 - m0), MR), kcMax = Math.Min(KC, g.K), ncMax = RoundUp(Math.Min(NC, n1 - n0), NR);
         float* pa = Aligned(ref packA, mcMax * kcMax);
         float* pb = Aligned(ref packB, ncMax * kcMax);
         for (int jc = n0; jc < n1; jc += NC)
@@ -104,16 +107,17 @@ internal static unsafe class GemmBlocked
                 for (int ic = m0; ic < m1; ic += MC)
                 {
                     int mc = Math.Min(MC, m1 - ic);
-                    GemmPack.PackA(g.TransA, g.A, g.Lda, ic, mc, pc, kc, pa);
-                    Macro(g, mc, nc, kc, pa, pb, g.C + (nint)ic * g.Ldc + jc, beta);
+                    GemmPack.PackA(g.TransA, g.A, g.Lda, ic, mc, pc, kc, pa, MR);
+                    Macro(g, kind, mc, nc, kc, pa, pb, g.C + (nint)ic * g.Ldc + jc, beta);
                 }
             }
         }
     }
 
     /// <summary>The two innermost loops over tiles of one packed A block × packed B block.</summary>
-    private static void Macro(in GemmArgs g, int mc, int nc, int kc, float* pa, float* pb, float* c, float beta)
+    private static void Macro(in GemmArgs g, GemmTileKind kind, int mc, int nc, int kc, float* pa, float* pb, float* c, float beta)
     {
+        int MR = RowsOf(kind);
         nint ldc = g.Ldc;
         for (int jr = 0; jr < nc; jr += NR)
         {
@@ -124,8 +128,8 @@ internal static unsafe class GemmBlocked
                 int mr = Math.Min(MR, mc - ir);
                 float* a = pa + (nint)ir * kc;
                 float* ct = c + ir * ldc + jr;
-                if (mr == MR && nr == NR) Tile(kc, a, b, ct, ldc, g.Alpha, beta);
-                else EdgeTile(kc, a, b, ct, ldc, mr, nr, g.Alpha, beta);
+                if (mr == MR && nr == NR) Tile(kind, kc, a, b, ct, ldc, g.Alpha, beta);
+                else EdgeTile(kind, kc, a, b, ct, ldc, mr, nr, g.Alpha, beta);
             }
         }
     }
