@@ -44,6 +44,12 @@ internal static unsafe class GemmBlocked
 
     private static GemmArgs job;
 
+    /// <summary>Chunks a band must be at least this long (rows or columns): each chunk re-packs the other
+    /// operand's whole block, which costs about as much as 25/length of the chunk's arithmetic.</summary>
+    internal const int MinChunk = 1024;
+
+    private static int chunks, nextChunk;
+
     /// <summary>C = alpha·op(A)·op(B) + beta·C over the whole of C, on up to maxThreads threads.</summary>
     public static void Run(in GemmArgs g, int maxThreads)
     {
@@ -54,6 +60,12 @@ internal static unsafe class GemmBlocked
             try
             {
                 job = g;
+                // One chunk per thread when the split dimension is short; when it is long (the LM head's
+                // 32000), up to 8 per thread handed out first come, first served, so a thread that loses
+                // its core to another process does not hold the whole product back.
+                int split = Math.Max(g.M, g.N);
+                chunks = Math.Clamp(split / MinChunk, threads, 8 * threads);
+                nextChunk = 0;
                 GemmWorkers.Run(&RunPart, threads);
             }
             finally { GemmWorkers.Exit(); }
@@ -62,20 +74,24 @@ internal static unsafe class GemmBlocked
         Serial(g, 0, g.M, 0, g.N);
     }
 
-    /// <summary>Part p of n: a band of columns when N ≥ M (each thread then packs only its own B, and
-    /// re-packs the smaller A), otherwise a band of rows. Bands are whole tiles so no tile is shared.</summary>
+    /// <summary>Takes chunks until none is left. A chunk is a band of columns when N ≥ M (each thread then
+    /// packs only its own part of B, and re-packs the smaller A), otherwise a band of rows. Bands are whole
+    /// tiles so no tile is shared.</summary>
     private static void RunPart(int p, int n)
     {
         ref readonly var g = ref job;
-        if (g.N >= g.M)
+        for (int c = Interlocked.Increment(ref nextChunk) - 1; c < chunks; c = Interlocked.Increment(ref nextChunk) - 1)
         {
-            var (lo, hi) = Band(g.N, NR, p, n);
-            if (lo < hi) Serial(g, 0, g.M, lo, hi);
-        }
-        else
-        {
-            var (lo, hi) = Band(g.M, MaxMR, p, n);
-            if (lo < hi) Serial(g, lo, hi, 0, g.N);
+            if (g.N >= g.M)
+            {
+                var (lo, hi) = Band(g.N, NR, c, chunks);
+                if (lo < hi) Serial(g, 0, g.M, lo, hi);
+            }
+            else
+            {
+                var (lo, hi) = Band(g.M, MaxMR, c, chunks);
+                if (lo < hi) Serial(g, lo, hi, 0, g.N);
+            }
         }
     }
 
