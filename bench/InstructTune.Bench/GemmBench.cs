@@ -49,7 +49,7 @@ public static class GemmBench
         }
         bool blas = OpenBlas.IsAvailable;
         Gemm.MaxThreads = Gemm.MaxThreads; // also caps OpenBLAS's pool to the same count
-        Console.WriteLine($"gemm bench: {Gemm.MaxThreads} threads, managed kernel {(GemmMicroKernel.UseAvx2 ? "AVX2/FMA 6x16" : "portable")}, " +
+        Console.WriteLine($"gemm bench: {Gemm.MaxThreads} threads, managed kernel {GemmMicroKernel.Name}, " +
                           $"OpenBLAS {(blas ? OpenBlas.LibraryName + " core " + OpenBlas.CoreName : "not available")}; best of {reps}");
         // Wall-clock GFLOP/s, and in brackets GFLOP per CPU-second per thread: the machine is shared, and the
         // CPU-time figure shows kernel efficiency even when other processes take the cores.
@@ -79,11 +79,15 @@ public static class GemmBench
         var x = Fill(D, 3); var w = Fill((long)V * D, 4); var y = new float[V];
         var w16 = new ushort[w.Length];
         for (long i = 0; i < w.Length; i++) w16[i] = (ushort)(BitConverter.SingleToInt32Bits(w[i]) >> 16);
-        double fp32 = 4.0 * V * D / Best(reps * 3, () => Gemm.SgemmOn(GemmBackend.Managed, false, true, 1, V, D, 1f, x, D, w, D, 0f, y, V)) / 1e9;
-        double blasFp32 = blas ? 4.0 * V * D / Best(reps * 3, () => Gemm.SgemmOn(GemmBackend.OpenBlas, false, true, 1, V, D, 1f, x, D, w, D, 0f, y, V)) / 1e9 : double.NaN;
-        double bf16 = 2.0 * V * D / Best(reps * 3, () => Gemm.SgemmBf16B(false, true, 1, V, D, 1f, x, D, w16, D, 0f, y, V)) / 1e9;
-        Console.WriteLine($"gemv fp32 [1×{D}]·[{V}×{D}]ᵀ: managed {fp32:F1} GB/s, openblas sgemm {blasFp32:F1} GB/s");
-        Console.WriteLine($"gemv bf16 [1×{D}]·[{V}×{D}]ᵀ: managed {bf16:F1} GB/s (weights streamed; {2.0 * V * D / 1e6:F0} MB per call)");
+        double bytes32 = 4.0 * V * D, bytes16 = 2.0 * V * D;
+        var (f32Wall, f32Cpu) = BestWithCpu(reps * 3, () => Gemm.SgemmOn(GemmBackend.Managed, false, true, 1, V, D, 1f, x, D, w, D, 0f, y, V));
+        var (blasWall, blasCpu) = blas ? BestWithCpu(reps * 3, () => Gemm.SgemmOn(GemmBackend.OpenBlas, false, true, 1, V, D, 1f, x, D, w, D, 0f, y, V)) : (double.NaN, double.NaN);
+        var (b16Wall, b16Cpu) = BestWithCpu(reps * 3, () => Gemm.SgemmBf16B(false, true, 1, V, D, 1f, x, D, w16, D, 0f, y, V));
+        double fp32 = bytes32 / f32Wall / 1e9, blasFp32 = bytes32 / blasWall / 1e9, bf16 = bytes16 / b16Wall / 1e9;
+        Console.WriteLine($"gemv fp32 [1×{D}]·[{V}×{D}]ᵀ: managed {fp32:F1} GB/s ({bytes32 / f32Cpu / 1e9:F1} per CPU-second), " +
+                          $"openblas sgemm {blasFp32:F1} GB/s ({bytes32 / blasCpu / 1e9:F1})");
+        Console.WriteLine($"gemv bf16 [1×{D}]·[{V}×{D}]ᵀ: managed {bf16:F1} GB/s ({bytes16 / b16Cpu / 1e9:F1} per CPU-second); " +
+                          $"{bytes16 / 1e6:F0} MB of weights per call, {bytes32 / b16Wall / 1e9:F1} GB/s fp32-equivalent");
         Console.WriteLine(Json(("bench", "gemv"), ("weights", "fp32"), ("shape", $"1x{V}x{D}"), ("managed_gbps", fp32),
             ("openblas_gbps", blasFp32), ("ratio", fp32 / blasFp32)));
         Console.WriteLine(Json(("bench", "gemv"), ("weights", "bf16"), ("shape", $"1x{V}x{D}"), ("managed_gbps", bf16),
@@ -97,10 +101,11 @@ public static class GemmBench
         // The macro-kernel's access pattern with the packing taken out: 24 A slivers (one MC block, L2),
         // B slivers either one (L1) or the 48 of a 768-wide panel (L2/L3), C either a small resident tile
         // block or the tiles of a 1024×768 matrix (memory). Shows what each level of the hierarchy costs.
-        const int kc = 256, tiles = 24, MR = GemmMicroKernel.MR, NR = GemmMicroKernel.NR, slivers = 48, ldcBig = 768;
-        var a = GC.AllocateArray<float>(kc * MR * tiles + 16, pinned: true);
+        const int kc = 256, tiles = 24, NR = GemmMicroKernel.NR, slivers = 48, ldcBig = 768;
+        var a = GC.AllocateArray<float>(kc * GemmMicroKernel.MaxMR * tiles + 16, pinned: true);
         var b = GC.AllocateArray<float>(kc * NR * slivers + 16, pinned: true);
         var c = GC.AllocateArray<float>(1024 * ldcBig + 16, pinned: true);
+        int MR = GemmMicroKernel.MR;
         fixed (float* pa0 = a, pb0 = b, pc = c)
         {
             float* pa = (float*)(((nint)pa0 + 63) & ~(nint)63), pb = (float*)(((nint)pb0 + 63) & ~(nint)63);
@@ -115,8 +120,8 @@ public static class GemmBench
                     for (int jr = 0; jr < slivers; jr++)
                         for (int t = 0; t < tiles; t++, tileCount++)
                         {
-                            float* ct = bigC ? pc + (nint)((r % 7) * 144 + t * MR) * ldcBig + jr * NR : pc + t * MR * 64;
-                            GemmMicroKernel.Tile(kc, pa + t * kc * MR, pb + (manyB ? jr * kc * NR : 0), ct, bigC ? ldcBig : 64, 1f, 1f);
+                            float* ct = bigC ? pc + (nint)(((r % 7) * 120 + t * MR) % (1024 - MR)) * ldcBig + jr * NR : pc + t * MR * 64;
+                            GemmMicroKernel.Tile(GemmMicroKernel.Kind, kc, pa + t * kc * MR, pb + (manyB ? jr * kc * NR : 0), ct, bigC ? ldcBig : 64, 1f, 1f);
                         }
                 proc.Refresh();
                 double cpu = (proc.TotalProcessorTime - cpu0).TotalSeconds;
@@ -143,19 +148,6 @@ public static class GemmBench
             double cpu = (proc.TotalProcessorTime - cpu0).TotalSeconds / Gemm.MaxThreads;
             if (wall < best.Wall) best.Wall = wall;
             if (cpu < best.Cpu) best.Cpu = cpu;
-        }
-        return best;
-    }
-
-    private static double Best(int reps, Action run)
-    {
-        run(); // warm-up: JIT, pack buffers, OpenBLAS thread start
-        double best = double.MaxValue;
-        for (int r = 0; r < reps; r++)
-        {
-            var sw = Stopwatch.StartNew();
-            run();
-            best = Math.Min(best, sw.Elapsed.TotalSeconds);
         }
         return best;
     }

@@ -37,17 +37,25 @@ public class GemmTests
     }
 
     [Fact]
-    public void PortableKernelMatchesNaive()
+    public void EveryTileKindTheCpuHasMatchesNaive()
     {
-        bool saved = GemmMicroKernel.UseAvx2;
-        GemmMicroKernel.UseAvx2 = false;
+        // The default kind is covered by the theories above; here each other kind this CPU can run
+        // (AVX2 on an AVX-512 machine, the portable fallback everywhere) goes through all layouts.
+        var saved = GemmMicroKernel.Kind;
+        var kinds = new List<GemmTileKind> { GemmTileKind.Portable };
+        if (System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported) kinds.Add(GemmTileKind.Avx2);
+        if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported) kinds.Add(GemmTileKind.Avx512);
         try
         {
-            foreach (var (ta, tb) in Layouts())
-                foreach (var (M, N, K) in new[] { (7, 17, 263), (63, 65, 30), (1, 5, 3) })
-                    CheckOne(GemmBackend.Managed, ta, tb, M, N, K, 1.5f, 0f);
+            foreach (var kind in kinds)
+            {
+                GemmMicroKernel.Kind = kind;
+                foreach (var (ta, tb) in Layouts())
+                    foreach (var (M, N, K) in new[] { (7, 17, 263), (63, 65, 30), (1, 5, 3), (150, 300, 70) })
+                        CheckOne(GemmBackend.Managed, ta, tb, M, N, K, 1.5f, 0.5f);
+            }
         }
-        finally { GemmMicroKernel.UseAvx2 = saved; }
+        finally { GemmMicroKernel.Kind = saved; }
     }
 
     [Fact]

@@ -71,7 +71,7 @@ public static partial class Gemm
             OpenBlas.SetThreads(maxThreads);
             string detail = b == GemmBackend.OpenBlas
                 ? $"openblas ({OpenBlas.LibraryName}, core {OpenBlas.CoreName}, {maxThreads} threads)"
-                : $"managed ({(GemmMicroKernel.UseAvx2 ? "AVX2/FMA 6x16" : "portable")} kernel, {maxThreads} threads)";
+                : $"managed ({GemmMicroKernel.Name} kernel, {maxThreads} threads)";
             Console.Error.WriteLine($"[InstructTune] GEMM backend: {detail}; {why}");
             backend = b;
             return b;

@@ -13,7 +13,7 @@ internal static unsafe class GemmPack
     /// dst ← op(A)[i0..i0+mc, p0..p0+kc] as ⌈mc/MR⌉ slivers of kc×MR: dst[s·kc·MR + k·MR + i] = op(A)[i0+s·MR+i, p0+k].
     /// op(A)[i, k] is A[i·lda + k], or A[k·lda + i] when transA.
     /// </summary>
-    public static void PackA(bool transA, float* A, int lda, int i0, int mc, int p0, int kc, float* dst)
+    public static void PackA(bool transA, float* A, int lda, int i0, int mc, int p0, int kc, float* dst, int MR)
     {
         for (int s = 0; s < mc; s += MR, dst += kc * MR)
         {
