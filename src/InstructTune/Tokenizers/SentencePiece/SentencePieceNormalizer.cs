@@ -19,13 +19,13 @@ internal sealed class SentencePieceNormalizer(SentencePieceModelProto proto, Pre
         {
             utf8 = System.Text.Encoding.UTF8.GetBytes(input);
             charToByte = new int[n + 1];
-            // Input has no lone surrogates (the caller replaced them): a high surrogate carries the pair's 4 bytes.
+            // Input has no lone surrogates (the caller replaced them): the low surrogate carries the pair's 4 bytes, so a pair starts at its high unit's byte.
             for (int i = 0, nb = 0; i <= n; i++)
             {
                 charToByte[i] = nb;
                 if (i == n) break;
                 char c = input[i];
-                nb += c < 0x80 ? 1 : c < 0x800 ? 2 : char.IsHighSurrogate(c) ? 4 : char.IsLowSurrogate(c) ? 0 : 3;
+                nb += c < 0x80 ? 1 : c < 0x800 ? 2 : char.IsHighSurrogate(c) ? 0 : char.IsLowSurrogate(c) ? 4 : 3;
             }
         }
 
