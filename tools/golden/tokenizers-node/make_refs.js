@@ -1,8 +1,10 @@
 // Writes tests/fixtures/tokenizers/ref_<name>.jsonl for gpt2, llama2, llama3, phi3-mini, qwen2.5 (tokenizer.json)
 // from Hugging Face's own `tokenizers` node bindings (npm package "tokenizers", 0.23.x).
 // Run: cd tools/golden/tokenizers-node && npm install && node make_refs.js
-// Also: node make_refs.js --check-trained DIR CORPUS OUT  (encodes CORPUS lines with DIR/tokenizer.json, used by
-// the train-tokenizer compatibility fixture).
+// Also: node make_refs.js --check-trained DIR CORPUS OUT  (encodes CORPUS — text lines, or "text" of .jsonl lines —
+// with DIR/tokenizer.json; makes tests/fixtures/tokenizers/ref_trained.jsonl for the tokenizer that
+// `itune train-tokenizer --input tests/fixtures/tokenizers/train_corpus.txt --vocab-size 600
+//  --out tests/fixtures/tokenizers/trained` wrote, with corpus.jsonl as CORPUS).
 // Each line (same order as corpus.jsonl): ids (no special tokens), offsets converted from code points to
 // UTF-16 units, ids_special (add_special_tokens=true), decoded / decoded_skip (decode of ids_special).
 const fs = require("fs");
@@ -44,7 +46,8 @@ async function refs(tokFile, texts) {
 async function main() {
   const args = process.argv.slice(2);
   if (args[0] === "--check-trained") {
-    const texts = fs.readFileSync(args[2], "utf8").split("\n").filter((l) => l.length > 0);
+    const lines = fs.readFileSync(args[2], "utf8").split("\n").filter((l) => l.length > 0);
+    const texts = args[2].endsWith(".jsonl") ? lines.map((l) => JSON.parse(l).text) : lines;
     fs.writeFileSync(args[3], await refs(path.join(args[1], "tokenizer.json"), texts));
     return;
   }
