@@ -12,7 +12,7 @@ public static class TemplateValues
         JsonValueKind.True => true,
         JsonValueKind.False => false,
         JsonValueKind.String => e.GetString(),
-        JsonValueKind.Number => IsInteger(e.GetRawText()) && e.TryGetInt64(out var l) ? l : e.GetDouble(),
+        JsonValueKind.Number => IsInteger(e.GetRawText()) && e.TryGetInt64(out var l) ? (object)l : e.GetDouble(),
         JsonValueKind.Array => e.EnumerateArray().Select(FromJson).ToList(),
         JsonValueKind.Object => ObjectToDict(e),
         _ => throw new ArgumentException($"unsupported JSON value {e.ValueKind}"),

@@ -151,8 +151,8 @@ public sealed class Interpreter
                 if (Py.Truthy(Eval(f.Filter, s))) items.Add(item);
             }
         }
-        var outerLoop = Lookup(scope, "loop") as LoopInfo;
-        var loop = new LoopInfo(items) { Depth0 = outerLoop is null ? 0 : outerLoop.Depth0 + 1 };
+        // jinja2 counts depth only for recursive loops, which are not supported, so it is always 1.
+        var loop = new LoopInfo(items);
         for (int i = 0; i < items.Count; i++)
         {
             CountIteration();
@@ -257,8 +257,8 @@ public sealed class Interpreter
                 return u.Op switch
                 {
                     "not" => !Py.Truthy(v),
-                    "-" => v switch { long l => -l, double d => -d, bool b => b ? -1L : 0L, _ => throw Operand("unary -", v) },
-                    _ => v switch { long or double => v, bool b => b ? 1L : 0L, _ => throw Operand("unary +", v) },
+                    "-" => v switch { long l => (object)(-l), double d => -d, bool b => b ? -1L : 0L, _ => throw Operand("unary -", v) },
+                    _ => v switch { long or double => v, bool b => (object)(b ? 1L : 0L), _ => throw Operand("unary +", v) },
                 };
             }
             case BinaryExpr b:

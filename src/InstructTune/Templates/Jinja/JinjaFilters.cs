@@ -128,7 +128,7 @@ public static class JinjaFilters
                 foreach (var x in interp.Iterate(v)) total = Operators.Binary("+", total, attr is null ? x : AttrGetter(x, attr), interp.Limits);
                 return total;
             }
-            case "abs": return v switch { long l => Math.Abs(l), double dd => Math.Abs(dd), bool b => b ? 1L : 0L, _ => throw new TemplateRuntimeException($"bad operand type for abs(): '{Py.TypeName(v)}'") };
+            case "abs": return v switch { long l => (object)Math.Abs(l), double dd => Math.Abs(dd), bool b => b ? 1L : 0L, _ => throw new TemplateRuntimeException($"bad operand type for abs(): '{Py.TypeName(v)}'") };
             case "int": return ToInt(v, P(0, "default", 0L), Py.ToLong(P(1, "base", 10L)));
             case "float": return ToFloat(v, P(0, "default", 0.0));
             case "round":
@@ -138,7 +138,8 @@ public static class JinjaFilters
                 double x = Py.ToDouble(v), scale = Math.Pow(10, precision);
                 return method switch
                 {
-                    "common" => Math.Round(x * scale, MidpointRounding.AwayFromZero) / scale,
+                    // Python round(): half to even.
+                    "common" => precision >= 0 && precision <= 15 ? Math.Round(x, (int)precision, MidpointRounding.ToEven) : Math.Round(x * scale) / scale,
                     "ceil" => Math.Ceiling(x * scale) / scale,
                     "floor" => Math.Floor(x * scale) / scale,
                     _ => throw new TemplateRuntimeException("method must be common, ceil or floor"),

@@ -578,6 +578,7 @@ public sealed class JinjaParser
         var t = Expect(TokenKind.Name);
         var name = t.Value;
         while (IsOp(".")) { Next(); name += "." + Expect(TokenKind.Name).Value; }
+        if (!JinjaFilters.Exists(name)) throw Error(t, $"no filter named '{name}'"); // jinja2 checks at compile time too
         List<Expr> args = [];
         List<(string, Expr)> kwargs = [];
         if (IsOp("(")) (args, kwargs) = ParseCallArgs();
@@ -591,6 +592,7 @@ public sealed class JinjaParser
         var t = Expect(TokenKind.Name);
         var name = t.Value;
         while (IsOp(".")) { Next(); name += "." + Expect(TokenKind.Name).Value; }
+        if (!JinjaTests.Exists(name)) throw Error(t, $"no test named '{name}'");
         List<Expr> args = [];
         if (IsOp("("))
         {
