@@ -39,7 +39,7 @@ public static class BuiltinChatTemplates
                 {%- for message in loop_messages %}
                 {%- if message['role'] == 'user' %}
                 {%- if loop.first and system_message is defined %}
-                {{- bos_token + '[INST] <<SYS>>\n' + system_message + '\n<</SYS>>\n\n' + message['content'] | trim + ' [/INST]' }}
+                {{- bos_token + '[INST] ' + ('<<SYS>>\n' + system_message + '\n<</SYS>>\n\n' + message['content']) | trim + ' [/INST]' }}
                 {%- else %}
                 {{- bos_token + '[INST] ' + message['content'] | trim + ' [/INST]' }}
                 {%- endif %}

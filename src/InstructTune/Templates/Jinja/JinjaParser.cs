@@ -12,6 +12,7 @@ public sealed class JinjaParser
     private int _pos;
     private int _depth;
     private bool _inLoop;
+    private readonly Stack<Token> _openBlocks = new();
 
     private JinjaParser(List<Token> tokens) { _tokens = tokens; }
 
@@ -61,7 +62,11 @@ public sealed class JinjaParser
             if (t.Kind == TokenKind.Eof)
             {
                 if (endKeywords.Length > 0)
-                    throw Error(t, $"unexpected end of template, expected '{string.Join("' or '", endKeywords)}'");
+                {
+                    // Point at the block that was never closed: that is where the fix goes.
+                    var open = _openBlocks.Count > 0 ? _openBlocks.Peek() : t;
+                    throw Error(open, $"unexpected end of template: '{open.Value}' block is never closed (expected '{string.Join("' or '", endKeywords)}')");
+                }
                 break;
             }
             if (t.Kind == TokenKind.Text) { Next(); body.Add(new TextStmt(t.Line, t.Value)); continue; }
@@ -94,6 +99,13 @@ public sealed class JinjaParser
         var kw = Peek;
         if (kw.Kind != TokenKind.Name) throw Error(kw, $"expected a statement keyword, got '{kw.Value}'");
         Next();
+        _openBlocks.Push(kw);
+        try { return ParseStatementBody(kw); }
+        finally { _openBlocks.Pop(); }
+    }
+
+    private Stmt ParseStatementBody(Token kw)
+    {
         switch (kw.Value)
         {
             case "if": return ParseIf(kw);
