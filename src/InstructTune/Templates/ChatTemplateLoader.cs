@@ -29,6 +29,10 @@ public static class ChatTemplateLoader
         return new JinjaChatTemplate(SelectTemplate(ct, config, templateName), tokens);
     }
 
+    /// <summary>A .jinja file on its own (no special tokens unless given).</summary>
+    public static JinjaChatTemplate FromFile(string jinjaPath, IReadOnlyDictionary<string, object?>? specialTokens = null) =>
+        new(ReadText(jinjaPath), specialTokens);
+
     private static string SelectTemplate(JsonElement ct, string file, string name)
     {
         if (ct.ValueKind == JsonValueKind.String) return ct.GetString()!;
