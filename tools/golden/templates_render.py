@@ -240,6 +240,78 @@ FEATURE_ERRORS = {
 }
 
 
+def whitespace_fuzz(n, seed=1234):
+    """Random mixes of text with spaces/tabs/newlines and tags with -/+ whitespace control (lexer stress)."""
+    import random
+    rng = random.Random(seed)
+    texts = ["", " ", "  ", "\t", "\n", " \n", "\n  ", "\n\n", "a", " b ", "c\n", "\n d", "\t\te\n ", "x y"]
+
+    def sign():
+        return rng.choice(["", "", "-", "+"])
+
+    def end_sign():
+        return rng.choice(["", "", "-"])
+
+    def piece(depth):
+        k = rng.randrange(6 if depth < 2 else 3)
+        if k == 0:
+            return rng.choice(texts)
+        if k == 1:
+            return "{{" + sign().replace("+", "") + " 'v' " + end_sign() + "}}"
+        if k == 2:
+            return "{#" + sign() + " note " + end_sign() + "#}"
+        body = "".join(piece(depth + 1) for _ in range(rng.randrange(1, 4)))
+        if k == 3:
+            return "{%" + sign() + " if true " + end_sign() + "%}" + body + "{%" + sign() + " endif " + end_sign() + "%}"
+        if k == 4:
+            return "{%" + sign() + " for i in range(2) " + end_sign() + "%}" + body + "{{ i }}{%" + sign() + " endfor " + end_sign() + "%}"
+        return "{%" + sign() + " set t = 1 " + end_sign() + "%}" + body
+
+    return ["".join(piece(0) for _ in range(rng.randrange(2, 7))) + rng.choice(["", "\n", "\n\n", " \n"]) for _ in range(n)]
+
+
+def expression_fuzz(n, seed=99):
+    """Random expressions over literals, operators, filters, tests, slices and methods (evaluator stress)."""
+    import random
+    rng = random.Random(seed)
+    atoms = ["0", "1", "2", "-3", "7", "2.5", "0.1", "-1.5", "1e3", "'ab'", "'Hello World'", "'  pad  '", "''", "'a,b,c'",
+             "none", "true", "false", "[1, 2, 3]", "['b', 'a', 'C']", "[]", "{'k': 1, 'j': 'v'}", "{}", "(1, 'x')",
+             "messages[0]['content']", "messages | length", "messages[-1].role", "undefined_var", "ns.n", "'x' * 3"]
+    filters = ["length", "upper", "lower", "trim", "first", "last", "list", "sort", "reverse", "string", "int", "float",
+               "round", "abs", "title", "capitalize", "tojson", "unique | list", "join('-')", "default('D')", "replace('a', 'Z')",
+               "count", "sum", "min", "max", "items | list", "tojson(indent=1)", "map('string') | list", "select | list",
+               "round(1)", "int(5)", "center(7)", "indent(2)", "dictsort", "batch(2) | list", "wordcount"]
+    tests = ["defined", "undefined", "none", "string", "number", "mapping", "iterable", "sequence", "true", "false",
+             "odd", "even", "integer", "float", "boolean", "equalto 2", "in [1, 2]", "lower", "divisibleby 2"]
+    binops = ["+", "-", "*", "/", "//", "%", "~", "==", "!=", "<", ">=", "and", "or", "in", "not in", "**"]
+    methods = ["strip()", "upper()", "split(',')", "startswith('a')", "endswith('c')", "replace('a', 'b')", "keys() | list",
+               "values() | list", "get('k')", "get('zz', 9)", "items() | list", "title()", "lstrip()", "find('b')", "count('a')"]
+
+    def expr(d):
+        k = rng.randrange(9 if d < 3 else 1)
+        if k == 0:
+            return rng.choice(atoms)
+        if k == 1:
+            return "(" + expr(d + 1) + " " + rng.choice(binops) + " " + expr(d + 1) + ")"
+        if k == 2:
+            return "(" + expr(d + 1) + " | " + rng.choice(filters) + ")"
+        if k == 3:
+            return "(" + expr(d + 1) + " is " + rng.choice(["", "not "]) + rng.choice(tests) + ")"
+        if k == 4:
+            return "(not " + expr(d + 1) + ")"
+        if k == 5:
+            return "(" + expr(d + 1) + " if " + expr(d + 1) + " else " + expr(d + 1) + ")"
+        if k == 6:
+            a, b = rng.choice(["", "1", "-1", "0", "-2"]), rng.choice(["", "2", "-1", "5"])
+            return "(" + expr(d + 1) + ")[" + rng.choice([a + ":" + b, a + ":" + b + ":" + rng.choice(["-1", "2"]), rng.choice(["0", "-1", "1"])]) + "]"
+        if k == 7:
+            return "(" + expr(d + 1) + ")." + rng.choice(methods)
+        return "[" + expr(d + 1) + ", " + expr(d + 1) + "]"
+
+    prefix = "{% set ns = namespace(n=4) %}"
+    return [prefix + "{{ " + expr(0) + " }}" for _ in range(n)]
+
+
 def main():
     cases = []
     for template_id, source, tok_dir in shared_templates():
@@ -257,7 +329,9 @@ def main():
                     cases.append({"template": template_id, "tokenizer": os.path.basename(tok_dir), "conversation": conv_name,
                                   "messages": conv, "add_generation_prompt": agp, "extra": extra, **r})
     feature_msgs = CONVERSATIONS["padded_content"]
-    for name, source in {**FEATURES, **FEATURE_ERRORS}.items():
+    fuzz = {f"ws_fuzz_{i:03d}": src for i, src in enumerate(whitespace_fuzz(250))}
+    fuzz.update({f"expr_fuzz_{i:03d}": src for i, src in enumerate(expression_fuzz(500))})
+    for name, source in {**FEATURES, **FEATURE_ERRORS, **fuzz}.items():
         for agp in (False, True) if name == "messages_features" else (False,):
             r = render(source, {"bos_token": "<s>"}, feature_msgs, agp)
             cases.append({"template": "feature/" + name, "source": source, "tokens": {"bos_token": "<s>"},

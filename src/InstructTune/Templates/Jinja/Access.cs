@@ -82,9 +82,16 @@ public static class Access
     };
 
     /// <summary>Python slicing [start:stop:step] of strings (keeping provenance), lists and tuples.</summary>
-    public static object? Slice(object? target, object? start, object? stop, object? step)
+    public static object? Slice(object? target, object? start, object? stop, object? step, bool constantFolding = false)
     {
         if (target is Undefined u) throw new TemplateRuntimeException(u.Hint);
+        if (target is not (string or TaggedText or List<object?> or JTuple))
+        {
+            // jinja2 compiles slices to a plain Python subscript (TypeError), except where its optimiser folded a
+            // constant {{ … }} expression through environment.getitem, which gives Undefined instead.
+            if (constantFolding) return new Undefined($"'{DescribeType(target)}' is not sliceable");
+            throw new TemplateRuntimeException($"'{Py.TypeName(target)}' object is not subscriptable");
+        }
         int n = Length(target);
         long st = step is null ? 1 : Py.ToLong(step);
         if (st == 0) throw new TemplateRuntimeException("slice step cannot be zero");

@@ -44,6 +44,8 @@ public sealed class Interpreter
     internal RenderLimits Limits { get; }
     internal Func<DateTime> Clock { get; }
     private int _iterations;
+    private bool _folding;
+    private readonly Dictionary<Expr, bool> _constant = new(ReferenceEqualityComparer.Instance);
     private int _callDepth;
 
     public Interpreter(IReadOnlyDictionary<string, object?> globals, RenderLimits limits, Func<DateTime> clock)
@@ -86,7 +88,9 @@ public sealed class Interpreter
         switch (stmt)
         {
             case TextStmt t: output.Append(t.Text); return Flow.Normal;
-            case OutputStmt o: output.Append(Py.StrValue(Eval(o.Value, scope))); return Flow.Normal;
+            case OutputStmt o:
+                output.Append(Py.StrValue(IsConstant(o.Value) ? EvalFolded(o.Value, scope) : Eval(o.Value, scope)));
+                return Flow.Normal;
             case IfStmt i:
                 foreach (var (test, body) in i.Branches)
                     if (Py.Truthy(Eval(test, scope))) return ExecBody(body, scope, output);
@@ -207,6 +211,16 @@ public sealed class Interpreter
 
     private object? Eval(Expr e, Scope scope)
     {
+        // jinja2 folds constant sub-expressions at compile time when the value has a safe repr; emulate that
+        // so that the one place where folding changes the result (slicing a non-sequence) agrees.
+        if (!_folding && e is not Literal && IsConstant(e))
+        {
+            object? folded;
+            try { folded = EvalFolded(e, scope); }
+            catch (TemplateRuntimeException) { folded = null; goto runtime; }
+            if (HasSafeRepr(folded)) return folded;
+        }
+        runtime:
         switch (e)
         {
             case Literal l: return l.Value;
@@ -234,7 +248,7 @@ public sealed class Interpreter
             {
                 var target = Eval(g.Target, scope);
                 if (g.Index is SliceExpr s)
-                    return Access.Slice(target, EvalOpt(s.Start, scope), EvalOpt(s.Stop, scope), EvalOpt(s.Step, scope));
+                    return Access.Slice(target, EvalOpt(s.Start, scope), EvalOpt(s.Stop, scope), EvalOpt(s.Step, scope), _folding);
                 return Access.GetItem(target, Eval(g.Index, scope));
             }
             case CallExpr c:
@@ -284,6 +298,55 @@ public sealed class Interpreter
             default: throw new TemplateRuntimeException($"unsupported expression {e.GetType().Name}");
         }
     }
+
+    /// <summary>
+    /// Whether jinja2's optimiser would fold this {{ … }} expression at compile time: no variables and no calls
+    /// (calls are never folded in the sandbox). Only the slicing of non-sequences behaves differently then.
+    /// </summary>
+    private object? EvalFolded(Expr e, Scope scope)
+    {
+        bool was = _folding;
+        _folding = true;
+        try { return Eval(e, scope); }
+        finally { _folding = was; }
+    }
+
+    private static bool HasSafeRepr(object? v) => v switch
+    {
+        null or bool or long or double or string or TaggedText => true,
+        List<object?> l => l.All(HasSafeRepr),
+        JTuple t => t.Items.All(HasSafeRepr),
+        Dictionary<object, object?> d => d.All(kv => HasSafeRepr(Py.FromKey(kv.Key)) && HasSafeRepr(kv.Value)),
+        _ => false,
+    };
+
+    private bool IsConstant(Expr e)
+    {
+        if (!_constant.TryGetValue(e, out var c)) _constant[e] = c = ComputeIsConstant(e);
+        return c;
+    }
+
+    // Filters that take the context (pass_context) are never folded.
+    private static readonly HashSet<string> ContextFilters = ["map", "select", "reject", "selectattr", "rejectattr"];
+
+    private bool ComputeIsConstant(Expr e) => e switch
+    {
+        Literal => true,
+        NameRef or CallExpr => false,
+        ListExpr l => l.Items.All(IsConstant),
+        TupleExpr t => t.Items.All(IsConstant),
+        DictExpr d => d.Items.All(kv => IsConstant(kv.Key) && IsConstant(kv.Value)),
+        GetAttr a => IsConstant(a.Target),
+        GetItem g => IsConstant(g.Target) && IsConstant(g.Index),
+        SliceExpr s => (s.Start is null || IsConstant(s.Start)) && (s.Stop is null || IsConstant(s.Stop)) && (s.Step is null || IsConstant(s.Step)),
+        FilterExpr f => !ContextFilters.Contains(f.Name) && f.Target is not null && IsConstant(f.Target) && f.Args.All(IsConstant) && f.Kwargs.All(k => IsConstant(k.Value)),
+        TestExpr t => IsConstant(t.Target) && t.Args.All(IsConstant),
+        UnaryExpr u => IsConstant(u.Operand),
+        BinaryExpr b => IsConstant(b.Left) && IsConstant(b.Right),
+        CompareExpr c => IsConstant(c.First) && c.Rest.All(r => IsConstant(r.Right)),
+        CondExpr c => IsConstant(c.Test) && IsConstant(c.Then) && (c.Else is null || IsConstant(c.Else)),
+        _ => false,
+    };
 
     private object? EvalOpt(Expr? e, Scope scope) => e is null ? null : Eval(e, scope);
 

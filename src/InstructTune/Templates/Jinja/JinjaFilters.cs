@@ -129,10 +129,12 @@ public static class JinjaFilters
                 return total;
             }
             case "abs": return v switch { long l => (object)Math.Abs(l), double dd => Math.Abs(dd), bool b => b ? 1L : 0L, _ => throw new TemplateRuntimeException($"bad operand type for abs(): '{Py.TypeName(v)}'") };
+            case "int" or "float" when v is Undefined ud: throw new TemplateRuntimeException(ud.Hint);
             case "int": return ToInt(v, P(0, "default", 0L), Py.ToLong(P(1, "base", 10L)));
             case "float": return ToFloat(v, P(0, "default", 0.0));
             case "round":
             {
+                if (v is long or bool && P(1, "method", "common") is "common") return Py.ToLong(v); // Python round(int, n) is an int
                 long precision = Py.ToLong(P(0, "precision", 0L));
                 string method = Py.Str(P(1, "method", "common"));
                 double x = Py.ToDouble(v), scale = Math.Pow(10, precision);
@@ -146,11 +148,16 @@ public static class JinjaFilters
                 };
             }
             case "tojson": return ToJson(v, a, k);
-            case "indent": return Indent(Py.Str(v), P(0, "width", 4L), Py.Truthy(P(1, "first", false)), Py.Truthy(P(2, "blank", false)));
+            case "indent":
+                if (v is Undefined ui) throw new TemplateRuntimeException(ui.Hint);
+                if (!Py.IsString(v)) throw new TemplateRuntimeException($"unsupported operand type(s) for +=: '{Py.TypeName(v)}' and 'str'");
+                return Indent(Py.Text(v), P(0, "width", 4L), Py.Truthy(P(1, "first", false)), Py.Truthy(P(2, "blank", false)));
             case "center": return Center(Py.Str(v), (int)Py.ToLong(P(0, "width", 80L)));
             case "wordcount": return (long)Py.Str(v).Split(JinjaLexer.PyWhitespace, StringSplitOptions.RemoveEmptyEntries).Length;
             case "format": return Operators.Binary("%", Py.Str(v), a.Count == 1 ? a[0] : new JTuple([.. a]), interp.Limits);
             case "attr": return Access.GetAttr(v, Py.Text(P(0, "name")));
+            // jinja2 returns nothing at all for a falsy sequence (`if seq:`), even a non-iterable one.
+            case "map" or "select" or "reject" or "selectattr" or "rejectattr" when !Py.Truthy(v): return new List<object?>();
             case "map": return Map(v, a, k, interp);
             case "select" or "reject":
                 return SelectOrReject(v, a, name == "select", null, interp);

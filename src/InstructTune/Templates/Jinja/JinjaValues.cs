@@ -106,7 +106,7 @@ public static class Py
         switch (v)
         {
             case null: sb.Append("None"); break;
-            case Undefined: break;
+            case Undefined: sb.Append("Undefined"); break; // repr(); str() of Undefined is empty
             case bool b: sb.Append(b ? "True" : "False"); break;
             case long l: sb.Append(l.ToString(CultureInfo.InvariantCulture)); break;
             case double d: sb.Append(FloatRepr(d)); break;
