@@ -144,6 +144,24 @@ TOOL_CONVERSATIONS = {
 }
 
 
+def random_conversations(n, seed=7):
+    """Random conversations: mostly alternating, sometimes not; contents with edge whitespace and odd characters."""
+    import random
+    rng = random.Random(seed)
+    bits = ["Hello", " world ", "\n", "  ", "\t", "ünï", "日本", "🙂", "{{ x }}", "{% y %}", "'", "\"", "\\", "<s>", "[INST]", "a\r\nb", "42", ""]
+    convs = []
+    for _ in range(n):
+        msgs = []
+        if rng.random() < 0.4:
+            msgs.append(m("system", "".join(rng.choice(bits) for _ in range(rng.randrange(0, 5)))))
+        turns = rng.randrange(1, 6)
+        for i in range(turns):
+            role = ("user", "assistant")[i % 2] if rng.random() < 0.9 else rng.choice(["user", "assistant", "system"])
+            msgs.append(m(role, "".join(rng.choice(bits) for _ in range(rng.randrange(0, 6)))))
+        convs.append(msgs)
+    return convs
+
+
 def shared_templates():
     out = []
     for path in sorted(glob.glob(os.path.join(SHARED, "chat_templates", "*.jinja"))):
@@ -321,6 +339,11 @@ def main():
                 r = render(source, tokens, conv, agp)
                 cases.append({"template": template_id, "tokenizer": os.path.basename(tok_dir), "conversation": conv_name,
                               "messages": conv, "add_generation_prompt": agp, **r})
+        for k, conv in enumerate(random_conversations(25)):
+            agp = k % 2 == 1
+            r = render(source, tokens, conv, agp)
+            cases.append({"template": template_id, "tokenizer": os.path.basename(tok_dir), "conversation": f"random_{k:02d}",
+                          "messages": conv, "add_generation_prompt": agp, **r})
         if "llama3.1" in template_id or "mistral-nemo" in template_id or "qwen2.5" in template_id:
             for conv_name, conv in TOOL_CONVERSATIONS.items():
                 for agp in (False, True):
@@ -425,7 +448,8 @@ def builtin_cases():
     cases = []
     for name, fn in [("chatml", chatml), ("llama2", llama2), ("llama3", llama3), ("mistral", mistral),
                      ("alpaca", alpaca), ("vicuna", vicuna)]:
-        for conv_name, conv in CONVERSATIONS.items():
+        convs = list(CONVERSATIONS.items()) + [(f"random_{k:02d}", c) for k, c in enumerate(random_conversations(12, seed=11))]
+        for conv_name, conv in convs:
             for agp in (False, True):
                 try:
                     r = {"text": fn(conv, agp)}
