@@ -330,6 +330,43 @@ def expression_fuzz(n, seed=99):
     return [prefix + "{{ " + expr(0) + " }}" for _ in range(n)]
 
 
+def statement_fuzz(n, seed=4242):
+    """Random programs of for/if/set/namespace/macro/loop controls (scoping and control-flow stress)."""
+    import random
+    rng = random.Random(seed)
+    conds = ["loop.first", "loop.last", "x is even", "x > 1", "v is defined", "ns.c > 2", "not loop.first and x != 2",
+             "messages | length > 2", "x in [1, 3]", "v == 'a'", "true", "false"]
+    values = ["x", "v", "loop.index", "loop.revindex0", "ns.c", "loop.previtem", "loop.nextitem", "v ~ x", "loop.length",
+              "m(x)", "messages[x % 3]['role']", "'lit'"]
+
+    def stmt(depth, in_loop):
+        k = rng.randrange(8 if depth < 3 else 3)
+        if k == 0:
+            return "{{ " + (rng.choice(values) if in_loop else rng.choice(["v", "ns.c", "'t'", "m(1)"])) + " }}"
+        if k == 1:
+            return "{% set v = " + rng.choice(["'a'", "'b'", "v ~ '+'" if rng.random() < 0.5 else "1"]) + " %}"
+        if k == 2:
+            return "{% set ns.c = ns.c + 1 %}"
+        if k == 3:
+            inner = "".join(stmt(depth + 1, True) for _ in range(rng.randrange(1, 4)))
+            iterable = rng.choice(["[1, 2, 3]", "range(4)", "[]", "[2, 1]"])
+            filt = rng.choice(["", "", " if x != 2"])
+            els = rng.choice(["", "", "{% else %}E"])
+            return "{% for x in " + iterable + filt + " %}" + inner + els + "{% endfor %}"
+        if k == 4 and in_loop:
+            c = rng.choice(conds)
+            return "{% if " + c + " %}" + stmt(depth + 1, in_loop) + "{% elif " + rng.choice(conds) + " %}" + \
+                stmt(depth + 1, in_loop) + "{% else %}" + stmt(depth + 1, in_loop) + "{% endif %}"
+        if k == 5 and in_loop:
+            return "{% if " + rng.choice(conds) + " %}{% " + rng.choice(["break", "continue"]) + " %}{% endif %}"
+        if k == 6:
+            return "[" + "".join(stmt(depth + 1, in_loop) for _ in range(2)) + "]"
+        return "{% if v is defined %}D{% else %}U{% endif %}"
+
+    prelude = "{% set ns = namespace(c=0) %}{% macro m(n) %}<{{ n }}{{ ns.c }}>{% endmacro %}"
+    return [prelude + "".join(stmt(0, False) for _ in range(rng.randrange(2, 5))) + "|{{ ns.c }}{{ v }}" for _ in range(n)]
+
+
 def main():
     cases = []
     for template_id, source, tok_dir in shared_templates():
@@ -354,6 +391,7 @@ def main():
     feature_msgs = CONVERSATIONS["padded_content"]
     fuzz = {f"ws_fuzz_{i:03d}": src for i, src in enumerate(whitespace_fuzz(250))}
     fuzz.update({f"expr_fuzz_{i:03d}": src for i, src in enumerate(expression_fuzz(500))})
+    fuzz.update({f"stmt_fuzz_{i:03d}": src for i, src in enumerate(statement_fuzz(200))})
     for name, source in {**FEATURES, **FEATURE_ERRORS, **fuzz}.items():
         for agp in (False, True) if name == "messages_features" else (False,):
             r = render(source, {"bos_token": "<s>"}, feature_msgs, agp)

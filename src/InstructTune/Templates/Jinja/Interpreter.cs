@@ -157,6 +157,9 @@ public sealed class Interpreter
         }
         // jinja2 counts depth only for recursive loops, which are not supported, so it is always 1.
         var loop = new LoopInfo(items);
+        // jinja2 clears its "else" flag at the end of the loop body, so the else block runs unless some
+        // iteration ran to the end of the body (an iteration cut short by continue or break does not count).
+        bool completedAnIteration = false;
         for (int i = 0; i < items.Count; i++)
         {
             CountIteration();
@@ -164,9 +167,11 @@ public sealed class Interpreter
             var iterScope = new Scope(scope);
             Assign(f.Target, items[i], iterScope);
             iterScope.Vars["loop"] = loop;
-            if (ExecBody(f.Body, iterScope, output) == Flow.Break) break;
+            var flow = ExecBody(f.Body, iterScope, output);
+            if (flow == Flow.Normal) completedAnIteration = true;
+            if (flow == Flow.Break) break;
         }
-        if (items.Count == 0 && f.Else is not null) ExecBody(f.Else, new Scope(scope), output);
+        if (!completedAnIteration && f.Else is not null) ExecBody(f.Else, new Scope(scope), output);
     }
 
     private void CountIteration()
