@@ -26,6 +26,14 @@ public sealed partial record LlamaConfig
     /// <summary>Parses config.json text; <paramref name="source"/> names the file in error messages.</summary>
     public static LlamaConfig FromJson(string json, string source = "config.json")
     {
+        // JsonObject reports duplicate keys lazily with ArgumentException; they are bad input like any other.
+        try { return Parse(json, source); }
+        catch (ArgumentException e) when (e is not ArgumentOutOfRangeException)
+        { throw new InvalidDataException($"{source}: {e.Message}", e); }
+    }
+
+    private static LlamaConfig Parse(string json, string source)
+    {
         JsonObject root;
         try
         {
