@@ -79,6 +79,14 @@ public sealed class SafetensorsFile : IDisposable
         using var _ = doc;
         if (doc.RootElement.ValueKind != JsonValueKind.Object) throw Bad(source, "header must be a JSON object");
 
+        // JsonDocument checks UTF-8 only when a string is read, reporting it as InvalidOperationException.
+        try { return Validate(doc, dataOffset, dataLength, source); }
+        catch (InvalidOperationException e) { throw Bad(source, $"header holds invalid UTF-8 ({e.Message})"); }
+    }
+
+    private static (long, Dictionary<string, TensorInfo>, Dictionary<string, string>) Validate(
+        JsonDocument doc, long dataOffset, long dataLength, string source)
+    {
         var tensors = new Dictionary<string, TensorInfo>(StringComparer.Ordinal);
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
         bool sawMeta = false;
