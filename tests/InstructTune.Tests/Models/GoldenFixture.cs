@@ -47,6 +47,7 @@ public sealed class GoldenFixture
             double d = Math.Abs(expected[i] - actual[i]);
             if (!(d <= worst)) { worst = d; at = i; }
         }
-        Assert.True(worst <= tol, $"{what}: max abs diff {worst:g4} at {at} (expected {expected[at]}, got {actual[at]}) > {tol}");
+        if (!(worst <= tol))
+            Assert.Fail($"{what}: max abs diff {worst:g4} at {at} (expected {expected[at]}, got {actual[at]}) > {tol}");
     }
 }
