@@ -5,6 +5,7 @@ public static class BenchCatalog
 {
     private static readonly Dictionary<string, (string Help, Func<string[], int> Run)> Benches = new()
     {
+        ["gemm"] = ("GEMM GFLOP/s of config-L step products, managed vs OpenBLAS; GEMV GB/s", GemmBench.Run),
     };
 
     public static int Run(string[] args)

@@ -1,0 +1,80 @@
+// Which implementation serves Gemm.Sgemm: OpenBLAS when libopenblas loads, else the managed kernel.
+// INSTRUCTTUNE_GEMM=managed|openblas|auto (default auto) picks at start-up; Gemm.Backend overrides in code.
+// The choice is logged once to stderr.
+using InstructTune.Engine.Native;
+
+namespace InstructTune.Engine.Kernels;
+
+/// <summary>GEMM implementations: Auto resolves to OpenBlas when available, else Managed.</summary>
+public enum GemmBackend { Auto, Managed, OpenBlas }
+
+public static partial class Gemm
+{
+    /// <summary>Environment variable that selects the backend at start-up.</summary>
+    public const string BackendVariable = "INSTRUCTTUNE_GEMM";
+
+    private static GemmBackend? backend;
+    private static int maxThreads = Environment.ProcessorCount;
+    private static readonly object BackendGate = new();
+
+    /// <summary>
+    /// The backend in use (never Auto when read). Setting Auto re-resolves by availability; setting OpenBlas
+    /// throws InvalidOperationException when libopenblas did not load.
+    /// </summary>
+    public static GemmBackend Backend
+    {
+        get => backend ?? Resolve();
+        set
+        {
+            lock (BackendGate)
+            {
+                if (value == GemmBackend.OpenBlas && !OpenBlas.IsAvailable)
+                    throw new InvalidOperationException("Gemm.Backend = OpenBlas: libopenblas.so.0 did not load (install libopenblas0-pthread).");
+                backend = value == GemmBackend.Auto ? (OpenBlas.IsAvailable ? GemmBackend.OpenBlas : GemmBackend.Managed) : value;
+            }
+        }
+    }
+
+    /// <summary>Threads GEMM may use (managed workers and OpenBLAS's pool alike). Defaults to the core count.</summary>
+    public static int MaxThreads
+    {
+        get => maxThreads;
+        set
+        {
+            maxThreads = Math.Max(1, value);
+            OpenBlas.SetThreads(maxThreads);
+        }
+    }
+
+    private static GemmBackend Resolve()
+    {
+        lock (BackendGate)
+        {
+            if (backend is { } b) return b;
+            string? env = Environment.GetEnvironmentVariable(BackendVariable);
+            var requested = (env ?? "auto").Trim().ToLowerInvariant() switch
+            {
+                "" or "auto" => GemmBackend.Auto,
+                "managed" => GemmBackend.Managed,
+                "openblas" => GemmBackend.OpenBlas,
+                _ => throw new InvalidOperationException($"{BackendVariable}='{env}': expected managed, openblas or auto"),
+            };
+            string why;
+            if (requested == GemmBackend.Managed) { b = GemmBackend.Managed; why = $"{BackendVariable}=managed"; }
+            else if (OpenBlas.IsAvailable) { b = GemmBackend.OpenBlas; why = requested == GemmBackend.OpenBlas ? $"{BackendVariable}=openblas" : "auto"; }
+            else
+            {
+                b = GemmBackend.Managed;
+                why = requested == GemmBackend.OpenBlas ? $"{BackendVariable}=openblas but libopenblas did not load" : "auto, libopenblas not found";
+            }
+            // Keep OpenBLAS's pool to our thread budget so the two never oversubscribe the cores.
+            OpenBlas.SetThreads(maxThreads);
+            string detail = b == GemmBackend.OpenBlas
+                ? $"openblas ({OpenBlas.LibraryName}, core {OpenBlas.CoreName}, {maxThreads} threads)"
+                : $"managed ({(GemmMicroKernel.UseAvx2 ? "AVX2/FMA 6x16" : "portable")} kernel, {maxThreads} threads)";
+            Console.Error.WriteLine($"[InstructTune] GEMM backend: {detail}; {why}");
+            backend = b;
+            return b;
+        }
+    }
+}

@@ -1,0 +1,134 @@
+// GEMM packing: copies a block of op(A) or op(B) into the sliver layout the micro-kernel streams, so the
+// kernel reads both operands contiguously whatever the caller's layout (NN, NT, TN, TT) and strides.
+// Slivers are zero-padded to full MR/NR so edge tiles run the same kernel.
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using static InstructTune.Engine.Kernels.GemmMicroKernel;
+
+namespace InstructTune.Engine.Kernels;
+
+internal static unsafe class GemmPack
+{
+    /// <summary>
+    /// dst ← op(A)[i0..i0+mc, p0..p0+kc] as ⌈mc/MR⌉ slivers of kc×MR: dst[s·kc·MR + k·MR + i] = op(A)[i0+s·MR+i, p0+k].
+    /// op(A)[i, k] is A[i·lda + k], or A[k·lda + i] when transA.
+    /// </summary>
+    public static void PackA(bool transA, float* A, int lda, int i0, int mc, int p0, int kc, float* dst)
+    {
+        for (int s = 0; s < mc; s += MR, dst += kc * MR)
+        {
+            int mr = Math.Min(MR, mc - s);
+            if (transA)
+            {
+                // Column k of op(A) is row k of A: MR contiguous floats per k.
+                float* src = A + (nint)p0 * lda + i0 + s;
+                for (int k = 0; k < kc; k++, src += lda)
+                {
+                    float* d = dst + k * MR;
+                    int i = 0;
+                    for (; i < mr; i++) d[i] = src[i];
+                    for (; i < MR; i++) d[i] = 0f;
+                }
+            }
+            else
+            {
+                // Row i of op(A) is contiguous in k: stream it into every MR-th slot.
+                for (int i = 0; i < MR; i++)
+                {
+                    float* d = dst + i;
+                    if (i >= mr) { for (int k = 0; k < kc; k++) d[k * MR] = 0f; continue; }
+                    float* src = A + (nint)(i0 + s + i) * lda + p0;
+                    for (int k = 0; k < kc; k++) d[k * MR] = src[k];
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// dst ← op(B)[p0..p0+kc, j0..j0+nc] as ⌈nc/NR⌉ slivers of kc×NR: dst[s·kc·NR + k·NR + j] = op(B)[p0+k, j0+s·NR+j].
+    /// op(B)[k, j] is B[k·ldb + j], or B[j·ldb + k] when transB.
+    /// </summary>
+    public static void PackB(bool transB, float* B, int ldb, int p0, int kc, int j0, int nc, float* dst)
+    {
+        for (int s = 0; s < nc; s += NR, dst += kc * NR)
+        {
+            int nr = Math.Min(NR, nc - s);
+            if (!transB)
+            {
+                float* src = B + (nint)p0 * ldb + j0 + s;
+                for (int k = 0; k < kc; k++, src += ldb)
+                {
+                    float* d = dst + k * NR;
+                    if (nr == NR)
+                    {
+                        Vector256.Store(Vector256.Load(src), d);
+                        Vector256.Store(Vector256.Load(src + 8), d + 8);
+                        continue;
+                    }
+                    int j = 0;
+                    for (; j < nr; j++) d[j] = src[j];
+                    for (; j < NR; j++) d[j] = 0f;
+                }
+            }
+            else
+            {
+                PackBTransposedSliver(new F32Rows(B, ldb), j0 + s, nr, p0, kc, dst);
+            }
+        }
+    }
+
+    /// <summary>
+    /// One sliver of a transposed B operand (stored N×K, as Linear weights are): rows j0..j0+nr of the source,
+    /// columns p0..p0+kc, become kc rows of NR: dst[k·NR + j] = src(j0+j, p0+k), zero for j ≥ nr.
+    /// Full slivers go 8×8 blocks at a time, converted to float32 and transposed in registers, so each
+    /// source row is read sequentially once; TRows is a struct so the JIT specialises the loop per format.
+    /// </summary>
+    public static void PackBTransposedSliver<TRows>(TRows src, int j0, int nr, int p0, int kc, float* dst)
+        where TRows : struct, IBRows
+    {
+        int k = 0;
+        if (nr == NR && Avx2.IsSupported && src.CanLoad8(p0))
+        {
+            for (; k + 8 <= kc; k += 8)
+            {
+                Transpose8x8Store(src.Load8(j0, p0 + k), src.Load8(j0 + 1, p0 + k), src.Load8(j0 + 2, p0 + k),
+                    src.Load8(j0 + 3, p0 + k), src.Load8(j0 + 4, p0 + k), src.Load8(j0 + 5, p0 + k),
+                    src.Load8(j0 + 6, p0 + k), src.Load8(j0 + 7, p0 + k), dst + k * NR, NR);
+                Transpose8x8Store(src.Load8(j0 + 8, p0 + k), src.Load8(j0 + 9, p0 + k), src.Load8(j0 + 10, p0 + k),
+                    src.Load8(j0 + 11, p0 + k), src.Load8(j0 + 12, p0 + k), src.Load8(j0 + 13, p0 + k),
+                    src.Load8(j0 + 14, p0 + k), src.Load8(j0 + 15, p0 + k), dst + k * NR + 8, NR);
+            }
+        }
+        for (; k < kc; k++)
+        {
+            float* d = dst + k * NR;
+            int j = 0;
+            for (; j < nr; j++) d[j] = src.Load1(j0 + j, p0 + k);
+            for (; j < NR; j++) d[j] = 0f;
+        }
+    }
+
+    /// <summary>Writes the transpose of the 8×8 block whose rows are r0..r7: dst[c·dstStride + r] = r_r[c].
+    /// (unpack → shuffle → 128-bit permute network).</summary>
+    internal static void Transpose8x8Store(Vector256<float> r0, Vector256<float> r1, Vector256<float> r2,
+        Vector256<float> r3, Vector256<float> r4, Vector256<float> r5, Vector256<float> r6, Vector256<float> r7,
+        float* dst, nint dstStride)
+    {
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + dstStride, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2 * dstStride, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + 3 * dstStride, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4 * dstStride, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + 5 * dstStride, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6 * dstStride, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + 7 * dstStride, Avx.Permute2x128(u3, u7, 0x31));
+    }
+}

@@ -1,0 +1,48 @@
+// bfloat16 storage (the upper 16 bits of an IEEE float32) and conversions exactly as torch does them:
+// float → bf16 rounds to nearest, ties to even (c10::BFloat16 round_to_nearest_even), every NaN becomes the
+// canonical quiet NaN 0x7FC0; bf16 → float is exact (shift left by 16).
+using System.Numerics.Tensors;
+using Tensor = InstructTune.Engine.Tensors.Tensor;
+using System.Runtime.CompilerServices;
+
+namespace InstructTune.Engine.Tensors;
+
+public static class BFloat16
+{
+    public const ushort CanonicalNaN = 0x7FC0;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ushort FromFloat(float f)
+    {
+        if (float.IsNaN(f)) return CanonicalNaN;
+        uint u = BitConverter.SingleToUInt32Bits(f);
+        // Adding 0x7FFF plus the lowest kept bit rounds half to even; overflow into the exponent is the correct
+        // carry (max finite rounds to +Inf exactly when torch's does).
+        uint rounding = 0x7FFFu + ((u >> 16) & 1u);
+        return (ushort)((u + rounding) >> 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float ToFloat(ushort b) => BitConverter.UInt32BitsToSingle((uint)b << 16);
+
+    /// <summary>dst[i] = bf16(src[i]); lengths must match.</summary>
+    public static void FromFloat(ReadOnlySpan<float> src, Span<ushort> dst)
+    {
+        if (src.Length != dst.Length) throw new ArgumentException($"BFloat16.FromFloat: {src.Length} floats vs {dst.Length} bf16 slots");
+        for (int i = 0; i < src.Length; i++) dst[i] = FromFloat(src[i]);
+    }
+
+    /// <summary>dst[i] = float(src[i]); exact.</summary>
+    public static void ToFloat(ReadOnlySpan<ushort> src, Span<float> dst)
+    {
+        if (src.Length != dst.Length) throw new ArgumentException($"BFloat16.ToFloat: {src.Length} bf16 vs {dst.Length} float slots");
+        var wide = System.Runtime.InteropServices.MemoryMarshal.Cast<float, uint>(dst);
+        for (int i = 0; i < src.Length; i++) wide[i] = (uint)src[i] << 16;
+    }
+
+    /// <summary>Rounds float32 values through bf16 and back in place (what a bf16 weight store loses).</summary>
+    public static void RoundTrip(Span<float> values)
+    {
+        for (int i = 0; i < values.Length; i++) values[i] = ToFloat(FromFloat(values[i]));
+    }
+}

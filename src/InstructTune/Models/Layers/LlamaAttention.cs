@@ -1,0 +1,47 @@
+// Llama self-attention (module "self_attn"): q/k/v/o projections, RoPE on q and k, grouped-query causal
+// attention (query head h reads kv head h / (heads / kvHeads)), optional q/k/v(/o) biases, sliding window.
+// The projections are children looked up by name on every call, so an adapter can wrap them (ReplaceModule).
+using InstructTune.Engine.Autograd;
+using InstructTune.Engine.Kernels;
+using InstructTune.Engine.Modules;
+using InstructTune.Engine.Tensors;
+
+namespace InstructTune.Models.Layers;
+
+/// <summary>Per-batch inputs every layer shares: sizes, RoPE tables and the attention mask.</summary>
+public sealed record LlamaLayerContext(int B, int T, Tensor Cos, Tensor Sin, AttentionMask Mask);
+
+public sealed class LlamaAttention : Module
+{
+    public int Heads { get; }
+    public int KvHeads { get; }
+    public int HeadDim { get; }
+
+    public LlamaAttention(LlamaConfig c)
+    {
+        Heads = c.NumAttentionHeads; KvHeads = c.NumKeyValueHeads; HeadDim = c.HeadDim;
+        bool qkvBias = c.AttentionBias || c.QkvBias;
+        RegisterModule("q_proj", new Linear(c.HiddenSize, Heads * HeadDim, qkvBias));
+        RegisterModule("k_proj", new Linear(c.HiddenSize, KvHeads * HeadDim, qkvBias));
+        RegisterModule("v_proj", new Linear(c.HiddenSize, KvHeads * HeadDim, qkvBias));
+        RegisterModule("o_proj", new Linear(Heads * HeadDim, c.HiddenSize, c.AttentionBias));
+    }
+
+    public IUnaryModule QProj => Unary("q_proj");
+    public IUnaryModule KProj => Unary("k_proj");
+    public IUnaryModule VProj => Unary("v_proj");
+    public IUnaryModule OProj => Unary("o_proj");
+
+    /// <summary>h (B·T, hidden) → (B·T, hidden).</summary>
+    public Tensor Forward(Tensor h, LlamaLayerContext ctx)
+    {
+        var q = QProj.Forward(h);                                   // (B·T, H·hd)
+        var k = KProj.Forward(h);                                   // (B·T, KV·hd)
+        var v = VProj.Forward(h);                                   // (B·T, KV·hd)
+        q = Ops.Rope(q, ctx.Cos, ctx.Sin, Heads, HeadDim);
+        k = Ops.Rope(k, ctx.Cos, ctx.Sin, KvHeads, HeadDim);
+        var dims = new AttentionDims(ctx.B, ctx.T, ctx.T, Heads, KvHeads, HeadDim);
+        var a = Ops.Attention(q, k, v, dims, 1f / MathF.Sqrt(HeadDim), ctx.Mask); // (B·T, H·hd)
+        return OProj.Forward(a);                                    // (B·T, hidden)
+    }
+}

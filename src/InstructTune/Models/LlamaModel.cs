@@ -1,0 +1,180 @@
+// The trainable Llama-family decoder (Llama, Mistral, Qwen2, SmolLM, TinyLlama) with Hugging Face names:
+//
+//   model.embed_tokens.weight                       (vocab, hidden)
+//   model.layers.N.input_layernorm.weight           (hidden)
+//   model.layers.N.self_attn.{q,k,v,o}_proj.weight  (out, in) [+ .bias with attention_bias / Qwen2 qkv bias]
+//   model.layers.N.post_attention_layernorm.weight  (hidden)
+//   model.layers.N.mlp.{gate,up,down}_proj.weight
+//   model.norm.weight                               (hidden)
+//   lm_head.weight                                  (vocab, hidden) — the same Parameter as embed_tokens when tied
+//
+// Forward (training or scoring) runs the whole batch through the tape:
+//   x = embed(ids)                                  (B·T, hidden)
+//   for each layer: x = x + attn(norm(x)); x = x + mlp(norm(x))
+//   logits = lm_head(norm(x))                       (B·T, vocab)
+//   loss = CE(logits[t], labels[t+1])               (HF shift: labels are aligned with input_ids)
+using InstructTune.Engine.Autograd;
+using InstructTune.Engine.Kernels;
+using InstructTune.Engine.Modules;
+using InstructTune.Engine.Tensors;
+using InstructTune.Models.Layers;
+
+namespace InstructTune.Models;
+
+/// <summary>
+/// One batch: ids (B, T) and optional padding mask (1 = token, 0 = pad), position ids (default 0..T−1),
+/// document ids for packed sequences (block-diagonal causal mask) and labels (B, T) aligned with the ids as in
+/// Hugging Face (the model shifts them: position t is scored on labels[t+1]; −100 = not learned).
+/// </summary>
+public sealed record LlamaBatch(IntTensor InputIds)
+{
+    public IntTensor? AttentionMask { get; init; }
+    public IntTensor? PositionIds { get; init; }
+    public IntTensor? DocumentIds { get; init; }
+    public IntTensor? Labels { get; init; }
+}
+
+public enum LossReduction { Mean, Sum }
+
+public sealed record LlamaForwardOptions
+{
+    /// <summary>Return logits (B, T, vocab) in the output (the loss is computed from them either way).</summary>
+    public bool ReturnLogits { get; init; } = true;
+    /// <summary>Mean over learned tokens (torch's default) or the sum, to normalise across micro-batches by LossTokens.</summary>
+    public LossReduction Reduction { get; init; } = LossReduction.Mean;
+    public float LabelSmoothing { get; init; }
+    /// <summary>Recompute each decoder layer in backward instead of keeping its activations.</summary>
+    public bool CheckpointLayers { get; init; }
+}
+
+/// <summary>Logits (B, T, vocab) when asked; Loss (scalar) when labels were given; LossTokens = tokens that count.</summary>
+public sealed record LlamaOutput(Tensor? Logits, Tensor? Loss, int LossTokens);
+
+/// <summary>The inner "model" module: embeddings, decoder layers, final norm.</summary>
+public sealed class LlamaBackbone : Module
+{
+    public LlamaBackbone(LlamaConfig c)
+    {
+        RegisterModule("embed_tokens", new Embedding(c.VocabSize, c.HiddenSize));
+        RegisterModule("layers", new ModuleList<LlamaDecoderLayer>(Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new LlamaDecoderLayer(c))));
+        RegisterModule("norm", new RmsNorm(c.HiddenSize, (float)c.RmsNormEps));
+    }
+
+    public Embedding EmbedTokens => (Embedding)Child("embed_tokens");
+    public ModuleList<LlamaDecoderLayer> Layers => (ModuleList<LlamaDecoderLayer>)Child("layers");
+    public RmsNorm Norm => (RmsNorm)Child("norm");
+}
+
+public sealed class LlamaModel : Module
+{
+    public LlamaConfig Config { get; }
+    public RotaryEmbedding Rotary { get; }
+
+    public LlamaModel(LlamaConfig config)
+    {
+        Validate(config);
+        Config = config;
+        Rotary = new RotaryEmbedding(config);
+        var backbone = RegisterModule("model", new LlamaBackbone(config));
+        RegisterModule("lm_head", config.TieWordEmbeddings
+            ? new Linear(backbone.EmbedTokens.Weight)
+            : new Linear(config.HiddenSize, config.VocabSize));
+    }
+
+    public LlamaBackbone Backbone => (LlamaBackbone)Child("model");
+    public IUnaryModule LmHead => Unary("lm_head");
+
+    /// <summary>
+    /// Random initialisation as transformers' LlamaPreTrainedModel: weights ~ N(0, std), biases 0, norms 1.
+    /// Deterministic for a seed (parameters are filled in NamedParameters order).
+    /// </summary>
+    public void InitializeWeights(ulong seed, float std = 0.02f)
+    {
+        var rng = new Rng(seed);
+        foreach (var (name, p) in NamedParameters())
+        {
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) p.Span.Fill(1f);
+            else if (name.EndsWith(".bias", StringComparison.Ordinal)) p.Span.Clear();
+            else rng.Normal(p.Span, 0f, std);
+        }
+    }
+
+    /// <summary>Runs the batch; records on the current tape when one is open (training), else just computes.</summary>
+    public LlamaOutput Forward(LlamaBatch batch, LlamaForwardOptions? options = null)
+    {
+        options ??= new LlamaForwardOptions();
+        var ids = batch.InputIds;
+        if (ids.Shape.Length != 2) throw new ArgumentException($"LlamaModel.Forward: input_ids must be (B, T), got {Tensor.ShapeString(ids.Shape)}");
+        int B = ids.Shape[0], T = ids.Shape[1], N = B * T;
+        CheckSame("attention_mask", batch.AttentionMask, ids);
+        CheckSame("position_ids", batch.PositionIds, ids);
+        CheckSame("document_ids", batch.DocumentIds, ids);
+        CheckSame("labels", batch.Labels, ids);
+
+        var positions = batch.PositionIds?.Data ?? DefaultPositions(B, T);
+        var (cos, sin) = Rotary.Tables(positions);                  // (B·T, hd/2) each
+        var mask = new AttentionMask
+        {
+            Causal = true,
+            Window = Config.SlidingWindow ?? 0,
+            KeyValid = batch.AttentionMask?.Data,
+            DocIds = batch.DocumentIds?.Data,
+        };
+        var ctx = new LlamaLayerContext(B, T, cos, sin, mask);
+
+        var x = Backbone.EmbedTokens.Forward(ids);                 // (B, T, hidden)
+        x = Ops.Reshape(x, N, Config.HiddenSize);                  // (B·T, hidden)
+        var layers = Backbone.Layers;
+        for (int l = 0; l < layers.Count; l++)
+        {
+            var layer = layers[l];
+            x = options.CheckpointLayers ? Checkpoint.Run(h => layer.Forward(h, ctx), x) : layer.Forward(x, ctx);
+        }
+        x = Backbone.Norm.Forward(x);
+        var logits = LmHead.Forward(x);                             // (B·T, vocab)
+
+        Tensor? loss = null;
+        int count = 0;
+        if (batch.Labels != null)
+        {
+            var targets = ShiftedTargets(batch.Labels.Data, B, T);  // target of position t = labels[t+1]
+            var sum = Ops.CrossEntropySum(logits, targets, out count, options.LabelSmoothing);
+            loss = options.Reduction == LossReduction.Sum ? sum : Ops.Scale(sum, count == 0 ? 0f : 1f / count);
+        }
+        return new LlamaOutput(options.ReturnLogits ? Ops.Reshape(logits, B, T, Config.VocabSize) : null, loss, count);
+    }
+
+    /// <summary>targets[b, t] = labels[b, t+1]; the last position of each row predicts nothing (−100).</summary>
+    public static int[] ShiftedTargets(ReadOnlySpan<int> labels, int B, int T)
+    {
+        var t = new int[B * T];
+        for (int b = 0; b < B; b++)
+        {
+            for (int i = 0; i < T - 1; i++) t[b * T + i] = labels[b * T + i + 1];
+            t[b * T + T - 1] = CrossEntropyKernel.IgnoreIndex;
+        }
+        return t;
+    }
+
+    private static int[] DefaultPositions(int B, int T)
+    {
+        var p = new int[B * T];
+        for (int b = 0; b < B; b++) for (int t = 0; t < T; t++) p[b * T + t] = t;
+        return p;
+    }
+
+    private static void CheckSame(string name, IntTensor? t, IntTensor ids)
+    {
+        if (t != null && !t.Shape.AsSpan().SequenceEqual(ids.Shape))
+            throw new ArgumentException($"LlamaModel.Forward: {name} {Tensor.ShapeString(t.Shape)} does not match input_ids {Tensor.ShapeString(ids.Shape)}");
+    }
+
+    private static void Validate(LlamaConfig c)
+    {
+        if (c.HiddenSize <= 0 || c.NumAttentionHeads <= 0 || c.NumKeyValueHeads <= 0 || c.NumHiddenLayers < 0 || c.VocabSize <= 0 || c.IntermediateSize <= 0)
+            throw new ArgumentException($"LlamaConfig: sizes must be positive ({c})");
+        if (c.NumAttentionHeads % c.NumKeyValueHeads != 0)
+            throw new ArgumentException($"LlamaConfig: num_attention_heads {c.NumAttentionHeads} is not a multiple of num_key_value_heads {c.NumKeyValueHeads}");
+        if (c.HeadDim % 2 != 0) throw new ArgumentException($"LlamaConfig: head_dim {c.HeadDim} must be even for RoPE");
+    }
+}
