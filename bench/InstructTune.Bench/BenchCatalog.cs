@@ -6,6 +6,7 @@ public static class BenchCatalog
     private static readonly Dictionary<string, (string Help, Func<string[], int> Run)> Benches = new()
     {
         ["gemm"] = ("GEMM GFLOP/s of config-L step products, managed vs OpenBLAS; GEMV GB/s", GemmBench.Run),
+        ["data"] = ("prepare 50k Alpaca-sized records (llama2, alpaca template, dedup, packing): records/s, memory", DataBench.Run),
     };
 
     public static int Run(string[] args)

@@ -13,6 +13,7 @@ public enum InvalidPolicy { Fail, Skip }
 /// </summary>
 public sealed class RecordValidator(InvalidPolicy policy, RejectedLog? log = null)
 {
+    public RejectedLog? Log => log;
     public int Read { get; private set; }
     public int Kept { get; private set; }
     public int Rejected { get; private set; }

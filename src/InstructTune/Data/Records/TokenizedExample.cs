@@ -35,6 +35,7 @@ public sealed class TaskVocabulary
 
     public IReadOnlyList<string> Names => _names;
 
+    /// <summary>The id of a task, added when new. Safe to call from several threads once every task has been added.</summary>
     public int IdOf(string task)
     {
         if (_ids.TryGetValue(task, out var id)) return id;
