@@ -1,0 +1,93 @@
+using System.Text;
+using System.Text.Json;
+using InstructTune.Data.Records;
+
+namespace InstructTune.Data.Loading;
+
+/// <summary>What a loader read: a record or a located rejection (exactly one is non-null).</summary>
+public readonly record struct LoadItem(InstructionRecord? Record, RecordRejection? Rejection);
+
+/// <summary>How to read one dataset: its format, field renames, and the task label when the format has none.</summary>
+public sealed record LoadOptions(DataFormat Format, FieldMap? Fields = null, string? TaskLabel = null);
+
+/// <summary>
+/// Streams any supported dataset (a file, or for SNI a task file or a folder of them) as records and located
+/// rejections, in file order. It never throws for a bad record: that is the job of <see cref="RecordValidator"/>
+/// and its policy. It throws <see cref="DataFormatException"/> only for a file it cannot open or identify.
+/// </summary>
+public static class DatasetLoader
+{
+    public static IEnumerable<LoadItem> Read(string path, LoadOptions options)
+    {
+        if (!File.Exists(path) && !Directory.Exists(path))
+            throw new DataFormatException($"{path}: no such file or folder");
+        var fields = options.Fields ?? FieldMap.Identity;
+        var task = options.TaskLabel ?? Path.GetFileNameWithoutExtension(path.TrimEnd('/', '\\'));
+        return options.Format switch
+        {
+            DataFormat.Sni => ReadSni(path),
+            DataFormat.Csv => CsvRecordReader.Read(path, fields, task),
+            _ => ReadJson(path, options.Format, fields, task),
+        };
+    }
+
+    private static IEnumerable<LoadItem> ReadJson(string path, DataFormat format, FieldMap fields, string task)
+    {
+        var produced = new List<InstructionRecord>();
+        foreach (var chunk in JsonRecordSplitter.Split(path))
+        {
+            var src = new RecordSource(path, chunk.Line, chunk.Index);
+            if (chunk.StructuralError != null)
+            {
+                yield return Reject(src, null, RejectReason.Truncated, chunk.StructuralError, null);
+                continue;
+            }
+            var span = chunk.Bytes.Span;
+            if (!System.Text.Unicode.Utf8.IsValid(span))
+            {
+                yield return Reject(src, null, RejectReason.InvalidUtf8, "record is not valid UTF-8", null);
+                continue;
+            }
+            produced.Clear();
+            RecordRejection? rejection = null;
+            try
+            {
+                using var doc = JsonDocument.Parse(chunk.Bytes);
+                RecordMappers.Map(format, doc.RootElement, src, fields, task, produced);
+            }
+            catch (JsonException ex)
+            {
+                rejection = new RecordRejection(src, null, RejectReason.BadJson, ex.Message, Raw(span));
+            }
+            catch (RecordProblem p)
+            {
+                rejection = new RecordRejection(src, p.Field, p.Reason, p.Message, Raw(span));
+            }
+            if (rejection != null) { yield return new LoadItem(null, rejection); continue; }
+            foreach (var r in produced) yield return new LoadItem(r, null);
+        }
+    }
+
+    private static IEnumerable<LoadItem> ReadSni(string path)
+    {
+        var files = Directory.Exists(path)
+            ? Directory.EnumerateFiles(path, "*.json").Order(StringComparer.Ordinal).ToList()
+            : [path];
+        foreach (var file in files)
+        {
+            var (_, records, rejections) = SniTask.Read(file);
+            foreach (var r in records) yield return new LoadItem(r, null);
+            foreach (var r in rejections) yield return new LoadItem(null, r);
+        }
+    }
+
+    private static LoadItem Reject(RecordSource src, string? field, string reason, string message, string? raw) =>
+        new(null, new RecordRejection(src, field, reason, message, raw));
+
+    /// <summary>The raw text kept with a rejection (capped so a 26,000-character record does not bloat the log).</summary>
+    internal static string Raw(ReadOnlySpan<byte> bytes)
+    {
+        var text = Encoding.UTF8.GetString(bytes[..Math.Min(bytes.Length, 2000)]);
+        return bytes.Length > 2000 ? text + "…" : text;
+    }
+}

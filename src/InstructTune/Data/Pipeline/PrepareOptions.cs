@@ -1,0 +1,38 @@
+using InstructTune.Data.Loading;
+
+namespace InstructTune.Data.Pipeline;
+
+/// <summary>One input dataset of a prepare run.</summary>
+public sealed record DataSource(string Path, DataFormat Format, string? Fields = null, string? Task = null);
+
+/// <summary>
+/// Settings of <c>itune prepare</c>. Everything that changes the tokenized output is part of the cache key
+/// (<see cref="CacheSettings"/>); <see cref="OutDir"/> and <see cref="Force"/> are not.
+/// </summary>
+public sealed record PrepareOptions(
+    IReadOnlyList<DataSource> Sources,
+    string? TokenizerPath,
+    string Template,
+    string OutDir,
+    int MaxSeqLen = 2048,
+    bool Pack = false,
+    bool SkipInvalid = false,
+    bool TrainOnInputs = false,
+    bool Dedup = true,
+    double NearDupJaccard = 0,
+    int BatchSize = 8,
+    bool Force = false)
+{
+    public IReadOnlyDictionary<string, string> CacheSettings => new SortedDictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["formats"] = string.Join(",", Sources.Select(s => $"{s.Format}:{s.Fields}:{s.Task}")),
+        ["template"] = Template,
+        ["max_seq_len"] = MaxSeqLen.ToString(),
+        ["skip_invalid"] = SkipInvalid.ToString(),
+        ["train_on_inputs"] = TrainOnInputs.ToString(),
+        ["dedup"] = Dedup.ToString(),
+        ["near_dup"] = NearDupJaccard.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["pack"] = Pack.ToString(),
+        ["format_version"] = "1",
+    };
+}

@@ -1,0 +1,85 @@
+using InstructTune.Data.Records;
+using InstructTune.Tokenizers;
+
+namespace InstructTune.Data.Templating;
+
+/// <summary>Masking and truncation settings.</summary>
+/// <param name="MaxSeqLen">Longest example in tokens (0: no limit).</param>
+/// <param name="TrainOnInputs">Learn every token of the text, not only the response (BOS stays unlearned).</param>
+/// <param name="AddBos">Let the tokenizer add its special tokens (BOS) in front.</param>
+/// <param name="AppendEos">Append the tokenizer's EOS id (learned) unless the text already ends with it.</param>
+public sealed record MaskOptions(int MaxSeqLen = 0, bool TrainOnInputs = false, bool AddBos = true, bool AppendEos = true);
+
+/// <summary>
+/// Text → <see cref="TokenizedExample"/>. The whole rendered text is encoded once (so tokenization is the one the
+/// model will see at inference), then each token's segment is read from the characters its offsets cover: a token
+/// takes the largest segment among its characters, so a token that merges template text with the first response
+/// characters is a response token and is learned. Labels come from segments only, never from comparing ids, so
+/// EOS stays learned when PAD = EOS.
+/// Truncation keeps the response: it removes input tokens from the end of the input first, then instruction tokens,
+/// and only then cuts the tail.
+/// </summary>
+public sealed class ExampleTokenizer(ITokenizer tokenizer, IPromptTemplate template, MaskOptions? options = null)
+{
+    private readonly MaskOptions _o = options ?? new MaskOptions();
+
+    public MaskOptions Options => _o;
+
+    public TokenizedExample Tokenize(InstructionRecord record, int taskId) => Tokenize(template.Render(record), taskId, record.Complexity, record.IsPlainText);
+
+    public TokenizedExample Tokenize(RenderedText rendered, int taskId, int complexity = -1, bool plainText = false)
+    {
+        var enc = tokenizer.Encode(rendered.Text, addSpecialTokens: _o.AddBos);
+        var charSeg = rendered.CharSegments();
+        int n = enc.Ids.Length;
+        var eos = tokenizer.EosId;
+        bool appendEos = _o.AppendEos && eos != null && (n == 0 || enc.Ids[n - 1] != eos.Value);
+        int total = n + (appendEos ? 1 : 0);
+        var ids = new int[total];
+        var labels = new int[total];
+        var segs = new byte[total];
+        for (int t = 0; t < n; t++)
+        {
+            var (start, end) = enc.Offsets[t];
+            ids[t] = enc.Ids[t];
+            Segment seg = Segment.Template;
+            for (int c = Math.Max(0, start); c < end && c < charSeg.Length; c++)
+                if (charSeg[c] > seg) seg = charSeg[c];
+            segs[t] = (byte)seg;
+            bool zeroWidth = end <= start;   // added specials (BOS) cover no characters
+            bool learned = seg == Segment.Response || ((_o.TrainOnInputs || plainText) && !(zeroWidth && t == 0));
+            labels[t] = learned ? ids[t] : TokenizedExample.IgnoreIndex;
+        }
+        if (appendEos)
+        {
+            ids[n] = eos!.Value;
+            labels[n] = eos.Value;
+            segs[n] = (byte)Segment.Response;
+        }
+        var example = new TokenizedExample(ids, labels, segs, taskId, complexity);
+        return _o.MaxSeqLen > 0 && total > _o.MaxSeqLen ? Truncate(example, _o.MaxSeqLen) : example;
+    }
+
+    /// <summary>Drops tokens to fit maxLen: input first (from its end), then instruction, then the tail.</summary>
+    public static TokenizedExample Truncate(TokenizedExample e, int maxLen)
+    {
+        int excess = e.Length - maxLen;
+        if (excess <= 0) return e;
+        var keep = new bool[e.Length];
+        Array.Fill(keep, true);
+        foreach (var victim in new[] { Segment.Input, Segment.Instruction })
+            for (int t = e.Length - 1; t >= 0 && excess > 0; t--)
+                if (e.Segments[t] == (byte)victim) { keep[t] = false; excess--; }
+        int kept = 0;
+        var ids = new int[maxLen];
+        var labels = new int[maxLen];
+        var segs = new byte[maxLen];
+        for (int t = 0; t < e.Length && kept < maxLen; t++)
+        {
+            if (!keep[t]) continue;
+            ids[kept] = e.Ids[t]; labels[kept] = e.Labels[t]; segs[kept] = e.Segments[t];
+            kept++;
+        }
+        return e with { Ids = ids, Labels = labels, Segments = segs, TruncatedTokens = e.Length - maxLen };
+    }
+}

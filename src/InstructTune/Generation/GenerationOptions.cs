@@ -1,0 +1,34 @@
+// Sampling and stopping settings for generation, with Hugging Face meanings.
+namespace InstructTune.Generation;
+
+public sealed record GenerationOptions
+{
+    public int MaxNewTokens { get; init; } = 64;
+    /// <summary>0 = greedy (argmax); otherwise logits are divided by T before sampling.</summary>
+    public double Temperature { get; init; } = 0;
+    /// <summary>Keep the K most likely tokens (0 = off).</summary>
+    public int TopK { get; init; }
+    /// <summary>Keep the smallest set of most likely tokens whose probability reaches P (1 = off).</summary>
+    public double TopP { get; init; } = 1.0;
+    /// <summary>HF repetition penalty: seen tokens' logits divided by it when positive, multiplied when negative (1 = off).</summary>
+    public double RepetitionPenalty { get; init; } = 1.0;
+    public int Seed { get; init; }
+    public IReadOnlyList<int> StopTokenIds { get; init; } = [];
+    /// <summary>Stop when the decoded continuation contains one of these (needs <see cref="Decode"/>).</summary>
+    public IReadOnlyList<string> StopStrings { get; init; } = [];
+    public Func<IReadOnlyList<int>, string>? Decode { get; init; }
+    /// <summary>false recomputes the whole sequence every step (the reference the cache is tested against).</summary>
+    public bool UseCache { get; init; } = true;
+    /// <summary>Called with (sequence index, token id) as each token is chosen.</summary>
+    public Action<int, int>? OnToken { get; init; }
+
+    public void Validate()
+    {
+        if (MaxNewTokens < 0) throw new ArgumentOutOfRangeException(nameof(MaxNewTokens), "max new tokens must be ≥ 0");
+        if (Temperature < 0 || double.IsNaN(Temperature)) throw new ArgumentOutOfRangeException(nameof(Temperature), "temperature must be ≥ 0");
+        if (TopK < 0) throw new ArgumentOutOfRangeException(nameof(TopK), "top-k must be ≥ 0");
+        if (!(TopP > 0 && TopP <= 1)) throw new ArgumentOutOfRangeException(nameof(TopP), "top-p must be in (0, 1]");
+        if (!(RepetitionPenalty > 0)) throw new ArgumentOutOfRangeException(nameof(RepetitionPenalty), "repetition penalty must be > 0");
+        if (StopStrings.Count > 0 && Decode == null) throw new ArgumentException("stop strings need a tokenizer to decode with");
+    }
+}

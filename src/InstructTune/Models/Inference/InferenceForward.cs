@@ -1,0 +1,110 @@
+// The forward pass over KV caches: embed → for each layer (RMSNorm, q/k/v, RoPE, cache append, GQA attention,
+// o_proj residual, RMSNorm, SwiGLU MLP residual) → final RMSNorm → LM head on the rows asked for.
+namespace InstructTune.Models.Inference;
+
+public sealed partial class InferenceModel
+{
+    /// <summary>
+    /// Feeds each chunk's tokens into its cache and returns logits [R, V] in chunk order: every position of a
+    /// chunk with AllLogits, else only its last position. Positions must be below max_position_embeddings.
+    /// </summary>
+    public float[] Forward(IReadOnlyList<SequenceChunk> chunks)
+    {
+        var c = Config;
+        int D = c.HiddenSize, nH = c.NumAttentionHeads, nKv = c.NumKeyValueHeads, hd = c.HeadDim, V = c.VocabSize;
+        int N = chunks.Sum(ch => ch.Tokens.Length);
+        if (N == 0) throw new ArgumentException("Forward: no tokens");
+        var caches = new KvCache[N];
+        var index = new int[N];     // cache index of each token
+        var pos = new int[N];
+        var rows = new List<int>(); // token rows whose logits are returned
+        int at = 0;
+        foreach (var ch in chunks)
+        {
+            if (ch.Tokens.Length == 0) throw new ArgumentException("Forward: empty chunk");
+            if (ch.Positions != null && ch.Positions.Length != ch.Tokens.Length)
+                throw new ArgumentException($"Forward: {ch.Positions.Length} positions for {ch.Tokens.Length} tokens");
+            if (ch.Cache.Length + ch.Tokens.Length > ch.Cache.Capacity)
+                throw new ArgumentException($"Forward: the KV cache holds {ch.Cache.Capacity} tokens; {ch.Cache.Length} + {ch.Tokens.Length} do not fit");
+            if (chunks.Count(o => ReferenceEquals(o.Cache, ch.Cache)) > 1)
+                throw new ArgumentException("Forward: two chunks share one KV cache");
+            for (int j = 0; j < ch.Tokens.Length; j++, at++)
+            {
+                int tok = ch.Tokens[j];
+                if ((uint)tok >= (uint)V) throw new ArgumentOutOfRangeException(nameof(chunks), $"token id {tok} is outside the vocabulary [0, {V})");
+                caches[at] = ch.Cache;
+                index[at] = ch.Cache.Length + j;
+                pos[at] = ch.Positions?[j] ?? index[at];
+                if (pos[at] < 0 || pos[at] >= c.MaxPositionEmbeddings)
+                    throw new ArgumentOutOfRangeException(nameof(chunks),
+                        $"position {pos[at]} is outside [0, max_position_embeddings={c.MaxPositionEmbeddings}); shorten the input");
+                if (ch.AllLogits || j == ch.Tokens.Length - 1) rows.Add(at);
+            }
+        }
+        for (int n = 0; n < N; n++) _rope.Ensure(pos[n]); // grow the table before any parallel reads
+
+        var X = new float[N * D];                                   // (N, D) residual stream
+        for (int n = 0; n < N; n++) Embed.RowToF32(Tokens(chunks, n), X.AsSpan(n * D, D));
+        var H = new float[N * D];
+        var Q = new float[N * nH * hd];                             // (N, nH, hd)
+        var Kn = new float[N * nKv * hd];                           // (N, nKv, hd)
+        var Vn = new float[N * nKv * hd];
+        var A = new float[N * nH * hd];                             // attention output (N, nH·hd)
+        var T = new float[N * D];
+        int F = c.IntermediateSize;
+        var G = new float[N * F];
+        var U = new float[N * F];
+        float eps = (float)c.RmsNormEps;
+        int window = c.SlidingWindow ?? 0;
+
+        for (int l = 0; l < Layers.Length; l++)
+        {
+            var L = Layers[l];
+            InferenceOps.RmsNorm(X, L.InputNorm, eps, H, N, D);
+            L.Q.Forward(H, Q, N);
+            L.K.Forward(H, Kn, N);
+            L.V.Forward(H, Vn, N);
+            for (int n = 0; n < N; n++)
+            {
+                _rope.At(pos[n], out var cos, out var sin);
+                InferenceOps.Rope(Q.AsSpan(n * nH * hd, nH * hd), nH, hd, cos, sin);
+                InferenceOps.Rope(Kn.AsSpan(n * nKv * hd, nKv * hd), nKv, hd, cos, sin);
+                var cache = caches[n];
+                for (int g = 0; g < nKv; g++)
+                {
+                    long dst = ((long)g * cache.Capacity + index[n]) * hd;
+                    Kn.AsSpan((n * nKv + g) * hd, hd).CopyTo(cache.K[l].AsSpan((int)dst, hd));
+                    Vn.AsSpan((n * nKv + g) * hd, hd).CopyTo(cache.V[l].AsSpan((int)dst, hd));
+                }
+            }
+            CachedAttention.Step(Q, A, N, nH, nKv, hd, l, caches, index, window);
+            L.O.Forward(A, T, N);
+            System.Numerics.Tensors.TensorPrimitives.Add(X, T, X);
+            InferenceOps.RmsNorm(X, L.PostAttentionNorm, eps, H, N, D);
+            L.Gate.Forward(H, G, N);
+            L.Up.Forward(H, U, N);
+            InferenceOps.SwiGlu(G, U);
+            L.Down.Forward(G, T, N);
+            System.Numerics.Tensors.TensorPrimitives.Add(X, T, X);
+        }
+        foreach (var ch in chunks) ch.Cache.Length += ch.Tokens.Length;
+
+        int R = rows.Count;
+        var Xs = new float[R * D];
+        for (int r = 0; r < R; r++) X.AsSpan(rows[r] * D, D).CopyTo(Xs.AsSpan(r * D, D));
+        InferenceOps.RmsNorm(Xs, FinalNorm, eps, Xs, R, D);
+        var logits = new float[(long)R * V];
+        LinearKernels.Forward(Xs, LmHead, [], logits, R);
+        return logits;
+    }
+
+    private static int Tokens(IReadOnlyList<SequenceChunk> chunks, int n)
+    {
+        foreach (var ch in chunks)
+        {
+            if (n < ch.Tokens.Length) return ch.Tokens[n];
+            n -= ch.Tokens.Length;
+        }
+        throw new IndexOutOfRangeException();
+    }
+}

@@ -1,0 +1,89 @@
+// The Llama-family decoder for inference: weights straight from a Hugging Face checkpoint (float32 or bf16,
+// memory-mapped, computing in float32), optional unmerged LoRA deltas, and a KV-cache forward pass that takes
+// chunks of several sequences at once (prefill = a chunk of many tokens, decode = one token per sequence).
+// Linear layers run on all tokens of the step together; attention runs per sequence over its own cache,
+// so padding never enters the computation. Reads top to bottom: weights, loading, forward, attention.
+using InstructTune.Checkpoints;
+using InstructTune.Peft.Lora;
+
+namespace InstructTune.Models.Inference;
+
+/// <summary>A linear layer y = W·x + b (+ LoRA delta), HF layout W [out, in].</summary>
+public sealed class LinearWeights(WeightMatrix w, float[]? bias)
+{
+    public WeightMatrix W { get; } = w;
+    public float[]? Bias { get; } = bias;
+    public LoraDelta? Lora { get; set; }
+    public int In => W.Cols;
+    public int Out => W.Rows;
+
+    /// <summary>Y[T, Out] = X[T, In]·Wᵀ + b + ((X·Aᵀ)·Bᵀ)·scale.</summary>
+    public void Forward(ReadOnlySpan<float> X, Span<float> Y, int T)
+    {
+        LinearKernels.Forward(X, W, Bias, Y, T);
+        if (Lora is not { } d) return;
+        var ax = new float[T * d.Rank];                                     // (T, r)
+        LinearKernels.Forward(X, WeightMatrix.FromF32(d.Rank, d.In, d.A), [], ax, T);
+        var bax = new float[T * d.Out];                                     // (T, Out)
+        LinearKernels.Forward(ax, WeightMatrix.FromF32(d.Out, d.Rank, d.B), [], bax, T);
+        System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(bax, d.Scale, Y[..(T * d.Out)], Y[..(T * d.Out)]);
+    }
+}
+
+public sealed class DecoderLayerWeights
+{
+    public required float[] InputNorm, PostAttentionNorm;
+    public required LinearWeights Q, K, V, O, Gate, Up, Down;
+    public IEnumerable<(string Name, LinearWeights L)> Linears(int i)
+    {
+        string p = $"model.layers.{i}.";
+        yield return (p + "self_attn.q_proj", Q); yield return (p + "self_attn.k_proj", K);
+        yield return (p + "self_attn.v_proj", V); yield return (p + "self_attn.o_proj", O);
+        yield return (p + "mlp.gate_proj", Gate); yield return (p + "mlp.up_proj", Up); yield return (p + "mlp.down_proj", Down);
+    }
+}
+
+/// <summary>A run of consecutive tokens of one sequence (cache) to feed in one step; positions default to the cache index.</summary>
+public sealed record SequenceChunk(KvCache Cache, int[] Tokens, int[]? Positions = null, bool AllLogits = false);
+
+public sealed partial class InferenceModel : IDisposable
+{
+    public LlamaConfig Config { get; }
+    public WeightMatrix Embed { get; }
+    public WeightMatrix LmHead { get; }
+    public float[] FinalNorm { get; }
+    public DecoderLayerWeights[] Layers { get; }
+    public IReadOnlyList<string> UnusedTensors { get; }
+    /// <summary>Bytes of weights as held (bf16 checkpoints stay bf16).</summary>
+    public long WeightBytes { get; }
+    private readonly RotaryTable _rope;
+    private readonly CheckpointFolder? _checkpoint;
+
+    public InferenceModel(LlamaConfig config, WeightMatrix embed, WeightMatrix lmHead, float[] finalNorm,
+        DecoderLayerWeights[] layers, CheckpointFolder? owner = null, IReadOnlyList<string>? unused = null)
+    {
+        Config = config; Embed = embed; LmHead = lmHead; FinalNorm = finalNorm; Layers = layers;
+        _checkpoint = owner; UnusedTensors = unused ?? [];
+        _rope = new RotaryTable(config);
+        WeightBytes = embed.ByteLength + (ReferenceEquals(lmHead, embed) ? 0 : lmHead.ByteLength)
+            + layers.Sum(l => l.Linears(0).Sum(x => x.L.W.ByteLength));
+    }
+
+    public KvCache CreateCache(int capacity) => new(Config, capacity);
+
+    /// <summary>Attaches LoRA deltas to the named linears (unmerged); throws when a module does not exist or mismatches.</summary>
+    public void ApplyAdapter(LoraAdapterFile adapter)
+    {
+        var byName = Layers.SelectMany((l, i) => l.Linears(i)).ToDictionary(x => x.Name, x => x.L);
+        foreach (var (module, d) in adapter.Deltas)
+        {
+            if (!byName.TryGetValue(module, out var lin))
+                throw new InvalidDataException($"adapter targets \"{module}\", which is not a linear layer of this model");
+            if (d.In != lin.In || d.Out != lin.Out)
+                throw new InvalidDataException($"adapter \"{module}\": A/B give [{d.Out}×{d.In}], the layer is [{lin.Out}×{lin.In}]");
+            lin.Lora = d;
+        }
+    }
+
+    public void Dispose() => _checkpoint?.Dispose();
+}

@@ -1,0 +1,24 @@
+// Per-sequence key/value cache: for each layer, K and V as [nKv, Capacity, hd] float32 (rotated keys).
+namespace InstructTune.Models.Inference;
+
+public sealed class KvCache
+{
+    public int Capacity { get; }
+    public int Length { get; internal set; }
+    internal readonly float[][] K, V;   // [layer][(kvHead · Capacity + index) · hd + i]
+
+    public KvCache(LlamaConfig c, int capacity)
+    {
+        if (capacity <= 0) throw new ArgumentOutOfRangeException(nameof(capacity));
+        Capacity = capacity;
+        K = new float[c.NumHiddenLayers][];
+        V = new float[c.NumHiddenLayers][];
+        long n = (long)c.NumKeyValueHeads * capacity * c.HeadDim;
+        for (int l = 0; l < K.Length; l++) { K[l] = new float[n]; V[l] = new float[n]; }
+    }
+
+    /// <summary>Forgets the cached tokens (the buffers are reused).</summary>
+    public void Clear() => Length = 0;
+
+    public long Bytes => (long)K.Length * 2 * K[0].Length * sizeof(float);
+}

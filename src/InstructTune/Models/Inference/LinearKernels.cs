@@ -1,0 +1,126 @@
+// Y[T, O] = X[T, K] · W[O, K]ᵀ (+ bias[O]) for float32 or bfloat16 weights, float32 activations.
+// Decode (T = 1) is a matrix-vector product limited by memory bandwidth: every weight is streamed once, and bf16
+// halves the bytes. Prefill reuses each weight row from L1 across tokens: a 4-row × 2-token register tile of
+// dot products (8 independent FMA chains) along K. Rows are split across cores when the matrix is large enough
+// for threading to pay. Y must not alias X or W.
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace InstructTune.Models.Inference;
+
+public static class LinearKernels
+{
+    /// <summary>Matrices with fewer elements than this run on one thread (dispatch costs more than it saves).</summary>
+    public const long ParallelThreshold = 1 << 16;
+
+    public static void Forward(ReadOnlySpan<float> X, WeightMatrix W, ReadOnlySpan<float> bias, Span<float> Y, int T)
+    {
+        int O = W.Rows, K = W.Cols;
+        if (X.Length < T * K || Y.Length < T * O || (bias.Length != 0 && bias.Length != O))
+            throw new ArgumentException($"Linear: X {X.Length} / Y {Y.Length} / bias {bias.Length} do not fit T={T}, W [{O},{K}]");
+        int blocks = (O + 3) / 4;
+        int threads = (long)O * K >= ParallelThreshold ? Math.Min(Environment.ProcessorCount, blocks) : 1;
+        unsafe
+        {
+            fixed (float* x = X, y = Y, b = bias)
+            {
+                // Pointers cross the thread boundary; the fixed scope outlives the parallel loop.
+                nint xp = (nint)x, yp = (nint)y, bp = bias.Length == 0 ? 0 : (nint)b;
+                if (threads == 1) Range(xp, W, bp, yp, T, 0, O);
+                else
+                    Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, part =>
+                    {
+                        int r0 = (int)((long)blocks * part / threads) * 4, r1 = Math.Min(O, (int)((long)blocks * (part + 1) / threads) * 4);
+                        Range(xp, W, bp, yp, T, r0, r1);
+                    });
+            }
+        }
+    }
+
+    private static unsafe void Range(nint xp, WeightMatrix W, nint bp, nint yp, int T, int r0, int r1)
+    {
+        int O = W.Rows, K = W.Cols;
+        float* x = (float*)xp, y = (float*)yp, b = (float*)bp;
+        if (W.IsBf16)
+            fixed (ushort* w = W.Bf16) Tiles(x, null, w, b, y, T, O, K, r0, r1);
+        else
+            fixed (float* w = W.F32) Tiles(x, w, null, b, y, T, O, K, r0, r1);
+    }
+
+    private static unsafe void Tiles(float* x, float* wf, ushort* wb, float* b, float* y, int T, int O, int K, int r0, int r1)
+    {
+        for (int o = r0; o < r1; o += 4)
+        {
+            int nr = Math.Min(4, r1 - o);
+            int t = 0;
+            for (; t + 2 <= T; t += 2) Tile(x, wf, wb, b, y, T, O, K, o, nr, t, 2);
+            if (t < T) Tile(x, wf, wb, b, y, T, O, K, o, nr, t, 1);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector256<float> LoadW(float* wf, ushort* wb, long idx)
+    {
+        if (wf != null) return Vector256.Load(wf + idx);
+        // bf16 → f32: zero-extend 8 × u16 to u32 and shift into the high half.
+        var u = Avx2.ConvertToVector256Int32(Vector128.Load(wb + idx));
+        return Avx2.ShiftLeftLogical(u, 16).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe float LoadWScalar(float* wf, ushort* wb, long idx) =>
+        wf != null ? wf[idx] : BitConverter.Int32BitsToSingle(wb[idx] << 16);
+
+    /// <summary>Rows o..o+nr (nr ≤ 4) × tokens t..t+nt (nt ≤ 2).</summary>
+    private static unsafe void Tile(float* x, float* wf, ushort* wb, float* b, float* y, int T, int O, int K, int o, int nr, int t, int nt)
+    {
+        // Missing rows/tokens alias row o / token t; their results are computed and discarded.
+        long w0 = (long)o * K, w1 = (long)(o + Math.Min(1, nr - 1)) * K, w2 = (long)(o + Math.Min(2, nr - 1)) * K, w3 = (long)(o + Math.Min(3, nr - 1)) * K;
+        float* x0 = x + (long)t * K, x1 = x + (long)(t + nt - 1) * K;
+        int k = 0;
+        float s00 = 0, s01 = 0, s10 = 0, s11 = 0, s20 = 0, s21 = 0, s30 = 0, s31 = 0;
+        if (Avx2.IsSupported && Fma.IsSupported && K >= 8)
+        {
+            Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default,
+                a20 = default, a21 = default, a30 = default, a31 = default;
+            for (; k + 8 <= K; k += 8)
+            {
+                var v0 = Vector256.Load(x0 + k); var v1 = Vector256.Load(x1 + k);
+                var r = LoadW(wf, wb, w0 + k); a00 = Fma.MultiplyAdd(r, v0, a00); a01 = Fma.MultiplyAdd(r, v1, a01);
+                r = LoadW(wf, wb, w1 + k); a10 = Fma.MultiplyAdd(r, v0, a10); a11 = Fma.MultiplyAdd(r, v1, a11);
+                r = LoadW(wf, wb, w2 + k); a20 = Fma.MultiplyAdd(r, v0, a20); a21 = Fma.MultiplyAdd(r, v1, a21);
+                r = LoadW(wf, wb, w3 + k); a30 = Fma.MultiplyAdd(r, v0, a30); a31 = Fma.MultiplyAdd(r, v1, a31);
+            }
+            s00 = Vector256.Sum(a00); s01 = Vector256.Sum(a01); s10 = Vector256.Sum(a10); s11 = Vector256.Sum(a11);
+            s20 = Vector256.Sum(a20); s21 = Vector256.Sum(a21); s30 = Vector256.Sum(a30); s31 = Vector256.Sum(a31);
+        }
+        for (; k < K; k++)
+        {
+            float v0 = x0[k], v1 = x1[k];
+            float r = LoadWScalar(wf, wb, w0 + k); s00 += r * v0; s01 += r * v1;
+            r = LoadWScalar(wf, wb, w1 + k); s10 += r * v0; s11 += r * v1;
+            r = LoadWScalar(wf, wb, w2 + k); s20 += r * v0; s21 += r * v1;
+            r = LoadWScalar(wf, wb, w3 + k); s30 += r * v0; s31 += r * v1;
+        }
+        Span<float> s = [s00, s10, s20, s30, s01, s11, s21, s31];
+        for (int j = 0; j < nt; j++)
+            for (int i = 0; i < nr; i++)
+                y[(long)(t + j) * O + o + i] = s[j * 4 + i] + (b != null ? b[o + i] : 0f);
+    }
+
+    /// <summary>The definition, in double precision: the test oracle.</summary>
+    public static void ForwardNaive(ReadOnlySpan<float> X, WeightMatrix W, ReadOnlySpan<float> bias, Span<float> Y, int T)
+    {
+        var w = W.ToF32();
+        int O = W.Rows, K = W.Cols;
+        for (int t = 0; t < T; t++)
+            for (int o = 0; o < O; o++)
+            {
+                double acc = bias.Length == 0 ? 0 : bias[o];
+                for (int k = 0; k < K; k++) acc += (double)X[t * K + k] * w[(long)o * K + k];
+                Y[t * O + o] = (float)acc;
+            }
+    }
+}

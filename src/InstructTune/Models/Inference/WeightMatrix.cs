@@ -1,0 +1,61 @@
+// A weight matrix [Rows, Cols] (row-major, HF nn.Linear layout: out × in) held as float32 or bfloat16,
+// either in place in a memory-mapped checkpoint (zero copy: resident memory = the pages read) or in an array.
+using InstructTune.Checkpoints;
+
+namespace InstructTune.Models.Inference;
+
+public sealed class WeightMatrix
+{
+    private readonly float[]? _f32;
+    private readonly ushort[]? _bf16;
+    private readonly IntPtr _mapped;
+
+    public int Rows { get; }
+    public int Cols { get; }
+    public bool IsBf16 { get; }
+    public long ByteLength => (long)Rows * Cols * (IsBf16 ? 2 : 4);
+
+    private WeightMatrix(int rows, int cols, bool bf16, float[]? f32, ushort[]? b16, IntPtr mapped)
+    {
+        Rows = rows; Cols = cols; IsBf16 = bf16; _f32 = f32; _bf16 = b16; _mapped = mapped;
+    }
+
+    public static WeightMatrix FromF32(int rows, int cols, float[] data) => new(rows, cols, false, data, null, 0);
+    public static WeightMatrix FromBf16(int rows, int cols, ushort[] data) => new(rows, cols, true, null, data, 0);
+
+    /// <summary>Views a checkpoint tensor: F32 and BF16 stay in the mapping; F16 is converted to a float32 array.</summary>
+    public static WeightMatrix FromCheckpoint(SafetensorsFile file, TensorInfo t, int rows, int cols)
+    {
+        if (t.ElementCount != (long)rows * cols)
+            throw new InvalidDataException($"{file.Path}: tensor \"{t.Name}\" has shape [{string.Join(",", t.Shape)}], expected [{rows},{cols}]");
+        return t.DType switch
+        {
+            DType.F32 => new(rows, cols, false, null, null, file.Address(t)),
+            DType.BF16 => new(rows, cols, true, null, null, file.Address(t)),
+            DType.F16 => FromF32(rows, cols, file.ReadF32(t.Name)),
+            _ => throw new InvalidDataException($"{file.Path}: tensor \"{t.Name}\" has dtype {t.DType}; weights must be F32, BF16 or F16"),
+        };
+    }
+
+    public ReadOnlySpan<float> F32 => IsBf16 ? throw new InvalidOperationException("bf16 weight")
+        : _f32 ?? (ReadOnlySpan<float>)NativeSpan.Create<float>(_mapped, checked(Rows * Cols));
+
+    public ReadOnlySpan<ushort> Bf16 => !IsBf16 ? throw new InvalidOperationException("f32 weight")
+        : _bf16 ?? (ReadOnlySpan<ushort>)NativeSpan.Create<ushort>(_mapped, checked(Rows * Cols));
+
+    /// <summary>Row r converted to float32 (embedding lookup).</summary>
+    public void RowToF32(int r, Span<float> dst)
+    {
+        if (IsBf16) { var src = Bf16.Slice(r * Cols, Cols); for (int i = 0; i < Cols; i++) dst[i] = DTypes.Bf16ToF32(src[i]); }
+        else F32.Slice(r * Cols, Cols).CopyTo(dst);
+    }
+
+    /// <summary>The whole matrix as float32 (a copy).</summary>
+    public float[] ToF32()
+    {
+        var dst = new float[(long)Rows * Cols];
+        if (IsBf16) { var s = Bf16; for (int i = 0; i < dst.Length; i++) dst[i] = DTypes.Bf16ToF32(s[i]); }
+        else F32.CopyTo(dst);
+        return dst;
+    }
+}

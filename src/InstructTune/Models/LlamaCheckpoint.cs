@@ -1,0 +1,67 @@
+// Moving weights between a Hugging Face checkpoint folder and the trainable LlamaModel, by parameter name.
+// Loading converts bf16/f16 to float32 (training computes and stores in float32); a tied lm_head is absent
+// from HF files and shares embed_tokens. Saving writes config.json and safetensors (bf16 or f32, sharded).
+using InstructTune.Checkpoints;
+
+namespace InstructTune.Models;
+
+public static class LlamaCheckpoint
+{
+    /// <summary>Reads config.json and the weights in <paramref name="dir"/> into a new LlamaModel.</summary>
+    public static LlamaModel Load(string dir)
+    {
+        var config = LlamaConfig.Load(dir);
+        var model = new LlamaModel(config);
+        using var ckpt = new CheckpointFolder(dir);
+        LoadInto(model, ckpt);
+        return model;
+    }
+
+    /// <summary>Sets every parameter of <paramref name="model"/> from the checkpoint; names and shapes must match.</summary>
+    public static void LoadInto(LlamaModel model, CheckpointFolder ckpt)
+    {
+        foreach (var (name, p) in model.NamedParameters())
+        {
+            string source = name;
+            if (!ckpt.Contains(name))
+            {
+                if (name == "lm_head.weight" && model.Config.TieWordEmbeddings) continue;   // shares embed_tokens
+                throw new InvalidDataException($"{ckpt.Directory}: checkpoint has no tensor \"{name}\"");
+            }
+            var (file, info) = ckpt.Find(source);
+            if (!info.Shape.SequenceEqual(p.Shape.Select(d => (long)d)))
+                throw new InvalidDataException($"{file.Path}: tensor \"{name}\" has shape [{string.Join(",", info.Shape)}], the model expects [{string.Join(",", p.Shape)}]");
+            p.Load(file.ReadF32(name));
+        }
+    }
+
+    /// <summary>Writes config.json (torch_dtype = dtype) and the model's weights in HF layout into <paramref name="dir"/>.</summary>
+    public static void Save(LlamaModel model, string dir, DType dtype = DType.F32, long maxShardBytes = long.MaxValue)
+    {
+        if (dtype is not (DType.F32 or DType.BF16 or DType.F16)) throw new ArgumentException($"cannot save weights as {dtype}");
+        var tensors = new List<TensorToWrite>();
+        var seen = new HashSet<object>(ReferenceEqualityComparer.Instance);
+        foreach (var (name, p) in model.NamedParameters())
+        {
+            if (!seen.Add(p)) continue;                               // tied lm_head: written once, as embed_tokens
+            var param = p;
+            tensors.Add(new TensorToWrite(name, dtype, p.Shape.Select(d => (long)d).ToArray(), () => DTypes.FromF32(dtype, param.ToArray())));
+        }
+        Directory.CreateDirectory(dir);
+        (model.Config with { TorchDtype = TorchDtypeName(dtype) }).Save(Path.Combine(dir, "config.json"));
+        SafetensorsWriter.WriteCheckpoint(dir, tensors, maxShardBytes);
+    }
+
+    public static string TorchDtypeName(DType t) => t switch
+    {
+        DType.BF16 => "bfloat16", DType.F16 => "float16", _ => "float32",
+    };
+
+    public static DType ParseDtype(string s) => s switch
+    {
+        "float32" or "fp32" or "f32" => DType.F32,
+        "bfloat16" or "bf16" => DType.BF16,
+        "float16" or "fp16" or "f16" => DType.F16,
+        _ => throw new ArgumentException($"unknown dtype \"{s}\" (float32, bfloat16, float16)"),
+    };
+}

@@ -1,0 +1,75 @@
+// Optimised inference kernels against their naive double-precision twins on awkward shapes.
+using InstructTune.Checkpoints;
+using InstructTune.Models.Inference;
+
+namespace InstructTune.Tests.Models;
+
+public class InferenceKernelTests
+{
+    private static float[] Rand(Random r, int n, float scale = 1) => Enumerable.Range(0, n).Select(_ => (float)(r.NextDouble() * 2 - 1) * scale).ToArray();
+
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(1, 7, 63)]
+    [InlineData(3, 65, 7)]
+    [InlineData(2, 257, 65)]
+    [InlineData(5, 1000, 33)]
+    [InlineData(1, 300, 1000)]   // above the parallel threshold
+    [InlineData(7, 63, 257)]
+    public void Linear_matches_naive_for_f32_and_bf16(int T, int O, int K)
+    {
+        var r = new Random(T * 1000 + O + K);
+        var x = Rand(r, T * K);
+        var w = Rand(r, O * K);
+        var bias = Rand(r, O);
+        var bf = w.Select(DTypes.F32ToBf16).ToArray();
+        foreach (var W in new[] { WeightMatrix.FromF32(O, K, w), WeightMatrix.FromBf16(O, K, bf) })
+            foreach (var b in new[] { bias, Array.Empty<float>() })
+            {
+                var y = new float[T * O];
+                var yn = new float[T * O];
+                LinearKernels.Forward(x, W, b, y, T);
+                LinearKernels.ForwardNaive(x, W, b, yn, T);
+                GoldenFixture.AssertClose(yn, y, 1e-5 * Math.Sqrt(K), $"T={T} O={O} K={K} bf16={W.IsBf16}");
+            }
+    }
+
+    [Theory]
+    [InlineData(0, 8, 0)]
+    [InlineData(5, 16, 0)]
+    [InlineData(12, 16, 5)]
+    [InlineData(63, 24, 7)]
+    [InlineData(64, 64, 1)]
+    public void Cached_attention_row_matches_naive(int i, int hd, int window)
+    {
+        var r = new Random(i + hd + window);
+        int cap = i + 3;
+        var q = Rand(r, hd, 3); var K = Rand(r, cap * hd, 3); var V = Rand(r, cap * hd);
+        var o = new float[hd]; var on = new float[hd];
+        CachedAttention.Row(q, K, V, hd, i, window, new float[cap], o);
+        CachedAttention.RowNaive(q, K, V, hd, i, window, on);
+        GoldenFixture.AssertClose(on, o, 1e-5, "attention");
+    }
+
+    [Fact]
+    public void Rope_rotates_pairs_half_split()
+    {
+        // Hand-worked: hd = 4, pairs (x0, x2) and (x1, x3) rotate by angles a and b.
+        float a = 0.3f, b = 1.1f;
+        var x = new float[] { 1, 2, 3, 4 };
+        InferenceOps.Rope(x, 1, 4, [MathF.Cos(a), MathF.Cos(b)], [MathF.Sin(a), MathF.Sin(b)]);
+        Assert.Equal(1 * MathF.Cos(a) - 3 * MathF.Sin(a), x[0], 6);
+        Assert.Equal(3 * MathF.Cos(a) + 1 * MathF.Sin(a), x[2], 6);
+        Assert.Equal(2 * MathF.Cos(b) - 4 * MathF.Sin(b), x[1], 6);
+        Assert.Equal(4 * MathF.Cos(b) + 2 * MathF.Sin(b), x[3], 6);
+    }
+
+    [Fact]
+    public void Rms_norm_hand_worked()
+    {
+        var y = new float[2];
+        InferenceOps.RmsNorm([3, 4], [1, 2], 0f, y, 1, 2);   // rms = √12.5
+        Assert.Equal(3 / MathF.Sqrt(12.5f), y[0], 6);
+        Assert.Equal(8 / MathF.Sqrt(12.5f), y[1], 6);
+    }
+}
