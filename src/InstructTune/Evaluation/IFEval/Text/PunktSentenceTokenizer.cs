@@ -24,7 +24,7 @@ public sealed class PunktSentenceTokenizer
     // PunktLanguageVars._word_tokenize_fmt: multi-char punctuation | a word up to its end | any other non-space.
     private static readonly Regex WordTokenizer = new(
         MultiChar + "|(?=" + WordStart + ")" + NS + "+?(?=" + S + "|$|" + NonWord + "|" + MultiChar
-        + ",(?=$|" + S + "|" + NonWord + "|" + MultiChar + "))|" + NS, RegexOptions.Compiled);
+        + "|,(?=$|" + S + "|" + NonWord + "|" + MultiChar + "))|" + NS, RegexOptions.Compiled);
 
     // PunktLanguageVars._period_context_fmt: a sentence-end char followed by punctuation or by space and a token.
     private static readonly Regex PeriodContext = new(
