@@ -6,8 +6,8 @@ using InstructTune.Reports;
 namespace InstructTune.Cli.Commands;
 
 /// <summary>
-/// <c>itune eval …</c>: <c>metrics</c> scores prediction/reference pairs (EM, F1, ROUGE, BLEU). <c>ifeval</c> is
-/// added from the IFEval branch; <c>model</c> arrives with the models issue.
+/// <c>itune eval …</c>: <c>metrics</c> scores prediction/reference pairs (EM, F1, ROUGE, BLEU); <c>ifeval</c> (from
+/// <see cref="IFEvalCommands"/>) runs IFEval; <c>model</c> arrives with the models issue.
 /// </summary>
 public static class EvalCommands
 {
@@ -15,6 +15,7 @@ public static class EvalCommands
     {
         var eval = new Command("eval", "Evaluate predictions and models");
         eval.Subcommands.Add(CreateMetricsCommand());
+        eval.Subcommands.Add(IFEvalCommands.CreateIfevalCommand());
         return eval;
     }
 

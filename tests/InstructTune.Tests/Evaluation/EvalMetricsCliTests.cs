@@ -71,3 +71,15 @@ public class EvalMetricsCliTests
         finally { File.Delete(input); }
     }
 }
+
+[Collection("Console")]
+public class EvalGroupCliTests
+{
+    [Fact]
+    public void EvalGroupHasMetricsAndIfeval()
+    {
+        var eval = Assert.Single(CliApp.BuildRoot().Subcommands, c => c.Name == "eval");
+        Assert.Contains(eval.Subcommands, c => c.Name == "metrics");
+        Assert.Contains(eval.Subcommands, c => c.Name == "ifeval");
+    }
+}
