@@ -98,6 +98,9 @@ HAND = [
     ("comma,separated,values,1,2", ["comma separated values 1 2"]),
     ("end.Start of next", ["end. Start of next"]),
     (".5 and 5. and .x", ["0.5 and 5 and x"]),
+    ("ΟΔΟΣ ΚΑΙ ΣΟΦΟΣ", ["οδος και σοφος"]),                                      # Python's final-sigma lowering
+    ("the\u0301 cafe\u0301", ["cafe\u0301"]),                                  # combining mark after an article
+    ("THE END.", ["the end"]), ("An apple", ["an Apple!"]),
 ]
 
 VOCAB = ("the a an of to in model data train test language instruction answer question summary text "

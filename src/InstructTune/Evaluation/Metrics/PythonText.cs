@@ -40,11 +40,43 @@ public static class PythonText
         return s[..end];
     }
 
-    /// <summary>Python's <c>s.lower()</c> for the cases that matter here: .NET's invariant simple mapping plus the one
-    /// full mapping that changes length in a way our tokenizers can see (U+0130 → "i" + U+0307).</summary>
+    /// <summary>Python's <c>s.lower()</c> for the cases that matter here: .NET's invariant simple mapping plus the
+    /// two special cases of Unicode's full mapping that Python applies: U+0130 → "i" + U+0307, and capital sigma
+    /// → final ς at the end of a word (Final_Sigma: a cased letter before, none after).</summary>
     public static string Lower(string s)
     {
-        if (s.IndexOf('\u0130') < 0) return s.ToLowerInvariant();
-        return s.Replace("\u0130", "i\u0307").ToLowerInvariant();
+        if (s.IndexOf('\u0130') >= 0) s = s.Replace("\u0130", "i\u0307");
+        if (s.IndexOf('\u03a3') < 0) return s.ToLowerInvariant();
+        var chars = s.ToLowerInvariant().ToCharArray();
+        for (int i = 0; i < s.Length; i++)
+            if (s[i] == '\u03a3' && CasedBefore(s, i) && !CasedAfter(s, i)) chars[i] = '\u03c2';
+        return new string(chars);
     }
+
+    // Final_Sigma context: skip case-ignorable characters (marks, apostrophes) when looking for a cased letter.
+    private static bool CasedBefore(string s, int i)
+    {
+        for (int j = i - 1; j >= 0; j--)
+        {
+            if (IsCaseIgnorable(s[j])) continue;
+            return char.IsUpper(s[j]) || char.IsLower(s[j]);
+        }
+        return false;
+    }
+
+    private static bool CasedAfter(string s, int i)
+    {
+        for (int j = i + 1; j < s.Length; j++)
+        {
+            if (IsCaseIgnorable(s[j])) continue;
+            return char.IsUpper(s[j]) || char.IsLower(s[j]);
+        }
+        return false;
+    }
+
+    private static bool IsCaseIgnorable(char c) =>
+        c is '\'' or '.' or ':' or '\u00b7' or '\u2019' ||
+        char.GetUnicodeCategory(c) is System.Globalization.UnicodeCategory.NonSpacingMark
+            or System.Globalization.UnicodeCategory.EnclosingMark or System.Globalization.UnicodeCategory.Format
+            or System.Globalization.UnicodeCategory.ModifierLetter or System.Globalization.UnicodeCategory.ModifierSymbol;
 }

@@ -9,8 +9,10 @@ public static class SquadMetrics
 {
     // Python's string.punctuation: the 32 ASCII punctuation characters.
     private const string AsciiPunctuation = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+    // Python's \b: a word character is a letter, a number or '_' (str.isalnum); .NET's \w also counts combining
+    // marks, so the boundary is spelled out to match Python on text like "the\u0301".
     private static readonly System.Text.RegularExpressions.Regex Articles =
-        new(@"\b(a|an|the)\b", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+        new(@"(?<![\p{L}\p{N}_])(a|an|the)(?![\p{L}\p{N}_])", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
 
     /// <summary>normalize_answer of SQuAD v1.1: lower → remove punctuation → remove articles → fix whitespace.</summary>
     public static string Normalize(string text)
