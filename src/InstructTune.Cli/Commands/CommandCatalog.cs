@@ -8,6 +8,7 @@ public static class CommandCatalog
     public static IEnumerable<Command> All()
     {
         foreach (var c in DataCommands.Create()) yield return c;
+        yield return EvalCommands.Create();
         yield return VersionCommand.Create();
         foreach (var c in TokenizerCommands.All()) yield return c;
         yield return ChatTemplateCommands.Create();

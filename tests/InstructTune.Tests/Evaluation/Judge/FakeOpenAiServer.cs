@@ -1,0 +1,121 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace InstructTune.Tests.Evaluation.Judge;
+
+/// <summary>
+/// A minimal OpenAI-compatible chat-completions server on 127.0.0.1 for judge tests. What it does with a request
+/// is chosen by a "[[case:NAME]]" marker in the last message: answer with a score, answer in prose, fail with 500
+/// (once or always), 429 with Retry-After (once), hang (once or always), return a non-JSON body, or a valid
+/// completion whose text holds no score. Counts requests and records times and Authorization headers.
+/// </summary>
+public sealed partial class FakeOpenAiServer : IDisposable
+{
+    private readonly HttpListener listener = new();
+    private readonly CancellationTokenSource stop = new();
+    private readonly Task loop;
+    public ConcurrentDictionary<string, int> Requests { get; } = new();
+    public ConcurrentQueue<(string Case, DateTime At)> Log { get; } = new();
+    public ConcurrentBag<string> Authorizations { get; } = [];
+    public string BaseUrl { get; }
+    public int Total => Requests.Values.Sum();
+
+    public FakeOpenAiServer()
+    {
+        var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        int port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        listener.Prefixes.Add($"http://127.0.0.1:{port}/");
+        listener.Start();
+        BaseUrl = $"http://127.0.0.1:{port}/v1";
+        loop = Task.Run(AcceptLoop);
+    }
+
+    [GeneratedRegex(@"\[\[case:([a-z0-9\-]+)\]\]")]
+    private static partial Regex CaseMarker();
+
+    private async Task AcceptLoop()
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            HttpListenerContext ctx;
+            try { ctx = await listener.GetContextAsync(); }
+            catch (Exception) { return; }
+            _ = Task.Run(() => Handle(ctx));
+        }
+    }
+
+    private async Task Handle(HttpListenerContext ctx)
+    {
+        try
+        {
+            string body = await new StreamReader(ctx.Request.InputStream).ReadToEndAsync();
+            Authorizations.Add(ctx.Request.Headers["Authorization"] ?? "");
+            using var doc = JsonDocument.Parse(body);
+            var messages = doc.RootElement.GetProperty("messages");
+            string last = messages[messages.GetArrayLength() - 1].GetProperty("content").GetString() ?? "";
+            string name = CaseMarker().Match(last) is { Success: true } m ? m.Groups[1].Value : "ok-7";
+            int n = Requests.AddOrUpdate(name, 1, (_, c) => c + 1);
+            Log.Enqueue((name, DateTime.UtcNow));
+            switch (name)
+            {
+                case var s when s.StartsWith("ok-"): await Complete(ctx, $"{{\"score\": {s[3..]}, \"reason\": \"fine\"}}"); break;
+                case "prose": await Complete(ctx, "The answer follows most of the request but misses the word limit. Score: 6/10"); break;
+                case "pair-a": await Complete(ctx, "{\"winner\": \"A\"}"); break;
+                case "error500-once" when n == 1: await Status(ctx, 500); break;
+                case "error500-once": await Complete(ctx, "{\"score\": 8}"); break;
+                case "error500-always": await Status(ctx, 500); break;
+                case "ratelimit-once" when n == 1:
+                    ctx.Response.AddHeader("Retry-After", "1");
+                    await Status(ctx, 429);
+                    break;
+                case "ratelimit-once": await Complete(ctx, "Rating: 9"); break;
+                case "hang-once" when n == 1: await Hang(); break;
+                case "hang-once": await Complete(ctx, "[[5]]"); break;
+                case "hang-always": await Hang(); break;
+                case "garbage-body": await Raw(ctx, 200, "<<<this is not json>>>", "application/json"); break;
+                case "garbage-answer": await Complete(ctx, "I really cannot decide about this one."); break;
+                default: await Status(ctx, 400); break;
+            }
+        }
+        catch (Exception) { /* client gave up (timeout) or server stopping */ }
+        finally
+        {
+            try { ctx.Response.Close(); } catch (Exception) { }
+        }
+    }
+
+    private Task Hang() => Task.Delay(Timeout.Infinite, stop.Token);
+
+    private static Task Status(HttpListenerContext ctx, int status) =>
+        Raw(ctx, status, $"{{\"error\": {{\"message\": \"simulated {status}\", \"type\": \"server_error\"}}}}", "application/json");
+
+    private static Task Complete(HttpListenerContext ctx, string content) =>
+        Raw(ctx, 200, JsonSerializer.Serialize(new
+        {
+            id = "chatcmpl-test", @object = "chat.completion", created = 1700000000, model = "judge-test",
+            choices = new[] { new { index = 0, message = new { role = "assistant", content }, finish_reason = "stop" } },
+            usage = new { prompt_tokens = 10, completion_tokens = 5, total_tokens = 15 },
+        }), "application/json");
+
+    private static async Task Raw(HttpListenerContext ctx, int status, string body, string type)
+    {
+        var bytes = Encoding.UTF8.GetBytes(body);
+        ctx.Response.StatusCode = status;
+        ctx.Response.ContentType = type;
+        ctx.Response.ContentLength64 = bytes.Length;
+        await ctx.Response.OutputStream.WriteAsync(bytes);
+    }
+
+    public void Dispose()
+    {
+        stop.Cancel();
+        try { listener.Stop(); listener.Close(); } catch (Exception) { }
+        try { loop.Wait(TimeSpan.FromSeconds(2)); } catch (Exception) { }
+    }
+}
