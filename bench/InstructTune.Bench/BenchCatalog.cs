@@ -5,6 +5,7 @@ public static class BenchCatalog
 {
     private static readonly Dictionary<string, (string Help, Func<string[], int> Run)> Benches = new()
     {
+        ["decode"] = ("prefill and single-stream decode tokens/s of config S|M|L, f32 and bf16, vs PyTorch", DecodeBench.Run),
         ["gemm"] = ("GEMM GFLOP/s of config-L step products, managed vs OpenBLAS; GEMV GB/s", GemmBench.Run),
         ["step"] = ("training step tokens/s, MFU, peak RSS of config S|M|L vs PyTorch", StepBench.Run),
         ["data"] = ("prepare 50k Alpaca-sized records (llama2, alpaca template, dedup, packing): records/s, memory", DataBench.Run),

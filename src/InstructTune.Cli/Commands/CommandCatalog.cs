@@ -12,5 +12,6 @@ public static class CommandCatalog
         yield return VersionCommand.Create();
         foreach (var c in TokenizerCommands.All()) yield return c;
         yield return ChatTemplateCommands.Create();
+        foreach (var c in ModelCommands.Create()) yield return c;
     }
 }

@@ -16,6 +16,8 @@ public class InferenceKernelTests
     [InlineData(5, 1000, 33)]
     [InlineData(1, 300, 1000)]   // above the parallel threshold
     [InlineData(7, 63, 257)]
+    [InlineData(8, 65, 63)]      // GEMM path from 8 tokens on
+    [InlineData(33, 257, 100)]
     public void Linear_matches_naive_for_f32_and_bf16(int T, int O, int K)
     {
         var r = new Random(T * 1000 + O + K);

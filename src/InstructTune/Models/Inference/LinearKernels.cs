@@ -1,12 +1,14 @@
 // Y[T, O] = X[T, K] · W[O, K]ᵀ (+ bias[O]) for float32 or bfloat16 weights, float32 activations.
 // Decode (T = 1) is a matrix-vector product limited by memory bandwidth: every weight is streamed once, and bf16
-// halves the bytes. Prefill reuses each weight row from L1 across tokens: a 4-row × 2-token register tile of
-// dot products (8 independent FMA chains) along K. Rows are split across cores when the matrix is large enough
-// for threading to pay. Y must not alias X or W.
+// halves the bytes. A few tokens reuse each weight row from L1: a 4-row × 2-token register tile of dot products
+// (8 independent FMA chains) along K, rows split across cores when the matrix is large enough for threads to
+// pay. From GemmMinTokens tokens on (prefill), the engine's packed GEMM serves. Y must not alias X or W.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using System.Numerics.Tensors;
+using InstructTune.Engine.Kernels;
 
 namespace InstructTune.Models.Inference;
 
@@ -15,11 +17,23 @@ public static class LinearKernels
     /// <summary>Matrices with fewer elements than this run on one thread (dispatch costs more than it saves).</summary>
     public const long ParallelThreshold = 1 << 16;
 
+    /// <summary>From this many tokens on, the packed GEMM of the engine serves (weights reused across tokens).</summary>
+    public const int GemmMinTokens = 8;
+
     public static void Forward(ReadOnlySpan<float> X, WeightMatrix W, ReadOnlySpan<float> bias, Span<float> Y, int T)
     {
         int O = W.Rows, K = W.Cols;
         if (X.Length < T * K || Y.Length < T * O || (bias.Length != 0 && bias.Length != O))
             throw new ArgumentException($"Linear: X {X.Length} / Y {Y.Length} / bias {bias.Length} do not fit T={T}, W [{O},{K}]");
+        if (T >= GemmMinTokens)
+        {
+            // Prefill: the engine's packed, cache-blocked GEMM (bf16 B widened while packing) beats dot-product tiles.
+            if (W.IsBf16) Gemm.SgemmBf16B(false, true, T, O, K, 1f, X, K, W.Bf16, K, 0f, Y, O);
+            else Gemm.Sgemm(false, true, T, O, K, 1f, X, K, W.F32, K, 0f, Y, O);
+            if (bias.Length != 0)
+                for (int t = 0; t < T; t++) TensorPrimitives.Add(Y.Slice(t * O, O), bias, Y.Slice(t * O, O));
+            return;
+        }
         int blocks = (O + 3) / 4;
         int threads = (long)O * K >= ParallelThreshold ? Math.Min(Environment.ProcessorCount, blocks) : 1;
         unsafe

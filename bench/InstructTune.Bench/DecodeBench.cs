@@ -1,0 +1,136 @@
+// bench decode: prefill tokens/s (one prompt of the config's seq length) and single-stream greedy decode
+// tokens/s with the KV cache, for configs S/M/L of the engine issue, float32 and bf16 checkpoints (written to a
+// temp folder with RandomCheckpoint and memory-mapped, as users load them), against the same model in PyTorch
+// (bench/peers/torch_decode.py, float32, 2 threads) run in the same invocation, and llama.cpp's float32 decode
+// figures on this machine (1,600 / 210 / 65 tok/s, from the issue). One JSON line per result.
+// Usage: dotnet run -c Release --project bench/InstructTune.Bench -- decode --config S|M|L [--no-peer]
+//        [--decode-tokens N] [--dtype float32|bfloat16|both] [--repeats R]
+using System.Diagnostics;
+using System.Text.Json;
+using InstructTune.Checkpoints;
+using InstructTune.Models;
+using InstructTune.Models.Inference;
+
+namespace InstructTune.Bench;
+
+public static class DecodeBench
+{
+    private static readonly Dictionary<string, (int D, int L, int H, int KV, int F, int V, int T, double LlamaCpp)> Configs = new()
+    {
+        ["S"] = (256, 4, 4, 4, 688, 4096, 256, 1600),
+        ["M"] = (512, 8, 8, 4, 1376, 8192, 512, 210),
+        ["L"] = (768, 12, 12, 12, 2048, 32000, 512, 65),
+    };
+
+    public static int Run(string[] args)
+    {
+        string config = Arg(args, "--config") ?? "S";
+        bool noPeer = args.Contains("--no-peer");
+        int decodeTokens = int.Parse(Arg(args, "--decode-tokens") ?? "64");
+        int repeats = int.Parse(Arg(args, "--repeats") ?? "3");
+        string dtypes = Arg(args, "--dtype") ?? "both";
+        if (!Configs.TryGetValue(config, out var k)) { Console.Error.WriteLine($"unknown config {config} (S, M, L)"); return 2; }
+        var cfg = new LlamaConfig
+        {
+            ModelType = "llama", HiddenSize = k.D, NumHiddenLayers = k.L, NumAttentionHeads = k.H, NumKeyValueHeads = k.KV,
+            IntermediateSize = k.F, VocabSize = k.V, RmsNormEps = 1e-5, MaxPositionEmbeddings = 4096,
+        };
+
+        JsonElement? peer = noPeer ? null : RunPeer(config, decodeTokens);
+        double? peerPrefill = peer?.GetProperty("prefill_tokens_per_s").GetDouble();
+        double? peerDecode = peer?.GetProperty("decode_tokens_per_s").GetDouble();
+        if (peer != null) Console.WriteLine($"pytorch {config}: prefill {peerPrefill:F1} tok/s, decode {peerDecode:F1} tok/s");
+
+        foreach (var dtype in dtypes == "both" ? new[] { DType.F32, DType.BF16 } : [LlamaCheckpoint.ParseDtype(dtypes)])
+        {
+            string dir = Directory.CreateTempSubdirectory("itune-decode-bench-").FullName;
+            try
+            {
+                RandomCheckpoint.Create(cfg, dir, 0, dtype);
+                long rss0 = Rss();
+                using var model = InferenceModel.Load(dir);
+                var rng = new Random(1);
+                var prompt = Enumerable.Range(0, k.T).Select(_ => rng.Next(k.V)).ToArray();
+                double prefill = 0, decode = 0;
+                for (int r = 0; r < repeats; r++)
+                {
+                    var cache = model.CreateCache(k.T + decodeTokens + 16);
+                    var sw = Stopwatch.StartNew();
+                    model.Forward([new SequenceChunk(cache, prompt)]);
+                    prefill = Math.Max(prefill, k.T / sw.Elapsed.TotalSeconds);
+
+                    cache.Clear();
+                    var logits = model.Forward([new SequenceChunk(cache, prompt[..16])]);
+                    sw.Restart();
+                    for (int i = 0; i < decodeTokens; i++)
+                    {
+                        int next = InstructTune.Generation.LogitsSampler.ArgMax(logits);
+                        logits = model.Forward([new SequenceChunk(cache, [next])]);
+                    }
+                    decode = Math.Max(decode, decodeTokens / sw.Elapsed.TotalSeconds);
+                }
+                long rss = Rss();
+                string dt = LlamaCheckpoint.TorchDtypeName(dtype);
+                double weightMib = model.WeightBytes / 1048576.0, modelRssMib = (rss - rss0) / 1048576.0;
+                Console.WriteLine($"{config} {dt}: prefill {prefill:F1} tok/s{Ratio(prefill, peerPrefill)}, decode {decode:F1} tok/s{Ratio(decode, peerDecode)}" +
+                                  $", llama.cpp f32 {k.LlamaCpp} → {decode / k.LlamaCpp:F2}×; weights {weightMib:F1} MiB, model RSS +{modelRssMib:F1} MiB");
+                Emit("prefill", config, dt, prefill, peerPrefill, null, weightMib, modelRssMib);
+                Emit("decode", config, dt, decode, peerDecode, k.LlamaCpp, weightMib, modelRssMib);
+            }
+            finally { try { Directory.Delete(dir, true); } catch (IOException) { } }
+        }
+        return 0;
+    }
+
+    private static string Ratio(double v, double? peer) => peer is double p && p > 0 ? $" ({v / p:F2}× pytorch)" : "";
+
+    private static void Emit(string bench, string config, string dtype, double tps, double? peer, double? llamaCpp, double weightMib, double rssMib)
+    {
+        var o = new Dictionary<string, object?>
+        {
+            ["bench"] = bench, ["config"] = config, ["dtype"] = dtype, ["tokens_per_s"] = Math.Round(tps, 1),
+            ["weight_mib"] = Math.Round(weightMib, 1), ["model_rss_mib"] = Math.Round(rssMib, 1),
+        };
+        if (peer is double p)
+        {
+            o["peer"] = "pytorch"; o["peer_tokens_per_s"] = p; o["ratio"] = Math.Round(tps / p, 2);
+        }
+        if (llamaCpp is double l) { o["llamacpp_tokens_per_s"] = l; o["ratio_llamacpp"] = Math.Round(tps / l, 2); }
+        Console.WriteLine(JsonSerializer.Serialize(o));
+    }
+
+    private static long Rss()
+    {
+        GC.Collect();
+        using var p = Process.GetCurrentProcess();
+        return p.WorkingSet64;
+    }
+
+    private static JsonElement? RunPeer(string config, int decodeTokens)
+    {
+        string script = Path.Combine(RepoRoot(), "bench", "peers", "torch_decode.py");
+        if (!File.Exists("/usr/bin/python3") || !File.Exists(script)) { Console.Error.WriteLine("no python3/peer script: skipping the PyTorch peer"); return null; }
+        var psi = new ProcessStartInfo("/usr/bin/python3", [script, "--config", config, "--decode-tokens", decodeTokens.ToString()])
+        { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var proc = Process.Start(psi)!;
+        string output = proc.StandardOutput.ReadToEnd();
+        string err = proc.StandardError.ReadToEnd();
+        proc.WaitForExit();
+        var line = output.Split('\n').LastOrDefault(l => l.StartsWith('{'));
+        if (proc.ExitCode != 0 || line == null) { Console.Error.WriteLine($"PyTorch peer failed: {err}"); return null; }
+        return JsonDocument.Parse(line).RootElement.Clone();
+    }
+
+    private static string RepoRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "InstructTune.sln"))) return d.FullName;
+        return Directory.GetCurrentDirectory();
+    }
+
+    private static string? Arg(string[] args, string name)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+}

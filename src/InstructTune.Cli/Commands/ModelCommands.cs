@@ -1,0 +1,206 @@
+// itune init | score | generate | convert: random checkpoints, scoring, generation and dtype/shard
+// conversion of Hugging Face Llama-family checkpoints (issue 3). The work lives in the library; this file
+// parses options, reports errors as one clear line, and writes outputs atomically.
+using System.CommandLine;
+using System.Text;
+using System.Text.Json;
+using InstructTune.Checkpoints;
+using InstructTune.Generation;
+using InstructTune.Models;
+using InstructTune.Models.Inference;
+using InstructTune.Peft.Lora;
+
+namespace InstructTune.Cli.Commands;
+
+public static class ModelCommands
+{
+    public static IEnumerable<Command> Create()
+    {
+        yield return Init();
+        yield return Score();
+        yield return Generate();
+        yield return Convert();
+    }
+
+    /// <summary>Runs a command body; bad input becomes "error: …" on stderr and exit code 1.</summary>
+    private static int Guard(Func<int> body)
+    {
+        try { return body(); }
+        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException
+                                      or ArgumentException or FormatException or KeyNotFoundException or NotSupportedException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
+    private static Command Init()
+    {
+        var config = new Option<string>("--config") { Description = "config.json to build the model from", Required = true };
+        var output = new Option<string>("--out") { Description = "folder to write the checkpoint into", Required = true };
+        var seed = new Option<ulong>("--seed") { Description = "random seed", DefaultValueFactory = _ => 0UL };
+        var dtype = new Option<string>("--dtype") { Description = "float32 | bfloat16", DefaultValueFactory = _ => "float32" };
+        var cmd = new Command("init", "Write a random-initialised checkpoint in Hugging Face layout") { config, output, seed, dtype };
+        cmd.SetAction(p => Guard(() =>
+        {
+            var c = LlamaConfig.Load(p.GetValue(config)!);
+            var dt = LlamaCheckpoint.ParseDtype(p.GetValue(dtype)!);
+            RandomCheckpoint.Create(c, p.GetValue(output)!, p.GetValue(seed), dt);
+            Console.Error.WriteLine($"wrote a random {c.ModelType} checkpoint ({p.GetValue(dtype)}) to {p.GetValue(output)}");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static InferenceModel LoadModel(string dir, string? adapterDir)
+    {
+        var model = InferenceModel.Load(dir);
+        try
+        {
+            if (adapterDir != null) model.ApplyAdapter(LoraAdapterFile.Load(adapterDir));
+            return model;
+        }
+        catch { model.Dispose(); throw; }
+    }
+
+    private static Command Score()
+    {
+        var modelOpt = new Option<string>("--model") { Description = "checkpoint folder", Required = true };
+        var input = new Option<string>("--input") { Description = "JSONL: {\"ids\":[…]} or {\"text\":…} per line", Required = true };
+        var output = new Option<string?>("--output") { Description = "JSONL output (default: stdout)" };
+        var logits = new Option<bool>("--logits") { Description = "add \"logits\" for every position" };
+        var adapter = new Option<string?>("--adapter") { Description = "LoRA adapter folder (PEFT layout)" };
+        var cmd = new Command("score", "Next-token log-probabilities and loss of token sequences") { modelOpt, input, output, logits, adapter };
+        cmd.SetAction(p => Guard(() =>
+        {
+            using var model = LoadModel(p.GetValue(modelOpt)!, p.GetValue(adapter));
+            var encode = ModelTokenizer.EncoderFor(p.GetValue(modelOpt)!);
+            var inputs = JsonlScoring.ReadInputs(p.GetValue(input)!, encode, model.Config.VocabSize, model.Config.MaxPositionEmbeddings);
+            var results = Scorer.Score(model, inputs, p.GetValue(logits));
+            void Write(Stream s) { foreach (var r in results) JsonlScoring.WriteLine(s, r, model.Config.VocabSize); }
+            if (p.GetValue(output) is { } outPath) AtomicFile.Write(outPath, Write);
+            else
+            {
+                var ms = new MemoryStream();
+                Write(ms);
+                Console.Out.Write(Encoding.UTF8.GetString(ms.ToArray()));
+                Console.Out.Flush();
+            }
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Generate()
+    {
+        var modelOpt = new Option<string>("--model") { Description = "checkpoint folder", Required = true };
+        var prompt = new Option<string?>("--prompt") { Description = "prompt text (needs a tokenizer in the folder)" };
+        var promptIds = new Option<string?>("--prompt-ids") { Description = "prompt token ids, e.g. 1,2,3" };
+        var maxNew = new Option<int>("--max-new-tokens") { Description = "tokens to generate", DefaultValueFactory = _ => 64 };
+        var temperature = new Option<double>("--temperature") { Description = "0 = greedy", DefaultValueFactory = _ => 0.0 };
+        var topK = new Option<int>("--top-k") { Description = "keep the K most likely tokens (0 = off)" };
+        var topP = new Option<double>("--top-p") { Description = "nucleus mass (1 = off)", DefaultValueFactory = _ => 1.0 };
+        var repPenalty = new Option<double>("--repetition-penalty") { Description = "HF repetition penalty (1 = off)", DefaultValueFactory = _ => 1.0 };
+        var seed = new Option<int>("--seed") { Description = "sampling seed" };
+        var stop = new Option<string[]>("--stop") { Description = "stop string (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var ignoreEos = new Option<bool>("--ignore-eos") { Description = "do not stop at the config's eos ids" };
+        var json = new Option<bool>("--json") { Description = "print {\"prompt_ids\",\"generated_ids\",\"text\"}" };
+        var adapter = new Option<string?>("--adapter") { Description = "LoRA adapter folder (PEFT layout)" };
+        var cmd = new Command("generate", "Generate a continuation of a prompt")
+            { modelOpt, prompt, promptIds, maxNew, temperature, topK, topP, repPenalty, seed, stop, ignoreEos, json, adapter };
+        cmd.SetAction(p => Guard(() =>
+        {
+            string dir = p.GetValue(modelOpt)!;
+            using var model = LoadModel(dir, p.GetValue(adapter));
+            var tokenizer = ModelTokenizer.TryLoad(dir);
+            int[] ids;
+            if (p.GetValue(promptIds) is { } s)
+                ids = s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                       .Select(x => int.TryParse(x, out var v) ? v : throw new FormatException($"--prompt-ids: \"{x}\" is not an integer")).ToArray();
+            else if (p.GetValue(prompt) is { } text)
+                ids = tokenizer?.Encode(text) ?? throw new ArgumentException($"--prompt needs a tokenizer in {dir}; use --prompt-ids");
+            else throw new ArgumentException("give --prompt TEXT or --prompt-ids 1,2,3");
+            if (ids.Length == 0) throw new ArgumentException("the prompt is empty");
+            int maxPos = model.Config.MaxPositionEmbeddings;
+            if (ids.Length >= maxPos)
+                throw new ArgumentException($"the prompt has {ids.Length} tokens; max_position_embeddings={maxPos} leaves no room to generate");
+            int n = p.GetValue(maxNew);
+            if (ids.Length + n > maxPos)
+            {
+                Console.Error.WriteLine($"warning: prompt ({ids.Length}) + max-new-tokens ({n}) exceeds max_position_embeddings={maxPos}; generating at most {maxPos - ids.Length} tokens");
+                n = maxPos - ids.Length;
+            }
+            bool asJson = p.GetValue(json);
+            var options = new GenerationOptions
+            {
+                MaxNewTokens = n,
+                Temperature = p.GetValue(temperature),
+                TopK = p.GetValue(topK),
+                TopP = p.GetValue(topP),
+                RepetitionPenalty = p.GetValue(repPenalty),
+                Seed = p.GetValue(seed),
+                StopTokenIds = p.GetValue(ignoreEos) ? [] : model.Config.EosTokenIds,
+                StopStrings = p.GetValue(stop) ?? [],
+                Decode = tokenizer == null ? null : tokenizer.Decode,
+                OnToken = asJson ? null : (_, t) =>
+                {
+                    Console.Out.Write(tokenizer == null ? $"{t} " : tokenizer.Decode([t]));
+                    Console.Out.Flush();
+                },
+            };
+            var r = Generator.Generate(model, [ids], options)[0];
+            if (asJson)
+            {
+                var o = new Dictionary<string, object?>
+                {
+                    ["prompt_ids"] = r.PromptIds,
+                    ["generated_ids"] = r.GeneratedIds,
+                    ["text"] = tokenizer?.Decode(r.GeneratedIds),
+                    ["stop_reason"] = r.StopReason,
+                };
+                Console.Out.WriteLine(JsonSerializer.Serialize(o));
+            }
+            else Console.Out.WriteLine();
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Convert()
+    {
+        var modelOpt = new Option<string>("--model") { Description = "checkpoint folder to read", Required = true };
+        var output = new Option<string>("--out") { Description = "folder to write", Required = true };
+        var dtype = new Option<string>("--dtype") { Description = "bfloat16 | float32", Required = true };
+        var shard = new Option<string?>("--shard-size") { Description = "largest shard, e.g. 2GB (default: one file)" };
+        var cmd = new Command("convert", "Rewrite a checkpoint in another dtype and/or shard size") { modelOpt, output, dtype, shard };
+        cmd.SetAction(p => Guard(() =>
+        {
+            string src = p.GetValue(modelOpt)!, dst = p.GetValue(output)!;
+            if (Path.GetFullPath(src).TrimEnd('/') == Path.GetFullPath(dst).TrimEnd('/'))
+                throw new ArgumentException("--out must differ from --model");
+            var dt = LlamaCheckpoint.ParseDtype(p.GetValue(dtype)!);
+            long maxShard = p.GetValue(shard) is { } s ? SafetensorsWriter.ParseSize(s) : long.MaxValue;
+            CheckpointConverter.Convert(src, dst, dt, maxShard);
+            Console.Error.WriteLine($"wrote {dst} ({p.GetValue(dtype)})");
+            return 0;
+        }));
+        return cmd;
+    }
+}
+
+// The tokenizer of a model folder for --prompt / {"text":…}. The tokenizer loader comes from the tokenizers
+// area; until it is merged, folders are treated as having no tokenizer (ids still work).
+internal sealed class ModelTokenizer
+{
+    private readonly Func<string, int[]> _encode;
+    private readonly Func<IReadOnlyList<int>, string> _decode;
+
+    private ModelTokenizer(Func<string, int[]> encode, Func<IReadOnlyList<int>, string> decode) { _encode = encode; _decode = decode; }
+
+    public int[] Encode(string text) => _encode(text);
+    public string Decode(IReadOnlyList<int> ids) => _decode(ids);
+
+    public static ModelTokenizer? TryLoad(string dir) => null;
+
+    public static Func<string, int[]>? EncoderFor(string dir) => TryLoad(dir) is { } t ? t.Encode : null;
+}
