@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using InstructTune.Data.Batching;
+using InstructTune.Engine.Autograd;
+using InstructTune.Engine.Optim;
+using InstructTune.Engine.Tensors;
+using InstructTune.Models;
+using InstructTune.Training.Losses;
+using InstructTune.Training.Regularizers;
+
+namespace InstructTune.Training.Loop;
+
+/// <summary>What one optimizer step did.</summary>
+public sealed record StepResult(int Step, double Loss, double InstructionLoss, double NextTokenLoss, double GradNorm,
+    double LearningRate, int Tokens, StepVerdict Verdict, string? SkipReason, double Seconds);
+
+public sealed class TrainingDivergedException(string message) : Exception(message);
+
+/// <summary>Settings of the loop that the trainer needs step by step.</summary>
+public sealed record TrainerOptions(
+    int GradientAccumulationSteps,
+    float MaxGradNorm,
+    LrSchedule Schedule,
+    ObjectiveOptions Objective,
+    int TaskCount,
+    bool CheckpointLayers = false,
+    double SpikeFactor = 0,
+    int MaxBadSteps = 5);
+
+/// <summary>
+/// One optimizer step at a time: draw the micro-batches of the step, count their tokens, forward/backward each
+/// (dividing by the step's counts), add regularizer gradients, clip the global norm, let the guard judge, then
+/// AdamW at the scheduled learning rate. A skipped step still consumes its data and advances the step counter,
+/// so a run's schedule and data order do not depend on which steps were skipped.
+/// </summary>
+public sealed class Trainer
+{
+    public LlamaModel Model { get; }
+    public IReadOnlyList<(string Name, Parameter Parameter)> Trainable { get; }
+    public AdamW Optimizer { get; }
+    public IBatchSource Sampler { get; }
+    public TrainerOptions Options { get; }
+    public StepGuard Guard { get; }
+    public List<IRegularizer> Regularizers { get; } = [];
+    /// <summary>Random generators whose state a checkpoint must keep (dropout, NEFTune), by name.</summary>
+    public Dictionary<string, Rng> Rngs { get; } = [];
+    public int Step { get; set; }
+
+    public Trainer(LlamaModel model, IReadOnlyList<(string Name, Parameter Parameter)> trainable, AdamW optimizer,
+        IBatchSource sampler, TrainerOptions options)
+    {
+        if (trainable.Count == 0) throw new ArgumentException("nothing to train: every parameter is frozen");
+        Model = model; Trainable = trainable; Optimizer = optimizer; Sampler = sampler; Options = options;
+        Guard = new StepGuard(options.SpikeFactor, options.MaxBadSteps);
+    }
+
+    public StepResult TrainStep()
+    {
+        var clock = Stopwatch.StartNew();
+        var micro = new List<Batch>(Options.GradientAccumulationSteps);
+        for (int i = 0; i < Options.GradientAccumulationSteps; i++) micro.Add(Sampler.Next());
+        var counts = InstructionObjective.Count(micro, Options.Objective, Options.TaskCount);
+
+        double loss = 0, instrSum = 0, lmSum = 0;
+        int tokens = 0;
+        for (int i = 0; i < micro.Count; i++)
+        {
+            using var tape = Tape.Record();
+            var r = InstructionObjective.Forward(Model, micro[i], counts, Options.Objective, firstMicroBatch: i == 0, Options.CheckpointLayers);
+            tape.Backward(r.Loss);
+            loss += r.Loss.Item();
+            instrSum += r.InstructionSum;
+            lmSum += r.LmSum;
+            tokens += micro[i].RealTokens;
+        }
+        foreach (var regularizer in Regularizers) loss += regularizer.AddToGradients();
+
+        var parameters = Trainable.Select(t => t.Parameter).ToList();
+        double gradNorm = GradClip.ClipGlobalNorm(parameters, Options.MaxGradNorm > 0 ? Options.MaxGradNorm : float.PositiveInfinity);
+        var verdict = Guard.Check(loss, gradNorm);
+        float lr = Options.Schedule.LearningRate(Step);
+        if (verdict == StepVerdict.Apply)
+        {
+            Optimizer.LearningRate = lr;
+            Optimizer.Step();
+        }
+        foreach (var p in parameters) p.ZeroGrad();
+        Step++;
+        if (verdict == StepVerdict.Stop)
+            throw new TrainingDivergedException($"step {Step}: {Guard.ConsecutiveBad} bad steps in a row, last: {Guard.LastReason}");
+        return new StepResult(Step, loss,
+            counts.InstructionTokens == 0 ? 0 : instrSum / counts.InstructionTokens,
+            counts.LmTokens == 0 ? 0 : lmSum / counts.LmTokens,
+            gradNorm, lr, tokens, verdict, Guard.LastReason, clock.Elapsed.TotalSeconds);
+    }
+}

@@ -1,0 +1,130 @@
+using InstructTune.Data.Batching;
+using InstructTune.Engine.Autograd;
+using InstructTune.Engine.Kernels;
+using InstructTune.Engine.Tensors;
+using InstructTune.Models;
+using Tensor = InstructTune.Engine.Tensors.Tensor;
+
+namespace InstructTune.Training.Losses;
+
+/// <summary>How the objective weighs its parts (from the config's `loss` section).</summary>
+public sealed record ObjectiveOptions(
+    double NextTokenWeight = 0.0,        // weight of L_next-token (all tokens of each document)
+    double LambdaInstruction = 1.0,      // λ: weight of L_instruction (response tokens only)
+    float LabelSmoothing = 0f,
+    float[]? TaskWeights = null,         // fixed or inverse-frequency weights by task id
+    Parameter? UncertaintyLogVars = null); // learned task weighting
+
+/// <summary>Token counts of a whole optimizer step: every micro-batch's loss is divided by these, not by its own.</summary>
+public sealed record StepCounts(int InstructionTokens, double InstructionWeight, int LmTokens, int[] TokensPerTask);
+
+/// <summary>One micro-batch's contribution: the tensor to backpropagate and the parts' unnormalised sums for logging.</summary>
+public sealed record ObjectiveResult(Tensor Loss, double InstructionSum, double LmSum);
+
+/// <summary>
+/// The training objective L_total = w_nt·L_next-token + λ·L_instruction. L_instruction is cross-entropy over
+/// response tokens (labels ≠ −100), optionally weighted by task; L_next-token is cross-entropy over every
+/// next token inside each document (what keeps general fluency). Both are means over the tokens of the whole
+/// optimizer step — a micro-batch's loss is its sum divided by the step's count — so gradient accumulation
+/// gives exactly the gradient of one big batch, however the tokens fall into micro-batches.
+/// λ = 0 with w_nt = 1 is plain LM tuning; w_nt = 0 with λ = 1 (the default) is standard SFT.
+/// </summary>
+public static class InstructionObjective
+{
+    /// <summary>Position t is scored on labels[t+1] (Hugging Face's shift).</summary>
+    public static int[] InstructionTargets(Batch b) => LlamaModel.ShiftedTargets(b.Labels, b.B, b.T);
+
+    /// <summary>Position t is scored on ids[t+1] whenever t+1 is in the same document as t.</summary>
+    public static int[] NextTokenTargets(Batch b)
+    {
+        var targets = new int[b.B * b.T];
+        Array.Fill(targets, CrossEntropyKernel.IgnoreIndex);
+        for (int r = 0; r < b.B; r++)
+            for (int t = 0; t + 1 < b.T; t++)
+            {
+                int i = r * b.T + t;
+                if (b.DocumentIds[i] >= 0 && b.DocumentIds[i + 1] == b.DocumentIds[i]) targets[i] = b.Ids[i + 1];
+            }
+        return targets;
+    }
+
+    /// <summary>The task of each scored target (the task of token t+1), −1 where nothing is scored.</summary>
+    public static int[] TaskOfTargets(Batch b, int[] targets)
+    {
+        var tasks = new int[targets.Length];
+        for (int i = 0; i < targets.Length; i++)
+            tasks[i] = targets[i] == CrossEntropyKernel.IgnoreIndex ? -1 : b.TaskIds[i + 1];
+        return tasks;
+    }
+
+    public static StepCounts Count(IReadOnlyList<Batch> microBatches, ObjectiveOptions o, int taskCount)
+    {
+        int instr = 0, lm = 0;
+        double weight = 0;
+        var perTask = new int[Math.Max(taskCount, 1)];
+        foreach (var b in microBatches)
+        {
+            var targets = InstructionTargets(b);
+            var tasks = TaskOfTargets(b, targets);
+            for (int i = 0; i < targets.Length; i++)
+            {
+                if (targets[i] == CrossEntropyKernel.IgnoreIndex) continue;
+                instr++;
+                int k = tasks[i];
+                if (k >= 0 && k < perTask.Length) perTask[k]++;
+                weight += o.TaskWeights != null && k >= 0 && k < o.TaskWeights.Length ? o.TaskWeights[k] : 1.0;
+            }
+            if (o.NextTokenWeight > 0)
+                foreach (var t in NextTokenTargets(b)) if (t != CrossEntropyKernel.IgnoreIndex) lm++;
+        }
+        return new StepCounts(instr, weight, lm, perTask);
+    }
+
+    public static LlamaBatch ToModelBatch(Batch b) => new(new IntTensor(b.Ids, b.B, b.T))
+    {
+        PositionIds = new IntTensor(b.PositionIds, b.B, b.T),
+        // Document ids alone carry both packing and padding: a real token never attends a pad (doc −1), and a
+        // pad row still attends itself, so no softmax row is empty.
+        DocumentIds = new IntTensor(b.DocumentIds, b.B, b.T),
+    };
+
+    /// <summary>Forward of one micro-batch on the current tape; backpropagate <see cref="ObjectiveResult.Loss"/>.</summary>
+    public static ObjectiveResult Forward(LlamaModel model, Batch b, StepCounts counts, ObjectiveOptions o,
+        bool firstMicroBatch, bool checkpointLayers = false)
+    {
+        var output = model.Forward(ToModelBatch(b), new LlamaForwardOptions { ReturnLogits = true, CheckpointLayers = checkpointLayers });
+        int V = model.Config.VocabSize, N = b.B * b.T;
+        var logits = Ops.Reshape(output.Logits!, N, V);                     // (B·T, V)
+        Tensor? total = null;
+        double instrSum = 0, lmSum = 0;
+
+        if (o.LambdaInstruction != 0 && counts.InstructionTokens > 0)
+        {
+            var targets = InstructionTargets(b);
+            var losses = Ops.CrossEntropyLosses(logits, targets, o.LabelSmoothing, out _);   // (N), 0 where ignored
+            instrSum = Sum(losses.Span);
+            Tensor term;
+            if (o.UncertaintyLogVars != null)
+                term = UncertaintyWeighting.Combine(losses, TaskOfTargets(b, targets), o.UncertaintyLogVars, counts.TokensPerTask, firstMicroBatch);
+            else if (o.TaskWeights != null)
+            {
+                var tasks = TaskOfTargets(b, targets);
+                var w = new float[N];
+                for (int i = 0; i < N; i++) w[i] = tasks[i] >= 0 && tasks[i] < o.TaskWeights.Length ? o.TaskWeights[tasks[i]] : 0f;
+                term = Ops.Scale(Ops.Sum(Ops.Mul(losses, Tensor.FromArray(w, N))), (float)(1.0 / counts.InstructionWeight));
+            }
+            else term = Ops.Scale(Ops.Sum(losses), 1f / counts.InstructionTokens);
+            total = Ops.Scale(term, (float)o.LambdaInstruction);
+        }
+        if (o.NextTokenWeight > 0 && counts.LmTokens > 0)
+        {
+            var lmLosses = Ops.CrossEntropyLosses(logits, NextTokenTargets(b), o.LabelSmoothing, out _);
+            lmSum = Sum(lmLosses.Span);
+            var term = Ops.Scale(Ops.Sum(lmLosses), (float)(o.NextTokenWeight / counts.LmTokens));
+            total = total == null ? term : Ops.Add(total, term);
+        }
+        return new ObjectiveResult(total ?? Ops.Scale(Ops.Sum(logits), 0f), instrSum, lmSum);
+    }
+
+    private static double Sum(ReadOnlySpan<float> x) { double s = 0; foreach (var v in x) s += v; return s; }
+}
