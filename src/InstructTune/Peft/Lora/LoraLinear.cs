@@ -15,6 +15,8 @@ namespace InstructTune.Peft.Lora;
 public sealed class LoraLinear : Module, IUnaryModule
 {
     private readonly Rng? _dropoutRng;
+    /// <summary>The dropout RNG (shared by all layers of one injection), so checkpoints can keep its state.</summary>
+    public Rng? DropoutRng => DropoutP > 0 ? _dropoutRng : null;
 
     public Linear? Base { get; }          // float32 base (LoRA)
     public Nf4Linear? QuantizedBase { get; } // NF4 base (QLoRA)
