@@ -3,6 +3,7 @@
 // data shape and optimizer in PyTorch (bench/peers/torch_step.py, a separate process) and the ratio.
 // Usage: dotnet run -c Release --project bench/InstructTune.Bench -- step --config S|M|L [--no-peer] [--steps N]
 //        [--warmup N] [--checkpoint] [--peak-gflops G]
+//        step --profile [--managed]: CPU/wall time of each kernel at config-S shapes (where a step's time goes).
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
