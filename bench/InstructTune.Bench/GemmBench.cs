@@ -26,7 +26,6 @@ public static class GemmBench
         ("lm_head_fwd", false, true, T, V, D),
         ("lm_head_dX", false, false, T, D, V),
         ("lm_head_dW", true, false, V, D, T),
-        ("probe_deepK", false, true, 1024, 768, 4096),
     ];
 
     public static int Run(string[] args)
