@@ -72,6 +72,23 @@ public class GemmTests
     }
 
     [Fact]
+    public void ConcurrentCallersGetCorrectResults()
+    {
+        // Several threads calling at once: one holds the worker team, the others run on their own thread.
+        var (a, lda, b, ldb, _, ldc) = Operands(false, true, 130, 200, 90, nanC: false, 3);
+        var expected = new float[130 * ldc];
+        Gemm.SgemmNaive(false, true, 130, 200, 90, 1f, a, lda, b, ldb, 0f, expected, ldc);
+        var results = new float[6][];
+        Parallel.For(0, 6, t =>
+        {
+            var c = new float[130 * ldc];
+            for (int rep = 0; rep < 5; rep++) Gemm.SgemmOn(GemmBackend.Managed, false, true, 130, 200, 90, 1f, a, lda, b, ldb, 0f, c, ldc);
+            results[t] = c;
+        });
+        foreach (var c in results) AssertClose(expected, c, 130, 200, 90, ldc, 1f, "concurrent");
+    }
+
+    [Fact]
     public void KZeroScalesCAndShapeErrorsNameTheOp()
     {
         var c = new float[] { 1, 2, 3, 4 };
