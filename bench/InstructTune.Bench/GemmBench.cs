@@ -50,6 +50,8 @@ public static class GemmBench
         }
         bool blas = OpenBlas.IsAvailable;
         Gemm.MaxThreads = Gemm.MaxThreads; // also caps OpenBLAS's pool to the same count
+        try { Console.WriteLine($"Gemm.Backend (what Gemm.Sgemm uses; both are timed below): {Gemm.Backend}"); }
+        catch (InvalidOperationException e) { Console.Error.WriteLine($"gemm: {e.Message}"); return 2; }
         Console.WriteLine($"gemm bench: {Gemm.MaxThreads} threads, managed kernel {GemmMicroKernel.Name}, " +
                           $"OpenBLAS {(blas ? OpenBlas.LibraryName + " core " + OpenBlas.CoreName : "not available")}; best of {reps}");
         // Wall-clock GFLOP/s, and in brackets GFLOP per CPU-second per thread: the machine is shared, and the

@@ -118,6 +118,12 @@ public class GemmTests
             Assert.Equal(OpenBlas.IsAvailable ? GemmBackend.OpenBlas : GemmBackend.Managed, Gemm.Backend);
         }
         finally { Gemm.Backend = saved; }
+        Assert.Equal(GemmBackend.Managed, Gemm.ParseBackendVariable(" Managed "));
+        Assert.Equal(GemmBackend.OpenBlas, Gemm.ParseBackendVariable("openblas"));
+        Assert.Equal(GemmBackend.Auto, Gemm.ParseBackendVariable(null));
+        Assert.Equal(GemmBackend.Auto, Gemm.ParseBackendVariable("auto"));
+        var ex = Assert.Throws<InvalidOperationException>(() => Gemm.ParseBackendVariable("mkl"));
+        Assert.Contains("INSTRUCTTUNE_GEMM='mkl'", ex.Message);
     }
 
     private static void CheckBackend(GemmBackend backend, bool transA, bool transB, float alpha, float beta)

@@ -46,19 +46,22 @@ public static partial class Gemm
         }
     }
 
+    /// <summary>The backend an INSTRUCTTUNE_GEMM value asks for (unset or empty = Auto); anything else than
+    /// managed/openblas/auto (any case) is an error naming the variable.</summary>
+    internal static GemmBackend ParseBackendVariable(string? value) => (value ?? "auto").Trim().ToLowerInvariant() switch
+    {
+        "" or "auto" => GemmBackend.Auto,
+        "managed" => GemmBackend.Managed,
+        "openblas" => GemmBackend.OpenBlas,
+        _ => throw new InvalidOperationException($"{BackendVariable}='{value}': expected managed, openblas or auto"),
+    };
+
     private static GemmBackend Resolve()
     {
         lock (BackendGate)
         {
             if (backend is { } b) return b;
-            string? env = Environment.GetEnvironmentVariable(BackendVariable);
-            var requested = (env ?? "auto").Trim().ToLowerInvariant() switch
-            {
-                "" or "auto" => GemmBackend.Auto,
-                "managed" => GemmBackend.Managed,
-                "openblas" => GemmBackend.OpenBlas,
-                _ => throw new InvalidOperationException($"{BackendVariable}='{env}': expected managed, openblas or auto"),
-            };
+            var requested = ParseBackendVariable(Environment.GetEnvironmentVariable(BackendVariable));
             string why;
             if (requested == GemmBackend.Managed) { b = GemmBackend.Managed; why = $"{BackendVariable}=managed"; }
             else if (OpenBlas.IsAvailable) { b = GemmBackend.OpenBlas; why = requested == GemmBackend.OpenBlas ? $"{BackendVariable}=openblas" : "auto"; }
