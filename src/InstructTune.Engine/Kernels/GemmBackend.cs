@@ -14,6 +14,7 @@ public static partial class Gemm
     public const string BackendVariable = "INSTRUCTTUNE_GEMM";
 
     private static GemmBackend? backend;
+    private static bool openBlasForced; // OpenBLAS asked for by name (env or property), not picked by auto
     private static int maxThreads = Environment.ProcessorCount;
     private static readonly object BackendGate = new();
 
@@ -31,6 +32,7 @@ public static partial class Gemm
                 if (value == GemmBackend.OpenBlas && !OpenBlas.IsAvailable)
                     throw new InvalidOperationException("Gemm.Backend = OpenBlas: libopenblas.so.0 did not load (install libopenblas0-pthread).");
                 backend = value == GemmBackend.Auto ? (OpenBlas.IsAvailable ? GemmBackend.OpenBlas : GemmBackend.Managed) : value;
+                openBlasForced = value == GemmBackend.OpenBlas;
             }
         }
     }
@@ -64,7 +66,12 @@ public static partial class Gemm
             var requested = ParseBackendVariable(Environment.GetEnvironmentVariable(BackendVariable));
             string why;
             if (requested == GemmBackend.Managed) { b = GemmBackend.Managed; why = $"{BackendVariable}=managed"; }
-            else if (OpenBlas.IsAvailable) { b = GemmBackend.OpenBlas; why = requested == GemmBackend.OpenBlas ? $"{BackendVariable}=openblas" : "auto"; }
+            else if (OpenBlas.IsAvailable)
+            {
+                b = GemmBackend.OpenBlas;
+                openBlasForced = requested == GemmBackend.OpenBlas;
+                why = openBlasForced ? $"{BackendVariable}=openblas" : "auto; X·Wᵀ with M ≤ 4 stays on the managed GEMV";
+            }
             else
             {
                 b = GemmBackend.Managed;
