@@ -50,31 +50,30 @@ internal static unsafe class GemmPack
     /// </summary>
     public static void PackB(bool transB, float* B, int ldb, int p0, int kc, int j0, int nc, float* dst)
     {
-        for (int s = 0; s < nc; s += NR, dst += kc * NR)
+        if (!transB)
         {
-            int nr = Math.Min(NR, nc - s);
-            if (!transB)
+            // Row by row of B: each source row is read once, sequentially (B rows are ldb apart, often a page
+            // or more, so sliver-by-sliver reading would touch a new page per 64 bytes); each row scatters
+            // 16-float pieces into the slivers, which stay in cache.
+            int full = nc / NR, rest = nc - full * NR;
+            for (int k = 0; k < kc; k++)
             {
-                float* src = B + (nint)p0 * ldb + j0 + s;
-                for (int k = 0; k < kc; k++, src += ldb)
+                float* src = B + (nint)(p0 + k) * ldb + j0;
+                float* d = dst + k * NR;
+                for (int s = 0; s < full; s++, src += NR, d += kc * NR)
                 {
-                    float* d = dst + k * NR;
-                    if (nr == NR)
-                    {
-                        Vector256.Store(Vector256.Load(src), d);
-                        Vector256.Store(Vector256.Load(src + 8), d + 8);
-                        continue;
-                    }
-                    int j = 0;
-                    for (; j < nr; j++) d[j] = src[j];
-                    for (; j < NR; j++) d[j] = 0f;
+                    Vector256.Store(Vector256.Load(src), d);
+                    Vector256.Store(Vector256.Load(src + 8), d + 8);
                 }
+                if (rest == 0) continue;
+                int j = 0;
+                for (; j < rest; j++) d[j] = src[j];
+                for (; j < NR; j++) d[j] = 0f;
             }
-            else
-            {
-                PackBTransposedSliver(new F32Rows(B, ldb), j0 + s, nr, p0, kc, dst);
-            }
+            return;
         }
+        for (int s = 0; s < nc; s += NR, dst += kc * NR)
+            PackBTransposedSliver(new F32Rows(B, ldb), j0 + s, Math.Min(NR, nc - s), p0, kc, dst);
     }
 
     /// <summary>
