@@ -93,25 +93,35 @@ internal static unsafe class GemmPackLowPrecision
     private static void Pack<TRows>(TRows src, bool transB, int pc, int kc, int jc, int nc, float* dst)
         where TRows : struct, IBRows
     {
-        for (int s = 0; s < nc; s += NR, dst += kc * NR)
+        if (transB)
         {
-            int nr = Math.Min(NR, nc - s);
-            if (transB) { GemmPack.PackBTransposedSliver(src, jc + s, nr, pc, kc, dst); continue; }
-            // op(B) = stored B: sliver row k is 16 consecutive elements of stored row pc+k.
-            bool wide = nr == NR && Avx2.IsSupported && src.CanLoad8(jc + s);
-            for (int k = 0; k < kc; k++)
+            for (int s = 0; s < nc; s += NR, dst += kc * NR)
+                GemmPack.PackBTransposedSliver(src, jc + s, Math.Min(NR, nc - s), pc, kc, dst);
+            return;
+        }
+        // op(B) = stored B: row by row as in GemmPack.PackB, each stored row pc+k read once, sequentially,
+        // and cut into the k-th rows of the slivers.
+        bool wide = Avx2.IsSupported && src.CanLoad8(jc);
+        int full = nc / NR;
+        for (int k = 0; k < kc; k++)
+        {
+            float* d = dst + k * NR;
+            int s = 0;
+            for (; s < full; s++, d += kc * NR)
             {
-                float* d = dst + k * NR;
+                int j0 = jc + s * NR;
                 if (wide)
                 {
-                    Avx.Store(d, src.Load8(pc + k, jc + s));
-                    Avx.Store(d + 8, src.Load8(pc + k, jc + s + 8));
-                    continue;
+                    Avx.Store(d, src.Load8(pc + k, j0));
+                    Avx.Store(d + 8, src.Load8(pc + k, j0 + 8));
                 }
-                int j = 0;
-                for (; j < nr; j++) d[j] = src.Load1(pc + k, jc + s + j);
-                for (; j < NR; j++) d[j] = 0f;
+                else
+                    for (int j = 0; j < NR; j++) d[j] = src.Load1(pc + k, j0 + j);
             }
+            if (full * NR == nc) continue;
+            int nr = nc - full * NR, jr = 0;
+            for (; jr < nr; jr++) d[jr] = src.Load1(pc + k, jc + full * NR + jr);
+            for (; jr < NR; jr++) d[jr] = 0f;
         }
     }
 }
