@@ -86,23 +86,25 @@ internal static unsafe class GemmPack
         where TRows : struct, IBRows
     {
         int k = 0;
+        nint ld = src.Stride, r0 = j0 * ld + p0; // flat index of (j0, p0); row j0+t adds t·ld
         if (nr == NR && Avx2.IsSupported && src.CanLoad8(p0))
         {
+            nint r8 = r0 + 8 * ld;
             for (; k + 8 <= kc; k += 8)
             {
-                Transpose8x8Store(src.Load8(j0, p0 + k), src.Load8(j0 + 1, p0 + k), src.Load8(j0 + 2, p0 + k),
-                    src.Load8(j0 + 3, p0 + k), src.Load8(j0 + 4, p0 + k), src.Load8(j0 + 5, p0 + k),
-                    src.Load8(j0 + 6, p0 + k), src.Load8(j0 + 7, p0 + k), dst + k * NR, NR);
-                Transpose8x8Store(src.Load8(j0 + 8, p0 + k), src.Load8(j0 + 9, p0 + k), src.Load8(j0 + 10, p0 + k),
-                    src.Load8(j0 + 11, p0 + k), src.Load8(j0 + 12, p0 + k), src.Load8(j0 + 13, p0 + k),
-                    src.Load8(j0 + 14, p0 + k), src.Load8(j0 + 15, p0 + k), dst + k * NR + 8, NR);
+                Transpose8x8Store(src.Load8(r0 + k), src.Load8(r0 + ld + k), src.Load8(r0 + 2 * ld + k),
+                    src.Load8(r0 + 3 * ld + k), src.Load8(r0 + 4 * ld + k), src.Load8(r0 + 5 * ld + k),
+                    src.Load8(r0 + 6 * ld + k), src.Load8(r0 + 7 * ld + k), dst + k * NR, NR);
+                Transpose8x8Store(src.Load8(r8 + k), src.Load8(r8 + ld + k), src.Load8(r8 + 2 * ld + k),
+                    src.Load8(r8 + 3 * ld + k), src.Load8(r8 + 4 * ld + k), src.Load8(r8 + 5 * ld + k),
+                    src.Load8(r8 + 6 * ld + k), src.Load8(r8 + 7 * ld + k), dst + k * NR + 8, NR);
             }
         }
         for (; k < kc; k++)
         {
             float* d = dst + k * NR;
             int j = 0;
-            for (; j < nr; j++) d[j] = src.Load1(j0 + j, p0 + k);
+            for (; j < nr; j++) d[j] = src.Load1(r0 + j * ld + k);
             for (; j < NR; j++) d[j] = 0f;
         }
     }
