@@ -72,6 +72,19 @@ public class GemmTests
     }
 
     [Fact]
+    [Trait("Category", "Slow")]
+    public void LargeTrainingShapesMatchNaiveOnEveryBackend()
+    {
+        // Shapes near a config-L step (several MC/KC blocks, many chunks), every layout, beta 0 and 1.
+        foreach (var (ta, tb) in Layouts())
+            foreach (var backend in OpenBlas.IsAvailable ? new[] { GemmBackend.Managed, GemmBackend.OpenBlas } : [GemmBackend.Managed])
+            {
+                CheckOne(backend, ta, tb, 300, 1100, 700, 1f, 0f, 7);
+                CheckOne(backend, ta, tb, 3500, 40, 520, 1f, 1f, 8);
+            }
+    }
+
+    [Fact]
     public void ConcurrentCallersGetCorrectResults()
     {
         // Several threads calling at once: one holds the worker team, the others run on their own thread.
