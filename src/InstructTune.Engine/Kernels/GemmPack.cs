@@ -90,14 +90,18 @@ internal static unsafe class GemmPack
         if (nr == NR && Avx2.IsSupported && src.CanLoad8(p0))
         {
             nint r8 = r0 + 8 * ld;
+            // 16 k at a time: each source row gives a whole 64-byte line per step.
+            for (; k + 16 <= kc; k += 16)
+            {
+                Transpose8x8(src, r0 + k, ld, dst + k * NR);
+                Transpose8x8(src, r0 + k + 8, ld, dst + (k + 8) * NR);
+                Transpose8x8(src, r8 + k, ld, dst + k * NR + 8);
+                Transpose8x8(src, r8 + k + 8, ld, dst + (k + 8) * NR + 8);
+            }
             for (; k + 8 <= kc; k += 8)
             {
-                Transpose8x8Store(src.Load8(r0 + k), src.Load8(r0 + ld + k), src.Load8(r0 + 2 * ld + k),
-                    src.Load8(r0 + 3 * ld + k), src.Load8(r0 + 4 * ld + k), src.Load8(r0 + 5 * ld + k),
-                    src.Load8(r0 + 6 * ld + k), src.Load8(r0 + 7 * ld + k), dst + k * NR, NR);
-                Transpose8x8Store(src.Load8(r8 + k), src.Load8(r8 + ld + k), src.Load8(r8 + 2 * ld + k),
-                    src.Load8(r8 + 3 * ld + k), src.Load8(r8 + 4 * ld + k), src.Load8(r8 + 5 * ld + k),
-                    src.Load8(r8 + 6 * ld + k), src.Load8(r8 + 7 * ld + k), dst + k * NR + 8, NR);
+                Transpose8x8(src, r0 + k, ld, dst + k * NR);
+                Transpose8x8(src, r8 + k, ld, dst + k * NR + 8);
             }
         }
         for (; k < kc; k++)
@@ -108,6 +112,12 @@ internal static unsafe class GemmPack
             for (; j < NR; j++) d[j] = 0f;
         }
     }
+
+    /// <summary>Rows idx, idx+ld, …, idx+7·ld (8 elements each) of src, transposed into dst (row stride NR).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8<TRows>(TRows src, nint idx, nint ld, float* dst) where TRows : struct, IBRows =>
+        Transpose8x8Store(src.Load8(idx), src.Load8(idx + ld), src.Load8(idx + 2 * ld), src.Load8(idx + 3 * ld),
+            src.Load8(idx + 4 * ld), src.Load8(idx + 5 * ld), src.Load8(idx + 6 * ld), src.Load8(idx + 7 * ld), dst, NR);
 
     /// <summary>Writes the transpose of the 8×8 block whose rows are r0..r7: dst[c·dstStride + r] = r_r[c].
     /// (unpack → shuffle → 128-bit permute network).</summary>
