@@ -26,7 +26,6 @@ public static class GemmBench
         ("lm_head_fwd", false, true, T, V, D),
         ("lm_head_dX", false, false, T, D, V),
         ("lm_head_dW", true, false, V, D, T),
-        ("probe_deepK", false, true, 1024, 768, 4096),
     ];
 
     public static int Run(string[] args)
@@ -43,12 +42,16 @@ public static class GemmBench
                 var v = args[++i].Split(',').Select(x => int.Parse(x, CultureInfo.InvariantCulture)).ToArray();
                 (GemmBlocked.MC, GemmBlocked.KC, GemmBlocked.NC) = (v[0], v[1], v[2]);
             }
+            else if (args[i] == "--tile" && i + 1 < args.Length)
+                GemmMicroKernel.Kind = Enum.Parse<GemmTileKind>(args[++i], ignoreCase: true);
             else if (args[i] == "--kernel") { KernelOnly(); return 0; }
             else if (args[i] == "--threads" && i + 1 < args.Length) Gemm.MaxThreads = int.Parse(args[++i], CultureInfo.InvariantCulture);
-            else { Console.Error.WriteLine($"gemm: unknown option '{args[i]}' (options: --reps N, --only NAME, --threads N, --blocks MC,KC,NC, --kernel)"); return 2; }
+            else { Console.Error.WriteLine($"gemm: unknown option '{args[i]}' (options: --reps N, --only NAME, --threads N, --blocks MC,KC,NC, --tile avx512|avx2|portable, --kernel)"); return 2; }
         }
         bool blas = OpenBlas.IsAvailable;
         Gemm.MaxThreads = Gemm.MaxThreads; // also caps OpenBLAS's pool to the same count
+        try { Console.WriteLine($"Gemm.Backend (what Gemm.Sgemm uses; both are timed below): {Gemm.Backend}"); }
+        catch (InvalidOperationException e) { Console.Error.WriteLine($"gemm: {e.Message}"); return 2; }
         Console.WriteLine($"gemm bench: {Gemm.MaxThreads} threads, managed kernel {GemmMicroKernel.Name}, " +
                           $"OpenBLAS {(blas ? OpenBlas.LibraryName + " core " + OpenBlas.CoreName : "not available")}; best of {reps}");
         // Wall-clock GFLOP/s, and in brackets GFLOP per CPU-second per thread: the machine is shared, and the
@@ -68,8 +71,31 @@ public static class GemmBench
             Console.WriteLine(Json(("bench", "gemm"), ("shape", $"{name} {layout} {M}x{N}x{K}"), ("managed_gflops", managed),
                 ("openblas_gflops", openblas), ("ratio", managed / openblas)));
         }
+        if (only == null || only.StartsWith("lowp")) LowPrecision(reps);
         if (only == null || only.StartsWith("gemv")) Gemv(reps, blas);
         return 0;
+    }
+
+    /// <summary>The FFN forward product with the weight stored as bf16 and as NF4 (QLoRA's frozen base),
+    /// converted inside packing, against the same product in fp32 on the managed kernel.</summary>
+    private static void LowPrecision(int reps)
+    {
+        const int M = T, N = F, K = D;
+        var x = Fill((long)M * K, 5); var w = Fill((long)N * K, 6); var y = new float[(long)M * N];
+        var w16 = new ushort[w.Length];
+        for (long i = 0; i < w.Length; i++) w16[i] = (ushort)(BitConverter.SingleToInt32Bits(w[i]) >> 16);
+        var nf4 = InstructTune.Engine.Quantization.Nf4Matrix.Quantize(w, N, K);
+        double flop = 2.0 * M * N * K;
+        var (f32, f32Cpu) = BestWithCpu(reps, () => Gemm.SgemmOn(GemmBackend.Managed, false, true, M, N, K, 1f, x, K, w, K, 0f, y, N));
+        var (b16, b16Cpu) = BestWithCpu(reps, () => Gemm.SgemmBf16B(false, true, M, N, K, 1f, x, K, w16, K, 0f, y, N));
+        var (q4, q4Cpu) = BestWithCpu(reps, () => Gemm.SgemmNf4B(false, true, M, N, K, 1f, x, K, nf4, 0f, y, N));
+        foreach (var (name, wall, cpu) in new[] { ("bf16", b16, b16Cpu), ("nf4", q4, q4Cpu) })
+        {
+            Console.WriteLine($"ffn_up_fwd X·Wᵀ with {name} W: {flop / wall / 1e9:F1} GFLOP/s ({flop / cpu / 1e9:F1} cpu) vs fp32 W " +
+                              $"{flop / f32 / 1e9:F1} ({flop / f32Cpu / 1e9:F1} cpu), ratio {f32 / wall:F2}");
+            Console.WriteLine(Json(("bench", "gemm-lowp"), ("weights", name), ("shape", $"ffn_up_fwd NT {M}x{N}x{K}"),
+                ("managed_gflops", flop / wall / 1e9), ("fp32_gflops", flop / f32 / 1e9), ("ratio", f32 / wall)));
+        }
     }
 
     /// <summary>Decode-shaped products: y[1×V] = x[1×D]·Wᵀ with the LM head W [V×D] (98 MB in fp32, far

@@ -72,6 +72,36 @@ public class GemmTests
     }
 
     [Fact]
+    [Trait("Category", "Slow")]
+    public void LargeTrainingShapesMatchNaiveOnEveryBackend()
+    {
+        // Shapes near a config-L step (several MC/KC blocks, many chunks), every layout, beta 0 and 1.
+        foreach (var (ta, tb) in Layouts())
+            foreach (var backend in OpenBlas.IsAvailable ? new[] { GemmBackend.Managed, GemmBackend.OpenBlas } : [GemmBackend.Managed])
+            {
+                CheckOne(backend, ta, tb, 300, 1100, 700, 1f, 0f, 7);
+                CheckOne(backend, ta, tb, 3500, 40, 520, 1f, 1f, 8);
+            }
+    }
+
+    [Fact]
+    public void ConcurrentCallersGetCorrectResults()
+    {
+        // Several threads calling at once: one holds the worker team, the others run on their own thread.
+        var (a, lda, b, ldb, _, ldc) = Operands(false, true, 130, 200, 90, nanC: false, 3);
+        var expected = new float[130 * ldc];
+        Gemm.SgemmNaive(false, true, 130, 200, 90, 1f, a, lda, b, ldb, 0f, expected, ldc);
+        var results = new float[6][];
+        Parallel.For(0, 6, t =>
+        {
+            var c = new float[130 * ldc];
+            for (int rep = 0; rep < 5; rep++) Gemm.SgemmOn(GemmBackend.Managed, false, true, 130, 200, 90, 1f, a, lda, b, ldb, 0f, c, ldc);
+            results[t] = c;
+        });
+        foreach (var c in results) AssertClose(expected, c, 130, 200, 90, ldc, 1f, "concurrent");
+    }
+
+    [Fact]
     public void KZeroScalesCAndShapeErrorsNameTheOp()
     {
         var c = new float[] { 1, 2, 3, 4 };
@@ -101,6 +131,12 @@ public class GemmTests
             Assert.Equal(OpenBlas.IsAvailable ? GemmBackend.OpenBlas : GemmBackend.Managed, Gemm.Backend);
         }
         finally { Gemm.Backend = saved; }
+        Assert.Equal(GemmBackend.Managed, Gemm.ParseBackendVariable(" Managed "));
+        Assert.Equal(GemmBackend.OpenBlas, Gemm.ParseBackendVariable("openblas"));
+        Assert.Equal(GemmBackend.Auto, Gemm.ParseBackendVariable(null));
+        Assert.Equal(GemmBackend.Auto, Gemm.ParseBackendVariable("auto"));
+        var ex = Assert.Throws<InvalidOperationException>(() => Gemm.ParseBackendVariable("mkl"));
+        Assert.Contains("INSTRUCTTUNE_GEMM='mkl'", ex.Message);
     }
 
     private static void CheckBackend(GemmBackend backend, bool transA, bool transB, float alpha, float beta)

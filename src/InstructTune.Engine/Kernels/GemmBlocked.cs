@@ -32,9 +32,10 @@ internal unsafe struct GemmArgs
 
 internal static unsafe class GemmBlocked
 {
-    // Block sizes. KC·NR·4 = 16 KiB of B sliver + KC·MR·4 = 6 KiB of A sliver stay in the 32 KiB L1d;
-    // MC·KC·4 = 144 KiB of packed A sits in L2 (512 KiB on Zen3); KC·NC·4 = 3 MiB of packed B per thread
-    // sits in the shared L3. Settable so the bench can explore; tests use the defaults.
+    // Block sizes. KC·NR·4 = 16 KiB of B sliver + KC·MR·4 = 6 KiB (AVX2) or 12 KiB (AVX-512) of A sliver stay
+    // in the 32 KiB L1d; MC·KC·4 = 144 KiB of packed A sits in L2 (512 KiB on Zen3, 1 MiB on the bench
+    // machine); KC·NC·4 = 3 MiB of packed B per thread sits in the shared L3. MC is a multiple of both MRs.
+    // Settable so the bench can explore (`--blocks`: 96–288 × 192–512 measured within noise of these).
     internal static int MC = 144, KC = 256, NC = 3072;
 
     /// <summary>Below this many multiply-adds one thread is faster than waking the team.</summary>
