@@ -5,6 +5,7 @@ public static class BenchCatalog
 {
     private static readonly Dictionary<string, (string Help, Func<string[], int> Run)> Benches = new()
     {
+        ["tokenizers"] = ("encode MB/s: llama2 .model vs sentencepiece, llama3 tokenizer.json vs HF tokenizers [--mb 10]", TokenizerBench.Run),
     };
 
     public static int Run(string[] args)
