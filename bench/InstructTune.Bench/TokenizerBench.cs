@@ -10,6 +10,8 @@ namespace InstructTune.Bench;
 /// instruction text (every string of ../shared/testdata/datasets, split into lines, repeated to size), for the
 /// llama2 .model against python3-sentencepiece and llama3 tokenizer.json against HF tokenizers (node), measured in
 /// the same run; plus our batch encode on all cores. Human lines, then one JSON line per result.
+/// Speeds are given per wall second and per CPU second of the process; the ratio uses CPU seconds, so that a shared,
+/// loaded machine (where wall time depends on what else runs) still compares like with like.
 /// </summary>
 public static class TokenizerBench
 {
@@ -36,15 +38,17 @@ public static class TokenizerBench
             foreach (var (name, path, peerCmd, target) in cases)
             {
                 var tok = TokenizerLoader.Load(path);
-                var (ours, tokens) = Measure(tok, lines, bytes);
+                var (ours, oursCpu, tokens) = Measure(tok, lines, bytes);
                 var batch = MeasureBatch(TokenizerLoader.Load(path), lines, bytes); // fresh tokenizer: cold word cache
                 var peer = RunPeer(peerCmd);
-                double? ratio = peer.HasValue ? ours / peer.Value.MbPerS : null;
-                Console.WriteLine($"  {name,-13} ours {ours,7:F2} MB/s ({tokens} tokens)  peer {peer?.Name ?? "unavailable"} {peer?.MbPerS,7:F2} MB/s ({peer?.Tokens} tokens)  ratio {ratio:F2}x (target >= {target:F1}x)  batch/{Environment.ProcessorCount} cores {batch:F2} MB/s");
+                double? ratio = peer.HasValue ? oursCpu / peer.Value.MbPerCpuS : null;
+                Console.WriteLine($"  {name,-13} ours {oursCpu,6:F2} MB/cpu-s ({ours:F2} MB/s wall, {tokens} tokens)  peer {peer?.Name ?? "unavailable"} {peer?.MbPerCpuS,6:F2} MB/cpu-s ({peer?.MbPerS:F2} MB/s wall, {peer?.Tokens} tokens)  ratio {ratio:F2}x (target >= {target:F1}x)  batch/{Environment.ProcessorCount} cores {batch:F2} MB/s wall");
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
                     bench = "tokenizers", tokenizer = name, mb = Math.Round(bytes, 2), ours_mb_per_s = Math.Round(ours, 3),
+                    ours_mb_per_cpu_s = Math.Round(oursCpu, 3),
                     peer = peer?.Name, peer_version = peer?.Version, peer_mb_per_s = peer.HasValue ? Math.Round(peer.Value.MbPerS, 3) : (double?)null,
+                    peer_mb_per_cpu_s = peer.HasValue ? Math.Round(peer.Value.MbPerCpuS, 3) : (double?)null,
                     ratio = ratio.HasValue ? Math.Round(ratio.Value, 3) : (double?)null, target, tokens_ours = tokens, tokens_peer = peer?.Tokens,
                     batch_mb_per_s = Math.Round(batch, 3), cores = Environment.ProcessorCount,
                 }));
@@ -54,13 +58,18 @@ public static class TokenizerBench
         return 0;
     }
 
-    private static (double MbPerS, long Tokens) Measure(ITokenizer tok, List<string> lines, double mb)
+    private static (double MbPerS, double MbPerCpuS, long Tokens) Measure(ITokenizer tok, List<string> lines, double mb)
     {
         for (int i = 0; i < Math.Min(1000, lines.Count); i++) tok.Encode(lines[i]); // warm up (JIT, caches as the peers)
         long tokens = 0;
+        var proc = Process.GetCurrentProcess();
+        var cpu0 = proc.TotalProcessorTime;
         var sw = Stopwatch.StartNew();
         foreach (var l in lines) tokens += tok.Encode(l).Ids.Length;
-        return (mb / sw.Elapsed.TotalSeconds, tokens);
+        double wall = sw.Elapsed.TotalSeconds;
+        proc.Refresh();
+        double cpu = (proc.TotalProcessorTime - cpu0).TotalSeconds; // all threads: GC and JIT count against us
+        return (mb / wall, mb / cpu, tokens);
     }
 
     private static double MeasureBatch(ITokenizer tok, List<string> lines, double mb)
@@ -70,7 +79,7 @@ public static class TokenizerBench
         return mb / sw.Elapsed.TotalSeconds;
     }
 
-    private readonly record struct PeerResult(string Name, string? Version, double MbPerS, long Tokens);
+    private readonly record struct PeerResult(string Name, string? Version, double MbPerS, double MbPerCpuS, long Tokens);
 
     private static PeerResult? RunPeer(string[] cmd)
     {
@@ -88,7 +97,7 @@ public static class TokenizerBench
             if (p.ExitCode != 0 || line == null) { Console.Error.WriteLine($"peer {cmd[1]} failed: {stderr.Trim()}"); return null; }
             var r = JsonDocument.Parse(line).RootElement;
             return new PeerResult(r.GetProperty("peer").GetString()!, r.TryGetProperty("version", out var v) ? v.ToString() : null,
-                r.GetProperty("mb_per_s").GetDouble(), r.GetProperty("tokens").GetInt64());
+                r.GetProperty("mb_per_s").GetDouble(), r.GetProperty("mb_per_cpu_s").GetDouble(), r.GetProperty("tokens").GetInt64());
         }
         catch (System.ComponentModel.Win32Exception e) { Console.Error.WriteLine($"peer {cmd[0]} unavailable: {e.Message}"); return null; }
     }

@@ -105,7 +105,8 @@ internal static class UnicodeClass
     /// <summary>Replaces lone surrogates with U+FFFD, as the reference does when a JS/.NET string reaches Rust.</summary>
     public static string ReplaceLoneSurrogates(string s)
     {
-        int i = 0;
+        int i = s.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF');
+        if (i < 0) return s;
         for (; i < s.Length; i++)
         {
             char c = s[i];
