@@ -5,6 +5,7 @@ ids, so the C# side is checked against HF, not against itself.
 
 Run: /usr/bin/python3 tools/golden/tokenizers_synthetic.py && (cd tools/golden/tokenizers-node && node make_refs.js)
   wordpiece.json   NFD + Lowercase + StripAccents, BertPreTokenizer, WordPiece, BertProcessing, WordPiece decoder
+  wordpiece_ws.json  NFKC + Replace(regex) + Lowercase, Whitespace + Digits, RobertaProcessing, WordPiece+Strip decoders
   unigram.json     NFKC + Replace, Metaspace(prepend_scheme=first), Unigram, TemplateProcessing, Metaspace decoder
   bpe_suffix.json  Strip + Lowercase, WhitespaceSplit/Punctuation/Digits/Split behaviours, BPE with
                    continuing_subword_prefix + end_of_word_suffix + unk, BPEDecoder, added tokens with
@@ -53,6 +54,17 @@ save("wordpiece.json", {
     "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]},
     "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
     "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 12, "vocab": vocab},
+})
+
+# --- WordPiece behind Whitespace/Digits, with NFKC + regex Replace + Lowercase, RobertaProcessing ---
+save("wordpiece_ws.json", {
+    "version": "1.0", "truncation": None, "padding": None,
+    "added_tokens": [added(i, t) for t, i in list(vocab.items())[:4]],
+    "normalizer": {"type": "Sequence", "normalizers": [{"type": "NFKC"}, {"type": "Replace", "pattern": {"Regex": "\\s+"}, "content": " "}, {"type": "Lowercase"}]},
+    "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Whitespace"}, {"type": "Digits", "individual_digits": False}]},
+    "post_processor": {"type": "RobertaProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2], "trim_offsets": True, "add_prefix_space": False},
+    "decoder": {"type": "Sequence", "decoders": [{"type": "WordPiece", "prefix": "##", "cleanup": False}, {"type": "Strip", "content": " ", "start": 1, "stop": 1}]},
+    "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100, "vocab": vocab},
 })
 
 # --- Unigram: pieces = chars, ▁-words and frequent substrings, score = log relative frequency ---

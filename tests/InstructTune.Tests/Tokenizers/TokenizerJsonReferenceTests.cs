@@ -11,7 +11,7 @@ public class TokenizerJsonReferenceTests
 
     /// <summary>Hand-built tokenizers (tools/golden/tokenizers_synthetic.py) for WordPiece, Unigram, Metaspace,
     /// suffix BPE, added-token flags, Split behaviours and ByteLevel add_prefix_space / trim_offsets.</summary>
-    public static TheoryData<string> Synthetic => new() { "wordpiece", "unigram", "bpe_suffix", "bytelevel_prefix" };
+    public static TheoryData<string> Synthetic => new() { "wordpiece", "wordpiece_ws", "unigram", "bpe_suffix", "bytelevel_prefix" };
 
     [Theory]
     [MemberData(nameof(Names))]
