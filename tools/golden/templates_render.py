@@ -243,6 +243,8 @@ FEATURES = {
     "with_and_filter_block": "{% with a = 1, b = 2 %}{{ a + b }}{% endwith %}{% filter upper %}shout {{ 'this' }}{% endfilter %}",
     "messages_features": "{% for message in messages %}{{ message.role | upper }}:{{ message['content'] | trim }}"
                          "{% if not loop.last %}\n{% endif %}{% endfor %}{% if add_generation_prompt %}\nASSISTANT:{% endif %}",
+    "unicode_case": "{{ 'Straße ﬁx ŉ' | upper }}|{{ 'İSTANBUL ΟΔΟΣ ΟΔΟΣ. Σ' | lower }}|{{ 'straße'.upper() }}|{{ 'ÉCOLE'.lower() }}|"
+                    "{{ ['b', 'Ä', 'a'] | sort }}|{{ 'ßa' | capitalize }}|{{ ['a\u200db', 'é\x85', '\u2028', '🙂'] }}|{{ 'x\u0000y' | tojson }}",
     "raise_custom": "{% if messages | length > 1 %}{{ raise_exception('too many: ' ~ messages | length) }}{% endif %}ok",
 }
 

@@ -55,13 +55,20 @@ public sealed class Interpreter
         Clock = clock;
     }
 
+    /// <summary>The size limit of the render running on this thread, for printers (repr, tojson) deep in the value model.</summary>
+    [ThreadStatic] private static int? _activeMaxOutput;
+    internal static int ActiveMaxOutput => _activeMaxOutput ?? RenderLimits.Default.MaxOutputLength;
+
     /// <summary>Renders the template body with the given variables; returns text (plain or tagged).</summary>
     public object Render(IReadOnlyList<Stmt> body, IReadOnlyDictionary<string, object?> variables)
     {
         var scope = new Scope(null);
         foreach (var (k, v) in variables) scope.Vars[k] = v;
         var output = new Output(Limits.MaxOutputLength);
-        ExecBody(body, scope, output);
+        var previous = _activeMaxOutput;
+        _activeMaxOutput = Limits.MaxOutputLength;
+        try { ExecBody(body, scope, output); }
+        finally { _activeMaxOutput = previous; }
         return output.ToValue();
     }
 

@@ -34,12 +34,12 @@ public static class JinjaFilters
                 var chars = P(0, "chars");
                 return Methods.Strip(Py.StrValue(v), chars is null ? null : Py.Text(chars), true, true);
             }
-            case "upper": { var s = Py.StrValue(v); return TaggedText.Retext(s, Py.Text(s).ToUpperInvariant()); }
-            case "lower": { var s = Py.StrValue(v); return TaggedText.Retext(s, Py.Text(s).ToLowerInvariant()); }
+            case "upper": { var s = Py.StrValue(v); return TaggedText.Retext(s, PyCase.Upper(Py.Text(s))); }
+            case "lower": { var s = Py.StrValue(v); return TaggedText.Retext(s, PyCase.Lower(Py.Text(s))); }
             case "capitalize":
             {
                 var s = Py.StrValue(v); var t = Py.Text(s);
-                return TaggedText.Retext(s, t.Length == 0 ? t : char.ToUpperInvariant(t[0]) + t[1..].ToLowerInvariant());
+                return TaggedText.Retext(s, t.Length == 0 ? t : PyCase.Capitalize(t));
             }
             case "title": { var s = Py.StrValue(v); return TaggedText.Retext(s, Title(Py.Text(s))); }
             case "safe": return Py.StrValue(v);
@@ -193,7 +193,7 @@ public static class JinjaFilters
     }
 
     private static object? SortKey(object? x, bool caseSensitive) =>
-        !caseSensitive && Py.IsString(x) ? Py.Text(x).ToLowerInvariant() : x;
+        !caseSensitive && Py.IsString(x) ? PyCase.Lower(Py.Text(x)) : x;
 
     private static List<(object? Item, object? Key)> Sort(List<(object? Item, object? Key)> items, bool reverse)
     {
