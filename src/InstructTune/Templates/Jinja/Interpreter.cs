@@ -45,7 +45,8 @@ public sealed class Interpreter
     internal Func<DateTime> Clock { get; }
     private int _iterations;
     private bool _folding;
-    private readonly Dictionary<Expr, bool> _constant = new(ReferenceEqualityComparer.Instance);
+    // Constant-ness of expression nodes, shared by every render of every template (nodes are immutable).
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Expr, object> ConstantCache = new();
     private int _callDepth;
 
     public Interpreter(IReadOnlyDictionary<string, object?> globals, RenderLimits limits, Func<DateTime> clock)
@@ -334,8 +335,10 @@ public sealed class Interpreter
 
     private bool IsConstant(Expr e)
     {
-        if (!_constant.TryGetValue(e, out var c)) _constant[e] = c = ComputeIsConstant(e);
-        return c;
+        if (ConstantCache.TryGetValue(e, out var c)) return (bool)c;
+        bool value = ComputeIsConstant(e);
+        ConstantCache.AddOrUpdate(e, value);
+        return value;
     }
 
     // Filters that take the context (pass_context) are never folded.
