@@ -245,6 +245,15 @@ FEATURES = {
                          "{% if not loop.last %}\n{% endif %}{% endfor %}{% if add_generation_prompt %}\nASSISTANT:{% endif %}",
     "unicode_case": "{{ 'Straße ﬁx ŉ' | upper }}|{{ 'İSTANBUL ΟΔΟΣ ΟΔΟΣ. Σ' | lower }}|{{ 'straße'.upper() }}|{{ 'ÉCOLE'.lower() }}|"
                     "{{ ['b', 'Ä', 'a'] | sort }}|{{ 'ßa' | capitalize }}|{{ ['a\u200db', 'é\x85', '\u2028', '🙂'] }}|{{ 'x\u0000y' | tojson }}",
+    "misc_features": "{% set a, b = 1, 'two' %}{{ a }}{{ b }}|{% for p, q in [[1, 2], (3, 4)] %}{{ p * q }},{% endfor %}|"
+                     "{% for x in [1, 1, 2, 3, 3] %}{% if loop.changed(x) %}{{ x }}{% endif %}{% endfor %}|{{ '%s-%s' | format('a', 1) }}|"
+                     "{{ dict(k=1, j='x') }}|{% set ns = namespace({'z': 5}) %}{{ ns.z }}|{{ {'y': 3} | attr('y') }}|"
+                     "{% filter trim %}   padded   {% endfilter %}|{{ '\u00e9\x41\U0001F600' }}|{{ 'a' if none is none }}|{{ (1, 2) | list }}|"
+                     "{{ [1, [2, [3]]] | length }}|{{ 'ab' ~ 3 ~ [4] }}|{{ 10 ** -1 }}|{{ 7 / 7 }}|{{ 2 * 3.0 }}|{{ -0.0 }}|{{ 1e16 }}|{{ 123456.789 }}",
+    "macro_features": "{% macro f(a, b=a ~ '!', c=none) %}{{ a }}{{ b }}{{ c }}{{ varargs }}{{ kwargs }}{% endmacro %}"
+                      "{{ f(1) }}|{{ f(1, 2, 3, 4, 5) }}|{{ f('x', c='y') }}|{{ f('x', z=1) }}|"
+                      "{% macro row(x) %}<{{ caller(x * 2) }}>{% endmacro %}{% call(v) row(3) %}[{{ v }}]{% endcall %}|"
+                      "{% macro outer() %}{% macro inner() %}I{% endmacro %}{{ inner() }}O{% endmacro %}{{ outer() }}",
     "raise_custom": "{% if messages | length > 1 %}{{ raise_exception('too many: ' ~ messages | length) }}{% endif %}ok",
 }
 

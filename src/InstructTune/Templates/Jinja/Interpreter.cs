@@ -442,7 +442,7 @@ public sealed class Interpreter
                 if (!scope.Vars.ContainsKey(ps[i].Name))
                     scope.Vars[ps[i].Name] = ps[i].Default is null
                         ? new Undefined($"parameter '{ps[i].Name}' was not provided") : owner.Eval(ps[i].Default!, scope);
-            scope.Vars["varargs"] = varargs;
+            scope.Vars["varargs"] = new JTuple(varargs);
             scope.Vars["kwargs"] = extra;
             var output = new Output(owner.Limits.MaxOutputLength);
             owner.ExecBody(body, scope, output);

@@ -155,7 +155,11 @@ public static class JinjaFilters
             case "center": return Center(Py.Str(v), (int)Py.ToLong(P(0, "width", 80L)));
             case "wordcount": return (long)Py.Str(v).Split(JinjaLexer.PyWhitespace, StringSplitOptions.RemoveEmptyEntries).Length;
             case "format": return Operators.Binary("%", Py.Str(v), a.Count == 1 ? a[0] : new JTuple([.. a]), interp.Limits);
-            case "attr": return Access.GetAttr(v, Py.Text(P(0, "name")));
+            // jinja2's attr looks at attributes only (methods, namespace/loop attributes), never at dict items.
+            case "attr":
+                return v is Dictionary<object, object?> || Py.IsString(v) || v is List<object?> or JTuple
+                    ? (object?)Methods.Bind(v, Py.Text(P(0, "name"))) ?? new Undefined($"'{Py.TypeName(v)} object' has no attribute '{Py.Text(P(0, "name"))}'")
+                    : Access.GetAttr(v, Py.Text(P(0, "name")));
             // jinja2 returns nothing at all for a falsy sequence (`if seq:`), even a non-iterable one.
             case "map" or "select" or "reject" or "selectattr" or "rejectattr" when !Py.Truthy(v): return new List<object?>();
             case "map": return Map(v, a, k, interp);
