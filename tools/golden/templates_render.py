@@ -378,6 +378,29 @@ def statement_fuzz(n, seed=4242):
     return [prelude + "".join(stmt(0, False) for _ in range(rng.randrange(2, 5))) + "|{{ ns.c }}{{ v }}" for _ in range(n)]
 
 
+def string_fuzz(n, seed=555):
+    """Random strings (unicode whitespace, case, digits, punctuation) through string filters and methods."""
+    import random
+    rng = random.Random(seed)
+    pieces = ["a", "B", "ß", "é", "İ", "ǅ", "ﬁ", " ", "  ", "\\t", "\\n", "\\u00a0", "\\u3000", "\\u2003", "-", "(", "'s", "x1", "42",
+              "3.5", "-7", "Hello", "wORLD", ",", ".", "_", "日本", "😀", "\\u200b", "\\r\\n", "\\x1f", "\\u0085"]
+    ops = ["trim", "upper", "lower", "title", "capitalize", "length", "wordcount", "center(9)", "indent(2)", "indent(2, true)",
+           "indent(2, blank=true)", "replace(' ', '_')", "int", "float", "list | length", "reverse", "string", "tojson",
+           "tojson(ensure_ascii=true)", "first", "last", "escape"]
+    methods = ["strip()", "lstrip()", "rstrip()", "split()", "split(' ')", "splitlines()", "title()", "capitalize()", "isdigit()",
+               "isspace()", "isalpha()", "isupper()", "islower()", "upper()", "lower()", "startswith(' ')", "strip(' a')", "rsplit(None, 1)",
+               "split(None, 1)", "swapcase()", "zfill(6)", "find('a')", "count(' ')"]
+    out = []
+    for _ in range(n):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 7)))
+        if rng.random() < 0.5:
+            expr = "'" + text + "' | " + rng.choice(ops)
+        else:
+            expr = "('" + text + "')." + rng.choice(methods)
+        out.append("{{ " + expr + " }}")
+    return out
+
+
 def main():
     cases = []
     for template_id, source, tok_dir in shared_templates():
@@ -403,6 +426,7 @@ def main():
     fuzz = {f"ws_fuzz_{i:03d}": src for i, src in enumerate(whitespace_fuzz(250))}
     fuzz.update({f"expr_fuzz_{i:03d}": src for i, src in enumerate(expression_fuzz(500))})
     fuzz.update({f"stmt_fuzz_{i:03d}": src for i, src in enumerate(statement_fuzz(200))})
+    fuzz.update({f"str_fuzz_{i:03d}": src for i, src in enumerate(string_fuzz(300))})
     for name, source in {**FEATURES, **FEATURE_ERRORS, **fuzz}.items():
         for agp in (False, True) if name == "messages_features" else (False,):
             r = render(source, {"bos_token": "<s>"}, feature_msgs, agp)

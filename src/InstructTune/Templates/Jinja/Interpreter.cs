@@ -409,7 +409,9 @@ public sealed class Interpreter
             {
                 var s = Py.Text(v);
                 var chars = new List<object?>(s.Length);
-                for (int i = 0; i < s.Length; i++) chars.Add(TaggedText.Slice(v, i, 1));
+                var offsets = CodePoints.Offsets(s);
+                int n = offsets is null ? s.Length : offsets.Length - 1;
+                for (int i = 0; i < n; i++) chars.Add(CodePoints.Slice(v, offsets, i, 1));
                 return chars;
             }
             case RangeValue r:

@@ -153,7 +153,7 @@ public static class JinjaFilters
                 if (!Py.IsString(v)) throw new TemplateRuntimeException($"unsupported operand type(s) for +=: '{Py.TypeName(v)}' and 'str'");
                 return Indent(Py.Text(v), P(0, "width", 4L), Py.Truthy(P(1, "first", false)), Py.Truthy(P(2, "blank", false)));
             case "center": return Center(Py.Str(v), (int)Py.ToLong(P(0, "width", 80L)));
-            case "wordcount": return (long)Py.Str(v).Split(JinjaLexer.PyWhitespace, StringSplitOptions.RemoveEmptyEntries).Length;
+            case "wordcount": return (long)WordCount(Py.Str(v));
             case "format": return Operators.Binary("%", Py.Str(v), a.Count == 1 ? a[0] : new JTuple([.. a]), interp.Limits);
             // jinja2's attr looks at attributes only (methods, namespace/loop attributes), never at dict items.
             case "attr":
@@ -264,19 +264,39 @@ public static class JinjaFilters
         return PyJson.Dumps(v, o);
     }
 
-    /// <summary>jinja2's title: upper-case the first character of each word, words split at whitespace and -([{&lt;.</summary>
+    /// <summary>jinja2's title: each word (split at whitespace and -([{&lt;) is word[0].upper() + word[1:].lower().</summary>
     private static string Title(string s)
     {
         var sb = new StringBuilder(s.Length);
-        bool wordStart = true;
-        foreach (var c in s)
+        int i = 0;
+        while (i < s.Length)
         {
-            bool sep = Array.IndexOf(JinjaLexer.PyWhitespace, c) >= 0 || c is '-' or '(' or '{' or '[' or '<';
-            if (sep) { sb.Append(c); wordStart = true; continue; }
-            sb.Append(wordStart ? char.ToUpperInvariant(c) : char.ToLowerInvariant(c));
-            wordStart = false;
+            int st = i;
+            if (IsTitleSeparator(s[i])) { while (i < s.Length && IsTitleSeparator(s[i])) i++; sb.Append(s, st, i - st); continue; }
+            while (i < s.Length && !IsTitleSeparator(s[i])) i++;
+            int firstLen = char.IsHighSurrogate(s[st]) && st + 1 < i ? 2 : 1;
+            sb.Append(PyCase.Upper(s.Substring(st, firstLen))).Append(PyCase.Lower(s.Substring(st + firstLen, i - st - firstLen)));
         }
         return sb.ToString();
+    }
+
+    private static bool IsTitleSeparator(char c) => Array.IndexOf(JinjaLexer.PyWhitespace, c) >= 0 || c is '-' or '(' or '{' or '[' or '<';
+
+    /// <summary>jinja2's wordcount: runs of \w (letters, digits, marks, underscore).</summary>
+    private static int WordCount(string s)
+    {
+        int count = 0;
+        bool inWord = false;
+        for (int i = 0; i < s.Length; i++)
+        {
+            char c = s[i];
+            bool w = char.IsLetterOrDigit(c) || c == '_' || char.GetUnicodeCategory(c) is System.Globalization.UnicodeCategory.NonSpacingMark
+                or System.Globalization.UnicodeCategory.SpacingCombiningMark or System.Globalization.UnicodeCategory.LetterNumber
+                or System.Globalization.UnicodeCategory.OtherNumber;
+            if (w && !inWord) count++;
+            inWord = w;
+        }
+        return count;
     }
 
     private static string Escape(string s) =>
@@ -310,7 +330,7 @@ public static class JinjaFilters
     /// <summary>Python str.center.</summary>
     public static string Center(string s, int width)
     {
-        int pad = width - s.Length;
+        int pad = width - CodePoints.Length(s);
         if (pad <= 0) return s;
         int left = pad / 2 + (pad & width & 1);
         return new string(' ', left) + s + new string(' ', pad - left);
