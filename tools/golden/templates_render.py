@@ -32,6 +32,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared", "testdata"))
 OUT = os.path.join(ROOT, "tests", "fixtures", "templates")
 FIXED_NOW = datetime(2024, 7, 26, 14, 5, 9)
+# Shifts every fuzz seed: TEMPLATES_FUZZ_SEED=1 python3 tools/golden/templates_render.py explores new cases
+# (the committed fixtures use 0).
+SEED_SHIFT = int(os.environ.get("TEMPLATES_FUZZ_SEED", "0"))
 
 
 class GenerationTag(jinja2.ext.Extension):
@@ -147,7 +150,7 @@ TOOL_CONVERSATIONS = {
 def random_conversations(n, seed=7):
     """Random conversations: mostly alternating, sometimes not; contents with edge whitespace and odd characters."""
     import random
-    rng = random.Random(seed)
+    rng = random.Random(seed + SEED_SHIFT)
     bits = ["Hello", " world ", "\n", "  ", "\t", "ünï", "日本", "🙂", "{{ x }}", "{% y %}", "'", "\"", "\\", "<s>", "[INST]", "a\r\nb", "42", ""]
     convs = []
     for _ in range(n):
@@ -272,7 +275,7 @@ FEATURE_ERRORS = {
 def whitespace_fuzz(n, seed=1234):
     """Random mixes of text with spaces/tabs/newlines and tags with -/+ whitespace control (lexer stress)."""
     import random
-    rng = random.Random(seed)
+    rng = random.Random(seed + SEED_SHIFT)
     texts = ["", " ", "  ", "\t", "\n", " \n", "\n  ", "\n\n", "a", " b ", "c\n", "\n d", "\t\te\n ", "x y"]
 
     def sign():
@@ -302,7 +305,7 @@ def whitespace_fuzz(n, seed=1234):
 def expression_fuzz(n, seed=99):
     """Random expressions over literals, operators, filters, tests, slices and methods (evaluator stress)."""
     import random
-    rng = random.Random(seed)
+    rng = random.Random(seed + SEED_SHIFT)
     atoms = ["0", "1", "2", "-3", "7", "2.5", "0.1", "-1.5", "1e3", "'ab'", "'Hello World'", "'  pad  '", "''", "'a,b,c'",
              "none", "true", "false", "[1, 2, 3]", "['b', 'a', 'C']", "[]", "{'k': 1, 'j': 'v'}", "{}", "(1, 'x')",
              "messages[0]['content']", "messages | length", "messages[-1].role", "undefined_var", "ns.n", "'x' * 3"]
@@ -344,7 +347,7 @@ def expression_fuzz(n, seed=99):
 def statement_fuzz(n, seed=4242):
     """Random programs of for/if/set/namespace/macro/loop controls (scoping and control-flow stress)."""
     import random
-    rng = random.Random(seed)
+    rng = random.Random(seed + SEED_SHIFT)
     conds = ["loop.first", "loop.last", "x is even", "x > 1", "v is defined", "ns.c > 2", "not loop.first and x != 2",
              "messages | length > 2", "x in [1, 3]", "v == 'a'", "true", "false"]
     values = ["x", "v", "loop.index", "loop.revindex0", "ns.c", "loop.previtem", "loop.nextitem", "v ~ x", "loop.length",
@@ -381,7 +384,7 @@ def statement_fuzz(n, seed=4242):
 def string_fuzz(n, seed=555):
     """Random strings (unicode whitespace, case, digits, punctuation) through string filters and methods."""
     import random
-    rng = random.Random(seed)
+    rng = random.Random(seed + SEED_SHIFT)
     pieces = ["a", "B", "ß", "é", "İ", "ǅ", "ﬁ", " ", "  ", "\\t", "\\n", "\\u00a0", "\\u3000", "\\u2003", "-", "(", "'s", "x1", "42",
               "3.5", "-7", "Hello", "wORLD", ",", ".", "_", "日本", "😀", "\\u200b", "\\r\\n", "\\x1f", "\\u0085"]
     ops = ["trim", "upper", "lower", "title", "capitalize", "length", "wordcount", "center(9)", "indent(2)", "indent(2, true)",

@@ -106,6 +106,7 @@ public static class JinjaFilters
                 foreach (var x in interp.Iterate(v))
                 {
                     var key = SortKey(attr is null ? x : AttrGetter(x, attr), cs);
+                    Py.Key(key); // Python keeps a set of seen keys: lists and dicts are unhashable
                     if (seen.Any(s => Py.Eq(s, key))) continue;
                     seen.Add(key);
                     result.Add(x);

@@ -57,7 +57,8 @@ public static class Methods
             "lower" => (_, _) => TaggedText.Retext(s, PyCase.Lower(t)),
             "title" => (_, _) => TaggedText.Retext(s, PyTitle(t)),
             "capitalize" => (_, _) => TaggedText.Retext(s, t.Length == 0 ? t : PyCase.Capitalize(t)),
-            "swapcase" => (_, _) => TaggedText.Retext(s, new string(t.Select(c => char.IsUpper(c) ? char.ToLowerInvariant(c) : char.ToUpperInvariant(c)).ToArray())),
+            "swapcase" => (_, _) => TaggedText.Retext(s, string.Concat(t.Select(c =>
+                char.IsUpper(c) ? PyCase.Lower(c.ToString()) : char.IsLower(c) ? PyCase.Upper(c.ToString()) : c.ToString()))),
             "startswith" => (a, _) => Prefixes(Arg(a, 0)).Any(p => t.StartsWith(p, StringComparison.Ordinal)),
             "endswith" => (a, _) => Prefixes(Arg(a, 0)).Any(p => t.EndsWith(p, StringComparison.Ordinal)),
             "split" => (a, k) => Split(s, Arg(a, 0, k.GetValueOrDefault("sep")), Py.ToLong(Arg(a, 1, k.GetValueOrDefault("maxsplit") ?? -1L))),
@@ -93,9 +94,10 @@ public static class Methods
     }
 
     /// <summary>Python str.isupper/islower: some cased character and none of the other case.</summary>
-    public static bool IsUpper(string t) => t.Any(IsCased) && !t.Any(char.IsLower);
-    public static bool IsLower(string t) => t.Any(IsCased) && !t.Any(char.IsUpper);
-    private static bool IsCased(char c) => char.IsUpper(c) || char.IsLower(c) || char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.TitlecaseLetter;
+    public static bool IsUpper(string t) => t.Any(IsCased) && !t.Any(c => char.IsLower(c) || IsTitlecase(c));
+    public static bool IsLower(string t) => t.Any(IsCased) && !t.Any(c => char.IsUpper(c) || IsTitlecase(c));
+    private static bool IsTitlecase(char c) => char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.TitlecaseLetter;
+    private static bool IsCased(char c) => char.IsUpper(c) || char.IsLower(c) || IsTitlecase(c);
 
     private static int RFind(string t, string sub) => sub.Length == 0 ? t.Length : t.LastIndexOf(sub, StringComparison.Ordinal);
 
@@ -294,15 +296,18 @@ public static class Methods
         return sb.ToString();
     }
 
-    /// <summary>Python str.title(): a letter after a non-letter is upper-cased, other letters lower-cased.</summary>
+    /// <summary>Python str.title(): a cased letter after an uncased one is title-cased (ß → Ss), others lower-cased.</summary>
     public static string PyTitle(string t)
     {
         var sb = new StringBuilder(t.Length);
         bool prevCased = false;
         foreach (var c in t)
         {
-            sb.Append(prevCased ? char.ToLowerInvariant(c) : char.ToUpperInvariant(c));
-            prevCased = char.IsLetter(c);
+            bool titlecase = char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.TitlecaseLetter;
+            if (prevCased) sb.Append(PyCase.Lower(c.ToString()));
+            else if (titlecase) sb.Append(c);
+            else sb.Append(PyCase.Capitalize(c.ToString()));
+            prevCased = char.IsUpper(c) || char.IsLower(c) || titlecase;
         }
         return sb.ToString();
     }
