@@ -32,6 +32,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared", "testdata"))
 OUT = os.path.join(ROOT, "tests", "fixtures", "templates")
 FIXED_NOW = datetime(2024, 7, 26, 14, 5, 9)
+# Shifts every fuzz seed: TEMPLATES_FUZZ_SEED=1 python3 tools/golden/templates_render.py explores new cases
+# (the committed fixtures use 0).
+SEED_SHIFT = int(os.environ.get("TEMPLATES_FUZZ_SEED", "0"))
 
 
 class GenerationTag(jinja2.ext.Extension):
@@ -147,7 +150,7 @@ TOOL_CONVERSATIONS = {
 def random_conversations(n, seed=7):
     """Random conversations: mostly alternating, sometimes not; contents with edge whitespace and odd characters."""
     import random
-    rng = random.Random(seed)
+    rng = random.Random(seed + SEED_SHIFT)
     bits = ["Hello", " world ", "\n", "  ", "\t", "ünï", "日本", "🙂", "{{ x }}", "{% y %}", "'", "\"", "\\", "<s>", "[INST]", "a\r\nb", "42", ""]
     convs = []
     for _ in range(n):
@@ -243,6 +246,17 @@ FEATURES = {
     "with_and_filter_block": "{% with a = 1, b = 2 %}{{ a + b }}{% endwith %}{% filter upper %}shout {{ 'this' }}{% endfilter %}",
     "messages_features": "{% for message in messages %}{{ message.role | upper }}:{{ message['content'] | trim }}"
                          "{% if not loop.last %}\n{% endif %}{% endfor %}{% if add_generation_prompt %}\nASSISTANT:{% endif %}",
+    "unicode_case": "{{ 'Straße ﬁx ŉ' | upper }}|{{ 'İSTANBUL ΟΔΟΣ ΟΔΟΣ. Σ' | lower }}|{{ 'straße'.upper() }}|{{ 'ÉCOLE'.lower() }}|"
+                    "{{ ['b', 'Ä', 'a'] | sort }}|{{ 'ßa' | capitalize }}|{{ ['a\u200db', 'é\x85', '\u2028', '🙂'] }}|{{ 'x\u0000y' | tojson }}",
+    "misc_features": "{% set a, b = 1, 'two' %}{{ a }}{{ b }}|{% for p, q in [[1, 2], (3, 4)] %}{{ p * q }},{% endfor %}|"
+                     "{% for x in [1, 1, 2, 3, 3] %}{% if loop.changed(x) %}{{ x }}{% endif %}{% endfor %}|{{ '%s-%s' | format('a', 1) }}|"
+                     "{{ dict(k=1, j='x') }}|{% set ns = namespace({'z': 5}) %}{{ ns.z }}|{{ {'y': 3} | attr('y') }}|"
+                     "{% filter trim %}   padded   {% endfilter %}|{{ '\u00e9\x41\U0001F600' }}|{{ 'a' if none is none }}|{{ (1, 2) | list }}|"
+                     "{{ [1, [2, [3]]] | length }}|{{ 'ab' ~ 3 ~ [4] }}|{{ 10 ** -1 }}|{{ 7 / 7 }}|{{ 2 * 3.0 }}|{{ -0.0 }}|{{ 1e16 }}|{{ 123456.789 }}",
+    "macro_features": "{% macro f(a, b=a ~ '!', c=none) %}{{ a }}{{ b }}{{ c }}{{ varargs }}{{ kwargs }}{% endmacro %}"
+                      "{{ f(1) }}|{{ f(1, 2, 3, 4, 5) }}|{{ f('x', c='y') }}|{{ f('x', z=1) }}|"
+                      "{% macro row(x) %}<{{ caller(x * 2) }}>{% endmacro %}{% call(v) row(3) %}[{{ v }}]{% endcall %}|"
+                      "{% macro outer() %}{% macro inner() %}I{% endmacro %}{{ inner() }}O{% endmacro %}{{ outer() }}",
     "raise_custom": "{% if messages | length > 1 %}{{ raise_exception('too many: ' ~ messages | length) }}{% endif %}ok",
 }
 
@@ -261,7 +275,7 @@ FEATURE_ERRORS = {
 def whitespace_fuzz(n, seed=1234):
     """Random mixes of text with spaces/tabs/newlines and tags with -/+ whitespace control (lexer stress)."""
     import random
-    rng = random.Random(seed)
+    rng = random.Random(seed + SEED_SHIFT)
     texts = ["", " ", "  ", "\t", "\n", " \n", "\n  ", "\n\n", "a", " b ", "c\n", "\n d", "\t\te\n ", "x y"]
 
     def sign():
@@ -291,7 +305,7 @@ def whitespace_fuzz(n, seed=1234):
 def expression_fuzz(n, seed=99):
     """Random expressions over literals, operators, filters, tests, slices and methods (evaluator stress)."""
     import random
-    rng = random.Random(seed)
+    rng = random.Random(seed + SEED_SHIFT)
     atoms = ["0", "1", "2", "-3", "7", "2.5", "0.1", "-1.5", "1e3", "'ab'", "'Hello World'", "'  pad  '", "''", "'a,b,c'",
              "none", "true", "false", "[1, 2, 3]", "['b', 'a', 'C']", "[]", "{'k': 1, 'j': 'v'}", "{}", "(1, 'x')",
              "messages[0]['content']", "messages | length", "messages[-1].role", "undefined_var", "ns.n", "'x' * 3"]
@@ -333,7 +347,7 @@ def expression_fuzz(n, seed=99):
 def statement_fuzz(n, seed=4242):
     """Random programs of for/if/set/namespace/macro/loop controls (scoping and control-flow stress)."""
     import random
-    rng = random.Random(seed)
+    rng = random.Random(seed + SEED_SHIFT)
     conds = ["loop.first", "loop.last", "x is even", "x > 1", "v is defined", "ns.c > 2", "not loop.first and x != 2",
              "messages | length > 2", "x in [1, 3]", "v == 'a'", "true", "false"]
     values = ["x", "v", "loop.index", "loop.revindex0", "ns.c", "loop.previtem", "loop.nextitem", "v ~ x", "loop.length",
@@ -367,6 +381,29 @@ def statement_fuzz(n, seed=4242):
     return [prelude + "".join(stmt(0, False) for _ in range(rng.randrange(2, 5))) + "|{{ ns.c }}{{ v }}" for _ in range(n)]
 
 
+def string_fuzz(n, seed=555):
+    """Random strings (unicode whitespace, case, digits, punctuation) through string filters and methods."""
+    import random
+    rng = random.Random(seed + SEED_SHIFT)
+    pieces = ["a", "B", "ß", "é", "İ", "ǅ", "ﬁ", " ", "  ", "\\t", "\\n", "\\u00a0", "\\u3000", "\\u2003", "-", "(", "'s", "x1", "42",
+              "3.5", "-7", "Hello", "wORLD", ",", ".", "_", "日本", "😀", "\\u200b", "\\r\\n", "\\x1f", "\\u0085"]
+    ops = ["trim", "upper", "lower", "title", "capitalize", "length", "wordcount", "center(9)", "indent(2)", "indent(2, true)",
+           "indent(2, blank=true)", "replace(' ', '_')", "int", "float", "list | length", "reverse", "string", "tojson",
+           "tojson(ensure_ascii=true)", "first", "last", "escape"]
+    methods = ["strip()", "lstrip()", "rstrip()", "split()", "split(' ')", "splitlines()", "title()", "capitalize()", "isdigit()",
+               "isspace()", "isalpha()", "isupper()", "islower()", "upper()", "lower()", "startswith(' ')", "strip(' a')", "rsplit(None, 1)",
+               "split(None, 1)", "swapcase()", "zfill(6)", "find('a')", "count(' ')"]
+    out = []
+    for _ in range(n):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 7)))
+        if rng.random() < 0.5:
+            expr = "'" + text + "' | " + rng.choice(ops)
+        else:
+            expr = "('" + text + "')." + rng.choice(methods)
+        out.append("{{ " + expr + " }}")
+    return out
+
+
 def main():
     cases = []
     for template_id, source, tok_dir in shared_templates():
@@ -392,6 +429,7 @@ def main():
     fuzz = {f"ws_fuzz_{i:03d}": src for i, src in enumerate(whitespace_fuzz(250))}
     fuzz.update({f"expr_fuzz_{i:03d}": src for i, src in enumerate(expression_fuzz(500))})
     fuzz.update({f"stmt_fuzz_{i:03d}": src for i, src in enumerate(statement_fuzz(200))})
+    fuzz.update({f"str_fuzz_{i:03d}": src for i, src in enumerate(string_fuzz(300))})
     for name, source in {**FEATURES, **FEATURE_ERRORS, **fuzz}.items():
         for agp in (False, True) if name == "messages_features" else (False,):
             r = render(source, {"bos_token": "<s>"}, feature_msgs, agp)

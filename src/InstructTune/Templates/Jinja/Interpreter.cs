@@ -45,7 +45,8 @@ public sealed class Interpreter
     internal Func<DateTime> Clock { get; }
     private int _iterations;
     private bool _folding;
-    private readonly Dictionary<Expr, bool> _constant = new(ReferenceEqualityComparer.Instance);
+    // Constant-ness of expression nodes, shared by every render of every template (nodes are immutable).
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Expr, object> ConstantCache = new();
     private int _callDepth;
 
     public Interpreter(IReadOnlyDictionary<string, object?> globals, RenderLimits limits, Func<DateTime> clock)
@@ -55,13 +56,20 @@ public sealed class Interpreter
         Clock = clock;
     }
 
+    /// <summary>The size limit of the render running on this thread, for printers (repr, tojson) deep in the value model.</summary>
+    [ThreadStatic] private static int? _activeMaxOutput;
+    internal static int ActiveMaxOutput => _activeMaxOutput ?? RenderLimits.Default.MaxOutputLength;
+
     /// <summary>Renders the template body with the given variables; returns text (plain or tagged).</summary>
     public object Render(IReadOnlyList<Stmt> body, IReadOnlyDictionary<string, object?> variables)
     {
         var scope = new Scope(null);
         foreach (var (k, v) in variables) scope.Vars[k] = v;
         var output = new Output(Limits.MaxOutputLength);
-        ExecBody(body, scope, output);
+        var previous = _activeMaxOutput;
+        _activeMaxOutput = Limits.MaxOutputLength;
+        try { ExecBody(body, scope, output); }
+        finally { _activeMaxOutput = previous; }
         return output.ToValue();
     }
 
@@ -327,8 +335,10 @@ public sealed class Interpreter
 
     private bool IsConstant(Expr e)
     {
-        if (!_constant.TryGetValue(e, out var c)) _constant[e] = c = ComputeIsConstant(e);
-        return c;
+        if (ConstantCache.TryGetValue(e, out var c)) return (bool)c;
+        bool value = ComputeIsConstant(e);
+        ConstantCache.AddOrUpdate(e, value);
+        return value;
     }
 
     // Filters that take the context (pass_context) are never folded.
@@ -399,7 +409,9 @@ public sealed class Interpreter
             {
                 var s = Py.Text(v);
                 var chars = new List<object?>(s.Length);
-                for (int i = 0; i < s.Length; i++) chars.Add(TaggedText.Slice(v, i, 1));
+                var offsets = CodePoints.Offsets(s);
+                int n = offsets is null ? s.Length : offsets.Length - 1;
+                for (int i = 0; i < n; i++) chars.Add(CodePoints.Slice(v, offsets, i, 1));
                 return chars;
             }
             case RangeValue r:
@@ -432,7 +444,7 @@ public sealed class Interpreter
                 if (!scope.Vars.ContainsKey(ps[i].Name))
                     scope.Vars[ps[i].Name] = ps[i].Default is null
                         ? new Undefined($"parameter '{ps[i].Name}' was not provided") : owner.Eval(ps[i].Default!, scope);
-            scope.Vars["varargs"] = varargs;
+            scope.Vars["varargs"] = new JTuple(varargs);
             scope.Vars["kwargs"] = extra;
             var output = new Output(owner.Limits.MaxOutputLength);
             owner.ExecBody(body, scope, output);

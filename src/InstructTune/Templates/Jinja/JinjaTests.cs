@@ -36,8 +36,8 @@ public static class JinjaTests
             "even" => Py.Eq(Operators.Binary("%", v, 2L, interp.Limits), 0L),
             "divisibleby" => Py.Eq(Operators.Binary("%", v, A(0), interp.Limits), 0L),
             // Python: str(value).islower() / isupper(): needs a cased character.
-            "lower" => Py.Str(v) is var lo && lo.Any(char.IsLetter) && !lo.Any(char.IsUpper),
-            "upper" => Py.Str(v) is var up && up.Any(char.IsLetter) && !up.Any(char.IsLower),
+            "lower" => Methods.IsLower(Py.Str(v)),
+            "upper" => Methods.IsUpper(Py.Str(v)),
             "escaped" => false,
             "filter" => JinjaFilters.Exists(Py.Text(v)),
             "test" => Exists(Py.Text(v)),
