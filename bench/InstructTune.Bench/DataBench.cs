@@ -25,7 +25,8 @@ public static class DataBench
         var root = FindRepoRoot();
         var shared = Path.GetFullPath(Path.Combine(root, "..", "shared", "testdata"));
         var sample = Path.Combine(shared, "datasets", "alpaca", "alpaca_5000.json");
-        var tokenizerDir = Path.Combine(shared, "tokenizers", "llama2");
+        int ti = Array.IndexOf(args, "--tokenizer");
+        var tokenizerDir = ti >= 0 && ti + 1 < args.Length ? args[ti + 1] : Path.Combine(shared, "tokenizers", "llama2");
         var work = Directory.CreateTempSubdirectory("itune-databench").FullName;
         try
         {
@@ -44,7 +45,7 @@ public static class DataBench
             Console.WriteLine($"  padding plain {stats.PaddingShare.Plain:P1}, bucketed {stats.PaddingShare.Bucketed:P1}, packed {stats.PaddingShare.Packed:P1}");
             var tokOnly = TokenizeOnly(input, tokenizer);
             Console.WriteLine($"  tokenizer alone (single thread, CPU seconds): {tokOnly:F2} s");
-            double? peerSeconds = peer ? PythonPeer(input, Path.Combine(tokenizerDir, "tokenizer.model")) : null;
+            double? peerSeconds = peer ? PythonPeer(input, Path.Combine(shared, "tokenizers", "llama2", "tokenizer.model")) : null;
             if (peerSeconds is { } ps)
                 Console.WriteLine($"  peer python3+sentencepiece (load + template + encode, no masks/dedup/writes): {ps:F2} s = {records / ps:F0} records/s; ratio ours/peer = {rps / (records / ps):F2}x");
             Console.WriteLine(JsonSerializer.Serialize(new
