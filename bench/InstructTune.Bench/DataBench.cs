@@ -77,7 +77,8 @@ public static class DataBench
     }
 
     private static PrepareOptions Options(string input, string tokenizerDir, string outDir) =>
-        new([new DataSource(input, DataFormat.Alpaca)], tokenizerDir, "alpaca", outDir, MaxSeqLen: 2048, Pack: true, SkipInvalid: true, Dedup: true, Force: true);
+        new([new DataSource(input, DataFormat.Alpaca)], tokenizerDir, "alpaca", outDir, MaxSeqLen: 2048, Pack: true, SkipInvalid: true, Dedup: true, Force: true,
+            ShardTokens: 1 << 20);   // 1M-token shards: both the small and the 4× run reach the shard bound
 
     private static (double Seconds, PrepareStats Stats) Time(string input, string tokenizerDir, string outDir, ITokenizer tokenizer)
     {
