@@ -25,7 +25,8 @@ public static class DataBench
         var root = FindRepoRoot();
         var shared = Path.GetFullPath(Path.Combine(root, "..", "shared", "testdata"));
         var sample = Path.Combine(shared, "datasets", "alpaca", "alpaca_5000.json");
-        var tokenizerDir = Path.Combine(shared, "tokenizers", "llama2");
+        int ti = Array.IndexOf(args, "--tokenizer");
+        var tokenizerDir = ti >= 0 && ti + 1 < args.Length ? args[ti + 1] : Path.Combine(shared, "tokenizers", "llama2");
         var work = Directory.CreateTempSubdirectory("itune-databench").FullName;
         try
         {
@@ -39,12 +40,12 @@ public static class DataBench
 
             var (seconds, stats) = Time(input, tokenizerDir, Path.Combine(work, "out1"), tokenizer);
             double rps = stats.RecordsRead / seconds;
-            long peak1 = Process.GetCurrentProcess().PeakWorkingSet64;
+            long peak1 = Process.GetCurrentProcess().PeakWorkingSet64, heap1 = _peakHeap;
             Console.WriteLine($"data prepare: {stats.RecordsRead} records ({stats.RecordsKept} kept, {stats.DuplicatesRemoved} duplicates, {stats.Tokens.Total} tokens) in {seconds:F2} s = {rps:F0} records/s");
             Console.WriteLine($"  padding plain {stats.PaddingShare.Plain:P1}, bucketed {stats.PaddingShare.Bucketed:P1}, packed {stats.PaddingShare.Packed:P1}");
             var tokOnly = TokenizeOnly(input, tokenizer);
             Console.WriteLine($"  tokenizer alone (single thread, CPU seconds): {tokOnly:F2} s");
-            double? peerSeconds = peer ? PythonPeer(input, Path.Combine(tokenizerDir, "tokenizer.model")) : null;
+            double? peerSeconds = peer ? PythonPeer(input, Path.Combine(shared, "tokenizers", "llama2", "tokenizer.model")) : null;
             if (peerSeconds is { } ps)
                 Console.WriteLine($"  peer python3+sentencepiece (load + template + encode, no masks/dedup/writes): {ps:F2} s = {records / ps:F0} records/s; ratio ours/peer = {rps / (records / ps):F2}x");
             Console.WriteLine(JsonSerializer.Serialize(new
@@ -58,13 +59,14 @@ public static class DataBench
                 var big = Path.Combine(work, $"alpaca_{records * 4}.json");
                 Replicate(sample, big, records * 4);
                 var (s4, st4) = Time(big, tokenizerDir, Path.Combine(work, "out4"), tokenizer);
-                long peak4 = Process.GetCurrentProcess().PeakWorkingSet64;
+                long peak4 = Process.GetCurrentProcess().PeakWorkingSet64, heap4 = _peakHeap;
                 Console.WriteLine($"memory: peak working set {peak1 / 1e6:F0} MB after {records} records ({new FileInfo(input).Length / 1e6:F0} MB input), " +
-                    $"{peak4 / 1e6:F0} MB after {records * 4} records ({new FileInfo(big).Length / 1e6:F0} MB input, {s4:F2} s)");
+                    $"{peak4 / 1e6:F0} MB after {records * 4} records ({new FileInfo(big).Length / 1e6:F0} MB input, {s4:F2} s); " +
+                    $"peak managed heap {heap1 / 1e6:F0} MB vs {heap4 / 1e6:F0} MB");
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
                     bench = "data-memory", records_small = records, peak_mb_small = peak1 / 1e6, records_large = st4.RecordsRead,
-                    peak_mb_large = peak4 / 1e6, input_mb_small = new FileInfo(input).Length / 1e6, input_mb_large = new FileInfo(big).Length / 1e6,
+                    peak_mb_large = peak4 / 1e6, heap_mb_small = heap1 / 1e6, heap_mb_large = heap4 / 1e6, input_mb_small = new FileInfo(input).Length / 1e6, input_mb_large = new FileInfo(big).Length / 1e6,
                 }));
             }
             return 0;
@@ -76,10 +78,17 @@ public static class DataBench
     }
 
     private static PrepareOptions Options(string input, string tokenizerDir, string outDir) =>
-        new([new DataSource(input, DataFormat.Alpaca)], tokenizerDir, "alpaca", outDir, MaxSeqLen: 2048, Pack: true, SkipInvalid: true, Dedup: true, Force: true);
+        new([new DataSource(input, DataFormat.Alpaca)], tokenizerDir, "alpaca", outDir, MaxSeqLen: 2048, Pack: true, SkipInvalid: true, Dedup: true, Force: true,
+            ShardTokens: 1 << 20);   // 1M-token shards: both the small and the 4× run reach the shard bound
+
+    /// <summary>Largest managed heap seen by the sampler during the last timed run (bytes).</summary>
+    private static long _peakHeap;
 
     private static (double Seconds, PrepareStats Stats) Time(string input, string tokenizerDir, string outDir, ITokenizer tokenizer)
     {
+        GC.Collect();
+        _peakHeap = 0;
+        using var sampler = new Timer(_ => _peakHeap = Math.Max(_peakHeap, GC.GetTotalMemory(false)), null, 0, 20);
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var sw = Stopwatch.StartNew();
         var result = PreparePipeline.Run(Options(input, tokenizerDir, outDir), tokenizer);

@@ -23,7 +23,7 @@ public static class DataCommands
     {
         var config = new Option<string>("--config") { Description = "YAML file with the keys below (data, format, tokenizer, template, out, max_seq_len, pack, skip_invalid, fields, task, near_dup, train_on_inputs, dedup)" };
         var data = new Option<string>("--data") { Description = "Dataset file (or SNI task folder)" };
-        var format = new Option<string>("--format") { Description = "alpaca|dolly|sharegpt|messages|sni|gsm8k|csv|self-instruct" };
+        var format = new Option<string>("--format") { Description = "alpaca|dolly|sharegpt|messages|sni|gsm8k|csv|self-instruct|text" };
         var tokenizer = new Option<string>("--tokenizer") { Description = "Tokenizer folder or file (tokenizer.json / tokenizer.model)" };
         var template = new Option<string>("--template") { Description = "alpaca|chatml|llama2|llama3 or a format string with {instruction} {input} {output}" };
         var outDir = new Option<string>("--out") { Description = "Output folder (shards, manifest.json, stats.json, rejected.jsonl)" };

@@ -129,3 +129,27 @@ public class LoaderTests
         Assert.Equal((6, RejectReason.MissingField, "output"), (items[3].Rejection!.Source.Line, items[3].Rejection!.Reason, items[3].Rejection!.Field));
     }
 }
+
+public class LlamaFactoryRegistryTests
+{
+    [Fact]
+    public void RegistryResolvesLocalDemosAndListsTheRest()
+    {
+        var path = TestPaths.SharedTestData("datasets", "llamafactory-demo", "dataset_info.json");
+        var entries = LlamaFactoryRegistry.Read(path);
+        // python3 -c "import json;print(len(json.load(open(P))))" → 104 entries.
+        Assert.Equal(104, entries.Count);
+        var local = entries.Where(e => e.LocalPath != null).ToDictionary(e => e.Name);
+        Assert.Equal(["alpaca_en_demo", "alpaca_zh_demo", "glaive_toolcall_en_demo", "identity", "kto_en_demo"], local.Keys.Order());
+        Assert.Equal(DataFormat.Messages, local["kto_en_demo"].Format);
+        Assert.Equal(DataFormat.ShareGpt, local["glaive_toolcall_en_demo"].Format);
+        Assert.Contains(entries, e => e.Name == "c4_demo" && e.Missing!.Contains("not in"));
+        Assert.Contains(entries, e => e.Missing == "hub dataset (no local file_name)");
+        foreach (var e in local.Values)
+        {
+            var v = new RecordValidator(InvalidPolicy.Skip);
+            var n = v.Apply(DatasetLoader.Read(e.LocalPath!, new LoadOptions(e.Format!.Value, e.Fields, e.Name))).Count();
+            Assert.True(n >= 91 && v.Rejected == 0, $"{e.Name}: {n} kept, {v.Rejected} rejected");
+        }
+    }
+}

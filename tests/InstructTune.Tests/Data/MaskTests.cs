@@ -163,3 +163,24 @@ public class MaskTests
         Assert.Equal("\n\nof France", single.Input);
     }
 }
+
+public class PlainTextTests
+{
+    [Fact]
+    public void PlainTextLoadsAndIsLearnedOnEveryTokenButBos()
+    {
+        var dir = Directory.CreateTempSubdirectory().FullName;
+        var path = Path.Combine(dir, "web.jsonl");
+        File.WriteAllText(path, "{\"text\": \"The sky is blue today\"}\n{\"text\": \"\"}\n");
+        var items = InstructTune.Data.Loading.DatasetLoader.Read(path, new InstructTune.Data.Loading.LoadOptions(InstructTune.Data.Loading.DataFormat.Text)).ToList();
+        Assert.Equal(RejectReason.EmptyOutput, items[1].Rejection!.Reason);
+        var tok = new WordTokenizer();
+        foreach (var name in PromptTemplates.Names)
+        {
+            var e = new ExampleTokenizer(tok, PromptTemplates.Get(name)).Tokenize(items[0].Record!, 0);
+            Assert.Equal(["<s>", "The", " sky", " is", " blue", " today", "</s>"], e.Ids.Select(i => tok.IdToToken(i)!));
+            Assert.Equal(TokenizedExample.IgnoreIndex, e.Labels[0]);
+            Assert.Equal(e.Ids[1..], e.Labels[1..]);
+        }
+    }
+}

@@ -73,3 +73,33 @@ public class PackingLlamaTests
         Assert.True(packedDocs >= 2);
     }
 }
+
+public class LlamaBatchAdapterTests
+{
+    [Fact]
+    public void PackedBatchLossEqualsTheSumOfItsExamplesAlone()
+    {
+        var config = new LlamaConfig { VocabSize = 40, HiddenSize = 16, IntermediateSize = 32, NumHiddenLayers = 1, NumAttentionHeads = 2, NumKeyValueHeads = 1 };
+        var model = new LlamaModel(config);
+        model.InitializeWeights(3, std: 0.3f);
+        var rng = new Random(8);
+        var examples = new[] { 5, 9, 7, 12 }.Select((len, k) =>
+        {
+            var ids = Enumerable.Range(0, len).Select(_ => rng.Next(3, 40)).ToArray();
+            return new TokenizedExample(ids, ids.Select((id, i) => i >= 2 ? id : TokenizedExample.IgnoreIndex).ToArray(), new byte[len], k, 0);
+        }).ToList();
+        var packed = Collator.Collate(examples, new PlannedBatch([[3, 0], [1, 2]]), padId: 0, fixedWidth: 17);
+        var options = new LlamaForwardOptions { ReturnLogits = false, Reduction = LossReduction.Sum };
+        var whole = model.Forward(packed.ToLlamaBatch(), options);
+        float sum = 0;
+        int tokens = 0;
+        for (int i = 0; i < examples.Count; i++)
+        {
+            var alone = model.Forward(Collator.Collate(examples, new PlannedBatch([[i]]), 0).ToLlamaBatch(), options);
+            sum += alone.Loss!.Item();
+            tokens += alone.LossTokens;
+        }
+        Assert.Equal(tokens, whole.LossTokens);
+        Assert.Equal(sum, whole.Loss!.Item(), 3e-4f);
+    }
+}

@@ -22,7 +22,8 @@ public sealed class DataSampler
     {
         if (examples.Count == 0) throw new ArgumentException("the dataset is empty");
         _examples = examples;
-        _lengths = examples.Select(e => e.Length).ToArray();
+        // A memory-mapped dataset gives its lengths from the offsets without copying token data out.
+        _lengths = examples is Cache.CachedDataset cached ? cached.Lengths() : examples.Select(e => e.Length).ToArray();
         _options = options;
         _padId = padId;
         Seed = seed;

@@ -1,7 +1,8 @@
 namespace InstructTune.Data.Loading;
 
 /// <summary>The on-disk layouts the loaders read (the names are the CLI's <c>--format</c> values).</summary>
-public enum DataFormat { Alpaca, Dolly, ShareGpt, Messages, Sni, Gsm8k, Csv, SelfInstruct }
+/// <remarks><see cref="Text"/> is plain pre-training text (JSONL or a JSON array of <c>{"text": …}</c>), learned on every token.</remarks>
+public enum DataFormat { Alpaca, Dolly, ShareGpt, Messages, Sni, Gsm8k, Csv, SelfInstruct, Text }
 
 public static class DataFormats
 {
@@ -15,8 +16,9 @@ public static class DataFormats
         "gsm8k" => DataFormat.Gsm8k,
         "csv" => DataFormat.Csv,
         "self-instruct" or "selfinstruct" => DataFormat.SelfInstruct,
+        "text" => DataFormat.Text,
         _ => throw new ArgumentException(
-            $"unknown data format '{name}' (expected alpaca, dolly, sharegpt, messages, sni, gsm8k, csv, self-instruct)"),
+            $"unknown data format '{name}' (expected alpaca, dolly, sharegpt, messages, sni, gsm8k, csv, self-instruct, text)"),
     };
 
     /// <summary>The canonical field names a format reads; a <see cref="FieldMap"/> renames them.</summary>
@@ -29,6 +31,7 @@ public static class DataFormats
         DataFormat.Gsm8k => ["question", "answer"],
         DataFormat.SelfInstruct => ["instruction", "instances", "input", "output", "name"],
         DataFormat.Sni => ["Definition", "Instances", "input", "output"],
+        DataFormat.Text => ["text"],
         _ => [],
     };
 }

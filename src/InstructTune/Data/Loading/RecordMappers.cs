@@ -37,6 +37,9 @@ internal static class RecordMappers
                     into.Add(new InstructionRecord(Instruction(e, f["question"]), "", answer, task, src));
                     break;
                 }
+            case DataFormat.Text:
+                into.Add(InstructionRecord.PlainText(JsonFields.NonEmptyOutput(e, f["text"]), task, src));
+                break;
             case DataFormat.ShareGpt:
                 into.Add(ShareGpt(e, src, f, task));
                 break;

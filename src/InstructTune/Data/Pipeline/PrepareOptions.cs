@@ -21,7 +21,8 @@ public sealed record PrepareOptions(
     bool Dedup = true,
     double NearDupJaccard = 0,
     int BatchSize = 8,
-    bool Force = false)
+    bool Force = false,
+    long ShardTokens = 1 << 22)
 {
     public IReadOnlyDictionary<string, string> CacheSettings => new SortedDictionary<string, string>(StringComparer.Ordinal)
     {

@@ -62,7 +62,7 @@ public static class PreparePipeline
         var lengths = new List<int>();
         long learned = 0;
         int truncated = 0;
-        var writer = new ShardWriter(o.OutDir);
+        var writer = new ShardWriter(o.OutDir, o.ShardTokens);
         var validator = new RecordValidator(o.SkipInvalid ? InvalidPolicy.Skip : InvalidPolicy.Fail,
             o.SkipInvalid ? new RejectedLog(Path.Combine(o.OutDir, RejectedFile)) : null);
         QualityFilter quality;
