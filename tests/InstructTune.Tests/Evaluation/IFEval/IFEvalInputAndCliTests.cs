@@ -114,6 +114,22 @@ public class IFEvalInputAndCliTests : IDisposable
     }
 
     [Fact]
+    public void Cli_RandomSeedAnd2023Rules_Run_BadRuleIsRejected()
+    {
+        var input = Write("input.jsonl", P1);
+        var responses = Write("responses.jsonl", """{"prompt": "Say hi without commas.", "response": "hi"}""");
+        string[] data = ["--punkt-dir", TestPaths.SharedTestData("nltk-punkt-english"),
+            "--langdetect-profiles", TestPaths.SharedTestData("langdetect-profiles")];
+        var (code, _, stderr) = Cli(["eval", "ifeval", "--input", input, "--responses", responses, "--out", Path.Combine(_dir, "r"),
+            "--seed", "random", "--rules", "2023", "--rules-seed", "random", .. data]);
+        Assert.True(code == 0, stderr);
+        (code, _, stderr) = Cli(["eval", "ifeval", "--input", input, "--responses", responses, "--out", Path.Combine(_dir, "r"),
+            "--rules", "2024", .. data]);
+        Assert.Equal(2, code);
+        Assert.Contains("--rules must be 'upstream' or '2023'", stderr);
+    }
+
+    [Fact]
     public void Cli_BadInput_ExitCode2_ListsProblems()
     {
         var input = Write("input.jsonl", P1);
