@@ -7,6 +7,8 @@ Writes, under tests/fixtures/ifeval/:
   python_random.json     CPython random.Random(seed): getrandbits(32), random(), gauss(0,1), randrange(n) streams
   langdetect_cases.jsonl {"text", "langs": [[lang, prob]...] or null}: langdetect.detect_langs with seed 0
   pyjson_cases.jsonl     {"text", "dumps", "loads_ok"}: json.dumps(text) and whether json.loads(text) succeeds
+  punkt_fuzz.jsonl       600 random concatenations of abbreviations, initials, numbers, ellipses, quotes, brackets,
+                         contractions and line breaks (seeded), with nltk's sentences and word_tokenize tokens
 
 Usage: PYTHONPATH=/tmp/ld/usr/lib/python3/dist-packages /usr/bin/python3 tools/golden/ifeval_text_goldens.py
 (langdetect from `apt-get download python3-langdetect`, unpacked with dpkg-deb -x).
@@ -81,7 +83,29 @@ DUMPS_TEXTS = ["plain", "quote \" and backslash \\", "new\nline\ttab\r\b\f", "ct
                "é ü ß 日本 😀", "\u2028\u2029", "</script>", ""]
 
 
+FUZZ_PIECES = ["Mr.", "Dr.", "U.S.", "e.g.", "i.e.", "etc.", "J.", "A.", "3.", "1999.", "3.14", "...", "..", ". . .", "?",
+               "!", "?!", "\"", "'", "(", ")", "[", "]", "--", "-", ",", ";", ":", "*", "**", "#", "@", "the", "The", "He",
+               "he", "It", "I", "I'm", "don't", "CAN'T", "cannot", "gonna", "St.", "Inc.", "Co.", "p.m.", "No.", "vol.",
+               "Fig.", "\n", "\n\n", "  ", "\t", "word", "Word", "WORD", "café", "日本", "😀", "1,000", "$5", "50%",
+               "a.b.c.", "x", "Y.", "'s", "n't", "“", "”", "‘", "’", "«", "»", "<<", ">>", "https://a.b/c.", "me@x.org",
+               "''", "``", "{", "}", "&", "...)", ".)", ".\"", "!\"", "?\""]
+
+
+def fuzz_texts(count=600, seed=7):
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        t = ""
+        for _ in range(rng.randint(1, 25)):
+            t += rng.choice(FUZZ_PIECES) + rng.choice([" ", " ", " ", "", "\n"])
+        texts.append(t)
+    return texts
+
+
 def main():
+    with open(os.path.join(OUT, "punkt_fuzz.jsonl"), "w", encoding="utf-8", newline="\n") as f:
+        for t in fuzz_texts():
+            f.write(json.dumps({"text": t, "sentences": SENT.tokenize(t), "words": word_tokenize(t)}) + "\n")
     with open(os.path.join(OUT, "punkt_cases.jsonl"), "w", encoding="utf-8", newline="\n") as f:
         for t in PUNKT_TEXTS:
             f.write(json.dumps({"text": t, "sentences": SENT.tokenize(t), "words": word_tokenize(t)}) + "\n")
