@@ -188,16 +188,18 @@ FUZZ_PIECES = ["* item", "- item", "**bold**", "*em*", "* *", "***", "******", "
                "Done.", "Why? Because!", "a, b, c", "#tag", "!!!", "\n", "\n\n", "  ", "\t"]
 
 
+def concat_pieces(rng, pieces, max_pieces, separators, transform=lambda p, rng: p):
+    """A random text: 1..max_pieces pieces, each transformed and followed by a random separator."""
+    t = ""
+    for _ in range(rng.randint(1, max_pieces)):
+        t += transform(rng.choice(pieces), rng) + rng.choice(separators)
+    return t
+
+
 def fuzz_responses(count=150, seed=11):
     rng = random.Random(seed)
-    out = []
-    for _ in range(count):
-        t = ""
-        for _ in range(rng.randint(1, 30)):
-            p = rng.choice(FUZZ_PIECES)
-            t += (p.upper() if rng.random() < 0.1 else p.lower() if rng.random() < 0.1 else p) + rng.choice([" ", "\n", "", " "])
-        out.append(t)
-    return out
+    case = lambda p, r: p.upper() if r.random() < 0.1 else p.lower() if r.random() < 0.1 else p
+    return [concat_pieces(rng, FUZZ_PIECES, 30, [" ", "\n", "", " "], case) for _ in range(count)]
 
 
 def main():

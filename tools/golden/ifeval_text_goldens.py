@@ -20,7 +20,7 @@ import random
 import langdetect
 from langdetect import DetectorFactory
 
-from ifeval_reference import SENT, word_tokenize, ROOT
+from ifeval_reference import ROOT, SENT, concat_pieces, word_tokenize
 
 OUT = os.path.join(ROOT, "tests", "fixtures", "ifeval")
 
@@ -93,13 +93,7 @@ FUZZ_PIECES = ["Mr.", "Dr.", "U.S.", "e.g.", "i.e.", "etc.", "J.", "A.", "3.", "
 
 def fuzz_texts(count=600, seed=7):
     rng = random.Random(seed)
-    texts = []
-    for _ in range(count):
-        t = ""
-        for _ in range(rng.randint(1, 25)):
-            t += rng.choice(FUZZ_PIECES) + rng.choice([" ", " ", " ", "", "\n"])
-        texts.append(t)
-    return texts
+    return [concat_pieces(rng, FUZZ_PIECES, 25, [" ", " ", " ", "", "\n"]) for _ in range(count)]
 
 
 def main():
