@@ -110,6 +110,8 @@ public class IFEvalInputAndCliTests : IDisposable
         using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")));
         Assert.Equal(0.5, summary.RootElement.GetProperty("strict").GetProperty("prompt_level_accuracy").GetDouble());
         Assert.Equal(2.0 / 3, summary.RootElement.GetProperty("loose").GetProperty("instruction_level_accuracy").GetDouble(), 12);
+        Assert.Equal(0UL, summary.RootElement.GetProperty("langdetect_seed").GetUInt64());
+        Assert.Equal("upstream", summary.RootElement.GetProperty("rules").GetString());
         Assert.Empty(Directory.GetFiles(outDir, "*.tmp-*"));
     }
 
