@@ -116,6 +116,17 @@ public class IFEvalInputAndCliTests : IDisposable
     }
 
     [Fact]
+    public void Writer_IsByteIdenticalToOfficialWriteOutputs()
+    {
+        // tools/golden/ifeval_text_goldens.py: the first 25 GPT-4 prompts, strict then loose, as json.dumps writes them.
+        var expected = File.ReadAllLines(TestPaths.Fixtures("ifeval", "official_output_head.jsonl"));
+        var run = IFEvalRun.Run(IFEvalSharedData.Input, IFEvalSharedData.Responses(IFEvalSharedData.Gpt4), IFEvalSharedData.Services);
+        using var w = new StringWriter();
+        IFEvalWriter.WriteResults(w, [.. run.Strict.Take(25), .. run.Loose.Take(25)]);
+        Assert.Equal(expected, w.ToString().TrimEnd('\n').Split('\n'));
+    }
+
+    [Fact]
     public void Cli_RandomSeedAnd2023Rules_Run_BadRuleIsRejected()
     {
         var input = Write("input.jsonl", P1);
