@@ -7,6 +7,10 @@ Writes, under tests/fixtures/ifeval/:
   python_random.json     CPython random.Random(seed): getrandbits(32), random(), gauss(0,1), randrange(n) streams
   langdetect_cases.jsonl {"text", "langs": [[lang, prob]...] or null}: langdetect.detect_langs with seed 0
   pyjson_cases.jsonl     {"text", "dumps", "loads_ok"}: json.dumps(text) and whether json.loads(text) succeeds
+  official_output_head.jsonl  the first 25 prompts of the GPT-4 set, strict then loose, written as evaluation_lib's
+                         write_outputs does (json.dumps of the OutputExample fields in dir() order)
+  punkt_fuzz.jsonl       600 random concatenations of abbreviations, initials, numbers, ellipses, quotes, brackets,
+                         contractions and line breaks (seeded), with nltk's sentences and word_tokenize tokens
 
 Usage: PYTHONPATH=/tmp/ld/usr/lib/python3/dist-packages /usr/bin/python3 tools/golden/ifeval_text_goldens.py
 (langdetect from `apt-get download python3-langdetect`, unpacked with dpkg-deb -x).
@@ -18,7 +22,7 @@ import random
 import langdetect
 from langdetect import DetectorFactory
 
-from ifeval_reference import SENT, word_tokenize, ROOT
+from ifeval_reference import ROOT, SENT, SHARED, check, concat_pieces, variants, word_tokenize
 
 OUT = os.path.join(ROOT, "tests", "fixtures", "ifeval")
 
@@ -81,7 +85,46 @@ DUMPS_TEXTS = ["plain", "quote \" and backslash \\", "new\nline\ttab\r\b\f", "ct
                "é ü ß 日本 😀", "\u2028\u2029", "</script>", ""]
 
 
+FUZZ_PIECES = ["Mr.", "Dr.", "U.S.", "e.g.", "i.e.", "etc.", "J.", "A.", "3.", "1999.", "3.14", "...", "..", ". . .", "?",
+               "!", "?!", "\"", "'", "(", ")", "[", "]", "--", "-", ",", ";", ":", "*", "**", "#", "@", "the", "The", "He",
+               "he", "It", "I", "I'm", "don't", "CAN'T", "cannot", "gonna", "St.", "Inc.", "Co.", "p.m.", "No.", "vol.",
+               "Fig.", "\n", "\n\n", "  ", "\t", "word", "Word", "WORD", "café", "日本", "😀", "1,000", "$5", "50%",
+               "a.b.c.", "x", "Y.", "'s", "n't", "“", "”", "‘", "’", "«", "»", "<<", ">>", "https://a.b/c.", "me@x.org",
+               "''", "``", "{", "}", "&", "...)", ".)", ".\"", "!\"", "?\""]
+
+
+def fuzz_texts(count=600, seed=7):
+    rng = random.Random(seed)
+    return [concat_pieces(rng, FUZZ_PIECES, 25, [" ", " ", " ", "", "\n"]) for _ in range(count)]
+
+
+def official_output_head(n=25):
+    inputs = [json.loads(l) for l in open(os.path.join(SHARED, "ifeval", "input_data.jsonl"), encoding="utf-8")][:n]
+    responses = {}
+    for l in open(os.path.join(SHARED, "ifeval", "input_response_data_gpt4_20231107_145030.jsonl"), encoding="utf-8"):
+        d = json.loads(l)
+        responses[d["prompt"]] = d["response"]
+    lines = []
+    for mode in ("strict", "loose"):
+        for inp in inputs:
+            r = responses[inp["prompt"]]
+            pairs = list(zip(inp["instruction_id_list"], inp["kwargs"]))
+            if mode == "strict":
+                follows = [bool(r.strip() and check(i, k, r)) for i, k in pairs]
+            else:
+                follows = [any(v.strip() and check(i, k, v) for v in variants(r)) for i, k in pairs]
+            o = {"instruction_id_list": inp["instruction_id_list"], "prompt": inp["prompt"], "response": r,
+                 "follow_all_instructions": all(follows), "follow_instruction_list": follows}
+            lines.append(json.dumps({name: o[name] for name in sorted(o)}))
+    return lines
+
+
 def main():
+    with open(os.path.join(OUT, "official_output_head.jsonl"), "w", encoding="utf-8", newline="\n") as f:
+        f.write("\n".join(official_output_head()) + "\n")
+    with open(os.path.join(OUT, "punkt_fuzz.jsonl"), "w", encoding="utf-8", newline="\n") as f:
+        for t in fuzz_texts():
+            f.write(json.dumps({"text": t, "sentences": SENT.tokenize(t), "words": word_tokenize(t)}) + "\n")
     with open(os.path.join(OUT, "punkt_cases.jsonl"), "w", encoding="utf-8", newline="\n") as f:
         for t in PUNKT_TEXTS:
             f.write(json.dumps({"text": t, "sentences": SENT.tokenize(t), "words": word_tokenize(t)}) + "\n")

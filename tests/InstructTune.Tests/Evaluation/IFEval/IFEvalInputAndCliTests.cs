@@ -110,7 +110,36 @@ public class IFEvalInputAndCliTests : IDisposable
         using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")));
         Assert.Equal(0.5, summary.RootElement.GetProperty("strict").GetProperty("prompt_level_accuracy").GetDouble());
         Assert.Equal(2.0 / 3, summary.RootElement.GetProperty("loose").GetProperty("instruction_level_accuracy").GetDouble(), 12);
+        Assert.Equal(0UL, summary.RootElement.GetProperty("langdetect_seed").GetUInt64());
+        Assert.Equal("upstream", summary.RootElement.GetProperty("rules").GetString());
         Assert.Empty(Directory.GetFiles(outDir, "*.tmp-*"));
+    }
+
+    [Fact]
+    public void Writer_IsByteIdenticalToOfficialWriteOutputs()
+    {
+        // tools/golden/ifeval_text_goldens.py: the first 25 GPT-4 prompts, strict then loose, as json.dumps writes them.
+        var expected = File.ReadAllLines(TestPaths.Fixtures("ifeval", "official_output_head.jsonl"));
+        var run = IFEvalRun.Run(IFEvalSharedData.Input, IFEvalSharedData.Responses(IFEvalSharedData.Gpt4), IFEvalSharedData.Services);
+        using var w = new StringWriter();
+        IFEvalWriter.WriteResults(w, [.. run.Strict.Take(25), .. run.Loose.Take(25)]);
+        Assert.Equal(expected, w.ToString().TrimEnd('\n').Split('\n'));
+    }
+
+    [Fact]
+    public void Cli_RandomSeedAnd2023Rules_Run_BadRuleIsRejected()
+    {
+        var input = Write("input.jsonl", P1);
+        var responses = Write("responses.jsonl", """{"prompt": "Say hi without commas.", "response": "hi"}""");
+        string[] data = ["--punkt-dir", TestPaths.SharedTestData("nltk-punkt-english"),
+            "--langdetect-profiles", TestPaths.SharedTestData("langdetect-profiles")];
+        var (code, _, stderr) = Cli(["eval", "ifeval", "--input", input, "--responses", responses, "--out", Path.Combine(_dir, "r"),
+            "--seed", "random", "--rules", "2023", "--rules-seed", "random", .. data]);
+        Assert.True(code == 0, stderr);
+        (code, _, stderr) = Cli(["eval", "ifeval", "--input", input, "--responses", responses, "--out", Path.Combine(_dir, "r"),
+            "--rules", "2024", .. data]);
+        Assert.Equal(2, code);
+        Assert.Contains("--rules must be 'upstream' or '2023'", stderr);
     }
 
     [Fact]

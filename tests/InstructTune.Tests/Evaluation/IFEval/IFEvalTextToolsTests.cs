@@ -14,19 +14,21 @@ public class IFEvalTextToolsTests
 
     private static List<string> Strings(JsonElement a) => a.EnumerateArray().Select(e => e.GetString()!).ToList();
 
-    [Fact]
-    public void Punkt_And_WordTokenize_MatchNltk_OnTrickyTexts()
+    [Theory]
+    [InlineData("punkt_cases.jsonl", 50)] // hand-picked tricky texts
+    [InlineData("punkt_fuzz.jsonl", 600)] // seeded random concatenations of tricky pieces
+    public void Punkt_And_WordTokenize_MatchNltk(string file, int atLeast)
     {
         var s = IFEvalSharedData.Services;
         int n = 0;
-        foreach (var c in Lines("punkt_cases.jsonl"))
+        foreach (var c in Lines(file))
         {
             var text = c.GetProperty("text").GetString()!;
             Assert.Equal(Strings(c.GetProperty("sentences")), s.Sentences.Tokenize(text));
             Assert.Equal(Strings(c.GetProperty("words")), s.Words.WordTokenize(text));
             n++;
         }
-        Assert.True(n >= 50);
+        Assert.True(n >= atLeast);
     }
 
     [Fact]
