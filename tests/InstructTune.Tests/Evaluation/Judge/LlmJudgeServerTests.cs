@@ -12,7 +12,7 @@ public class LlmJudgeServerTests
     private static JudgeConfig Config(FakeOpenAiServer server, string? cache = null) => new()
     {
         BaseUrl = server.BaseUrl, Model = "judge-test", ApiKey = Secret, MaxAttempts = 3,
-        AttemptTimeout = TimeSpan.FromSeconds(1), BaseDelay = TimeSpan.FromMilliseconds(50), MaxConcurrency = 4,
+        AttemptTimeout = TimeSpan.FromSeconds(2), BaseDelay = TimeSpan.FromMilliseconds(50), MaxConcurrency = 4,
         MaxRetryAfter = TimeSpan.FromSeconds(5), CachePath = cache,
     };
 
