@@ -145,13 +145,12 @@ public sealed class LlmJudge
         }
     }
 
-    // Transient: HTTP 408/409/429/5xx, network errors, attempt timeouts, an answer we could not read.
+    // Transient: HTTP 408/409/429/5xx, network errors, attempt timeouts, a malformed body, an answer we could not read.
     private static bool IsTransient(Exception ex) => ex switch
     {
         ClientResultException c => c.Status is 0 or 408 or 409 or 429 or >= 500,
-        TimeoutRejectedException or HttpRequestException or JudgeParseException or IOException => true,
-        // The SDK surfaces a malformed (non-JSON) response body as a parsing exception.
-        System.Text.Json.JsonException or FormatException or InvalidOperationException or ArgumentException => true,
+        TimeoutRejectedException or HttpRequestException or IOException => true,
+        JudgeParseException or JudgeResponseException => true,
         _ => false,
     };
 
@@ -174,7 +173,7 @@ public sealed class LlmJudge
         null => "unknown",
         ClientResultException c => $"HTTP {c.Status}",
         TimeoutRejectedException t => $"timed out after {t.Timeout.TotalSeconds:0.##} s",
-        JudgeParseException p => p.Message,
+        JudgeParseException or JudgeResponseException => ex.Message,
         _ => $"{ex.GetType().Name}: {FirstLine(ex.Message)}",
     };
 
