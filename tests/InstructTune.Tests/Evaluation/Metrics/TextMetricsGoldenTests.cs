@@ -26,7 +26,7 @@ public class TextMetricsGoldenTests
         {
             var e = Expected[p.Id];
             Assert.True(e.GetProperty("hyp13a").GetString() == Tokenizer13a.Tokenize(PythonText.RStrip(p.Prediction)), p.Id);
-            var refs = e.GetProperty("refs13a").EnumerateArray().Select(x => x.GetString()).ToList();
+            var refs = e.GetProperty("refs13a").EnumerateArray().Select(x => x.GetString()!).ToList();
             Assert.Equal(refs, p.References.Select(r => Tokenizer13a.Tokenize(PythonText.RStrip(r))).ToList());
         }
     }
