@@ -28,12 +28,14 @@ public static class BuiltinSuite
             I("c-weather", "If it is raining, recommend an umbrella; otherwise recommend sunglasses. It is raining.", "Take an umbrella."),
             I("c-unless", "Reply with the word yes unless the number 7 is greater than 10.", "yes"),
             I("c-grade", "Given a score of 85, say pass if the score is at least 50, otherwise say fail.", "pass"),
-            I("m-recipe", "First boil the water, then add the pasta, finally drain it. Describe these steps as a numbered list.",
+            I("m-recipe", "First boil the water, then add the pasta, finally drain it. Write these steps as a numbered list.",
                 "1. Boil the water.\n2. Add the pasta.\n3. Drain it."),
-            I("m-math", "Add 4 and 5, then multiply the result by 2, and finally state the answer.", "18"),
+            I("m-math", "Add 4 and 5, then multiply the result by 2, and finally state the answer.",
+                "Adding 4 and 5 gives 9; multiplying by 2 gives 18. The answer is 18."),
             I("m-email", "Write a short email to Alice Smith: first greet her, then ask about the meeting, finally thank her. Use at most 60 words.",
-                "Hi Alice,\nHow did the meeting go?\nThank you,\nBob"),
-            I("m-plan", "1. Name a fruit.\n2. Give its colour.\n3. Say one country where it grows.", "Banana, yellow, Ecuador."),
+                "Greetings, Alice! I hope you are well. How did the meeting go? Thank you, Bob"),
+            I("m-plan", "1. Name a fruit.\n2. Give its colour.\n3. Say one country where it grows.",
+                "1. Fruit: banana\n2. Colour: yellow\n3. Country: Ecuador"),
         ],
         Robustness =
         [
