@@ -8,6 +8,9 @@ Writes tests/fixtures/ifeval/reference_results.jsonl: one line per (response set
   words                                          -- len(RegexpTokenizer(r"\\w+").tokenize(response))
   lang, lang_prob                                -- langdetect.detect_langs(response)[0] with DetectorFactory.seed = 0
                                                     (lang null when langdetect raises "No features in text")
+and tests/fixtures/ifeval/instruction_fuzz.jsonl: 150 seeded synthetic responses (markdown bullets, emphasis,
+JSON fragments, postscripts, sections, titles, separators, quotes, case changes) with, for every one of the 834
+instruction instances of input_data.jsonl in file order, "1"/"0" for strict check_following (field "strict").
 
 This is an independent Python rendering of IFEval's published rules (google-research
 instruction_following_eval: instructions.py, evaluation_lib.py), written for this repository, that runs
@@ -23,6 +26,7 @@ Usage:
 import collections
 import json
 import os
+import random
 import re
 
 import langdetect
@@ -176,6 +180,28 @@ def variants(response):
             first.replace("*", ""), last.replace("*", ""), both.replace("*", "")]
 
 
+FUZZ_PIECES = ["* item", "- item", "**bold**", "*em*", "* *", "***", "******", "```json", "```", "{\"a\": 1}", "[1, 2]",
+               "{\"a\": 1,}", "NaN", "P.S. note", "p. p. s later", "P.P.S", "Section 1", "SECTION 2", "PARAGRAPH 3",
+               "<<Title>>", "<< >>", "[name]", "[address]", "\"", "My answer is yes.", "my answer is no.",
+               "Any other questions?", "Is there anything else I can help with?", "HELLO WORLD", "hello world",
+               "The weather is nice today and the city is busy.", "Das Wetter ist heute schön.", "Mr. Smith left.",
+               "Done.", "Why? Because!", "a, b, c", "#tag", "!!!", "\n", "\n\n", "  ", "\t"]
+
+
+def concat_pieces(rng, pieces, max_pieces, separators, transform=lambda p, rng: p):
+    """A random text: 1..max_pieces pieces, each transformed and followed by a random separator."""
+    t = ""
+    for _ in range(rng.randint(1, max_pieces)):
+        t += transform(rng.choice(pieces), rng) + rng.choice(separators)
+    return t
+
+
+def fuzz_responses(count=150, seed=11):
+    rng = random.Random(seed)
+    case = lambda p, r: p.upper() if r.random() < 0.1 else p.lower() if r.random() < 0.1 else p
+    return [concat_pieces(rng, FUZZ_PIECES, 30, [" ", "\n", "", " "], case) for _ in range(count)]
+
+
 def main():
     inputs = [json.loads(l) for l in open(os.path.join(SHARED, "ifeval", "input_data.jsonl"), encoding="utf-8")]
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
@@ -204,6 +230,13 @@ def main():
                 }) + "\n")
     os.replace(OUT + ".tmp", OUT)
     print("wrote", OUT)
+    pairs = [(i, k) for inp in inputs for i, k in zip(inp["instruction_id_list"], inp["kwargs"])]
+    fuzz = os.path.join(os.path.dirname(OUT), "instruction_fuzz.jsonl")
+    with open(fuzz, "w", encoding="utf-8", newline="\n") as out:
+        for resp in fuzz_responses():
+            bits = "".join("1" if resp.strip() and check(i, k, resp) else "0" for i, k in pairs)
+            out.write(json.dumps({"response": resp, "strict": bits}) + "\n")
+    print("wrote", fuzz)
 
 
 if __name__ == "__main__":

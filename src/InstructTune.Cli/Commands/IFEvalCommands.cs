@@ -19,18 +19,35 @@ public static class IFEvalCommands
         var punkt = new Option<string?>("--punkt-dir") { Description = "NLTK Punkt English parameters (punkt_tab layout); default: shared/testdata/nltk-punkt-english" };
         var profiles = new Option<string?>("--langdetect-profiles") { Description = "langdetect profile folder; default: shared/testdata/langdetect-profiles" };
         var seed = new Option<string>("--seed") { Description = "langdetect seed (integer), or 'random' to reseed every detection like the unseeded official checker", DefaultValueFactory = _ => "0" };
+        var rules = new Option<string>("--rules") { Description = "rule release: 'upstream' (current google-research code) or '2023' (the paper's release: random letter for non-ASCII letter_frequency letters)", DefaultValueFactory = _ => "upstream" };
+        var rulesSeed = new Option<string>("--rules-seed") { Description = "with --rules 2023: seed of CPython's random for the letter draws, or 'random'", DefaultValueFactory = _ => "0" };
 
         var command = new Command("ifeval", "IFEval verifiable-instruction accuracy (strict and loose, prompt and instruction level)");
-        foreach (var o in new Option[] { input, responses, outDir, punkt, profiles, seed }) command.Options.Add(o);
+        foreach (var o in new Option[] { input, responses, outDir, punkt, profiles, seed, rules, rulesSeed }) command.Options.Add(o);
         command.SetAction(parse =>
         {
-            var seedText = parse.GetValue(seed)!;
-            ulong? seedValue = seedText == "random" ? null
-                : ulong.TryParse(seedText, out var s) ? s
-                : throw new ArgumentException($"--seed must be a non-negative integer or 'random', got '{seedText}'");
+            ulong? seedValue, ruleSeed;
+            IFEvalRules ruleSet;
             try
             {
-                var services = IFEvalServices.Load(parse.GetValue(punkt), parse.GetValue(profiles), seedValue);
+                seedValue = ParseSeed("--seed", parse.GetValue(seed)!);
+                ruleSeed = ParseSeed("--rules-seed", parse.GetValue(rulesSeed)!);
+                ruleSet = parse.GetValue(rules) switch
+                {
+                    "upstream" => IFEvalRules.Upstream,
+                    "2023" => IFEvalRules.Release2023,
+                    var other => throw new FormatException($"--rules must be 'upstream' or '2023', got '{other}'"),
+                };
+            }
+            catch (FormatException e)
+            {
+                Console.Error.WriteLine("error: " + e.Message);
+                return 2;
+            }
+            try
+            {
+                var loaded = IFEvalServices.Load(parse.GetValue(punkt), parse.GetValue(profiles), seedValue);
+                var services = new IFEvalServices(loaded.Sentences, loaded.Language) { Rules = ruleSet, RuleSeed = ruleSeed };
                 var dir = parse.GetValue(outDir)!;
                 var result = IFEvalRun.Run(parse.GetValue(input)!, parse.GetValue(responses)!, services, dir);
                 foreach (var w in result.Warnings) Console.Error.WriteLine("warning: " + w);
@@ -51,4 +68,9 @@ public static class IFEvalCommands
         });
         return command;
     }
+
+    private static ulong? ParseSeed(string option, string text) =>
+        text == "random" ? null
+        : ulong.TryParse(text, out var s) ? s
+        : throw new FormatException($"{option} must be a non-negative integer or 'random', got '{text}'");
 }

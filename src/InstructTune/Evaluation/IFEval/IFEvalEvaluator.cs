@@ -34,15 +34,18 @@ public sealed class IFEvalEvaluator(IFEvalServices services)
     public (IFEvalResult[] Strict, IFEvalResult[] Loose) Evaluate(IReadOnlyList<IFEvalPrompt> prompts,
         IReadOnlyDictionary<string, string> responses, string inputPath = "input_data.jsonl")
     {
-        var bound = Bind(prompts, inputPath);
+        // Like evaluation_lib, each mode builds its own instructions (all strict ones first): the 2023 rules draw then.
+        services.ResetRuleRandom();
+        var boundStrict = Bind(prompts, inputPath);
+        var boundLoose = services.Rules == IFEvalRules.Upstream ? boundStrict : Bind(prompts, inputPath);
         var strict = new IFEvalResult[prompts.Count];
         var loose = new IFEvalResult[prompts.Count];
         Parallel.For(0, prompts.Count, i =>
         {
             var response = responses[prompts[i].Prompt];
-            strict[i] = Result(prompts[i], response, bound[i].Select(ins => Follows(ins, [response])).ToList());
+            strict[i] = Result(prompts[i], response, boundStrict[i].Select(ins => Follows(ins, [response])).ToList());
             var variants = LooseVariants(response);
-            loose[i] = Result(prompts[i], response, bound[i].Select(ins => Follows(ins, variants)).ToList());
+            loose[i] = Result(prompts[i], response, boundLoose[i].Select(ins => Follows(ins, variants)).ToList());
         });
         return (strict, loose);
     }

@@ -15,7 +15,7 @@ public static class IFEvalRun
         var responses = IFEvalReader.ReadResponses(responsesPath, prompts, inputPath, warnings);
         var (strict, loose) = new IFEvalEvaluator(services).Evaluate(prompts, responses, inputPath);
         var summary = new IFEvalSummary(IFEvalAccuracy.Of(strict), IFEvalAccuracy.Of(loose));
-        if (outDir != null) IFEvalWriter.WriteAll(outDir, strict, loose, summary, services.Language.Seed);
+        if (outDir != null) IFEvalWriter.WriteAll(outDir, strict, loose, summary, services);
         return new Output(strict, loose, summary, warnings);
     }
 }

@@ -3,6 +3,19 @@ using InstructTune.Evaluation.IFEval.Text;
 
 namespace InstructTune.Evaluation.IFEval;
 
+/// <summary>Which release of the official rules to follow where they changed.</summary>
+public enum IFEvalRules
+{
+    /// <summary>Current google-research code: letter_frequency counts the given character, whatever it is.</summary>
+    Upstream,
+
+    /// <summary>
+    /// The November 2023 release the paper's figures come from: a letter_frequency <c>letter</c> that is not one
+    /// ASCII letter is replaced by <c>random.choice(string.ascii_letters)</c>, drawn once per instruction per mode.
+    /// </summary>
+    Release2023,
+}
+
 /// <summary>
 /// The model-free language tools IFEval's checks call: Punkt sentence splitting (NLTK English parameters),
 /// nltk's word tokenizer and langdetect. Built once per evaluation.
@@ -12,6 +25,25 @@ public sealed class IFEvalServices
     public PunktSentenceTokenizer Sentences { get; }
     public NltkWordTokenizer Words { get; }
     public LangDetector Language { get; }
+
+    /// <summary>Rule release; <see cref="IFEvalRules.Upstream"/> unless set.</summary>
+    public IFEvalRules Rules { get; init; } = IFEvalRules.Upstream;
+
+    /// <summary>
+    /// Draws for <see cref="IFEvalRules.Release2023"/>: CPython's generator as if <c>random.seed(RuleSeed)</c> had been
+    /// called before the official run (null: a fresh random seed, as the unseeded official code).
+    /// </summary>
+    public ulong? RuleSeed { get; init; }
+
+    private PythonRandom? _ruleRandom;
+
+    /// <summary>The generator for rule draws; instructions are bound sequentially (strict pass, then loose pass).</summary>
+    internal PythonRandom RuleRandom => _ruleRandom ??= NewRuleRandom();
+
+    /// <summary>Restarts the rule draws, as a fresh official process would; called at the start of each evaluation.</summary>
+    internal void ResetRuleRandom() => _ruleRandom = NewRuleRandom();
+
+    private PythonRandom NewRuleRandom() => new(RuleSeed ?? (ulong)Random.Shared.NextInt64(long.MaxValue));
 
     public IFEvalServices(PunktSentenceTokenizer sentences, LangDetector language)
     {

@@ -15,12 +15,12 @@ public static class IFEvalWriter
     public const string StrictFile = "eval_results_strict.jsonl", LooseFile = "eval_results_loose.jsonl", SummaryFile = "summary.json";
 
     public static void WriteAll(string dir, IReadOnlyList<IFEvalResult> strict, IReadOnlyList<IFEvalResult> loose,
-        IFEvalSummary summary, ulong? seed)
+        IFEvalSummary summary, IFEvalServices services)
     {
         Directory.CreateDirectory(dir);
         WriteAtomic(Path.Combine(dir, StrictFile), w => WriteResults(w, strict));
         WriteAtomic(Path.Combine(dir, LooseFile), w => WriteResults(w, loose));
-        WriteAtomic(Path.Combine(dir, SummaryFile), w => w.Write(SummaryJson(summary, seed)));
+        WriteAtomic(Path.Combine(dir, SummaryFile), w => w.Write(SummaryJson(summary, services)));
     }
 
     /// <summary>One JSON line per result, as Python's json.dumps writes the OutputExample attributes.</summary>
@@ -58,7 +58,8 @@ public static class IFEvalWriter
                 case '\b': sb.Append("\\b"); break;
                 case '\f': sb.Append("\\f"); break;
                 default:
-                    if (c < 0x20 || c > 0x7E && c != 0x7F) sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
+                    // json.dumps escapes everything outside ' '..'~'.
+                    if (c < 0x20 || c > 0x7E) sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
                     else sb.Append(c);
                     break;
             }
@@ -66,8 +67,9 @@ public static class IFEvalWriter
         return sb.Append('"').ToString();
     }
 
-    /// <summary>summary.json: both modes' prompt- and instruction-level accuracy, counts and per-instruction accuracy.</summary>
-    public static string SummaryJson(IFEvalSummary summary, ulong? seed)
+    /// <summary>summary.json: both modes' prompt- and instruction-level accuracy, counts, per-instruction accuracy, and the
+    /// settings that make a run reproducible (langdetect seed, rule release and its seed).</summary>
+    public static string SummaryJson(IFEvalSummary summary, IFEvalServices services)
     {
         using var ms = new MemoryStream();
         using (var j = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
@@ -75,11 +77,18 @@ public static class IFEvalWriter
             j.WriteStartObject();
             Mode(j, "strict", summary.Strict);
             Mode(j, "loose", summary.Loose);
-            if (seed is { } s) j.WriteNumber("langdetect_seed", s);
-            else j.WriteNull("langdetect_seed");
+            Seed(j, "langdetect_seed", services.Language.Seed);
+            j.WriteString("rules", services.Rules == IFEvalRules.Upstream ? "upstream" : "2023");
+            if (services.Rules != IFEvalRules.Upstream) Seed(j, "rules_seed", services.RuleSeed);
             j.WriteEndObject();
         }
         return Encoding.UTF8.GetString(ms.ToArray()) + "\n";
+    }
+
+    private static void Seed(Utf8JsonWriter j, string name, ulong? seed)
+    {
+        if (seed is { } s) j.WriteNumber(name, s);
+        else j.WriteNull(name); // unseeded: every draw was random
     }
 
     private static void Mode(Utf8JsonWriter j, string name, IFEvalAccuracy a)

@@ -12,7 +12,7 @@ public static class InstructionRegistry
         ["keywords:existence"] = (a, _) => new KeywordExistence(a),
         ["keywords:frequency"] = (a, _) => new KeywordFrequency(a),
         ["keywords:forbidden_words"] = (a, _) => new ForbiddenWords(a),
-        ["keywords:letter_frequency"] = (a, _) => new LetterFrequency(a),
+        ["keywords:letter_frequency"] = (a, s) => new LetterFrequency(a, s),
         ["language:response_language"] = (a, s) => new ResponseLanguage(a, s),
         ["length_constraints:number_sentences"] = (a, s) => new NumberOfSentences(a, s),
         ["length_constraints:number_paragraphs"] = (a, _) => new NumberOfParagraphs(a),

@@ -29,17 +29,25 @@ internal sealed class ForbiddenWords(InstructionArgs a) : IInstruction
     public bool CheckFollowing(string response) => !_words.Any(w => w.IsMatch(response));
 }
 
-/// <summary>keywords:letter_frequency — occurrences of the letter in the lower-cased response.</summary>
+/// <summary>
+/// keywords:letter_frequency — occurrences of the letter in the lower-cased response. Under
+/// <see cref="IFEvalRules.Release2023"/> a letter outside a–z is first replaced by a random ASCII letter.
+/// </summary>
 internal sealed class LetterFrequency : IInstruction
 {
     private readonly char _letter;
     private readonly long _frequency;
     private readonly Relation _relation;
 
-    public LetterFrequency(InstructionArgs a)
+    private const string AsciiLetters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"; // string.ascii_letters
+
+    public LetterFrequency(InstructionArgs a, IFEvalServices services)
     {
         var letter = a.Str("letter");
-        if (letter.Length != 1)
+        bool asciiLetter = letter.Length == 1 && PyUnicode.Lower(letter)[0] is >= 'a' and <= 'z';
+        if (services.Rules == IFEvalRules.Release2023 && !asciiLetter)
+            letter = AsciiLetters[services.RuleRandom.RandBelow(AsciiLetters.Length)].ToString();
+        else if (letter.Length != 1)
             throw new InstructionArgumentException($"{a.Where}: argument 'letter' must be one character, got '{letter}'");
         _letter = PyUnicode.Lower(letter)[0];
         _frequency = a.Int("let_frequency");
