@@ -131,7 +131,12 @@ public sealed class LlmJudge
                 var raw = await backend.CompleteAsync(p.System, p.User, t);
                 return read(raw, attempts, false, id);
             }, token);
-            cache.Add(new CachedJudgement(key, p.Kind, backend.Name, judgement.Raw!));
+            // A cache that cannot be written (disk full, another process holding it) costs a re-run, not the judgement.
+            try { cache.Add(new CachedJudgement(key, p.Kind, backend.Name, judgement.Raw!)); }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                log($"judge: could not write the cache ({ex.GetType().Name}: {FirstLine(ex.Message)}); judgement kept");
+            }
             return judgement;
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !token.IsCancellationRequested)
