@@ -16,6 +16,7 @@ public static class EvalCommands
         var eval = new Command("eval", "Evaluate predictions and models");
         eval.Subcommands.Add(CreateMetricsCommand());
         eval.Subcommands.Add(IFEvalCommands.CreateIfevalCommand());
+        eval.Subcommands.Add(EvalJudgeCommand.Create());
         return eval;
     }
 

@@ -6,15 +6,7 @@ namespace InstructTune.Tests.Evaluation;
 [Collection("Console")]
 public class EvalMetricsCliTests
 {
-    private static (int rc, string stdout, string stderr) Run(params string[] args)
-    {
-        var (outW, errW) = (new StringWriter(), new StringWriter());
-        var (prevOut, prevErr) = (Console.Out, Console.Error);
-        Console.SetOut(outW);
-        Console.SetError(errW);
-        try { return (CliApp.Run(args), outW.ToString(), errW.ToString()); }
-        finally { Console.SetOut(prevOut); Console.SetError(prevErr); }
-    }
+    private static (int rc, string stdout, string stderr) Run(params string[] args) => CliCapture.Run(args);
 
     [Fact]
     public void WritesOneLinePerPairThenCorpusLineMatchingGolden()

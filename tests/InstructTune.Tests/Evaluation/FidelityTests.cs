@@ -74,3 +74,39 @@ public class FidelityTests
         Assert.True(FidelityChecker.Check([new Constraint(ConstraintKind.EndsWith, Words: ["Is there anything else?"])], "Done. Is there anything else?  ")[0].Kept);
     }
 }
+
+public class FidelityExtractionEdgeTests
+{
+    [Fact]
+    public void EntitiesInQuestionsLanguagesAndUnitsAreNotRequired()
+    {
+        Assert.DoesNotContain(ConstraintExtractor.Extract("What is the capital of France? Answer in at most 5 words."), c => c.Kind == ConstraintKind.NamedEntity);
+        Assert.DoesNotContain(ConstraintExtractor.Extract("Translate 'good morning' into Spanish."), c => c.Kind == ConstraintKind.NamedEntity);
+        var email = ConstraintExtractor.Extract("Write a short email to Alice Smith about the budget.");
+        var entity = Assert.Single(email, c => c.Kind == ConstraintKind.NamedEntity);
+        Assert.True(FidelityChecker.Check([entity], "Dear Alice, the budget is ready.")[0].Kept);
+        Assert.False(FidelityChecker.Check([entity], "Dear colleague, the budget is ready.")[0].Kept);
+    }
+
+    [Fact]
+    public void StepsWithoutFirstTakeTheLeadingClauseAndStopAtTheSentenceEnd()
+    {
+        var steps = Assert.Single(ConstraintExtractor.Extract("Add 4 and 5, then multiply the result by 2, and finally state the answer. Be brief."),
+            c => c.Kind == ConstraintKind.OrderedSteps);
+        Assert.Equal(["add", "multiply", "answer"], steps.Words);
+        var recipe = Assert.Single(ConstraintExtractor.Extract("First boil the water, then add the pasta, finally drain it. Write these steps as a numbered list."),
+            c => c.Kind == ConstraintKind.OrderedSteps);
+        Assert.Equal(["water", "pasta", "drain"], recipe.Words);
+        Assert.Equal(["fruit", "colour", "country"], ConstraintExtractor.Extract("1. Name a fruit.\n2. Give its colour.\n3. Say one country where it grows.")
+            .Single(c => c.Kind == ConstraintKind.OrderedSteps).Words);
+    }
+
+    [Fact]
+    public void BuiltinSuiteReferencesKeepTheirOwnConstraints()
+    {
+        // The suite's references are model answers: every constraint extracted from an instruction must hold for them.
+        foreach (var item in InstructTune.Evaluation.Suites.BuiltinSuite.Create().Instructions)
+            Assert.All(FidelityChecker.Check(ConstraintExtractor.Extract(item.Instruction), item.References[0]),
+                r => Assert.True(r.Kept, $"{item.Id}: {r.Constraint} — {r.Detail}"));
+    }
+}

@@ -57,6 +57,10 @@ public static partial class ConstraintExtractor
     {
         "I", "JSON", "HTML", "SQL", "API", "AI", "OK", "English", "Please", "Make", "Use", "Do", "Write", "List",
         "The", "A", "An", "Your", "You", "Answer", "Response", "First", "Then", "Finally", "Next", "Step",
+        // Languages and units name the form of the answer, not something to mention in it.
+        "Spanish", "French", "German", "Italian", "Chinese", "Japanese", "Portuguese", "Russian", "Arabic", "Hindi",
+        "Celsius", "Fahrenheit", "Kelvin", "Markdown", "Python", "Monday", "Tuesday", "Wednesday", "Thursday",
+        "Friday", "Saturday", "Sunday",
     };
 
     public static IReadOnlyList<Constraint> Extract(string instruction)
@@ -120,17 +124,32 @@ public static partial class ConstraintExtractor
             .Where(w => w.Length > 0 && w.ToLowerInvariant() is not ("and" or "or" or "nor" or "the" or "in" or "your" or "answer" or "response"))
             .ToList();
 
+    // Names the output should mention: capitalised words not at a sentence start, outside quotes (literals to
+    // copy) and outside questions ("What is the capital of France?" is answered without naming France).
     private static List<string> Entities(string instruction, List<Constraint> found)
     {
         var quoted = found.Where(c => c.Words != null).SelectMany(c => c.Words!).ToHashSet(StringComparer.OrdinalIgnoreCase);
-        // Quoted text is a literal to copy (a start phrase, a keyword), not a name to mention.
-        var unquoted = QuotedRx().Replace(instruction, m => new string(' ', m.Length));
-        return CapitalisedRx().Matches(unquoted).Select(m => m.Groups[1].Value)
+        var masked = QuotedRx().Replace(instruction, m => new string(' ', m.Length));
+        masked = QuestionRx().Replace(masked, m => new string(' ', m.Length));
+        return CapitalisedRx().Matches(masked).Select(m => m.Groups[1].Value)
             .Where(e => !NotEntities.Contains(e.Split(' ')[0]) && !quoted.Contains(e) && !e.All(char.IsUpper))
             .Distinct().ToList();
     }
 
-    // One key term per step: its longest word of 4+ letters (the content word that is most specific).
+    [GeneratedRegex(@"[^.!?\n]*\?")]
+    private static partial Regex QuestionRx();
+    [GeneratedRegex(@"[.!?;](?:\s|$)")]
+    private static partial Regex ClauseEndRx();
+
+    private static readonly HashSet<string> StepFiller = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "then", "that", "this", "these", "those", "with", "your", "from", "into", "them", "their", "result", "step", "steps",
+    };
+
+    // Steps come from numbered lines, or from "first/then/next/finally" markers: each segment runs from its marker
+    // to the next marker or the end of its sentence; when the first marker is not "first", the clause before it is
+    // step one ("Add 4 and 5, then multiply …"). A step's key term is its most specific word: the longest word of
+    // 4+ letters after the leading verb, else the verb itself — what an output carrying out the step would name.
     private static List<string> Steps(string instruction)
     {
         var numbered = NumberedLineRx().Matches(instruction).Select(m => m.Groups[1].Value).ToList();
@@ -139,18 +158,33 @@ public static partial class ConstraintExtractor
         else
         {
             var markers = StepMarkerRx().Matches(instruction);
-            if (markers.Count < 2) return [];
+            if (markers.Count < 2 && !(markers.Count == 1 && !IsFirst(markers[0].Value))) return [];
             parts = [];
+            if (!IsFirst(markers[0].Value))
+            {
+                var before = instruction[..markers[0].Index];
+                var sentences = ClauseEndRx().Split(before).Where(x => x.Any(char.IsLetter)).ToList();
+                if (sentences.Count > 0) parts.Add(sentences[^1]);
+            }
             for (int i = 0; i < markers.Count; i++)
             {
                 int start = markers[i].Index + markers[i].Length;
                 int end = i + 1 < markers.Count ? markers[i + 1].Index : instruction.Length;
-                parts.Add(instruction[start..end]);
+                var segment = instruction[start..end];
+                var stop = ClauseEndRx().Match(segment);
+                parts.Add(stop.Success ? segment[..stop.Index] : segment);
             }
         }
-        return parts.Select(p => Regex.Matches(p, @"\p{L}{4,}").Select(m => m.Value.ToLowerInvariant())
-                .Where(w => w is not ("then" or "that" or "this" or "with" or "your" or "from" or "into" or "write" or "give" or "make" or "provide"))
-                .OrderByDescending(w => w.Length).FirstOrDefault())
-            .Where(w => w != null).Select(w => w!).ToList();
+        return parts.Select(KeyTerm).Where(w => w != null).Select(w => w!).ToList();
+    }
+
+    private static bool IsFirst(string marker) => marker.TrimStart().StartsWith("first", StringComparison.OrdinalIgnoreCase);
+
+    private static string? KeyTerm(string step)
+    {
+        var words = Regex.Matches(step, @"\p{L}+").Select(m => m.Value.ToLowerInvariant()).Where(w => w != "and").ToList();
+        if (words.Count == 0) return null;
+        var rest = words.Skip(1).Where(w => w.Length >= 4 && !StepFiller.Contains(w)).ToList();
+        return rest.Count > 0 ? rest.OrderByDescending(w => w.Length).First() : words[0].Length >= 3 ? words[0] : null;
     }
 }

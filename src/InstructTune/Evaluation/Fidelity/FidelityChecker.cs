@@ -42,7 +42,8 @@ public static partial class FidelityChecker
             ConstraintKind.ParagraphCount => Count(c, ParagraphCount(output), v => v == n, "paragraphs"),
             ConstraintKind.RequiredWord => Words(c, words.Where(w => !Contains(output, w)).ToList(), "missing"),
             ConstraintKind.ForbiddenWord => Words(c, words.Where(w => Contains(output, w)).ToList(), "used"),
-            ConstraintKind.NamedEntity => Words(c, words.Where(w => !Contains(output, w)).ToList(), "missing"),
+            // A multi-word name counts as mentioned when any of its words is ("Alice" for "Alice Smith").
+            ConstraintKind.NamedEntity => Words(c, words.Where(w => !w.Split(' ').Any(part => Contains(output, part))).ToList(), "missing"),
             ConstraintKind.Json => new(c, IsJson(output), IsJson(output) ? "parses as JSON" : "does not parse as JSON"),
             ConstraintKind.BulletList => new(c, BulletRx().IsMatch(output), $"{BulletRx().Matches(output).Count} bullet lines"),
             ConstraintKind.NumberedList => new(c, NumberedRx().IsMatch(output), $"{NumberedRx().Matches(output).Count} numbered lines"),

@@ -42,10 +42,23 @@ public sealed class OpenAiJudgeBackend : IJudgeBackend
     {
         ChatMessage[] messages = [new SystemChatMessage(system), new UserChatMessage(user)];
         var options = new ChatCompletionOptions { Temperature = 0f, MaxOutputTokenCount = 512 };
-        ChatCompletion completion = (await client.CompleteChatAsync(messages, options, cancellationToken)).Value;
-        return string.Concat(completion.Content.Select(p => p.Text));
+        try
+        {
+            ChatCompletion completion = (await client.CompleteChatAsync(messages, options, cancellationToken)).Value;
+            return string.Concat(completion.Content.Select(p => p.Text));
+        }
+        // A 200 whose body is not JSON, or JSON of the wrong shape, surfaces from the SDK's deserializer as one of
+        // these; name it for what it is so the judge retries it and reports it plainly.
+        catch (Exception ex) when (ex is System.Text.Json.JsonException or ArgumentException or InvalidOperationException
+                                       or KeyNotFoundException or FormatException or NullReferenceException)
+        {
+            throw new JudgeResponseException($"malformed response from the endpoint ({ex.GetType().Name})", ex);
+        }
     }
 }
+
+/// <summary>The endpoint answered 2xx but the body could not be read as a chat completion.</summary>
+public sealed class JudgeResponseException(string message, Exception inner) : Exception(message, inner);
 
 /// <summary>A local InstructTune model (or any <see cref="ITextGenerator"/>) as the judge: system and user
 /// message joined into one prompt.</summary>

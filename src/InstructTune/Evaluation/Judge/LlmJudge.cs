@@ -131,7 +131,12 @@ public sealed class LlmJudge
                 var raw = await backend.CompleteAsync(p.System, p.User, t);
                 return read(raw, attempts, false, id);
             }, token);
-            cache.Add(new CachedJudgement(key, p.Kind, backend.Name, judgement.Raw!));
+            // A cache that cannot be written (disk full, another process holding it) costs a re-run, not the judgement.
+            try { cache.Add(new CachedJudgement(key, p.Kind, backend.Name, judgement.Raw!)); }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                log($"judge: could not write the cache ({ex.GetType().Name}: {FirstLine(ex.Message)}); judgement kept");
+            }
             return judgement;
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !token.IsCancellationRequested)
@@ -145,13 +150,12 @@ public sealed class LlmJudge
         }
     }
 
-    // Transient: HTTP 408/409/429/5xx, network errors, attempt timeouts, an answer we could not read.
+    // Transient: HTTP 408/409/429/5xx, network errors, attempt timeouts, a malformed body, an answer we could not read.
     private static bool IsTransient(Exception ex) => ex switch
     {
         ClientResultException c => c.Status is 0 or 408 or 409 or 429 or >= 500,
-        TimeoutRejectedException or HttpRequestException or JudgeParseException or IOException => true,
-        // The SDK surfaces a malformed (non-JSON) response body as a parsing exception.
-        System.Text.Json.JsonException or FormatException or InvalidOperationException or ArgumentException => true,
+        TimeoutRejectedException or HttpRequestException or IOException => true,
+        JudgeParseException or JudgeResponseException => true,
         _ => false,
     };
 
@@ -174,7 +178,7 @@ public sealed class LlmJudge
         null => "unknown",
         ClientResultException c => $"HTTP {c.Status}",
         TimeoutRejectedException t => $"timed out after {t.Timeout.TotalSeconds:0.##} s",
-        JudgeParseException p => p.Message,
+        JudgeParseException or JudgeResponseException => ex.Message,
         _ => $"{ex.GetType().Name}: {FirstLine(ex.Message)}",
     };
 

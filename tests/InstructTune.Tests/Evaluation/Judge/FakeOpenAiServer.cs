@@ -10,8 +10,8 @@ namespace InstructTune.Tests.Evaluation.Judge;
 /// <summary>
 /// A minimal OpenAI-compatible chat-completions server on 127.0.0.1 for judge tests. What it does with a request
 /// is chosen by a "[[case:NAME]]" marker in the last message: answer with a score, answer in prose, fail with 500
-/// (once or always), 429 with Retry-After (once), hang (once or always), return a non-JSON body, or a valid
-/// completion whose text holds no score. Counts requests and records times and Authorization headers.
+/// (once or always), 429 with Retry-After (once), hang (once or always), return a non-JSON body, a JSON body of
+/// the wrong shape, or a valid completion whose text holds no score. Counts requests and records times and Authorization headers.
 /// </summary>
 public sealed partial class FakeOpenAiServer : IDisposable
 {
@@ -79,6 +79,7 @@ public sealed partial class FakeOpenAiServer : IDisposable
                 case "hang-once": await Complete(ctx, "[[5]]"); break;
                 case "hang-always": await Hang(); break;
                 case "garbage-body": await Raw(ctx, 200, "<<<this is not json>>>", "application/json"); break;
+                case "wrong-shape": await Raw(ctx, 200, "{\"foo\": [1, 2]}", "application/json"); break;
                 case "garbage-answer": await Complete(ctx, "I really cannot decide about this one."); break;
                 default: await Status(ctx, 400); break;
             }

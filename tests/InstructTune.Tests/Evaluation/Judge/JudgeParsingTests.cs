@@ -63,3 +63,35 @@ public class JudgeParsingTests
         Assert.Equal(PairwiseWinner.A, single[0].Winner);
     }
 }
+
+public class JudgeCacheTests
+{
+    [Fact]
+    public async Task TornLinesAreSkippedAndAnUnwritableCacheDoesNotLoseJudgements()
+    {
+        var dir = Directory.CreateTempSubdirectory("itune-judge-cache-");
+        try
+        {
+            var path = Path.Combine(dir.FullName, "cache.jsonl");
+            int calls = 0;
+            var gen = new DelegateTextGenerator(_ => { Interlocked.Increment(ref calls); return "Score: 6"; });
+            var config = new JudgeConfig { MaxAttempts = 1, CachePath = path };
+            await new LlmJudge(new LocalJudgeBackend(gen, "g"), config).JudgeIrsAsync([new IrsItem("a", "x", "y")]);
+            File.AppendAllText(path, "{\"Key\": \"torn");   // an interrupted write
+            var again = await new LlmJudge(new LocalJudgeBackend(gen, "g"), config).JudgeIrsAsync([new IrsItem("a", "x", "y")]);
+            Assert.True(again[0].FromCache);
+            Assert.Equal(1, calls);
+
+            // Hold the cache file exclusively: judgements are still made, and the log says why nothing was cached.
+            var log = new List<string>();
+            var judge = new LlmJudge(new LocalJudgeBackend(gen, "g"), config, log.Add);
+            using (new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+            {
+                var r = await judge.JudgeIrsAsync([new IrsItem("b", "x", "z")]);
+                Assert.Equal(6, r[0].Score);
+            }
+            Assert.Contains(log, l => l.Contains("could not write the cache"));
+        }
+        finally { dir.Delete(true); }
+    }
+}

@@ -12,7 +12,7 @@ public class LlmJudgeServerTests
     private static JudgeConfig Config(FakeOpenAiServer server, string? cache = null) => new()
     {
         BaseUrl = server.BaseUrl, Model = "judge-test", ApiKey = Secret, MaxAttempts = 3,
-        AttemptTimeout = TimeSpan.FromSeconds(1), BaseDelay = TimeSpan.FromMilliseconds(50), MaxConcurrency = 4,
+        AttemptTimeout = TimeSpan.FromSeconds(2), BaseDelay = TimeSpan.FromMilliseconds(50), MaxConcurrency = 4,
         MaxRetryAfter = TimeSpan.FromSeconds(5), CachePath = cache,
     };
 
@@ -27,7 +27,7 @@ public class LlmJudgeServerTests
         try
         {
             string[] cases = ["ok-7", "ok-3", "prose", "error500-once", "error500-always", "ratelimit-once", "hang-once",
-                "hang-always", "garbage-body", "garbage-answer"];
+                "hang-always", "garbage-body", "wrong-shape", "garbage-answer"];
             var judge = new LlmJudge(new OpenAiJudgeBackend(Config(server, cache)), Config(server, cache), l => { lock (log) log.Add(l); });
             var sw = Stopwatch.StartNew();
             var results = await judge.JudgeIrsAsync(cases.Select(Item).ToList());
@@ -43,7 +43,9 @@ public class LlmJudgeServerTests
             Assert.Equal(5, byId["hang-once"].Score);
             Assert.Contains("HTTP 500", byId["error500-always"].Error);
             Assert.Contains("timed out", byId["hang-always"].Error);
-            Assert.NotNull(byId["garbage-body"].Error);
+            Assert.Contains("malformed response", byId["garbage-body"].Error);
+            Assert.Contains("malformed response", byId["wrong-shape"].Error);
+            Assert.Equal(3, server.Requests["wrong-shape"]);
             Assert.Contains("no 1-10 score", byId["garbage-answer"].Error);
             Assert.All(results, r => Assert.True(r.Ok ^ (r.Error != null)));
 

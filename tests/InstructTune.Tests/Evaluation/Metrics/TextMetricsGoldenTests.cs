@@ -26,7 +26,7 @@ public class TextMetricsGoldenTests
         {
             var e = Expected[p.Id];
             Assert.True(e.GetProperty("hyp13a").GetString() == Tokenizer13a.Tokenize(PythonText.RStrip(p.Prediction)), p.Id);
-            var refs = e.GetProperty("refs13a").EnumerateArray().Select(x => x.GetString()).ToList();
+            var refs = e.GetProperty("refs13a").EnumerateArray().Select(x => x.GetString()!).ToList();
             Assert.Equal(refs, p.References.Select(r => Tokenizer13a.Tokenize(PythonText.RStrip(r))).ToList());
         }
     }
@@ -65,6 +65,7 @@ public class TextMetricsGoldenTests
     public void RougeWithin0001(bool stem)
     {
         string suffix = stem ? "_stem" : "";
+        double worst = 0;
         foreach (var p in Pairs)
         {
             var e = Expected[p.Id];
@@ -77,9 +78,12 @@ public class TextMetricsGoldenTests
             void Check(string key, double got)
             {
                 double want = e.GetProperty(key + suffix).GetDouble();
+                worst = Math.Max(worst, Math.Abs(want - got));
                 Assert.True(Math.Abs(want - got) < 1e-3, $"{p.Id} {key}{suffix}: {got} vs golden {want}");
             }
         }
+        // Same arithmetic in both implementations: anything above rounding noise means a real divergence.
+        Assert.True(worst < 1e-9, $"worst ROUGE difference {worst}");
     }
 
     [Fact]
