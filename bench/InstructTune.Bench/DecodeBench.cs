@@ -24,6 +24,8 @@ public static class DecodeBench
 
     public static int Run(string[] args)
     {
+        if (args.Contains("--tinyllama")) return TinyLlama(args);
+        if (Arg(args, "--tinyllama-child") is { } childDir) return TinyLlamaChild(childDir);
         string config = Arg(args, "--config") ?? "S";
         bool noPeer = args.Contains("--no-peer");
         int decodeTokens = int.Parse(Arg(args, "--decode-tokens") ?? "64");
@@ -79,6 +81,63 @@ public static class DecodeBench
             }
             finally { try { Directory.Delete(dir, true); } catch (IOException) { } }
         }
+        return 0;
+    }
+
+    /// <summary>The scale check: a random bf16 TinyLlama-1.1B-shaped checkpoint (as `itune init` writes it) is
+    /// loaded and scores 128 tokens in a fresh process, whose peak RSS is compared with the file size.</summary>
+    private static int TinyLlama(string[] args)
+    {
+        var cfg = new LlamaConfig
+        {
+            ModelType = "llama", VocabSize = 32000, HiddenSize = 2048, IntermediateSize = 5632, NumHiddenLayers = 22,
+            NumAttentionHeads = 32, NumKeyValueHeads = 4, RmsNormEps = 1e-5, MaxPositionEmbeddings = 2048,
+            BosTokenId = 1, EosTokenIds = [2],
+        };
+        string dir = Arg(args, "--dir") ?? Directory.CreateTempSubdirectory("itune-tinyllama-").FullName;
+        bool keep = Arg(args, "--dir") != null;
+        try
+        {
+            var sw = Stopwatch.StartNew();
+            if (!File.Exists(Path.Combine(dir, "model.safetensors"))) RandomCheckpoint.Create(cfg, dir, 0, DType.BF16);
+            double initS = sw.Elapsed.TotalSeconds;
+            long fileBytes = new FileInfo(Path.Combine(dir, "model.safetensors")).Length;
+            var psi = new ProcessStartInfo(Environment.ProcessPath!, [.. Environment.GetCommandLineArgs()[..1].Where(a => a.EndsWith(".dll")), "decode", "--tinyllama-child", dir])
+            { RedirectStandardOutput = true };
+            using var proc = Process.Start(psi)!;
+            string line = proc.StandardOutput.ReadToEnd().Split('\n').Last(l => l.StartsWith('{'));
+            proc.WaitForExit();
+            var child = JsonDocument.Parse(line).RootElement;
+            double peak = child.GetProperty("peak_rss_mib").GetDouble(), fileMib = fileBytes / 1048576.0;
+            var o = new Dictionary<string, object?>
+            {
+                ["bench"] = "tinyllama", ["dtype"] = "bfloat16", ["file_mib"] = Math.Round(fileMib, 1), ["init_s"] = Math.Round(initS, 1),
+                ["load_s"] = child.GetProperty("load_s").GetDouble(), ["score_128_s"] = child.GetProperty("score_s").GetDouble(),
+                ["peak_rss_mib"] = peak, ["rss_over_file"] = Math.Round(peak / fileMib, 3), ["loss"] = child.GetProperty("loss").GetDouble(),
+            };
+            Console.WriteLine($"TinyLlama-1.1B bf16: file {fileMib:F0} MiB, load {o["load_s"]} s, score 128 tokens {o["score_128_s"]} s, peak RSS {peak:F0} MiB = {o["rss_over_file"]}× file");
+            Console.WriteLine(JsonSerializer.Serialize(o));
+            return 0;
+        }
+        finally { if (!keep) try { Directory.Delete(dir, true); } catch (IOException) { } }
+    }
+
+    private static int TinyLlamaChild(string dir)
+    {
+        var sw = Stopwatch.StartNew();
+        using var model = InferenceModel.Load(dir);
+        double load = sw.Elapsed.TotalSeconds;
+        var rng = new Random(3);
+        var ids = Enumerable.Range(0, 128).Select(_ => rng.Next(model.Config.VocabSize)).ToArray();
+        sw.Restart();
+        var r = Scorer.Score(model, [ids])[0];
+        double score = sw.Elapsed.TotalSeconds;
+        using var p = Process.GetCurrentProcess();
+        Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["load_s"] = Math.Round(load, 2), ["score_s"] = Math.Round(score, 2),
+            ["peak_rss_mib"] = Math.Round(p.PeakWorkingSet64 / 1048576.0, 1), ["loss"] = Math.Round(r.Loss!.Value, 4),
+        }));
         return 0;
     }
 
