@@ -26,6 +26,7 @@ public static class GemmBench
         ("lm_head_fwd", false, true, T, V, D),
         ("lm_head_dX", false, false, T, D, V),
         ("lm_head_dW", true, false, V, D, T),
+        ("probe_deepK", false, true, 1024, 768, 4096),
     ];
 
     public static int Run(string[] args)
@@ -36,22 +37,34 @@ public static class GemmBench
         {
             if (args[i] == "--reps" && i + 1 < args.Length) reps = int.Parse(args[++i], CultureInfo.InvariantCulture);
             else if (args[i] == "--only" && i + 1 < args.Length) only = args[++i];
-            else { Console.Error.WriteLine($"gemm: unknown option '{args[i]}' (options: --reps N, --only NAME)"); return 2; }
+            else if (args[i] == "--blocks" && i + 1 < args.Length)
+            {
+                // Tuning aid: MC,KC,NC for the managed kernel.
+                var v = args[++i].Split(',').Select(x => int.Parse(x, CultureInfo.InvariantCulture)).ToArray();
+                (GemmBlocked.MC, GemmBlocked.KC, GemmBlocked.NC) = (v[0], v[1], v[2]);
+            }
+            else if (args[i] == "--kernel") { KernelOnly(); return 0; }
+            else if (args[i] == "--threads" && i + 1 < args.Length) Gemm.MaxThreads = int.Parse(args[++i], CultureInfo.InvariantCulture);
+            else { Console.Error.WriteLine($"gemm: unknown option '{args[i]}' (options: --reps N, --only NAME, --threads N, --blocks MC,KC,NC, --kernel)"); return 2; }
         }
         bool blas = OpenBlas.IsAvailable;
-        Console.WriteLine($"gemm bench: {Environment.ProcessorCount} threads, managed kernel {(GemmMicroKernel.UseAvx2 ? "AVX2/FMA 6x16" : "portable")}, " +
+        Gemm.MaxThreads = Gemm.MaxThreads; // also caps OpenBLAS's pool to the same count
+        Console.WriteLine($"gemm bench: {Gemm.MaxThreads} threads, managed kernel {(GemmMicroKernel.UseAvx2 ? "AVX2/FMA 6x16" : "portable")}, " +
                           $"OpenBLAS {(blas ? OpenBlas.LibraryName + " core " + OpenBlas.CoreName : "not available")}; best of {reps}");
-        Console.WriteLine($"{"shape",-15} {"layout",-6} {"M×N×K",-18} {"managed",10} {"openblas",10} {"ratio",7}");
+        // Wall-clock GFLOP/s, and in brackets GFLOP per CPU-second per thread: the machine is shared, and the
+        // CPU-time figure shows kernel efficiency even when other processes take the cores.
+        Console.WriteLine($"{"shape",-15} {"layout",-6} {"M×N×K",-18} {"managed",10} {"(cpu)",7} {"openblas",10} {"(cpu)",7} {"ratio",7}");
         foreach (var (name, ta, tb, M, N, K) in Shapes)
         {
             if (only != null && !name.Contains(only)) continue;
             var a = Fill((long)M * K, 1); var b = Fill((long)K * N, 2); var c = new float[(long)M * N];
             int lda = ta ? M : K, ldb = tb ? K : N;
             double flop = 2.0 * M * N * K;
-            double managed = flop / Best(reps, () => Gemm.SgemmOn(GemmBackend.Managed, ta, tb, M, N, K, 1f, a, lda, b, ldb, 0f, c, N)) / 1e9;
-            double openblas = blas ? flop / Best(reps, () => Gemm.SgemmOn(GemmBackend.OpenBlas, ta, tb, M, N, K, 1f, a, lda, b, ldb, 0f, c, N)) / 1e9 : double.NaN;
+            var (mWall, mCpu) = BestWithCpu(reps, () => Gemm.SgemmOn(GemmBackend.Managed, ta, tb, M, N, K, 1f, a, lda, b, ldb, 0f, c, N));
+            var (oWall, oCpu) = blas ? BestWithCpu(reps, () => Gemm.SgemmOn(GemmBackend.OpenBlas, ta, tb, M, N, K, 1f, a, lda, b, ldb, 0f, c, N)) : (double.NaN, double.NaN);
+            double managed = flop / mWall / 1e9, openblas = flop / oWall / 1e9;
             string layout = (ta ? "T" : "N") + (tb ? "T" : "N");
-            Console.WriteLine($"{name,-15} {layout,-6} {$"{M}×{N}×{K}",-18} {managed,10:F1} {openblas,10:F1} {managed / openblas,7:F2}");
+            Console.WriteLine($"{name,-15} {layout,-6} {$"{M}×{N}×{K}",-18} {managed,10:F1} {flop / mCpu / 1e9,7:F1} {openblas,10:F1} {flop / oCpu / 1e9,7:F1} {managed / openblas,7:F2}");
             Console.WriteLine(Json(("bench", "gemm"), ("shape", $"{name} {layout} {M}x{N}x{K}"), ("managed_gflops", managed),
                 ("openblas_gflops", openblas), ("ratio", managed / openblas)));
         }
@@ -75,6 +88,63 @@ public static class GemmBench
             ("openblas_gbps", blasFp32), ("ratio", fp32 / blasFp32)));
         Console.WriteLine(Json(("bench", "gemv"), ("weights", "bf16"), ("shape", $"1x{V}x{D}"), ("managed_gbps", bf16),
             ("openblas_fp32_gbps", blasFp32), ("ratio", bf16 / blasFp32)));
+    }
+
+    /// <summary>The micro-kernel alone on L1/L2-resident packed slivers (one thread): the ceiling the
+    /// blocked driver can approach. Reported per CPU-second so other load on the machine does not hide it.</summary>
+    private static unsafe void KernelOnly()
+    {
+        // The macro-kernel's access pattern with the packing taken out: 24 A slivers (one MC block, L2),
+        // B slivers either one (L1) or the 48 of a 768-wide panel (L2/L3), C either a small resident tile
+        // block or the tiles of a 1024×768 matrix (memory). Shows what each level of the hierarchy costs.
+        const int kc = 256, tiles = 24, MR = GemmMicroKernel.MR, NR = GemmMicroKernel.NR, slivers = 48, ldcBig = 768;
+        var a = GC.AllocateArray<float>(kc * MR * tiles + 16, pinned: true);
+        var b = GC.AllocateArray<float>(kc * NR * slivers + 16, pinned: true);
+        var c = GC.AllocateArray<float>(1024 * ldcBig + 16, pinned: true);
+        fixed (float* pa0 = a, pb0 = b, pc = c)
+        {
+            float* pa = (float*)(((nint)pa0 + 63) & ~(nint)63), pb = (float*)(((nint)pb0 + 63) & ~(nint)63);
+            var proc = System.Diagnostics.Process.GetCurrentProcess();
+            foreach (var (manyB, bigC) in new[] { (false, false), (true, false), (false, true), (true, true) })
+            {
+                const int reps = 100;
+                proc.Refresh();
+                var cpu0 = proc.TotalProcessorTime;
+                long tileCount = 0;
+                for (int r = 0; r < reps; r++)
+                    for (int jr = 0; jr < slivers; jr++)
+                        for (int t = 0; t < tiles; t++, tileCount++)
+                        {
+                            float* ct = bigC ? pc + (nint)((r % 7) * 144 + t * MR) * ldcBig + jr * NR : pc + t * MR * 64;
+                            GemmMicroKernel.Tile(kc, pa + t * kc * MR, pb + (manyB ? jr * kc * NR : 0), ct, bigC ? ldcBig : 64, 1f, 1f);
+                        }
+                proc.Refresh();
+                double cpu = (proc.TotalProcessorTime - cpu0).TotalSeconds;
+                Console.WriteLine($"micro-kernel {MR}x{NR} kc={kc}, B {(manyB ? "panel" : "one sliver")}, C {(bigC ? "1024x768" : "resident")}: " +
+                                  $"{2.0 * MR * NR * kc * tileCount / cpu / 1e9:F1} GFLOP per CPU-second");
+            }
+        }
+    }
+
+    /// <summary>Best wall time of reps runs, and the process CPU seconds per thread of that run.</summary>
+    private static (double Wall, double CpuPerThread) BestWithCpu(int reps, Action run)
+    {
+        run();
+        var proc = System.Diagnostics.Process.GetCurrentProcess();
+        (double Wall, double Cpu) best = (double.MaxValue, double.MaxValue);
+        for (int r = 0; r < reps; r++)
+        {
+            proc.Refresh();
+            var cpu0 = proc.TotalProcessorTime;
+            var sw = Stopwatch.StartNew();
+            run();
+            double wall = sw.Elapsed.TotalSeconds;
+            proc.Refresh();
+            double cpu = (proc.TotalProcessorTime - cpu0).TotalSeconds / Gemm.MaxThreads;
+            if (wall < best.Wall) best.Wall = wall;
+            if (cpu < best.Cpu) best.Cpu = cpu;
+        }
+        return best;
     }
 
     private static double Best(int reps, Action run)

@@ -73,7 +73,7 @@ public sealed class Tape : IDisposable
         int n = Tensor.ShapeLength(shape);
         if (t == null || t.disposed) return new Tensor(new float[n], 0, (int[])shape.Clone());
         var arr = BufferPool.Rent(n, zero);
-        var res = new Tensor(arr, 0, (int[])shape.Clone());
+        var res = new Tensor(arr, n == 0 ? 0 : BufferPool.AlignedOffset(arr), (int[])shape.Clone());
         res.Owner = t;
         t.rented.Add(arr);
         t.owned.Add(res);

@@ -67,7 +67,7 @@ public sealed class AttentionMask
     }
 }
 
-public static unsafe class AttentionKernel
+public static unsafe partial class AttentionKernel
 {
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
         AttentionDims d, float scale, AttentionMask? mask = null)
@@ -80,11 +80,16 @@ public static unsafe class AttentionKernel
             float* Q = pq, K = pk, V = pv, O = po, L = pl;
             Parallel2.For(d.B * H, (long)Tq * Tk * hd * 2, (s, e) =>
             {
-                var scores = ArrayPool<float>.Shared.Rent(Tk);
+                var scores = ArrayPool<float>.Shared.Rent(R * Tk);
+                bool block = Block4Applies(hd);
                 for (int item = s; item < e; item++)
                 {
                     int b = item / H, h = item % H, kvh = h / d.Group;
-                    for (int i = 0; i < Tq; i++)
+                    int i = 0;
+                    if (block)
+                        fixed (float* sc = scores)
+                            for (; i + R <= Tq; i += R) Forward4(Q, K, V, O, L, b, h, kvh, i, d, scale, mask, sc);
+                    for (; i < Tq; i++)
                     {
                         var qi = new ReadOnlySpan<float>(Q + (((long)b * Tq + i) * H + h) * hd, hd);
                         var oi = new Span<float>(O + (((long)b * Tq + i) * H + h) * hd, hd);
@@ -126,12 +131,18 @@ public static unsafe class AttentionKernel
             float* DO = pdo, Q = pq, K = pk, V = pv, O = po, L = pl, DQ = pdq, DK = pdk, DV = pdv;
             Parallel2.For(d.B * KV, (long)d.Group * Tq * Tk * hd * 5, (s, e) =>
             {
-                var scores = ArrayPool<float>.Shared.Rent(Tk);
+                var scores = ArrayPool<float>.Shared.Rent(R * Tk);
+                bool block = Block4Applies(hd);
                 for (int item = s; item < e; item++)
                 {
                     int b = item / KV, kvh = item % KV;
                     for (int h = kvh * d.Group; h < (kvh + 1) * d.Group; h++)
-                        for (int i = 0; i < Tq; i++)
+                    {
+                        int i = 0;
+                        if (block)
+                            fixed (float* sc = scores)
+                                for (; i + R <= Tq; i += R) Backward4(DO, Q, K, V, O, L, DQ, DK, DV, b, h, kvh, i, d, scale, mask, sc);
+                        for (; i < Tq; i++)
                         {
                             long qo = (((long)b * Tq + i) * H + h) * hd;
                             var qi = new ReadOnlySpan<float>(Q + qo, hd);
@@ -155,6 +166,7 @@ public static unsafe class AttentionKernel
                                 TensorPrimitives.MultiplyAdd(doi, p, dvj, dvj);
                             }
                         }
+                    }
                 }
                 ArrayPool<float>.Shared.Return(scores);
             });

@@ -40,7 +40,9 @@ internal static unsafe class GemmMicroKernel
             }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    // Not inlined: as its own method the 15 live vectors get the whole register file; inlined into the
+    // macro loop (which Tier-1 does otherwise) they compete with the loop's pointers and spill.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     private static void Avx2Tile(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;

@@ -1,6 +1,7 @@
 // bfloat16 storage (the upper 16 bits of an IEEE float32) and conversions exactly as torch does them:
-// float → bf16 rounds to nearest, ties to even (c10::BFloat16 round_to_nearest_even), every NaN becomes the
-// canonical quiet NaN 0x7FC0; bf16 → float is exact (shift left by 16).
+// float → bf16 rounds to nearest, ties to even (c10::BFloat16 round_to_nearest_even); every NaN becomes 0xFFFF,
+// which is what torch's tensor conversion (tensor.to(torch.bfloat16), the vectorised path that writes checkpoints)
+// produces — torch's 0-d scalar path gives 0x7FC0 instead, both are NaN. bf16 → float is exact (shift by 16).
 using System.Numerics.Tensors;
 using Tensor = InstructTune.Engine.Tensors.Tensor;
 using System.Runtime.CompilerServices;
@@ -9,7 +10,8 @@ namespace InstructTune.Engine.Tensors;
 
 public static class BFloat16
 {
-    public const ushort CanonicalNaN = 0x7FC0;
+    /// <summary>The bf16 pattern torch's tensor conversion writes for every NaN input.</summary>
+    public const ushort CanonicalNaN = 0xFFFF;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ushort FromFloat(float f)

@@ -97,3 +97,17 @@ public class TapeTests
         Assert.Equal(Run(false), Run(true));
     }
 }
+
+public class PoolAlignmentTests
+{
+    [Fact]
+    public unsafe void PooledTensorsStartOnA64ByteBoundary()
+    {
+        using var tape = Tape.Record();
+        foreach (var n in new[] { 1, 7, 63, 65, 1000 })
+        {
+            var t = Tensor.Empty([n]);
+            fixed (float* p = &t.Span[0]) Assert.Equal(0, (long)(nint)p % 64);
+        }
+    }
+}

@@ -149,10 +149,12 @@ public class KernelTwinTests
         RunAttention(d, mask, 11);
     }
 
-    [Fact]
-    public void AttentionWithPaddingDocumentsAndBiasMatchesNaive()
+    [Theory]
+    [InlineData(6)]  // row path
+    [InlineData(16)] // 4-row AVX2 block path (hd % 8 == 0) plus the row path for the last row
+    public void AttentionWithPaddingDocumentsAndBiasMatchesNaive(int hd)
     {
-        int B = 2, T = 9, H = 4, KV = 2, hd = 6;
+        int B = 2, T = 9, H = 4, KV = 2;
         var d = new AttentionDims(B, T, T, H, KV, hd);
         var mask = new AttentionMask
         {
@@ -168,6 +170,8 @@ public class KernelTwinTests
     {
         // A KV-cache call: 3 new queries against 10 keys stored in a 16-row cache.
         var d = new AttentionDims(2, 3, 10, 4, 2, 8) { KvRowsPerBatch = 16 };
+        RunAttention(d, new AttentionMask(), 13);
+        d = new AttentionDims(2, 6, 10, 4, 2, 8) { KvRowsPerBatch = 16 }; // 4-row block + 2 rows
         RunAttention(d, new AttentionMask(), 13);
     }
 

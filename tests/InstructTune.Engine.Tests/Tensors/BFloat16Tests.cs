@@ -14,8 +14,8 @@ public class BFloat16Tests
     [InlineData(0xFF800000u, (ushort)0xFF80)] // −Inf
     [InlineData(0x00000001u, (ushort)0x0000)] // smallest subnormal rounds to +0
     [InlineData(0x80018000u, (ushort)0x8002)] // negative subnormal tie → even
-    [InlineData(0x7FC00001u, (ushort)0x7FC0)] // NaN payload → canonical NaN
-    [InlineData(0xFFFFFFFFu, (ushort)0x7FC0)] // negative NaN → canonical NaN (as torch)
+    [InlineData(0x7FC00001u, (ushort)0xFFFF)] // NaN payload → 0xFFFF (torch tensor conversion)
+    [InlineData(0x7F800001u, (ushort)0xFFFF)] // signalling NaN → 0xFFFF, never rounded up into Inf
     public void RoundsToNearestEven(uint floatBits, ushort expected)
     {
         Assert.Equal(expected, BFloat16.FromFloat(BitConverter.UInt32BitsToSingle(floatBits)));
@@ -29,5 +29,19 @@ public class BFloat16Tests
             float f = BFloat16.ToFloat((ushort)b);
             if (!float.IsNaN(f)) Assert.Equal((ushort)b, BFloat16.FromFloat(f));
         }
+    }
+}
+
+/// <summary>float32 → bf16 bit-identical to torch's .to(torch.bfloat16) on tricky and random values (fixtures/engine/bf16.json).</summary>
+public class BFloat16GoldenTests
+{
+    [Fact]
+    public void MatchesTorchBitForBit()
+    {
+        var root = Fixture.Load("bf16.json");
+        var f = root.GetProperty("float_bits").EnumerateArray().Select(x => x.GetUInt32()).ToArray();
+        var b = root.GetProperty("bf16_bits").EnumerateArray().Select(x => (ushort)x.GetInt32()).ToArray();
+        for (int i = 0; i < f.Length; i++)
+            Assert.True(b[i] == BFloat16.FromFloat(BitConverter.UInt32BitsToSingle(f[i])), $"0x{f[i]:X8}: torch 0x{b[i]:X4}, ours 0x{BFloat16.FromFloat(BitConverter.UInt32BitsToSingle(f[i])):X4}");
     }
 }

@@ -1,0 +1,178 @@
+// `step` bench: full training steps (forward, backward, AdamW; float32; 2 threads) of a Llama decoder of
+// config S, M or L on random ids; prints tokens/s, model-FLOPs utilisation and peak RSS, then the same model,
+// data shape and optimizer in PyTorch (bench/peers/torch_step.py, a separate process) and the ratio.
+// Usage: dotnet run -c Release --project bench/InstructTune.Bench -- step --config S|M|L [--no-peer] [--steps N]
+//        [--warmup N] [--checkpoint] [--peak-gflops G]
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using InstructTune.Engine.Autograd;
+using InstructTune.Engine.Kernels;
+using InstructTune.Engine.Optim;
+using InstructTune.Engine.Tensors;
+using InstructTune.Models;
+
+namespace InstructTune.Bench;
+
+public static class StepBench
+{
+    private static readonly Dictionary<string, (int Dim, int Layers, int Heads, int Kv, int Ffn, int Vocab, int Seq, int Batch)> Configs = new()
+    {
+        ["S"] = (256, 4, 4, 4, 688, 4096, 256, 8),
+        ["M"] = (512, 8, 8, 4, 1376, 8192, 512, 4),
+        ["L"] = (768, 12, 12, 12, 2048, 32000, 512, 2),
+    };
+
+    public static int Run(string[] args)
+    {
+        string config = "S"; int steps = 5, warmup = 1; bool peer = true, checkpoint = false;
+        double peakGflops = 200; // 2 Zen3 cores × 2 FMA × 8 lanes × 2 flops × ~3.1 GHz
+        for (int i = 0; i < args.Length; i++)
+            switch (args[i])
+            {
+                case "--config": config = args[++i].ToUpperInvariant(); break;
+                case "--steps": steps = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--warmup": warmup = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--no-peer": peer = false; break;
+                case "--checkpoint": checkpoint = true; break;
+                case "--profile": return Profile(args.Contains("--managed"));
+                case "--managed": break;
+                case "--peak-gflops": peakGflops = double.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                default: Console.Error.WriteLine($"step: unknown option {args[i]}"); return 2;
+            }
+        if (!Configs.TryGetValue(config, out var c)) { Console.Error.WriteLine($"step: unknown config {config} (S, M, L)"); return 2; }
+
+        // The peer runs first, in its own process, so neither run's memory shows in the other's peak RSS.
+        (double Tps, double Rss)? torch = peer ? RunPeer(config, steps, warmup) : null;
+
+        Parallel2.Threads = 2;
+        Gemm.MaxThreads = 2;
+        var cfg = new LlamaConfig
+        {
+            VocabSize = c.Vocab, HiddenSize = c.Dim, NumHiddenLayers = c.Layers, NumAttentionHeads = c.Heads,
+            NumKeyValueHeads = c.Kv, IntermediateSize = c.Ffn, RmsNormEps = 1e-5,
+        };
+        var model = new LlamaModel(cfg);
+        model.InitializeWeights(0, 0.02f);
+        var rng = new Rng(1);
+        var ids = new IntTensor(Enumerable.Range(0, c.Batch * c.Seq).Select(_ => rng.NextInt(c.Vocab)).ToArray(), c.Batch, c.Seq);
+        var batch = new LlamaBatch(ids) { Labels = ids };
+        var opt = new AdamW(model.Parameters(), lr: 1e-4f, weightDecay: 0.01f);
+        var options = new LlamaForwardOptions { ReturnLogits = false, CheckpointLayers = checkpoint };
+        float loss = 0;
+        long allocated = 0; int gcs = 0;
+        var sw = new Stopwatch();
+        for (int s = 0; s < warmup + steps; s++)
+        {
+            if (s == warmup) { sw.Start(); allocated = GC.GetTotalAllocatedBytes(true); gcs = GC.CollectionCount(0); }
+            using (var tape = Tape.Record())
+            {
+                var o = model.Forward(batch, options);
+                tape.Backward(o.Loss!);
+                loss = o.Loss!.Item();
+            }
+            opt.Step();
+            model.ZeroGrad();
+        }
+        sw.Stop();
+        double allocMiB = (GC.GetTotalAllocatedBytes(true) - allocated) / (1024.0 * 1024.0) / steps;
+        gcs = GC.CollectionCount(0) - gcs;
+        double tokens = (double)c.Batch * c.Seq * steps;
+        double tps = tokens / sw.Elapsed.TotalSeconds;
+        // Model FLOPs per token: 6 × (matmul parameters) + causal attention 6 × layers × seq × dim (QKᵀ and PV, fwd+bwd).
+        long matmulParams = model.NamedParameters().Where(p => p.Parameter.Rank == 2 && !p.Name.Contains("embed_tokens")).Sum(p => (long)p.Parameter.Length);
+        if (cfg.TieWordEmbeddings) matmulParams += (long)c.Vocab * c.Dim;
+        double flopsPerToken = 6.0 * matmulParams + 6.0 * c.Layers * c.Seq * c.Dim;
+        double mfu = tps * flopsPerToken / (peakGflops * 1e9);
+        double rss = Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024.0);
+
+        Console.WriteLine($"step {config}: {tps:F0} tokens/s, {sw.Elapsed.TotalSeconds / steps:F3} s/step, MFU {mfu:P1} (peak {peakGflops} GFLOP/s), peak RSS {rss:F0} MiB, loss {loss:F4}, GEMM {Gemm.Backend}{(checkpoint ? ", checkpointed" : "")}");
+        Console.WriteLine($"  managed allocation {allocMiB:F2} MiB/step, {gcs} gen-0 collections in {steps} steps");
+        var json = new Dictionary<string, object?>
+        {
+            ["bench"] = "step", ["config"] = config, ["tokens_per_s"] = Math.Round(tps, 1), ["mfu"] = Math.Round(mfu, 4),
+            ["peak_rss_mib"] = Math.Round(rss, 1),
+        };
+        if (torch is { } t)
+        {
+            Console.WriteLine($"  pytorch: {t.Tps:F0} tokens/s, peak RSS {t.Rss:F0} MiB → ratio {tps / t.Tps:F2}× speed, {rss / t.Rss:F2}× memory");
+            json["peer"] = "pytorch"; json["peer_tokens_per_s"] = Math.Round(t.Tps, 1); json["ratio"] = Math.Round(tps / t.Tps, 3);
+            json["peer_peak_rss_mib"] = Math.Round(t.Rss, 1); json["memory_ratio"] = Math.Round(rss / t.Rss, 3);
+        }
+        Console.WriteLine(JsonSerializer.Serialize(json));
+        return 0;
+    }
+
+    private static (double, double)? RunPeer(string config, int steps, int warmup)
+    {
+        const string python = "/usr/bin/python3";
+        string script = Path.Combine(RepoRoot(), "bench", "peers", "torch_step.py");
+        if (!File.Exists(python) || !File.Exists(script)) { Console.Error.WriteLine("step: no PyTorch peer (python3 or script missing)"); return null; }
+        var psi = new ProcessStartInfo(python, ["-u", script, "--config", config, "--steps", steps.ToString(CultureInfo.InvariantCulture), "--warmup", warmup.ToString(CultureInfo.InvariantCulture)])
+        { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = Process.Start(psi)!;
+        string stdout = p.StandardOutput.ReadToEnd();
+        string stderr = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        var line = stdout.Split('\n').LastOrDefault(l => l.TrimStart().StartsWith('{'));
+        if (p.ExitCode != 0 || line == null) { Console.Error.WriteLine($"step: PyTorch peer failed ({p.ExitCode}): {stderr.Trim()}"); return null; }
+        var doc = JsonDocument.Parse(line).RootElement;
+        return (doc.GetProperty("tokens_per_s").GetDouble(), doc.GetProperty("peak_rss_mib").GetDouble());
+    }
+
+    private static string RepoRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "InstructTune.sln"))) return d.FullName;
+        return Directory.GetCurrentDirectory();
+    }
+
+    // Kernel-by-kernel CPU breakdown of one config-S step (tokens 2048): where the time goes.
+    private static int Profile(bool managed)
+    {
+        Parallel2.Threads = 2; Gemm.MaxThreads = 2;
+        if (managed) Gemm.Backend = GemmBackend.Managed;
+        int B = 8, T = 256, C = 256, H = 4, hd = 64, F = 688, V = 4096, N = B * T;
+        var rng = new Rng(1);
+        float[] R(int n) { var a = new float[n]; rng.Normal(a); return a; }
+        var x = R(N * C); var w = R(C * C); var y = new float[N * C]; var wf = R(F * C); var yf = new float[N * F];
+        var wv = R(V * C); var yv = new float[N * V];
+        void Time(string name, int reps, Action a)
+        {
+            a();
+            var sw = Stopwatch.StartNew();
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+            for (int i = 0; i < reps; i++) a();
+            var cpu2 = Process.GetCurrentProcess().TotalProcessorTime;
+            Console.WriteLine($"{name,-28} wall {sw.Elapsed.TotalMilliseconds / reps,8:F2} ms  cpu {(cpu2 - cpu).TotalMilliseconds / reps,8:F2} ms");
+        }
+        Time("gemm NT N×C×C", 5, () => Gemm.Sgemm(false, true, N, C, C, 1, x, C, w, C, 0, y, C));
+        Time("gemm NT N×F×C", 5, () => Gemm.Sgemm(false, true, N, F, C, 1, x, C, wf, C, 0, yf, F));
+        Time("gemm NT N×V×C (lm_head)", 3, () => Gemm.Sgemm(false, true, N, V, C, 1, x, C, wv, C, 0, yv, V));
+        Time("gemm NN dX lm_head", 3, () => Gemm.Sgemm(false, false, N, C, V, 1, yv, V, wv, C, 0, y, C));
+        Time("gemm TN dW lm_head", 3, () => Gemm.Sgemm(true, false, V, C, N, 1, yv, V, x, C, 0, wv, C));
+        var q = R(N * C); var k = R(N * C); var v = R(N * C); var o = new float[N * C]; var lse = new float[B * H * T];
+        var d = new AttentionDims(B, T, T, H, H, hd);
+        var dq = new float[N * C]; var dk = new float[N * C]; var dv = new float[N * C];
+        for (int rep = 0; rep < 2; rep++)
+            foreach (var blk in new[] { false, true })
+            {
+                AttentionKernel.UseBlock4 = blk;
+                Time($"attention fwd block4={blk}", 3, () => AttentionKernel.Forward(q, k, v, o, lse, d, 0.125f));
+                Time($"attention bwd block4={blk}", 3, () => AttentionKernel.Backward(q, q, k, v, o, lse, dq, dk, dv, d, 0.125f));
+            }
+        var tg = Enumerable.Range(0, N).Select(i => i % V).ToArray(); var ls = new float[N]; var lz = new float[N];
+        Time("cross-entropy fwd", 3, () => CrossEntropyKernel.Forward(yv, tg, ls, lz, N, V));
+        var dl = Enumerable.Repeat(1f / N, N).ToArray();
+        Time("cross-entropy bwd", 3, () => CrossEntropyKernel.Backward(yv, tg, lz, dl, yv, N, V));
+        var rs = new float[N]; var wn = R(C);
+        Time("rmsnorm fwd", 5, () => RmsNormKernel.Forward(x, wn, y, rs, N, C, 1e-5f));
+        Time("rmsnorm bwd", 5, () => RmsNormKernel.Backward(x, x, wn, rs, y, wn, N, C));
+        Time("swiglu fwd", 5, () => ActivationKernels.SwiGluForward(yf, yf, yf));
+        var cs = new float[N * hd / 2]; var sn = new float[N * hd / 2];
+        RopeKernel.CosSin(Enumerable.Range(0, N).Select(i => i % T).ToArray(), RopeKernel.InverseFrequencies(hd, 10000), cs, sn);
+        Time("rope fwd", 5, () => RopeKernel.Forward(q, cs, sn, o, N, H, hd));
+        Time("rope tables", 5, () => RopeKernel.CosSin(tg, RopeKernel.InverseFrequencies(hd, 10000), cs, sn));
+        return 0;
+    }
+}
