@@ -9,5 +9,6 @@ public static class CommandCatalog
     {
         yield return VersionCommand.Create();
         foreach (var c in ModelCommands.Create()) yield return c;
+        foreach (var c in TokenizerCommands.All()) yield return c;
     }
 }

@@ -25,4 +25,15 @@ public interface ITokenizer
     int? TokenToId(string token);
 
     string? IdToToken(int id);
+
+    /// <summary>True for ids that Decode(skipSpecialTokens: true) drops (added tokens marked special, control pieces).</summary>
+    bool IsSpecialToken(int id) => false;
+
+    /// <summary>Encodes many texts on all cores; results are in input order.</summary>
+    Encoding[] EncodeBatch(IReadOnlyList<string> texts, bool addSpecialTokens = false)
+    {
+        var result = new Encoding[texts.Count];
+        Parallel.For(0, texts.Count, i => result[i] = Encode(texts[i], addSpecialTokens));
+        return result;
+    }
 }
