@@ -2,7 +2,6 @@
 // conversion of Hugging Face Llama-family checkpoints (issue 3). The work lives in the library; this file
 // parses options, reports errors as one clear line, and writes outputs atomically.
 using System.CommandLine;
-using System.Text;
 using System.Text.Json;
 using InstructTune.Checkpoints;
 using InstructTune.Generation;
@@ -85,7 +84,7 @@ public static class ModelCommands
             {
                 var ms = new MemoryStream();
                 Write(ms);
-                Console.Out.Write(Encoding.UTF8.GetString(ms.ToArray()));
+                Console.Out.Write(System.Text.Encoding.UTF8.GetString(ms.ToArray()));
                 Console.Out.Flush();
             }
             return 0;
