@@ -35,7 +35,7 @@ public static class LinearKernels
             return;
         }
         int blocks = (O + 3) / 4;
-        int threads = (long)O * K >= ParallelThreshold ? Math.Min(Environment.ProcessorCount, blocks) : 1;
+        int threads = (long)O * K >= ParallelThreshold ? Math.Min(Parallel2.Threads, blocks) : 1;
         unsafe
         {
             fixed (float* x = X, y = Y, b = bias)
