@@ -4,7 +4,8 @@
 // (bench/peers/torch_decode.py, float32, 2 threads) run in the same invocation, and llama.cpp's float32 decode
 // figures on this machine (1,600 / 210 / 65 tok/s, from the issue). One JSON line per result.
 // Usage: dotnet run -c Release --project bench/InstructTune.Bench -- decode --config S|M|L [--no-peer]
-//        [--decode-tokens N] [--dtype float32|bfloat16|both] [--repeats R]
+//        [--decode-tokens N] [--dtype float32|bfloat16|both] [--repeats R] [--threads N]
+//        … -- decode --tinyllama [--dir DIR]   (scale check: bf16 TinyLlama-1.1B shapes, load + score 128 tokens)
 using System.Diagnostics;
 using System.Text.Json;
 using InstructTune.Checkpoints;
@@ -24,11 +25,14 @@ public static class DecodeBench
 
     public static int Run(string[] args)
     {
+        if (args.Contains("--tinyllama")) return TinyLlama(args);
+        if (Arg(args, "--tinyllama-child") is { } childDir) return TinyLlamaChild(childDir);
         string config = Arg(args, "--config") ?? "S";
         bool noPeer = args.Contains("--no-peer");
         int decodeTokens = int.Parse(Arg(args, "--decode-tokens") ?? "64");
         int repeats = int.Parse(Arg(args, "--repeats") ?? "3");
         string dtypes = Arg(args, "--dtype") ?? "both";
+        if (Arg(args, "--threads") is { } th) InstructTune.Engine.Kernels.Parallel2.Threads = int.Parse(th);
         if (!Configs.TryGetValue(config, out var k)) { Console.Error.WriteLine($"unknown config {config} (S, M, L)"); return 2; }
         var cfg = new LlamaConfig
         {
@@ -47,11 +51,10 @@ public static class DecodeBench
             try
             {
                 RandomCheckpoint.Create(cfg, dir, 0, dtype);
-                long rss0 = Rss();
                 using var model = InferenceModel.Load(dir);
                 var rng = new Random(1);
                 var prompt = Enumerable.Range(0, k.T).Select(_ => rng.Next(k.V)).ToArray();
-                double prefill = 0, decode = 0;
+                double prefill = 0, decode = 0, cpuMs = double.MaxValue;
                 for (int r = 0; r < repeats; r++)
                 {
                     var cache = model.CreateCache(k.T + decodeTokens + 16);
@@ -62,35 +65,95 @@ public static class DecodeBench
                     cache.Clear();
                     var logits = model.Forward([new SequenceChunk(cache, prompt[..16])]);
                     sw.Restart();
+                    var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
                     for (int i = 0; i < decodeTokens; i++)
                     {
                         int next = InstructTune.Generation.LogitsSampler.ArgMax(logits);
                         logits = model.Forward([new SequenceChunk(cache, [next])]);
                     }
                     decode = Math.Max(decode, decodeTokens / sw.Elapsed.TotalSeconds);
+                    // CPU time per token: on a shared machine this shows what the kernels cost when not descheduled.
+                    cpuMs = Math.Min(cpuMs, (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalMilliseconds / decodeTokens);
                 }
-                long rss = Rss();
                 string dt = LlamaCheckpoint.TorchDtypeName(dtype);
-                double weightMib = model.WeightBytes / 1048576.0, modelRssMib = (rss - rss0) / 1048576.0;
-                Console.WriteLine($"{config} {dt}: prefill {prefill:F1} tok/s{Ratio(prefill, peerPrefill)}, decode {decode:F1} tok/s{Ratio(decode, peerDecode)}" +
-                                  $", llama.cpp f32 {k.LlamaCpp} → {decode / k.LlamaCpp:F2}×; weights {weightMib:F1} MiB, model RSS +{modelRssMib:F1} MiB");
+                double weightMib = model.WeightBytes / 1048576.0, modelRssMib = MappedRss(dir) / 1048576.0;
+                Console.WriteLine($"{config} {dt}: prefill {prefill:F1} tok/s{Ratio(prefill, peerPrefill)}, decode {decode:F1} tok/s{Ratio(decode, peerDecode)} (CPU {cpuMs:F2} ms/token)" +
+                                  $", llama.cpp f32 {k.LlamaCpp} → {decode / k.LlamaCpp:F2}×; weights {weightMib:F1} MiB, resident weights {modelRssMib:F1} MiB");
                 Emit("prefill", config, dt, prefill, peerPrefill, null, weightMib, modelRssMib);
-                Emit("decode", config, dt, decode, peerDecode, k.LlamaCpp, weightMib, modelRssMib);
+                Emit("decode", config, dt, decode, peerDecode, k.LlamaCpp, weightMib, modelRssMib, cpuMs);
             }
             finally { try { Directory.Delete(dir, true); } catch (IOException) { } }
         }
         return 0;
     }
 
+    /// <summary>The scale check: a random bf16 TinyLlama-1.1B-shaped checkpoint (as `itune init` writes it) is
+    /// loaded and scores 128 tokens in a fresh process, whose peak RSS is compared with the file size.</summary>
+    private static int TinyLlama(string[] args)
+    {
+        var cfg = new LlamaConfig
+        {
+            ModelType = "llama", VocabSize = 32000, HiddenSize = 2048, IntermediateSize = 5632, NumHiddenLayers = 22,
+            NumAttentionHeads = 32, NumKeyValueHeads = 4, RmsNormEps = 1e-5, MaxPositionEmbeddings = 2048,
+            BosTokenId = 1, EosTokenIds = [2],
+        };
+        string dir = Arg(args, "--dir") ?? Directory.CreateTempSubdirectory("itune-tinyllama-").FullName;
+        bool keep = Arg(args, "--dir") != null;
+        try
+        {
+            var sw = Stopwatch.StartNew();
+            if (!File.Exists(Path.Combine(dir, "model.safetensors"))) RandomCheckpoint.Create(cfg, dir, 0, DType.BF16);
+            double initS = sw.Elapsed.TotalSeconds;
+            long fileBytes = new FileInfo(Path.Combine(dir, "model.safetensors")).Length;
+            var psi = new ProcessStartInfo(Environment.ProcessPath!, [.. Environment.GetCommandLineArgs()[..1].Where(a => a.EndsWith(".dll")), "decode", "--tinyllama-child", dir])
+            { RedirectStandardOutput = true };
+            using var proc = Process.Start(psi)!;
+            string line = proc.StandardOutput.ReadToEnd().Split('\n').Last(l => l.StartsWith('{'));
+            proc.WaitForExit();
+            var child = JsonDocument.Parse(line).RootElement;
+            double peak = child.GetProperty("peak_rss_mib").GetDouble(), fileMib = fileBytes / 1048576.0;
+            var o = new Dictionary<string, object?>
+            {
+                ["bench"] = "tinyllama", ["dtype"] = "bfloat16", ["file_mib"] = Math.Round(fileMib, 1), ["init_s"] = Math.Round(initS, 1),
+                ["load_s"] = child.GetProperty("load_s").GetDouble(), ["score_128_s"] = child.GetProperty("score_s").GetDouble(),
+                ["peak_rss_mib"] = peak, ["rss_over_file"] = Math.Round(peak / fileMib, 3), ["loss"] = child.GetProperty("loss").GetDouble(),
+            };
+            Console.WriteLine($"TinyLlama-1.1B bf16: file {fileMib:F0} MiB, load {o["load_s"]} s, score 128 tokens {o["score_128_s"]} s, peak RSS {peak:F0} MiB = {o["rss_over_file"]}× file");
+            Console.WriteLine(JsonSerializer.Serialize(o));
+            return 0;
+        }
+        finally { if (!keep) try { Directory.Delete(dir, true); } catch (IOException) { } }
+    }
+
+    private static int TinyLlamaChild(string dir)
+    {
+        var sw = Stopwatch.StartNew();
+        using var model = InferenceModel.Load(dir);
+        double load = sw.Elapsed.TotalSeconds;
+        var rng = new Random(3);
+        var ids = Enumerable.Range(0, 128).Select(_ => rng.Next(model.Config.VocabSize)).ToArray();
+        sw.Restart();
+        var r = Scorer.Score(model, [ids])[0];
+        double score = sw.Elapsed.TotalSeconds;
+        using var p = Process.GetCurrentProcess();
+        Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["load_s"] = Math.Round(load, 2), ["score_s"] = Math.Round(score, 2),
+            ["peak_rss_mib"] = Math.Round(p.PeakWorkingSet64 / 1048576.0, 1), ["loss"] = Math.Round(r.Loss!.Value, 4),
+        }));
+        return 0;
+    }
+
     private static string Ratio(double v, double? peer) => peer is double p && p > 0 ? $" ({v / p:F2}× pytorch)" : "";
 
-    private static void Emit(string bench, string config, string dtype, double tps, double? peer, double? llamaCpp, double weightMib, double rssMib)
+    private static void Emit(string bench, string config, string dtype, double tps, double? peer, double? llamaCpp, double weightMib, double rssMib, double? cpuMs = null)
     {
         var o = new Dictionary<string, object?>
         {
             ["bench"] = bench, ["config"] = config, ["dtype"] = dtype, ["tokens_per_s"] = Math.Round(tps, 1),
-            ["weight_mib"] = Math.Round(weightMib, 1), ["model_rss_mib"] = Math.Round(rssMib, 1),
+            ["weight_mib"] = Math.Round(weightMib, 1), ["weights_rss_mib"] = Math.Round(rssMib, 1),
         };
+        if (cpuMs is double c) o["cpu_ms_per_token"] = Math.Round(c, 3);
         if (peer is double p)
         {
             o["peer"] = "pytorch"; o["peer_tokens_per_s"] = p; o["ratio"] = Math.Round(tps / p, 2);
@@ -99,11 +162,20 @@ public static class DecodeBench
         Console.WriteLine(JsonSerializer.Serialize(o));
     }
 
-    private static long Rss()
+    /// <summary>Resident bytes of the checkpoint's mapped files (Linux /proc/self/smaps): the weights as held.</summary>
+    private static long MappedRss(string dir)
     {
-        GC.Collect();
-        using var p = Process.GetCurrentProcess();
-        return p.WorkingSet64;
+        if (!File.Exists("/proc/self/smaps")) return 0;
+        long total = 0;
+        bool inside = false;
+        foreach (var line in File.ReadLines("/proc/self/smaps"))
+        {
+            if (line.Length > 0 && char.IsAsciiHexDigit(line[0]) && line.Contains('-') && !line.EndsWith(':'))
+                inside = line.Contains(dir);
+            else if (inside && line.StartsWith("Rss:"))
+                total += long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+        }
+        return total;
     }
 
     private static JsonElement? RunPeer(string config, int decodeTokens)

@@ -2,13 +2,13 @@
 // conversion of Hugging Face Llama-family checkpoints (issue 3). The work lives in the library; this file
 // parses options, reports errors as one clear line, and writes outputs atomically.
 using System.CommandLine;
-using System.Text;
 using System.Text.Json;
 using InstructTune.Checkpoints;
 using InstructTune.Generation;
 using InstructTune.Models;
 using InstructTune.Models.Inference;
 using InstructTune.Peft.Lora;
+using InstructTune.Tokenizers;
 
 namespace InstructTune.Cli.Commands;
 
@@ -27,7 +27,8 @@ public static class ModelCommands
     {
         try { return body(); }
         catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException
-                                      or ArgumentException or FormatException or KeyNotFoundException or NotSupportedException)
+                                      or ArgumentException or FormatException or KeyNotFoundException or NotSupportedException
+                                      or TokenizerFormatException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
@@ -83,7 +84,7 @@ public static class ModelCommands
             {
                 var ms = new MemoryStream();
                 Write(ms);
-                Console.Out.Write(Encoding.UTF8.GetString(ms.ToArray()));
+                Console.Out.Write(System.Text.Encoding.UTF8.GetString(ms.ToArray()));
                 Console.Out.Flush();
             }
             return 0;
@@ -131,6 +132,7 @@ public static class ModelCommands
                 n = maxPos - ids.Length;
             }
             bool asJson = p.GetValue(json);
+            var stream = tokenizer?.Streaming();
             var options = new GenerationOptions
             {
                 MaxNewTokens = n,
@@ -144,7 +146,7 @@ public static class ModelCommands
                 Decode = tokenizer == null ? null : tokenizer.Decode,
                 OnToken = asJson ? null : (_, t) =>
                 {
-                    Console.Out.Write(tokenizer == null ? $"{t} " : tokenizer.Decode([t]));
+                    Console.Out.Write(stream == null ? $"{t} " : stream.Push(t));
                     Console.Out.Flush();
                 },
             };
@@ -160,7 +162,7 @@ public static class ModelCommands
                 };
                 Console.Out.WriteLine(JsonSerializer.Serialize(o));
             }
-            else Console.Out.WriteLine();
+            else Console.Out.WriteLine(stream?.Flush() ?? "");
             return 0;
         }));
         return cmd;
@@ -188,19 +190,19 @@ public static class ModelCommands
     }
 }
 
-// The tokenizer of a model folder for --prompt / {"text":…}. The tokenizer loader comes from the tokenizers
-// area; until it is merged, folders are treated as having no tokenizer (ids still work).
-internal sealed class ModelTokenizer
+// The tokenizer of a model folder (tokenizer.json, tokenizer.model or spiece.model) for --prompt / {"text":…}:
+// prompts are encoded with the tokenizer's special tokens (a leading BOS where it has one), as HF tokenizers do
+// by default; generated text is decoded without special tokens, and streamed through a StreamingDecoder so
+// multi-byte characters and SentencePiece spaces come out whole.
+internal sealed class ModelTokenizer(ITokenizer tokenizer)
 {
-    private readonly Func<string, int[]> _encode;
-    private readonly Func<IReadOnlyList<int>, string> _decode;
+    public int[] Encode(string text) => tokenizer.Encode(text, addSpecialTokens: true).Ids;
+    public string Decode(IReadOnlyList<int> ids) => tokenizer.Decode(ids.ToArray(), skipSpecialTokens: true);
+    public StreamingDecoder Streaming() => new(tokenizer, skipSpecialTokens: true);
 
-    private ModelTokenizer(Func<string, int[]> encode, Func<IReadOnlyList<int>, string> decode) { _encode = encode; _decode = decode; }
-
-    public int[] Encode(string text) => _encode(text);
-    public string Decode(IReadOnlyList<int> ids) => _decode(ids);
-
-    public static ModelTokenizer? TryLoad(string dir) => null;
+    public static ModelTokenizer? TryLoad(string dir) =>
+        new[] { "tokenizer.json", "tokenizer.model", "spiece.model" }.Any(n => File.Exists(Path.Combine(dir, n)))
+            ? new ModelTokenizer(TokenizerLoader.Load(dir)) : null;
 
     public static Func<string, int[]>? EncoderFor(string dir) => TryLoad(dir) is { } t ? t.Encode : null;
 }

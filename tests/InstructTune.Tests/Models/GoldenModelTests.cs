@@ -79,6 +79,19 @@ public class GoldenModelTests
         }
     }
 
+    [Fact]
+    public void Left_padded_prompt_batch_generates_like_pytorch()
+    {
+        string dir = GoldenFixture.Dir("mistral_sw_f32");
+        using var model = InferenceModel.Load(dir);
+        var g = GoldenFixture.Load(Path.Combine(dir, "expected.json"));
+        int T = g.Greedy.Max(x => x.PromptIds.Length);
+        var ids = g.Greedy.Select(x => Enumerable.Repeat(0, T - x.PromptIds.Length).Concat(x.PromptIds).ToArray()).ToArray();
+        var mask = g.Greedy.Select(x => Enumerable.Repeat(0, T - x.PromptIds.Length).Concat(Enumerable.Repeat(1, x.PromptIds.Length)).ToArray()).ToArray();
+        var r = Generator.Generate(model, Generator.StripPadding(ids, mask), new GenerationOptions { MaxNewTokens = g.Greedy[0].GeneratedIds.Length });
+        for (int i = 0; i < g.Greedy.Length; i++) Assert.Equal(g.Greedy[i].GeneratedIds, r[i].GeneratedIds);
+    }
+
     [Theory]
     [MemberData(nameof(AdapterCases))]
     public void Lora_adapter_scores_and_generates_like_pytorch(string adapter)

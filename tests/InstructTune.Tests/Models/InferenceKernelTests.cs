@@ -37,6 +37,27 @@ public class InferenceKernelTests
     }
 
     [Theory]
+    [InlineData(1, 64)]
+    [InlineData(3, 300)]     // above the parallel threshold: blocks of three matrices split across threads
+    [InlineData(9, 65)]      // GEMM path
+    public void Forward_many_matches_naive_per_product(int T, int K)
+    {
+        var r = new Random(T + K);
+        var x = Rand(r, T * K);
+        int[] rows = [K, 7, 257];
+        var products = rows.Select((o, i) => (W: i == 1 ? WeightMatrix.FromBf16(o, K, Rand(r, o * K).Select(DTypes.F32ToBf16).ToArray())
+                                                        : WeightMatrix.FromF32(o, K, Rand(r, o * K)),
+                                              Bias: i == 2 ? null : Rand(r, o), Y: new float[T * o])).ToArray();
+        LinearKernels.ForwardMany(x, T, products);
+        foreach (var (w, b, y) in products)
+        {
+            var yn = new float[y.Length];
+            LinearKernels.ForwardNaive(x, w, b ?? [], yn, T);
+            GoldenFixture.AssertClose(yn, y, 1e-5 * Math.Sqrt(K), $"rows {w.Rows}");
+        }
+    }
+
+    [Theory]
     [InlineData(0, 8, 0)]
     [InlineData(5, 16, 0)]
     [InlineData(12, 16, 5)]

@@ -127,3 +127,39 @@ public class ModelCliTests
         Assert.True(model.Layers[0].Q.W.IsBf16);
     }
 }
+
+[Collection("Console")]
+public class ModelCliTokenizerTests
+{
+    [Fact]
+    public void Text_prompts_use_the_folder_tokenizer()
+    {
+        string src = TestPaths.SharedTestData("tokenizers", "llama2");
+        if (!Directory.Exists(src)) return;   // shared data absent: nothing to check against
+        using var tmp = new TempDir();
+        var cfg = new LlamaConfig { VocabSize = 32000, HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 1,
+            NumAttentionHeads = 2, NumKeyValueHeads = 1, MaxPositionEmbeddings = 128, EosTokenIds = [2], BosTokenId = 1 };
+        RandomCheckpoint.Create(cfg, tmp.Path, 1, DType.F32);
+        foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json" })
+            File.Copy(Path.Combine(src, f), tmp[f]);
+        var (o, e) = (new StringWriter(), new StringWriter());
+        var (po, pe) = (Console.Out, Console.Error);
+        Console.SetOut(o); Console.SetError(e);
+        int rc;
+        try { rc = CliApp.Run(["generate", "--model", tmp.Path, "--prompt", "Hello world", "--max-new-tokens", "3", "--json"]); }
+        finally { Console.SetOut(po); Console.SetError(pe); }
+        Assert.True(rc == 0, e.ToString());
+        using var d = JsonDocument.Parse(o.ToString());
+        // Llama-2's sentencepiece: <s> ▁Hello ▁world
+        Assert.Equal([1, 15043, 3186], d.RootElement.GetProperty("prompt_ids").EnumerateArray().Select(x => x.GetInt32()));
+        Assert.Equal(JsonValueKind.String, d.RootElement.GetProperty("text").ValueKind);
+
+        File.WriteAllText(tmp["in.jsonl"], "{\"text\":\"Hello world\"}\n");
+        Console.SetOut(o = new StringWriter()); Console.SetError(e);
+        try { rc = CliApp.Run(["score", "--model", tmp.Path, "--input", tmp["in.jsonl"]]); }
+        finally { Console.SetOut(po); Console.SetError(pe); }
+        Assert.True(rc == 0, e.ToString());
+        using var s = JsonDocument.Parse(o.ToString());
+        Assert.Equal(2, s.RootElement.GetProperty("next_token_logprobs").GetArrayLength());
+    }
+}

@@ -3,6 +3,7 @@
 // cache index i sees keys j with i − W < j ≤ i (Mistral's convention).
 using System.Buffers;
 using System.Numerics.Tensors;
+using InstructTune.Engine.Kernels;
 
 namespace InstructTune.Models.Inference;
 
@@ -71,7 +72,7 @@ public static class CachedAttention
         }
         long cost = 0;
         for (int n = 0; n < N; n++) cost += (long)(index[n] + 1) * nH * hd;
-        if (cost < 1 << 15 || work == 1) { for (int w = 0; w < work; w++) Run(w); }
-        else Parallel.For(0, work, Run);
+        if (cost < 1 << 15 || work == 1 || Parallel2.Threads == 1) { for (int w = 0; w < work; w++) Run(w); }
+        else Parallel.For(0, work, new ParallelOptions { MaxDegreeOfParallelism = Parallel2.Threads }, Run);
     }
 }

@@ -61,9 +61,7 @@ public sealed partial class InferenceModel
         {
             var L = Layers[l];
             InferenceOps.RmsNorm(X, L.InputNorm, eps, H, N, D);
-            L.Q.Forward(H, Q, N);
-            L.K.Forward(H, Kn, N);
-            L.V.Forward(H, Vn, N);
+            LinearWeights.ForwardMany(H, N, (L.Q, Q), (L.K, Kn), (L.V, Vn));
             for (int n = 0; n < N; n++)
             {
                 _rope.At(pos[n], out var cos, out var sin);
@@ -81,8 +79,7 @@ public sealed partial class InferenceModel
             L.O.Forward(A, T, N);
             System.Numerics.Tensors.TensorPrimitives.Add(X, T, X);
             InferenceOps.RmsNorm(X, L.PostAttentionNorm, eps, H, N, D);
-            L.Gate.Forward(H, G, N);
-            L.Up.Forward(H, U, N);
+            LinearWeights.ForwardMany(H, N, (L.Gate, G), (L.Up, U));
             InferenceOps.SwiGlu(G, U);
             L.Down.Forward(G, T, N);
             System.Numerics.Tensors.TensorPrimitives.Add(X, T, X);

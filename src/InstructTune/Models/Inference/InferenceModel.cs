@@ -21,6 +21,18 @@ public sealed class LinearWeights(WeightMatrix w, float[]? bias)
     public void Forward(ReadOnlySpan<float> X, Span<float> Y, int T)
     {
         LinearKernels.Forward(X, W, Bias, Y, T);
+        AddLora(X, Y, T);
+    }
+
+    /// <summary>Several linears of the same input in one parallel region (q/k/v; gate/up).</summary>
+    public static void ForwardMany(float[] X, int T, params (LinearWeights L, float[] Y)[] products)
+    {
+        LinearKernels.ForwardMany(X, T, products.Select(p => (p.L.W, p.L.Bias, p.Y)).ToArray());
+        foreach (var (l, y) in products) l.AddLora(X, y, T);
+    }
+
+    private void AddLora(ReadOnlySpan<float> X, Span<float> Y, int T)
+    {
         if (Lora is not { } d) return;
         var ax = new float[T * d.Rank];                                     // (T, r)
         LinearKernels.Forward(X, WeightMatrix.FromF32(d.Rank, d.In, d.A), [], ax, T);

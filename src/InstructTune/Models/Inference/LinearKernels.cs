@@ -34,23 +34,62 @@ public static class LinearKernels
                 for (int t = 0; t < T; t++) TensorPrimitives.Add(Y.Slice(t * O, O), bias, Y.Slice(t * O, O));
             return;
         }
-        int blocks = (O + 3) / 4;
-        int threads = (long)O * K >= ParallelThreshold ? Math.Min(Environment.ProcessorCount, blocks) : 1;
         unsafe
         {
             fixed (float* x = X, y = Y, b = bias)
+                Tiled(T, (nint)x, [new Job(W, bias.Length == 0 ? 0 : (nint)b, (nint)y)]);
+        }
+    }
+
+    /// <summary>Several products of the same input X [T, K] (e.g. q/k/v, or gate/up) in one parallel region, so
+    /// a decode step pays one dispatch for them instead of one each. Each output is [T, W.Rows].</summary>
+    public static void ForwardMany(float[] X, int T, params (WeightMatrix W, float[]? Bias, float[] Y)[] products)
+    {
+        if (T >= GemmMinTokens)
+        {
+            foreach (var (w, b, y) in products) Forward(X, w, b, y, T);
+            return;
+        }
+        var handles = new List<GCHandle>();
+        try
+        {
+            GCHandle Pin(object o) { var h = GCHandle.Alloc(o, GCHandleType.Pinned); handles.Add(h); return h; }
+            var jobs = new Job[products.Length];
+            for (int i = 0; i < products.Length; i++)
             {
-                // Pointers cross the thread boundary; the fixed scope outlives the parallel loop.
-                nint xp = (nint)x, yp = (nint)y, bp = bias.Length == 0 ? 0 : (nint)b;
-                if (threads == 1) Range(xp, W, bp, yp, T, 0, O);
-                else
-                    Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, part =>
-                    {
-                        int r0 = (int)((long)blocks * part / threads) * 4, r1 = Math.Min(O, (int)((long)blocks * (part + 1) / threads) * 4);
-                        Range(xp, W, bp, yp, T, r0, r1);
-                    });
+                var (w, b, y) = products[i];
+                if (X.Length < T * w.Cols || y.Length < T * w.Rows || (b != null && b.Length != w.Rows))
+                    throw new ArgumentException($"Linear: X {X.Length} / Y {y.Length} / bias {b?.Length} do not fit T={T}, W [{w.Rows},{w.Cols}]");
+                jobs[i] = new Job(w, b == null ? 0 : Pin(b).AddrOfPinnedObject(), Pin(y).AddrOfPinnedObject());
+            }
+            Tiled(T, Pin(X).AddrOfPinnedObject(), jobs);
+        }
+        finally { foreach (var h in handles) h.Free(); }
+    }
+
+    private readonly record struct Job(WeightMatrix W, nint Bias, nint Y);
+
+    /// <summary>Splits the 4-row blocks of all jobs into one contiguous range per thread.</summary>
+    private static void Tiled(int T, nint xp, Job[] jobs)
+    {
+        int totalBlocks = 0;
+        long elements = 0;
+        foreach (var j in jobs) { totalBlocks += (j.W.Rows + 3) / 4; elements += (long)j.W.Rows * j.W.Cols; }
+        int threads = elements >= ParallelThreshold ? Math.Min(Parallel2.Threads, totalBlocks) : 1;
+        void Part(int part)
+        {
+            int b0 = (int)((long)totalBlocks * part / threads), b1 = (int)((long)totalBlocks * (part + 1) / threads);
+            int first = 0;
+            foreach (var j in jobs)
+            {
+                int nb = (j.W.Rows + 3) / 4;
+                int lo = Math.Max(b0, first), hi = Math.Min(b1, first + nb);
+                if (lo < hi) Range(xp, j.W, j.Bias, j.Y, T, (lo - first) * 4, Math.Min(j.W.Rows, (hi - first) * 4));
+                first += nb;
             }
         }
+        if (threads == 1) Part(0);
+        else Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, Part);
     }
 
     private static unsafe void Range(nint xp, WeightMatrix W, nint bp, nint yp, int T, int r0, int r1)
