@@ -23,7 +23,7 @@ public static class BatchPlanner
 {
     public static List<PlannedBatch> Plan(IReadOnlyList<int> lengths, BatchOptions o, int seed, int epoch)
     {
-        var rng = new Random(HashCode.Combine(seed, epoch, 0x5eed));
+        var rng = new Random(InstructTune.Common.StableHash.Combine(seed, epoch, 0x5eed));
         var order = Enumerable.Range(0, lengths.Count).ToArray();
         rng.Shuffle(order);
         var batches = new List<PlannedBatch>();

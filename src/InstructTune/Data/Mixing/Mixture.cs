@@ -91,7 +91,7 @@ public static class StageSchedule
     {
         var result = new List<(int, int, int)>();
         var rng = new Random(seed);
-        var cyclers = stages.Select((st, i) => st.Sources.Select(s => new Mixture.Cycler(s.Count, HashCode.Combine(seed, i, s.Name))).ToArray()).ToArray();
+        var cyclers = stages.Select((st, i) => st.Sources.Select(s => new Mixture.Cycler(s.Count, InstructTune.Common.StableHash.Combine(seed, i, s.Name))).ToArray()).ToArray();
         for (int s = 0; s < stages.Count; s++)
         {
             for (int n = 0; n < stages[s].Examples; n++)

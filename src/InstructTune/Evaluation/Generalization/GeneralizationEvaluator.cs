@@ -25,7 +25,7 @@ public static class GeneralizationEvaluator
         var unseenByCluster = new Dictionary<string, List<double>>();
         foreach (var k in ks)
         {
-            var rng = new Random(HashCode.Combine(seed, k));
+            var rng = new Random(InstructTune.Common.StableHash.Combine(seed, k));
             var prompts = eval.Select(e => FewShot.Prompt(e, FewShot.Draw(e, k, train, clusters, rng))).ToList();
             var outputs = generator.Generate(prompts);
             if (outputs.Count != prompts.Count)
