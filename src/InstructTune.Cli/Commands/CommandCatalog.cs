@@ -10,6 +10,7 @@ public static class CommandCatalog
         foreach (var c in DataCommands.Create()) yield return c;
         yield return EvalCommands.Create();
         yield return VersionCommand.Create();
+        foreach (var c in TrainCommands.Create()) yield return c;
         foreach (var c in TokenizerCommands.All()) yield return c;
         yield return ChatTemplateCommands.Create();
         foreach (var c in ModelCommands.Create()) yield return c;
