@@ -46,6 +46,9 @@ public static class TrainCommands
             Console.Error.WriteLine("effective config:");
             Console.Error.WriteLine(yaml);
             var recipe = FineTuneRecipe.Setup(cfg, p.GetValue(resume), say: s => Console.Error.WriteLine(s));
+            // Test hook: stretch every checkpoint write so a test can SIGKILL the process in the middle of one.
+            if (int.TryParse(Environment.GetEnvironmentVariable("ITUNE_TEST_CHECKPOINT_SLEEP_MS"), out var sleepMs) && sleepMs > 0)
+                FineTuneRecipe.OnCheckpointWriting = _ => Thread.Sleep(sleepMs);
             Console.Error.WriteLine($"training {cfg.Training.Method}: step {recipe.Trainer.Step} → {recipe.TotalSteps}, " +
                                     $"{recipe.Trainer.Trainable.Sum(t => (long)t.Parameter.Length):N0} trainable parameters");
             TrainingSummary summary;
