@@ -46,8 +46,7 @@ public static class IFEvalCommands
             }
             try
             {
-                var loaded = IFEvalServices.Load(parse.GetValue(punkt), parse.GetValue(profiles), seedValue);
-                var services = new IFEvalServices(loaded.Sentences, loaded.Language) { Rules = ruleSet, RuleSeed = ruleSeed };
+                var services = IFEvalServices.Load(parse.GetValue(punkt), parse.GetValue(profiles), seedValue, ruleSet, ruleSeed);
                 var dir = parse.GetValue(outDir)!;
                 var result = IFEvalRun.Run(parse.GetValue(input)!, parse.GetValue(responses)!, services, dir);
                 foreach (var w in result.Warnings) Console.Error.WriteLine("warning: " + w);

@@ -18,7 +18,8 @@ public enum IFEvalRules
 
 /// <summary>
 /// The model-free language tools IFEval's checks call: Punkt sentence splitting (NLTK English parameters),
-/// nltk's word tokenizer and langdetect. Built once per evaluation.
+/// nltk's word tokenizer and langdetect. Load once and reuse; under <see cref="IFEvalRules.Release2023"/> the rule
+/// draws restart with each evaluation, so do not run two evaluations on one instance at the same time.
 /// </summary>
 public sealed class IFEvalServices
 {
@@ -58,12 +59,15 @@ public sealed class IFEvalServices
     /// the current directory and the application folder, or from <c>ITUNE_PUNKT_DIR</c> / <c>ITUNE_LANGDETECT_DIR</c>.
     /// </summary>
     /// <param name="seed">langdetect seed; null reseeds every detection at random like the official checker.</param>
-    public static IFEvalServices Load(string? punktDir = null, string? profilesDir = null, ulong? seed = 0)
+    /// <param name="rules">rule release (see <see cref="IFEvalRules"/>).</param>
+    /// <param name="ruleSeed">seed of the <see cref="IFEvalRules.Release2023"/> draws; null for random.</param>
+    public static IFEvalServices Load(string? punktDir = null, string? profilesDir = null, ulong? seed = 0,
+        IFEvalRules rules = IFEvalRules.Upstream, ulong? ruleSeed = 0)
     {
         punktDir ??= Environment.GetEnvironmentVariable("ITUNE_PUNKT_DIR") ?? FindShared("nltk-punkt-english");
         profilesDir ??= Environment.GetEnvironmentVariable("ITUNE_LANGDETECT_DIR") ?? FindShared("langdetect-profiles");
         return new IFEvalServices(PunktSentenceTokenizer.Load(punktDir),
-            new LangDetector(LangDetectProfiles.Load(profilesDir), seed));
+            new LangDetector(LangDetectProfiles.Load(profilesDir), seed)) { Rules = rules, RuleSeed = ruleSeed };
     }
 
     private static string FindShared(string name)
