@@ -50,6 +50,7 @@ public class SuiteTests
         var r = await SuiteRunner.RunAsync(Builtin with { Robustness = [], Conversations = [], Generalization = null }, new DelegateTextGenerator(Oracle), judge);
         Assert.Equal(Builtin.Instructions.Count, r.Judge!.Made);
         Assert.Equal(8, r.Judge.MeanScore);
+        Assert.Equal(7.0 / 9, r.PerLevel!.Single(l => l.Level == "conditional").Means["irs"], 1e-12);
         Assert.Null(r.Robustness);
     }
 

@@ -25,7 +25,8 @@ public static class GeneralizationEvaluator
         var unseenByCluster = new Dictionary<string, List<double>>();
         foreach (var k in ks)
         {
-            var rng = new Random(InstructTune.Common.StableHash.Combine(seed, k));
+            // Not HashCode.Combine: it is salted per process, and shot draws must repeat across runs.
+            var rng = new Random(unchecked(seed * 1_000_003 + k));
             var prompts = eval.Select(e => FewShot.Prompt(e, FewShot.Draw(e, k, train, clusters, rng))).ToList();
             var outputs = generator.Generate(prompts);
             if (outputs.Count != prompts.Count)

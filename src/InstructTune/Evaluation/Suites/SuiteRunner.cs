@@ -46,6 +46,10 @@ public static class SuiteRunner
             var irs = await judge.JudgeIrsAsync(instr.Select((r, i) => new IrsItem(r.Id, suite.Instructions[i].Instruction, r.Output,
                 suite.Instructions[i].References.FirstOrDefault())).ToList(), ct);
             judged = JudgeSummary.From(irs);
+            // Every metric per level, the judge's too: IRS mapped from 1–10 onto 0–1 beside the other scores.
+            instr = instr.Select((r, i) => irs[i].Score is { } score
+                ? r with { Metrics = new Dictionary<string, double>(r.Metrics) { ["irs"] = (score - 1) / 9 } }
+                : r).ToList();
         }
 
         return new EvaluationResults
