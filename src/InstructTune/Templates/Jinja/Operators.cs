@@ -139,7 +139,8 @@ public static class Operators
                 _ => throw new TemplateRuntimeException($"unsupported format character '{c}'"),
             });
         }
-        if (k < values.Count && args is not Dictionary<object, object?>) throw new TemplateRuntimeException("not all arguments converted during string formatting");
+        // CPython treats any non-tuple, non-str argument with __getitem__ (dict, list) as a mapping: no leftover check.
+        if (k < values.Count && args is not (Dictionary<object, object?> or List<object?>)) throw new TemplateRuntimeException("not all arguments converted during string formatting");
         return sb.ToString();
     }
 
