@@ -45,8 +45,6 @@ public sealed class Interpreter
     internal Func<DateTime> Clock { get; }
     private int _iterations;
     private bool _folding;
-    // Constant-ness of expression nodes, shared by every render of every template (nodes are immutable).
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Expr, object> ConstantCache = new();
     private int _callDepth;
 
     public Interpreter(IReadOnlyDictionary<string, object?> globals, RenderLimits limits, Func<DateTime> clock)
@@ -97,7 +95,7 @@ public sealed class Interpreter
         {
             case TextStmt t: output.Append(t.Text); return Flow.Normal;
             case OutputStmt o:
-                output.Append(Py.StrValue(IsConstant(o.Value) ? EvalFolded(o.Value, scope) : Eval(o.Value, scope)));
+                output.Append(Py.StrValue(TryFold(o.Value, scope, out var folded) ? folded : Eval(o.Value, scope)));
                 return Flow.Normal;
             case IfStmt i:
                 foreach (var (test, body) in i.Branches)
@@ -226,18 +224,11 @@ public sealed class Interpreter
     {
         // jinja2 folds constant sub-expressions at compile time when the value has a safe repr; emulate that
         // so that the one place where folding changes the result (slicing a non-sequence) agrees.
-        if (!_folding && e is not Literal && IsConstant(e))
-        {
-            object? folded;
-            try { folded = EvalFolded(e, scope); }
-            catch (TemplateRuntimeException) { folded = null; goto runtime; }
-            if (HasSafeRepr(folded)) return folded;
-        }
-        runtime:
+        if (!_folding && e is not Literal && TryFold(e, scope, out var folded) && HasSafeRepr(folded)) return folded;
         switch (e)
         {
             case Literal l: return l.Value;
-            case NameRef n: return Lookup(scope, n.Name);
+            case NameRef n: return _folding ? throw NotConstant : Lookup(scope, n.Name);
             case ListExpr l:
             {
                 var list = new List<object?>(l.Items.Count);
@@ -266,11 +257,14 @@ public sealed class Interpreter
             }
             case CallExpr c:
             {
+                if (_folding) throw NotConstant; // calls are never folded in the sandbox
                 var callee = Eval(c.Callee, scope);
                 var (args, kwargs) = EvalArgs(c.Args, c.Kwargs, scope);
                 return CallValue(callee, args, kwargs);
             }
-            case FilterExpr f: return ApplyFilter(f, Eval(f.Target!, scope), scope);
+            case FilterExpr f:
+                if (_folding && ContextFilters.Contains(f.Name)) throw NotConstant;
+                return ApplyFilter(f, Eval(f.Target!, scope), scope);
             case TestExpr t:
             {
                 var value = Eval(t.Target, scope);
@@ -316,12 +310,39 @@ public sealed class Interpreter
     /// Whether jinja2's optimiser would fold this {{ … }} expression at compile time: no variables and no calls
     /// (calls are never folded in the sandbox). Only the slicing of non-sequences behaves differently then.
     /// </summary>
-    private object? EvalFolded(Expr e, Scope scope)
+    /// <summary>What jinja2's as_const would give for a node: nothing (it reads variables or calls), a value, or an error.</summary>
+    private sealed record Folded(bool IsConstant, object? Value, bool Failed);
+
+    // Folding reads no variables, so its outcome is the same on every render of every template: cache it per node.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Expr, Folded> FoldCache = new();
+
+    /// <summary>Thrown inside folding when the expression needs a variable, a call or a context filter.</summary>
+    private sealed class NotConstantException : Exception;
+    private static readonly NotConstantException NotConstant = new();
+
+    // Filters that take the context (pass_context) are never folded.
+    private static readonly HashSet<string> ContextFilters = ["map", "select", "reject", "selectattr", "rejectattr"];
+
+    /// <summary>
+    /// Emulates jinja2's compile-time constant folding (nodes' as_const, which short-circuits conditionals and
+    /// and/or exactly like evaluation does). It matters in one place: slicing a non-sequence gives Undefined when
+    /// folded but a TypeError at run time.
+    /// </summary>
+    private bool TryFold(Expr e, Scope scope, out object? value)
     {
-        bool was = _folding;
-        _folding = true;
-        try { return Eval(e, scope); }
-        finally { _folding = was; }
+        if (!FoldCache.TryGetValue(e, out var f))
+        {
+            bool was = _folding;
+            _folding = true;
+            try { f = new Folded(true, Eval(e, scope), false); }
+            catch (NotConstantException) { f = new Folded(false, null, false); }
+            catch (TemplateRuntimeException) { f = new Folded(true, null, true); }
+            catch (JinjaGlobals.RaisedException) { f = new Folded(false, null, false); }
+            finally { _folding = was; }
+            FoldCache.AddOrUpdate(e, f);
+        }
+        value = f.Value;
+        return f.IsConstant && !f.Failed;
     }
 
     private static bool HasSafeRepr(object? v) => v switch
@@ -330,36 +351,6 @@ public sealed class Interpreter
         List<object?> l => l.All(HasSafeRepr),
         JTuple t => t.Items.All(HasSafeRepr),
         Dictionary<object, object?> d => d.All(kv => HasSafeRepr(Py.FromKey(kv.Key)) && HasSafeRepr(kv.Value)),
-        _ => false,
-    };
-
-    private bool IsConstant(Expr e)
-    {
-        if (ConstantCache.TryGetValue(e, out var c)) return (bool)c;
-        bool value = ComputeIsConstant(e);
-        ConstantCache.AddOrUpdate(e, value);
-        return value;
-    }
-
-    // Filters that take the context (pass_context) are never folded.
-    private static readonly HashSet<string> ContextFilters = ["map", "select", "reject", "selectattr", "rejectattr"];
-
-    private bool ComputeIsConstant(Expr e) => e switch
-    {
-        Literal => true,
-        NameRef or CallExpr => false,
-        ListExpr l => l.Items.All(IsConstant),
-        TupleExpr t => t.Items.All(IsConstant),
-        DictExpr d => d.Items.All(kv => IsConstant(kv.Key) && IsConstant(kv.Value)),
-        GetAttr a => IsConstant(a.Target),
-        GetItem g => IsConstant(g.Target) && IsConstant(g.Index),
-        SliceExpr s => (s.Start is null || IsConstant(s.Start)) && (s.Stop is null || IsConstant(s.Stop)) && (s.Step is null || IsConstant(s.Step)),
-        FilterExpr f => !ContextFilters.Contains(f.Name) && f.Target is not null && IsConstant(f.Target) && f.Args.All(IsConstant) && f.Kwargs.All(k => IsConstant(k.Value)),
-        TestExpr t => IsConstant(t.Target) && t.Args.All(IsConstant),
-        UnaryExpr u => IsConstant(u.Operand),
-        BinaryExpr b => IsConstant(b.Left) && IsConstant(b.Right),
-        CompareExpr c => IsConstant(c.First) && c.Rest.All(r => IsConstant(r.Right)),
-        CondExpr c => IsConstant(c.Test) && IsConstant(c.Then) && (c.Else is null || IsConstant(c.Else)),
         _ => false,
     };
 

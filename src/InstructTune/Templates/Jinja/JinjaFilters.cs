@@ -345,9 +345,15 @@ public static class JinjaFilters
             case double d: return double.IsFinite(d) ? (long)Math.Truncate(d) : dflt;
             case string or TaggedText:
             {
-                var t = Py.Text(v).Trim().Replace("_", "");
-                try { return Convert.ToInt64(t, (int)numberBase); }
-                catch (Exception) { }
+                // Python int(): surrounding whitespace allowed, underscores only between digits.
+                var t = Py.Text(v).Trim(JinjaLexer.PyWhitespace);
+                if (System.Text.RegularExpressions.Regex.IsMatch(t, @"^[+-]?[0-9A-Za-z]+(_[0-9A-Za-z]+)*$"))
+                {
+                    try { return Convert.ToInt64(t.Replace("_", ""), (int)numberBase); }
+                    catch (Exception e) when (e is FormatException or OverflowException or ArgumentException) { }
+                }
+                if (t.Contains("__") || t.StartsWith('_') || t.EndsWith('_')) return dflt;
+                t = t.Replace("_", "");
                 if (double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out var f)) return (long)Math.Truncate(f);
                 return dflt;
             }

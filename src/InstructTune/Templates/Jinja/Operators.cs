@@ -15,6 +15,8 @@ public static class Operators
             CheckSize(Py.Text(r).Length, limits);
             return r;
         }
+        // CPython treats an argument with __getitem__ (jinja2's Undefined has one) as a mapping for str % args.
+        if (op == "%" && Py.IsString(a) && b is Undefined) return PercentFormat(Py.Text(a), b);
         if (a is Undefined ua) throw new TemplateRuntimeException(ua.Hint);
         if (b is Undefined ub) throw new TemplateRuntimeException(ub.Hint);
         switch (op)
@@ -139,7 +141,8 @@ public static class Operators
                 _ => throw new TemplateRuntimeException($"unsupported format character '{c}'"),
             });
         }
-        if (k < values.Count && args is not Dictionary<object, object?>) throw new TemplateRuntimeException("not all arguments converted during string formatting");
+        // CPython treats any non-tuple, non-str argument with __getitem__ (dict, list) as a mapping: no leftover check.
+        if (k < values.Count && args is not (Dictionary<object, object?> or List<object?> or Undefined)) throw new TemplateRuntimeException("not all arguments converted during string formatting");
         return sb.ToString();
     }
 

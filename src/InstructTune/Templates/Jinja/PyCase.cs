@@ -14,6 +14,13 @@ public static class PyCase
         ['ﬄ'] = "FFL", ['ﬅ'] = "ST", ['ﬆ'] = "ST", ['և'] = "ԵՒ", ['ﬓ'] = "ՄՆ", ['ﬔ'] = "ՄԵ", ['ﬕ'] = "ՄԻ", ['ﬖ'] = "ՎՆ", ['ﬗ'] = "ՄԽ",
     };
 
+    // Digraphs whose title case differs from their upper case (Unicode titlecase mapping).
+    private static readonly Dictionary<char, char> TitleSpecial = new()
+    {
+        ['Ǆ'] = 'ǅ', ['ǅ'] = 'ǅ', ['ǆ'] = 'ǅ', ['Ǉ'] = 'ǈ', ['ǈ'] = 'ǈ', ['ǉ'] = 'ǈ',
+        ['Ǌ'] = 'ǋ', ['ǋ'] = 'ǋ', ['ǌ'] = 'ǋ', ['Ǳ'] = 'ǲ', ['ǲ'] = 'ǲ', ['ǳ'] = 'ǲ',
+    };
+
     public static string Upper(string s)
     {
         StringBuilder? sb = null;
@@ -34,7 +41,8 @@ public static class PyCase
     public static string Capitalize(string s)
     {
         if (s.Length == 0) return s;
-        string first = UpperSpecial.TryGetValue(s[0], out var rep) ? rep[..1] + rep[1..].ToLowerInvariant() : char.ToUpperInvariant(s[0]).ToString();
+        string first = TitleSpecial.TryGetValue(s[0], out var title) ? title.ToString()
+            : UpperSpecial.TryGetValue(s[0], out var rep) ? rep[..1] + rep[1..].ToLowerInvariant() : char.ToUpperInvariant(s[0]).ToString();
         return first + Lower(s[1..]);
     }
 
