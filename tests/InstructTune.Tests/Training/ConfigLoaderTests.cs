@@ -73,3 +73,22 @@ public class ConfigLoaderTests
         Assert.Equal(1.5, again.Loss.TaskWeights!["x"]);
     }
 }
+
+public class ShippedConfigTests
+{
+    public static TheoryData<string> Configs()
+    {
+        var data = new TheoryData<string>();
+        foreach (var f in Directory.EnumerateFiles(Path.Combine(TestPaths.RepoRoot, "configs"), "*.yaml").Order()) data.Add(Path.GetFileName(f));
+        return data;
+    }
+
+    [Theory, MemberData(nameof(Configs))]
+    public void EveryShippedConfigParsesAndNamesItsCommand(string file)
+    {
+        var path = Path.Combine(TestPaths.RepoRoot, "configs", file);
+        var config = ConfigLoader.Load<TrainConfig>(path);
+        Assert.Contains($"--config configs/{file}", File.ReadLines(path).First(l => l.StartsWith("# Run:")));
+        Assert.True(config.Training.LearningRate > 0);
+    }
+}
