@@ -148,6 +148,7 @@ internal static unsafe class GemmPack
 
     /// <summary>Writes the transpose of the 8×8 block whose rows are r0..r7: dst[c·dstStride + r] = r_r[c].
     /// (unpack → shuffle → 128-bit permute network).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     internal static void Transpose8x8Store(Vector256<float> r0, Vector256<float> r1, Vector256<float> r2,
         Vector256<float> r3, Vector256<float> r4, Vector256<float> r5, Vector256<float> r6, Vector256<float> r7,
         float* dst, nint dstStride)
