@@ -7,6 +7,7 @@ public static class BenchCatalog
     {
         ["gemm"] = ("GEMM GFLOP/s of config-L step products, managed vs OpenBLAS; GEMV GB/s", GemmBench.Run),
         ["data"] = ("prepare 50k Alpaca-sized records (llama2, alpaca template, dedup, packing): records/s, memory", DataBench.Run),
+        ["tokenizers"] = ("encode MB/s: llama2 .model vs sentencepiece, llama3 tokenizer.json vs HF tokenizers [--mb 10]", TokenizerBench.Run),
     };
 
     public static int Run(string[] args)

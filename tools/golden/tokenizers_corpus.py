@@ -90,3 +90,13 @@ with open(path, "w", encoding="utf-8") as f:
     for s in out:
         f.write(json.dumps({"text": s}, ensure_ascii=True) + "\n")
 print(len(out), "strings ->", os.path.normpath(path))
+
+# train_corpus.txt: the corpus strings that fit on one line, the input of the train-tokenizer fixture
+# (tests/fixtures/tokenizers/trained/, made by `itune train-tokenizer --input … --vocab-size 600`; see
+# tools/golden/tokenizers-node/make_refs.js --check-trained for its reference).
+train = os.path.join(os.path.dirname(path), "train_corpus.txt")
+with open(train, "w", encoding="utf-8", newline="\n") as f:
+    for s in out:
+        if any(c in s for c in "\n\r\x0b\x0c\x85\u2028\u2029") or any(0xD800 <= ord(c) <= 0xDFFF for c in s):
+            continue
+        f.write(s + "\n")

@@ -27,7 +27,8 @@ internal sealed class UnicodeNormalizer(NormalizationForm form) : INormalizer
     public NormalizedText Normalize(NormalizedText input)
     {
         var text = input.Text;
-        if (text.IsNormalized(form)) return input;
+        if (UnicodeNormalization.IsTriviallyNormalized(text, form)) return input;
+        bool changed = false;
         var b = new NormalizedBuilder(text.Length + 8);
         int i = 0;
         while (i < text.Length)
@@ -35,28 +36,31 @@ internal sealed class UnicodeNormalizer(NormalizationForm form) : INormalizer
             int start = i;
             UnicodeClass.CodePointAt(text, i, out int n);
             i += n;
-            // Extend over combining marks and Hangul medial/final jamo, which compose with what precedes them.
             while (i < text.Length)
             {
                 int cp = UnicodeClass.CodePointAt(text, i, out n);
-                if (!IsCombining(cp)) break;
+                if (!UnicodeNormalization.AttachesToPrevious(cp, form)) break;
                 i += n;
             }
             var cluster = text.AsSpan(start, i - start);
-            string norm;
-            try { norm = cluster.ToString().Normalize(form); }
-            catch (ArgumentException) { norm = cluster.ToString(); }
-            b.Append(norm, input.OriginalStart(start), input.OriginalEnd(i));
+            string norm = UnicodeNormalization.Normalize(cluster, form);
+            if (cluster.SequenceEqual(norm)) { b.AppendFrom(input, start, i); continue; }
+            changed = true;
+            // As HF's alignments: the k-th output character takes the k-th input character's span; surplus
+            // output characters (decomposition) take the last one's; surplus input characters are dropped.
+            var starts = new List<int>();
+            for (int k = start; k < i; k += char.IsHighSurrogate(text[k]) && k + 1 < i ? 2 : 1) starts.Add(k);
+            int cpIndex = 0;
+            for (int k = 0; k < norm.Length; cpIndex++)
+            {
+                int src = starts[Math.Min(cpIndex, starts.Count - 1)];
+                int srcEnd = src + (char.IsHighSurrogate(text[src]) && src + 1 < i ? 2 : 1);
+                int len = char.IsHighSurrogate(norm[k]) && k + 1 < norm.Length ? 2 : 1;
+                b.Append(norm.AsSpan(k, len), input.OriginalStart(src), input.OriginalEnd(srcEnd));
+                k += len;
+            }
         }
-        return b.Build();
-    }
-
-    private static bool IsCombining(int cp)
-    {
-        if (cp is >= 0x1160 and <= 0x11FF) return true; // Hangul jungseong/jongseong
-        if (cp is >= 0xD800 and <= 0xDFFF) return false;
-        var cat = Rune.GetUnicodeCategory(new Rune(cp));
-        return cat is UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark or UnicodeCategory.EnclosingMark;
+        return changed ? b.Build() : input;
     }
 }
 
@@ -101,7 +105,7 @@ internal sealed class StripNormalizer(bool left, bool right) : INormalizer
     }
 }
 
-/// <summary>StripAccents: drops non-spacing marks (meant to follow NFD/NFKD).</summary>
+/// <summary>StripAccents: drops every combining mark (Mn, Mc, Me, as HF's is_combining_mark; meant to follow NFD/NFKD).</summary>
 internal sealed class StripAccentsNormalizer : INormalizer
 {
     public NormalizedText Normalize(NormalizedText input)
@@ -109,7 +113,8 @@ internal sealed class StripAccentsNormalizer : INormalizer
         var t = input.Text;
         var b = new NormalizedBuilder(t.Length);
         for (int i = 0; i < t.Length; i++)
-            if (char.GetUnicodeCategory(t[i]) != UnicodeCategory.NonSpacingMark) b.AppendFrom(input, i, i + 1);
+            if (char.GetUnicodeCategory(t[i]) is not (UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark
+                    or UnicodeCategory.EnclosingMark)) b.AppendFrom(input, i, i + 1);
         return b.Build();
     }
 }

@@ -1,8 +1,11 @@
 // Writes tests/fixtures/tokenizers/ref_<name>.jsonl for gpt2, llama2, llama3, phi3-mini, qwen2.5 (tokenizer.json)
+// and ref_synthetic_<name>.jsonl for tests/fixtures/tokenizers/synthetic/<name>.json
 // from Hugging Face's own `tokenizers` node bindings (npm package "tokenizers", 0.23.x).
 // Run: cd tools/golden/tokenizers-node && npm install && node make_refs.js
-// Also: node make_refs.js --check-trained DIR CORPUS OUT  (encodes CORPUS lines with DIR/tokenizer.json, used by
-// the train-tokenizer compatibility fixture).
+// Also: node make_refs.js --check-trained DIR CORPUS OUT  (encodes CORPUS — text lines, or "text" of .jsonl lines —
+// with DIR/tokenizer.json; makes tests/fixtures/tokenizers/ref_trained.jsonl for the tokenizer that
+// `itune train-tokenizer --input tests/fixtures/tokenizers/train_corpus.txt --vocab-size 600
+//  --out tests/fixtures/tokenizers/trained` wrote, with corpus.jsonl as CORPUS).
 // Each line (same order as corpus.jsonl): ids (no special tokens), offsets converted from code points to
 // UTF-16 units, ids_special (add_special_tokens=true), decoded / decoded_skip (decode of ids_special).
 const fs = require("fs");
@@ -44,7 +47,8 @@ async function refs(tokFile, texts) {
 async function main() {
   const args = process.argv.slice(2);
   if (args[0] === "--check-trained") {
-    const texts = fs.readFileSync(args[2], "utf8").split("\n").filter((l) => l.length > 0);
+    const lines = fs.readFileSync(args[2], "utf8").split("\n").filter((l) => l.length > 0);
+    const texts = args[2].endsWith(".jsonl") ? lines.map((l) => JSON.parse(l).text) : lines;
     fs.writeFileSync(args[3], await refs(path.join(args[1], "tokenizer.json"), texts));
     return;
   }
@@ -54,6 +58,13 @@ async function main() {
     const out = path.join(fixtures, `ref_${name}.jsonl`);
     fs.writeFileSync(out, await refs(path.join(shared, name, "tokenizer.json"), texts));
     console.log(name, "->", out);
+  }
+  // Hand-built tokenizers from tools/golden/tokenizers_synthetic.py (components the real ones do not use).
+  const synth = path.join(fixtures, "synthetic");
+  for (const file of fs.readdirSync(synth).filter((f) => f.endsWith(".json")).sort()) {
+    const out = path.join(fixtures, `ref_synthetic_${file.replace(/\.json$/, "")}.jsonl`);
+    fs.writeFileSync(out, await refs(path.join(synth, file), texts));
+    console.log(file, "->", out);
   }
 }
 main().catch((e) => { console.error(e); process.exit(1); });
