@@ -32,6 +32,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared", "testdata"))
 OUT = os.path.join(ROOT, "tests", "fixtures", "templates")
 FIXED_NOW = datetime(2024, 7, 26, 14, 5, 9)
+# Shifts every fuzz seed: TEMPLATES_FUZZ_SEED=1 python3 tools/golden/templates_render.py explores new cases
+# (the committed fixtures use 0).
+SEED_SHIFT = int(os.environ.get("TEMPLATES_FUZZ_SEED", "0"))
 
 
 class GenerationTag(jinja2.ext.Extension):
@@ -144,6 +147,24 @@ TOOL_CONVERSATIONS = {
 }
 
 
+def random_conversations(n, seed=7):
+    """Random conversations: mostly alternating, sometimes not; contents with edge whitespace and odd characters."""
+    import random
+    rng = random.Random(seed + SEED_SHIFT)
+    bits = ["Hello", " world ", "\n", "  ", "\t", "ünï", "日本", "🙂", "{{ x }}", "{% y %}", "'", "\"", "\\", "<s>", "[INST]", "a\r\nb", "42", ""]
+    convs = []
+    for _ in range(n):
+        msgs = []
+        if rng.random() < 0.4:
+            msgs.append(m("system", "".join(rng.choice(bits) for _ in range(rng.randrange(0, 5)))))
+        turns = rng.randrange(1, 6)
+        for i in range(turns):
+            role = ("user", "assistant")[i % 2] if rng.random() < 0.9 else rng.choice(["user", "assistant", "system"])
+            msgs.append(m(role, "".join(rng.choice(bits) for _ in range(rng.randrange(0, 6)))))
+        convs.append(msgs)
+    return convs
+
+
 def shared_templates():
     out = []
     for path in sorted(glob.glob(os.path.join(SHARED, "chat_templates", "*.jinja"))):
@@ -225,6 +246,17 @@ FEATURES = {
     "with_and_filter_block": "{% with a = 1, b = 2 %}{{ a + b }}{% endwith %}{% filter upper %}shout {{ 'this' }}{% endfilter %}",
     "messages_features": "{% for message in messages %}{{ message.role | upper }}:{{ message['content'] | trim }}"
                          "{% if not loop.last %}\n{% endif %}{% endfor %}{% if add_generation_prompt %}\nASSISTANT:{% endif %}",
+    "unicode_case": "{{ 'Straße ﬁx ŉ' | upper }}|{{ 'İSTANBUL ΟΔΟΣ ΟΔΟΣ. Σ' | lower }}|{{ 'straße'.upper() }}|{{ 'ÉCOLE'.lower() }}|"
+                    "{{ ['b', 'Ä', 'a'] | sort }}|{{ 'ßa' | capitalize }}|{{ ['a\u200db', 'é\x85', '\u2028', '🙂'] }}|{{ 'x\u0000y' | tojson }}",
+    "misc_features": "{% set a, b = 1, 'two' %}{{ a }}{{ b }}|{% for p, q in [[1, 2], (3, 4)] %}{{ p * q }},{% endfor %}|"
+                     "{% for x in [1, 1, 2, 3, 3] %}{% if loop.changed(x) %}{{ x }}{% endif %}{% endfor %}|{{ '%s-%s' | format('a', 1) }}|"
+                     "{{ dict(k=1, j='x') }}|{% set ns = namespace({'z': 5}) %}{{ ns.z }}|{{ {'y': 3} | attr('y') }}|"
+                     "{% filter trim %}   padded   {% endfilter %}|{{ '\u00e9\x41\U0001F600' }}|{{ 'a' if none is none }}|{{ (1, 2) | list }}|"
+                     "{{ [1, [2, [3]]] | length }}|{{ 'ab' ~ 3 ~ [4] }}|{{ 10 ** -1 }}|{{ 7 / 7 }}|{{ 2 * 3.0 }}|{{ -0.0 }}|{{ 1e16 }}|{{ 123456.789 }}",
+    "macro_features": "{% macro f(a, b=a ~ '!', c=none) %}{{ a }}{{ b }}{{ c }}{{ varargs }}{{ kwargs }}{% endmacro %}"
+                      "{{ f(1) }}|{{ f(1, 2, 3, 4, 5) }}|{{ f('x', c='y') }}|{{ f('x', z=1) }}|"
+                      "{% macro row(x) %}<{{ caller(x * 2) }}>{% endmacro %}{% call(v) row(3) %}[{{ v }}]{% endcall %}|"
+                      "{% macro outer() %}{% macro inner() %}I{% endmacro %}{{ inner() }}O{% endmacro %}{{ outer() }}",
     "raise_custom": "{% if messages | length > 1 %}{{ raise_exception('too many: ' ~ messages | length) }}{% endif %}ok",
 }
 
@@ -240,6 +272,138 @@ FEATURE_ERRORS = {
 }
 
 
+def whitespace_fuzz(n, seed=1234):
+    """Random mixes of text with spaces/tabs/newlines and tags with -/+ whitespace control (lexer stress)."""
+    import random
+    rng = random.Random(seed + SEED_SHIFT)
+    texts = ["", " ", "  ", "\t", "\n", " \n", "\n  ", "\n\n", "a", " b ", "c\n", "\n d", "\t\te\n ", "x y"]
+
+    def sign():
+        return rng.choice(["", "", "-", "+"])
+
+    def end_sign():
+        return rng.choice(["", "", "-"])
+
+    def piece(depth):
+        k = rng.randrange(6 if depth < 2 else 3)
+        if k == 0:
+            return rng.choice(texts)
+        if k == 1:
+            return "{{" + sign().replace("+", "") + " 'v' " + end_sign() + "}}"
+        if k == 2:
+            return "{#" + sign() + " note " + end_sign() + "#}"
+        body = "".join(piece(depth + 1) for _ in range(rng.randrange(1, 4)))
+        if k == 3:
+            return "{%" + sign() + " if true " + end_sign() + "%}" + body + "{%" + sign() + " endif " + end_sign() + "%}"
+        if k == 4:
+            return "{%" + sign() + " for i in range(2) " + end_sign() + "%}" + body + "{{ i }}{%" + sign() + " endfor " + end_sign() + "%}"
+        return "{%" + sign() + " set t = 1 " + end_sign() + "%}" + body
+
+    return ["".join(piece(0) for _ in range(rng.randrange(2, 7))) + rng.choice(["", "\n", "\n\n", " \n"]) for _ in range(n)]
+
+
+def expression_fuzz(n, seed=99):
+    """Random expressions over literals, operators, filters, tests, slices and methods (evaluator stress)."""
+    import random
+    rng = random.Random(seed + SEED_SHIFT)
+    atoms = ["0", "1", "2", "-3", "7", "2.5", "0.1", "-1.5", "1e3", "'ab'", "'Hello World'", "'  pad  '", "''", "'a,b,c'",
+             "none", "true", "false", "[1, 2, 3]", "['b', 'a', 'C']", "[]", "{'k': 1, 'j': 'v'}", "{}", "(1, 'x')",
+             "messages[0]['content']", "messages | length", "messages[-1].role", "undefined_var", "ns.n", "'x' * 3"]
+    filters = ["length", "upper", "lower", "trim", "first", "last", "list", "sort", "reverse", "string", "int", "float",
+               "round", "abs", "title", "capitalize", "tojson", "unique | list", "join('-')", "default('D')", "replace('a', 'Z')",
+               "count", "sum", "min", "max", "items | list", "tojson(indent=1)", "map('string') | list", "select | list",
+               "round(1)", "int(5)", "center(7)", "indent(2)", "dictsort", "batch(2) | list", "wordcount"]
+    tests = ["defined", "undefined", "none", "string", "number", "mapping", "iterable", "sequence", "true", "false",
+             "odd", "even", "integer", "float", "boolean", "equalto 2", "in [1, 2]", "lower", "divisibleby 2"]
+    binops = ["+", "-", "*", "/", "//", "%", "~", "==", "!=", "<", ">=", "and", "or", "in", "not in", "**"]
+    methods = ["strip()", "upper()", "split(',')", "startswith('a')", "endswith('c')", "replace('a', 'b')", "keys() | list",
+               "values() | list", "get('k')", "get('zz', 9)", "items() | list", "title()", "lstrip()", "find('b')", "count('a')"]
+
+    def expr(d):
+        k = rng.randrange(9 if d < 3 else 1)
+        if k == 0:
+            return rng.choice(atoms)
+        if k == 1:
+            return "(" + expr(d + 1) + " " + rng.choice(binops) + " " + expr(d + 1) + ")"
+        if k == 2:
+            return "(" + expr(d + 1) + " | " + rng.choice(filters) + ")"
+        if k == 3:
+            return "(" + expr(d + 1) + " is " + rng.choice(["", "not "]) + rng.choice(tests) + ")"
+        if k == 4:
+            return "(not " + expr(d + 1) + ")"
+        if k == 5:
+            return "(" + expr(d + 1) + " if " + expr(d + 1) + " else " + expr(d + 1) + ")"
+        if k == 6:
+            a, b = rng.choice(["", "1", "-1", "0", "-2"]), rng.choice(["", "2", "-1", "5"])
+            return "(" + expr(d + 1) + ")[" + rng.choice([a + ":" + b, a + ":" + b + ":" + rng.choice(["-1", "2"]), rng.choice(["0", "-1", "1"])]) + "]"
+        if k == 7:
+            return "(" + expr(d + 1) + ")." + rng.choice(methods)
+        return "[" + expr(d + 1) + ", " + expr(d + 1) + "]"
+
+    prefix = "{% set ns = namespace(n=4) %}"
+    return [prefix + "{{ " + expr(0) + " }}" for _ in range(n)]
+
+
+def statement_fuzz(n, seed=4242):
+    """Random programs of for/if/set/namespace/macro/loop controls (scoping and control-flow stress)."""
+    import random
+    rng = random.Random(seed + SEED_SHIFT)
+    conds = ["loop.first", "loop.last", "x is even", "x > 1", "v is defined", "ns.c > 2", "not loop.first and x != 2",
+             "messages | length > 2", "x in [1, 3]", "v == 'a'", "true", "false"]
+    values = ["x", "v", "loop.index", "loop.revindex0", "ns.c", "loop.previtem", "loop.nextitem", "v ~ x", "loop.length",
+              "m(x)", "messages[x % 3]['role']", "'lit'"]
+
+    def stmt(depth, in_loop):
+        k = rng.randrange(8 if depth < 3 else 3)
+        if k == 0:
+            return "{{ " + (rng.choice(values) if in_loop else rng.choice(["v", "ns.c", "'t'", "m(1)"])) + " }}"
+        if k == 1:
+            return "{% set v = " + rng.choice(["'a'", "'b'", "v ~ '+'" if rng.random() < 0.5 else "1"]) + " %}"
+        if k == 2:
+            return "{% set ns.c = ns.c + 1 %}"
+        if k == 3:
+            inner = "".join(stmt(depth + 1, True) for _ in range(rng.randrange(1, 4)))
+            iterable = rng.choice(["[1, 2, 3]", "range(4)", "[]", "[2, 1]"])
+            filt = rng.choice(["", "", " if x != 2"])
+            els = rng.choice(["", "", "{% else %}E"])
+            return "{% for x in " + iterable + filt + " %}" + inner + els + "{% endfor %}"
+        if k == 4 and in_loop:
+            c = rng.choice(conds)
+            return "{% if " + c + " %}" + stmt(depth + 1, in_loop) + "{% elif " + rng.choice(conds) + " %}" + \
+                stmt(depth + 1, in_loop) + "{% else %}" + stmt(depth + 1, in_loop) + "{% endif %}"
+        if k == 5 and in_loop:
+            return "{% if " + rng.choice(conds) + " %}{% " + rng.choice(["break", "continue"]) + " %}{% endif %}"
+        if k == 6:
+            return "[" + "".join(stmt(depth + 1, in_loop) for _ in range(2)) + "]"
+        return "{% if v is defined %}D{% else %}U{% endif %}"
+
+    prelude = "{% set ns = namespace(c=0) %}{% macro m(n) %}<{{ n }}{{ ns.c }}>{% endmacro %}"
+    return [prelude + "".join(stmt(0, False) for _ in range(rng.randrange(2, 5))) + "|{{ ns.c }}{{ v }}" for _ in range(n)]
+
+
+def string_fuzz(n, seed=555):
+    """Random strings (unicode whitespace, case, digits, punctuation) through string filters and methods."""
+    import random
+    rng = random.Random(seed + SEED_SHIFT)
+    pieces = ["a", "B", "ß", "é", "İ", "ǅ", "ﬁ", " ", "  ", "\\t", "\\n", "\\u00a0", "\\u3000", "\\u2003", "-", "(", "'s", "x1", "42",
+              "3.5", "-7", "Hello", "wORLD", ",", ".", "_", "日本", "😀", "\\u200b", "\\r\\n", "\\x1f", "\\u0085"]
+    ops = ["trim", "upper", "lower", "title", "capitalize", "length", "wordcount", "center(9)", "indent(2)", "indent(2, true)",
+           "indent(2, blank=true)", "replace(' ', '_')", "int", "float", "list | length", "reverse", "string", "tojson",
+           "tojson(ensure_ascii=true)", "first", "last", "escape"]
+    methods = ["strip()", "lstrip()", "rstrip()", "split()", "split(' ')", "splitlines()", "title()", "capitalize()", "isdigit()",
+               "isspace()", "isalpha()", "isupper()", "islower()", "upper()", "lower()", "startswith(' ')", "strip(' a')", "rsplit(None, 1)",
+               "split(None, 1)", "swapcase()", "zfill(6)", "find('a')", "count(' ')"]
+    out = []
+    for _ in range(n):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 7)))
+        if rng.random() < 0.5:
+            expr = "'" + text + "' | " + rng.choice(ops)
+        else:
+            expr = "('" + text + "')." + rng.choice(methods)
+        out.append("{{ " + expr + " }}")
+    return out
+
+
 def main():
     cases = []
     for template_id, source, tok_dir in shared_templates():
@@ -249,6 +413,11 @@ def main():
                 r = render(source, tokens, conv, agp)
                 cases.append({"template": template_id, "tokenizer": os.path.basename(tok_dir), "conversation": conv_name,
                               "messages": conv, "add_generation_prompt": agp, **r})
+        for k, conv in enumerate(random_conversations(25)):
+            agp = k % 2 == 1
+            r = render(source, tokens, conv, agp)
+            cases.append({"template": template_id, "tokenizer": os.path.basename(tok_dir), "conversation": f"random_{k:02d}",
+                          "messages": conv, "add_generation_prompt": agp, **r})
         if "llama3.1" in template_id or "mistral-nemo" in template_id or "qwen2.5" in template_id:
             for conv_name, conv in TOOL_CONVERSATIONS.items():
                 for agp in (False, True):
@@ -257,7 +426,11 @@ def main():
                     cases.append({"template": template_id, "tokenizer": os.path.basename(tok_dir), "conversation": conv_name,
                                   "messages": conv, "add_generation_prompt": agp, "extra": extra, **r})
     feature_msgs = CONVERSATIONS["padded_content"]
-    for name, source in {**FEATURES, **FEATURE_ERRORS}.items():
+    fuzz = {f"ws_fuzz_{i:03d}": src for i, src in enumerate(whitespace_fuzz(250))}
+    fuzz.update({f"expr_fuzz_{i:03d}": src for i, src in enumerate(expression_fuzz(500))})
+    fuzz.update({f"stmt_fuzz_{i:03d}": src for i, src in enumerate(statement_fuzz(200))})
+    fuzz.update({f"str_fuzz_{i:03d}": src for i, src in enumerate(string_fuzz(300))})
+    for name, source in {**FEATURES, **FEATURE_ERRORS, **fuzz}.items():
         for agp in (False, True) if name == "messages_features" else (False,):
             r = render(source, {"bos_token": "<s>"}, feature_msgs, agp)
             cases.append({"template": "feature/" + name, "source": source, "tokens": {"bos_token": "<s>"},
@@ -351,7 +524,8 @@ def builtin_cases():
     cases = []
     for name, fn in [("chatml", chatml), ("llama2", llama2), ("llama3", llama3), ("mistral", mistral),
                      ("alpaca", alpaca), ("vicuna", vicuna)]:
-        for conv_name, conv in CONVERSATIONS.items():
+        convs = list(CONVERSATIONS.items()) + [(f"random_{k:02d}", c) for k, c in enumerate(random_conversations(12, seed=11))]
+        for conv_name, conv in convs:
             for agp in (False, True):
                 try:
                     r = {"text": fn(conv, agp)}

@@ -10,5 +10,6 @@ public static class CommandCatalog
         foreach (var c in DataCommands.Create()) yield return c;
         yield return VersionCommand.Create();
         foreach (var c in TokenizerCommands.All()) yield return c;
+        yield return ChatTemplateCommands.Create();
     }
 }

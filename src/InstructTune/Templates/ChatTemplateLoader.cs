@@ -29,6 +29,30 @@ public static class ChatTemplateLoader
         return new JinjaChatTemplate(SelectTemplate(ct, config, templateName), tokens);
     }
 
+    /// <summary>
+    /// The tokenizer's own template when it has one, else the named built-in with the tokenizer's special tokens
+    /// (for base models that ship without a chat template).
+    /// </summary>
+    public static JinjaChatTemplate FromTokenizerOrBuiltin(string path, string builtinName)
+    {
+        var dir = Directory.Exists(path) ? path : Path.GetDirectoryName(Path.GetFullPath(path))!;
+        if (HasTemplate(dir)) return FromTokenizer(dir);
+        return BuiltinChatTemplates.Get(builtinName, ReadSpecialTokens(dir));
+    }
+
+    private static bool HasTemplate(string dir)
+    {
+        if (File.Exists(Path.Combine(dir, "chat_template.jinja"))) return true;
+        var config = Path.Combine(dir, "tokenizer_config.json");
+        if (!File.Exists(config)) return false;
+        using var doc = ParseJson(config);
+        return doc.RootElement.TryGetProperty("chat_template", out var ct) && ct.ValueKind != JsonValueKind.Null;
+    }
+
+    /// <summary>A .jinja file on its own (no special tokens unless given).</summary>
+    public static JinjaChatTemplate FromFile(string jinjaPath, IReadOnlyDictionary<string, object?>? specialTokens = null) =>
+        new(ReadText(jinjaPath), specialTokens);
+
     private static string SelectTemplate(JsonElement ct, string file, string name)
     {
         if (ct.ValueKind == JsonValueKind.String) return ct.GetString()!;

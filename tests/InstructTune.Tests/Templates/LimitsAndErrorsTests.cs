@@ -23,8 +23,9 @@ public class LimitsAndErrorsTests
     [Fact]
     public void NestedLoopsHitTheIterationLimit()
     {
-        var ex = RenderFails("{% for i in range(1000) %}{% for j in range(1000) %}{% for k in range(1000) %}{% endfor %}{% endfor %}{% endfor %}");
-        Assert.Contains("loop iterations exceed the limit of 1000000", ex.Message);
+        var limits = new RenderLimits { MaxLoopIterations = 20_000 };
+        var ex = RenderFails("{% for i in range(1000) %}{% for j in range(1000) %}{% for k in range(1000) %}{% endfor %}{% endfor %}{% endfor %}", limits);
+        Assert.Contains("loop iterations exceed the limit of 20000", ex.Message);
     }
 
     [Fact]
@@ -44,6 +45,17 @@ public class LimitsAndErrorsTests
         var limits = new RenderLimits { MaxOutputLength = 1000 };
         var ex = RenderFails("{% for i in range(10000) %}0123456789{% endfor %}", limits);
         Assert.Contains("output exceeds the limit of 1000 characters", ex.Message);
+    }
+
+    [Theory]
+    [InlineData("{{ ns.l }}")]
+    [InlineData("{{ ns.l | tojson }}")]
+    [InlineData("{{ ns.l | string | length }}")]
+    public void ExponentiallySharedValuesDoNotPrintForever(string print)
+    {
+        var ex = RenderFails("{% set ns = namespace(l=[1]) %}{% for i in range(60) %}{% set ns.l = [ns.l, ns.l] %}{% endfor %}" + print,
+            new RenderLimits { MaxOutputLength = 100_000 });
+        Assert.Contains("size limit", ex.Message);
     }
 
     [Fact]

@@ -47,7 +47,7 @@ public static class Access
                     {
                         List<object?> l => l[(int)i],
                         JTuple t => t.Items[(int)i],
-                        _ => TaggedText.Slice(target, (int)i, 1),
+                        _ => CodePoints.Slice(target!, CodePoints.Offsets(Py.Text(target)), (int)i, 1),
                     };
                 return new Undefined($"'{DescribeType(target)}' has no element {Py.Str(key)}");
             }
@@ -73,8 +73,8 @@ public static class Access
     public static int Length(object? v) => v switch
     {
         Undefined => 0,
-        string s => s.Length,
-        TaggedText t => t.Text.Length,
+        string s => CodePoints.Length(s),
+        TaggedText t => CodePoints.Length(t.Text),
         List<object?> l => l.Count,
         JTuple t => t.Items.Count,
         Dictionary<object, object?> d => d.Count,
@@ -82,9 +82,16 @@ public static class Access
     };
 
     /// <summary>Python slicing [start:stop:step] of strings (keeping provenance), lists and tuples.</summary>
-    public static object? Slice(object? target, object? start, object? stop, object? step)
+    public static object? Slice(object? target, object? start, object? stop, object? step, bool constantFolding = false)
     {
         if (target is Undefined u) throw new TemplateRuntimeException(u.Hint);
+        if (target is not (string or TaggedText or List<object?> or JTuple))
+        {
+            // jinja2 compiles slices to a plain Python subscript (TypeError), except where its optimiser folded a
+            // constant {{ … }} expression through environment.getitem, which gives Undefined instead.
+            if (constantFolding) return new Undefined($"'{DescribeType(target)}' is not sliceable");
+            throw new TemplateRuntimeException($"'{Py.TypeName(target)}' object is not subscriptable");
+        }
         int n = Length(target);
         long st = step is null ? 1 : Py.ToLong(step);
         if (st == 0) throw new TemplateRuntimeException("slice step cannot be zero");
@@ -100,8 +107,9 @@ public static class Access
         for (long i = a; st > 0 ? i < b : i > b; i += st) idx.Add((int)i);
         if (target is string or TaggedText)
         {
-            if (st == 1) return TaggedText.Slice(target, (int)a, Math.Max(0, (int)(b - a)));
-            return TaggedText.Concat(idx.Select(i => TaggedText.Slice(target, i, 1)));
+            var offsets = CodePoints.Offsets(Py.Text(target));
+            if (st == 1) return CodePoints.Slice(target, offsets, (int)a, Math.Max(0, (int)(b - a)));
+            return TaggedText.Concat(idx.Select(i => CodePoints.Slice(target, offsets, i, 1)));
         }
         var items = Py.AsSeq(target) ?? throw new TemplateRuntimeException($"'{Py.TypeName(target)}' object is not subscriptable");
         var result = idx.Select(i => items[i]).ToList();

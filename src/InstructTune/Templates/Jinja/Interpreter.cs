@@ -44,6 +44,7 @@ public sealed class Interpreter
     internal RenderLimits Limits { get; }
     internal Func<DateTime> Clock { get; }
     private int _iterations;
+    private bool _folding;
     private int _callDepth;
 
     public Interpreter(IReadOnlyDictionary<string, object?> globals, RenderLimits limits, Func<DateTime> clock)
@@ -53,13 +54,20 @@ public sealed class Interpreter
         Clock = clock;
     }
 
+    /// <summary>The size limit of the render running on this thread, for printers (repr, tojson) deep in the value model.</summary>
+    [ThreadStatic] private static int? _activeMaxOutput;
+    internal static int ActiveMaxOutput => _activeMaxOutput ?? RenderLimits.Default.MaxOutputLength;
+
     /// <summary>Renders the template body with the given variables; returns text (plain or tagged).</summary>
     public object Render(IReadOnlyList<Stmt> body, IReadOnlyDictionary<string, object?> variables)
     {
         var scope = new Scope(null);
         foreach (var (k, v) in variables) scope.Vars[k] = v;
         var output = new Output(Limits.MaxOutputLength);
-        ExecBody(body, scope, output);
+        var previous = _activeMaxOutput;
+        _activeMaxOutput = Limits.MaxOutputLength;
+        try { ExecBody(body, scope, output); }
+        finally { _activeMaxOutput = previous; }
         return output.ToValue();
     }
 
@@ -86,7 +94,9 @@ public sealed class Interpreter
         switch (stmt)
         {
             case TextStmt t: output.Append(t.Text); return Flow.Normal;
-            case OutputStmt o: output.Append(Py.StrValue(Eval(o.Value, scope))); return Flow.Normal;
+            case OutputStmt o:
+                output.Append(Py.StrValue(TryFold(o.Value, scope, out var folded) ? folded : Eval(o.Value, scope)));
+                return Flow.Normal;
             case IfStmt i:
                 foreach (var (test, body) in i.Branches)
                     if (Py.Truthy(Eval(test, scope))) return ExecBody(body, scope, output);
@@ -153,6 +163,9 @@ public sealed class Interpreter
         }
         // jinja2 counts depth only for recursive loops, which are not supported, so it is always 1.
         var loop = new LoopInfo(items);
+        // jinja2 clears its "else" flag at the end of the loop body, so the else block runs unless some
+        // iteration ran to the end of the body (an iteration cut short by continue or break does not count).
+        bool completedAnIteration = false;
         for (int i = 0; i < items.Count; i++)
         {
             CountIteration();
@@ -160,9 +173,11 @@ public sealed class Interpreter
             var iterScope = new Scope(scope);
             Assign(f.Target, items[i], iterScope);
             iterScope.Vars["loop"] = loop;
-            if (ExecBody(f.Body, iterScope, output) == Flow.Break) break;
+            var flow = ExecBody(f.Body, iterScope, output);
+            if (flow == Flow.Normal) completedAnIteration = true;
+            if (flow == Flow.Break) break;
         }
-        if (items.Count == 0 && f.Else is not null) ExecBody(f.Else, new Scope(scope), output);
+        if (!completedAnIteration && f.Else is not null) ExecBody(f.Else, new Scope(scope), output);
     }
 
     private void CountIteration()
@@ -207,10 +222,13 @@ public sealed class Interpreter
 
     private object? Eval(Expr e, Scope scope)
     {
+        // jinja2 folds constant sub-expressions at compile time when the value has a safe repr; emulate that
+        // so that the one place where folding changes the result (slicing a non-sequence) agrees.
+        if (!_folding && e is not Literal && TryFold(e, scope, out var folded) && HasSafeRepr(folded)) return folded;
         switch (e)
         {
             case Literal l: return l.Value;
-            case NameRef n: return Lookup(scope, n.Name);
+            case NameRef n: return _folding ? throw NotConstant : Lookup(scope, n.Name);
             case ListExpr l:
             {
                 var list = new List<object?>(l.Items.Count);
@@ -234,16 +252,19 @@ public sealed class Interpreter
             {
                 var target = Eval(g.Target, scope);
                 if (g.Index is SliceExpr s)
-                    return Access.Slice(target, EvalOpt(s.Start, scope), EvalOpt(s.Stop, scope), EvalOpt(s.Step, scope));
+                    return Access.Slice(target, EvalOpt(s.Start, scope), EvalOpt(s.Stop, scope), EvalOpt(s.Step, scope), _folding);
                 return Access.GetItem(target, Eval(g.Index, scope));
             }
             case CallExpr c:
             {
+                if (_folding) throw NotConstant; // calls are never folded in the sandbox
                 var callee = Eval(c.Callee, scope);
                 var (args, kwargs) = EvalArgs(c.Args, c.Kwargs, scope);
                 return CallValue(callee, args, kwargs);
             }
-            case FilterExpr f: return ApplyFilter(f, Eval(f.Target!, scope), scope);
+            case FilterExpr f:
+                if (_folding && ContextFilters.Contains(f.Name)) throw NotConstant;
+                return ApplyFilter(f, Eval(f.Target!, scope), scope);
             case TestExpr t:
             {
                 var value = Eval(t.Target, scope);
@@ -284,6 +305,54 @@ public sealed class Interpreter
             default: throw new TemplateRuntimeException($"unsupported expression {e.GetType().Name}");
         }
     }
+
+    /// <summary>
+    /// Whether jinja2's optimiser would fold this {{ … }} expression at compile time: no variables and no calls
+    /// (calls are never folded in the sandbox). Only the slicing of non-sequences behaves differently then.
+    /// </summary>
+    /// <summary>What jinja2's as_const would give for a node: nothing (it reads variables or calls), a value, or an error.</summary>
+    private sealed record Folded(bool IsConstant, object? Value, bool Failed);
+
+    // Folding reads no variables, so its outcome is the same on every render of every template: cache it per node.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Expr, Folded> FoldCache = new();
+
+    /// <summary>Thrown inside folding when the expression needs a variable, a call or a context filter.</summary>
+    private sealed class NotConstantException : Exception;
+    private static readonly NotConstantException NotConstant = new();
+
+    // Filters that take the context (pass_context) are never folded.
+    private static readonly HashSet<string> ContextFilters = ["map", "select", "reject", "selectattr", "rejectattr"];
+
+    /// <summary>
+    /// Emulates jinja2's compile-time constant folding (nodes' as_const, which short-circuits conditionals and
+    /// and/or exactly like evaluation does). It matters in one place: slicing a non-sequence gives Undefined when
+    /// folded but a TypeError at run time.
+    /// </summary>
+    private bool TryFold(Expr e, Scope scope, out object? value)
+    {
+        if (!FoldCache.TryGetValue(e, out var f))
+        {
+            bool was = _folding;
+            _folding = true;
+            try { f = new Folded(true, Eval(e, scope), false); }
+            catch (NotConstantException) { f = new Folded(false, null, false); }
+            catch (TemplateRuntimeException) { f = new Folded(true, null, true); }
+            catch (JinjaGlobals.RaisedException) { f = new Folded(false, null, false); }
+            finally { _folding = was; }
+            FoldCache.AddOrUpdate(e, f);
+        }
+        value = f.Value;
+        return f.IsConstant && !f.Failed;
+    }
+
+    private static bool HasSafeRepr(object? v) => v switch
+    {
+        null or bool or long or double or string or TaggedText => true,
+        List<object?> l => l.All(HasSafeRepr),
+        JTuple t => t.Items.All(HasSafeRepr),
+        Dictionary<object, object?> d => d.All(kv => HasSafeRepr(Py.FromKey(kv.Key)) && HasSafeRepr(kv.Value)),
+        _ => false,
+    };
 
     private object? EvalOpt(Expr? e, Scope scope) => e is null ? null : Eval(e, scope);
 
@@ -331,7 +400,9 @@ public sealed class Interpreter
             {
                 var s = Py.Text(v);
                 var chars = new List<object?>(s.Length);
-                for (int i = 0; i < s.Length; i++) chars.Add(TaggedText.Slice(v, i, 1));
+                var offsets = CodePoints.Offsets(s);
+                int n = offsets is null ? s.Length : offsets.Length - 1;
+                for (int i = 0; i < n; i++) chars.Add(CodePoints.Slice(v, offsets, i, 1));
                 return chars;
             }
             case RangeValue r:
@@ -364,7 +435,7 @@ public sealed class Interpreter
                 if (!scope.Vars.ContainsKey(ps[i].Name))
                     scope.Vars[ps[i].Name] = ps[i].Default is null
                         ? new Undefined($"parameter '{ps[i].Name}' was not provided") : owner.Eval(ps[i].Default!, scope);
-            scope.Vars["varargs"] = varargs;
+            scope.Vars["varargs"] = new JTuple(varargs);
             scope.Vars["kwargs"] = extra;
             var output = new Output(owner.Limits.MaxOutputLength);
             owner.ExecBody(body, scope, output);

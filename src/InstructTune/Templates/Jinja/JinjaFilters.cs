@@ -34,12 +34,12 @@ public static class JinjaFilters
                 var chars = P(0, "chars");
                 return Methods.Strip(Py.StrValue(v), chars is null ? null : Py.Text(chars), true, true);
             }
-            case "upper": { var s = Py.StrValue(v); return TaggedText.Retext(s, Py.Text(s).ToUpperInvariant()); }
-            case "lower": { var s = Py.StrValue(v); return TaggedText.Retext(s, Py.Text(s).ToLowerInvariant()); }
+            case "upper": { var s = Py.StrValue(v); return TaggedText.Retext(s, PyCase.Upper(Py.Text(s))); }
+            case "lower": { var s = Py.StrValue(v); return TaggedText.Retext(s, PyCase.Lower(Py.Text(s))); }
             case "capitalize":
             {
                 var s = Py.StrValue(v); var t = Py.Text(s);
-                return TaggedText.Retext(s, t.Length == 0 ? t : char.ToUpperInvariant(t[0]) + t[1..].ToLowerInvariant());
+                return TaggedText.Retext(s, t.Length == 0 ? t : PyCase.Capitalize(t));
             }
             case "title": { var s = Py.StrValue(v); return TaggedText.Retext(s, Title(Py.Text(s))); }
             case "safe": return Py.StrValue(v);
@@ -106,6 +106,7 @@ public static class JinjaFilters
                 foreach (var x in interp.Iterate(v))
                 {
                     var key = SortKey(attr is null ? x : AttrGetter(x, attr), cs);
+                    Py.Key(key); // Python keeps a set of seen keys: lists and dicts are unhashable
                     if (seen.Any(s => Py.Eq(s, key))) continue;
                     seen.Add(key);
                     result.Add(x);
@@ -129,10 +130,12 @@ public static class JinjaFilters
                 return total;
             }
             case "abs": return v switch { long l => (object)Math.Abs(l), double dd => Math.Abs(dd), bool b => b ? 1L : 0L, _ => throw new TemplateRuntimeException($"bad operand type for abs(): '{Py.TypeName(v)}'") };
+            case "int" or "float" when v is Undefined ud: throw new TemplateRuntimeException(ud.Hint);
             case "int": return ToInt(v, P(0, "default", 0L), Py.ToLong(P(1, "base", 10L)));
             case "float": return ToFloat(v, P(0, "default", 0.0));
             case "round":
             {
+                if (v is long or bool && P(1, "method", "common") is "common") return Py.ToLong(v); // Python round(int, n) is an int
                 long precision = Py.ToLong(P(0, "precision", 0L));
                 string method = Py.Str(P(1, "method", "common"));
                 double x = Py.ToDouble(v), scale = Math.Pow(10, precision);
@@ -146,11 +149,20 @@ public static class JinjaFilters
                 };
             }
             case "tojson": return ToJson(v, a, k);
-            case "indent": return Indent(Py.Str(v), P(0, "width", 4L), Py.Truthy(P(1, "first", false)), Py.Truthy(P(2, "blank", false)));
+            case "indent":
+                if (v is Undefined ui) throw new TemplateRuntimeException(ui.Hint);
+                if (!Py.IsString(v)) throw new TemplateRuntimeException($"unsupported operand type(s) for +=: '{Py.TypeName(v)}' and 'str'");
+                return Indent(Py.Text(v), P(0, "width", 4L), Py.Truthy(P(1, "first", false)), Py.Truthy(P(2, "blank", false)));
             case "center": return Center(Py.Str(v), (int)Py.ToLong(P(0, "width", 80L)));
-            case "wordcount": return (long)Py.Str(v).Split(JinjaLexer.PyWhitespace, StringSplitOptions.RemoveEmptyEntries).Length;
+            case "wordcount": return (long)WordCount(Py.Str(v));
             case "format": return Operators.Binary("%", Py.Str(v), a.Count == 1 ? a[0] : new JTuple([.. a]), interp.Limits);
-            case "attr": return Access.GetAttr(v, Py.Text(P(0, "name")));
+            // jinja2's attr looks at attributes only (methods, namespace/loop attributes), never at dict items.
+            case "attr":
+                return v is Dictionary<object, object?> || Py.IsString(v) || v is List<object?> or JTuple
+                    ? (object?)Methods.Bind(v, Py.Text(P(0, "name"))) ?? new Undefined($"'{Py.TypeName(v)} object' has no attribute '{Py.Text(P(0, "name"))}'")
+                    : Access.GetAttr(v, Py.Text(P(0, "name")));
+            // jinja2 returns nothing at all for a falsy sequence (`if seq:`), even a non-iterable one.
+            case "map" or "select" or "reject" or "selectattr" or "rejectattr" when !Py.Truthy(v): return new List<object?>();
             case "map": return Map(v, a, k, interp);
             case "select" or "reject":
                 return SelectOrReject(v, a, name == "select", null, interp);
@@ -186,7 +198,7 @@ public static class JinjaFilters
     }
 
     private static object? SortKey(object? x, bool caseSensitive) =>
-        !caseSensitive && Py.IsString(x) ? Py.Text(x).ToLowerInvariant() : x;
+        !caseSensitive && Py.IsString(x) ? PyCase.Lower(Py.Text(x)) : x;
 
     private static List<(object? Item, object? Key)> Sort(List<(object? Item, object? Key)> items, bool reverse)
     {
@@ -253,19 +265,39 @@ public static class JinjaFilters
         return PyJson.Dumps(v, o);
     }
 
-    /// <summary>jinja2's title: upper-case the first character of each word, words split at whitespace and -([{&lt;.</summary>
+    /// <summary>jinja2's title: each word (split at whitespace and -([{&lt;) is word[0].upper() + word[1:].lower().</summary>
     private static string Title(string s)
     {
         var sb = new StringBuilder(s.Length);
-        bool wordStart = true;
-        foreach (var c in s)
+        int i = 0;
+        while (i < s.Length)
         {
-            bool sep = Array.IndexOf(JinjaLexer.PyWhitespace, c) >= 0 || c is '-' or '(' or '{' or '[' or '<';
-            if (sep) { sb.Append(c); wordStart = true; continue; }
-            sb.Append(wordStart ? char.ToUpperInvariant(c) : char.ToLowerInvariant(c));
-            wordStart = false;
+            int st = i;
+            if (IsTitleSeparator(s[i])) { while (i < s.Length && IsTitleSeparator(s[i])) i++; sb.Append(s, st, i - st); continue; }
+            while (i < s.Length && !IsTitleSeparator(s[i])) i++;
+            int firstLen = char.IsHighSurrogate(s[st]) && st + 1 < i ? 2 : 1;
+            sb.Append(PyCase.Upper(s.Substring(st, firstLen))).Append(PyCase.Lower(s.Substring(st + firstLen, i - st - firstLen)));
         }
         return sb.ToString();
+    }
+
+    private static bool IsTitleSeparator(char c) => Array.IndexOf(JinjaLexer.PyWhitespace, c) >= 0 || c is '-' or '(' or '{' or '[' or '<';
+
+    /// <summary>jinja2's wordcount: runs of \w (letters, digits, marks, underscore).</summary>
+    private static int WordCount(string s)
+    {
+        int count = 0;
+        bool inWord = false;
+        for (int i = 0; i < s.Length; i++)
+        {
+            char c = s[i];
+            bool w = char.IsLetterOrDigit(c) || c == '_' || char.GetUnicodeCategory(c) is System.Globalization.UnicodeCategory.NonSpacingMark
+                or System.Globalization.UnicodeCategory.SpacingCombiningMark or System.Globalization.UnicodeCategory.LetterNumber
+                or System.Globalization.UnicodeCategory.OtherNumber;
+            if (w && !inWord) count++;
+            inWord = w;
+        }
+        return count;
     }
 
     private static string Escape(string s) =>
@@ -299,7 +331,7 @@ public static class JinjaFilters
     /// <summary>Python str.center.</summary>
     public static string Center(string s, int width)
     {
-        int pad = width - s.Length;
+        int pad = width - CodePoints.Length(s);
         if (pad <= 0) return s;
         int left = pad / 2 + (pad & width & 1);
         return new string(' ', left) + s + new string(' ', pad - left);

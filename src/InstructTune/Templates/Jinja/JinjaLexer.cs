@@ -20,7 +20,7 @@ public sealed class TemplateSyntaxException(string message, int line, int column
 /// Splits a template into tokens the way jinja2's lexer does with transformers' settings:
 /// trim_blocks (one newline after a block or comment tag is dropped), lstrip_blocks (spaces and tabs
 /// before a block or comment tag at the start of a line are dropped), `-` / `+` whitespace control on tags,
-/// newlines normalised to \n, and the source's one trailing newline dropped (keep_trailing_newline=False).
+/// \r\n and \r normalised to \n, and the source's one trailing newline dropped (keep_trailing_newline=False).
 /// </summary>
 public static class JinjaLexer
 {
@@ -79,14 +79,14 @@ public static class JinjaLexer
         return tokens;
     }
 
-    /// <summary>Python's str.splitlines boundaries joined by \n, which also drops one trailing line break.</summary>
+    /// <summary>\r\n, \r and \n become \n (jinja2's newline_re); one trailing line break is dropped.</summary>
     public static string NormalizeNewlines(string s)
     {
         var sb = new StringBuilder(s.Length);
         for (int i = 0; i < s.Length; i++)
         {
             char c = s[i];
-            bool isBreak = c is '\n' or '\r' or '\v' or '\f' or '\x1c' or '\x1d' or '\x1e' or '\x85' or '\u2028' or '\u2029';
+            bool isBreak = c is '\n' or '\r';
             if (!isBreak) { sb.Append(c); continue; }
             if (c == '\r' && i + 1 < s.Length && s[i + 1] == '\n') i++;
             if (i + 1 < s.Length) sb.Append('\n');

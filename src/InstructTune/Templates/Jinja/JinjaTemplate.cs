@@ -37,5 +37,11 @@ public sealed class JinjaTemplate
         {
             throw new ChatTemplateException("template nested too deeply");
         }
+        catch (Exception e) when (e is InvalidCastException or ArgumentException or OverflowException or FormatException
+                                      or IndexOutOfRangeException or KeyNotFoundException)
+        {
+            // A Python-level type error the interpreter did not word itself: still a template error, never a crash.
+            throw new ChatTemplateException($"template error: {e.Message}");
+        }
     }
 }

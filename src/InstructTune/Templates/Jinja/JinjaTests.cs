@@ -31,11 +31,13 @@ public static class JinjaTests
             "ge" or ">=" => Py.Compare(v, A(0), ">=") >= 0,
             "in" => Operators.Contains(A(0), v),
             "sameas" => ReferenceEquals(v, A(0)) || (v is null && A(0) is null) || (v is bool b && A(0) is bool c && b == c),
-            "odd" => Py.ToLong(v) % 2 != 0,
-            "even" => Py.ToLong(v) % 2 == 0,
-            "divisibleby" => Py.ToLong(v) % Py.ToLong(A(0)) == 0,
-            "lower" => Py.Text(v) == Py.Text(v).ToLowerInvariant(),
-            "upper" => Py.Text(v) == Py.Text(v).ToUpperInvariant(),
+            // Python: value % 2 == 1, value % 2 == 0, value % num == 0 (floats allowed).
+            "odd" => Py.Eq(Operators.Binary("%", v, 2L, interp.Limits), 1L),
+            "even" => Py.Eq(Operators.Binary("%", v, 2L, interp.Limits), 0L),
+            "divisibleby" => Py.Eq(Operators.Binary("%", v, A(0), interp.Limits), 0L),
+            // Python: str(value).islower() / isupper(): needs a cased character.
+            "lower" => Methods.IsLower(Py.Str(v)),
+            "upper" => Methods.IsUpper(Py.Str(v)),
             "escaped" => false,
             "filter" => JinjaFilters.Exists(Py.Text(v)),
             "test" => Exists(Py.Text(v)),

@@ -103,10 +103,13 @@ public static class Py
     private static void AppendRepr(StringBuilder sb, object? v, int depth)
     {
         if (depth > 100) throw new TemplateRuntimeException("value nested too deeply to print");
+        // Shared sub-lists can make a small value print exponentially large: stop at the output limit.
+        if (sb.Length > Interpreter.ActiveMaxOutput)
+            throw new TemplateRuntimeException($"printed value exceeds the size limit of {Interpreter.ActiveMaxOutput} characters");
         switch (v)
         {
             case null: sb.Append("None"); break;
-            case Undefined: break;
+            case Undefined: sb.Append("Undefined"); break; // repr(); str() of Undefined is empty
             case bool b: sb.Append(b ? "True" : "False"); break;
             case long l: sb.Append(l.ToString(CultureInfo.InvariantCulture)); break;
             case double d: sb.Append(FloatRepr(d)); break;
@@ -141,21 +144,40 @@ public static class Py
         }
     }
 
-    /// <summary>Python's repr of a str: single quotes unless the text has ' and no ".</summary>
+    /// <summary>
+    /// Python's repr of a str: single quotes unless the text has ' and no "; characters that are not printable
+    /// (controls, format characters such as ZWJ, separators other than space, unassigned) as \xNN, \uNNNN, \UNNNNNNNN.
+    /// </summary>
     public static string StringRepr(string s)
     {
         char q = s.Contains('\'') && !s.Contains('"') ? '"' : '\'';
         var sb = new StringBuilder().Append(q);
-        foreach (var c in s)
+        for (int i = 0; i < s.Length; i++)
         {
-            if (c == q || c == '\\') sb.Append('\\').Append(c);
-            else if (c == '\n') sb.Append("\\n");
-            else if (c == '\r') sb.Append("\\r");
-            else if (c == '\t') sb.Append("\\t");
-            else if (c < 0x20 || c == 0x7f) sb.Append("\\x").Append(((int)c).ToString("x2"));
-            else sb.Append(c);
+            char c = s[i];
+            if (c == q || c == '\\') { sb.Append('\\').Append(c); continue; }
+            if (c == '\n') { sb.Append("\\n"); continue; }
+            if (c == '\r') { sb.Append("\\r"); continue; }
+            if (c == '\t') { sb.Append("\\t"); continue; }
+            int cp = c;
+            int width = 1;
+            if (char.IsHighSurrogate(c) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1])) { cp = char.ConvertToUtf32(c, s[i + 1]); width = 2; }
+            if (IsPrintable(cp)) sb.Append(s, i, width);
+            else if (cp < 0x100) sb.Append("\\x").Append(cp.ToString("x2"));
+            else if (cp < 0x10000) sb.Append("\\u").Append(cp.ToString("x4"));
+            else sb.Append("\\U").Append(cp.ToString("x8"));
+            i += width - 1;
         }
         return sb.Append(q).ToString();
+    }
+
+    /// <summary>Python's str.isprintable for one code point (space is printable, other separators are not).</summary>
+    private static bool IsPrintable(int cp)
+    {
+        if (cp == ' ') return true;
+        var cat = cp is >= 0xD800 and <= 0xDFFF ? UnicodeCategory.Surrogate : CharUnicodeInfo.GetUnicodeCategory(cp);
+        return cat is not (UnicodeCategory.Control or UnicodeCategory.Format or UnicodeCategory.Surrogate or UnicodeCategory.PrivateUse
+            or UnicodeCategory.OtherNotAssigned or UnicodeCategory.SpaceSeparator or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator);
     }
 
     /// <summary>Python's repr of a float: shortest round-trip digits, exponent form below 1e-4 or from 1e16.</summary>

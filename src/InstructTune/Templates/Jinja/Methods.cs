@@ -53,23 +53,24 @@ public static class Methods
             "strip" => (a, _) => Strip(s, CharsArg(a), true, true),
             "lstrip" => (a, _) => Strip(s, CharsArg(a), true, false),
             "rstrip" => (a, _) => Strip(s, CharsArg(a), false, true),
-            "upper" => (_, _) => TaggedText.Retext(s, t.ToUpperInvariant()),
-            "lower" => (_, _) => TaggedText.Retext(s, t.ToLowerInvariant()),
+            "upper" => (_, _) => TaggedText.Retext(s, PyCase.Upper(t)),
+            "lower" => (_, _) => TaggedText.Retext(s, PyCase.Lower(t)),
             "title" => (_, _) => TaggedText.Retext(s, PyTitle(t)),
-            "capitalize" => (_, _) => TaggedText.Retext(s, t.Length == 0 ? t : char.ToUpperInvariant(t[0]) + t[1..].ToLowerInvariant()),
-            "swapcase" => (_, _) => TaggedText.Retext(s, new string(t.Select(c => char.IsUpper(c) ? char.ToLowerInvariant(c) : char.ToUpperInvariant(c)).ToArray())),
+            "capitalize" => (_, _) => TaggedText.Retext(s, t.Length == 0 ? t : PyCase.Capitalize(t)),
+            "swapcase" => (_, _) => TaggedText.Retext(s, string.Concat(t.Select(c =>
+                char.IsUpper(c) ? PyCase.Lower(c.ToString()) : char.IsLower(c) ? PyCase.Upper(c.ToString()) : c.ToString()))),
             "startswith" => (a, _) => Prefixes(Arg(a, 0)).Any(p => t.StartsWith(p, StringComparison.Ordinal)),
             "endswith" => (a, _) => Prefixes(Arg(a, 0)).Any(p => t.EndsWith(p, StringComparison.Ordinal)),
             "split" => (a, k) => Split(s, Arg(a, 0, k.GetValueOrDefault("sep")), Py.ToLong(Arg(a, 1, k.GetValueOrDefault("maxsplit") ?? -1L))),
             "rsplit" => (a, k) => RSplit(s, Arg(a, 0, k.GetValueOrDefault("sep")), Py.ToLong(Arg(a, 1, k.GetValueOrDefault("maxsplit") ?? -1L))),
             "splitlines" => (_, _) => SplitLines(s),
             "replace" => (a, _) => Replace(t, Py.Text(Arg(a, 0)), Py.Text(Arg(a, 1)), Py.ToLong(Arg(a, 2, -1L))),
-            "find" => (a, _) => (long)t.IndexOf(Py.Text(Arg(a, 0)), StringComparison.Ordinal),
-            "rfind" => (a, _) => (long)t.LastIndexOf(Py.Text(Arg(a, 0)), StringComparison.Ordinal),
+            "find" => (a, _) => (long)CodePoints.IndexOf(t, t.IndexOf(Py.Text(Arg(a, 0)), StringComparison.Ordinal)),
+            "rfind" => (a, _) => (long)CodePoints.IndexOf(t, RFind(t, Py.Text(Arg(a, 0)))),
             "index" => (a, _) =>
             {
                 int i = t.IndexOf(Py.Text(Arg(a, 0)), StringComparison.Ordinal);
-                return i >= 0 ? (long)i : throw new TemplateRuntimeException("substring not found");
+                return i >= 0 ? (long)CodePoints.IndexOf(t, i) : throw new TemplateRuntimeException("substring not found");
             },
             "count" => (a, _) => (long)CountOccurrences(t, Py.Text(Arg(a, 0))),
             "join" => (a, _) => JoinWith(s, Arg(a, 0)),
@@ -78,11 +79,11 @@ public static class Methods
             "isalpha" => (_, _) => t.Length > 0 && t.All(char.IsLetter),
             "isalnum" => (_, _) => t.Length > 0 && t.All(char.IsLetterOrDigit),
             "isspace" => (_, _) => t.Length > 0 && t.All(c => Array.IndexOf(JinjaLexer.PyWhitespace, c) >= 0),
-            "isupper" => (_, _) => t.Any(char.IsLetter) && !t.Any(char.IsLower),
-            "islower" => (_, _) => t.Any(char.IsLetter) && !t.Any(char.IsUpper),
-            "zfill" => (a, _) => t.PadLeft((int)Py.ToLong(Arg(a, 0)), '0'),
-            "ljust" => (a, _) => t.PadRight((int)Py.ToLong(Arg(a, 0)), Arg(a, 1) is null ? ' ' : Py.Text(Arg(a, 1))[0]),
-            "rjust" => (a, _) => t.PadLeft((int)Py.ToLong(Arg(a, 0)), Arg(a, 1) is null ? ' ' : Py.Text(Arg(a, 1))[0]),
+            "isupper" => (_, _) => IsUpper(t),
+            "islower" => (_, _) => IsLower(t),
+            "zfill" => (a, _) => ZFill(t, (int)Py.ToLong(Arg(a, 0))),
+            "ljust" => (a, _) => t + new string(Arg(a, 1) is null ? ' ' : Py.Text(Arg(a, 1))[0], Math.Max(0, (int)Py.ToLong(Arg(a, 0)) - CodePoints.Length(t))),
+            "rjust" => (a, _) => new string(Arg(a, 1) is null ? ' ' : Py.Text(Arg(a, 1))[0], Math.Max(0, (int)Py.ToLong(Arg(a, 0)) - CodePoints.Length(t))) + t,
             "center" => (a, _) => JinjaFilters.Center(t, (int)Py.ToLong(Arg(a, 0))),
             "partition" => (a, _) => Partition(s, Py.Text(Arg(a, 0)), last: false),
             "rpartition" => (a, _) => Partition(s, Py.Text(Arg(a, 0)), last: true),
@@ -90,6 +91,23 @@ public static class Methods
             "removesuffix" => (a, _) => Py.Text(Arg(a, 0)).Length > 0 && t.EndsWith(Py.Text(Arg(a, 0)), StringComparison.Ordinal) ? TaggedText.Slice(s, 0, t.Length - Py.Text(Arg(a, 0)).Length) : s,
             _ => null,
         };
+    }
+
+    /// <summary>Python str.isupper/islower: some cased character and none of the other case.</summary>
+    public static bool IsUpper(string t) => t.Any(IsCased) && !t.Any(c => char.IsLower(c) || IsTitlecase(c));
+    public static bool IsLower(string t) => t.Any(IsCased) && !t.Any(c => char.IsUpper(c) || IsTitlecase(c));
+    private static bool IsTitlecase(char c) => char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.TitlecaseLetter;
+    private static bool IsCased(char c) => char.IsUpper(c) || char.IsLower(c) || IsTitlecase(c);
+
+    private static int RFind(string t, string sub) => sub.Length == 0 ? t.Length : t.LastIndexOf(sub, StringComparison.Ordinal);
+
+    /// <summary>Python zfill: zeros after a leading sign, width in code points.</summary>
+    private static string ZFill(string t, int width)
+    {
+        int pad = width - CodePoints.Length(t);
+        if (pad <= 0) return t;
+        int signLen = t.Length > 0 && t[0] is '+' or '-' ? 1 : 0;
+        return t[..signLen] + new string('0', pad) + t[signLen..];
     }
 
     private static string? CharsArg(IReadOnlyList<object?> a) => Arg(a, 0) is null ? null : Py.Text(Arg(a, 0));
@@ -122,9 +140,8 @@ public static class Methods
                 if (i >= t.Length) break;
                 if (maxsplit >= 0 && parts.Count == maxsplit)
                 {
-                    int e = t.Length;
-                    while (e > i && Array.IndexOf(JinjaLexer.PyWhitespace, t[e - 1]) >= 0) e--;
-                    parts.Add(TaggedText.Slice(s, i, e - i));
+                    // Python keeps the remainder as is, trailing whitespace included.
+                    parts.Add(TaggedText.Slice(s, i, t.Length - i));
                     break;
                 }
                 int st = i;
@@ -149,8 +166,25 @@ public static class Methods
 
     private static List<object?> RSplit(object s, object? sep, long maxsplit)
     {
-        if (maxsplit < 0 || sep is null) return Split(s, sep, maxsplit);
-        string t = Py.Text(s), d = Py.Text(sep);
+        if (maxsplit < 0) return Split(s, sep, maxsplit);
+        string t = Py.Text(s);
+        if (sep is null)
+        {
+            // Mirror of the whitespace split, from the right; the remainder keeps its leading whitespace.
+            var rparts = new List<object?>();
+            int j = t.Length;
+            while (true)
+            {
+                while (j > 0 && Array.IndexOf(JinjaLexer.PyWhitespace, t[j - 1]) >= 0) j--;
+                if (j <= 0) break;
+                if (rparts.Count == maxsplit) { rparts.Insert(0, TaggedText.Slice(s, 0, j)); break; }
+                int en = j;
+                while (j > 0 && Array.IndexOf(JinjaLexer.PyWhitespace, t[j - 1]) < 0) j--;
+                rparts.Insert(0, TaggedText.Slice(s, j, en - j));
+            }
+            return rparts;
+        }
+        string d = Py.Text(sep);
         var parts = new List<object?>();
         int end = t.Length;
         while (parts.Count < maxsplit)
@@ -262,15 +296,18 @@ public static class Methods
         return sb.ToString();
     }
 
-    /// <summary>Python str.title(): a letter after a non-letter is upper-cased, other letters lower-cased.</summary>
+    /// <summary>Python str.title(): a cased letter after an uncased one is title-cased (ß → Ss), others lower-cased.</summary>
     public static string PyTitle(string t)
     {
         var sb = new StringBuilder(t.Length);
         bool prevCased = false;
         foreach (var c in t)
         {
-            sb.Append(prevCased ? char.ToLowerInvariant(c) : char.ToUpperInvariant(c));
-            prevCased = char.IsLetter(c);
+            bool titlecase = char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.TitlecaseLetter;
+            if (prevCased) sb.Append(PyCase.Lower(c.ToString()));
+            else if (titlecase) sb.Append(c);
+            else sb.Append(PyCase.Capitalize(c.ToString()));
+            prevCased = char.IsUpper(c) || char.IsLower(c) || titlecase;
         }
         return sb.ToString();
     }

@@ -35,8 +35,10 @@ public static class Operators
             case "*":
                 if (Py.IsString(a) && b is long or bool) return Repeat(a!, Py.ToLong(b), limits);
                 if (Py.IsString(b) && a is long or bool) return Repeat(b!, Py.ToLong(a), limits);
-                if (a is List<object?> l && b is long n)
+                if (b is List<object?> && a is long or bool) (a, b) = (b, a);
+                if (a is List<object?> l && b is long or bool)
                 {
+                    long n = Py.ToLong(b);
                     CheckSize(l.Count * Math.Max(0, n), limits);
                     var r = new List<object?>();
                     for (long i = 0; i < n; i++) r.AddRange(l);
@@ -137,7 +139,8 @@ public static class Operators
                 _ => throw new TemplateRuntimeException($"unsupported format character '{c}'"),
             });
         }
-        if (k < values.Count && args is JTuple) throw new TemplateRuntimeException("not all arguments converted during string formatting");
+        // CPython treats any non-tuple, non-str argument with __getitem__ (dict, list) as a mapping: no leftover check.
+        if (k < values.Count && args is not (Dictionary<object, object?> or List<object?>)) throw new TemplateRuntimeException("not all arguments converted during string formatting");
         return sb.ToString();
     }
 

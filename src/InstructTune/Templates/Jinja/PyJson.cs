@@ -21,6 +21,8 @@ public static class PyJson
     private static void Write(StringBuilder sb, object? v, Options o, int level)
     {
         if (level > 200) throw new TemplateRuntimeException("tojson: value nested too deeply");
+        if (sb.Length > Interpreter.ActiveMaxOutput)
+            throw new TemplateRuntimeException($"tojson output exceeds the size limit of {Interpreter.ActiveMaxOutput} characters");
         switch (v)
         {
             case null: sb.Append("null"); break;
