@@ -4,10 +4,15 @@ using InstructTune.Data.Quality;
 
 namespace InstructTune.Tests.Data;
 
+/// <summary>GC.GetTotalMemory is process-wide: memory tests run alone, after the parallel ones.</summary>
+[CollectionDefinition("Memory", DisableParallelization = true)]
+public sealed class MemoryCollection;
+
 /// <summary>
 /// Streaming: a JSON array far larger than anything the loader may hold (generated on the fly, never on disk)
 /// goes through splitter, parser, validator and exact dedup while live managed memory stays flat.
 /// </summary>
+[Collection("Memory")]
 public class StreamingMemoryTests
 {
     /// <summary>A read-only stream producing "[{…},{…},…]" with n distinct records, lazily.</summary>
