@@ -43,6 +43,8 @@ public static class DataBench
             long peak1 = Process.GetCurrentProcess().PeakWorkingSet64, heap1 = _peakHeap;
             Console.WriteLine($"data prepare: {stats.RecordsRead} records ({stats.RecordsKept} kept, {stats.DuplicatesRemoved} duplicates, {stats.Tokens.Total} tokens) in {seconds:F2} s = {rps:F0} records/s");
             Console.WriteLine($"  padding plain {stats.PaddingShare.Plain:P1}, bucketed {stats.PaddingShare.Bucketed:P1}, packed {stats.PaddingShare.Packed:P1}");
+            var (loadCpu, renderCpu) = StageCosts(input);
+            Console.WriteLine($"  load + validate + dedup alone: {loadCpu:F2} CPU-s; + alpaca rendering: {renderCpu:F2} CPU-s");
             var tokOnly = TokenizeOnly(input, tokenizer);
             Console.WriteLine($"  tokenizer alone (single thread, CPU seconds): {tokOnly:F2} s");
             double? peerSeconds = peer ? PythonPeer(input, Path.Combine(shared, "tokenizers", "llama2", "tokenizer.model")) : null;
@@ -94,6 +96,20 @@ public static class DataBench
         var result = PreparePipeline.Run(Options(input, tokenizerDir, outDir), tokenizer);
         Console.WriteLine($"  (wall {sw.Elapsed.TotalSeconds:F2} s, process CPU {(Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds:F2} s on {Environment.ProcessorCount} cores)");
         return (sw.Elapsed.TotalSeconds, result.Stats);
+    }
+
+    /// <summary>CPU seconds of the stages before tokenization: streaming load, validation and exact dedup; then rendering.</summary>
+    private static (double Load, double Render) StageCosts(string input)
+    {
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        var quality = new InstructTune.Data.Quality.QualityFilter(new InstructTune.Data.Quality.QualityOptions());
+        var validator = new RecordValidator(InvalidPolicy.Skip);
+        var records = quality.Apply(validator.Apply(DatasetLoader.Read(input, new LoadOptions(DataFormat.Alpaca)))).ToList();
+        var load = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
+        var template = new AlpacaTemplate();
+        long chars = 0;
+        foreach (var r in records) chars += template.Render(r).CharSegments().Length;
+        return (load, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
     }
 
     private static double TokenizeOnly(string input, ITokenizer tokenizer)

@@ -6,7 +6,7 @@ namespace InstructTune.Tests.Data;
 /// A small test tokenizer (not a real one): special strings are single tokens; a run of whitespace is glued to the
 /// word that follows it (as SentencePiece glues "▁"), so "\nParis" is one token that crosses the boundary between
 /// the "### Response:\n" template text and the response; punctuation is one token per character. Ids are assigned
-/// on first sight; BOS = 1, EOS = 2, PAD configurable (default 0).
+/// on first sight (under a lock, so the parallel prepare pipeline can use it); BOS = 1, EOS = 2, PAD configurable (default 0).
 /// </summary>
 public sealed class WordTokenizer(int? padId = 0) : ITokenizer
 {
@@ -41,7 +41,9 @@ public sealed class WordTokenizer(int? padId = 0) : ITokenizer
 
         void Add(string piece)
         {
-            if (!_ids.TryGetValue(piece, out var id)) { id = _tokens.Count; _ids[piece] = id; _tokens.Add(piece); }
+            int id;
+            lock (_ids)
+                if (!_ids.TryGetValue(piece, out id)) { id = _tokens.Count; _ids[piece] = id; _tokens.Add(piece); }
             ids.Add(id);
             offsets.Add((start: i - piece.Length, end: i));
         }
@@ -53,10 +55,10 @@ public sealed class WordTokenizer(int? padId = 0) : ITokenizer
     {
         var sb = new System.Text.StringBuilder();
         foreach (var id in ids)
-            if (!(skipSpecialTokens && id < Specials.Length)) sb.Append(_tokens[id]);
+            if (!(skipSpecialTokens && id < Specials.Length)) sb.Append(IdToToken(id));
         return sb.ToString();
     }
 
-    public int? TokenToId(string token) => _ids.TryGetValue(token, out var id) ? id : null;
-    public string? IdToToken(int id) => id >= 0 && id < _tokens.Count ? _tokens[id] : null;
+    public int? TokenToId(string token) { lock (_ids) return _ids.TryGetValue(token, out var id) ? id : null; }
+    public string? IdToToken(int id) { lock (_ids) return id >= 0 && id < _tokens.Count ? _tokens[id] : null; }
 }

@@ -27,14 +27,22 @@ public static class DatasetLoader
         {
             DataFormat.Sni => ReadSni(path),
             DataFormat.Csv => CsvRecordReader.Read(path, fields, task),
-            _ => ReadJson(path, options.Format, fields, task),
+            _ => ReadJson(JsonRecordSplitter.Split(path), path, options.Format, fields, task),
         };
     }
 
-    private static IEnumerable<LoadItem> ReadJson(string path, DataFormat format, FieldMap fields, string task)
+    /// <summary>Streams a JSON array or JSONL from any stream (e.g. stdin or a decompressor); <paramref name="name"/> locates errors.</summary>
+    public static IEnumerable<LoadItem> Read(Stream stream, string name, LoadOptions options)
+    {
+        if (options.Format is DataFormat.Sni or DataFormat.Csv)
+            throw new ArgumentException($"{options.Format} is read from files only");
+        return ReadJson(JsonRecordSplitter.Split(stream), name, options.Format, options.Fields ?? FieldMap.Identity, options.TaskLabel ?? name);
+    }
+
+    private static IEnumerable<LoadItem> ReadJson(IEnumerable<JsonChunk> chunks, string path, DataFormat format, FieldMap fields, string task)
     {
         var produced = new List<InstructionRecord>();
-        foreach (var chunk in JsonRecordSplitter.Split(path))
+        foreach (var chunk in chunks)
         {
             var src = new RecordSource(path, chunk.Line, chunk.Index);
             if (chunk.StructuralError != null)

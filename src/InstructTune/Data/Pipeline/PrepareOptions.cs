@@ -7,7 +7,9 @@ public sealed record DataSource(string Path, DataFormat Format, string? Fields =
 
 /// <summary>
 /// Settings of <c>itune prepare</c>. Everything that changes the tokenized output is part of the cache key
-/// (<see cref="CacheSettings"/>); <see cref="OutDir"/> and <see cref="Force"/> are not.
+/// (<see cref="CacheSettings"/>); <see cref="OutDir"/>, <see cref="Force"/>, <see cref="ShardTokens"/> and
+/// <see cref="Threads"/> are not. Threads &gt; 1 (0 = one per core) tokenizes in parallel and needs a thread-safe
+/// tokenizer, which every tokenizer from TokenizerLoader is.
 /// </summary>
 public sealed record PrepareOptions(
     IReadOnlyList<DataSource> Sources,
@@ -22,7 +24,8 @@ public sealed record PrepareOptions(
     double NearDupJaccard = 0,
     int BatchSize = 8,
     bool Force = false,
-    long ShardTokens = 1 << 22)
+    long ShardTokens = 1 << 22,
+    int Threads = 0)
 {
     public IReadOnlyDictionary<string, string> CacheSettings => new SortedDictionary<string, string>(StringComparer.Ordinal)
     {

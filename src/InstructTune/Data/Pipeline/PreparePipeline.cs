@@ -74,11 +74,12 @@ public static class PreparePipeline
             {
                 var records = o.Sources.SelectMany(s => DatasetLoader.Read(s.Path, new LoadOptions(s.Format, FieldMap.Parse(s.Fields), s.Task)));
                 // Tokenization dominates and the tokenizer is thread-safe: tokenize chunks in parallel, keep order.
+                var parallel = new ParallelOptions { MaxDegreeOfParallelism = o.Threads > 0 ? o.Threads : Environment.ProcessorCount };
                 var chunk = new List<InstructionRecord>(ChunkSize);
                 var tokenized = new TokenizedExample[ChunkSize];
                 void Drain()
                 {
-                    Parallel.For(0, chunk.Count, i => tokenized[i] = tokenize.Tokenize(chunk[i], tasks.IdOf(chunk[i].Task)));
+                    Parallel.For(0, chunk.Count, parallel, i => tokenized[i] = tokenize.Tokenize(chunk[i], tasks.IdOf(chunk[i].Task)));
                     for (int i = 0; i < chunk.Count; i++)
                     {
                         var e = tokenized[i];

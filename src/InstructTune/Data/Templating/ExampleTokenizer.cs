@@ -6,7 +6,7 @@ namespace InstructTune.Data.Templating;
 /// <summary>Masking and truncation settings.</summary>
 /// <param name="MaxSeqLen">Longest example in tokens (0: no limit).</param>
 /// <param name="TrainOnInputs">Learn every token of the text, not only the response (BOS stays unlearned).</param>
-/// <param name="AddBos">Let the tokenizer add its special tokens (BOS) in front.</param>
+/// <param name="AddBos">Let the tokenizer add its special tokens (BOS) in front, unless the rendered text already starts with BOS.</param>
 /// <param name="AppendEos">Append the tokenizer's EOS id (learned) unless the text already ends with it.</param>
 public sealed record MaskOptions(int MaxSeqLen = 0, bool TrainOnInputs = false, bool AddBos = true, bool AppendEos = true);
 
@@ -29,7 +29,9 @@ public sealed class ExampleTokenizer(ITokenizer tokenizer, IPromptTemplate templ
 
     public TokenizedExample Tokenize(RenderedText rendered, int taskId, int complexity = -1, bool plainText = false)
     {
-        var enc = tokenizer.Encode(rendered.Text, addSpecialTokens: _o.AddBos);
+        // A chat template that writes BOS itself (Llama 3's "<|begin_of_text|>") must not get a second one.
+        bool textHasBos = tokenizer.BosId is int bos && tokenizer.IdToToken(bos) is { Length: > 0 } bosText && rendered.Text.StartsWith(bosText, StringComparison.Ordinal);
+        var enc = tokenizer.Encode(rendered.Text, addSpecialTokens: _o.AddBos && !textHasBos);
         var charSeg = rendered.CharSegments();
         int n = enc.Ids.Length;
         var eos = tokenizer.EosId;
