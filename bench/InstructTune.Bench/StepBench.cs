@@ -3,6 +3,7 @@
 // data shape and optimizer in PyTorch (bench/peers/torch_step.py, a separate process) and the ratio.
 // Usage: dotnet run -c Release --project bench/InstructTune.Bench -- step --config S|M|L [--no-peer] [--steps N]
 //        [--warmup N] [--checkpoint] [--peak-gflops G]
+//        step --profile [--managed]: CPU/wall time of each kernel at config-S shapes (where a step's time goes).
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -43,7 +44,7 @@ public static class StepBench
         if (!Configs.TryGetValue(config, out var c)) { Console.Error.WriteLine($"step: unknown config {config} (S, M, L)"); return 2; }
 
         // The peer runs first, in its own process, so neither run's memory shows in the other's peak RSS.
-        (double Tps, double Rss)? torch = peer ? RunPeer(config, steps, warmup) : null;
+        (double Tps, double Rss, double Tpcs)? torch = peer ? RunPeer(config, steps, warmup) : null;
 
         Parallel2.Threads = 2;
         Gemm.MaxThreads = 2;
@@ -60,11 +61,11 @@ public static class StepBench
         var opt = new AdamW(model.Parameters(), lr: 1e-4f, weightDecay: 0.01f);
         var options = new LlamaForwardOptions { ReturnLogits = false, CheckpointLayers = checkpoint };
         float loss = 0;
-        long allocated = 0; int gcs = 0;
+        long allocated = 0; int gcs = 0; TimeSpan cpu0 = default;
         var sw = new Stopwatch();
         for (int s = 0; s < warmup + steps; s++)
         {
-            if (s == warmup) { sw.Start(); allocated = GC.GetTotalAllocatedBytes(true); gcs = GC.CollectionCount(0); }
+            if (s == warmup) { sw.Start(); cpu0 = Process.GetCurrentProcess().TotalProcessorTime; allocated = GC.GetTotalAllocatedBytes(true); gcs = GC.CollectionCount(0); }
             using (var tape = Tape.Record())
             {
                 var o = model.Forward(batch, options);
@@ -75,10 +76,12 @@ public static class StepBench
             model.ZeroGrad();
         }
         sw.Stop();
+        double cpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
         double allocMiB = (GC.GetTotalAllocatedBytes(true) - allocated) / (1024.0 * 1024.0) / steps;
         gcs = GC.CollectionCount(0) - gcs;
         double tokens = (double)c.Batch * c.Seq * steps;
         double tps = tokens / sw.Elapsed.TotalSeconds;
+        double tpcs = tokens / cpuSeconds; // per CPU-second: the work measure, robust when the machine is shared
         // Model FLOPs per token: 6 × (matmul parameters) + causal attention 6 × layers × seq × dim (QKᵀ and PV, fwd+bwd).
         long matmulParams = model.NamedParameters().Where(p => p.Parameter.Rank == 2 && !p.Name.Contains("embed_tokens")).Sum(p => (long)p.Parameter.Length);
         if (cfg.TieWordEmbeddings) matmulParams += (long)c.Vocab * c.Dim;
@@ -87,23 +90,28 @@ public static class StepBench
         double rss = Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024.0);
 
         Console.WriteLine($"step {config}: {tps:F0} tokens/s, {sw.Elapsed.TotalSeconds / steps:F3} s/step, MFU {mfu:P1} (peak {peakGflops} GFLOP/s), peak RSS {rss:F0} MiB, loss {loss:F4}, GEMM {Gemm.Backend}{(checkpoint ? ", checkpointed" : "")}");
+        Console.WriteLine($"  {tpcs:F0} tokens per CPU-second (load average {LoadAverage()})");
         Console.WriteLine($"  managed allocation {allocMiB:F2} MiB/step, {gcs} gen-0 collections in {steps} steps");
         var json = new Dictionary<string, object?>
         {
             ["bench"] = "step", ["config"] = config, ["tokens_per_s"] = Math.Round(tps, 1), ["mfu"] = Math.Round(mfu, 4),
-            ["peak_rss_mib"] = Math.Round(rss, 1),
+            ["peak_rss_mib"] = Math.Round(rss, 1), ["tokens_per_cpu_s"] = Math.Round(tpcs, 1),
         };
         if (torch is { } t)
         {
-            Console.WriteLine($"  pytorch: {t.Tps:F0} tokens/s, peak RSS {t.Rss:F0} MiB → ratio {tps / t.Tps:F2}× speed, {rss / t.Rss:F2}× memory");
+            Console.WriteLine($"  pytorch: {t.Tps:F0} tokens/s, {t.Tpcs:F0} tokens per CPU-second, peak RSS {t.Rss:F0} MiB → ratio {tps / t.Tps:F2}× speed ({tpcs / t.Tpcs:F2}× per CPU-second), {rss / t.Rss:F2}× memory");
             json["peer"] = "pytorch"; json["peer_tokens_per_s"] = Math.Round(t.Tps, 1); json["ratio"] = Math.Round(tps / t.Tps, 3);
             json["peer_peak_rss_mib"] = Math.Round(t.Rss, 1); json["memory_ratio"] = Math.Round(rss / t.Rss, 3);
+            json["peer_tokens_per_cpu_s"] = Math.Round(t.Tpcs, 1); json["cpu_ratio"] = Math.Round(tpcs / t.Tpcs, 3);
         }
         Console.WriteLine(JsonSerializer.Serialize(json));
         return 0;
     }
 
-    private static (double, double)? RunPeer(string config, int steps, int warmup)
+    private static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
+
+    private static (double, double, double)? RunPeer(string config, int steps, int warmup)
     {
         const string python = "/usr/bin/python3";
         string script = Path.Combine(RepoRoot(), "bench", "peers", "torch_step.py");
@@ -117,7 +125,7 @@ public static class StepBench
         var line = stdout.Split('\n').LastOrDefault(l => l.TrimStart().StartsWith('{'));
         if (p.ExitCode != 0 || line == null) { Console.Error.WriteLine($"step: PyTorch peer failed ({p.ExitCode}): {stderr.Trim()}"); return null; }
         var doc = JsonDocument.Parse(line).RootElement;
-        return (doc.GetProperty("tokens_per_s").GetDouble(), doc.GetProperty("peak_rss_mib").GetDouble());
+        return (doc.GetProperty("tokens_per_s").GetDouble(), doc.GetProperty("peak_rss_mib").GetDouble(), doc.GetProperty("tokens_per_cpu_s").GetDouble());
     }
 
     private static string RepoRoot()

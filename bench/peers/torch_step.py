@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch peer of the `step` bench: the same Llama decoder (HF modeling_llama structure: RMSNorm, rotate_half
 RoPE, GQA via repeat_kv, eager causal attention, SwiGLU), random ids, AdamW, float32, torch.set_num_threads(2).
-Prints one JSON line {"tokens_per_s": …, "peak_rss_mib": …, "step_s": …, "loss": …}.
+Prints one JSON line {"tokens_per_s": …, "peak_rss_mib": …, "step_s": …, "tokens_per_cpu_s": …, "loss": …}.
 Usage: /usr/bin/python3 bench/peers/torch_step.py --config S|M|L [--steps N] [--warmup N]
 """
 import argparse
@@ -111,13 +111,16 @@ def main():
     for i in range(a.warmup + a.steps):
         if i == a.warmup:
             t0 = time.perf_counter()
+            c0 = time.process_time()
         loss = model(ids, ids)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
     dt = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"tokens_per_s": batch * seq * a.steps / dt, "peak_rss_mib": rss, "step_s": dt / a.steps, "loss": float(loss)}))
+    print(json.dumps({"tokens_per_s": batch * seq * a.steps / dt, "peak_rss_mib": rss, "step_s": dt / a.steps,
+                      "tokens_per_cpu_s": batch * seq * a.steps / cpu, "loss": float(loss)}))
 
 
 if __name__ == "__main__":

@@ -22,8 +22,7 @@ public sealed class Tape : IDisposable
     private readonly Tape? parent;
     private readonly bool recordGrad;
     private readonly List<(Tensor Output, Action Backward)> nodes = [];
-    private readonly List<Tensor> owned = [];   // tensors whose storage this tape rented (or views onto it)
-    private readonly List<float[]> rented = [];
+    private readonly List<Tensor> owned = [];   // tensors whose storage this tape rented (OwnsStorage) or views onto it
     private bool disposed;
 
     private Tape(Tape? parent, bool recordGrad) { this.parent = parent; this.recordGrad = recordGrad; }
@@ -75,7 +74,7 @@ public sealed class Tape : IDisposable
         var arr = BufferPool.Rent(n, zero);
         var res = new Tensor(arr, n == 0 ? 0 : BufferPool.AlignedOffset(arr), (int[])shape.Clone());
         res.Owner = t;
-        t.rented.Add(arr);
+        res.OwnsStorage = true;
         t.owned.Add(res);
         return res;
     }
@@ -101,7 +100,17 @@ public sealed class Tape : IDisposable
             for (int i = nodes.Count - 1; i >= 0; i--)
             {
                 var (output, backward) = nodes[i];
-                if (output.Grad != null) backward();
+                if (output.Grad == null) continue;
+                backward();
+                // output's gradient is complete before its producer runs and read by nobody after: give its
+                // buffer back now, so later gradients reuse it (peak memory ≈ activations + a few gradients).
+                if (output is not Parameter && output.Grad is { OwnsStorage: true } og && og.Owner == this)
+                {
+                    output.Grad = null;
+                    var arr = og.Storage;
+                    og.Release();
+                    BufferPool.Return(arr);
+                }
             }
         }
         nodes.Clear();
@@ -114,8 +123,13 @@ public sealed class Tape : IDisposable
         disposed = true;
         if (current != this) throw new InvalidOperationException("Tape disposed out of order (nested tapes must be disposed innermost first)");
         current = parent;
-        foreach (var t in owned) t.Release();
-        foreach (var a in rented) BufferPool.Return(a);
-        owned.Clear(); rented.Clear(); nodes.Clear();
+        foreach (var t in owned)
+        {
+            if (t.Released) continue;
+            var arr = t.OwnsStorage ? t.Storage : null;
+            t.Release();
+            if (arr != null) BufferPool.Return(arr);
+        }
+        owned.Clear(); nodes.Clear();
     }
 }

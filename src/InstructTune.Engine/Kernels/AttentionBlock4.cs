@@ -27,25 +27,16 @@ public static unsafe partial class AttentionKernel
     {
         int Tk = d.Tk, hd = d.hd, pos0 = d.QueryOffset + i0;
         long qs = (long)d.H * hd;
-        float* q0 = Q + (((long)b * d.Tq + i0) * d.H + h) * hd, q1 = q0 + qs, q2 = q1 + qs, q3 = q2 + qs;
+        float* q0 = Q + (((long)b * d.Tq + i0) * d.H + h) * hd;
         int lo = mask.Window > 0 ? Math.Max(0, pos0 - mask.Window + 1) : 0;
         int hi = mask.Causal ? pos0 + R - 1 : Tk - 1;
         for (int j = lo; j <= hi; j++)
         {
-            float* kr = K + KvIndex(b, j, kvh, d);
-            Vector256<float> a0 = Vector256<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
-            for (int c = 0; c < hd; c += 8)
-            {
-                var kv = Avx.LoadVector256(kr + c);
-                a0 = Fma.MultiplyAdd(Avx.LoadVector256(q0 + c), kv, a0);
-                a1 = Fma.MultiplyAdd(Avx.LoadVector256(q1 + c), kv, a1);
-                a2 = Fma.MultiplyAdd(Avx.LoadVector256(q2 + c), kv, a2);
-                a3 = Fma.MultiplyAdd(Avx.LoadVector256(q3 + c), kv, a3);
-            }
-            s[j] = Masked(Vector256.Sum(a0) * scale, 0);
-            s[Tk + j] = Masked(Vector256.Sum(a1) * scale, 1);
-            s[2 * Tk + j] = Masked(Vector256.Sum(a2) * scale, 2);
-            s[3 * Tk + j] = Masked(Vector256.Sum(a3) * scale, 3);
+            var (a0, a1, a2, a3) = Dot4(q0, qs, K + KvIndex(b, j, kvh, d), hd);
+            s[j] = Masked(a0 * scale, 0);
+            s[Tk + j] = Masked(a1 * scale, 1);
+            s[2 * Tk + j] = Masked(a2 * scale, 2);
+            s[3 * Tk + j] = Masked(a3 * scale, 3);
 
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
             float Masked(float v, int r)
@@ -55,6 +46,23 @@ public static unsafe partial class AttentionKernel
             }
         }
         return (lo, hi);
+    }
+
+    /// <summary>(x_r · y) for the four rows x_r = x0 + r·stride (length hd, a multiple of 8): y is loaded once.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (float, float, float, float) Dot4(float* x0, long stride, float* y, int hd)
+    {
+        float* x1 = x0 + stride, x2 = x1 + stride, x3 = x2 + stride;
+        Vector256<float> a0 = Vector256<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
+        for (int c = 0; c < hd; c += 8)
+        {
+            var yv = Avx.LoadVector256(y + c);
+            a0 = Fma.MultiplyAdd(Avx.LoadVector256(x0 + c), yv, a0);
+            a1 = Fma.MultiplyAdd(Avx.LoadVector256(x1 + c), yv, a1);
+            a2 = Fma.MultiplyAdd(Avx.LoadVector256(x2 + c), yv, a2);
+            a3 = Fma.MultiplyAdd(Avx.LoadVector256(x3 + c), yv, a3);
+        }
+        return (Vector256.Sum(a0), Vector256.Sum(a1), Vector256.Sum(a2), Vector256.Sum(a3));
     }
 
     /// <summary>Forward of 4 rows: softmax per row over [lo, hi], o_r = Σ_j p_rj v_j, lse_r.</summary>
@@ -124,21 +132,12 @@ public static unsafe partial class AttentionKernel
             if (p0 == 0f && p1 == 0f && p2 == 0f && p3 == 0f) continue;
             long ko = KvIndex(b, j, kvh, d);
             float* kr = K + ko, vr = V + ko, dk = DK + ko, dv = DV + ko;
-            // dp_r = do_r · v_j
-            Vector256<float> a0 = Vector256<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
-            for (int c = 0; c < hd; c += 8)
-            {
-                var vv = Avx.LoadVector256(vr + c);
-                a0 = Fma.MultiplyAdd(Avx.LoadVector256(g0 + c), vv, a0);
-                a1 = Fma.MultiplyAdd(Avx.LoadVector256(g1 + c), vv, a1);
-                a2 = Fma.MultiplyAdd(Avx.LoadVector256(g2 + c), vv, a2);
-                a3 = Fma.MultiplyAdd(Avx.LoadVector256(g3 + c), vv, a3);
-            }
+            var (a0, a1, a2, a3) = Dot4(g0, qs, vr, hd);                                     // dp_r = do_r · v_j
             // ds_r = p_r (dp_r − D_r)·scale
-            var s0 = Vector256.Create(p0 * (Vector256.Sum(a0) - D0) * scale);
-            var s1 = Vector256.Create(p1 * (Vector256.Sum(a1) - D1) * scale);
-            var s2 = Vector256.Create(p2 * (Vector256.Sum(a2) - D2) * scale);
-            var s3 = Vector256.Create(p3 * (Vector256.Sum(a3) - D3) * scale);
+            var s0 = Vector256.Create(p0 * (a0 - D0) * scale);
+            var s1 = Vector256.Create(p1 * (a1 - D1) * scale);
+            var s2 = Vector256.Create(p2 * (a2 - D2) * scale);
+            var s3 = Vector256.Create(p3 * (a3 - D3) * scale);
             Vector256<float> P0 = Vector256.Create(p0), P1 = Vector256.Create(p1), P2 = Vector256.Create(p2), P3 = Vector256.Create(p3);
             for (int c = 0; c < hd; c += 8)
             {

@@ -25,6 +25,8 @@ public class Tensor
     internal bool Released;
     /// <summary>The tape whose pool holds the storage (gradients are rented from the same tape); null = heap.</summary>
     internal Autograd.Tape? Owner;
+    /// <summary>True when the storage array was rented for this tensor (not a view), so releasing returns it.</summary>
+    internal bool OwnsStorage;
 
     public Tensor(float[] storage, int offset, int[] shape, int[]? strides = null)
     {

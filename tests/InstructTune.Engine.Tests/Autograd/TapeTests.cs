@@ -57,6 +57,20 @@ public class TapeTests
     }
 
     [Fact]
+    public void IntermediateGradientsGoBackToThePoolDuringBackward()
+    {
+        var w = new Parameter(Rand(16, 1), 4, 4);
+        var x = Tensor.FromArray(Rand(8, 2), 2, 4);
+        using var tape = Tape.Record();
+        var h = Ops.Linear(x, w);               // intermediate
+        var y = Ops.Silu(h);
+        tape.Backward(Ops.Sum(y));
+        Assert.Null(h.Grad);                     // released once Linear's backward consumed it
+        Assert.NotNull(w.Grad);                  // parameter gradients stay
+        Assert.True(BufferPool.PooledFloats > 0);
+    }
+
+    [Fact]
     public void ShapeMismatchNamesTheOpAndBothShapes()
     {
         var ex = Assert.Throws<ArgumentException>(() => Ops.Add(Tensor.Zeros(2, 3), Tensor.Zeros(3, 2)));
