@@ -26,7 +26,6 @@ public static class GemmBench
         ("lm_head_fwd", false, true, T, V, D),
         ("lm_head_dX", false, false, T, D, V),
         ("lm_head_dW", true, false, V, D, T),
-        ("probe_deepK", false, true, 1024, 768, 4096),
     ];
 
     public static int Run(string[] args)
@@ -43,13 +42,17 @@ public static class GemmBench
                 var v = args[++i].Split(',').Select(x => int.Parse(x, CultureInfo.InvariantCulture)).ToArray();
                 (GemmBlocked.MC, GemmBlocked.KC, GemmBlocked.NC) = (v[0], v[1], v[2]);
             }
+            else if (args[i] == "--tile" && i + 1 < args.Length)
+                GemmMicroKernel.Kind = Enum.Parse<GemmTileKind>(args[++i], ignoreCase: true);
             else if (args[i] == "--kernel") { KernelOnly(); return 0; }
             else if (args[i] == "--threads" && i + 1 < args.Length) Gemm.MaxThreads = int.Parse(args[++i], CultureInfo.InvariantCulture);
-            else { Console.Error.WriteLine($"gemm: unknown option '{args[i]}' (options: --reps N, --only NAME, --threads N, --blocks MC,KC,NC, --kernel)"); return 2; }
+            else { Console.Error.WriteLine($"gemm: unknown option '{args[i]}' (options: --reps N, --only NAME, --threads N, --blocks MC,KC,NC, --tile avx512|avx2|portable, --kernel)"); return 2; }
         }
         bool blas = OpenBlas.IsAvailable;
         Gemm.MaxThreads = Gemm.MaxThreads; // also caps OpenBLAS's pool to the same count
-        Console.WriteLine($"gemm bench: {Gemm.MaxThreads} threads, managed kernel {(GemmMicroKernel.UseAvx2 ? "AVX2/FMA 6x16" : "portable")}, " +
+        try { Console.WriteLine($"Gemm.Backend (what Gemm.Sgemm uses; both are timed below): {Gemm.Backend}"); }
+        catch (InvalidOperationException e) { Console.Error.WriteLine($"gemm: {e.Message}"); return 2; }
+        Console.WriteLine($"gemm bench: {Gemm.MaxThreads} threads, managed kernel {GemmMicroKernel.Name}, " +
                           $"OpenBLAS {(blas ? OpenBlas.LibraryName + " core " + OpenBlas.CoreName : "not available")}; best of {reps}");
         // Wall-clock GFLOP/s, and in brackets GFLOP per CPU-second per thread: the machine is shared, and the
         // CPU-time figure shows kernel efficiency even when other processes take the cores.
@@ -68,8 +71,31 @@ public static class GemmBench
             Console.WriteLine(Json(("bench", "gemm"), ("shape", $"{name} {layout} {M}x{N}x{K}"), ("managed_gflops", managed),
                 ("openblas_gflops", openblas), ("ratio", managed / openblas)));
         }
+        if (only == null || only.StartsWith("lowp")) LowPrecision(reps);
         if (only == null || only.StartsWith("gemv")) Gemv(reps, blas);
         return 0;
+    }
+
+    /// <summary>The FFN forward product with the weight stored as bf16 and as NF4 (QLoRA's frozen base),
+    /// converted inside packing, against the same product in fp32 on the managed kernel.</summary>
+    private static void LowPrecision(int reps)
+    {
+        const int M = T, N = F, K = D;
+        var x = Fill((long)M * K, 5); var w = Fill((long)N * K, 6); var y = new float[(long)M * N];
+        var w16 = new ushort[w.Length];
+        for (long i = 0; i < w.Length; i++) w16[i] = (ushort)(BitConverter.SingleToInt32Bits(w[i]) >> 16);
+        var nf4 = InstructTune.Engine.Quantization.Nf4Matrix.Quantize(w, N, K);
+        double flop = 2.0 * M * N * K;
+        var (f32, f32Cpu) = BestWithCpu(reps, () => Gemm.SgemmOn(GemmBackend.Managed, false, true, M, N, K, 1f, x, K, w, K, 0f, y, N));
+        var (b16, b16Cpu) = BestWithCpu(reps, () => Gemm.SgemmBf16B(false, true, M, N, K, 1f, x, K, w16, K, 0f, y, N));
+        var (q4, q4Cpu) = BestWithCpu(reps, () => Gemm.SgemmNf4B(false, true, M, N, K, 1f, x, K, nf4, 0f, y, N));
+        foreach (var (name, wall, cpu) in new[] { ("bf16", b16, b16Cpu), ("nf4", q4, q4Cpu) })
+        {
+            Console.WriteLine($"ffn_up_fwd X·Wᵀ with {name} W: {flop / wall / 1e9:F1} GFLOP/s ({flop / cpu / 1e9:F1} cpu) vs fp32 W " +
+                              $"{flop / f32 / 1e9:F1} ({flop / f32Cpu / 1e9:F1} cpu), ratio {f32 / wall:F2}");
+            Console.WriteLine(Json(("bench", "gemm-lowp"), ("weights", name), ("shape", $"ffn_up_fwd NT {M}x{N}x{K}"),
+                ("managed_gflops", flop / wall / 1e9), ("fp32_gflops", flop / f32 / 1e9), ("ratio", f32 / wall)));
+        }
     }
 
     /// <summary>Decode-shaped products: y[1×V] = x[1×D]·Wᵀ with the LM head W [V×D] (98 MB in fp32, far
@@ -79,11 +105,15 @@ public static class GemmBench
         var x = Fill(D, 3); var w = Fill((long)V * D, 4); var y = new float[V];
         var w16 = new ushort[w.Length];
         for (long i = 0; i < w.Length; i++) w16[i] = (ushort)(BitConverter.SingleToInt32Bits(w[i]) >> 16);
-        double fp32 = 4.0 * V * D / Best(reps * 3, () => Gemm.SgemmOn(GemmBackend.Managed, false, true, 1, V, D, 1f, x, D, w, D, 0f, y, V)) / 1e9;
-        double blasFp32 = blas ? 4.0 * V * D / Best(reps * 3, () => Gemm.SgemmOn(GemmBackend.OpenBlas, false, true, 1, V, D, 1f, x, D, w, D, 0f, y, V)) / 1e9 : double.NaN;
-        double bf16 = 2.0 * V * D / Best(reps * 3, () => Gemm.SgemmBf16B(false, true, 1, V, D, 1f, x, D, w16, D, 0f, y, V)) / 1e9;
-        Console.WriteLine($"gemv fp32 [1×{D}]·[{V}×{D}]ᵀ: managed {fp32:F1} GB/s, openblas sgemm {blasFp32:F1} GB/s");
-        Console.WriteLine($"gemv bf16 [1×{D}]·[{V}×{D}]ᵀ: managed {bf16:F1} GB/s (weights streamed; {2.0 * V * D / 1e6:F0} MB per call)");
+        double bytes32 = 4.0 * V * D, bytes16 = 2.0 * V * D;
+        var (f32Wall, f32Cpu) = BestWithCpu(reps * 3, () => Gemm.SgemmOn(GemmBackend.Managed, false, true, 1, V, D, 1f, x, D, w, D, 0f, y, V));
+        var (blasWall, blasCpu) = blas ? BestWithCpu(reps * 3, () => Gemm.SgemmOn(GemmBackend.OpenBlas, false, true, 1, V, D, 1f, x, D, w, D, 0f, y, V)) : (double.NaN, double.NaN);
+        var (b16Wall, b16Cpu) = BestWithCpu(reps * 3, () => Gemm.SgemmBf16B(false, true, 1, V, D, 1f, x, D, w16, D, 0f, y, V));
+        double fp32 = bytes32 / f32Wall / 1e9, blasFp32 = bytes32 / blasWall / 1e9, bf16 = bytes16 / b16Wall / 1e9;
+        Console.WriteLine($"gemv fp32 [1×{D}]·[{V}×{D}]ᵀ: managed {fp32:F1} GB/s ({bytes32 / f32Cpu / 1e9:F1} per CPU-second), " +
+                          $"openblas sgemm {blasFp32:F1} GB/s ({bytes32 / blasCpu / 1e9:F1})");
+        Console.WriteLine($"gemv bf16 [1×{D}]·[{V}×{D}]ᵀ: managed {bf16:F1} GB/s ({bytes16 / b16Cpu / 1e9:F1} per CPU-second); " +
+                          $"{bytes16 / 1e6:F0} MB of weights per call, {bytes32 / b16Wall / 1e9:F1} GB/s fp32-equivalent");
         Console.WriteLine(Json(("bench", "gemv"), ("weights", "fp32"), ("shape", $"1x{V}x{D}"), ("managed_gbps", fp32),
             ("openblas_gbps", blasFp32), ("ratio", fp32 / blasFp32)));
         Console.WriteLine(Json(("bench", "gemv"), ("weights", "bf16"), ("shape", $"1x{V}x{D}"), ("managed_gbps", bf16),
@@ -97,10 +127,11 @@ public static class GemmBench
         // The macro-kernel's access pattern with the packing taken out: 24 A slivers (one MC block, L2),
         // B slivers either one (L1) or the 48 of a 768-wide panel (L2/L3), C either a small resident tile
         // block or the tiles of a 1024×768 matrix (memory). Shows what each level of the hierarchy costs.
-        const int kc = 256, tiles = 24, MR = GemmMicroKernel.MR, NR = GemmMicroKernel.NR, slivers = 48, ldcBig = 768;
-        var a = GC.AllocateArray<float>(kc * MR * tiles + 16, pinned: true);
+        const int kc = 256, tiles = 24, NR = GemmMicroKernel.NR, slivers = 48, ldcBig = 768;
+        var a = GC.AllocateArray<float>(kc * GemmMicroKernel.MaxMR * tiles + 16, pinned: true);
         var b = GC.AllocateArray<float>(kc * NR * slivers + 16, pinned: true);
         var c = GC.AllocateArray<float>(1024 * ldcBig + 16, pinned: true);
+        int MR = GemmMicroKernel.MR;
         fixed (float* pa0 = a, pb0 = b, pc = c)
         {
             float* pa = (float*)(((nint)pa0 + 63) & ~(nint)63), pb = (float*)(((nint)pb0 + 63) & ~(nint)63);
@@ -115,8 +146,8 @@ public static class GemmBench
                     for (int jr = 0; jr < slivers; jr++)
                         for (int t = 0; t < tiles; t++, tileCount++)
                         {
-                            float* ct = bigC ? pc + (nint)((r % 7) * 144 + t * MR) * ldcBig + jr * NR : pc + t * MR * 64;
-                            GemmMicroKernel.Tile(kc, pa + t * kc * MR, pb + (manyB ? jr * kc * NR : 0), ct, bigC ? ldcBig : 64, 1f, 1f);
+                            float* ct = bigC ? pc + (nint)(((r % 7) * 120 + t * MR) % (1024 - MR)) * ldcBig + jr * NR : pc + t * MR * 64;
+                            GemmMicroKernel.Tile(GemmMicroKernel.Kind, kc, pa + t * kc * MR, pb + (manyB ? jr * kc * NR : 0), ct, bigC ? ldcBig : 64, 1f, 1f);
                         }
                 proc.Refresh();
                 double cpu = (proc.TotalProcessorTime - cpu0).TotalSeconds;
@@ -143,19 +174,6 @@ public static class GemmBench
             double cpu = (proc.TotalProcessorTime - cpu0).TotalSeconds / Gemm.MaxThreads;
             if (wall < best.Wall) best.Wall = wall;
             if (cpu < best.Cpu) best.Cpu = cpu;
-        }
-        return best;
-    }
-
-    private static double Best(int reps, Action run)
-    {
-        run(); // warm-up: JIT, pack buffers, OpenBLAS thread start
-        double best = double.MaxValue;
-        for (int r = 0; r < reps; r++)
-        {
-            var sw = Stopwatch.StartNew();
-            run();
-            best = Math.Min(best, sw.Elapsed.TotalSeconds);
         }
         return best;
     }

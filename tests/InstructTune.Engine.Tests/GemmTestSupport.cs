@@ -11,6 +11,7 @@ internal static class GemmTestSupport
     [
         (1, 1, 1), (7, 7, 7), (1, 1000, 7), (63, 65, 257), (65, 63, 1), (257, 1, 65), (6, 16, 256),
         (7, 17, 263), (150, 40, 513), (5, 3100, 3), (257, 300, 65), (1000, 65, 63), (2, 1000, 257),
+        (20, 4100, 40), (4100, 20, 40), // long split dimension: several chunks taken dynamically
     ];
 
     public static float[] Random(int n, int seed, float lo = -1f, float hi = 1f)

@@ -37,17 +37,25 @@ public class GemmTests
     }
 
     [Fact]
-    public void PortableKernelMatchesNaive()
+    public void EveryTileKindTheCpuHasMatchesNaive()
     {
-        bool saved = GemmMicroKernel.UseAvx2;
-        GemmMicroKernel.UseAvx2 = false;
+        // The default kind is covered by the theories above; here each other kind this CPU can run
+        // (AVX2 on an AVX-512 machine, the portable fallback everywhere) goes through all layouts.
+        var saved = GemmMicroKernel.Kind;
+        var kinds = new List<GemmTileKind> { GemmTileKind.Portable };
+        if (System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported) kinds.Add(GemmTileKind.Avx2);
+        if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported) kinds.Add(GemmTileKind.Avx512);
         try
         {
-            foreach (var (ta, tb) in Layouts())
-                foreach (var (M, N, K) in new[] { (7, 17, 263), (63, 65, 30), (1, 5, 3) })
-                    CheckOne(GemmBackend.Managed, ta, tb, M, N, K, 1.5f, 0f);
+            foreach (var kind in kinds)
+            {
+                GemmMicroKernel.Kind = kind;
+                foreach (var (ta, tb) in Layouts())
+                    foreach (var (M, N, K) in new[] { (7, 17, 263), (63, 65, 30), (1, 5, 3), (150, 300, 70) })
+                        CheckOne(GemmBackend.Managed, ta, tb, M, N, K, 1.5f, 0.5f);
+            }
         }
-        finally { GemmMicroKernel.UseAvx2 = saved; }
+        finally { GemmMicroKernel.Kind = saved; }
     }
 
     [Fact]
@@ -61,6 +69,36 @@ public class GemmTests
             foreach (var (ta, tb) in Layouts()) CheckOne(GemmBackend.Managed, ta, tb, 65, 70, 63, 1f, 1f);
         }
         finally { (GemmBlocked.MC, GemmBlocked.KC, GemmBlocked.NC) = (mc, kc, nc); }
+    }
+
+    [Fact]
+    [Trait("Category", "Slow")]
+    public void LargeTrainingShapesMatchNaiveOnEveryBackend()
+    {
+        // Shapes near a config-L step (several MC/KC blocks, many chunks), every layout, beta 0 and 1.
+        foreach (var (ta, tb) in Layouts())
+            foreach (var backend in OpenBlas.IsAvailable ? new[] { GemmBackend.Managed, GemmBackend.OpenBlas } : [GemmBackend.Managed])
+            {
+                CheckOne(backend, ta, tb, 300, 1100, 700, 1f, 0f, 7);
+                CheckOne(backend, ta, tb, 3500, 40, 520, 1f, 1f, 8);
+            }
+    }
+
+    [Fact]
+    public void ConcurrentCallersGetCorrectResults()
+    {
+        // Several threads calling at once: one holds the worker team, the others run on their own thread.
+        var (a, lda, b, ldb, _, ldc) = Operands(false, true, 130, 200, 90, nanC: false, 3);
+        var expected = new float[130 * ldc];
+        Gemm.SgemmNaive(false, true, 130, 200, 90, 1f, a, lda, b, ldb, 0f, expected, ldc);
+        var results = new float[6][];
+        Parallel.For(0, 6, t =>
+        {
+            var c = new float[130 * ldc];
+            for (int rep = 0; rep < 5; rep++) Gemm.SgemmOn(GemmBackend.Managed, false, true, 130, 200, 90, 1f, a, lda, b, ldb, 0f, c, ldc);
+            results[t] = c;
+        });
+        foreach (var c in results) AssertClose(expected, c, 130, 200, 90, ldc, 1f, "concurrent");
     }
 
     [Fact]
@@ -93,6 +131,12 @@ public class GemmTests
             Assert.Equal(OpenBlas.IsAvailable ? GemmBackend.OpenBlas : GemmBackend.Managed, Gemm.Backend);
         }
         finally { Gemm.Backend = saved; }
+        Assert.Equal(GemmBackend.Managed, Gemm.ParseBackendVariable(" Managed "));
+        Assert.Equal(GemmBackend.OpenBlas, Gemm.ParseBackendVariable("openblas"));
+        Assert.Equal(GemmBackend.Auto, Gemm.ParseBackendVariable(null));
+        Assert.Equal(GemmBackend.Auto, Gemm.ParseBackendVariable("auto"));
+        var ex = Assert.Throws<InvalidOperationException>(() => Gemm.ParseBackendVariable("mkl"));
+        Assert.Contains("INSTRUCTTUNE_GEMM='mkl'", ex.Message);
     }
 
     private static void CheckBackend(GemmBackend backend, bool transA, bool transB, float alpha, float beta)

@@ -19,7 +19,14 @@ public static unsafe partial class Gemm
 {
     public static void Sgemm(bool transA, bool transB, int M, int N, int K, float alpha,
         ReadOnlySpan<float> A, int lda, ReadOnlySpan<float> B, int ldb, float beta, Span<float> C, int ldc)
-        => SgemmOn(Backend, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    {
+        var backend = Backend;
+        // Decode-shaped X·Wᵀ (M ≤ 4): the managed GEMV streams W at about twice the rate of OpenBLAS's sgemm
+        // (docs/PERFORMANCE.md), so auto keeps those managed; a forced OpenBLAS choice is honoured as is.
+        if (backend == GemmBackend.OpenBlas && !openBlasForced && M <= GemmGemv.MaxRows && transB && !transA && GemmMicroKernel.UseAvx2)
+            backend = GemmBackend.Managed;
+        SgemmOn(backend, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    }
 
     /// <summary><see cref="Sgemm"/> on a named backend regardless of <see cref="Backend"/> (benchmarks and
     /// tests compare both in one process). Auto means the current <see cref="Backend"/>.</summary>

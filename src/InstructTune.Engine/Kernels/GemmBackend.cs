@@ -14,6 +14,7 @@ public static partial class Gemm
     public const string BackendVariable = "INSTRUCTTUNE_GEMM";
 
     private static GemmBackend? backend;
+    private static bool openBlasForced; // OpenBLAS asked for by name (env or property), not picked by auto
     private static int maxThreads = Environment.ProcessorCount;
     private static readonly object BackendGate = new();
 
@@ -31,6 +32,7 @@ public static partial class Gemm
                 if (value == GemmBackend.OpenBlas && !OpenBlas.IsAvailable)
                     throw new InvalidOperationException("Gemm.Backend = OpenBlas: libopenblas.so.0 did not load (install libopenblas0-pthread).");
                 backend = value == GemmBackend.Auto ? (OpenBlas.IsAvailable ? GemmBackend.OpenBlas : GemmBackend.Managed) : value;
+                openBlasForced = value == GemmBackend.OpenBlas;
             }
         }
     }
@@ -46,22 +48,30 @@ public static partial class Gemm
         }
     }
 
+    /// <summary>The backend an INSTRUCTTUNE_GEMM value asks for (unset or empty = Auto); anything else than
+    /// managed/openblas/auto (any case) is an error naming the variable.</summary>
+    internal static GemmBackend ParseBackendVariable(string? value) => (value ?? "auto").Trim().ToLowerInvariant() switch
+    {
+        "" or "auto" => GemmBackend.Auto,
+        "managed" => GemmBackend.Managed,
+        "openblas" => GemmBackend.OpenBlas,
+        _ => throw new InvalidOperationException($"{BackendVariable}='{value}': expected managed, openblas or auto"),
+    };
+
     private static GemmBackend Resolve()
     {
         lock (BackendGate)
         {
             if (backend is { } b) return b;
-            string? env = Environment.GetEnvironmentVariable(BackendVariable);
-            var requested = (env ?? "auto").Trim().ToLowerInvariant() switch
-            {
-                "" or "auto" => GemmBackend.Auto,
-                "managed" => GemmBackend.Managed,
-                "openblas" => GemmBackend.OpenBlas,
-                _ => throw new InvalidOperationException($"{BackendVariable}='{env}': expected managed, openblas or auto"),
-            };
+            var requested = ParseBackendVariable(Environment.GetEnvironmentVariable(BackendVariable));
             string why;
             if (requested == GemmBackend.Managed) { b = GemmBackend.Managed; why = $"{BackendVariable}=managed"; }
-            else if (OpenBlas.IsAvailable) { b = GemmBackend.OpenBlas; why = requested == GemmBackend.OpenBlas ? $"{BackendVariable}=openblas" : "auto"; }
+            else if (OpenBlas.IsAvailable)
+            {
+                b = GemmBackend.OpenBlas;
+                openBlasForced = requested == GemmBackend.OpenBlas;
+                why = openBlasForced ? $"{BackendVariable}=openblas" : "auto; X·Wᵀ with M ≤ 4 stays on the managed GEMV";
+            }
             else
             {
                 b = GemmBackend.Managed;
@@ -71,7 +81,7 @@ public static partial class Gemm
             OpenBlas.SetThreads(maxThreads);
             string detail = b == GemmBackend.OpenBlas
                 ? $"openblas ({OpenBlas.LibraryName}, core {OpenBlas.CoreName}, {maxThreads} threads)"
-                : $"managed ({(GemmMicroKernel.UseAvx2 ? "AVX2/FMA 6x16" : "portable")} kernel, {maxThreads} threads)";
+                : $"managed ({GemmMicroKernel.Name} kernel, {maxThreads} threads)";
             Console.Error.WriteLine($"[InstructTune] GEMM backend: {detail}; {why}");
             backend = b;
             return b;

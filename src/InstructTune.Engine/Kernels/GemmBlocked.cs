@@ -32,9 +32,10 @@ internal unsafe struct GemmArgs
 
 internal static unsafe class GemmBlocked
 {
-    // Block sizes. KC·NR·4 = 16 KiB of B sliver + KC·MR·4 = 6 KiB of A sliver stay in the 32 KiB L1d;
-    // MC·KC·4 = 144 KiB of packed A sits in L2 (512 KiB on Zen3); KC·NC·4 = 3 MiB of packed B per thread
-    // sits in the shared L3. Settable so the bench can explore; tests use the defaults.
+    // Block sizes. KC·NR·4 = 16 KiB of B sliver + KC·MR·4 = 6 KiB (AVX2) or 12 KiB (AVX-512) of A sliver stay
+    // in the 32 KiB L1d; MC·KC·4 = 144 KiB of packed A sits in L2 (512 KiB on Zen3, 1 MiB on the bench
+    // machine); KC·NC·4 = 3 MiB of packed B per thread sits in the shared L3. MC is a multiple of both MRs.
+    // Settable so the bench can explore (`--blocks`: 96–288 × 192–512 measured within noise of these).
     internal static int MC = 144, KC = 256, NC = 3072;
 
     /// <summary>Below this many multiply-adds one thread is faster than waking the team.</summary>
@@ -43,6 +44,12 @@ internal static unsafe class GemmBlocked
     [ThreadStatic] private static float[]? packA, packB;
 
     private static GemmArgs job;
+
+    /// <summary>Chunks a band must be at least this long (rows or columns): each chunk re-packs the other
+    /// operand's whole block, which costs about as much as 25/length of the chunk's arithmetic.</summary>
+    internal const int MinChunk = 1024;
+
+    private static int chunks, nextChunk;
 
     /// <summary>C = alpha·op(A)·op(B) + beta·C over the whole of C, on up to maxThreads threads.</summary>
     public static void Run(in GemmArgs g, int maxThreads)
@@ -54,6 +61,12 @@ internal static unsafe class GemmBlocked
             try
             {
                 job = g;
+                // One chunk per thread when the split dimension is short; when it is long (the LM head's
+                // 32000), up to 8 per thread handed out first come, first served, so a thread that loses
+                // its core to another process does not hold the whole product back.
+                int split = Math.Max(g.M, g.N);
+                chunks = Math.Clamp(split / MinChunk, threads, 8 * threads);
+                nextChunk = 0;
                 GemmWorkers.Run(&RunPart, threads);
             }
             finally { GemmWorkers.Exit(); }
@@ -62,20 +75,24 @@ internal static unsafe class GemmBlocked
         Serial(g, 0, g.M, 0, g.N);
     }
 
-    /// <summary>Part p of n: a band of columns when N ≥ M (each thread then packs only its own B, and
-    /// re-packs the smaller A), otherwise a band of rows. Bands are whole tiles so no tile is shared.</summary>
+    /// <summary>Takes chunks until none is left. A chunk is a band of columns when N ≥ M (each thread then
+    /// packs only its own part of B, and re-packs the smaller A), otherwise a band of rows. Bands are whole
+    /// tiles so no tile is shared.</summary>
     private static void RunPart(int p, int n)
     {
         ref readonly var g = ref job;
-        if (g.N >= g.M)
+        for (int c = Interlocked.Increment(ref nextChunk) - 1; c < chunks; c = Interlocked.Increment(ref nextChunk) - 1)
         {
-            var (lo, hi) = Band(g.N, NR, p, n);
-            if (lo < hi) Serial(g, 0, g.M, lo, hi);
-        }
-        else
-        {
-            var (lo, hi) = Band(g.M, MR, p, n);
-            if (lo < hi) Serial(g, lo, hi, 0, g.N);
+            if (g.N >= g.M)
+            {
+                var (lo, hi) = Band(g.N, NR, c, chunks);
+                if (lo < hi) Serial(g, 0, g.M, lo, hi);
+            }
+            else
+            {
+                var (lo, hi) = Band(g.M, MaxMR, c, chunks);
+                if (lo < hi) Serial(g, lo, hi, 0, g.N);
+            }
         }
     }
 
@@ -89,7 +106,10 @@ internal static unsafe class GemmBlocked
     /// <summary>One thread's share: C[m0..m1, n0..n1] computed with this thread's pack buffers.</summary>
     public static void Serial(in GemmArgs g, int m0, int m1, int n0, int n1)
     {
-        int mcMax = Math.Min(MC, RoundUp(m1 - m0, MR)), kcMax = Math.Min(KC, g.K), ncMax = Math.Min(NC, RoundUp(n1 - n0, NR));
+        var kind = GemmMicroKernel.Kind;
+        int MR = RowsOf(kind);
+        // Packed blocks are whole slivers: round the largest block up to MR / NR.
+        int mcMax = RoundUp(Math.Min(MC, m1 - m0), MR), kcMax = Math.Min(KC, g.K), ncMax = RoundUp(Math.Min(NC, n1 - n0), NR);
         float* pa = Aligned(ref packA, mcMax * kcMax);
         float* pb = Aligned(ref packB, ncMax * kcMax);
         for (int jc = n0; jc < n1; jc += NC)
@@ -104,16 +124,17 @@ internal static unsafe class GemmBlocked
                 for (int ic = m0; ic < m1; ic += MC)
                 {
                     int mc = Math.Min(MC, m1 - ic);
-                    GemmPack.PackA(g.TransA, g.A, g.Lda, ic, mc, pc, kc, pa);
-                    Macro(g, mc, nc, kc, pa, pb, g.C + (nint)ic * g.Ldc + jc, beta);
+                    GemmPack.PackA(g.TransA, g.A, g.Lda, ic, mc, pc, kc, pa, MR);
+                    Macro(g, kind, mc, nc, kc, pa, pb, g.C + (nint)ic * g.Ldc + jc, beta);
                 }
             }
         }
     }
 
     /// <summary>The two innermost loops over tiles of one packed A block × packed B block.</summary>
-    private static void Macro(in GemmArgs g, int mc, int nc, int kc, float* pa, float* pb, float* c, float beta)
+    private static void Macro(in GemmArgs g, GemmTileKind kind, int mc, int nc, int kc, float* pa, float* pb, float* c, float beta)
     {
+        int MR = RowsOf(kind);
         nint ldc = g.Ldc;
         for (int jr = 0; jr < nc; jr += NR)
         {
@@ -124,8 +145,8 @@ internal static unsafe class GemmBlocked
                 int mr = Math.Min(MR, mc - ir);
                 float* a = pa + (nint)ir * kc;
                 float* ct = c + ir * ldc + jr;
-                if (mr == MR && nr == NR) Tile(kc, a, b, ct, ldc, g.Alpha, beta);
-                else EdgeTile(kc, a, b, ct, ldc, mr, nr, g.Alpha, beta);
+                if (mr == MR && nr == NR) Tile(kind, kc, a, b, ct, ldc, g.Alpha, beta);
+                else EdgeTile(kind, kc, a, b, ct, ldc, mr, nr, g.Alpha, beta);
             }
         }
     }

@@ -66,21 +66,22 @@ internal static unsafe class GemmGemv
     private static void OneRow4<TRows>(in GemmArgs g, TRows w, int j) where TRows : struct, IBRows
     {
         float* x = g.A;
+        nint r0 = j * w.Stride, r1 = r0 + w.Stride, r2 = r1 + w.Stride, r3 = r2 + w.Stride;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         int k = 0, K = g.K;
         for (; k + 8 <= K; k += 8)
         {
             var xv = Avx.LoadVector256(x + k);
-            a0 = Fma.MultiplyAdd(xv, w.Load8(j, k), a0);
-            a1 = Fma.MultiplyAdd(xv, w.Load8(j + 1, k), a1);
-            a2 = Fma.MultiplyAdd(xv, w.Load8(j + 2, k), a2);
-            a3 = Fma.MultiplyAdd(xv, w.Load8(j + 3, k), a3);
+            a0 = Fma.MultiplyAdd(xv, w.Load8(r0 + k), a0);
+            a1 = Fma.MultiplyAdd(xv, w.Load8(r1 + k), a1);
+            a2 = Fma.MultiplyAdd(xv, w.Load8(r2 + k), a2);
+            a3 = Fma.MultiplyAdd(xv, w.Load8(r3 + k), a3);
         }
         float s0 = Vector256.Sum(a0), s1 = Vector256.Sum(a1), s2 = Vector256.Sum(a2), s3 = Vector256.Sum(a3);
         for (; k < K; k++)
         {
-            s0 += x[k] * w.Load1(j, k); s1 += x[k] * w.Load1(j + 1, k);
-            s2 += x[k] * w.Load1(j + 2, k); s3 += x[k] * w.Load1(j + 3, k);
+            s0 += x[k] * w.Load1(r0 + k); s1 += x[k] * w.Load1(r1 + k);
+            s2 += x[k] * w.Load1(r2 + k); s3 += x[k] * w.Load1(r3 + k);
         }
         Store(g, 0, j, s0); Store(g, 0, j + 1, s1); Store(g, 0, j + 2, s2); Store(g, 0, j + 3, s3);
     }
@@ -92,10 +93,11 @@ internal static unsafe class GemmGemv
         float* x0 = g.A, x1 = g.A + (g.M > 1 ? g.Lda : 0), x2 = g.A + (g.M > 2 ? 2 * (nint)g.Lda : 0), x3 = g.A + (g.M > 3 ? 3 * (nint)g.Lda : 0);
         Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default;
         Vector256<float> a20 = default, a21 = default, a30 = default, a31 = default;
+        nint r0 = j * w.Stride, r1 = r0 + w.Stride;
         int k = 0, K = g.K;
         for (; k + 8 <= K; k += 8)
         {
-            var w0 = w.Load8(j, k); var w1 = w.Load8(j + 1, k);
+            var w0 = w.Load8(r0 + k); var w1 = w.Load8(r1 + k);
             var xv = Avx.LoadVector256(x0 + k); a00 = Fma.MultiplyAdd(xv, w0, a00); a01 = Fma.MultiplyAdd(xv, w1, a01);
             xv = Avx.LoadVector256(x1 + k); a10 = Fma.MultiplyAdd(xv, w0, a10); a11 = Fma.MultiplyAdd(xv, w1, a11);
             xv = Avx.LoadVector256(x2 + k); a20 = Fma.MultiplyAdd(xv, w0, a20); a21 = Fma.MultiplyAdd(xv, w1, a21);
@@ -107,7 +109,7 @@ internal static unsafe class GemmGemv
         {
             float* x = g.A + (nint)m * g.Lda;
             float t0 = s[2 * m], t1 = s[2 * m + 1];
-            for (int kk = k; kk < K; kk++) { t0 += x[kk] * w.Load1(j, kk); t1 += x[kk] * w.Load1(j + 1, kk); }
+            for (int kk = k; kk < K; kk++) { t0 += x[kk] * w.Load1(r0 + kk); t1 += x[kk] * w.Load1(r1 + kk); }
             Store(g, m, j, t0); Store(g, m, j + 1, t1);
         }
     }
@@ -115,10 +117,11 @@ internal static unsafe class GemmGemv
     private static float Dot<TRows>(TRows w, int j, float* x, int K) where TRows : struct, IBRows
     {
         var acc = Vector256<float>.Zero;
+        nint r = j * w.Stride;
         int k = 0;
-        for (; k + 8 <= K; k += 8) acc = Fma.MultiplyAdd(Avx.LoadVector256(x + k), w.Load8(j, k), acc);
+        for (; k + 8 <= K; k += 8) acc = Fma.MultiplyAdd(Avx.LoadVector256(x + k), w.Load8(r + k), acc);
         float s = Vector256.Sum(acc);
-        for (; k < K; k++) s += x[k] * w.Load1(j, k);
+        for (; k < K; k++) s += x[k] * w.Load1(r + k);
         return s;
     }
 

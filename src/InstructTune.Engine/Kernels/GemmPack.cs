@@ -13,7 +13,7 @@ internal static unsafe class GemmPack
     /// dst ← op(A)[i0..i0+mc, p0..p0+kc] as ⌈mc/MR⌉ slivers of kc×MR: dst[s·kc·MR + k·MR + i] = op(A)[i0+s·MR+i, p0+k].
     /// op(A)[i, k] is A[i·lda + k], or A[k·lda + i] when transA.
     /// </summary>
-    public static void PackA(bool transA, float* A, int lda, int i0, int mc, int p0, int kc, float* dst)
+    public static void PackA(bool transA, float* A, int lda, int i0, int mc, int p0, int kc, float* dst, int MR)
     {
         for (int s = 0; s < mc; s += MR, dst += kc * MR)
         {
@@ -50,31 +50,30 @@ internal static unsafe class GemmPack
     /// </summary>
     public static void PackB(bool transB, float* B, int ldb, int p0, int kc, int j0, int nc, float* dst)
     {
-        for (int s = 0; s < nc; s += NR, dst += kc * NR)
+        if (!transB)
         {
-            int nr = Math.Min(NR, nc - s);
-            if (!transB)
+            // Row by row of B: each source row is read once, sequentially (B rows are ldb apart, often a page
+            // or more, so sliver-by-sliver reading would touch a new page per 64 bytes); each row scatters
+            // 16-float pieces into the slivers, which stay in cache.
+            int full = nc / NR, rest = nc - full * NR;
+            for (int k = 0; k < kc; k++)
             {
-                float* src = B + (nint)p0 * ldb + j0 + s;
-                for (int k = 0; k < kc; k++, src += ldb)
+                float* src = B + (nint)(p0 + k) * ldb + j0;
+                float* d = dst + k * NR;
+                for (int s = 0; s < full; s++, src += NR, d += kc * NR)
                 {
-                    float* d = dst + k * NR;
-                    if (nr == NR)
-                    {
-                        Vector256.Store(Vector256.Load(src), d);
-                        Vector256.Store(Vector256.Load(src + 8), d + 8);
-                        continue;
-                    }
-                    int j = 0;
-                    for (; j < nr; j++) d[j] = src[j];
-                    for (; j < NR; j++) d[j] = 0f;
+                    Vector256.Store(Vector256.Load(src), d);
+                    Vector256.Store(Vector256.Load(src + 8), d + 8);
                 }
+                if (rest == 0) continue;
+                int j = 0;
+                for (; j < rest; j++) d[j] = src[j];
+                for (; j < NR; j++) d[j] = 0f;
             }
-            else
-            {
-                PackBTransposedSliver(new F32Rows(B, ldb), j0 + s, nr, p0, kc, dst);
-            }
+            return;
         }
+        for (int s = 0; s < nc; s += NR, dst += kc * NR)
+            PackBTransposedSliver(new F32Rows(B, ldb), j0 + s, Math.Min(NR, nc - s), p0, kc, dst);
     }
 
     /// <summary>
@@ -87,26 +86,38 @@ internal static unsafe class GemmPack
         where TRows : struct, IBRows
     {
         int k = 0;
+        nint ld = src.Stride, r0 = j0 * ld + p0; // flat index of (j0, p0); row j0+t adds t·ld
         if (nr == NR && Avx2.IsSupported && src.CanLoad8(p0))
         {
+            nint r8 = r0 + 8 * ld;
+            // 16 k at a time: each source row gives a whole 64-byte line per step.
+            for (; k + 16 <= kc; k += 16)
+            {
+                Transpose8x8(src, r0 + k, ld, dst + k * NR);
+                Transpose8x8(src, r0 + k + 8, ld, dst + (k + 8) * NR);
+                Transpose8x8(src, r8 + k, ld, dst + k * NR + 8);
+                Transpose8x8(src, r8 + k + 8, ld, dst + (k + 8) * NR + 8);
+            }
             for (; k + 8 <= kc; k += 8)
             {
-                Transpose8x8Store(src.Load8(j0, p0 + k), src.Load8(j0 + 1, p0 + k), src.Load8(j0 + 2, p0 + k),
-                    src.Load8(j0 + 3, p0 + k), src.Load8(j0 + 4, p0 + k), src.Load8(j0 + 5, p0 + k),
-                    src.Load8(j0 + 6, p0 + k), src.Load8(j0 + 7, p0 + k), dst + k * NR, NR);
-                Transpose8x8Store(src.Load8(j0 + 8, p0 + k), src.Load8(j0 + 9, p0 + k), src.Load8(j0 + 10, p0 + k),
-                    src.Load8(j0 + 11, p0 + k), src.Load8(j0 + 12, p0 + k), src.Load8(j0 + 13, p0 + k),
-                    src.Load8(j0 + 14, p0 + k), src.Load8(j0 + 15, p0 + k), dst + k * NR + 8, NR);
+                Transpose8x8(src, r0 + k, ld, dst + k * NR);
+                Transpose8x8(src, r8 + k, ld, dst + k * NR + 8);
             }
         }
         for (; k < kc; k++)
         {
             float* d = dst + k * NR;
             int j = 0;
-            for (; j < nr; j++) d[j] = src.Load1(j0 + j, p0 + k);
+            for (; j < nr; j++) d[j] = src.Load1(r0 + j * ld + k);
             for (; j < NR; j++) d[j] = 0f;
         }
     }
+
+    /// <summary>Rows idx, idx+ld, …, idx+7·ld (8 elements each) of src, transposed into dst (row stride NR).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8<TRows>(TRows src, nint idx, nint ld, float* dst) where TRows : struct, IBRows =>
+        Transpose8x8Store(src.Load8(idx), src.Load8(idx + ld), src.Load8(idx + 2 * ld), src.Load8(idx + 3 * ld),
+            src.Load8(idx + 4 * ld), src.Load8(idx + 5 * ld), src.Load8(idx + 6 * ld), src.Load8(idx + 7 * ld), dst, NR);
 
     /// <summary>Writes the transpose of the 8×8 block whose rows are r0..r7: dst[c·dstStride + r] = r_r[c].
     /// (unpack → shuffle → 128-bit permute network).</summary>

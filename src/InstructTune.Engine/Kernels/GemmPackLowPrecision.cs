@@ -10,14 +10,18 @@ using static InstructTune.Engine.Kernels.GemmMicroKernel;
 namespace InstructTune.Engine.Kernels;
 
 /// <summary>Reads a row-major stored matrix (any element format) as float32: one value or 8 consecutive
-/// values of one stored row. Implemented by structs so generic packers specialise per format.</summary>
+/// values of one stored row, addressed by flat index row·Stride + col (callers hoist the row part out of
+/// their loops). Implemented by structs so generic packers specialise per format.</summary>
 internal unsafe interface IBRows
 {
-    /// <summary>Element (row, col) of the stored matrix, as float32.</summary>
-    float Load1(int row, int col);
+    /// <summary>Elements between consecutive stored rows (the leading dimension).</summary>
+    nint Stride { get; }
 
-    /// <summary>Elements (row, col..col+8); only called when <see cref="CanLoad8"/> said yes for the block.</summary>
-    Vector256<float> Load8(int row, int col);
+    /// <summary>Element at flat index idx, as float32.</summary>
+    float Load1(nint idx);
+
+    /// <summary>Elements idx..idx+8 of one row; only called when <see cref="CanLoad8"/> said yes for the block.</summary>
+    Vector256<float> Load8(nint idx);
 
     /// <summary>Whether 8-wide loads are valid for blocks starting at column col0 (alignment of the format).</summary>
     bool CanLoad8(int col0);
@@ -25,19 +29,21 @@ internal unsafe interface IBRows
 
 internal readonly unsafe struct F32Rows(float* p, int ld) : IBRows
 {
-    public float Load1(int row, int col) => p[(nint)row * ld + col];
-    public Vector256<float> Load8(int row, int col) => Avx.LoadVector256(p + (nint)row * ld + col);
+    public nint Stride => ld;
+    public float Load1(nint idx) => p[idx];
+    public Vector256<float> Load8(nint idx) => Avx.LoadVector256(p + idx);
     public bool CanLoad8(int col0) => true;
 }
 
 /// <summary>bfloat16 stored as ushort: the float32 with the same top 16 bits (exact widening).</summary>
 internal readonly unsafe struct Bf16Rows(ushort* p, int ld) : IBRows
 {
-    public float Load1(int row, int col) => BitConverter.Int32BitsToSingle(p[(nint)row * ld + col] << 16);
+    public nint Stride => ld;
+    public float Load1(nint idx) => BitConverter.Int32BitsToSingle(p[idx] << 16);
 
-    public Vector256<float> Load8(int row, int col)
+    public Vector256<float> Load8(nint idx)
     {
-        var h = Sse2.LoadVector128(p + (nint)row * ld + col);
+        var h = Sse2.LoadVector128(p + idx);
         return Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(h), 16).AsSingle();
     }
 
@@ -50,17 +56,17 @@ internal readonly unsafe struct Bf16Rows(ushort* p, int ld) : IBRows
 /// </summary>
 internal readonly unsafe struct Nf4Rows(byte* codes, float* scales, int ld) : IBRows
 {
-    public float Load1(int row, int col)
+    public nint Stride => ld;
+
+    public float Load1(nint idx)
     {
-        nint idx = (nint)row * ld + col;
         int b = codes[idx >> 1];
         int q = (idx & 1) == 0 ? b >> 4 : b & 15;
         return Nf4.Code[q] * scales[idx / Nf4.BlockSize];
     }
 
-    public Vector256<float> Load8(int row, int col)
+    public Vector256<float> Load8(nint idx)
     {
-        nint idx = (nint)row * ld + col;
         // 4 bytes → [b0 b0 b1 b1 b2 b2 b3 b3] → shift (4,0,…) and mask → 8 codes, high nibble first.
         var bytes = Vector128.CreateScalar(*(uint*)(codes + (idx >> 1))).AsByte();
         var dup = Avx2.PermuteVar8x32(Avx2.ConvertToVector256Int32(bytes), Vector256.Create(0, 0, 1, 1, 2, 2, 3, 3));
@@ -93,25 +99,35 @@ internal static unsafe class GemmPackLowPrecision
     private static void Pack<TRows>(TRows src, bool transB, int pc, int kc, int jc, int nc, float* dst)
         where TRows : struct, IBRows
     {
-        for (int s = 0; s < nc; s += NR, dst += kc * NR)
+        if (transB)
         {
-            int nr = Math.Min(NR, nc - s);
-            if (transB) { GemmPack.PackBTransposedSliver(src, jc + s, nr, pc, kc, dst); continue; }
-            // op(B) = stored B: sliver row k is 16 consecutive elements of stored row pc+k.
-            bool wide = nr == NR && Avx2.IsSupported && src.CanLoad8(jc + s);
-            for (int k = 0; k < kc; k++)
+            for (int s = 0; s < nc; s += NR, dst += kc * NR)
+                GemmPack.PackBTransposedSliver(src, jc + s, Math.Min(NR, nc - s), pc, kc, dst);
+            return;
+        }
+        // op(B) = stored B: row by row as in GemmPack.PackB, each stored row pc+k read once, sequentially,
+        // and cut into the k-th rows of the slivers.
+        bool wide = Avx2.IsSupported && src.CanLoad8(jc);
+        int full = nc / NR;
+        for (int k = 0; k < kc; k++)
+        {
+            float* d = dst + k * NR;
+            nint row = (pc + k) * src.Stride + jc;
+            int s = 0;
+            for (; s < full; s++, d += kc * NR, row += NR)
             {
-                float* d = dst + k * NR;
                 if (wide)
                 {
-                    Avx.Store(d, src.Load8(pc + k, jc + s));
-                    Avx.Store(d + 8, src.Load8(pc + k, jc + s + 8));
-                    continue;
+                    Avx.Store(d, src.Load8(row));
+                    Avx.Store(d + 8, src.Load8(row + 8));
                 }
-                int j = 0;
-                for (; j < nr; j++) d[j] = src.Load1(pc + k, jc + s + j);
-                for (; j < NR; j++) d[j] = 0f;
+                else
+                    for (int j = 0; j < NR; j++) d[j] = src.Load1(row + j);
             }
+            if (full * NR == nc) continue;
+            int nr = nc - full * NR, jr = 0;
+            for (; jr < nr; jr++) d[jr] = src.Load1(row + jr);
+            for (; jr < NR; jr++) d[jr] = 0f;
         }
     }
 }
