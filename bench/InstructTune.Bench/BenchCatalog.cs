@@ -8,6 +8,7 @@ public static class BenchCatalog
         ["decode"] = ("prefill and single-stream decode tokens/s of config S|M|L, f32 and bf16, vs PyTorch", DecodeBench.Run),
         ["gemm"] = ("GEMM GFLOP/s of config-L step products, managed vs OpenBLAS; GEMV GB/s", GemmBench.Run),
         ["step"] = ("training step tokens/s, MFU, peak RSS of config S|M|L vs PyTorch", StepBench.Run),
+        ["tokenizers"] = ("encode MB/s: llama2 .model vs sentencepiece, llama3 tokenizer.json vs HF tokenizers [--mb 10]", TokenizerBench.Run),
     };
 
     public static int Run(string[] args)

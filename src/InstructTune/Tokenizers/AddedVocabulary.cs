@@ -39,6 +39,9 @@ public sealed class AddedVocabulary
         int i = start;
         while (i < end)
         {
+            int next = m.NextCandidate(s, i, end);   // vectorized skip to a possible first character
+            if (next < 0) break;
+            i = next;
             var tok = m.LongestAt(s, i, end);
             if (tok == null) { i++; continue; }
             int ms = i, me = i + tok.Content.Length;
@@ -76,9 +79,18 @@ public sealed class AddedVocabulary
         {
             _byFirst = tokens.Where(t => t.Content.Length > 0).GroupBy(t => t.Content[0])
                 .ToDictionary(g => g.Key, g => g.OrderByDescending(t => t.Content.Length).ToArray());
+            _firstChars = System.Buffers.SearchValues.Create(_byFirst.Keys.ToArray());
         }
 
+        private readonly System.Buffers.SearchValues<char> _firstChars;
+
         public bool IsEmpty => _byFirst.Count == 0;
+
+        public int NextCandidate(string s, int i, int end)
+        {
+            int k = s.AsSpan(i, end - i).IndexOfAny(_firstChars);
+            return k < 0 ? -1 : i + k;
+        }
 
         public AddedToken? LongestAt(string s, int i, int end)
         {

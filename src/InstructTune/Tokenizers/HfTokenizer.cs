@@ -62,7 +62,7 @@ public sealed class HfTokenizer : ITokenizer
             if (id >= 0) { ids.Add(id); offsets.Add((s, e)); }
             else EncodeSegment(text, s, e, ids, offsets);
         }
-        _post?.Process(ids, offsets, addSpecialTokens, IdToToken);
+        _post?.Process(ids, offsets, addSpecialTokens, IdToToken, text);
         return new Encoding([.. ids], [.. offsets]);
     }
 

@@ -52,15 +52,20 @@ public sealed class NormalizedText
 /// <summary>Builds a <see cref="NormalizedText"/> unit by unit, each with the original span it stands for.</summary>
 internal sealed class NormalizedBuilder(int capacity)
 {
-    private readonly StringBuilder _text = new(capacity);
-    private readonly List<int> _starts = new(capacity);
-    private readonly List<int> _ends = new(capacity);
+    private char[] _text = new char[Math.Max(4, capacity)];
+    private int[] _starts = new int[Math.Max(4, capacity)];
+    private int[] _ends = new int[Math.Max(4, capacity)];
+    private int _n;
 
-    public int Length => _text.Length;
+    public int Length => _n;
 
     public void Append(char c, int origStart, int origEnd)
     {
-        _text.Append(c); _starts.Add(origStart); _ends.Add(origEnd);
+        if (_n == _text.Length)
+        {
+            Array.Resize(ref _text, _n * 2); Array.Resize(ref _starts, _n * 2); Array.Resize(ref _ends, _n * 2);
+        }
+        _text[_n] = c; _starts[_n] = origStart; _ends[_n] = origEnd; _n++;
     }
 
     public void Append(ReadOnlySpan<char> s, int origStart, int origEnd)
@@ -77,11 +82,9 @@ internal sealed class NormalizedBuilder(int capacity)
     /// <summary>Removes trailing units equal to c.</summary>
     public void TrimEnd(char c)
     {
-        while (_text.Length > 0 && _text[^1] == c)
-        {
-            _text.Length--; _starts.RemoveAt(_starts.Count - 1); _ends.RemoveAt(_ends.Count - 1);
-        }
+        while (_n > 0 && _text[_n - 1] == c) _n--;
     }
 
-    public NormalizedText Build() => NormalizedText.FromArrays(_text.ToString(), [.. _starts], [.. _ends]);
+    public NormalizedText Build() =>
+        NormalizedText.FromArrays(new string(_text, 0, _n), _starts.AsSpan(0, _n).ToArray(), _ends.AsSpan(0, _n).ToArray());
 }

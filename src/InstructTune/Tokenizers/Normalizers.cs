@@ -105,7 +105,7 @@ internal sealed class StripNormalizer(bool left, bool right) : INormalizer
     }
 }
 
-/// <summary>StripAccents: drops non-spacing marks (meant to follow NFD/NFKD).</summary>
+/// <summary>StripAccents: drops every combining mark (Mn, Mc, Me, as HF's is_combining_mark; meant to follow NFD/NFKD).</summary>
 internal sealed class StripAccentsNormalizer : INormalizer
 {
     public NormalizedText Normalize(NormalizedText input)
@@ -113,7 +113,8 @@ internal sealed class StripAccentsNormalizer : INormalizer
         var t = input.Text;
         var b = new NormalizedBuilder(t.Length);
         for (int i = 0; i < t.Length; i++)
-            if (char.GetUnicodeCategory(t[i]) != UnicodeCategory.NonSpacingMark) b.AppendFrom(input, i, i + 1);
+            if (char.GetUnicodeCategory(t[i]) is not (UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark
+                    or UnicodeCategory.EnclosingMark)) b.AppendFrom(input, i, i + 1);
         return b.Build();
     }
 }

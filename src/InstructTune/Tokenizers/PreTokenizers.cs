@@ -51,6 +51,19 @@ internal sealed class SplitPreTokenizer(MatchFinder finder, SplitBehavior behavi
         {
             matches.Clear();
             finder(text.AsSpan(ps, pe - ps), matches);
+            if (behavior == SplitBehavior.Isolated)
+            {
+                // Matches and the gaps between them, in order: no need for the segment list.
+                int p0 = 0;
+                foreach (var (ms, me) in matches)
+                {
+                    if (ms > p0) output.Add((ps + p0, ps + ms));
+                    output.Add((ps + ms, ps + me));
+                    p0 = me;
+                }
+                if (p0 < pe - ps) output.Add((ps + p0, pe));
+                continue;
+            }
             // Cover the piece with alternating (non-)match segments, as HF find_matches does.
             segs.Clear();
             int pos = 0;

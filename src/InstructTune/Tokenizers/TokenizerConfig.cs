@@ -8,7 +8,16 @@ public sealed record TokenizerConfig(string? Bos, string? Eos, string? Pad, stri
 {
     public static TokenizerConfig Empty { get; } = new(null, null, null, null, null, null);
 
+    /// <summary>tokenizer_config.json, with special_tokens_map.json (same folder) filling the names it lacks.</summary>
     public static TokenizerConfig Load(string path)
+    {
+        var config = LoadOne(path);
+        var map = LoadOne(Path.Combine(Path.GetDirectoryName(path) ?? ".", "special_tokens_map.json"));
+        return new TokenizerConfig(config.Bos ?? map.Bos, config.Eos ?? map.Eos, config.Pad ?? map.Pad, config.Unk ?? map.Unk,
+            config.AddBos, config.AddEos);
+    }
+
+    private static TokenizerConfig LoadOne(string path)
     {
         if (!File.Exists(path)) return Empty;
         try

@@ -28,12 +28,16 @@ public static class TokenizerLoader
         return tok;
     }
 
-    /// <summary>Without a config: unk from the model, BOS from a TemplateProcessing that starts with a special token.</summary>
+    /// <summary>What the config does not name: unk from the model, BOS from a TemplateProcessing that starts with a
+    /// special token, EOS from a special added token with a conventional end name (GPT-2's &lt;|endoftext|&gt;, which
+    /// transformers' GPT2Tokenizer uses by default).</summary>
     private static SpecialTokenIds DefaultSpecials(HfTokenizer tok)
     {
         int? unk = tok.Model is BpeModel bpe && bpe.Options.UnkToken is { } u ? tok.TokenToId(u) : null;
         int? bos = FindTemplate(tok.PostProcessor) is { Single: [int[] { Length: 1 } first, ..] } ? first[0] : null;
-        return new SpecialTokenIds(bos, null, null, unk);
+        int? eos = new[] { "<|endoftext|>", "<|end_of_text|>", "</s>" }
+            .Select(n => tok.AddedTokens.ByContent(n)).FirstOrDefault(t => t is { Special: true })?.Id;
+        return new SpecialTokenIds(bos, eos, null, unk);
     }
 
     private static TemplateProcessor? FindTemplate(IPostProcessor? p) => p switch

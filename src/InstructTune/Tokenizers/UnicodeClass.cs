@@ -79,15 +79,17 @@ internal static class UnicodeClass
         return k == Letter || k == Number;
     }
 
-    /// <summary>Onig \w: letters, marks, decimal digits, connector punctuation.</summary>
+    /// <summary>Onig \w (UTS #18): letters and letter numbers, marks, decimal digits, connector punctuation, and the
+    /// join controls ZWNJ/ZWJ (so "👩\u200D💻" is three pieces for the Whitespace pre-tokenizer, as in HF).</summary>
     public static bool IsWordChar(int cp)
     {
         if (cp is >= 0xD800 and <= 0xDFFF) return false;
+        if (cp is 0x200C or 0x200D) return true;
         var cat = Rune.GetUnicodeCategory(new Rune(cp));
         return cat is UnicodeCategory.UppercaseLetter or UnicodeCategory.LowercaseLetter
             or UnicodeCategory.TitlecaseLetter or UnicodeCategory.ModifierLetter or UnicodeCategory.OtherLetter
             or UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark or UnicodeCategory.EnclosingMark
-            or UnicodeCategory.DecimalDigitNumber or UnicodeCategory.ConnectorPunctuation;
+            or UnicodeCategory.DecimalDigitNumber or UnicodeCategory.ConnectorPunctuation or UnicodeCategory.LetterNumber;
     }
 
     /// <summary>Rust char::is_ascii_punctuation || Unicode punctuation (HF Punctuation / Bert pre-tokenizers).</summary>
@@ -105,7 +107,8 @@ internal static class UnicodeClass
     /// <summary>Replaces lone surrogates with U+FFFD, as the reference does when a JS/.NET string reaches Rust.</summary>
     public static string ReplaceLoneSurrogates(string s)
     {
-        int i = 0;
+        int i = s.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF');
+        if (i < 0) return s;
         for (; i < s.Length; i++)
         {
             char c = s[i];

@@ -9,13 +9,25 @@ public class TokenizerJsonReferenceTests
 {
     public static TheoryData<string> Names => new() { "gpt2", "llama2", "llama3", "phi3-mini", "qwen2.5" };
 
+    /// <summary>Hand-built tokenizers (tools/golden/tokenizers_synthetic.py) for WordPiece, Unigram, Metaspace,
+    /// suffix BPE, added-token flags, Split behaviours and ByteLevel add_prefix_space / trim_offsets.</summary>
+    public static TheoryData<string> Synthetic => new() { "wordpiece", "wordpiece_ws", "unigram", "bpe_suffix", "bytelevel_prefix" };
+
     [Theory]
     [MemberData(nameof(Names))]
-    public void MatchesHuggingFaceTokenizers(string name)
+    public void MatchesHuggingFaceTokenizers(string name) =>
+        Check(TestPaths.SharedTestData("tokenizers", name), $"ref_{name}.jsonl");
+
+    [Theory]
+    [MemberData(nameof(Synthetic))]
+    public void SyntheticTokenizersMatchHuggingFace(string name) =>
+        Check(TestPaths.Fixtures("tokenizers", "synthetic", name + ".json"), $"ref_synthetic_{name}.jsonl");
+
+    private static void Check(string path, string refFile)
     {
-        var tok = TokenizerLoader.Load(TestPaths.SharedTestData("tokenizers", name));
+        var tok = TokenizerLoader.Load(path);
         var corpus = Corpus();
-        var refs = Load($"ref_{name}.jsonl");
+        var refs = Load(refFile);
         Assert.Equal(corpus.Length, refs.Length);
         var failures = new List<string>();
         for (int i = 0; i < corpus.Length; i++)

@@ -1,4 +1,5 @@
 // Writes tests/fixtures/tokenizers/ref_<name>.jsonl for gpt2, llama2, llama3, phi3-mini, qwen2.5 (tokenizer.json)
+// and ref_synthetic_<name>.jsonl for tests/fixtures/tokenizers/synthetic/<name>.json
 // from Hugging Face's own `tokenizers` node bindings (npm package "tokenizers", 0.23.x).
 // Run: cd tools/golden/tokenizers-node && npm install && node make_refs.js
 // Also: node make_refs.js --check-trained DIR CORPUS OUT  (encodes CORPUS — text lines, or "text" of .jsonl lines —
@@ -57,6 +58,13 @@ async function main() {
     const out = path.join(fixtures, `ref_${name}.jsonl`);
     fs.writeFileSync(out, await refs(path.join(shared, name, "tokenizer.json"), texts));
     console.log(name, "->", out);
+  }
+  // Hand-built tokenizers from tools/golden/tokenizers_synthetic.py (components the real ones do not use).
+  const synth = path.join(fixtures, "synthetic");
+  for (const file of fs.readdirSync(synth).filter((f) => f.endsWith(".json")).sort()) {
+    const out = path.join(fixtures, `ref_synthetic_${file.replace(/\.json$/, "")}.jsonl`);
+    fs.writeFileSync(out, await refs(path.join(synth, file), texts));
+    console.log(file, "->", out);
   }
 }
 main().catch((e) => { console.error(e); process.exit(1); });

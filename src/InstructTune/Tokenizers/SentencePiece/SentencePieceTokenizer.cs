@@ -44,6 +44,7 @@ public sealed class SentencePieceTokenizer : ITokenizer
         }
         _userDefined = p.Pieces.Where(e => e.Type == PieceType.UserDefined).Select(e => e.Piece)
             .OrderByDescending(s => s.Length).ToArray();
+        _splitAtMeta = !p.Pieces.Any(e => e.Piece.AsSpan().TrimStart('\u2581').Contains('\u2581'));
         if (p.ModelType == 2) _bpe = BuildMerges();
         else _unigram = new UnigramModel(p.Pieces.Select(e => (e.Piece, (double)e.Score)).ToList(), p.UnkId, p.ByteFallback,
             floatScores: true, inLattice: i => p.Pieces[i].Type is PieceType.Normal or PieceType.UserDefined);
@@ -115,10 +116,45 @@ public sealed class SentencePieceTokenizer : ITokenizer
         return new Encoding([.. ids], [.. offsets]);
     }
 
+    // True when no piece has ▁ after another character: then no merge crosses the point before a ▁ that follows a
+    // non-▁, the text splits into independent words there, and words can be cached (Llama 2: true).
+    private readonly bool _splitAtMeta;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ModelToken[]> _cache = new();
+    private const int MaxCachedWord = 64, MaxCacheEntries = 200_000;
+
     private void EncodeBpe(string s, List<ModelToken> output)
     {
-        var ws = BpeMerger.Begin(s.Length + 2);
-        for (int i = 0; i < s.Length;)
+        if (!_splitAtMeta) { EncodeBpeWord(s, 0, s.Length, output); return; }
+        var lookup = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
+        int start = 0;
+        for (int i = 1; i <= s.Length; i++)
+        {
+            if (i < s.Length && !(s[i] == '\u2581' && s[i - 1] != '\u2581')) continue;
+            int len = i - start;
+            if (len <= MaxCachedWord && lookup.TryGetValue(s.AsSpan(start, len), out var hit))
+                foreach (var t in hit) output.Add(new ModelToken(t.Id, t.Start + start, t.End + start));
+            else
+            {
+                int first = output.Count;
+                EncodeBpeWord(s, start, i, output);
+                if (len <= MaxCachedWord && _cache.Count < MaxCacheEntries)
+                {
+                    var toks = new ModelToken[output.Count - first];
+                    for (int k = 0; k < toks.Length; k++) { var t = output[first + k]; toks[k] = new ModelToken(t.Id, t.Start - start, t.End - start); }
+                    _cache.TryAdd(s.Substring(start, len), toks);
+                }
+            }
+            start = i;
+        }
+    }
+
+    [ThreadStatic] private static List<ModelToken>? t_merged;
+
+    /// <summary>BPE over s[from..to): user-defined pieces whole, other code points as symbols, then merges.</summary>
+    private void EncodeBpeWord(string s, int from, int to, List<ModelToken> output)
+    {
+        var ws = BpeMerger.Begin(to - from + 2);
+        for (int i = from; i < to;)
         {
             int n = MatchUserDefined(s, i);
             int id;
@@ -131,7 +167,8 @@ public sealed class SentencePieceTokenizer : ITokenizer
             ws.Add(id, i, i + n);
             i += n;
         }
-        var merged = new List<ModelToken>(ws.Count);
+        var merged = t_merged ??= new List<ModelToken>();
+        merged.Clear();
         _bpe!.MergeAll(ws, merged);
         foreach (var t in merged)
         {
