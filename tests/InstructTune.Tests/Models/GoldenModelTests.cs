@@ -120,6 +120,14 @@ public class GoldenModelTests
     }
 
     [Fact]
+    public void Disposed_model_refuses_to_run()
+    {
+        var model = InferenceModel.Load(GoldenFixture.Dir("llama_gqa_bf16"));
+        model.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => Scorer.Score(model, [[1, 2, 3]]));
+    }
+
+    [Fact]
     public void Bf16_checkpoint_stays_bf16_in_memory()
     {
         using var f32 = InferenceModel.Load(GoldenFixture.Dir("llama_gqa_f32"));
