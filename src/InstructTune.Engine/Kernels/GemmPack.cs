@@ -26,19 +26,31 @@ internal static unsafe class GemmPack
                 {
                     float* d = dst + k * MR;
                     int i = 0;
+                    if (mr == 12 && Avx.IsSupported)
+                    {
+                        Avx.Store(d, Avx.LoadVector256(src));
+                        Sse.Store(d + 8, Sse.LoadVector128(src + 8));
+                        continue;
+                    }
                     for (; i < mr; i++) d[i] = src[i];
                     for (; i < MR; i++) d[i] = 0f;
                 }
             }
             else
             {
-                // Row i of op(A) is contiguous in k: stream it into every MR-th slot.
+                // Row i of op(A) is contiguous in k. Groups of 4 full rows go 4 k at a time through 4×4
+                // register transposes; the rest (rows past the last group of 4, the k tail) element by element.
+                int groups = Sse.IsSupported ? mr / 4 : 0, k4 = groups > 0 ? kc & ~3 : 0;
+                float* a0 = A + (nint)(i0 + s) * lda + p0;
+                for (int k = 0; k < k4; k += 4)
+                    for (int gi = 0; gi < groups; gi++)
+                        Transpose4x4(a0 + (nint)(4 * gi) * lda + k, lda, dst + k * MR + 4 * gi, MR);
                 for (int i = 0; i < MR; i++)
                 {
                     float* d = dst + i;
                     if (i >= mr) { for (int k = 0; k < kc; k++) d[k * MR] = 0f; continue; }
-                    float* src = A + (nint)(i0 + s + i) * lda + p0;
-                    for (int k = 0; k < kc; k++) d[k * MR] = src[k];
+                    float* src = a0 + (nint)i * lda;
+                    for (int k = i < 4 * groups ? k4 : 0; k < kc; k++) d[k * MR] = src[k];
                 }
             }
         }
@@ -113,6 +125,21 @@ internal static unsafe class GemmPack
         }
     }
 
+    /// <summary>dst[c·dstStride + r] = src[r·srcStride + c] for a 4×4 block.</summary>
+    private static void Transpose4x4(float* src, nint srcStride, float* dst, nint dstStride)
+    {
+        var r0 = Sse.LoadVector128(src); var r1 = Sse.LoadVector128(src + srcStride);
+        var r2 = Sse.LoadVector128(src + 2 * srcStride); var r3 = Sse.LoadVector128(src + 3 * srcStride);
+        var t0 = Sse.UnpackLow(r0, r1);  // a0 b0 a1 b1
+        var t1 = Sse.UnpackHigh(r0, r1); // a2 b2 a3 b3
+        var t2 = Sse.UnpackLow(r2, r3);  // c0 d0 c1 d1
+        var t3 = Sse.UnpackHigh(r2, r3); // c2 d2 c3 d3
+        Sse.Store(dst, Sse.MoveLowToHigh(t0, t2));                 // a0 b0 c0 d0
+        Sse.Store(dst + dstStride, Sse.MoveHighToLow(t2, t0));     // a1 b1 c1 d1
+        Sse.Store(dst + 2 * dstStride, Sse.MoveLowToHigh(t1, t3)); // a2 b2 c2 d2
+        Sse.Store(dst + 3 * dstStride, Sse.MoveHighToLow(t3, t1)); // a3 b3 c3 d3
+    }
+
     /// <summary>Rows idx, idx+ld, …, idx+7·ld (8 elements each) of src, transposed into dst (row stride NR).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static void Transpose8x8<TRows>(TRows src, nint idx, nint ld, float* dst) where TRows : struct, IBRows =>
@@ -121,6 +148,7 @@ internal static unsafe class GemmPack
 
     /// <summary>Writes the transpose of the 8×8 block whose rows are r0..r7: dst[c·dstStride + r] = r_r[c].
     /// (unpack → shuffle → 128-bit permute network).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     internal static void Transpose8x8Store(Vector256<float> r0, Vector256<float> r1, Vector256<float> r2,
         Vector256<float> r3, Vector256<float> r4, Vector256<float> r5, Vector256<float> r6, Vector256<float> r7,
         float* dst, nint dstStride)

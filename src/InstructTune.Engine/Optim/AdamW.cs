@@ -3,11 +3,13 @@
 //   m ← m·β1 + g·(1−β1);  v ← v·β2 + (1−β2)·g·g
 //   p ← p + (−lr/(1−β1ᵗ))·m / (√v / √(1−β2ᵗ) + eps)
 // Frozen parameters and parameters without a gradient are skipped (their step count does not advance).
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using InstructTune.Engine.Tensors;
 
 namespace InstructTune.Engine.Optim;
 
-public sealed class AdamW
+public sealed unsafe class AdamW
 {
     public sealed class State(int length)
     {
@@ -56,15 +58,41 @@ public sealed class AdamW
         float negStepSize = (float)-(lrD / bc1);
         float bc2Sqrt = (float)Math.Sqrt(bc2);
         float beta1 = Beta1, beta2 = Beta2, eps = Eps;
-        var m = s.M.AsSpan(); var v = s.V.AsSpan();
-        for (int i = 0; i < param.Length; i++)
+        int n = param.Length;
+        fixed (float* pp = param, pg = grad, pm = s.M, pv = s.V)
         {
-            float gi = grad[i];
-            float p = param[i] * decay;
-            m[i] = MathF.FusedMultiplyAdd(gi, oneMinusB1, m[i] * beta1);   // exp_avg.mul_(β1).add_(g, alpha=1−β1): fmadd
-            v[i] = v[i] * beta2 + oneMinusB2 * gi * gi;                     // exp_avg_sq.mul_(β2).addcmul_(g, g, value=1−β2)
-            float denom = MathF.Sqrt(v[i]) / bc2Sqrt + eps;
-            param[i] = p + negStepSize * m[i] / denom;                       // addcdiv_(m, denom, value=−step_size)
+            float* P = pp, G = pg, M = pm, V = pv;
+            // Elementwise and identical in every lane, so the vector body and the scalar tail give the same
+            // bits as torch's float32 kernels (same operations, same order).
+            Kernels.Parallel2.For((n + 4095) / 4096, 4096L * 12, (c0, c1) =>
+            {
+                int start = c0 * 4096, end = Math.Min(n, c1 * 4096), i = start;
+                if (Fma.IsSupported)
+                {
+                    var vDecay = Vector256.Create(decay); var vB1 = Vector256.Create(beta1); var vOneB1 = Vector256.Create(oneMinusB1);
+                    var vB2 = Vector256.Create(beta2); var vOneB2 = Vector256.Create(oneMinusB2); var vBc2 = Vector256.Create(bc2Sqrt);
+                    var vEps = Vector256.Create(eps); var vStep = Vector256.Create(negStepSize);
+                    for (; i + 8 <= end; i += 8)
+                    {
+                        var g = Avx.LoadVector256(G + i);
+                        var p = Avx.Multiply(Avx.LoadVector256(P + i), vDecay);
+                        var m = Fma.MultiplyAdd(g, vOneB1, Avx.Multiply(Avx.LoadVector256(M + i), vB1));
+                        var v = Avx.Add(Avx.Multiply(Avx.LoadVector256(V + i), vB2), Avx.Multiply(Avx.Multiply(vOneB2, g), g));
+                        var denom = Avx.Add(Avx.Divide(Avx.Sqrt(v), vBc2), vEps);
+                        Avx.Store(M + i, m); Avx.Store(V + i, v);
+                        Avx.Store(P + i, Avx.Add(p, Avx.Divide(Avx.Multiply(vStep, m), denom)));
+                    }
+                }
+                for (; i < end; i++)
+                {
+                    float gi = G[i];
+                    float p = P[i] * decay;
+                    M[i] = MathF.FusedMultiplyAdd(gi, oneMinusB1, M[i] * beta1);   // exp_avg.mul_(β1).add_(g, alpha=1−β1): fmadd
+                    V[i] = V[i] * beta2 + oneMinusB2 * gi * gi;                     // exp_avg_sq.mul_(β2).addcmul_(g, g, value=1−β2)
+                    float denom = MathF.Sqrt(V[i]) / bc2Sqrt + eps;                 // (√v / √bc2).add_(eps)
+                    P[i] = p + negStepSize * M[i] / denom;                           // addcdiv_(m, denom, value=−step_size)
+                }
+            });
         }
     }
 }

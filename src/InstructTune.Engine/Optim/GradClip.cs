@@ -12,9 +12,7 @@ public static class GradClip
         double sq = 0;
         foreach (var p in withGrad)
         {
-            double s = 0;
-            foreach (var g in p.Grad!.Span) s += (double)g * g;
-            sq += s;
+            sq += System.Numerics.Tensors.TensorPrimitives.SumOfSquares(p.Grad!.Span); // float32 per tensor, like torch.norm
         }
         float total = (float)Math.Sqrt(sq);
         float coef = Math.Min(1f, maxNorm / (total + 1e-6f));

