@@ -67,7 +67,9 @@ public static class TokenizerJson
     private static ITokenModel ReadModel(JsonElement m)
     {
         string type = m.TryGetProperty("type", out var te) && te.ValueKind == JsonValueKind.String ? te.GetString()!
-            : m.TryGetProperty("merges", out _) ? "BPE" : m.TryGetProperty("continuing_subword_prefix", out _) ? "WordPiece"
+            : m.TryGetProperty("merges", out _) ? "BPE"
+            : m.TryGetProperty("vocab", out var va) && va.ValueKind == JsonValueKind.Array ? "Unigram"
+            : m.TryGetProperty("continuing_subword_prefix", out _) ? "WordPiece"
             : throw new TokenizerFormatException("model: missing \"type\"");
         switch (type)
         {
