@@ -113,6 +113,18 @@ public sealed partial record LlamaConfig
         else if (modelType == "llama" && sw != null)
             throw new InvalidDataException($"{source}: sliding_window is not a llama option");
         if (window is <= 0) throw new InvalidDataException($"{source}: sliding_window must be positive");
+        // Newer transformers write per-layer attention kinds; one kind for all layers is what we implement.
+        if (root["layer_types"] is JsonArray kinds)
+        {
+            var distinct = kinds.Select(k => k?.GetValueKind() == JsonValueKind.String ? k.GetValue<string>() : "?").Distinct().ToList();
+            if (distinct.Count > 1 || distinct.Any(k => k is not ("full_attention" or "sliding_attention")))
+                throw new InvalidDataException($"{source}: layer_types [{string.Join(", ", distinct)}] (mixed or unknown per-layer attention) is not supported");
+            if (distinct.Count == 1 && distinct[0] == "sliding_attention")
+                window = sw ?? throw new InvalidDataException($"{source}: layer_types asks for sliding_attention but sliding_window is missing");
+            else if (distinct.Count == 1) window = null;
+        }
+        if (root["quantization_config"] is not null)
+            throw new InvalidDataException($"{source}: quantization_config (a pre-quantised checkpoint) is not supported; use float32/bfloat16/float16 weights");
 
         List<int> eos = [];
         switch (root["eos_token_id"])

@@ -120,6 +120,30 @@ public class GoldenModelTests
     }
 
     [Fact]
+    public void Position_ids_are_used_and_rope_depends_only_on_relative_positions()
+    {
+        using var model = InferenceModel.Load(GoldenFixture.Dir("llama_gqa_f32"));
+        var g = GoldenFixture.Load(Path.Combine(GoldenFixture.Dir("llama_gqa_f32"), "expected.json"));
+        var s = g.Sequences[0];
+        int T = s.Ids.Length;
+        int[][] ids = [s.Ids], mask = [Enumerable.Repeat(1, T).ToArray()];
+        // A constant shift of every position leaves q·k (hence the logits) unchanged: RoPE is relative.
+        var shifted = Scorer.ScorePadded(model, ids, mask, [Enumerable.Range(7, T).ToArray()], keepLogits: true)[0];
+        GoldenFixture.AssertClose(s.Logits, shifted.Logits, 1e-4, "shifted positions");
+        // Stretching the gaps changes them: the positions are really used.
+        var stretched = Scorer.ScorePadded(model, ids, mask, [Enumerable.Range(0, T).Select(t => 2 * t).ToArray()], keepLogits: true)[0];
+        Assert.True(s.Logits.Zip(stretched.Logits!, (a, b) => Math.Abs(a - b)).Max() > 1e-2);
+    }
+
+    [Fact]
+    public void Disposed_model_refuses_to_run()
+    {
+        var model = InferenceModel.Load(GoldenFixture.Dir("llama_gqa_bf16"));
+        model.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => Scorer.Score(model, [[1, 2, 3]]));
+    }
+
+    [Fact]
     public void Bf16_checkpoint_stays_bf16_in_memory()
     {
         using var f32 = InferenceModel.Load(GoldenFixture.Dir("llama_gqa_f32"));

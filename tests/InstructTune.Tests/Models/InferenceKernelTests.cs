@@ -15,6 +15,8 @@ public class InferenceKernelTests
     [InlineData(2, 257, 65)]
     [InlineData(5, 1000, 33)]
     [InlineData(1, 300, 1000)]   // above the parallel threshold
+    [InlineData(1, 5, 16)]
+    [InlineData(3, 9, 47)]       // odd token count: pairs then a single-token tile
     [InlineData(7, 63, 257)]
     [InlineData(8, 65, 63)]      // GEMM path from 8 tokens on
     [InlineData(33, 257, 100)]

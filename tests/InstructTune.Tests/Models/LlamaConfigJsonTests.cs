@@ -78,6 +78,8 @@ public class LlamaConfigJsonTests
     [InlineData("\"torch_dtype\":\"int8\"", "torch_dtype")]
     [InlineData("\"num_key_value_heads\":5", "num_key_value_heads")]
     [InlineData("\"sliding_window\":4096", "sliding_window")]
+    [InlineData("\"layer_types\":[\"full_attention\",\"sliding_attention\"]", "layer_types")]
+    [InlineData("\"quantization_config\":{\"quant_method\":\"gptq\"}", "quantization_config")]
     public void Unsupported_options_are_refused_naming_the_key(string entry, string key)
     {
         // Later duplicate keys override earlier ones in JsonNode, so append the bad entry after removing the original.

@@ -163,3 +163,36 @@ public class ModelCliTokenizerTests
         Assert.Equal(2, s.RootElement.GetProperty("next_token_logprobs").GetArrayLength());
     }
 }
+
+[Collection("Console")]
+public class ModelCliStreamingTests
+{
+    [Fact]
+    public void Generate_streams_ids_without_json_and_f16_checkpoints_score_close_to_pytorch()
+    {
+        string dir = GoldenFixture.Dir("qwen2_tied_f32");
+        var g = GoldenFixture.Load(Path.Combine(dir, "expected.json"));
+        var gr = g.Greedy[1];
+        var (o, e) = (new StringWriter(), new StringWriter());
+        var (po, pe) = (Console.Out, Console.Error);
+        Console.SetOut(o); Console.SetError(e);
+        int rc;
+        try
+        {
+            rc = CliApp.Run(["generate", "--model", dir, "--prompt-ids", string.Join(",", gr.PromptIds),
+                "--max-new-tokens", gr.GeneratedIds.Length.ToString(), "--ignore-eos"]);
+        }
+        finally { Console.SetOut(po); Console.SetError(pe); }
+        Assert.True(rc == 0, e.ToString());
+        Assert.Equal(gr.GeneratedIds, o.ToString().Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse));
+
+        // float16 weights (converted at load to float32): logits within f16 rounding of the f32 golden.
+        using var tmp = new TempDir();
+        CheckpointConverter.Convert(dir, tmp.Path, DType.F16);
+        using var model = InstructTune.Models.Inference.InferenceModel.Load(tmp.Path);
+        var r = InstructTune.Models.Inference.Scorer.Score(model, [g.Sequences[0].Ids], keepLogits: true)[0];
+        GoldenFixture.AssertClose(g.Sequences[0].Logits, r.Logits, 0.1, "f16 logits");
+        double worst = g.Sequences[0].Logits.Zip(r.Logits!, (a, b) => Math.Abs(a - b)).Max();
+        Assert.True(worst > 1e-6, "f16 rounding should show");
+    }
+}

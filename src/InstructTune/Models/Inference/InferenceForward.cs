@@ -10,6 +10,7 @@ public sealed partial class InferenceModel
     /// </summary>
     public float[] Forward(IReadOnlyList<SequenceChunk> chunks)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var c = Config;
         int D = c.HiddenSize, nH = c.NumAttentionHeads, nKv = c.NumKeyValueHeads, hd = c.HeadDim, V = c.VocabSize;
         int N = chunks.Sum(ch => ch.Tokens.Length);

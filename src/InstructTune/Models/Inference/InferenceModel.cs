@@ -97,5 +97,12 @@ public sealed partial class InferenceModel : IDisposable
         }
     }
 
-    public void Dispose() => _checkpoint?.Dispose();
+    private bool _disposed;
+
+    /// <summary>Unmaps the checkpoint; weights that live in the mapping are gone afterwards, so Forward refuses.</summary>
+    public void Dispose()
+    {
+        _disposed = true;
+        _checkpoint?.Dispose();
+    }
 }

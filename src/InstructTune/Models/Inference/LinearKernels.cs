@@ -109,7 +109,7 @@ public static class LinearKernels
             int nr = Math.Min(4, r1 - o);
             int t = 0;
             for (; t + 2 <= T; t += 2) Tile(x, wf, wb, b, y, T, O, K, o, nr, t, 2);
-            if (t < T) Tile(x, wf, wb, b, y, T, O, K, o, nr, t, 1);
+            if (t < T) TileOne(x, wf, wb, b, y, O, K, o, nr, t);
         }
     }
 
@@ -161,6 +161,38 @@ public static class LinearKernels
         for (int j = 0; j < nt; j++)
             for (int i = 0; i < nr; i++)
                 y[(long)(t + j) * O + o + i] = s[j * 4 + i] + (b != null ? b[o + i] : 0f);
+    }
+
+    /// <summary>Rows o..o+nr (nr ≤ 4) × one token (decode): two accumulators per row over alternating 8-wide
+    /// steps, so 8 FMA chains hide the FMA latency when the weights come from cache.</summary>
+    private static unsafe void TileOne(float* x, float* wf, ushort* wb, float* b, float* y, int O, int K, int o, int nr, int t)
+    {
+        long w0 = (long)o * K, w1 = (long)(o + Math.Min(1, nr - 1)) * K, w2 = (long)(o + Math.Min(2, nr - 1)) * K, w3 = (long)(o + Math.Min(3, nr - 1)) * K;
+        float* x0 = x + (long)t * K;
+        int k = 0;
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        if (Avx2.IsSupported && Fma.IsSupported && K >= 16)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default,
+                c0 = default, c1 = default, c2 = default, c3 = default;
+            for (; k + 16 <= K; k += 16)
+            {
+                var v = Vector256.Load(x0 + k); var u = Vector256.Load(x0 + k + 8);
+                a0 = Fma.MultiplyAdd(LoadW(wf, wb, w0 + k), v, a0); c0 = Fma.MultiplyAdd(LoadW(wf, wb, w0 + k + 8), u, c0);
+                a1 = Fma.MultiplyAdd(LoadW(wf, wb, w1 + k), v, a1); c1 = Fma.MultiplyAdd(LoadW(wf, wb, w1 + k + 8), u, c1);
+                a2 = Fma.MultiplyAdd(LoadW(wf, wb, w2 + k), v, a2); c2 = Fma.MultiplyAdd(LoadW(wf, wb, w2 + k + 8), u, c2);
+                a3 = Fma.MultiplyAdd(LoadW(wf, wb, w3 + k), v, a3); c3 = Fma.MultiplyAdd(LoadW(wf, wb, w3 + k + 8), u, c3);
+            }
+            s0 = Vector256.Sum(a0 + c0); s1 = Vector256.Sum(a1 + c1); s2 = Vector256.Sum(a2 + c2); s3 = Vector256.Sum(a3 + c3);
+        }
+        for (; k < K; k++)
+        {
+            float v = x0[k];
+            s0 += LoadWScalar(wf, wb, w0 + k) * v; s1 += LoadWScalar(wf, wb, w1 + k) * v;
+            s2 += LoadWScalar(wf, wb, w2 + k) * v; s3 += LoadWScalar(wf, wb, w3 + k) * v;
+        }
+        Span<float> s = [s0, s1, s2, s3];
+        for (int i = 0; i < nr; i++) y[(long)t * O + o + i] = s[i] + (b != null ? b[o + i] : 0f);
     }
 
     /// <summary>The definition, in double precision: the test oracle.</summary>
