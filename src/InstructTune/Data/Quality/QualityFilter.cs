@@ -12,10 +12,10 @@ public sealed record QualityOptions(bool ExactDedup = true, double NearDupJaccar
 /// <summary>Counts for one task: kept, and flagged/rejected by rule.</summary>
 public sealed class TaskQuality
 {
-    public int Seen { get; set; }
-    public int Kept { get; set; }
-    public SortedDictionary<string, int> Flagged { get; } = new(StringComparer.Ordinal);
-    public SortedDictionary<string, int> Rejected { get; } = new(StringComparer.Ordinal);
+    [System.Text.Json.Serialization.JsonPropertyName("seen")] public int Seen { get; set; }
+    [System.Text.Json.Serialization.JsonPropertyName("kept")] public int Kept { get; set; }
+    [System.Text.Json.Serialization.JsonPropertyName("flagged")] public SortedDictionary<string, int> Flagged { get; init; } = new(StringComparer.Ordinal);
+    [System.Text.Json.Serialization.JsonPropertyName("rejected")] public SortedDictionary<string, int> Rejected { get; init; } = new(StringComparer.Ordinal);
 }
 
 /// <summary>
