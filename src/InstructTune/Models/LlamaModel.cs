@@ -45,6 +45,13 @@ public sealed record LlamaForwardOptions
     public float LabelSmoothing { get; init; }
     /// <summary>Recompute each decoder layer in backward instead of keeping its activations.</summary>
     public bool CheckpointLayers { get; init; }
+    /// <summary>
+    /// NEFTune (Jain et al., 2023): while training, add uniform noise U(−1, 1)·alpha/√(T·hidden) to the token
+    /// embeddings (T = sequence length). 0 = off; never applied without a recording tape (evaluation).
+    /// </summary>
+    public float NeftuneAlpha { get; init; }
+    /// <summary>The generator NEFTune draws from (kept by the trainer so a resumed run draws the same noise).</summary>
+    public Rng? NoiseRng { get; init; }
 }
 
 /// <summary>Logits (B, T, vocab) when asked; Loss (scalar) when labels were given; LossTokens = tokens that count.</summary>
@@ -124,6 +131,13 @@ public sealed class LlamaModel : Module
 
         var x = Backbone.EmbedTokens.Forward(ids);                 // (B, T, hidden)
         x = Ops.Reshape(x, N, Config.HiddenSize);                  // (B·T, hidden)
+        if (options.NeftuneAlpha > 0 && options.NoiseRng != null && Tape.IsRecording)
+        {
+            float magnitude = options.NeftuneAlpha / MathF.Sqrt((float)T * Config.HiddenSize);
+            var noise = Tensor.Empty([N, Config.HiddenSize]);
+            options.NoiseRng.Uniform(noise.Span, -magnitude, magnitude);
+            x = Ops.Add(x, noise);                                  // a constant: no gradient flows into it
+        }
         var layers = Backbone.Layers;
         for (int l = 0; l < layers.Count; l++)
         {

@@ -73,7 +73,8 @@ public sealed class FineTuneRecipe
             trainable.Add(("loss.task_log_variance", logVars));
         }
         var objective = new ObjectiveOptions(config.Loss.NextTokenWeight, config.Loss.LambdaInstruction, (float)config.Loss.LabelSmoothing,
-            TaskWeights.Compute(config.Loss.TaskWeighting, inputs.TaskNames, inputs.Train, config.Loss.TaskWeights), logVars);
+            TaskWeights.Compute(config.Loss.TaskWeighting, inputs.TaskNames, inputs.Train, config.Loss.TaskWeights), logVars,
+            (float)t.NeftuneAlpha, t.NeftuneAlpha > 0 ? new Rng((ulong)t.Seed ^ 0x4E45465455UL) : null);
 
         var batchOptions = new BatchOptions(config.Data.Pack ? BatchMode.Packed : BatchMode.Bucketed, t.MicroBatchSize, config.Data.MaxSeqLen);
         var sampler = new DataSampler(inputs.Train, batchOptions, inputs.PadId, t.Seed);
@@ -91,6 +92,7 @@ public sealed class FineTuneRecipe
         _trainer = new Trainer(model, trainable, optimizer, new SamplerBatchSource(sampler),
             new TrainerOptions(t.GradientAccumulationSteps, (float)t.MaxGradNorm, schedule, objective, inputs.TaskNames.Count,
                 t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps));
+        if (objective.NoiseRng != null) _trainer.Rngs["neftune"] = objective.NoiseRng;
         foreach (var (_, layer) in LoraInjector.Find(model)) { if (layer.DropoutRng != null) _trainer.Rngs["lora_dropout"] = layer.DropoutRng; break; }
 
         var frozenOrAll = trainable.Select(p => p.Parameter).Where(p => p != logVars).ToList();

@@ -107,3 +107,27 @@ public class TrainerGoldenTests
         AssertWeightsMatch(f, "lora_final.", trainable);
     }
 }
+
+public class NeftuneTests
+{
+    [Fact]
+    public void NoiseHasTheNeftuneMagnitudeAndOnlyWhileTraining()
+    {
+        var model = new LlamaModel(new LlamaConfig { VocabSize = 50, HiddenSize = 16, IntermediateSize = 32, NumHiddenLayers = 1, NumAttentionHeads = 2, NumKeyValueHeads = 2 });
+        model.InitializeWeights(1);
+        var ids = new Engine.Tensors.IntTensor(Enumerable.Range(0, 8).ToArray(), 1, 8);
+        float[] Logits(bool training, float alpha)
+        {
+            using var tape = Engine.Autograd.Tape.Record(recordGrad: training);
+            return model.Forward(new LlamaBatch(ids), new LlamaForwardOptions { NeftuneAlpha = alpha, NoiseRng = new Engine.Tensors.Rng(3) }).Logits!.ToArray();
+        }
+        var clean = Logits(false, 0);
+        Assert.Equal(clean, Logits(false, 5f));          // evaluation: no noise
+        Assert.Equal(clean, Logits(true, 0f));           // alpha 0: no noise
+        Assert.NotEqual(clean, Logits(true, 5f));        // training with alpha: noise
+        // The noise itself: U(−1,1)·alpha/√(T·d) — its largest value must sit just under that bound.
+        var noise = new float[8 * 16];
+        new Engine.Tensors.Rng(3).Uniform(noise, -5f / MathF.Sqrt(8 * 16), 5f / MathF.Sqrt(8 * 16));
+        Assert.InRange(noise.Max(Math.Abs), 0.9f * 5f / MathF.Sqrt(128), 5f / MathF.Sqrt(128));
+    }
+}

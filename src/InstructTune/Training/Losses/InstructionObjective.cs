@@ -13,7 +13,9 @@ public sealed record ObjectiveOptions(
     double LambdaInstruction = 1.0,      // λ: weight of L_instruction (response tokens only)
     float LabelSmoothing = 0f,
     float[]? TaskWeights = null,         // fixed or inverse-frequency weights by task id
-    Parameter? UncertaintyLogVars = null); // learned task weighting
+    Parameter? UncertaintyLogVars = null, // learned task weighting
+    float NeftuneAlpha = 0f,             // NEFTune noise on embeddings while training (0 = off)
+    Rng? NoiseRng = null);
 
 /// <summary>Token counts of a whole optimizer step: every micro-batch's loss is divided by these, not by its own.</summary>
 public sealed record StepCounts(int InstructionTokens, double InstructionWeight, int LmTokens, int[] TokensPerTask);
@@ -92,7 +94,10 @@ public static class InstructionObjective
     public static ObjectiveResult Forward(LlamaModel model, Batch b, StepCounts counts, ObjectiveOptions o,
         bool firstMicroBatch, bool checkpointLayers = false)
     {
-        var output = model.Forward(ToModelBatch(b), new LlamaForwardOptions { ReturnLogits = true, CheckpointLayers = checkpointLayers });
+        var output = model.Forward(ToModelBatch(b), new LlamaForwardOptions
+        {
+            ReturnLogits = true, CheckpointLayers = checkpointLayers, NeftuneAlpha = o.NeftuneAlpha, NoiseRng = o.NoiseRng,
+        });
         int V = model.Config.VocabSize, N = b.B * b.T;
         var logits = Ops.Reshape(output.Logits!, N, V);                     // (B·T, V)
         Tensor? total = null;
