@@ -84,7 +84,12 @@ public static class ModelEvaluation
         IJudgeBackend backend;
         if (judgeModel is not null)
         {
-            cfg = new JudgeConfig { Model = judgeModel.Directory, MaxConcurrency = 1, CachePath = Path.Combine(request.OutDir, "judge_cache.jsonl") };
+            // Greedy decoding answers the same way every time, so a retry cannot help: one attempt each.
+            cfg = new JudgeConfig
+            {
+                Model = judgeModel.Directory, MaxAttempts = 1, MaxConcurrency = 1, AttemptTimeout = TimeSpan.FromMinutes(10),
+                CachePath = Path.Combine(request.OutDir, "judge_cache.jsonl"),
+            };
             var generator = new InferenceTextGenerator(judgeModel.Model, judgeModel.Tokenizer,
                 PromptFormatter.Create("auto", judgeModel.Directory), new EvalGenerationSettings { MaxNewTokens = 64 });
             backend = new LocalJudgeBackend(generator, "local:" + judgeModel.Directory);
