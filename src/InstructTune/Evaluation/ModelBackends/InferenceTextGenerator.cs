@@ -1,0 +1,87 @@
+using InstructTune.Generation;
+using InstructTune.Models.Inference;
+using InstructTune.Tokenizers;
+
+namespace InstructTune.Evaluation.ModelBackends;
+
+/// <summary>Decoding settings for evaluation: greedy unless a temperature is given, so reports are reproducible.</summary>
+public sealed record EvalGenerationSettings
+{
+    public int MaxNewTokens { get; init; } = 128;
+    /// <summary>Text that ends a completion; the completion is cut before the first one.</summary>
+    public IReadOnlyList<string> StopStrings { get; init; } = [];
+    /// <summary>Prompts decoded together in one <see cref="Generator.Generate"/> call.</summary>
+    public int BatchSize { get; init; } = 8;
+    public double Temperature { get; init; }
+    public int Seed { get; init; }
+}
+
+/// <summary>
+/// <see cref="ITextGenerator"/> over an <see cref="InferenceModel"/>: each prompt is formatted
+/// (<see cref="PromptFormatter"/>), tokenized, generated in batches with the KV cache, stopped at EOS (the config's
+/// eos ids and the tokenizer's) or a stop string, and decoded without special tokens. A prompt too long for
+/// max_position_embeddings keeps its last tokens (few-shot prompts lose their oldest examples first) so that at
+/// least one token can be generated.
+/// </summary>
+public sealed class InferenceTextGenerator(InferenceModel model, ITokenizer tokenizer, PromptFormatter formatter,
+    EvalGenerationSettings settings) : ITextGenerator
+{
+    /// <summary>Prompts generated for so far, and how many of them were cut to fit.</summary>
+    public int Prompts { get; private set; }
+    public int TruncatedPrompts { get; private set; }
+
+    public IReadOnlyList<string> Generate(IReadOnlyList<string> prompts, CancellationToken cancellationToken = default)
+    {
+        var options = Options();
+        Prompts += prompts.Count;
+        var outputs = new List<string>(prompts.Count);
+        int batch = Math.Max(1, settings.BatchSize);
+        for (int start = 0; start < prompts.Count; start += batch)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var ids = prompts.Skip(start).Take(batch).Select(PromptIds).ToList();
+            foreach (var r in Generator.Generate(model, ids, options))
+                outputs.Add(CutAtStop(tokenizer.Decode(r.GeneratedIds, skipSpecialTokens: true), settings.StopStrings));
+        }
+        return outputs;
+    }
+
+    /// <summary>The token ids the model is given for one prompt (formatted, encoded, left-truncated to fit).</summary>
+    public int[] PromptIds(string prompt)
+    {
+        var ids = tokenizer.Encode(formatter.Format(prompt), formatter.AddSpecialTokens).Ids;
+        if (ids.Length == 0 && tokenizer.BosId is { } bos) ids = [bos];
+        if (ids.Length == 0) throw new ArgumentException("a prompt encodes to no tokens and the tokenizer has no BOS");
+        int room = model.Config.MaxPositionEmbeddings - Math.Max(1, Math.Min(settings.MaxNewTokens, model.Config.MaxPositionEmbeddings / 2));
+        if (ids.Length <= room) return ids;
+        TruncatedPrompts++;
+        return ids[^room..];
+    }
+
+    public GenerationOptions Options() => new()
+    {
+        MaxNewTokens = settings.MaxNewTokens,
+        Temperature = settings.Temperature,
+        Seed = settings.Seed,
+        StopTokenIds = StopIds(model, tokenizer),
+        StopStrings = settings.StopStrings,
+        Decode = settings.StopStrings.Count > 0 ? ids => tokenizer.Decode(ids.ToArray(), skipSpecialTokens: true) : null,
+    };
+
+    /// <summary>End-of-sequence ids: the config's (generation_config/config eos) and the tokenizer's EOS.</summary>
+    public static IReadOnlyList<int> StopIds(InferenceModel model, ITokenizer tokenizer) =>
+        model.Config.EosTokenIds.Concat(tokenizer.EosId is { } e ? [e] : []).Distinct().ToArray();
+
+    /// <summary>Cuts text before the earliest occurrence of any stop string (the generator stops after it).</summary>
+    public static string CutAtStop(string text, IReadOnlyList<string> stops)
+    {
+        int cut = text.Length;
+        foreach (var s in stops)
+        {
+            if (s.Length == 0) continue;
+            int at = text.IndexOf(s, StringComparison.Ordinal);
+            if (at >= 0 && at < cut) cut = at;
+        }
+        return text[..cut];
+    }
+}

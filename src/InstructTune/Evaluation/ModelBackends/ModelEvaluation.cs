@@ -1,0 +1,133 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using InstructTune.Evaluation.Judge;
+using InstructTune.Evaluation.Metrics;
+using InstructTune.Evaluation.Suites;
+using InstructTune.Reports;
+
+namespace InstructTune.Evaluation.ModelBackends;
+
+/// <summary>What <c>itune eval model</c> was asked to do.</summary>
+public sealed record ModelEvaluationRequest(string ModelDir, string OutDir)
+{
+    public string? AdapterDir { get; init; }
+    /// <summary>"builtin" or a suite JSON file.</summary>
+    public string Suite { get; init; } = "builtin";
+    public string? Template { get; init; }
+    public EvalGenerationSettings Generation { get; init; } = new();
+    /// <summary>Keep only the first N items of each part of the suite (0 = all).</summary>
+    public int Limit { get; init; }
+    /// <summary>A judge YAML (OpenAI-compatible endpoint), or <c>local:DIR</c> for a local checkpoint as the judge.</summary>
+    public string? Judge { get; init; }
+}
+
+/// <summary>Model facts and the reference perplexity, added to results.json under "Model" and as the report's first section.</summary>
+public sealed record ModelRunInfo(string Model, string? Adapter, string Suite, string Template, int MaxNewTokens,
+    double Temperature, int Limit, int Prompts, int TruncatedPrompts, PerplexityResult? ReferencePerplexity, double Seconds);
+
+/// <summary>
+/// The <c>itune eval model</c> recipe: open the model (and adapter), load and limit the suite, run every part of it
+/// through <see cref="SuiteRunner"/> with an <see cref="InferenceTextGenerator"/> (and the judge when asked),
+/// compute the perplexity of the instructions' reference answers, and write results.json, summary.md and
+/// report.html atomically.
+/// </summary>
+public static class ModelEvaluation
+{
+    public static async Task<(EvaluationResults Results, ModelRunInfo Info)> RunAsync(ModelEvaluationRequest request,
+        Action<string>? log = null, CancellationToken ct = default)
+    {
+        var suite = Limit(LoadSuite(request.Suite), request.Limit);
+        using var loaded = LoadedModel.Load(request.ModelDir, request.AdapterDir);
+        var formatter = PromptFormatter.Create(request.Template, request.ModelDir);
+        log?.Invoke($"model {request.ModelDir}{(request.AdapterDir is null ? "" : $" + adapter {request.AdapterDir}")}, template {formatter.Name}, suite {suite.Name}");
+        var generator = new InferenceTextGenerator(loaded.Model, loaded.Tokenizer, formatter, request.Generation);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        using var judgeModel = request.Judge is { } j && j.StartsWith("local:", StringComparison.Ordinal)
+            ? LoadedModel.Load(j["local:".Length..]) : null;
+        var judge = CreateJudge(request, judgeModel, log);
+        var results = await SuiteRunner.RunAsync(suite, generator, judge, ct);
+
+        var pairs = suite.Instructions.SelectMany(i => i.References.Take(1).Select(r => (i.Instruction, r))).ToList();
+        PerplexityResult? ppl = pairs.Count == 0 ? null
+            : new InferenceLogProbScorer(loaded.Model).ReferencePerplexity(loaded.Tokenizer, formatter, pairs);
+        var info = new ModelRunInfo(request.ModelDir, request.AdapterDir, request.Suite, formatter.Name, request.Generation.MaxNewTokens,
+            request.Generation.Temperature, request.Limit, generator.Prompts, generator.TruncatedPrompts, ppl,
+            clock.Elapsed.TotalSeconds);
+        results = results with { Title = $"{results.Title} · {Path.GetFileName(Path.GetFullPath(request.ModelDir).TrimEnd('/'))}" };
+        Write(results, info, request.OutDir);
+        return (results, info);
+    }
+
+    public static EvalSuite LoadSuite(string suite) => suite == "builtin" ? BuiltinSuite.Create() : EvalSuite.Load(suite);
+
+    /// <summary>The first <paramref name="n"/> items of every part (0 = unchanged); the generalization split keeps
+    /// its training examples (shots) and limits the evaluated ones.</summary>
+    public static EvalSuite Limit(EvalSuite s, int n)
+    {
+        if (n < 0) throw new EvalInputException($"--limit {n}: must be ≥ 0");
+        if (n == 0) return s;
+        return s with
+        {
+            Instructions = s.Instructions.Take(n).ToList(),
+            Robustness = s.Robustness.Take(n).ToList(),
+            Conversations = s.Conversations.Take(n).ToList(),
+            Generalization = s.Generalization is { } g ? g with { Eval = g.Eval.Take(n).ToList() } : null,
+        };
+    }
+
+    private static LlmJudge? CreateJudge(ModelEvaluationRequest request, LoadedModel? judgeModel, Action<string>? log)
+    {
+        if (request.Judge is null) return null;
+        JudgeConfig cfg;
+        IJudgeBackend backend;
+        if (judgeModel is not null)
+        {
+            // Greedy decoding answers the same way every time, so a retry cannot help: one attempt each.
+            cfg = new JudgeConfig
+            {
+                Model = judgeModel.Directory, MaxAttempts = 1, MaxConcurrency = 1, AttemptTimeout = TimeSpan.FromMinutes(10),
+                CachePath = Path.Combine(request.OutDir, "judge_cache.jsonl"),
+            };
+            var generator = new InferenceTextGenerator(judgeModel.Model, judgeModel.Tokenizer,
+                PromptFormatter.Create("auto", judgeModel.Directory), new EvalGenerationSettings { MaxNewTokens = 64 });
+            backend = new LocalJudgeBackend(generator, "local:" + judgeModel.Directory);
+        }
+        else
+        {
+            cfg = JudgeConfigFile.Load(request.Judge);
+            cfg = cfg with { CachePath = cfg.CachePath ?? Path.Combine(request.OutDir, "judge_cache.jsonl") };
+            backend = new OpenAiJudgeBackend(cfg);
+        }
+        log?.Invoke($"judge: {cfg}");
+        return new LlmJudge(backend, cfg, log);
+    }
+
+    /// <summary>results.json (the evaluation area's shape plus a "Model" object), summary.md and report.html
+    /// with a "Model" section first.</summary>
+    public static void Write(EvaluationResults results, ModelRunInfo info, string dir)
+    {
+        Directory.CreateDirectory(dir);
+        var json = JsonSerializer.SerializeToNode(results, EvaluationReport.Json)!.AsObject();
+        json["Model"] = JsonSerializer.SerializeToNode(info, EvaluationReport.Json);
+        AtomicFile.WriteAllText(Path.Combine(dir, "results.json"), json.ToJsonString(EvaluationReport.Json));
+        var report = EvaluationReport.Build(results);
+        var section = new ReportSection("Model");
+        report.Sections.Insert(0, section);
+        string F(double v, string f = "0.000") => double.IsFinite(v) ? v.ToString(f, CultureInfo.InvariantCulture) : "n/a";
+        section.Table(["field", "value"],
+        [
+            ["model", info.Model], ["adapter", info.Adapter ?? "none"], ["suite", info.Suite], ["prompt template", info.Template],
+            ["decoding", info.Temperature == 0 ? $"greedy, ≤ {info.MaxNewTokens} new tokens" : $"temperature {F(info.Temperature, "0.##")}, ≤ {info.MaxNewTokens} new tokens"],
+            ["limit", info.Limit == 0 ? "none" : info.Limit.ToString(CultureInfo.InvariantCulture)],
+            ["prompts generated", info.Prompts.ToString(CultureInfo.InvariantCulture)],
+            ["prompts truncated to fit", info.TruncatedPrompts.ToString(CultureInfo.InvariantCulture)],
+            ["reference perplexity", info.ReferencePerplexity is { } p ? $"{F(p.Perplexity, "0.###")} over {p.Tokens} tokens (mean log-likelihood {F(p.MeanLogLikelihood, "0.0000")})" : "n/a"],
+            ["seconds", F(info.Seconds, "0.0")],
+        ]);
+        section.Paragraph("Reference perplexity: exp(−mean log p(token)) over the first reference answer of each instruction, given its formatted prompt (prompt tokens not scored).");
+        report.WriteMarkdown(Path.Combine(dir, "summary.md"));
+        report.WriteHtml(Path.Combine(dir, "report.html"));
+    }
+}
