@@ -26,7 +26,7 @@ public static class StepBench
 
     public static int Run(string[] args)
     {
-        string config = "S"; int steps = 5, warmup = 1; bool peer = true, checkpoint = false;
+        string config = "S"; int steps = 5, warmup = 1; bool peer = true, checkpoint = false, lora = false;
         double peakGflops = 200; // 2 Zen3 cores × 2 FMA × 8 lanes × 2 flops × ~3.1 GHz
         for (int i = 0; i < args.Length; i++)
             switch (args[i])
@@ -36,6 +36,7 @@ public static class StepBench
                 case "--warmup": warmup = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--no-peer": peer = false; break;
                 case "--checkpoint": checkpoint = true; break;
+                case "--lora": lora = true; break;
                 case "--profile": return Profile(args.Contains("--managed"));
                 case "--managed": break;
                 case "--peak-gflops": peakGflops = double.Parse(args[++i], CultureInfo.InvariantCulture); break;
@@ -44,7 +45,7 @@ public static class StepBench
         if (!Configs.TryGetValue(config, out var c)) { Console.Error.WriteLine($"step: unknown config {config} (S, M, L)"); return 2; }
 
         // The peer runs first, in its own process, so neither run's memory shows in the other's peak RSS.
-        (double Tps, double Rss, double Tpcs)? torch = peer ? RunPeer(config, steps, warmup) : null;
+        (double Tps, double Rss, double Tpcs)? torch = peer ? RunPeer(config, steps, warmup, lora) : null;
 
         Parallel2.Threads = 2;
         Gemm.MaxThreads = 2;
@@ -58,7 +59,9 @@ public static class StepBench
         var rng = new Rng(1);
         var ids = new IntTensor(Enumerable.Range(0, c.Batch * c.Seq).Select(_ => rng.NextInt(c.Vocab)).ToArray(), c.Batch, c.Seq);
         var batch = new LlamaBatch(ids) { Labels = ids };
-        var opt = new AdamW(model.Parameters(), lr: 1e-4f, weightDecay: 0.01f);
+        if (lora)   // rank 8 on all seven projections, base frozen: only dX flows through the base Linears
+            InstructTune.Peft.Lora.LoraInjector.Inject(model, new InstructTune.Peft.Lora.LoraConfig { Rank = 8, Alpha = 16 }, seed: 2);
+        var opt = new AdamW(model.Parameters().Where(p => !p.Frozen), lr: 1e-4f, weightDecay: 0.01f);
         var options = new LlamaForwardOptions { ReturnLogits = false, CheckpointLayers = checkpoint };
         float loss = 0;
         long allocated = 0; int gcs = 0; TimeSpan cpu0 = default;
@@ -82,19 +85,21 @@ public static class StepBench
         double tokens = (double)c.Batch * c.Seq * steps;
         double tps = tokens / sw.Elapsed.TotalSeconds;
         double tpcs = tokens / cpuSeconds; // per CPU-second: the work measure, robust when the machine is shared
-        // Model FLOPs per token: 6 × (matmul parameters) + causal attention 6 × layers × seq × dim (QKᵀ and PV, fwd+bwd).
-        long matmulParams = model.NamedParameters().Where(p => p.Parameter.Rank == 2 && !p.Name.Contains("embed_tokens")).Sum(p => (long)p.Parameter.Length);
-        if (cfg.TieWordEmbeddings) matmulParams += (long)c.Vocab * c.Dim;
-        double flopsPerToken = 6.0 * matmulParams + 6.0 * c.Layers * c.Seq * c.Dim;
+        // + causal attention 6 × layers × seq × dim (QKᵀ and PV, fwd+bwd).
+        // Model FLOPs per token: a trainable matrix costs 6 flops per weight (forward, dX, dW), a frozen one 4 (no dW).
+        double matmulFlops = model.NamedParameters().Where(p => p.Parameter.Rank == 2 && !p.Name.Contains("embed_tokens"))
+            .Sum(p => (p.Parameter.Frozen ? 4.0 : 6.0) * p.Parameter.Length);
+        if (cfg.TieWordEmbeddings) matmulFlops += (lora ? 4.0 : 6.0) * c.Vocab * c.Dim;
+        double flopsPerToken = matmulFlops + 6.0 * c.Layers * c.Seq * c.Dim;
         double mfu = tps * flopsPerToken / (peakGflops * 1e9);
         double rss = Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024.0);
 
-        Console.WriteLine($"step {config}: {tps:F0} tokens/s, {sw.Elapsed.TotalSeconds / steps:F3} s/step, MFU {mfu:P1} (peak {peakGflops} GFLOP/s), peak RSS {rss:F0} MiB, loss {loss:F4}, GEMM {Gemm.Backend}{(checkpoint ? ", checkpointed" : "")}");
+        Console.WriteLine($"step{(lora ? "-lora" : "")} {config}: {tps:F0} tokens/s, {sw.Elapsed.TotalSeconds / steps:F3} s/step, MFU {mfu:P1} (peak {peakGflops} GFLOP/s), peak RSS {rss:F0} MiB, loss {loss:F4}, GEMM {Gemm.Backend}{(checkpoint ? ", checkpointed" : "")}");
         Console.WriteLine($"  {tpcs:F0} tokens per CPU-second (load average {LoadAverage()})");
         Console.WriteLine($"  managed allocation {allocMiB:F2} MiB/step, {gcs} gen-0 collections in {steps} steps");
         var json = new Dictionary<string, object?>
         {
-            ["bench"] = "step", ["config"] = config, ["tokens_per_s"] = Math.Round(tps, 1), ["mfu"] = Math.Round(mfu, 4),
+            ["bench"] = lora ? "step-lora" : "step", ["config"] = config, ["tokens_per_s"] = Math.Round(tps, 1), ["mfu"] = Math.Round(mfu, 4),
             ["peak_rss_mib"] = Math.Round(rss, 1), ["tokens_per_cpu_s"] = Math.Round(tpcs, 1),
         };
         if (torch is { } t)
@@ -111,12 +116,12 @@ public static class StepBench
     private static string LoadAverage() =>
         File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
 
-    private static (double, double, double)? RunPeer(string config, int steps, int warmup)
+    private static (double, double, double)? RunPeer(string config, int steps, int warmup, bool lora)
     {
         const string python = "/usr/bin/python3";
         string script = Path.Combine(RepoRoot(), "bench", "peers", "torch_step.py");
         if (!File.Exists(python) || !File.Exists(script)) { Console.Error.WriteLine("step: no PyTorch peer (python3 or script missing)"); return null; }
-        var psi = new ProcessStartInfo(python, ["-u", script, "--config", config, "--steps", steps.ToString(CultureInfo.InvariantCulture), "--warmup", warmup.ToString(CultureInfo.InvariantCulture)])
+        var psi = new ProcessStartInfo(python, ["-u", script, "--config", config, "--steps", steps.ToString(CultureInfo.InvariantCulture), "--warmup", warmup.ToString(CultureInfo.InvariantCulture), .. (lora ? new[] { "--lora" } : [])])
         { RedirectStandardOutput = true, RedirectStandardError = true };
         using var p = Process.Start(psi)!;
         string stdout = p.StandardOutput.ReadToEnd();

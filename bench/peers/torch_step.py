@@ -37,6 +37,19 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
+class LoraLinear(nn.Module):
+    """Frozen base Linear plus trainable A [r, in], B [out, r]: y = W x + (B (A x)) * alpha / r (PEFT's LoRA)."""
+    def __init__(self, base, r, alpha):
+        super().__init__()
+        self.base, self.scale = base, alpha / r
+        self.base.weight.requires_grad_(False)
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features).uniform_(-1, 1) / math.sqrt(base.in_features))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r))
+
+    def forward(self, x):
+        return self.base(x) + (x @ self.lora_A.t() @ self.lora_B.t()) * self.scale
+
+
 class Layer(nn.Module):
     def __init__(self, d, h, kv, ffn):
         super().__init__()
@@ -100,12 +113,19 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--lora", action="store_true", help="rank-8 LoRA on all seven projections, base frozen")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     d, layers, h, kv, ffn, vocab, seq, batch = CONFIGS[a.config]
     model = Llama(d, layers, h, kv, ffn, vocab)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    if a.lora:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for layer in model.layers:
+            for name in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"):
+                setattr(layer, name, LoraLinear(getattr(layer, name), 8, 16.0))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=0.01)
     ids = torch.randint(0, vocab, (batch, seq))
     loss = None
     for i in range(a.warmup + a.steps):
