@@ -26,7 +26,8 @@ public static class DataBench
         var shared = Path.GetFullPath(Path.Combine(root, "..", "shared", "testdata"));
         var sample = Path.Combine(shared, "datasets", "alpaca", "alpaca_5000.json");
         int ti = Array.IndexOf(args, "--tokenizer");
-        var tokenizerDir = ti >= 0 && ti + 1 < args.Length ? args[ti + 1] : Path.Combine(shared, "tokenizers", "llama2");
+        // Default: llama2's SentencePiece model (same ids as its tokenizer.json, which has no pre-tokenizer and so cannot cache words).
+        var tokenizerDir = ti >= 0 && ti + 1 < args.Length ? args[ti + 1] : Path.Combine(shared, "tokenizers", "llama2", "tokenizer.model");
         var work = Directory.CreateTempSubdirectory("itune-databench").FullName;
         try
         {
