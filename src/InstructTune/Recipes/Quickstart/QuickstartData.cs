@@ -1,0 +1,50 @@
+using InstructTune.Data.Records;
+using InstructTune.Data.TaskSuite;
+
+namespace InstructTune.Recipes.Quickstart;
+
+/// <summary>
+/// The quickstart's data, all derived from the built-in task suite: the learnable subset of families, the plain
+/// pre-training text (each train example's input and answer stated as a sentence, never in instruction form), and
+/// the evaluation splits.
+/// </summary>
+public static class QuickstartData
+{
+    /// <summary>
+    /// Families a few-minute model can learn: answers are short and follow from the input by copying or by facts
+    /// over the suite's closed word lists (which the pre-training sentences state). Arithmetic on pairs, sorting,
+    /// reversal and multi-line formats are left to bigger runs.
+    /// </summary>
+    public static IReadOnlyList<string> Families { get; } =
+        ["uppercase", "lowercase", "first_letter", "double_word", "successor", "even_odd", "animal_or_fruit", "first_word"];
+
+    /// <summary>The evaluated splits, in report order.</summary>
+    public static IReadOnlyList<string> EvalSplits { get; } = [SuiteSplit.HeldOutExamples, SuiteSplit.HeldOutPhrasings, SuiteSplit.HeldOutCompositions];
+
+    /// <summary>The suite restricted to simple tasks and two-step compositions of <see cref="Families"/> (conditionals left out).</summary>
+    public static List<SuiteExample> Subset(IEnumerable<SuiteExample> suite) =>
+        suite.Where(s => s.Record.Complexity != 1 && FamiliesOf(s.Record.Task).All(Families.Contains)).ToList();
+
+    /// <summary>"uppercase" → [uppercase]; "uppercase_then_first_letter" → [uppercase, first_letter].</summary>
+    public static string[] FamiliesOf(string task) => task.Split("_then_");
+
+    /// <summary>Plain pre-training text: one sentence per simple train example (compositions are not stated).</summary>
+    public static List<InstructionRecord> PretrainText(IEnumerable<SuiteExample> subset) =>
+        subset.Where(s => s.Split == SuiteSplit.Train && s.Record.Complexity == 0)
+              .Select(s => InstructionRecord.PlainText(Sentence(s.Record.Task, s.Record.Input, s.Record.Output), s.Record.Task))
+              .ToList();
+
+    /// <summary>A fact as a sentence: the input and the answer, without any instruction phrasing.</summary>
+    public static string Sentence(string family, string x, string y) => family switch
+    {
+        "uppercase" => $"{x} in capitals is {y}.",
+        "lowercase" => $"{x} in small letters is {y}.",
+        "first_letter" => $"{x} starts with {y}.",
+        "double_word" => $"{x} two times is {y}.",
+        "successor" => $"after {x} comes {y}.",
+        "even_odd" => $"{x} is an {y} number.",
+        "animal_or_fruit" => $"a {x} is a kind of {y}.",
+        "first_word" => $"the line {x} opens with {y}.",
+        _ => throw new ArgumentException($"no sentence form for family '{family}'"),
+    };
+}

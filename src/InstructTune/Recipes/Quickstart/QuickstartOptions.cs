@@ -1,0 +1,54 @@
+namespace InstructTune.Recipes.Quickstart;
+
+/// <summary>
+/// Every size and step count of the quickstart. <see cref="Default"/> is the README's run (fits ≤ 10 minutes on
+/// 2 cores); <see cref="Tiny"/> is the same pipeline shrunk to seconds for tests.
+/// </summary>
+public sealed record QuickstartOptions
+{
+    public string OutDir { get; init; } = "quickstart-out";
+    public int Seed { get; init; } = 42;
+
+    // Task suite: the learnable subset (see QuickstartData.Families) at these sizes.
+    public int SimplePerFamily { get; init; } = 150;
+    public int CompositionPerPair { get; init; } = 12;
+    public int HeldOutPerFamily { get; init; } = 20;
+    /// <summary>At most this many examples per evaluated split (0 = all).</summary>
+    public int EvalPerSplit { get; init; } = 0;
+
+    // Tokenizer.
+    public int VocabSize { get; init; } = 768;
+
+    // Base model (Llama layout).
+    public int Hidden { get; init; } = 192;
+    public int Layers { get; init; } = 3;
+    public int Heads { get; init; } = 4;
+    public int Intermediate { get; init; } = 512;
+
+    // Pre-training: plain LM loss on sentences derived from the suite.
+    public int PretrainSteps { get; init; } = 300;
+    public double PretrainLearningRate { get; init; } = 3e-3;
+    public int PretrainSeqLen { get; init; } = 128;
+    public int PretrainBatch { get; init; } = 8;
+
+    // LoRA instruction tuning: response-only loss.
+    public int TuneSteps { get; init; } = 300;
+    public double TuneLearningRate { get; init; } = 2e-3;
+    public int TuneSeqLen { get; init; } = 128;
+    public int TuneBatch { get; init; } = 8;
+    public int LoraRank { get; init; } = 32;
+    public double LoraAlpha { get; init; } = 64;
+
+    public int MaxNewTokens { get; init; } = 16;
+
+    public static QuickstartOptions Default { get; } = new();
+
+    /// <summary>Seconds, not minutes: a test of the plumbing, not of the scores.</summary>
+    public static QuickstartOptions Tiny { get; } = new()
+    {
+        SimplePerFamily = 12, CompositionPerPair = 2, HeldOutPerFamily = 2, EvalPerSplit = 6,
+        VocabSize = 300, Hidden = 32, Layers = 1, Heads = 2, Intermediate = 64,
+        PretrainSteps = 3, PretrainSeqLen = 64, PretrainBatch = 2,
+        TuneSteps = 3, TuneSeqLen = 64, TuneBatch = 2, LoraRank = 4, LoraAlpha = 8, MaxNewTokens = 4,
+    };
+}
