@@ -19,10 +19,14 @@ public static class QuickstartCommand
         var tiny = new Option<bool>("--tiny") { Description = "A shrunken run (seconds) that exercises every stage; scores are meaningless" };
         command.Options.Add(outDir);
         command.Options.Add(seed);
+        var overrides = new Option<string?>("--options") { Description = "JSON file overriding quickstart sizes (QuickstartOptions property names, e.g. {\"TuneSteps\": 400})" };
         command.Options.Add(tiny);
+        command.Options.Add(overrides);
         command.SetAction(parse =>
         {
-            var options = (parse.GetValue(tiny) ? QuickstartOptions.Tiny : QuickstartOptions.Default) with
+            var preset = parse.GetValue(tiny) ? QuickstartOptions.Tiny : QuickstartOptions.Default;
+            if (parse.GetValue(overrides) is string file) preset = QuickstartOptions.Overlay(preset, file);
+            var options = preset with
             {
                 OutDir = parse.GetValue(outDir) ?? "quickstart-out",
                 Seed = parse.GetValue(seed),

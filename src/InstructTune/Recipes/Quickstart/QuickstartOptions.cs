@@ -51,4 +51,19 @@ public sealed record QuickstartOptions
         PretrainSteps = 3, PretrainSeqLen = 64, PretrainBatch = 2,
         TuneSteps = 3, TuneSeqLen = 64, TuneBatch = 2, LoraRank = 4, LoraAlpha = 8, MaxNewTokens = 4,
     };
+
+    /// <summary>Applies the properties named in a JSON file over <paramref name="preset"/>; unknown names are refused with the file named.</summary>
+    public static QuickstartOptions Overlay(QuickstartOptions preset, string jsonPath)
+    {
+        var node = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(jsonPath)) as System.Text.Json.Nodes.JsonObject
+            ?? throw new InvalidDataException($"{jsonPath}: expected a JSON object of QuickstartOptions properties");
+        var merged = System.Text.Json.JsonSerializer.SerializeToNode(preset)!.AsObject();
+        foreach (var (key, value) in node)
+        {
+            if (!merged.ContainsKey(key)) throw new InvalidDataException($"{jsonPath}: unknown quickstart option '{key}' (expected one of {string.Join(", ", merged.Select(p => p.Key))})");
+            merged[key] = value?.DeepClone();
+        }
+        try { return System.Text.Json.JsonSerializer.Deserialize<QuickstartOptions>(merged)!; }
+        catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{jsonPath}: {e.Message}"); }
+    }
 }

@@ -41,6 +41,17 @@ public static class QuickstartOutputs
         AtomicFile.WriteAllText(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
+    /// <summary>Every scored generation, before and after, one JSON object per line (samples.jsonl).</summary>
+    public static void WriteSamples(QuickstartResult r, string path)
+    {
+        var sb = new System.Text.StringBuilder();
+        foreach (var (phase, scores) in new[] { ("before", r.Before), ("after", r.After) })
+            foreach (var s in scores.Samples)
+                sb.AppendLine(JsonSerializer.Serialize(new { phase, split = s.Split, task = s.Task, instruction = s.Instruction, input = s.Input,
+                    expected = s.Expected, generated = s.Generated, correct = s.Correct }));
+        AtomicFile.WriteAllText(path, sb.ToString());
+    }
+
     public static void WriteReport(QuickstartResult r, QuickstartOptions o, string path)
     {
         string F(double v) => v.ToString("F3", CultureInfo.InvariantCulture);

@@ -114,6 +114,7 @@ public static class QuickstartRecipe
             total.Elapsed.TotalMinutes, outDir, resultsPath, reportPath);
         QuickstartOutputs.WriteResults(result, o, config, resultsPath);
         QuickstartOutputs.WriteReport(result, o, reportPath);
+        QuickstartOutputs.WriteSamples(result, Path.Combine(outDir, "samples.jsonl"));
         progress.Say($"done in {result.Minutes:F2} min; report: {reportPath}");
         return result;
     }
