@@ -40,7 +40,7 @@ public sealed class QuickstartDataTests
             Assert.DoesNotContain(phrasings, p => r.Output.Contains(p, StringComparison.OrdinalIgnoreCase));
             Assert.DoesNotContain("Answer", r.Output);
         }
-        Assert.Equal("apple in capitals is APPLE.", QuickstartData.Sentence("uppercase", "apple", "APPLE"));
+        Assert.Equal("the word apple in capitals is APPLE.", QuickstartData.Sentence("uppercase", "apple", "APPLE"));
         Assert.Equal("after 41 comes 42.", QuickstartData.Sentence("successor", "41", "42"));
     }
 
@@ -63,18 +63,19 @@ public sealed class QuickstartDataTests
         var dir = Path.Combine(Path.GetTempPath(), "itune-qs-tok-" + Guid.NewGuid().ToString("N"));
         try
         {
-            ByteLevelBpeTrainer.Save(ByteLevelBpeTrainer.Train(subset.Select(s => template.Render(s.Record).Text), bpe), bpe, dir);
+            ByteLevelBpeTrainer.Save(ByteLevelBpeTrainer.Train(subset.Select(s => template.Render(QuickstartData.WithLeadingSpace(s.Record)).Text), bpe), bpe, dir);
             var tokenizer = TokenizerLoader.Load(dir);
             var sft = new ExampleTokenizer(tokenizer, template);
-            foreach (var s in subset.Take(60))
+            foreach (var s in subset)
             {
-                var example = sft.Tokenize(s.Record, 0);
+                var example = sft.Tokenize(QuickstartData.WithLeadingSpace(s.Record), 0);
                 var prompt = tokenizer.Encode(QuickstartEvaluation.PromptText(template, s.Record), addSpecialTokens: true).Ids;
                 Assert.Equal(prompt, example.Ids[..prompt.Length]);
                 // Learned labels are exactly the answer tokens and EOS: they decode to the expected output.
                 var learned = example.Labels.Where(l => l != -100).ToArray();
                 Assert.Equal(tokenizer.EosId, learned[^1]);
-                Assert.Equal(s.Record.Output, tokenizer.Decode(learned[..^1]));
+                Assert.Equal(s.Record.Output, tokenizer.Decode(learned[..^1]).Trim());
+                Assert.Equal(example.Ids, prompt.Concat(learned).ToArray());
                 Assert.Equal(prompt.Length, example.Labels.TakeWhile(l => l == -100).Count());
             }
         }

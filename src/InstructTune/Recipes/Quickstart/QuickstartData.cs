@@ -34,15 +34,23 @@ public static class QuickstartData
               .Select(s => InstructionRecord.PlainText(Sentence(s.Record.Task, s.Record.Input, s.Record.Output), s.Record.Task))
               .ToList();
 
+    /// <summary>
+    /// The record as tuned: " " + output. The space is a response character, so whichever token byte-level BPE puts
+    /// it in (" WATER", or a lone space before a rare word) is learned and generated, never left in the prompt.
+    /// </summary>
+    public static InstructionRecord WithLeadingSpace(InstructionRecord r) => r with { Output = " " + r.Output };
+
     /// <summary>A fact as a sentence: the input and the answer, without any instruction phrasing.</summary>
+    /// <summary>Every input and answer follows a space, as in the instruction prompt ("Input: x", "Answer: y"), so both
+    /// see the same byte-level tokens.</summary>
     public static string Sentence(string family, string x, string y) => family switch
     {
-        "uppercase" => $"{x} in capitals is {y}.",
-        "lowercase" => $"{x} in small letters is {y}.",
-        "first_letter" => $"{x} starts with {y}.",
-        "double_word" => $"{x} two times is {y}.",
+        "uppercase" => $"the word {x} in capitals is {y}.",
+        "lowercase" => $"the word {x} in small letters is {y}.",
+        "first_letter" => $"the word {x} starts with {y}.",
+        "double_word" => $"the word {x} two times is {y}.",
         "successor" => $"after {x} comes {y}.",
-        "even_odd" => $"{x} is an {y} number.",
+        "even_odd" => $"the number {x} is {y}.",
         "animal_or_fruit" => $"a {x} is a kind of {y}.",
         "first_word" => $"the line {x} opens with {y}.",
         _ => throw new ArgumentException($"no sentence form for family '{family}'"),

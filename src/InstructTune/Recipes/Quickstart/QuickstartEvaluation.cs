@@ -51,7 +51,11 @@ public static class QuickstartEvaluation
         return new QuickstartScores(em, samples);
     }
 
-    /// <summary>The training text up to where the answer starts (the template rendered with an empty output).</summary>
+    /// <summary>
+    /// The training text up to where the answer starts (the template rendered with an empty output). The answer's
+    /// leading space is part of the response (<see cref="QuickstartData.WithLeadingSpace"/>), so the prompt's tokens are
+    /// exactly the unlearned prefix of the training tokens.
+    /// </summary>
     public static string PromptText(IPromptTemplate template, InstructionRecord r) => template.Render(r with { Output = "" }).Text;
 
     /// <summary>The suite's answers are exact strings: only surrounding whitespace is ignored.</summary>

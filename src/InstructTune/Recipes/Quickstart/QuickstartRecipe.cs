@@ -23,8 +23,12 @@ public sealed record QuickstartResult(QuickstartScores Before, QuickstartScores 
 /// </summary>
 public static class QuickstartRecipe
 {
-    /// <summary>Compact prompt (short prompts are most of the token budget); the answer starts after a newline.</summary>
-    public const string PromptFormat = "{instruction}\nInput: {input}\nAnswer:\n{output}";
+    /// <summary>
+    /// Compact prompt (short prompts are most of the token budget). The answer is trained as " " + output
+    /// (<see cref="QuickstartData.WithLeadingSpace"/>), like every word of the pre-training sentences: byte-level BPE
+    /// gives " WATER" and "WATER" different ids, and only the space-prefixed one carries what the base learned.
+    /// </summary>
+    public const string PromptFormat = "{instruction}\nInput: {input}\nAnswer:{output}";
 
     public static QuickstartResult Run(QuickstartOptions o, IQuickstartProgress progress)
     {
@@ -57,7 +61,7 @@ public static class QuickstartRecipe
         var pretrainText = QuickstartData.PretrainText(subset);
         var bpe = new BpeTrainerOptions(o.VocabSize);
         var tokenizerDir = Path.Combine(outDir, "tokenizer");
-        var lines = pretrainText.Select(r => r.Output).Concat(train.Select(s => template.Render(s.Record).Text));
+        var lines = pretrainText.Select(r => r.Output).Concat(train.Select(s => template.Render(QuickstartData.WithLeadingSpace(s.Record)).Text));
         ByteLevelBpeTrainer.Save(ByteLevelBpeTrainer.Train(lines, bpe), bpe, tokenizerDir);
         var tokenizer = TokenizerLoader.Load(tokenizerDir);
         progress.Say($"tokenizer: byte-level BPE, {tokenizer.VocabSize} tokens → {tokenizerDir}");
@@ -87,7 +91,7 @@ public static class QuickstartRecipe
         // 4. LoRA instruction tuning on the train split, response-only loss, from the saved base.
         var tuneModel = LlamaCheckpoint.Load(baseDir);
         var sft = new ExampleTokenizer(tokenizer, template, new MaskOptions(o.TuneSeqLen));
-        var tuneExamples = train.Select(s => sft.Tokenize(s.Record, Math.Max(0, taskNames.IndexOf(QuickstartData.FamiliesOf(s.Record.Task)[0])))).ToList();
+        var tuneExamples = train.Select(s => sft.Tokenize(QuickstartData.WithLeadingSpace(s.Record), Math.Max(0, taskNames.IndexOf(QuickstartData.FamiliesOf(s.Record.Task)[0])))).ToList();
         progress.Say($"LoRA tuning (r={o.LoraRank}, alpha={o.LoraAlpha}, all seven projections) on {tuneExamples.Count} examples, {o.TuneSteps} steps");
         var tuneConfig = TrainConfigFor(o, TuningMethod.Lora, Path.Combine(outDir, "runs", "tune"), o.TuneSteps,
             o.TuneLearningRate, o.TuneSeqLen, o.TuneBatch);
