@@ -12,11 +12,12 @@ public static class QuickstartData
 {
     /// <summary>
     /// Families a few-minute model can learn: answers are short and follow from the input by copying or by facts
-    /// over the suite's closed word lists (which the pre-training sentences state). Arithmetic on pairs, sorting,
-    /// reversal and multi-line formats are left to bigger runs.
+    /// over the suite's closed word lists (which the pre-training sentences state). Arithmetic, sorting, reversal and
+    /// multi-line formats are left to bigger runs; successor was tried and left out (100 number facts seen about
+    /// 1.5 times each in pre-training: 5/20 held-out examples right after tuning).
     /// </summary>
     public static IReadOnlyList<string> Families { get; } =
-        ["uppercase", "lowercase", "first_letter", "double_word", "successor", "even_odd", "animal_or_fruit", "first_word"];
+        ["uppercase", "lowercase", "first_letter", "double_word", "even_odd", "animal_or_fruit", "first_word"];
 
     /// <summary>The evaluated splits, in report order.</summary>
     public static IReadOnlyList<string> EvalSplits { get; } = [SuiteSplit.HeldOutExamples, SuiteSplit.HeldOutPhrasings, SuiteSplit.HeldOutCompositions];

@@ -11,7 +11,7 @@ public sealed record QuickstartOptions
 
     // Task suite: the learnable subset (see QuickstartData.Families) at these sizes.
     public int SimplePerFamily { get; init; } = 150;
-    public int CompositionPerPair { get; init; } = 12;
+    public int CompositionPerPair { get; init; } = 30;
     public int HeldOutPerFamily { get; init; } = 20;
     /// <summary>At most this many examples per evaluated split (0 = all).</summary>
     public int EvalPerSplit { get; init; } = 0;
@@ -20,20 +20,20 @@ public sealed record QuickstartOptions
     public int VocabSize { get; init; } = 768;
 
     // Base model (Llama layout).
-    public int Hidden { get; init; } = 192;
-    public int Layers { get; init; } = 3;
+    public int Hidden { get; init; } = 128;
+    public int Layers { get; init; } = 2;
     public int Heads { get; init; } = 4;
-    public int Intermediate { get; init; } = 512;
+    public int Intermediate { get; init; } = 384;
 
     // Pre-training: plain LM loss on sentences derived from the suite.
-    public int PretrainSteps { get; init; } = 300;
-    public double PretrainLearningRate { get; init; } = 3e-3;
+    public int PretrainSteps { get; init; } = 500;
+    public double PretrainLearningRate { get; init; } = 4e-3;
     public int PretrainSeqLen { get; init; } = 128;
     public int PretrainBatch { get; init; } = 8;
 
     // LoRA instruction tuning: response-only loss.
-    public int TuneSteps { get; init; } = 300;
-    public double TuneLearningRate { get; init; } = 2e-3;
+    public int TuneSteps { get; init; } = 400;
+    public double TuneLearningRate { get; init; } = 5e-3;
     public int TuneSeqLen { get; init; } = 128;
     public int TuneBatch { get; init; } = 8;
     public int LoraRank { get; init; } = 32;

@@ -12,6 +12,13 @@ public static class QuickstartOutputs
     /// <summary>"heldout_examples" → "em_heldout_examples".</summary>
     public static string Key(string split) => "em_" + split;
 
+    /// <summary>Exact match on the held-out examples of single-family (level 0) tasks only.</summary>
+    public static double SimpleExactMatch(QuickstartScores s)
+    {
+        var simple = s.Samples.Where(x => x.Split == Data.TaskSuite.SuiteSplit.HeldOutExamples && QuickstartData.FamiliesOf(x.Task).Length == 1).ToList();
+        return simple.Count == 0 ? 0 : simple.Count(x => x.Correct) / (double)simple.Count;
+    }
+
     public static void WriteResults(QuickstartResult r, QuickstartOptions o, LlamaConfig model, string path)
     {
         JsonObject Scores(QuickstartScores s)
@@ -25,6 +32,11 @@ public static class QuickstartOutputs
             ["minutes"] = Math.Round(r.Minutes, 3),
             ["before"] = Scores(r.Before),
             ["after"] = Scores(r.After),
+            ["detail"] = new JsonObject
+            {
+                ["before_em_heldout_examples_simple"] = Math.Round(SimpleExactMatch(r.Before), 4),
+                ["after_em_heldout_examples_simple"] = Math.Round(SimpleExactMatch(r.After), 4),
+            },
             ["seconds"] = new JsonObject(r.StageSeconds.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
             ["examples"] = new JsonObject(r.SplitSizes.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
             ["families"] = new JsonArray(QuickstartData.Families.Select(f => (JsonNode?)f).ToArray()),

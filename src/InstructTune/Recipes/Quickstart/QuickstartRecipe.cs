@@ -109,6 +109,7 @@ public static class QuickstartRecipe
         var after = QuickstartEvaluation.Run(baseDir, adapterDir, tokenizer, template, evalSplits, o.MaxNewTokens);
         foreach (var s in QuickstartData.EvalSplits)
             progress.Say($"  {s,-22} exact match {before.ExactMatch[s]:F3} → {after.ExactMatch[s]:F3}");
+        progress.Say($"  {"(single-family only)",-22} exact match {QuickstartOutputs.SimpleExactMatch(before):F3} → {QuickstartOutputs.SimpleExactMatch(after):F3}");
         Lap("eval");
 
         // 6. results.json and report.html.
