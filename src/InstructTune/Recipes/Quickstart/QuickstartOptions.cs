@@ -26,14 +26,14 @@ public sealed record QuickstartOptions
     public int Intermediate { get; init; } = 384;
 
     // Pre-training: plain LM loss on sentences derived from the suite.
-    public int PretrainSteps { get; init; } = 500;
+    public int PretrainSteps { get; init; } = 600;
     public double PretrainLearningRate { get; init; } = 4e-3;
     public int PretrainSeqLen { get; init; } = 128;
     public int PretrainBatch { get; init; } = 8;
 
     // LoRA instruction tuning: response-only loss.
-    public int TuneSteps { get; init; } = 400;
-    public double TuneLearningRate { get; init; } = 5e-3;
+    public int TuneSteps { get; init; } = 900;
+    public double TuneLearningRate { get; init; } = 3e-3;
     public int TuneSeqLen { get; init; } = 128;
     public int TuneBatch { get; init; } = 8;
     public int LoraRank { get; init; } = 32;
