@@ -14,5 +14,6 @@ public static class CommandCatalog
         foreach (var c in TokenizerCommands.All()) yield return c;
         yield return ChatTemplateCommands.Create();
         foreach (var c in ModelCommands.Create()) yield return c;
+        yield return QuickstartCommand.Create();
     }
 }
