@@ -38,6 +38,8 @@ public sealed record QuickstartOptions
     public int TuneBatch { get; init; } = 8;
     public int LoraRank { get; init; } = 32;
     public double LoraAlpha { get; init; } = 64;
+    /// <summary>"lora" (default) or "qlora": the same adapter over an NF4-quantised frozen base.</summary>
+    public string Method { get; init; } = "lora";
 
     public int MaxNewTokens { get; init; } = 16;
 

@@ -93,7 +93,13 @@ public static class QuickstartRecipe
         var sft = new ExampleTokenizer(tokenizer, template, new MaskOptions(o.TuneSeqLen));
         var tuneExamples = train.Select(s => sft.Tokenize(QuickstartData.WithLeadingSpace(s.Record), Math.Max(0, taskNames.IndexOf(QuickstartData.FamiliesOf(s.Record.Task)[0])))).ToList();
         progress.Say($"LoRA tuning (r={o.LoraRank}, alpha={o.LoraAlpha}, all seven projections) on {tuneExamples.Count} examples, {o.TuneSteps} steps");
-        var tuneConfig = TrainConfigFor(o, TuningMethod.Lora, Path.Combine(outDir, "runs", "tune"), o.TuneSteps,
+        var method = o.Method.ToLowerInvariant() switch
+        {
+            "lora" => TuningMethod.Lora,
+            "qlora" => TuningMethod.Qlora,
+            _ => throw new InvalidDataException($"quickstart option Method: '{o.Method}' is not lora or qlora"),
+        };
+        var tuneConfig = TrainConfigFor(o, method, Path.Combine(outDir, "runs", "tune"), o.TuneSteps,
             o.TuneLearningRate, o.TuneSeqLen, o.TuneBatch);
         tuneConfig.Lora.Rank = o.LoraRank;
         tuneConfig.Lora.Alpha = o.LoraAlpha;
