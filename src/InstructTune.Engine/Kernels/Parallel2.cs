@@ -2,7 +2,7 @@
 // kernel pays one task per core rather than one per row. Small problems run inline on the caller.
 namespace InstructTune.Engine.Kernels;
 
-public static class Parallel2
+public static unsafe class Parallel2
 {
     /// <summary>Cores used by kernels (default: all; set lower to share the machine).</summary>
     public static int Threads { get; set; } = Environment.ProcessorCount;
@@ -18,4 +18,24 @@ public static class Parallel2
             if (start < end) body(start, end);
         });
     }
+
+    private static Action<int>? partBody;
+
+    /// <summary>
+    /// Runs body(part) for part = 0..parts-1 on the kernels' persistent worker team (the caller runs part 0).
+    /// For fine-grained work such as decode GEMVs, where Parallel.For's per-call task setup and allocation cost
+    /// as much as the work itself. When the team is busy (nested or concurrent call) the parts run serially.
+    /// </summary>
+    public static void RunParts(int parts, Action<int> body)
+    {
+        if (parts > 1 && GemmWorkers.TryEnter())
+        {
+            try { partBody = body; GemmWorkers.Run(&RunPart, parts); }
+            finally { partBody = null; GemmWorkers.Exit(); }
+            return;
+        }
+        for (int p = 0; p < parts; p++) body(p);
+    }
+
+    private static void RunPart(int part, int parts) => partBody!(part);
 }

@@ -73,6 +73,13 @@ public static class CachedAttention
         long cost = 0;
         for (int n = 0; n < N; n++) cost += (long)(index[n] + 1) * nH * hd;
         if (cost < 1 << 15 || work == 1 || Parallel2.Threads == 1) { for (int w = 0; w < work; w++) Run(w); }
-        else Parallel.For(0, work, new ParallelOptions { MaxDegreeOfParallelism = Parallel2.Threads }, Run);
+        else
+        {
+            // Strided split on the kernels' worker team: causal rows grow with the cache index, so taking every
+            // parts-th (query, head) pair balances the cores; thread-pool workers left spinning after a
+            // Parallel.For would also compete with the GEMM threads that run next.
+            int parts = Math.Min(Parallel2.Threads, work);
+            Parallel2.RunParts(parts, p => { for (int w = p; w < work; w += parts) Run(w); });
+        }
     }
 }

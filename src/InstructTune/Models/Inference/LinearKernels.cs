@@ -89,7 +89,7 @@ public static class LinearKernels
             }
         }
         if (threads == 1) Part(0);
-        else Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, Part);
+        else Parallel2.RunParts(threads, Part);
     }
 
     private static unsafe void Range(nint xp, WeightMatrix W, nint bp, nint yp, int T, int r0, int r1)
