@@ -43,29 +43,7 @@ public static class IFEvalWriter
     }
 
     /// <summary>A string as Python's json.dumps (ensure_ascii=True) writes it.</summary>
-    public static string PyDumpsString(string s)
-    {
-        var sb = new StringBuilder(s.Length + 2).Append('"');
-        foreach (var c in s)
-        {
-            switch (c)
-            {
-                case '"': sb.Append("\\\""); break;
-                case '\\': sb.Append("\\\\"); break;
-                case '\n': sb.Append("\\n"); break;
-                case '\r': sb.Append("\\r"); break;
-                case '\t': sb.Append("\\t"); break;
-                case '\b': sb.Append("\\b"); break;
-                case '\f': sb.Append("\\f"); break;
-                default:
-                    // json.dumps escapes everything outside ' '..'~'.
-                    if (c < 0x20 || c > 0x7E) sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
-                    else sb.Append(c);
-                    break;
-            }
-        }
-        return sb.Append('"').ToString();
-    }
+    public static string PyDumpsString(string s) => Templates.Jinja.PyJson.DumpsString(s, ensureAscii: true);
 
     /// <summary>summary.json: both modes' prompt- and instruction-level accuracy, counts, per-instruction accuracy, and the
     /// settings that make a run reproducible (langdetect seed, rule release and its seed).</summary>

@@ -89,6 +89,14 @@ public static class PyJson
         for (int i = 0; i < level; i++) sb.Append(o.Indent);
     }
 
+    /// <summary>A string as Python's <c>json.dumps</c> writes it (ensure_ascii escapes everything outside ' '..'~').</summary>
+    public static string DumpsString(string s, bool ensureAscii = true)
+    {
+        var sb = new StringBuilder(s.Length + 2);
+        WriteString(sb, s, ensureAscii);
+        return sb.ToString();
+    }
+
     private static void WriteString(StringBuilder sb, string s, bool ensureAscii)
     {
         sb.Append('"');
