@@ -51,28 +51,11 @@ public static class PyUnicode
         return s.Substring(a, b - a);
     }
 
-    /// <summary><c>str.rstrip()</c>.</summary>
-    public static string RStrip(string s)
-    {
-        int b = s.Length;
-        while (b > 0 && IsSpace(s[b - 1])) b--;
-        return s.Substring(0, b);
-    }
+    /// <summary><c>str.rstrip()</c> (one implementation of Python's string semantics: <see cref="Metrics.PythonText"/>).</summary>
+    public static string RStrip(string s) => Metrics.PythonText.RStrip(s);
 
     /// <summary><c>str.split()</c> without arguments: runs of whitespace separate, no empty parts.</summary>
-    public static List<string> SplitWhitespace(string s)
-    {
-        var parts = new List<string>();
-        int i = 0;
-        while (i < s.Length)
-        {
-            while (i < s.Length && IsSpace(s[i])) i++;
-            int start = i;
-            while (i < s.Length && !IsSpace(s[i])) i++;
-            if (i > start) parts.Add(s.Substring(start, i - start));
-        }
-        return parts;
-    }
+    public static List<string> SplitWhitespace(string s) => Metrics.PythonText.Split(s);
 
     /// <summary><c>str.lower()</c> (simple case mapping, invariant culture; differs from Python only for U+0130).</summary>
     public static string Lower(string s) => s.ToLowerInvariant();
