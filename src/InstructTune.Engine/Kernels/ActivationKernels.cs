@@ -54,7 +54,7 @@ public static unsafe class ActivationKernels
 
     private const int Block = 1024; // elements per vectorised pass: a few L1-resident temporaries
 
-    /// <summary>y = silu(g) ⊙ u, the Llama MLP gate. Parallel over chunks, vectorised (TensorPrimitives.Sigmoid).</summary>
+    /// <summary>y = silu(g) ⊙ u, the Llama MLP gate. Parallel over chunks, vectorised (VectorMath.Sigmoid).</summary>
     public static void SwiGluForward(ReadOnlySpan<float> g, ReadOnlySpan<float> u, Span<float> y)
     {
         KernelChecks.Len("SwiGLU.Forward", "u", u.Length, g.Length);
@@ -70,7 +70,7 @@ public static unsafe class ActivationKernels
                 {
                     int o = blk * Block, m = Math.Min(Block, n - o);
                     var gs = new ReadOnlySpan<float>(G + o, m); var tt = t[..m];
-                    TensorPrimitives.Sigmoid(gs, tt);
+                    VectorMath.Sigmoid(gs, tt);
                     TensorPrimitives.Multiply(tt, gs, tt);                                  // silu(g)
                     TensorPrimitives.Multiply(tt, new ReadOnlySpan<float>(U + o, m), new Span<float>(Y + o, m));
                 }
@@ -97,7 +97,7 @@ public static unsafe class ActivationKernels
                     var gs = new ReadOnlySpan<float>(G + o, m); var dys = new ReadOnlySpan<float>(DY + o, m);
                     var sg = sig[..m]; var tt = t[..m];
                     var dus = new Span<float>(DU + o, m); var dgs = new Span<float>(DG + o, m);
-                    TensorPrimitives.Sigmoid(gs, sg);
+                    VectorMath.Sigmoid(gs, sg);
                     TensorPrimitives.Multiply(sg, gs, tt);                                  // silu(g)
                     TensorPrimitives.MultiplyAdd(dys, tt, dus, dus);                        // du += dy⊙silu(g)
                     TensorPrimitives.Subtract(1f, sg, tt);                                  // 1 − σ

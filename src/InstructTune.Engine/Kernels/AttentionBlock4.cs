@@ -79,7 +79,7 @@ public static unsafe partial class AttentionKernel
             float* lrow = L + ((long)b * d.H + h) * d.Tq + i0 + r;
             if (float.IsNegativeInfinity(max)) { row.Clear(); *lrow = float.NegativeInfinity; continue; }
             TensorPrimitives.Subtract(row, max, row);
-            TensorPrimitives.Exp(row, row);
+            VectorMath.Exp(row, row);
             float sum = TensorPrimitives.Sum(row);
             TensorPrimitives.Multiply(row, 1f / sum, row);
             *lrow = max + MathF.Log(sum);
@@ -122,7 +122,7 @@ public static unsafe partial class AttentionKernel
             float lse = L[((long)b * d.H + h) * d.Tq + i0 + r];
             if (float.IsNegativeInfinity(lse)) { row.Clear(); D[r] = 0; continue; }
             TensorPrimitives.Subtract(row, lse, row);
-            TensorPrimitives.Exp(row, row);                                  // p = exp(s − lse)
+            VectorMath.Exp(row, row);                                  // p = exp(s − lse)
             D[r] = TensorPrimitives.Dot(new ReadOnlySpan<float>(DO + first + r * qs, hd), new ReadOnlySpan<float>(O + first + r * qs, hd));
         }
         float D0 = D[0], D1 = D[1], D2 = D[2], D3 = D[3];

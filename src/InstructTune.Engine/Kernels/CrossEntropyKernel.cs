@@ -35,7 +35,7 @@ public static unsafe class CrossEntropyKernel
                     float m = TensorPrimitives.Max(row);
                     var ex = tmp.AsSpan(0, V);
                     TensorPrimitives.Subtract(row, m, ex);
-                    TensorPrimitives.Exp(ex, ex);
+                    VectorMath.Exp(ex, ex);
                     float l = m + MathF.Log(TensorPrimitives.Sum(ex));
                     LSE[n] = l;
                     float loss = l - (1f - smoothing) * row[t];
@@ -70,7 +70,7 @@ public static unsafe class CrossEntropyKernel
                     var drow = new Span<float>(DX + (long)n * V, V);
                     var p = tmp.AsSpan(0, V);
                     TensorPrimitives.Subtract(row, LSE[n], p);
-                    TensorPrimitives.Exp(p, p);                     // p = softmax(row)
+                    VectorMath.Exp(p, p);                     // p = softmax(row)
                     if (smoothing != 0f) TensorPrimitives.Subtract(p, smoothing / V, p);
                     p[t] -= 1f - smoothing;
                     TensorPrimitives.MultiplyAdd(p, g, drow, drow);

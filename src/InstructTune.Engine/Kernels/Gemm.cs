@@ -28,6 +28,19 @@ public static unsafe partial class Gemm
         SgemmOn(backend, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     }
 
+    /// <summary>
+    /// <see cref="Sgemm"/> for callers that interleave GEMMs with their own parallel work on the engine's worker
+    /// team (inference: attention and GEMVs between the prefill GEMMs). OpenBLAS's threads spin for a while after
+    /// each call and then compete with that work for the cores (S prefill measured 27 ms with OpenBLAS against
+    /// 16 ms managed), so this stays managed unless OpenBLAS was asked for by name.
+    /// </summary>
+    public static void SgemmSharedTeam(bool transA, bool transB, int M, int N, int K, float alpha,
+        ReadOnlySpan<float> A, int lda, ReadOnlySpan<float> B, int ldb, float beta, Span<float> C, int ldc)
+    {
+        var backend = Backend == GemmBackend.OpenBlas && openBlasForced ? GemmBackend.OpenBlas : GemmBackend.Managed;
+        SgemmOn(backend, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    }
+
     /// <summary><see cref="Sgemm"/> on a named backend regardless of <see cref="Backend"/> (benchmarks and
     /// tests compare both in one process). Auto means the current <see cref="Backend"/>.</summary>
     public static void SgemmOn(GemmBackend backend, bool transA, bool transB, int M, int N, int K, float alpha,

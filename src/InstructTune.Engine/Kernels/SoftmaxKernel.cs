@@ -16,7 +16,7 @@ public static class SoftmaxKernel
             var yr = y.Slice(n * C, C);
             float m = TensorPrimitives.Max(x.Slice(n * C, C));
             TensorPrimitives.Subtract(x.Slice(n * C, C), m, yr);
-            TensorPrimitives.Exp(yr, yr);
+            VectorMath.Exp(yr, yr);
             TensorPrimitives.Divide(yr, TensorPrimitives.Sum(yr), yr);
         }
     }

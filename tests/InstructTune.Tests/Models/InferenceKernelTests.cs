@@ -65,6 +65,10 @@ public class InferenceKernelTests
     [InlineData(12, 16, 5)]
     [InlineData(63, 24, 7)]
     [InlineData(64, 64, 1)]
+    [InlineData(301, 64, 0)]    // many 4-key blocks and a remainder of 2
+    [InlineData(130, 128, 50)]  // two 64-wide output blocks, window
+    [InlineData(33, 80, 0)]     // one 64-wide block and two 8-wide chunks
+    [InlineData(17, 12, 0)]     // head width not a multiple of 8: the portable path
     public void Cached_attention_row_matches_naive(int i, int hd, int window)
     {
         var r = new Random(i + hd + window);
@@ -74,6 +78,20 @@ public class InferenceKernelTests
         CachedAttention.Row(q, K, V, hd, i, window, new float[cap], o);
         CachedAttention.RowNaive(q, K, V, hd, i, window, on);
         GoldenFixture.AssertClose(on, o, 1e-5, "attention");
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(688)]
+    [InlineData(1300)] // two full blocks and a tail
+    public void SwiGlu_matches_the_engine_definition(int n)
+    {
+        var r = new Random(n);
+        var g = Rand(r, n, 6); var u = Rand(r, n);
+        var expected = new float[n];
+        InstructTune.Engine.Kernels.ActivationKernels.SwiGluForwardNaive(g, u, expected);
+        InferenceOps.SwiGlu(g, u);
+        GoldenFixture.AssertClose(expected, g, 1e-6, "swiglu");
     }
 
     [Fact]

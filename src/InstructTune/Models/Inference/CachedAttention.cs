@@ -3,6 +3,8 @@
 // cache index i sees keys j with i − W < j ≤ i (Mistral's convention).
 using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using InstructTune.Engine.Kernels;
 
 namespace InstructTune.Models.Inference;
@@ -20,13 +22,91 @@ public static class CachedAttention
         int n = i - lo + 1;
         var s = scores[..n];
         float scale = 1f / MathF.Sqrt(hd);
-        for (int j = 0; j < n; j++) s[j] = TensorPrimitives.Dot(q, K.Slice((lo + j) * hd, hd)) * scale;
+        bool fast = Avx2.IsSupported && Fma.IsSupported && hd % 8 == 0;
+        if (fast) Scores(q, K.Slice(lo * hd, n * hd), hd, s);
+        else for (int j = 0; j < n; j++) s[j] = TensorPrimitives.Dot(q, K.Slice((lo + j) * hd, hd));
+        // softmax(s·scale): exp((s − max)·scale), normalised after the weighted sum.
         float max = TensorPrimitives.Max(s);
-        float sum = 0;
-        for (int j = 0; j < n; j++) { s[j] = MathF.Exp(s[j] - max); sum += s[j]; }
-        float inv = 1f / sum;
-        output.Clear();
-        for (int j = 0; j < n; j++) TensorPrimitives.MultiplyAdd(V.Slice((lo + j) * hd, hd), s[j] * inv, output, output);
+        TensorPrimitives.Multiply(s, scale, s);
+        TensorPrimitives.Subtract(s, max * scale, s);
+        VectorMath.Exp(s, s);
+        float inv = 1f / TensorPrimitives.Sum(s);
+        if (fast) WeightedSum(s, V.Slice(lo * hd, n * hd), hd, output);
+        else
+        {
+            output.Clear();
+            for (int j = 0; j < n; j++) TensorPrimitives.MultiplyAdd(V.Slice((lo + j) * hd, hd), s[j], output, output);
+        }
+        TensorPrimitives.Multiply(output, inv, output);
+    }
+
+    /// <summary>s[j] = q·K[j] for the n rows of K (hd a multiple of 8): four keys per pass share each q load,
+    /// and their four sums are reduced together, so a short head costs no call per key.</summary>
+    private static unsafe void Scores(ReadOnlySpan<float> q, ReadOnlySpan<float> K, int hd, Span<float> s)
+    {
+        int n = s.Length;
+        fixed (float* qp = q, kp = K, sp = s)
+        {
+            int j = 0;
+            for (; j + 4 <= n; j += 4)
+            {
+                float* k0 = kp + (nint)j * hd, k1 = k0 + hd, k2 = k1 + hd, k3 = k2 + hd;
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                for (int c = 0; c < hd; c += 8)
+                {
+                    var qv = Avx.LoadVector256(qp + c);
+                    a0 = Fma.MultiplyAdd(qv, Avx.LoadVector256(k0 + c), a0);
+                    a1 = Fma.MultiplyAdd(qv, Avx.LoadVector256(k1 + c), a1);
+                    a2 = Fma.MultiplyAdd(qv, Avx.LoadVector256(k2 + c), a2);
+                    a3 = Fma.MultiplyAdd(qv, Avx.LoadVector256(k3 + c), a3);
+                }
+                // hadd tree: lanes end up as (Σa0, Σa1, Σa2, Σa3).
+                var h01 = Avx.HorizontalAdd(a0, a1); var h23 = Avx.HorizontalAdd(a2, a3);
+                var h = Avx.HorizontalAdd(h01, h23);
+                Sse.Store(sp + j, Sse.Add(h.GetLower(), h.GetUpper()));
+            }
+            for (; j < n; j++)
+            {
+                float* kj = kp + (nint)j * hd;
+                var a = Vector256<float>.Zero;
+                for (int c = 0; c < hd; c += 8) a = Fma.MultiplyAdd(Avx.LoadVector256(qp + c), Avx.LoadVector256(kj + c), a);
+                sp[j] = Vector256.Sum(a);
+            }
+        }
+    }
+
+    /// <summary>output = Σ_j p[j]·V[j] (hd a multiple of 8): up to 64 output values stay in registers while all
+    /// n rows stream past, then the next 64.</summary>
+    private static unsafe void WeightedSum(ReadOnlySpan<float> p, ReadOnlySpan<float> V, int hd, Span<float> output)
+    {
+        int n = p.Length;
+        fixed (float* pp = p, vp = V, op = output)
+        {
+            int c = 0;
+            for (; c + 64 <= hd; c += 64)
+            {
+                Vector256<float> o0 = default, o1 = default, o2 = default, o3 = default, o4 = default, o5 = default, o6 = default, o7 = default;
+                float* v = vp + c;
+                for (int j = 0; j < n; j++, v += hd)
+                {
+                    var w = Vector256.Create(pp[j]);
+                    o0 = Fma.MultiplyAdd(w, Avx.LoadVector256(v), o0); o1 = Fma.MultiplyAdd(w, Avx.LoadVector256(v + 8), o1);
+                    o2 = Fma.MultiplyAdd(w, Avx.LoadVector256(v + 16), o2); o3 = Fma.MultiplyAdd(w, Avx.LoadVector256(v + 24), o3);
+                    o4 = Fma.MultiplyAdd(w, Avx.LoadVector256(v + 32), o4); o5 = Fma.MultiplyAdd(w, Avx.LoadVector256(v + 40), o5);
+                    o6 = Fma.MultiplyAdd(w, Avx.LoadVector256(v + 48), o6); o7 = Fma.MultiplyAdd(w, Avx.LoadVector256(v + 56), o7);
+                }
+                float* o = op + c;
+                Avx.Store(o, o0); Avx.Store(o + 8, o1); Avx.Store(o + 16, o2); Avx.Store(o + 24, o3);
+                Avx.Store(o + 32, o4); Avx.Store(o + 40, o5); Avx.Store(o + 48, o6); Avx.Store(o + 56, o7);
+            }
+            for (; c < hd; c += 8)
+            {
+                var acc = Vector256<float>.Zero;
+                float* v = vp + c;
+                for (int j = 0; j < n; j++, v += hd) acc = Fma.MultiplyAdd(Vector256.Create(pp[j]), Avx.LoadVector256(v), acc);
+                Avx.Store(op + c, acc);
+            }
+        }
     }
 
     /// <summary>The definition in double precision: scores, softmax and weighted sum over the same key range.</summary>

@@ -1,6 +1,7 @@
 // Small fused kernels of the inference path (no autograd): RMSNorm, rotary embedding, SwiGLU, log-softmax.
 // Shapes: rows of width D (hidden) or hd (head dim); all spans are float32; outputs may alias inputs where noted.
 using System.Numerics.Tensors;
+using InstructTune.Engine.Kernels;
 
 namespace InstructTune.Models.Inference;
 
@@ -38,15 +39,9 @@ public static class InferenceOps
         }
     }
 
-    /// <summary>g ← silu(g) ⊙ u (the SwiGLU gate), elementwise.</summary>
-    public static void SwiGlu(Span<float> g, ReadOnlySpan<float> u)
-    {
-        for (int i = 0; i < g.Length; i++)
-        {
-            float z = g[i];
-            g[i] = z / (1f + MathF.Exp(-z)) * u[i];
-        }
-    }
+    /// <summary>g ← silu(g) ⊙ u (the SwiGLU gate), elementwise and vectorised. One thread on purpose: decode
+    /// rows are a few thousand values, and prefill's share is small next to the GEMMs.</summary>
+    public static void SwiGlu(Span<float> g, ReadOnlySpan<float> u) => VectorMath.SwiGlu(g, u[..g.Length], g);
 
     /// <summary>log softmax of one row, in double for the normaliser (subtracting the row max).</summary>
     public static void LogSoftmax(ReadOnlySpan<float> logits, Span<double> dst)
