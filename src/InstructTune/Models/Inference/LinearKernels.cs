@@ -169,16 +169,22 @@ public static class LinearKernels
             r = Vector256.Load(wb + w3 + k);
             a3 = Fma.MultiplyAdd(Avx2.UnpackLow(zero, r).AsSingle(), v, a3); c3 = Fma.MultiplyAdd(Avx2.UnpackHigh(zero, r).AsSingle(), u, c3);
         }
-        float s0 = Vector256.Sum(a0 + c0), s1 = Vector256.Sum(a1 + c1), s2 = Vector256.Sum(a2 + c2), s3 = Vector256.Sum(a3 + c3);
-        float* x0 = x + (long)t * K;
+        FinishRows4(x + (long)t * K, null, wb, b, y + (long)t * O, K, o, nr, k, w0, w1, w2, w3,
+            Vector256.Sum(a0 + c0), Vector256.Sum(a1 + c1), Vector256.Sum(a2 + c2), Vector256.Sum(a3 + c3));
+    }
+
+    /// <summary>The scalar tail k..K of four row dot products, then bias and store of the nr real rows.</summary>
+    private static unsafe void FinishRows4(float* x0, float* wf, ushort* wb, float* b, float* yRow, int K, int o, int nr, int k,
+        long w0, long w1, long w2, long w3, float s0, float s1, float s2, float s3)
+    {
         for (; k < K; k++)
         {
             float v = x0[k];
-            s0 += LoadWScalar(null, wb, w0 + k) * v; s1 += LoadWScalar(null, wb, w1 + k) * v;
-            s2 += LoadWScalar(null, wb, w2 + k) * v; s3 += LoadWScalar(null, wb, w3 + k) * v;
+            s0 += LoadWScalar(wf, wb, w0 + k) * v; s1 += LoadWScalar(wf, wb, w1 + k) * v;
+            s2 += LoadWScalar(wf, wb, w2 + k) * v; s3 += LoadWScalar(wf, wb, w3 + k) * v;
         }
         Span<float> s = [s0, s1, s2, s3];
-        for (int i = 0; i < nr; i++) y[(long)t * O + o + i] = s[i] + (b != null ? b[o + i] : 0f);
+        for (int i = 0; i < nr; i++) yRow[o + i] = s[i] + (b != null ? b[o + i] : 0f);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -265,14 +271,7 @@ public static class LinearKernels
             }
             s0 = Vector256.Sum(a0 + c0); s1 = Vector256.Sum(a1 + c1); s2 = Vector256.Sum(a2 + c2); s3 = Vector256.Sum(a3 + c3);
         }
-        for (; k < K; k++)
-        {
-            float v = x0[k];
-            s0 += LoadWScalar(wf, wb, w0 + k) * v; s1 += LoadWScalar(wf, wb, w1 + k) * v;
-            s2 += LoadWScalar(wf, wb, w2 + k) * v; s3 += LoadWScalar(wf, wb, w3 + k) * v;
-        }
-        Span<float> s = [s0, s1, s2, s3];
-        for (int i = 0; i < nr; i++) y[(long)t * O + o + i] = s[i] + (b != null ? b[o + i] : 0f);
+        FinishRows4(x0, wf, wb, b, y + (long)t * O, K, o, nr, k, w0, w1, w2, w3, s0, s1, s2, s3);
     }
 
     /// <summary>The definition, in double precision: the test oracle.</summary>
