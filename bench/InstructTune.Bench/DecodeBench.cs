@@ -219,9 +219,7 @@ public static class DecodeBench
         if (!File.Exists("/usr/bin/python3") || !File.Exists(script)) { Console.Error.WriteLine("no python3/peer script: skipping the PyTorch peer"); return null; }
         var psi = new ProcessStartInfo("/usr/bin/python3", [script, "--config", config, "--decode-tokens", decodeTokens.ToString(), "--repeats", repeats.ToString(), "--warmup-s", warmupS.ToString(System.Globalization.CultureInfo.InvariantCulture), "--style", style])
         { RedirectStandardOutput = true, RedirectStandardError = true };
-        // PyTorch's best setting here: OpenMP threads that sleep when idle instead of spinning against OpenBLAS's
-        // own threads (S prefill 7.7–9.3k → 9.5–13.4k tok/s, decode about 1.5×).
-        psi.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
+        TorchPeerSettings.Apply(psi);
         using var proc = Process.Start(psi)!;
         string output = proc.StandardOutput.ReadToEnd();
         string err = proc.StandardError.ReadToEnd();

@@ -123,6 +123,7 @@ public static class StepBench
         if (!File.Exists(python) || !File.Exists(script)) { Console.Error.WriteLine("step: no PyTorch peer (python3 or script missing)"); return null; }
         var psi = new ProcessStartInfo(python, ["-u", script, "--config", config, "--steps", steps.ToString(CultureInfo.InvariantCulture), "--warmup", warmup.ToString(CultureInfo.InvariantCulture), .. (lora ? new[] { "--lora" } : [])])
         { RedirectStandardOutput = true, RedirectStandardError = true };
+        TorchPeerSettings.Apply(psi);
         using var p = Process.Start(psi)!;
         string stdout = p.StandardOutput.ReadToEnd();
         string stderr = p.StandardError.ReadToEnd();
