@@ -62,7 +62,10 @@ public static unsafe partial class AttentionKernel
             a2 = Fma.MultiplyAdd(Avx.LoadVector256(x2 + c), yv, a2);
             a3 = Fma.MultiplyAdd(Avx.LoadVector256(x3 + c), yv, a3);
         }
-        return (Vector256.Sum(a0), Vector256.Sum(a1), Vector256.Sum(a2), Vector256.Sum(a3));
+        // hadd tree: the four sums come out together as the lanes of one vector (one reduction, not four).
+        var h = Avx.HorizontalAdd(Avx.HorizontalAdd(a0, a1), Avx.HorizontalAdd(a2, a3));
+        var sums = Sse.Add(h.GetLower(), h.GetUpper());
+        return (sums.GetElement(0), sums.GetElement(1), sums.GetElement(2), sums.GetElement(3));
     }
 
     /// <summary>Forward of 4 rows: softmax per row over [lo, hi], o_r = Σ_j p_rj v_j, lse_r.</summary>
@@ -86,21 +89,38 @@ public static unsafe partial class AttentionKernel
         }
         long qs = (long)d.H * hd;
         float* o0 = O + (((long)b * d.Tq + i0) * d.H + h) * hd, o1 = o0 + qs, o2 = o1 + qs, o3 = o2 + qs;
-        new Span<float>(o0, hd).Clear(); new Span<float>(o1, hd).Clear(); new Span<float>(o2, hd).Clear(); new Span<float>(o3, hd).Clear();
-        for (int j = lo; j <= hi; j++)
+        // o_r = Σ_j p_rj v_j, 16 columns at a time: the 4×16 outputs stay in 8 registers while the keys stream
+        // past, instead of a load and a store of every output per key.
+        int c = 0;
+        for (; c + 16 <= hd; c += 16)
         {
-            float p0 = s[j], p1 = s[Tk + j], p2 = s[2 * Tk + j], p3 = s[3 * Tk + j];
-            if (p0 == 0f && p1 == 0f && p2 == 0f && p3 == 0f) continue;
-            float* vr = V + KvIndex(b, j, kvh, d);
-            Vector256<float> b0 = Vector256.Create(p0), b1 = Vector256.Create(p1), b2 = Vector256.Create(p2), b3 = Vector256.Create(p3);
-            for (int c = 0; c < hd; c += 8)
+            Vector256<float> x0 = default, y0 = default, x1 = default, y1 = default, x2 = default, y2 = default, x3 = default, y3 = default;
+            for (int j = lo; j <= hi; j++)
             {
-                var vv = Avx.LoadVector256(vr + c);
-                Avx.Store(o0 + c, Fma.MultiplyAdd(b0, vv, Avx.LoadVector256(o0 + c)));
-                Avx.Store(o1 + c, Fma.MultiplyAdd(b1, vv, Avx.LoadVector256(o1 + c)));
-                Avx.Store(o2 + c, Fma.MultiplyAdd(b2, vv, Avx.LoadVector256(o2 + c)));
-                Avx.Store(o3 + c, Fma.MultiplyAdd(b3, vv, Avx.LoadVector256(o3 + c)));
+                float p0 = s[j], p1 = s[Tk + j], p2 = s[2 * Tk + j], p3 = s[3 * Tk + j];
+                if (p0 == 0f && p1 == 0f && p2 == 0f && p3 == 0f) continue;   // masked for all four rows
+                float* vr = V + KvIndex(b, j, kvh, d) + c;
+                var va = Avx.LoadVector256(vr); var vb = Avx.LoadVector256(vr + 8);
+                var w = Vector256.Create(p0); x0 = Fma.MultiplyAdd(w, va, x0); y0 = Fma.MultiplyAdd(w, vb, y0);
+                w = Vector256.Create(p1); x1 = Fma.MultiplyAdd(w, va, x1); y1 = Fma.MultiplyAdd(w, vb, y1);
+                w = Vector256.Create(p2); x2 = Fma.MultiplyAdd(w, va, x2); y2 = Fma.MultiplyAdd(w, vb, y2);
+                w = Vector256.Create(p3); x3 = Fma.MultiplyAdd(w, va, x3); y3 = Fma.MultiplyAdd(w, vb, y3);
             }
+            Avx.Store(o0 + c, x0); Avx.Store(o0 + c + 8, y0); Avx.Store(o1 + c, x1); Avx.Store(o1 + c + 8, y1);
+            Avx.Store(o2 + c, x2); Avx.Store(o2 + c + 8, y2); Avx.Store(o3 + c, x3); Avx.Store(o3 + c + 8, y3);
+        }
+        if (c < hd) // hd % 16 == 8: the last 8 columns
+        {
+            Vector256<float> x0 = default, x1 = default, x2 = default, x3 = default;
+            for (int j = lo; j <= hi; j++)
+            {
+                float p0 = s[j], p1 = s[Tk + j], p2 = s[2 * Tk + j], p3 = s[3 * Tk + j];
+                if (p0 == 0f && p1 == 0f && p2 == 0f && p3 == 0f) continue;
+                var va = Avx.LoadVector256(V + KvIndex(b, j, kvh, d) + c);
+                x0 = Fma.MultiplyAdd(Vector256.Create(p0), va, x0); x1 = Fma.MultiplyAdd(Vector256.Create(p1), va, x1);
+                x2 = Fma.MultiplyAdd(Vector256.Create(p2), va, x2); x3 = Fma.MultiplyAdd(Vector256.Create(p3), va, x3);
+            }
+            Avx.Store(o0 + c, x0); Avx.Store(o1 + c, x1); Avx.Store(o2 + c, x2); Avx.Store(o3 + c, x3);
         }
     }
 

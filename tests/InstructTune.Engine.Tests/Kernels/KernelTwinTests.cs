@@ -139,6 +139,8 @@ public class KernelTwinTests
         { 2, 65, 2, 2, 8, 5 },
         { 1, 257, 2, 1, 4, 0 },
         { 1, 1000, 1, 1, 2, 64 },
+        { 1, 70, 2, 1, 24, 0 },    // 4-row path: a 16-column block and an 8-column rest
+        { 2, 33, 2, 2, 64, 9 },    // 4-row path: four 16-column blocks, window
     };
 
     [Theory, MemberData(nameof(AttentionShapes))]
@@ -152,6 +154,7 @@ public class KernelTwinTests
     [Theory]
     [InlineData(6)]  // row path
     [InlineData(16)] // 4-row AVX2 block path (hd % 8 == 0) plus the row path for the last row
+    [InlineData(24)] // 4-row path with a 16-column block and an 8-column rest
     public void AttentionWithPaddingDocumentsAndBiasMatchesNaive(int hd)
     {
         int B = 2, T = 9, H = 4, KV = 2;
