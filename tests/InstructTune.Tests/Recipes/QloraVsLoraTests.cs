@@ -1,31 +1,51 @@
 using System.Text.Json;
+using Xunit.Abstractions;
 using InstructTune.Recipes.Quickstart;
 
 namespace InstructTune.Tests.Recipes;
 
 /// <summary>
-/// Issue 7's QLoRA line: on the quickstart task, QLoRA's final loss is within 5 % of LoRA's. The per-step loss of
-/// one 8-row batch swings several-fold from step to step (0.014–0.2 near the end), so "final loss" here is the
-/// mean response loss over the last 50 of 900 steps, the same steps and batches for both methods.
+/// Issue 7's QLoRA line, as worded: on the quickstart task, QLoRA's final loss is within 5 % of LoRA's. "Final
+/// loss" is the final adapter's mean response loss on the held-out examples (the eval_loss the recipe logs at its
+/// last step), averaged over three seeds: one run is too noisy to resolve 5 % (the per-step training loss of one
+/// 8-row batch swings several-fold near the end, and single-run figures moved 10–13 % between two builds that
+/// differ only in float rounding).
+/// Known failure (2026-11-21): QLoRA comes out *lower* than LoRA on every seed, by 9.5 % on average (held-out
+/// 0.332 vs 0.366; seed 42 0.302 vs 0.334, seed 1 0.385 vs 0.398, seed 7 0.307 vs 0.367), so the two-sided 5 %
+/// line fails while QLoRA is not worse. Kept as worded rather than made one-sided.
 /// </summary>
 [Trait("Category", "Slow")]
-public sealed class QloraVsLoraTests
+public sealed class QloraVsLoraTests(ITestOutputHelper output)
 {
-    private static double FinalLoss(string dir)
+    private static readonly int[] Seeds = [42, 1, 7];
+
+    private static (double EvalLoss, double LastFiftyTrain) FinalLoss(string dir)
     {
-        var losses = File.ReadLines(Path.Combine(dir, "runs", "tune", "metrics.jsonl"))
-            .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("loss").GetDouble()).ToList();
-        return losses.TakeLast(50).Average();
+        var lines = File.ReadLines(Path.Combine(dir, "runs", "tune", "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        double eval = lines.Last().GetProperty("eval_loss").GetDouble();
+        return (eval, lines.TakeLast(50).Average(e => e.GetProperty("loss").GetDouble()));
+    }
+
+    private static (double EvalLoss, double LastFiftyTrain) Run(string method, int seed)
+    {
+        var dir = Directory.CreateTempSubdirectory($"qs-{method}-{seed}-").FullName;
+        try
+        {
+            QuickstartRecipe.Run(QuickstartOptions.Default with { OutDir = dir, Method = method, Seed = seed }, new PlainQuickstartProgress(TextWriter.Null));
+            return FinalLoss(dir);
+        }
+        finally { Directory.Delete(dir, true); }
     }
 
     [Fact]
     public void QloraFinalLossIsWithinFivePercentOfLora()
     {
-        var lora = Directory.CreateTempSubdirectory("qs-lora").FullName;
-        var qlora = Directory.CreateTempSubdirectory("qs-qlora").FullName;
-        QuickstartRecipe.Run(QuickstartOptions.Default with { OutDir = lora }, new PlainQuickstartProgress(TextWriter.Null));
-        QuickstartRecipe.Run(QuickstartOptions.Default with { OutDir = qlora, Method = "qlora" }, new PlainQuickstartProgress(TextWriter.Null));
-        double l = FinalLoss(lora), q = FinalLoss(qlora);
-        Assert.True(Math.Abs(q - l) <= 0.05 * l, $"QLoRA {q:F4} vs LoRA {l:F4}");
+        var lora = Seeds.Select(s => Run("lora", s)).ToList();
+        var qlora = Seeds.Select(s => Run("qlora", s)).ToList();
+        double l = lora.Average(r => r.EvalLoss), q = qlora.Average(r => r.EvalLoss);
+        string per = string.Join("; ", Seeds.Select((s, i) => $"seed {s}: {qlora[i].EvalLoss:F4} vs {lora[i].EvalLoss:F4}"));
+        string trainWindow = string.Join("; ", Seeds.Select((s, i) => $"{qlora[i].LastFiftyTrain:F4} vs {lora[i].LastFiftyTrain:F4}"));
+        output.WriteLine($"held-out loss QLoRA {q:F4} vs LoRA {l:F4} ({per}); last-50 training loss {trainWindow}");
+        Assert.True(Math.Abs(q - l) <= 0.05 * l, $"held-out loss QLoRA {q:F4} vs LoRA {l:F4} ({per})");
     }
 }

@@ -91,7 +91,12 @@ public static class QuickstartRecipe
         // 4. LoRA instruction tuning on the train split, response-only loss, from the saved base.
         var tuneModel = LlamaCheckpoint.Load(baseDir);
         var sft = new ExampleTokenizer(tokenizer, template, new MaskOptions(o.TuneSeqLen));
-        var tuneExamples = train.Select(s => sft.Tokenize(QuickstartData.WithLeadingSpace(s.Record), Math.Max(0, taskNames.IndexOf(QuickstartData.FamiliesOf(s.Record.Task)[0])))).ToList();
+        TokenizedExample Tokenize(SuiteExample s) =>
+            sft.Tokenize(QuickstartData.WithLeadingSpace(s.Record), Math.Max(0, taskNames.IndexOf(QuickstartData.FamiliesOf(s.Record.Task)[0])));
+        var tuneExamples = train.Select(Tokenize).ToList();
+        // The held-out examples' response loss of the final adapter (eval_loss of the last step): a final loss that
+        // does not swing with the last few training batches.
+        var heldOutExamples = evalSplits[SuiteSplit.HeldOutExamples].Select(Tokenize).ToList();
         progress.Say($"LoRA tuning (r={o.LoraRank}, alpha={o.LoraAlpha}, all seven projections) on {tuneExamples.Count} examples, {o.TuneSteps} steps");
         var method = o.Method.ToLowerInvariant() switch
         {
@@ -103,11 +108,12 @@ public static class QuickstartRecipe
             o.TuneLearningRate, o.TuneSeqLen, o.TuneBatch);
         tuneConfig.Lora.Rank = o.LoraRank;
         tuneConfig.Lora.Alpha = o.LoraAlpha;
-        var tune = FineTuneRecipe.FromInputs(tuneConfig, new TrainingInputs(tuneModel, tuneExamples, [], PadId(tokenizer), taskNames, baseDir))
+        tuneConfig.Eval.EverySteps = o.TuneSteps;
+        var tune = FineTuneRecipe.FromInputs(tuneConfig, new TrainingInputs(tuneModel, tuneExamples, heldOutExamples, PadId(tokenizer), taskNames, baseDir))
             .Train(r => progress.Step("tune", r.Step, o.TuneSteps, r.Loss), quiet: true);
         var adapterDir = Path.Combine(outDir, "adapter");
         CopyFolder(tune.ExportDir, adapterDir);
-        progress.Say($"adapter: final response loss {tune.FinalLoss:F3} → {adapterDir}");
+        progress.Say($"adapter: final response loss {tune.FinalLoss:F3}, held-out examples {tune.ValidationLoss:F3} → {adapterDir}");
         Lap("tune");
 
         // 5. Greedy exact match before and after.
