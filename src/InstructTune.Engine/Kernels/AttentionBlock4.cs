@@ -30,8 +30,30 @@ public static unsafe partial class AttentionKernel
         float* q0 = Q + (((long)b * d.Tq + i0) * d.H + h) * hd;
         int lo = mask.Window > 0 ? Math.Max(0, pos0 - mask.Window + 1) : 0;
         int hi = mask.Causal ? pos0 + R - 1 : Tk - 1;
+        // Keys in [openLo, openHi] pass the causal and window tests for all four rows; without padding or bias,
+        // and with the four rows in one packed document (or no documents), only that document's keys remain to
+        // check, one compare per key instead of a full mask test per element.
+        int openLo = int.MaxValue, openHi = int.MinValue, doc = 0;
+        int[]? docs = mask.DocIds;
+        int docBase = b * Tk;
+        if (mask.KeyValid == null && mask.Bias == null && OneDocument(mask.DocIds, b * Tk + pos0, out doc))
+        {
+            openLo = mask.Window > 0 ? Math.Max(lo, pos0 + R - mask.Window) : lo;
+            openHi = mask.Causal ? pos0 : hi;
+        }
         for (int j = lo; j <= hi; j++)
         {
+            if (j >= openLo && j <= openHi)
+            {
+                if (docs != null && docs[docBase + j] != doc)
+                {
+                    s[j] = s[Tk + j] = s[2 * Tk + j] = s[3 * Tk + j] = float.NegativeInfinity;
+                    continue;
+                }
+                var (u0, u1, u2, u3) = Dot4(q0, qs, K + KvIndex(b, j, kvh, d), hd);
+                s[j] = u0 * scale; s[Tk + j] = u1 * scale; s[2 * Tk + j] = u2 * scale; s[3 * Tk + j] = u3 * scale;
+                continue;
+            }
             var (a0, a1, a2, a3) = Dot4(q0, qs, K + KvIndex(b, j, kvh, d), hd);
             s[j] = Masked(a0 * scale, 0);
             s[Tk + j] = Masked(a1 * scale, 1);
@@ -46,6 +68,15 @@ public static unsafe partial class AttentionKernel
             }
         }
         return (lo, hi);
+    }
+
+    /// <summary>True when there are no document ids, or rows at..at+3 all carry the same one (returned).</summary>
+    private static bool OneDocument(int[]? docIds, int at, out int doc)
+    {
+        doc = 0;
+        if (docIds == null) return true;
+        doc = docIds[at];
+        return docIds[at + 1] == doc && docIds[at + 2] == doc && docIds[at + 3] == doc;
     }
 
     /// <summary>(x_r · y) for the four rows x_r = x0 + r·stride (length hd, a multiple of 8): y is loaded once.</summary>

@@ -168,6 +168,24 @@ public class KernelTwinTests
         RunAttention(d, mask, 12);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(6)]
+    public void AttentionWithPackedDocumentsOnlyMatchesNaive(int window)
+    {
+        // Packed rows without padding or bias: the 4-row path's document fast path. Blocks of four queries fall
+        // inside one document (rows 8–11, 12–15 of b0) and across a boundary (rows 4–7: documents 1 and 2).
+        int B = 2, T = 21, H = 2, KV = 1, hd = 16;
+        var d = new AttentionDims(B, T, T, H, KV, hd);
+        var mask = new AttentionMask
+        {
+            Window = window,
+            DocIds = [0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3,
+                      /* b1 */ 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 8, 8, 8, 8, 8, 8, 8, 8, 8],
+        };
+        RunAttention(d, mask, 13);
+    }
+
     [Fact]
     public void AttentionWithFewerQueriesThanKeysMatchesNaive()
     {
