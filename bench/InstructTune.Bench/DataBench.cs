@@ -23,7 +23,7 @@ public static class DataBench
         bool peer = args.Contains("--peer");
         bool memory = !args.Contains("--no-memory");
         var root = FindRepoRoot();
-        var shared = Path.GetFullPath(Path.Combine(root, "..", "shared", "testdata"));
+        var shared = InstructTune.Common.SharedTestData.Path();
         var sample = Path.Combine(shared, "datasets", "alpaca", "alpaca_5000.json");
         int ti = Array.IndexOf(args, "--tokenizer");
         // Default: llama2's SentencePiece model (same ids as its tokenizer.json, which has no pre-tokenizer and so cannot cache words).

@@ -20,7 +20,7 @@ public static class TokenizerBench
         double mb = 10;
         for (int i = 0; i + 1 < args.Length; i++) if (args[i] == "--mb") mb = double.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture);
         var root = FindRoot();
-        var shared = Path.GetFullPath(Path.Combine(root, "..", "shared", "testdata"));
+        var shared = InstructTune.Common.SharedTestData.Path();
         var lines = BuildCorpus(Path.Combine(shared, "datasets"), mb);
         var corpusPath = Path.Combine(Path.GetTempPath(), $"itune-tok-bench-{Environment.ProcessId}.txt");
         File.WriteAllText(corpusPath, string.Join("\n", lines), new UTF8Encoding(false));

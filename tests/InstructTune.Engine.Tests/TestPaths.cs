@@ -1,6 +1,6 @@
 namespace InstructTune.Engine.Tests;
 
-/// <summary>Locates the repository root, committed fixtures and the shared test data beside the checkout.</summary>
+/// <summary>Locates the repository root and the committed fixtures.</summary>
 public static class TestPaths
 {
     /// <summary>The folder holding InstructTune.sln, found by walking up from the test binary.</summary>
@@ -9,10 +9,6 @@ public static class TestPaths
     /// <summary>Committed golden fixtures: tests/fixtures/&lt;area&gt;/….</summary>
     public static string Fixtures(params string[] parts) =>
         Path.Combine([RepoRoot, "tests", "fixtures", .. parts]);
-
-    /// <summary>Real reference data in ../shared/testdata (never copied into the repo).</summary>
-    public static string SharedTestData(params string[] parts) =>
-        Path.Combine([Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "testdata")), .. parts]);
 
     private static string FindRepoRoot()
     {

@@ -54,9 +54,9 @@ public sealed class IFEvalServices
     }
 
     /// <summary>
-    /// Loads the Punkt parameters and langdetect profiles. Null folders are looked up as
-    /// <c>shared/testdata/nltk-punkt-english</c> and <c>shared/testdata/langdetect-profiles</c> beside or above
-    /// the current directory and the application folder, or from <c>ITUNE_PUNKT_DIR</c> / <c>ITUNE_LANGDETECT_DIR</c>.
+    /// Loads the Punkt parameters and langdetect profiles. Null folders come from <c>ITUNE_PUNKT_DIR</c> /
+    /// <c>ITUNE_LANGDETECT_DIR</c>, else <c>nltk-punkt-english</c> and <c>langdetect-profiles</c> under the shared
+    /// test data (<see cref="Common.SharedTestData"/>).
     /// </summary>
     /// <param name="seed">langdetect seed; null reseeds every detection at random like the official checker.</param>
     /// <param name="rules">rule release (see <see cref="IFEvalRules"/>).</param>
@@ -70,14 +70,5 @@ public sealed class IFEvalServices
             new LangDetector(LangDetectProfiles.Load(profilesDir), seed)) { Rules = rules, RuleSeed = ruleSeed };
     }
 
-    private static string FindShared(string name)
-    {
-        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
-            for (var dir = new DirectoryInfo(start); dir != null; dir = dir.Parent)
-                foreach (var candidate in new[] { Path.Combine(dir.FullName, "shared", "testdata", name),
-                                                  Path.Combine(dir.FullName, "..", "shared", "testdata", name) })
-                    if (Directory.Exists(candidate)) return Path.GetFullPath(candidate);
-        throw new DirectoryNotFoundException(
-            $"'{name}' not found under shared/testdata above {Directory.GetCurrentDirectory()}; pass its folder explicitly");
-    }
+    private static string FindShared(string name) => Common.SharedTestData.Path(name);
 }
