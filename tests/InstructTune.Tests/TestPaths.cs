@@ -11,10 +11,10 @@ public static class TestPaths
         Path.Combine([RepoRoot, "tests", "fixtures", .. parts]);
 
     /// <summary>Real reference data in shared/testdata (never copied into the repo), found by
-    /// <see cref="Common.SharedTestData"/> (beside the checkout or beside the clone's origin); when it is
+    /// <see cref="global::InstructTune.Common.SharedTestData"/> (beside the checkout or beside the clone's origin); when it is
     /// nowhere, the path beside the checkout, which does not exist.</summary>
     public static string SharedTestData(params string[] parts) =>
-        Path.Combine([Common.SharedTestData.Root ?? Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "testdata")), .. parts]);
+        Path.Combine([global::InstructTune.Common.SharedTestData.Root ?? Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "testdata")), .. parts]);
 
     private static string FindRepoRoot()
     {

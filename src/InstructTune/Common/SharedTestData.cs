@@ -22,7 +22,14 @@ public static class SharedTestData
     {
         if (Environment.GetEnvironmentVariable(Variable) is { Length: > 0 } explicitPath)
             return Directory.Exists(explicitPath) ? System.IO.Path.GetFullPath(explicitPath) : null;
-        var starts = new List<string> { Directory.GetCurrentDirectory(), AppContext.BaseDirectory };
+        return Locate([Directory.GetCurrentDirectory(), AppContext.BaseDirectory]);
+    }
+
+    /// <summary>shared/testdata in or above one of <paramref name="startDirs"/>, or in or above the local origin
+    /// of a git checkout met on the way.</summary>
+    internal static string? Locate(IEnumerable<string> startDirs)
+    {
+        var starts = startDirs.ToList();
         for (int i = 0; i < starts.Count; i++)
             for (var dir = new DirectoryInfo(starts[i]); dir != null; dir = dir.Parent)
             {
