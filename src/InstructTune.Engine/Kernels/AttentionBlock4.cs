@@ -36,7 +36,7 @@ public static unsafe partial class AttentionKernel
         int openLo = int.MaxValue, openHi = int.MinValue, doc = 0;
         int[]? docs = mask.DocIds;
         int docBase = b * Tk;
-        if (mask.KeyValid == null && mask.Bias == null && OneDocument(mask.DocIds, b * Tk + pos0, out doc))
+        if (mask.KeyValid == null && mask.Bias == null && OneDocument(docs, docBase + pos0, out doc))
         {
             openLo = mask.Window > 0 ? Math.Max(lo, pos0 + R - mask.Window) : lo;
             openHi = mask.Causal ? pos0 : hi;
@@ -93,9 +93,7 @@ public static unsafe partial class AttentionKernel
             a2 = Fma.MultiplyAdd(Avx.LoadVector256(x2 + c), yv, a2);
             a3 = Fma.MultiplyAdd(Avx.LoadVector256(x3 + c), yv, a3);
         }
-        // hadd tree: the four sums come out together as the lanes of one vector (one reduction, not four).
-        var h = Avx.HorizontalAdd(Avx.HorizontalAdd(a0, a1), Avx.HorizontalAdd(a2, a3));
-        var sums = Sse.Add(h.GetLower(), h.GetUpper());
+        var sums = VectorMath.Sum4(a0, a1, a2, a3);
         return (sums.GetElement(0), sums.GetElement(1), sums.GetElement(2), sums.GetElement(3));
     }
 

@@ -64,11 +64,9 @@ public sealed class IFEvalServices
     public static IFEvalServices Load(string? punktDir = null, string? profilesDir = null, ulong? seed = 0,
         IFEvalRules rules = IFEvalRules.Upstream, ulong? ruleSeed = 0)
     {
-        punktDir ??= Environment.GetEnvironmentVariable("ITUNE_PUNKT_DIR") ?? FindShared("nltk-punkt-english");
-        profilesDir ??= Environment.GetEnvironmentVariable("ITUNE_LANGDETECT_DIR") ?? FindShared("langdetect-profiles");
+        punktDir ??= Environment.GetEnvironmentVariable("ITUNE_PUNKT_DIR") ?? Common.SharedTestData.Path("nltk-punkt-english");
+        profilesDir ??= Environment.GetEnvironmentVariable("ITUNE_LANGDETECT_DIR") ?? Common.SharedTestData.Path("langdetect-profiles");
         return new IFEvalServices(PunktSentenceTokenizer.Load(punktDir),
             new LangDetector(LangDetectProfiles.Load(profilesDir), seed)) { Rules = rules, RuleSeed = ruleSeed };
     }
-
-    private static string FindShared(string name) => Common.SharedTestData.Path(name);
 }

@@ -60,10 +60,7 @@ public static class CachedAttention
                     a2 = Fma.MultiplyAdd(qv, Avx.LoadVector256(k2 + c), a2);
                     a3 = Fma.MultiplyAdd(qv, Avx.LoadVector256(k3 + c), a3);
                 }
-                // hadd tree: lanes end up as (Σa0, Σa1, Σa2, Σa3).
-                var h01 = Avx.HorizontalAdd(a0, a1); var h23 = Avx.HorizontalAdd(a2, a3);
-                var h = Avx.HorizontalAdd(h01, h23);
-                Sse.Store(sp + j, Sse.Add(h.GetLower(), h.GetUpper()));
+                Sse.Store(sp + j, VectorMath.Sum4(a0, a1, a2, a3));
             }
             for (; j < n; j++)
             {
