@@ -77,6 +77,7 @@ public static class DecodeBench
                     for (int i = 0; i < decodeTokens; i++)
                         logits = model.Forward([new SequenceChunk(cache, [InstructTune.Generation.LogitsSampler.ArgMax(logits)])]);
                 }
+                double streamBefore = BandwidthProbe.MeasureGBs();
                 for (int r = 0; r < repeats; r++)
                 {
                     var cache = model.CreateCache(k.T + decodeTokens + 16);
@@ -102,12 +103,17 @@ public static class DecodeBench
                     // CPU time per token: on a shared machine this shows what the kernels cost when not descheduled.
                     cpuMs = Math.Min(cpuMs, (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalMilliseconds / decodeTokens);
                 }
+                double streamGBs = Math.Max(streamBefore, BandwidthProbe.MeasureGBs());
+                double decodeGBs = StreamedBytesPerToken(model) * decode / 1e9;
                 string dt = LlamaCheckpoint.TorchDtypeName(dtype);
                 double weightMib = model.WeightBytes / 1048576.0, modelRssMib = MappedRss(dir) / 1048576.0;
                 Console.WriteLine($"{config} {dt}: prefill {prefill:F1} tok/s{Ratio(prefill, peerPrefill, tunedPrefill)}, decode {decode:F1} tok/s{Ratio(decode, peerDecode, tunedDecode)} (CPU {cpuMs:F2} ms/token)" +
                                   $", llama.cpp f32 {k.LlamaCpp} → {decode / k.LlamaCpp:F2}×; weights {weightMib:F1} MiB, resident weights {modelRssMib:F1} MiB");
+                Console.WriteLine($"{config} {dt}: decode streams {StreamedBytesPerToken(model) / 1e6:F1} MB/token = {decodeGBs:F1} GB/s; " +
+                                  $"machine read bandwidth around the run {streamGBs:F1} GB/s ({decodeGBs / streamGBs:P0} of it)" +
+                                  (peerDecode is double pd ? $"; 3× the PyTorch peer would need {3 * pd * StreamedBytesPerToken(model) / 1e9:F1} GB/s" : ""));
                 Emit("prefill", config, dt, prefill, peerPrefill, tunedPrefill, null, weightMib, modelRssMib);
-                Emit("decode", config, dt, decode, peerDecode, tunedDecode, k.LlamaCpp, weightMib, modelRssMib, cpuMs);
+                Emit("decode", config, dt, decode, peerDecode, tunedDecode, k.LlamaCpp, weightMib, modelRssMib, cpuMs, (decodeGBs, streamGBs));
             }
             finally { try { Directory.Delete(dir, true); } catch (IOException) { } }
         }
@@ -180,7 +186,7 @@ public static class DecodeBench
     }
 
     private static void Emit(string bench, string config, string dtype, double tps, double? peer, double? tuned, double? llamaCpp,
-        double weightMib, double rssMib, double? cpuMs = null)
+        double weightMib, double rssMib, double? cpuMs = null, (double Decode, double Machine)? gbs = null)
     {
         var o = new Dictionary<string, object?>
         {
@@ -188,6 +194,7 @@ public static class DecodeBench
             ["weight_mib"] = Math.Round(weightMib, 1), ["weights_rss_mib"] = Math.Round(rssMib, 1),
         };
         if (cpuMs is double c) o["cpu_ms_per_token"] = Math.Round(c, 3);
+        if (gbs is var (dg, mg)) { o["decode_gbs"] = Math.Round(dg, 1); o["machine_read_gbs"] = Math.Round(mg, 1); }
         if (peer is double p)
         {
             o["peer"] = "pytorch"; o["peer_tokens_per_s"] = p; o["ratio"] = Math.Round(tps / p, 2);
@@ -195,6 +202,13 @@ public static class DecodeBench
         if (tuned is double t) { o["tuned_peer_tokens_per_s"] = t; o["ratio_tuned"] = Math.Round(tps / t, 2); }
         if (llamaCpp is double l) { o["llamacpp_tokens_per_s"] = l; o["ratio_llamacpp"] = Math.Round(tps / l, 2); }
         Console.WriteLine(JsonSerializer.Serialize(o));
+    }
+
+    /// <summary>Weight bytes one decode step reads: every matrix once, but only one row of an untied embedding.</summary>
+    private static long StreamedBytesPerToken(InferenceModel model)
+    {
+        bool tied = ReferenceEquals(model.Embed, model.LmHead);
+        return model.WeightBytes - (tied ? 0 : model.Embed.ByteLength - model.Embed.ByteLength / model.Embed.Rows);
     }
 
     /// <summary>Resident bytes of the checkpoint's mapped files (Linux /proc/self/smaps): the weights as held.</summary>
