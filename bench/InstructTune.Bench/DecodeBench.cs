@@ -1,7 +1,8 @@
 // bench decode: prefill tokens/s (one prompt of the config's seq length) and single-stream greedy decode
 // tokens/s with the KV cache, for configs S/M/L of the engine issue, float32 and bf16 checkpoints (written to a
 // temp folder with RandomCheckpoint and memory-mapped, as users load them), against the same model in PyTorch
-// (bench/peers/torch_decode.py, float32, 2 threads; computed as transformers does, and a tuned torch.mv variant)
+// (bench/peers/torch_decode.py, 2 threads; float32 computed as transformers does, a tuned torch.mv variant, and for bf16
+// checkpoints also PyTorch computing in bf16, as torch_dtype=bfloat16 does)
 // run in the same invocation after an untimed warm-up on both sides, and llama.cpp's float32 decode
 // figures on this machine (1,600 / 210 / 65 tok/s, from the issue). One JSON line per result.
 // Usage: dotnet run -c Release --project bench/InstructTune.Bench -- decode --config S|M|L [--no-peer]
@@ -59,6 +60,13 @@ public static class DecodeBench
 
         foreach (var dtype in dtypes == "both" ? new[] { DType.F32, DType.BF16 } : [LlamaCheckpoint.ParseDtype(dtypes)])
         {
+            // A bf16 checkpoint has a third PyTorch reading: torch_dtype=bfloat16, which computes in bf16 (activations
+            // rounded; not the float32 numbers this engine and the two peers above compute) on the CPU's bf16 dot
+            // products where it has them. Reported beside the others, not instead of them.
+            JsonElement? bf16Peer = noPeer || dtype != DType.BF16 ? null : RunPeer(config, decodeTokens, repeats, warmupS, "hf", "bfloat16");
+            double? bf16PeerPrefill = bf16Peer?.GetProperty("prefill_tokens_per_s").GetDouble();
+            double? bf16PeerDecode = bf16Peer?.GetProperty("decode_tokens_per_s").GetDouble();
+            if (bf16Peer != null) Console.WriteLine($"pytorch {config} (hf, bf16 compute): prefill {bf16PeerPrefill:F1} tok/s, decode {bf16PeerDecode:F1} tok/s");
             string dir = Directory.CreateTempSubdirectory("itune-decode-bench-").FullName;
             try
             {
@@ -107,13 +115,13 @@ public static class DecodeBench
                 double decodeGBs = StreamedBytesPerToken(model) * decode / 1e9;
                 string dt = LlamaCheckpoint.TorchDtypeName(dtype);
                 double weightMib = model.WeightBytes / 1048576.0, modelRssMib = MappedRss(dir) / 1048576.0;
-                Console.WriteLine($"{config} {dt}: prefill {prefill:F1} tok/s{Ratio(prefill, peerPrefill, tunedPrefill)}, decode {decode:F1} tok/s{Ratio(decode, peerDecode, tunedDecode)} (CPU {cpuMs:F2} ms/token)" +
+                Console.WriteLine($"{config} {dt}: prefill {prefill:F1} tok/s{Ratio(prefill, peerPrefill, tunedPrefill, bf16PeerPrefill)}, decode {decode:F1} tok/s{Ratio(decode, peerDecode, tunedDecode, bf16PeerDecode)} (CPU {cpuMs:F2} ms/token)" +
                                   $", llama.cpp f32 {k.LlamaCpp} → {decode / k.LlamaCpp:F2}×; weights {weightMib:F1} MiB, resident weights {modelRssMib:F1} MiB");
                 Console.WriteLine($"{config} {dt}: decode streams {StreamedBytesPerToken(model) / 1e6:F1} MB/token = {decodeGBs:F1} GB/s; " +
                                   $"machine read bandwidth around the run {streamGBs:F1} GB/s ({decodeGBs / streamGBs:P0} of it)" +
                                   (peerDecode is double pd ? $"; 3× the PyTorch peer would need {3 * pd * StreamedBytesPerToken(model) / 1e9:F1} GB/s" : ""));
-                Emit("prefill", config, dt, prefill, peerPrefill, tunedPrefill, null, weightMib, modelRssMib);
-                Emit("decode", config, dt, decode, peerDecode, tunedDecode, k.LlamaCpp, weightMib, modelRssMib, cpuMs, (decodeGBs, streamGBs));
+                Emit("prefill", config, dt, prefill, peerPrefill, tunedPrefill, bf16PeerPrefill, null, weightMib, modelRssMib);
+                Emit("decode", config, dt, decode, peerDecode, tunedDecode, bf16PeerDecode, k.LlamaCpp, weightMib, modelRssMib, cpuMs, (decodeGBs, streamGBs));
             }
             finally { try { Directory.Delete(dir, true); } catch (IOException) { } }
         }
@@ -177,15 +185,16 @@ public static class DecodeBench
         return 0;
     }
 
-    private static string Ratio(double v, double? peer, double? tuned)
+    private static string Ratio(double v, double? peer, double? tuned, double? bf16Peer)
     {
         var parts = new List<string>();
         if (peer is double p && p > 0) parts.Add($"{v / p:F2}× pytorch");
         if (tuned is double t && t > 0) parts.Add($"{v / t:F2}× tuned pytorch");
+        if (bf16Peer is double b && b > 0) parts.Add($"{v / b:F2}× pytorch bf16 compute");
         return parts.Count == 0 ? "" : $" ({string.Join(", ", parts)})";
     }
 
-    private static void Emit(string bench, string config, string dtype, double tps, double? peer, double? tuned, double? llamaCpp,
+    private static void Emit(string bench, string config, string dtype, double tps, double? peer, double? tuned, double? bf16Peer, double? llamaCpp,
         double weightMib, double rssMib, double? cpuMs = null, (double Decode, double Machine)? gbs = null)
     {
         var o = new Dictionary<string, object?>
@@ -200,6 +209,7 @@ public static class DecodeBench
             o["peer"] = "pytorch"; o["peer_tokens_per_s"] = p; o["ratio"] = Math.Round(tps / p, 2);
         }
         if (tuned is double t) { o["tuned_peer_tokens_per_s"] = t; o["ratio_tuned"] = Math.Round(tps / t, 2); }
+        if (bf16Peer is double bp) { o["bf16_peer_tokens_per_s"] = bp; o["ratio_bf16_peer"] = Math.Round(tps / bp, 2); }
         if (llamaCpp is double l) { o["llamacpp_tokens_per_s"] = l; o["ratio_llamacpp"] = Math.Round(tps / l, 2); }
         Console.WriteLine(JsonSerializer.Serialize(o));
     }
@@ -227,11 +237,11 @@ public static class DecodeBench
         return total;
     }
 
-    private static JsonElement? RunPeer(string config, int decodeTokens, int repeats, double warmupS, string style)
+    private static JsonElement? RunPeer(string config, int decodeTokens, int repeats, double warmupS, string style, string dtype = "float32")
     {
         string script = Path.Combine(RepoRoot(), "bench", "peers", "torch_decode.py");
         if (!File.Exists("/usr/bin/python3") || !File.Exists(script)) { Console.Error.WriteLine("no python3/peer script: skipping the PyTorch peer"); return null; }
-        var psi = new ProcessStartInfo("/usr/bin/python3", [script, "--config", config, "--decode-tokens", decodeTokens.ToString(), "--repeats", repeats.ToString(), "--warmup-s", warmupS.ToString(System.Globalization.CultureInfo.InvariantCulture), "--style", style])
+        var psi = new ProcessStartInfo("/usr/bin/python3", [script, "--config", config, "--decode-tokens", decodeTokens.ToString(), "--repeats", repeats.ToString(), "--warmup-s", warmupS.ToString(System.Globalization.CultureInfo.InvariantCulture), "--style", style, "--dtype", dtype])
         { RedirectStandardOutput = true, RedirectStandardError = true };
         TorchPeerSettings.Apply(psi);
         using var proc = Process.Start(psi)!;

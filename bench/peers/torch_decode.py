@@ -3,10 +3,13 @@
 float32, 2 threads), prefill of one prompt of `seq` tokens and single-stream greedy decode with a
 preallocated KV cache, under torch.inference_mode. Two styles: hf computes as transformers' Llama does
 (nn.Linear = x @ Wᵀ, repeat_kv copies for GQA); tuned is the fastest plain PyTorch we found for one token
-(torch.mv on the stored weight, GQA by reshaping the queries). Prints one JSON line:
+(torch.mv on the stored weight, GQA by reshaping the queries). --dtype bfloat16 holds weights, caches and
+activations in bf16 and computes in bf16, as transformers does with torch_dtype=torch.bfloat16 (RMSNorm in
+float32); the default float32 is also what transformers runs for a bf16 checkpoint loaded without torch_dtype
+(weights upcast on load). Prints one JSON line:
 {"peer":"pytorch","style":..,"config":..,"prefill_tokens_per_s":..,"decode_tokens_per_s":..,"peak_rss_mib":..}
 Usage: /usr/bin/python3 bench/peers/torch_decode.py --config S [--style hf|tuned] [--decode-tokens 64]
-       [--threads 2] [--warmup-s 2]"""
+       [--threads 2] [--warmup-s 2] [--dtype float32|bfloat16]"""
 import argparse, json, math, resource, time
 import torch
 
@@ -18,8 +21,8 @@ CONFIGS = {  # dim, layers, heads, kv heads, ffn, vocab, seq
 
 
 class Model:
-    def __init__(self, D, L, H, KV, F, V, maxT, tuned=False):
-        self.tuned = tuned
+    def __init__(self, D, L, H, KV, F, V, maxT, tuned=False, dtype=torch.float32):
+        self.tuned, self.dtype = tuned, dtype
         g = torch.Generator().manual_seed(0)
         r = lambda *s: torch.randn(*s, generator=g) * 0.02
         self.D, self.H, self.KV, self.hd = D, H, KV, D // H
@@ -32,10 +35,19 @@ class Model:
         self.cos, self.sin = e.cos(), e.sin()
         self.kc = [torch.zeros(KV, maxT, self.hd) for _ in range(L)]
         self.vc = [torch.zeros(KV, maxT, self.hd) for _ in range(L)]
+        if dtype != torch.float32:
+            c = lambda t: t.to(dtype)
+            self.emb, self.head, self.norm, self.cos, self.sin = map(c, (self.emb, self.head, self.norm, self.cos, self.sin))
+            self.layers = [{k: c(v) for k, v in l.items()} for l in self.layers]
+            self.kc, self.vc = [c(t) for t in self.kc], [c(t) for t in self.vc]
 
     @staticmethod
     def rms(x, w):
-        return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5))
+        if x.dtype == torch.float32:
+            return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5))
+        # transformers' LlamaRMSNorm for bf16 models: statistics in float32, result cast back.
+        xf = x.float()
+        return w * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 1e-5)).to(x.dtype)
 
     @staticmethod
     def rot(x):
@@ -72,7 +84,7 @@ class Model:
                 K, Vv = K.repeat_interleave(g, 0), Vv.repeat_interleave(g, 0)
                 s = q @ K.transpose(1, 2) / math.sqrt(self.hd)
                 if T > 1:
-                    s = s + torch.full((T, start + T), float("-inf")).triu(start + 1)
+                    s = s + torch.full((T, start + T), float("-inf"), dtype=s.dtype).triu(start + 1)
                 a = torch.softmax(s, -1) @ Vv
             a = a.transpose(0, 1).reshape(T, self.D)
             x = x + self.linear(a, l["o"])
@@ -89,10 +101,12 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--warmup-s", type=float, default=2.0)
     ap.add_argument("--style", choices=["hf", "tuned"], default="hf")
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     D, L, H, KV, F, V, T = CONFIGS[a.config]
-    m = Model(D, L, H, KV, F, V, T + a.decode_tokens + 16, tuned=a.style == "tuned")
+    m = Model(D, L, H, KV, F, V, T + a.decode_tokens + 16, tuned=a.style == "tuned",
+              dtype=getattr(torch, a.dtype))
     ids = torch.randint(0, V, (T,), generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         best_p = best_d = 0.0
@@ -113,7 +127,7 @@ def main():
                 logits = m.forward(nxt, 16 + i)
             best_d = max(best_d, a.decode_tokens / (time.perf_counter() - t0))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"peer": "pytorch", "style": a.style, "config": a.config, "prefill_tokens_per_s": round(best_p, 1),
+    print(json.dumps({"peer": "pytorch", "style": a.style, "dtype": a.dtype, "config": a.config, "prefill_tokens_per_s": round(best_p, 1),
                       "decode_tokens_per_s": round(best_d, 1), "peak_rss_mib": round(rss, 1)}))
 
 
