@@ -2,7 +2,7 @@
 // config S, M or L on random ids; prints tokens/s, model-FLOPs utilisation and peak RSS, then the same model,
 // data shape and optimizer in PyTorch (bench/peers/torch_step.py, a separate process) and the ratio.
 // Usage: dotnet run -c Release --project bench/InstructTune.Bench -- step --config S|M|L [--no-peer] [--steps N]
-//        [--warmup N] [--checkpoint] [--peak-gflops G]
+//        [--warmup N] [--checkpoint] [--lora] [--attention gemm|block4] [--peak-gflops G]
 //        step --profile [--managed]: CPU/wall time of each kernel at config-S shapes (where a step's time goes).
 using System.Diagnostics;
 using System.Globalization;
@@ -37,6 +37,9 @@ public static class StepBench
                 case "--no-peer": peer = false; break;
                 case "--checkpoint": checkpoint = true; break;
                 case "--lora": lora = true; break;
+                case "--attention": // A/B of the attention kernels: gemm (default for long sequences) or block4 (rows)
+                    AttentionKernel.UseGemm = args[++i] switch { "gemm" => true, "block4" => false, var a => throw new ArgumentException($"--attention {a}: gemm or block4") };
+                    break;
                 case "--profile": return Profile(args.Contains("--managed"));
                 case "--managed": break;
                 case "--peak-gflops": peakGflops = double.Parse(args[++i], CultureInfo.InvariantCulture); break;
@@ -169,11 +172,11 @@ public static class StepBench
         var d = new AttentionDims(B, T, T, H, H, hd);
         var dq = new float[N * C]; var dk = new float[N * C]; var dv = new float[N * C];
         for (int rep = 0; rep < 2; rep++)
-            foreach (var blk in new[] { false, true })
+            foreach (var (gemm, blk, label) in new[] { (false, false, "rows"), (false, true, "block4"), (true, true, "gemm") })
             {
-                AttentionKernel.UseBlock4 = blk;
-                Time($"attention fwd block4={blk}", 3, () => AttentionKernel.Forward(q, k, v, o, lse, d, 0.125f));
-                Time($"attention bwd block4={blk}", 3, () => AttentionKernel.Backward(q, q, k, v, o, lse, dq, dk, dv, d, 0.125f));
+                AttentionKernel.UseGemm = gemm; AttentionKernel.UseBlock4 = blk;
+                Time($"attention fwd {label}", 3, () => AttentionKernel.Forward(q, k, v, o, lse, d, 0.125f));
+                Time($"attention bwd {label}", 3, () => AttentionKernel.Backward(q, q, k, v, o, lse, dq, dk, dv, d, 0.125f));
             }
         var tg = Enumerable.Range(0, N).Select(i => i % V).ToArray(); var ls = new float[N]; var lz = new float[N];
         Time("cross-entropy fwd", 3, () => CrossEntropyKernel.Forward(yv, tg, ls, lz, N, V));

@@ -1,5 +1,6 @@
-// Scaled-dot-product attention with grouped-query heads, computed one query row at a time so that at most
-// one row of scores (Tk floats per thread) exists: the T×T matrix is never materialised. Forward saves the
+// Scaled-dot-product attention with grouped-query heads. Short query runs are computed one row (or four rows,
+// AttentionBlock4) at a time, long ones in GEMM tiles of 64 rows (AttentionGemm); either way the T×T matrix is
+// never materialised (at most 64 rows of scores per thread). Forward saves the
 // log-sum-exp per row; backward recomputes the probabilities from it (flash-attention's trade).
 //
 //   q, o (B, Tq, H, hd)   k, v (B, Tk, KV, hd) (batch stride KvRowsPerBatch·KV·hd)   lse (B, H, Tq)
@@ -70,7 +71,10 @@ public sealed class AttentionMask
 public static unsafe partial class AttentionKernel
 {
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
-        AttentionDims d, float scale, AttentionMask? mask = null)
+        AttentionDims d, float scale, AttentionMask? mask = null) => Forward(q, k, v, o, lse, d, scale, mask, AttentionPath.Auto);
+
+    internal static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
+        AttentionDims d, float scale, AttentionMask? mask, AttentionPath path)
     {
         mask ??= AttentionMask.CausalOnly;
         Check("Attention.Forward", q.Length, k.Length, v.Length, o.Length, lse.Length, d, mask);
@@ -78,10 +82,11 @@ public static unsafe partial class AttentionKernel
         fixed (float* pq = q, pk = k, pv = v, po = o, pl = lse)
         {
             float* Q = pq, K = pk, V = pv, O = po, L = pl;
+            if (GemmApplies(d, path)) { ForwardGemm(Q, K, V, O, L, d, scale, mask); return; }
             Parallel2.For(d.B * H, (long)Tq * Tk * hd * 2, (s, e) =>
             {
                 var scores = ArrayPool<float>.Shared.Rent(R * Tk);
-                bool block = Block4Applies(hd);
+                bool block = path != AttentionPath.Row && Block4Applies(hd);
                 for (int item = s; item < e; item++)
                 {
                     int b = item / H, h = item % H, kvh = h / d.Group;
@@ -117,7 +122,12 @@ public static unsafe partial class AttentionKernel
     /// </summary>
     public static void Backward(ReadOnlySpan<float> dout, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
-        AttentionDims d, float scale, AttentionMask? mask = null)
+        AttentionDims d, float scale, AttentionMask? mask = null) =>
+        Backward(dout, q, k, v, o, lse, dq, dk, dv, d, scale, mask, AttentionPath.Auto);
+
+    internal static void Backward(ReadOnlySpan<float> dout, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
+        AttentionDims d, float scale, AttentionMask? mask, AttentionPath path)
     {
         mask ??= AttentionMask.CausalOnly;
         Check("Attention.Backward", q.Length, k.Length, v.Length, o.Length, lse.Length, d, mask);
@@ -129,10 +139,11 @@ public static unsafe partial class AttentionKernel
         fixed (float* pdo = dout, pq = q, pk = k, pv = v, po = o, pl = lse, pdq = dq, pdk = dk, pdv = dv)
         {
             float* DO = pdo, Q = pq, K = pk, V = pv, O = po, L = pl, DQ = pdq, DK = pdk, DV = pdv;
+            if (GemmApplies(d, path)) { BackwardGemm(DO, Q, K, V, O, L, DQ, DK, DV, d, scale, mask); return; }
             Parallel2.For(d.B * KV, (long)d.Group * Tq * Tk * hd * 5, (s, e) =>
             {
                 var scores = ArrayPool<float>.Shared.Rent(R * Tk);
-                bool block = Block4Applies(hd);
+                bool block = path != AttentionPath.Row && Block4Applies(hd);
                 for (int item = s; item < e; item++)
                 {
                     int b = item / KV, kvh = item % KV;

@@ -196,18 +196,25 @@ public class KernelTwinTests
         RunAttention(d, new AttentionMask(), 13);
     }
 
+    /// <summary>Every path that serves the shape (GEMM tiles, 4-row blocks, single rows) against the naive definition.</summary>
     private static void RunAttention(AttentionDims d, AttentionMask mask, ulong seed)
+    {
+        foreach (var path in new[] { AttentionPath.Gemm, AttentionPath.Block4, AttentionPath.Row })
+            RunAttention(d, mask, seed, path);
+    }
+
+    private static void RunAttention(AttentionDims d, AttentionMask mask, ulong seed, AttentionPath path)
     {
         int qn = d.B * d.Tq * d.H * d.hd, kn = d.B * d.KvRows * d.KV * d.hd;
         var q = Rand(qn, seed); var k = Rand(kn, seed + 1); var v = Rand(kn, seed + 2); var dO = Rand(qn, seed + 3);
         float scale = 1f / MathF.Sqrt(d.hd);
         float[] o1 = new float[qn], o2 = new float[qn], l1 = new float[d.B * d.H * d.Tq], l2 = new float[l1.Length];
-        AttentionKernel.Forward(q, k, v, o1, l1, d, scale, mask);
+        AttentionKernel.Forward(q, k, v, o1, l1, d, scale, mask, path);
         AttentionKernel.ForwardNaive(q, k, v, o2, l2, d, scale, mask);
-        Close(o2, o1, 1e-4, 1e-5, "o"); Close(l2, l1, 1e-5, 1e-5, "lse");
+        Close(o2, o1, 1e-4, 1e-5, $"o ({path})"); Close(l2, l1, 1e-5, 1e-5, $"lse ({path})");
         float[] dq1 = new float[qn], dk1 = new float[kn], dv1 = new float[kn], dq2 = new float[qn], dk2 = new float[kn], dv2 = new float[kn];
-        AttentionKernel.Backward(dO, q, k, v, o1, l1, dq1, dk1, dv1, d, scale, mask);
+        AttentionKernel.Backward(dO, q, k, v, o1, l1, dq1, dk1, dv1, d, scale, mask, path);
         AttentionKernel.BackwardNaive(dO, q, k, v, dq2, dk2, dv2, d, scale, mask);
-        Close(dq2, dq1, 1e-3, 1e-5, "dq"); Close(dk2, dk1, 1e-3, 1e-5, "dk"); Close(dv2, dv1, 1e-3, 1e-5, "dv");
+        Close(dq2, dq1, 1e-3, 1e-5, $"dq ({path})"); Close(dk2, dk1, 1e-3, 1e-5, $"dk ({path})"); Close(dv2, dv1, 1e-3, 1e-5, $"dv ({path})");
     }
 }
