@@ -146,8 +146,10 @@ public static class DecodeBench
             if (!File.Exists(Path.Combine(dir, "model.safetensors"))) RandomCheckpoint.Create(cfg, dir, 0, DType.BF16);
             double initS = sw.Elapsed.TotalSeconds;
             long fileBytes = new FileInfo(Path.Combine(dir, "model.safetensors")).Length;
-            var psi = new ProcessStartInfo(Environment.ProcessPath!, [.. Environment.GetCommandLineArgs()[..1].Where(a => a.EndsWith(".dll")), "decode", "--tinyllama-child", dir])
-            { RedirectStandardOutput = true };
+            // Under `dotnet bench.dll` the child needs the dll path; under the apphost (`dotnet run`) it must not get it.
+            bool viaMuxer = Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet";
+            string[] childArgs = viaMuxer ? [typeof(DecodeBench).Assembly.Location, "decode", "--tinyllama-child", dir] : ["decode", "--tinyllama-child", dir];
+            var psi = new ProcessStartInfo(Environment.ProcessPath!, childArgs) { RedirectStandardOutput = true };
             using var proc = Process.Start(psi)!;
             string line = proc.StandardOutput.ReadToEnd().Split('\n').Last(l => l.StartsWith('{'));
             proc.WaitForExit();
