@@ -112,14 +112,15 @@ public static class DecodeBench
                     cpuMs = Math.Min(cpuMs, (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalMilliseconds / decodeTokens);
                 }
                 double streamGBs = Math.Max(streamBefore, BandwidthProbe.MeasureGBs());
-                double decodeGBs = StreamedBytesPerToken(model) * decode / 1e9;
+                long streamedBytes = StreamedBytesPerToken(model);
+                double decodeGBs = streamedBytes * decode / 1e9;
                 string dt = LlamaCheckpoint.TorchDtypeName(dtype);
                 double weightMib = model.WeightBytes / 1048576.0, modelRssMib = MappedRss(dir) / 1048576.0;
                 Console.WriteLine($"{config} {dt}: prefill {prefill:F1} tok/s{Ratio(prefill, peerPrefill, tunedPrefill, bf16PeerPrefill)}, decode {decode:F1} tok/s{Ratio(decode, peerDecode, tunedDecode, bf16PeerDecode)} (CPU {cpuMs:F2} ms/token)" +
                                   $", llama.cpp f32 {k.LlamaCpp} → {decode / k.LlamaCpp:F2}×; weights {weightMib:F1} MiB, resident weights {modelRssMib:F1} MiB");
-                Console.WriteLine($"{config} {dt}: decode streams {StreamedBytesPerToken(model) / 1e6:F1} MB/token = {decodeGBs:F1} GB/s; " +
+                Console.WriteLine($"{config} {dt}: decode streams {streamedBytes / 1e6:F1} MB/token = {decodeGBs:F1} GB/s; " +
                                   $"machine read bandwidth around the run {streamGBs:F1} GB/s ({decodeGBs / streamGBs:P0} of it)" +
-                                  (peerDecode is double pd ? $"; 3× the PyTorch peer would need {3 * pd * StreamedBytesPerToken(model) / 1e9:F1} GB/s" : ""));
+                                  (peerDecode is double pd ? $"; 3× the PyTorch peer would need {3 * pd * streamedBytes / 1e9:F1} GB/s" : ""));
                 Emit("prefill", config, dt, prefill, peerPrefill, tunedPrefill, bf16PeerPrefill, null, weightMib, modelRssMib);
                 Emit("decode", config, dt, decode, peerDecode, tunedDecode, bf16PeerDecode, k.LlamaCpp, weightMib, modelRssMib, cpuMs, (decodeGBs, streamGBs));
             }

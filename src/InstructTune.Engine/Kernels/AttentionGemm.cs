@@ -42,11 +42,11 @@ public static unsafe partial class AttentionKernel
                     {
                         int rows = Math.Min(QB, Tq - i0);
                         var (jLo, n) = BlockKeys(i0, rows, d, mask);
-                        float* q = Q + (((long)b * Tq + i0) * H + h) * hd, o = O + (((long)b * Tq + i0) * H + h) * hd;
-                        Product(false, true, rows, n, hd, scale, q, H * hd, K + KvIndex(b, jLo, kvh, d), d.KV * hd, 0f, S, n);
+                        long qo = (((long)b * Tq + i0) * H + h) * hd, ko = KvIndex(b, jLo, kvh, d);
+                        Product(false, true, rows, n, hd, scale, Q + qo, H * hd, K + ko, d.KV * hd, 0f, S, n);
                         for (int r = 0; r < rows; r++)
                             L[((long)b * H + h) * Tq + i0 + r] = SoftmaxRow(S + (long)r * n, jLo, n, b, h, i0 + r, d, mask, float.NaN);
-                        Product(false, false, rows, hd, n, 1f, S, n, V + KvIndex(b, jLo, kvh, d), d.KV * hd, 0f, o, H * hd);
+                        Product(false, false, rows, hd, n, 1f, S, n, V + ko, d.KV * hd, 0f, O + qo, H * hd);
                     }
                 }
             ArrayPool<float>.Shared.Return(buffer);
@@ -121,13 +121,12 @@ public static unsafe partial class AttentionKernel
         var open = row[lo..(hi + 1)];
         if (mask.KeyValid != null || mask.DocIds != null || mask.Bias != null)
         {
-            int bt = b * Tk, doc = mask.DocIds?[bt + pos] ?? 0;
+            // Causality and the window are already cut away by [lo, hi]; padding, documents and bias remain.
             int biasOff = mask.Bias == null ? 0 : mask.BiasOffset(b, h, i, d);
             for (int c = 0; c < open.Length; c++)
             {
                 int j = jLo + lo + c;
-                if ((mask.KeyValid != null && mask.KeyValid[bt + j] == 0) || (mask.DocIds != null && mask.DocIds[bt + j] != doc))
-                    open[c] = float.NegativeInfinity;
+                if (!mask.Allows(b, pos, j, Tk)) open[c] = float.NegativeInfinity;
                 else if (mask.Bias != null) open[c] += mask.Bias[biasOff + j];
             }
         }
