@@ -4,8 +4,7 @@ using InstructTune.Data.Pipeline;
 using InstructTune.Data.Records;
 using InstructTune.Data.TaskSuite;
 using Spectre.Console;
-using InstructTune.Recipes;
-using InstructTune.Training.Config;
+using YamlDotNet.RepresentationModel;
 
 namespace InstructTune.Cli.Commands;
 
@@ -22,57 +21,72 @@ public static class DataCommands
 
     private static Command Prepare()
     {
-        var config = new Option<string>("--config") { Description = "Recipe YAML (the same file `train` reads): data.*, model.tokenizer, prepare.* keys; see `itune config schema`" };
-        var data = new Option<string>("--data") { Description = "Dataset file or SNI task folder (data.path)" };
-        var format = new Option<string>("--format") { Description = "alpaca|dolly|sharegpt|messages|sni|gsm8k|csv|self-instruct|text (data.format)" };
-        var tokenizer = new Option<string>("--tokenizer") { Description = "Tokenizer folder or file (model.tokenizer)" };
-        var template = new Option<string>("--template") { Description = "alpaca|chatml|llama2|llama3 or a format string with {instruction} {input} {output} (data.template)" };
-        var outDir = new Option<string>("--out") { Description = "Output folder: shards, manifest.json, stats.json, rejected.jsonl (prepare.out)" };
-        var maxLen = new Option<int?>("--max-seq-len") { Description = "Longest example in tokens; longer ones are truncated, input first (data.max_seq_len)" };
-        var pack = new Option<bool>("--pack") { Description = "Record that training packs examples (data.pack)" };
-        var skip = new Option<bool>("--skip-invalid") { Description = "Skip malformed records, written to rejected.jsonl, instead of failing (data.skip_invalid)" };
-        var fields = new Option<string>("--fields") { Description = "Field renames, e.g. instruction=prompt,output=completion (data.fields)" };
-        var force = new Option<bool>("--force") { Description = "Rebuild even when the cache manifest matches (prepare.force)" };
-        var overrides = new Argument<string[]>("overrides") { Description = "key=value overrides, e.g. data.max_seq_len=1024 data.near_dup=0.8", Arity = ArgumentArity.ZeroOrMore };
+        var config = new Option<string>("--config") { Description = "YAML file with the keys below (data, format, tokenizer, template, out, max_seq_len, pack, skip_invalid, fields, task, near_dup, train_on_inputs, dedup)" };
+        var data = new Option<string>("--data") { Description = "Dataset file (or SNI task folder)" };
+        var format = new Option<string>("--format") { Description = "alpaca|dolly|sharegpt|messages|sni|gsm8k|csv|self-instruct|text" };
+        var tokenizer = new Option<string>("--tokenizer") { Description = "Tokenizer folder or file (tokenizer.json / tokenizer.model)" };
+        var template = new Option<string>("--template") { Description = "alpaca|chatml|llama2|llama3 or a format string with {instruction} {input} {output}" };
+        var outDir = new Option<string>("--out") { Description = "Output folder (shards, manifest.json, stats.json, rejected.jsonl)" };
+        var maxLen = new Option<int?>("--max-seq-len") { Description = "Longest example in tokens (default 2048); longer ones are truncated, input first" };
+        var pack = new Option<bool>("--pack") { Description = "Record that training packs examples (padding estimates are always printed)" };
+        var skip = new Option<bool>("--skip-invalid") { Description = "Skip malformed records (written to rejected.jsonl) instead of failing" };
+        var fields = new Option<string>("--fields") { Description = "Field renames, e.g. instruction=prompt,output=completion" };
+        var force = new Option<bool>("--force") { Description = "Rebuild even when the cache manifest matches" };
         var command = new Command("prepare", "Load, validate, template, tokenize, mask and cache a dataset; print stats");
         foreach (var o in new Option[] { config, data, format, tokenizer, template, outDir, maxLen, pack, skip, fields, force }) command.Options.Add(o);
-        command.Arguments.Add(overrides);
         command.SetAction(parse =>
         {
-            try
             {
-                // Flags are shorthands for keys: they apply after the file, before the explicit overrides.
-                var sets = new List<string>();
-                void Set(string key, string? v) { if (v != null) sets.Add($"{key}={v}"); }
-                Set("data.path", parse.GetValue(data));
-                Set("data.format", parse.GetValue(format));
-                Set("model.tokenizer", parse.GetValue(tokenizer));
-                Set("data.template", parse.GetValue(template));
-                Set("prepare.out", parse.GetValue(outDir));
-                Set("data.max_seq_len", parse.GetValue(maxLen)?.ToString(System.Globalization.CultureInfo.InvariantCulture));
-                Set("data.fields", parse.GetValue(fields));
-                if (parse.GetValue(pack)) sets.Add("data.pack=true");
-                if (parse.GetValue(skip)) sets.Add("data.skip_invalid=true");
-                if (parse.GetValue(force)) sets.Add("prepare.force=true");
-                sets.AddRange(parse.GetValue(overrides) ?? []);
-                var cfg = ConfigLoader.Load<TrainConfig>(parse.GetValue(config), sets);
-                var options = PrepareRecipe.Options(cfg);
+                var values = new Dictionary<string, string>(StringComparer.Ordinal);
+                if (parse.GetValue(config) is { } cfg) ReadYaml(cfg, values);
+                void Set(string key, string? v) { if (v != null) values[key] = v; }
+                Set("data", parse.GetValue(data));
+                Set("format", parse.GetValue(format));
+                Set("tokenizer", parse.GetValue(tokenizer));
+                Set("template", parse.GetValue(template));
+                Set("out", parse.GetValue(outDir));
+                Set("max_seq_len", parse.GetValue(maxLen)?.ToString());
+                Set("fields", parse.GetValue(fields));
+                if (parse.GetValue(pack)) values["pack"] = "true";
+                if (parse.GetValue(skip)) values["skip_invalid"] = "true";
+                if (parse.GetValue(force)) values["force"] = "true";
+                var options = ToOptions(values);
                 var result = PreparePipeline.Run(options);
                 PrintSummary(result, options);
                 return 0;
             }
-            catch (ConfigException ex)
-            {
-                Console.Error.WriteLine($"itune prepare: config error: {ex.Message}");
-                return 2;
-            }
-            catch (Exception ex) when (ex is DataFormatException or ArgumentException or IOException or Tokenizers.TokenizerFormatException or InvalidDataException)
-            {
-                Console.Error.WriteLine($"itune prepare: {ex.Message}");
-                return 1;
-            }
         });
         return command;
+    }
+
+    private static readonly string[] Keys =
+        ["data", "format", "tokenizer", "template", "out", "max_seq_len", "pack", "skip_invalid", "fields", "task", "near_dup", "train_on_inputs", "dedup", "batch_size", "force"];
+
+    private static void ReadYaml(string path, Dictionary<string, string> into)
+    {
+        if (!File.Exists(path)) throw new ArgumentException($"{path}: config file not found");
+        var yaml = new YamlStream();
+        using (var reader = new StreamReader(path)) yaml.Load(reader);
+        if (yaml.Documents.Count == 0) return;
+        if (yaml.Documents[0].RootNode is not YamlMappingNode map) throw new ArgumentException($"{path}: the config must be a mapping of key: value");
+        foreach (var (k, v) in map.Children)
+        {
+            var key = ((YamlScalarNode)k).Value!;
+            if (!Keys.Contains(key)) throw new ArgumentException($"{path}:{k.Start.Line}: unknown key '{key}' (known: {string.Join(", ", Keys)})");
+            if (v is not YamlScalarNode scalar) throw new ArgumentException($"{path}:{v.Start.Line}: key '{key}' must be a single value");
+            into[key] = scalar.Value ?? "";
+        }
+    }
+
+    private static PrepareOptions ToOptions(Dictionary<string, string> v)
+    {
+        string Need(string key) => v.TryGetValue(key, out var s) && s.Length > 0 ? s : throw new ArgumentException($"missing '{key}' (--{key.Replace('_', '-')} or in --config)");
+        bool Flag(string key, bool dflt = false) => v.TryGetValue(key, out var s) ? bool.TryParse(s, out var b) ? b : throw new ArgumentException($"'{key}' must be true or false, got '{s}'") : dflt;
+        int Int(string key, int dflt) => v.TryGetValue(key, out var s) ? int.TryParse(s, out var n) && n >= 0 ? n : throw new ArgumentException($"'{key}' must be a non-negative integer, got '{s}'") : dflt;
+        double Num(string key) => v.TryGetValue(key, out var s) ? double.TryParse(s, System.Globalization.CultureInfo.InvariantCulture, out var d) ? d : throw new ArgumentException($"'{key}' must be a number, got '{s}'") : 0;
+        var source = new DataSource(Need("data"), DataFormats.Parse(Need("format")), v.GetValueOrDefault("fields"), v.GetValueOrDefault("task"));
+        return new PrepareOptions([source], Need("tokenizer"), Need("template"), Need("out"), Int("max_seq_len", 2048), Flag("pack"),
+            Flag("skip_invalid"), Flag("train_on_inputs"), Flag("dedup", true), Num("near_dup"), Int("batch_size", 8), Flag("force"));
     }
 
     private static void PrintSummary(PrepareResult r, PrepareOptions o)

@@ -126,17 +126,21 @@ public sealed class FineTuneRecipe
         var modelPath = config.Model.Path;
         if (string.IsNullOrEmpty(modelPath)) throw new ConfigException("model.path is required (a Hugging Face checkpoint folder)");
         if (!File.Exists(Path.Combine(modelPath, "config.json"))) throw new ConfigException($"model.path: no config.json in '{modelPath}'");
-        var prepareOptions = PrepareRecipe.Options(config, Path.Combine(config.Checkpoint.OutputDir, "data"));
+        if (string.IsNullOrEmpty(config.Data.Path)) throw new ConfigException("data.path is required");
+        if (!File.Exists(config.Data.Path) && !Directory.Exists(config.Data.Path)) throw new ConfigException($"data.path: '{config.Data.Path}' does not exist");
+        DataFormat format;
+        try { format = DataFormats.Parse(config.Data.Format); } catch (ArgumentException e) { throw new ConfigException("data.format: " + e.Message); }
         Validate(config);
-        var tokenizerPath = prepareOptions.TokenizerPath!;
+        var tokenizerPath = string.IsNullOrEmpty(config.Model.Tokenizer) ? modelPath : config.Model.Tokenizer;
         say?.Invoke($"tokenizer: {tokenizerPath}");
         var tokenizer = TokenizerLoader.Load(tokenizerPath);
         say?.Invoke($"model: {modelPath}");
         var model = LlamaCheckpoint.Load(modelPath);
         if (tokenizer.VocabSize > model.Config.VocabSize)
             throw new ConfigException($"model.tokenizer: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary is {model.Config.VocabSize}");
-        say?.Invoke($"data: {config.Data.Path} ({config.Data.Format}, template {config.Data.Template})");
-        var prepared = PreparePipeline.Run(prepareOptions, tokenizer);
+        say?.Invoke($"data: {config.Data.Path} ({format}, template {config.Data.Template})");
+        var prepared = PreparePipeline.Run(new PrepareOptions([new DataSource(config.Data.Path, format)], tokenizerPath, config.Data.Template,
+            Path.Combine(config.Checkpoint.OutputDir, "data"), config.Data.MaxSeqLen, Pack: false, TrainOnInputs: config.Data.TrainOnInputs), tokenizer);
         var all = prepared.Open().ToList();
         var (train, validation) = Split(all, config.Data.ValidationFraction, config.Training.Seed);
         var taskNames = prepared.Manifest.Tasks;

@@ -12,7 +12,6 @@ public enum TuningMethod { Full, Lora, Qlora }
 public enum LrSchedule { Constant, Linear, Cosine }
 public enum TaskWeighting { None, Fixed, InverseFrequency, Uncertainty }
 public enum WeightStorage { Float32, Bfloat16 }
-public enum DedupMode { Exact, Off }
 
 public sealed class TrainConfig
 {
@@ -32,8 +31,6 @@ public sealed class TrainConfig
     public EvalSection Eval { get; set; } = new();
     [ConfigKey("Metrics logging: metrics.jsonl, TensorBoard, progress display.")]
     public LoggingSection Logging { get; set; } = new();
-    [ConfigKey("`itune prepare` only: where the tokenized cache goes and how it is built.")]
-    public PrepareSection Prepare { get; set; } = new();
 }
 
 public sealed class ModelSection
@@ -46,7 +43,7 @@ public sealed class ModelSection
     public WeightStorage WeightStorage { get; set; } = WeightStorage.Float32;
 }
 
-public sealed class DataSection
+public sealed partial class DataSection
 {
     [ConfigKey("Training dataset file (JSON/JSONL/CSV) or SNI task folder.")]
     public string Path { get; set; } = "";
@@ -62,16 +59,6 @@ public sealed class DataSection
     public bool Pack { get; set; } = true;
     [ConfigKey("Also learn the prompt tokens (default: loss on the response only).")]
     public bool TrainOnInputs { get; set; }
-    [ConfigKey("Field renames for the loader, e.g. instruction=prompt,output=completion (empty = the format's own names).")]
-    public string Fields { get; set; } = "";
-    [ConfigKey("Task label given to every record of data.path (empty = the records' own, or the file name).")]
-    public string Task { get; set; } = "";
-    [ConfigKey("Skip malformed records (counted, written to rejected.jsonl) instead of failing on the first one.")]
-    public bool SkipInvalid { get; set; }
-    [ConfigKey("Duplicate removal: exact (identical prompt+response after normalisation) | off.")]
-    public DedupMode Dedup { get; set; } = DedupMode.Exact;
-    [ConfigKey("Also drop near-duplicates whose word-shingle Jaccard similarity is at least this (0 = off).", Min = 0, Max = 1)]
-    public double NearDup { get; set; }
     [ConfigKey("Share of the training data held out for validation when data.validation_path is empty.", Min = 0, Max = 1, MaxExclusive = true)]
     public double ValidationFraction { get; set; } = 0.02;
 }
