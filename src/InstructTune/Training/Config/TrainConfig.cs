@@ -31,6 +31,8 @@ public sealed class TrainConfig
     public EvalSection Eval { get; set; } = new();
     [ConfigKey("Metrics logging: metrics.jsonl, TensorBoard, progress display.")]
     public LoggingSection Logging { get; set; } = new();
+    [ConfigKey("Feedback tuning (training.objective dpo, ipo, kto, orpo, simpo, reward): β, loss type, weights, reference log-probs.")]
+    public PreferenceSection Preference { get; set; } = new();
 }
 
 public sealed class ModelSection
@@ -67,6 +69,8 @@ public sealed class TrainingSection
 {
     [ConfigKey("full | lora | qlora (LoRA over an NF4-quantised base).")]
     public TuningMethod Method { get; set; } = TuningMethod.Lora;
+    [ConfigKey("sft | dpo | ipo | kto | orpo | simpo | reward (feedback objectives read the `preference` section).")]
+    public TrainingObjective Objective { get; set; } = TrainingObjective.Sft;
     [ConfigKey("Passes over the training data (used when training.max_steps is -1).", Min = 0)]
     public int Epochs { get; set; } = 1;
     [ConfigKey("Optimizer steps; -1 = as many as the epochs give.", Min = -1)]
