@@ -47,27 +47,16 @@ public static class ConfigCommands
         var cmd = new Command("validate", "Check a config file (keys, types, ranges, cross-key rules) without running anything") { file, overrides, judge };
         cmd.SetAction(p =>
         {
+            // Errors escape to the CLI error policy (one line, exit code 2).
             var path = p.GetValue(file)!;
-            try
+            if (p.GetValue(judge))
             {
-                if (p.GetValue(judge))
-                {
-                    try { JudgeConfigFile.Load(path, _ => "set"); }
-                    catch (EvalInputException e) { throw new ConfigException(e.Message); }
-                }
-                else
-                {
-                    var cfg = ConfigLoader.Load<TrainConfig>(path, p.GetValue(overrides));
-                    FineTuneRecipe.Validate(cfg);
-                }
-                Console.WriteLine($"{path}: valid");
-                return 0;
+                try { JudgeConfigFile.Load(path, _ => "set"); }
+                catch (EvalInputException e) { throw new ConfigException(e.Message); }
             }
-            catch (ConfigException e)
-            {
-                Console.Error.WriteLine($"config error: {e.Message}");
-                return 2;
-            }
+            else FineTuneRecipe.Validate(ConfigLoader.Load<TrainConfig>(path, p.GetValue(overrides)));
+            Console.WriteLine($"{path}: valid");
+            return 0;
         });
         return cmd;
     }

@@ -4,7 +4,15 @@ namespace InstructTune.Training.Config;
 // its settings. Defaults are TRL's (DPOConfig, KTOConfig, ORPOConfig, CPOConfig, RewardConfig); docs/PREFERENCE.md
 // states every formula and where a default differs.
 
-[ConfigKey("What a run optimises: SFT (the instruction loss of the `loss` section) or a feedback objective.</summary> public enum TrainingObjective { Sft, Dpo, Ipo, Kto, Orpo, Simpo, Reward }  <summary>DPO's loss on the implicit reward margin (TRL `loss_type`): sigmoid (DPO, cDPO with label smoothing) or hinge (SLiC).</summary> public enum DpoLossType { Sigmoid, Hinge }  public sealed class PreferenceSection { <summary>β: DPO/IPO/KTO temperature of the implicit reward, ORPO's λ, SimPO's β (TRL default 0.1 everywhere).", Min = 0, MinExclusive = true)]
+/// <summary>What a run optimises: SFT (the instruction loss of the `loss` section) or a feedback objective.</summary>
+public enum TrainingObjective { Sft, Dpo, Ipo, Kto, Orpo, Simpo, Reward }
+
+/// <summary>DPO's loss on the implicit reward margin (TRL `loss_type`): sigmoid (DPO, cDPO with label smoothing) or hinge (SLiC).</summary>
+public enum DpoLossType { Sigmoid, Hinge }
+
+public sealed class PreferenceSection
+{
+    [ConfigKey("β: DPO/IPO/KTO temperature of the implicit reward, ORPO's λ, SimPO's β (TRL default 0.1 everywhere).", Min = 0, MinExclusive = true)]
     public double Beta { get; set; } = 0.1;
     [ConfigKey("DPO only: sigmoid | hinge (IPO is `training.objective: ipo`).")]
     public DpoLossType LossType { get; set; } = DpoLossType.Sigmoid;
