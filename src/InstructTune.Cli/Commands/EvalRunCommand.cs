@@ -8,7 +8,8 @@ namespace InstructTune.Cli.Commands;
 
 /// <summary>
 /// <c>itune eval run --data FILE (--model DIR [--adapter DIR] | --predictions FILE) --out DIR</c>: evaluate a model
-/// (or given predictions) on a dataset file; see <see cref="EvalRunRecipe"/>. Exit 0 on success, 2 on bad input.
+/// (or given predictions) on a dataset file; see <see cref="EvalRunRecipe"/>. Exit 0 on success; bad input throws
+/// (<see cref="EvalInputException"/>) and the CLI error policy reports it (exit 2).
 /// </summary>
 public static class EvalRunCommand
 {
@@ -40,7 +41,6 @@ public static class EvalRunCommand
             command.Options.Add(o);
         command.SetAction(parse =>
         {
-            try
             {
                 var request = new EvalRunRequest(parse.GetValue(data)!, parse.GetValue(outDir)!)
                 {
@@ -74,11 +74,6 @@ public static class EvalRunCommand
                     + (m["ref_ppl"] is not null ? $", reference perplexity {EvalRunReport.Num(outcome.Results["reference_perplexity"]!["ref_ppl_corpus"]!).ToString("0.###", CultureInfo.InvariantCulture)}" : ""));
                 Console.WriteLine($"wrote {Path.Combine(request.OutDir, "report.html")}");
                 return 0;
-            }
-            catch (EvalInputException ex)
-            {
-                Console.Error.WriteLine($"error: {ex.Message}");
-                return 2;
             }
         });
         return command;
