@@ -36,7 +36,6 @@ public static class DataCommands
         foreach (var o in new Option[] { config, data, format, tokenizer, template, outDir, maxLen, pack, skip, fields, force }) command.Options.Add(o);
         command.SetAction(parse =>
         {
-            try
             {
                 var values = new Dictionary<string, string>(StringComparer.Ordinal);
                 if (parse.GetValue(config) is { } cfg) ReadYaml(cfg, values);
@@ -55,11 +54,6 @@ public static class DataCommands
                 var result = PreparePipeline.Run(options);
                 PrintSummary(result, options);
                 return 0;
-            }
-            catch (Exception ex) when (ex is DataFormatException or ArgumentException or IOException or Tokenizers.TokenizerFormatException or InvalidDataException)
-            {
-                Console.Error.WriteLine($"itune prepare: {ex.Message}");
-                return 1;
             }
         });
         return command;
