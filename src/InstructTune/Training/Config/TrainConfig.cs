@@ -8,7 +8,7 @@ namespace InstructTune.Training.Config;
 // goes in its own file in this folder, with one property line on TrainConfig below. Every key must be read
 // somewhere (ConfigSchemaTests checks the compiled code calls its getter outside this folder).
 
-public enum TuningMethod { Full, Lora, Qlora }
+public enum TuningMethod { Full, Lora, Qlora, Ia3 }
 public enum LrSchedule { Constant, Linear, Cosine }
 public enum TaskWeighting { None, Fixed, InverseFrequency, Uncertainty }
 public enum WeightStorage { Float32, Bfloat16 }
@@ -25,6 +25,8 @@ public sealed class TrainConfig
     public LossSection Loss { get; set; } = new();
     [ConfigKey("LoRA / QLoRA adapters (training.method lora or qlora).")]
     public LoraSection Lora { get; set; } = new();
+    [ConfigKey("IA3 adapters (training.method ia3): learned scaling vectors.")]
+    public Ia3Section Ia3 { get; set; } = new();
     [ConfigKey("The run folder and its checkpoints.")]
     public CheckpointSection Checkpoint { get; set; } = new();
     [ConfigKey("Evaluation during training: validation loss, sample generations, early stopping.")]
@@ -67,7 +69,7 @@ public sealed partial class DataSection
 
 public sealed class TrainingSection
 {
-    [ConfigKey("full | lora | qlora (LoRA over an NF4-quantised base).")]
+    [ConfigKey("full | lora | qlora (LoRA over an NF4-quantised base) | ia3.")]
     public TuningMethod Method { get; set; } = TuningMethod.Lora;
     [ConfigKey("sft | dpo | ipo | kto | orpo | simpo | reward (feedback objectives read the `preference` section).")]
     public TrainingObjective Objective { get; set; } = TrainingObjective.Sft;
@@ -139,6 +141,8 @@ public sealed class LoraSection
     public List<string> TargetModules { get; set; } = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
     [ConfigKey("Rank-stabilised scaling α/√r.")]
     public bool UseRslora { get; set; }
+    [ConfigKey("DoRA (PEFT's use_dora): a trained magnitude per output row over the normalised W + scale·B·A.")]
+    public bool UseDora { get; set; }
 }
 
 public sealed class CheckpointSection
