@@ -9,7 +9,7 @@ namespace InstructTune.Tests.Training;
 /// <summary>Everything wrong with a training request is refused in setup, before the first step, naming what is wrong.</summary>
 public class RecipeSetupTests
 {
-    private static (string ModelDir, string DataPath) Workspace()
+    internal static (string ModelDir, string DataPath) Workspace()
     {
         var dir = Directory.CreateTempSubdirectory("setup").FullName;
         var lines = Enumerable.Range(0, 20).Select(i => $"{{\"instruction\":\"Say {i}.\",\"input\":\"\",\"output\":\"{i}\"}}").ToList();

@@ -3,7 +3,7 @@ namespace InstructTune.Training.Config;
 // The typed training configuration. Every property has a default that runs; YAML keys are the snake_case
 // property names (e.g. `training.learning_rate`). Read with ConfigLoader, which applies key=value overrides.
 
-public enum TuningMethod { Full, Lora, Qlora }
+public enum TuningMethod { Full, Lora, Qlora, Ia3 }
 public enum LrSchedule { Constant, Linear, Cosine }
 public enum TaskWeighting { None, Fixed, InverseFrequency, Uncertainty }
 public enum WeightStorage { Float32, Bfloat16 }
@@ -15,9 +15,11 @@ public sealed class TrainConfig
     public TrainingSection Training { get; set; } = new();
     public LossSection Loss { get; set; } = new();
     public LoraSection Lora { get; set; } = new();
+    public Ia3Section Ia3 { get; set; } = new();
     public CheckpointSection Checkpoint { get; set; } = new();
     public EvalSection Eval { get; set; } = new();
     public LoggingSection Logging { get; set; } = new();
+    public PreferenceSection Preference { get; set; } = new();
 }
 
 public sealed class ModelSection
@@ -45,6 +47,8 @@ public sealed class DataSection
 public sealed class TrainingSection
 {
     public TuningMethod Method { get; set; } = TuningMethod.Lora;
+    /// <summary>sft | dpo | ipo | kto | orpo | simpo | reward (feedback objectives read the `preference` section).</summary>
+    public TrainingObjective Objective { get; set; } = TrainingObjective.Sft;
     public int Epochs { get; set; } = 1;
     /// <summary>Optimizer steps; -1 = as many as the epochs give.</summary>
     public int MaxSteps { get; set; } = -1;
@@ -89,6 +93,8 @@ public sealed class LoraSection
     public double Dropout { get; set; } = 0.0;
     public List<string> TargetModules { get; set; } = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
     public bool UseRslora { get; set; }
+    /// <summary>DoRA (PEFT's use_dora): a trained magnitude per output row over the normalised W + scale·B·A.</summary>
+    public bool UseDora { get; set; }
 }
 
 public sealed class CheckpointSection
