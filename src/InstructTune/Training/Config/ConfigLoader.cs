@@ -21,7 +21,7 @@ public static class ConfigLoader
         {
             if (!File.Exists(yamlPath)) throw new ConfigException($"config file not found: {yamlPath}");
             source = yamlPath;
-            root = Parse(File.ReadAllText(yamlPath), yamlPath);
+            root = Parse(YamlDepthGuard.ReadFile(yamlPath), yamlPath);
         }
         return BindWithOverrides<T>(root, source, overrides);
     }
@@ -39,6 +39,7 @@ public static class ConfigLoader
 
     private static YamlMappingNode Parse(string yaml, string source)
     {
+        YamlDepthGuard.Check(yaml, source);
         var stream = new YamlStream();
         try { stream.Load(new StringReader(yaml)); }
         catch (YamlDotNet.Core.YamlException e)
@@ -93,12 +94,22 @@ public static class ConfigLoader
         var trimmed = text.Trim();
         if (trimmed.StartsWith('[') || trimmed.StartsWith('{'))
         {
+            var yaml = "v: " + trimmed;
             var stream = new YamlStream();
-            try { stream.Load(new StringReader("v: " + trimmed)); }
+            string key = assignment[..assignment.IndexOf('=')].Trim();
+            string what = $"override '{assignment}': the value '{trimmed}' is not a valid YAML list or mapping";
+            try
+            {
+                YamlDepthGuard.Check(yaml, $"override '{assignment}'");
+                stream.Load(new StringReader(yaml));
+            }
             catch (YamlDotNet.Core.YamlException e)
             {
-                throw new ConfigException($"override '{assignment}': the value '{trimmed}' is not a valid YAML list or mapping " +
-                                          $"({e.InnerException?.Message ?? e.Message}); write e.g. [q_proj, v_proj]", assignment[..assignment.IndexOf('=')].Trim());
+                throw new ConfigException($"{what} ({e.InnerException?.Message ?? e.Message}); write e.g. [q_proj, v_proj]", key);
+            }
+            catch (ConfigException e) when (e.Message.Contains("malformed YAML"))
+            {
+                throw new ConfigException($"{what}; write e.g. [q_proj, v_proj]", key);
             }
             return ((YamlMappingNode)stream.Documents[0].RootNode).Children[new YamlScalarNode("v")];
         }
