@@ -6,6 +6,7 @@ using InstructTune.Models;
 using InstructTune.Peft.Lora;
 using InstructTune.Recipes;
 using InstructTune.Tokenizers;
+using InstructTune.Training.Checkpointing;
 using InstructTune.Training.Config;
 using InstructTune.Training.Loop;
 using Spectre.Console;
@@ -27,15 +28,19 @@ public static class TrainCommands
     {
         var config = new Option<string?>("--config") { Description = "YAML config (configs/*.yaml); its keys are the snake_case TrainConfig fields" };
         var resume = new Option<string?>("--resume") { Description = "continue from a checkpoint folder, a run folder, or 'latest' (in checkpoint.output_dir)" };
-        var overrides = new Argument<string[]>("overrides") { Description = "key=value overrides, e.g. training.learning_rate=1e-4 lora.rank=16", Arity = ArgumentArity.ZeroOrMore };
-        var cmd = new Command("train", "Instruction fine-tuning: full, LoRA or QLoRA (training.method)") { config, resume, overrides };
+        var overwrite = new Option<bool>("--overwrite") { Description = "replace the run already in checkpoint.output_dir (its checkpoints, metrics, run.json, exports)" };
+        var resumeForce = new Option<bool>("--resume-force") { Description = "resume even when the base model, data or method differ from the run's run.json" };
+        var overrides = new Argument<string[]>("overrides") { Description = "key=value overrides, e.g. training.learning_rate=1e-4 lora.rank=16 (`itune config schema` lists every key)", Arity = ArgumentArity.ZeroOrMore };
+        var cmd = new Command("train", "Instruction fine-tuning: full, LoRA or QLoRA (training.method)") { config, resume, overwrite, resumeForce, overrides };
         cmd.SetAction(p => Guard(() =>
         {
             var cfg = ConfigLoader.Load<TrainConfig>(p.GetValue(config), p.GetValue(overrides));
             var yaml = ConfigLoader.ToYaml(cfg);
             Console.Error.WriteLine("effective config:");
             Console.Error.WriteLine(yaml);
-            var recipe = FineTuneRecipe.Setup(cfg, p.GetValue(resume), say: s => Console.Error.WriteLine(s));
+            if (p.GetValue(overwrite) && p.GetValue(resume) != null) throw new ArgumentException("--overwrite and --resume exclude each other");
+            using var recipe = FineTuneRecipe.Setup(cfg, p.GetValue(resume), say: s => Console.Error.WriteLine(s),
+                new RunStartOptions(p.GetValue(overwrite), p.GetValue(resumeForce)));
             // Test hook: stretch every checkpoint write so a test can SIGKILL the process in the middle of one.
             if (int.TryParse(Environment.GetEnvironmentVariable("ITUNE_TEST_CHECKPOINT_SLEEP_MS"), out var sleepMs) && sleepMs > 0)
                 FineTuneRecipe.OnCheckpointWriting = _ => Thread.Sleep(sleepMs);

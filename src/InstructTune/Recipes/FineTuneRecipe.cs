@@ -1,4 +1,5 @@
 using InstructTune.Data.Batching;
+using InstructTune.Data.Cache;
 using InstructTune.Data.Loading;
 using InstructTune.Data.Pipeline;
 using InstructTune.Data.Records;
@@ -30,7 +31,7 @@ public sealed record TrainingSummary(int Steps, double FinalLoss, double? Valida
 /// the adapter in PEFT layout, under run_dir/final). Everything that can be wrong with the config or inputs is
 /// checked in setup, before the first step.
 /// </summary>
-public sealed class FineTuneRecipe
+public sealed class FineTuneRecipe : IDisposable
 {
     private readonly TrainConfig _config;
     private readonly TrainingInputs _inputs;
@@ -40,6 +41,7 @@ public sealed class FineTuneRecipe
     public PeftMethod? Peft => _peft;
     private readonly CheckpointStore _store;
     private readonly int _totalSteps;
+    private RunFolder? _folder;
 
     public Trainer Trainer => _trainer;
     /// <summary>The model being trained (with its adapters injected).</summary>
@@ -50,13 +52,16 @@ public sealed class FineTuneRecipe
     /// <summary>Hook for tests: called inside every checkpoint write, before the files are published.</summary>
     public static Action<string>? OnCheckpointWriting { get; set; }
 
-    private FineTuneRecipe(TrainConfig config, TrainingInputs inputs, string? resume)
+    private FineTuneRecipe(TrainConfig config, TrainingInputs inputs, string? resume, RunFolder? folder = null, RunInfo? run = null,
+        bool resumeForce = false, Action<string>? say = null)
     {
         _config = config;
         _inputs = inputs;
+        _folder = folder;
         var t = config.Training;
         var model = inputs.Model;
         if (inputs.Train.Count == 0) throw new ConfigException("data.path: the dataset has no usable examples");
+        RefuseWhatCannotTrain(config, inputs, say);
 
         _peft = PeftRegistry.Inject(model, config);
         var trainable = model.NamedParameters().Where(p => !p.Parameter.Frozen).ToList();
@@ -95,8 +100,14 @@ public sealed class FineTuneRecipe
         if (config.Loss.EwcLambda > 0) _trainer.Regularizers.Add(MakeEwc(frozenOrAll, objective));
 
         _store = new CheckpointStore(config.Checkpoint.OutputDir, Math.Max(1, config.Checkpoint.KeepLast));
+        if (folder != null && run != null) folder.Record(run, resume != null, resumeForce, say);
         if (resume != null)
+        {
             TrainerCheckpoint.Restore(_trainer, CheckpointStore.Resolve(resume, config.Checkpoint.OutputDir));
+            // The steps after the checkpoint are replayed and logged again: drop their old lines.
+            int dropped = Training.Logging.JsonlMetricsLogger.TruncateAfter(Path.Combine(config.Checkpoint.OutputDir, "metrics.jsonl"), _trainer.Step);
+            if (dropped > 0) say?.Invoke($"resume at step {_trainer.Step}: {dropped} metrics.jsonl line(s) of later steps dropped (they are replayed)");
+        }
     }
 
     /// <summary>
@@ -119,6 +130,33 @@ public sealed class FineTuneRecipe
             $"{(frozen * 4 + nf4Bytes) / MiB:F1} MiB frozen{(nf4.Count > 0 ? $" ({nf4Bytes / MiB:F1} MiB of it NF4)" : "")}");
     }
 
+    /// <summary>
+    /// Refuses, before step 1, a run that cannot learn or cannot fit: max_seq_len beyond the model's positions, and
+    /// zero learned tokens (every response truncated away); warns per task when more than 10 % of its examples lost
+    /// their whole response to truncation.
+    /// </summary>
+    private static void RefuseWhatCannotTrain(TrainConfig config, TrainingInputs inputs, Action<string>? say)
+    {
+        int maxPos = inputs.Model.Config.MaxPositionEmbeddings;
+        if (maxPos > 0 && config.Data.MaxSeqLen > maxPos)
+            throw new ConfigException($"data.max_seq_len: {config.Data.MaxSeqLen} exceeds the model's max_position_embeddings {maxPos}; set data.max_seq_len ≤ {maxPos}", "data.max_seq_len");
+        bool onlyResponses = config.Loss.NextTokenWeight == 0;
+        long learned = inputs.Train.Sum(e => (long)e.LearnedTokens);
+        if (onlyResponses && learned == 0)
+            throw new ConfigException(
+                $"data.max_seq_len: the {inputs.Train.Count} training examples have 0 learned tokens at data.max_seq_len={config.Data.MaxSeqLen} " +
+                "(every response was truncated away or masked): nothing to learn. Raise data.max_seq_len, shorten the prompts, or set loss.next_token_weight", "data.max_seq_len");
+        foreach (var group in inputs.Train.GroupBy(e => e.TaskId))
+        {
+            int lost = group.Count(e => e.LearnedTokens == 0 && e.TruncatedTokens > 0), n = group.Count();
+            if (onlyResponses && lost * 10 > n)
+            {
+                var name = group.Key >= 0 && group.Key < inputs.TaskNames.Count ? inputs.TaskNames[group.Key] : $"task {group.Key}";
+                say?.Invoke($"warning: {name}: {lost} of {n} examples ({100.0 * lost / n:F0} %) lost their whole response to truncation at data.max_seq_len={config.Data.MaxSeqLen}");
+            }
+        }
+    }
+
     /// <summary>EWC's Fisher on the reference set (or the training data when none is given), at the starting weights.</summary>
     private EwcRegularizer MakeEwc(List<Parameter> parameters, ObjectiveOptions objective)
     {
@@ -136,7 +174,8 @@ public sealed class FineTuneRecipe
     }
 
     /// <summary>Loads the model, tokenizer and data the config names; refuses bad paths and settings with the key named.</summary>
-    public static FineTuneRecipe Setup(TrainConfig config, string? resume = null, Action<string>? say = null)
+    /// <param name="start">How to treat a folder that already holds a run (default: refuse unless resuming).</param>
+    public static FineTuneRecipe Setup(TrainConfig config, string? resume = null, Action<string>? say = null, RunStartOptions? start = null)
     {
         var modelPath = config.Model.Path;
         if (string.IsNullOrEmpty(modelPath)) throw new ConfigException("model.path is required (a Hugging Face checkpoint folder)");
@@ -146,6 +185,21 @@ public sealed class FineTuneRecipe
         DataFormat format;
         try { format = DataFormats.Parse(config.Data.Format); } catch (ArgumentException e) { throw new ConfigException("data.format: " + e.Message); }
         Validate(config);
+        start ??= new RunStartOptions();
+        var startedAt = DateTimeOffset.UtcNow.ToString("O");
+        var folder = RunFolder.Acquire(config.Checkpoint.OutputDir, resume != null, start, say);
+        try
+        {
+            var (inputs, dataFingerprint) = LoadInputs(config, modelPath, format, say);
+            var run = new RunInfo(CacheManifest.Sha256OfText(ConfigLoader.ToYaml(config)), RunFolder.ModelFingerprint(modelPath), dataFingerprint,
+                config.Training.Method.ToString().ToLowerInvariant(), startedAt, Environment.ProcessId);
+            return new FineTuneRecipe(config, inputs, resume, folder, run, start.ResumeForce, say);
+        }
+        catch { folder.Dispose(); throw; }
+    }
+
+    private static (TrainingInputs Inputs, string DataFingerprint) LoadInputs(TrainConfig config, string modelPath, DataFormat format, Action<string>? say)
+    {
         var tokenizerPath = string.IsNullOrEmpty(config.Model.Tokenizer) ? modelPath : config.Model.Tokenizer;
         say?.Invoke($"tokenizer: {tokenizerPath}");
         var tokenizer = TokenizerLoader.Load(tokenizerPath);
@@ -158,9 +212,21 @@ public sealed class FineTuneRecipe
             Path.Combine(config.Checkpoint.OutputDir, "data"), config.Data.MaxSeqLen, Pack: false, TrainOnInputs: config.Data.TrainOnInputs), tokenizer);
         var all = prepared.Open().ToList();
         var (train, validation) = Split(all, config.Data.ValidationFraction, config.Training.Seed);
+        var fingerprint = prepared.Manifest.Key;
+        if (!string.IsNullOrEmpty(config.Data.ValidationPath))
+        {
+            // A held-out file replaces the split: the same pipeline (format, template, max_seq_len), its own cache.
+            if (!File.Exists(config.Data.ValidationPath) && !Directory.Exists(config.Data.ValidationPath))
+                throw new ConfigException($"data.validation_path: '{config.Data.ValidationPath}' does not exist", "data.validation_path");
+            say?.Invoke($"validation data: {config.Data.ValidationPath}");
+            var held = PreparePipeline.Run(new PrepareOptions([new DataSource(config.Data.ValidationPath, format)], tokenizerPath, config.Data.Template,
+                Path.Combine(config.Checkpoint.OutputDir, "data-validation"), config.Data.MaxSeqLen, Pack: false, TrainOnInputs: config.Data.TrainOnInputs), tokenizer);
+            (train, validation) = (all, held.Open().ToList());
+            fingerprint += "+" + held.Manifest.Key;
+        }
         var taskNames = prepared.Manifest.Tasks;
         int padId = tokenizer.PadId ?? tokenizer.EosId ?? 0;
-        return new FineTuneRecipe(config, new TrainingInputs(model, train, validation, padId, taskNames, modelPath), resume);
+        return (new TrainingInputs(model, train, validation, padId, taskNames, modelPath), fingerprint);
     }
 
     public static FineTuneRecipe FromInputs(TrainConfig config, TrainingInputs inputs, string? resume = null)
@@ -206,6 +272,8 @@ public sealed class FineTuneRecipe
         double? validationLoss = null;
         bool stoppedEarly = false;
         StepResult? last = null;
+        Directory.CreateDirectory(c.Checkpoint.OutputDir);
+        AtomicFile.WriteAllText(Path.Combine(c.Checkpoint.OutputDir, "config.yaml"), ConfigLoader.ToYaml(c));   // the effective config of this run
         using var reporter = new TrainingReporter(c.Checkpoint.OutputDir, c.Logging.EverySteps, c.Logging.TensorBoard, quiet);
         while (_trainer.Step < _totalSteps && !cancel.IsCancellationRequested)
         {
@@ -226,7 +294,15 @@ public sealed class FineTuneRecipe
         }
         SaveCheckpoint();
         var export = Export();
+        Dispose();   // the run is over: release the folder's lock
         return new TrainingSummary(_trainer.Step, last?.Loss ?? double.NaN, validationLoss, curve, c.Checkpoint.OutputDir, export, stoppedEarly, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Releases the run folder's lock (also done at the end of <see cref="Train"/>).</summary>
+    public void Dispose()
+    {
+        _folder?.Dispose();
+        _folder = null;
     }
 
     /// <summary>Mean response-token loss over the validation set, without recording gradients.</summary>
