@@ -7,11 +7,15 @@ namespace InstructTune.Evaluation.Judge;
 /// <summary>
 /// Reads a judge config YAML (flat mapping): base_url, model, api_key_env (name of the variable holding the key;
 /// preferred), api_key, max_attempts, attempt_timeout_s, base_delay_s, max_retry_after_s, max_concurrency,
-/// deadline_s, cache. Unknown keys and wrong types are errors naming file, line and key. Values left out keep
+/// deadline_s, max_response_bytes (default 1 MiB), json_mode (true/false), cache. base_url must be an http(s) URL. Unknown keys and wrong types are errors naming file, line and key. Values left out keep
 /// their defaults; the environment (OPENAI_BASE_URL, OPENAI_API_KEY, OPENAI_MODEL) fills what the file leaves.
 /// </summary>
 public static class JudgeConfigFile
 {
+    /// <summary>An absolute http:// or https:// URL with a host.</summary>
+    public static bool IsHttpUrl(string text) =>
+        Uri.TryCreate(text, UriKind.Absolute, out var u) && u.Scheme is "http" or "https" && u.Host.Length > 0;
+
     public static JudgeConfig Load(string path, Func<string, string?>? getEnv = null)
     {
         getEnv ??= Environment.GetEnvironmentVariable;
@@ -34,7 +38,9 @@ public static class JudgeConfigFile
             var text = (v as YamlScalarNode)?.Value ?? throw Error(k, key, "must be a single value");
             config = key switch
             {
-                "base_url" => config with { BaseUrl = text },
+                "base_url" => config with { BaseUrl = Url(k, key, text) },
+                "max_response_bytes" => config with { MaxResponseBytes = Int(k, key, text, 1024) },
+                "json_mode" => config with { JsonMode = text is "true" or "True" ? true : text is "false" or "False" ? false : throw Error(k, key, $"expected true or false, got '{text}'") },
                 "model" => config with { Model = text },
                 "api_key" => config with { ApiKey = text },
                 "api_key_env" => config with { ApiKey = getEnv(text) ?? throw Error(k, key, $"environment variable {text} is not set") },
@@ -45,16 +51,21 @@ public static class JudgeConfigFile
                 "max_retry_after_s" => config with { MaxRetryAfter = Seconds(k, key, text) },
                 "deadline_s" => config with { Deadline = Seconds(k, key, text) },
                 "cache" => config with { CachePath = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, text)) },
-                _ => throw Error(k, key, "unknown key (known: base_url, model, api_key_env, api_key, max_attempts, max_concurrency, attempt_timeout_s, base_delay_s, max_retry_after_s, deadline_s, cache)"),
+                _ => throw Error(k, key, "unknown key (known: base_url, model, api_key_env, api_key, max_attempts, max_concurrency, attempt_timeout_s, base_delay_s, max_retry_after_s, deadline_s, max_response_bytes, json_mode, cache)"),
             };
         }
-        return config.WithEnvironment(getEnv);
+        config = config.WithEnvironment(getEnv);
+        if (!IsHttpUrl(config.BaseUrl)) throw new EvalInputException($"{path}: base_url (or OPENAI_BASE_URL) \"{config.BaseUrl}\" is not an http(s) URL");
+        return config;
 
         EvalInputException Error(YamlNode node, string key, string what) => new($"{path}:{node.Start.Line}: {key}: {what}");
 
         int Int(YamlNode node, string key, string text, int min) =>
             int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= min ? n
                 : throw Error(node, key, $"expected an integer ≥ {min}, got '{text}'");
+
+        string Url(YamlNode node, string key, string text) =>
+            IsHttpUrl(text) ? text : throw Error(node, key, $"\"{text}\" is not an http(s) URL such as http://127.0.0.1:8000/v1");
 
         TimeSpan Seconds(YamlNode node, string key, string text) =>
             double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s >= 0 ? TimeSpan.FromSeconds(s)
