@@ -18,6 +18,7 @@ public sealed class TrainConfig
     public CheckpointSection Checkpoint { get; set; } = new();
     public EvalSection Eval { get; set; } = new();
     public LoggingSection Logging { get; set; } = new();
+    public DistributedSection Distributed { get; set; } = new();
 }
 
 public sealed class ModelSection
