@@ -36,7 +36,6 @@ public static class DataCommands
         foreach (var o in new Option[] { config, data, format, tokenizer, template, outDir, maxLen, pack, skip, fields, force }) command.Options.Add(o);
         command.SetAction(parse =>
         {
-            try
             {
                 var values = new Dictionary<string, string>(StringComparer.Ordinal);
                 if (parse.GetValue(config) is { } cfg) ReadYaml(cfg, values);
@@ -56,11 +55,6 @@ public static class DataCommands
                 PrintSummary(result, options);
                 return 0;
             }
-            catch (Exception ex) when (ex is DataFormatException or ArgumentException or IOException or Tokenizers.TokenizerFormatException or InvalidDataException)
-            {
-                Console.Error.WriteLine($"itune prepare: {ex.Message}");
-                return 1;
-            }
         });
         return command;
     }
@@ -71,8 +65,9 @@ public static class DataCommands
     private static void ReadYaml(string path, Dictionary<string, string> into)
     {
         if (!File.Exists(path)) throw new ArgumentException($"{path}: config file not found");
+        var text = InstructTune.Training.Config.YamlDepthGuard.ReadFile(path);
         var yaml = new YamlStream();
-        using (var reader = new StreamReader(path)) yaml.Load(reader);
+        yaml.Load(new StringReader(text));
         if (yaml.Documents.Count == 0) return;
         if (yaml.Documents[0].RootNode is not YamlMappingNode map) throw new ArgumentException($"{path}: the config must be a mapping of key: value");
         foreach (var (k, v) in map.Children)

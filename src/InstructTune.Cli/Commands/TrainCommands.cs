@@ -21,33 +21,23 @@ public static class TrainCommands
         yield return Merge();
     }
 
-    private static int Guard(Func<int> body, string prefix = "")
-    {
-        try { return body(); }
-        catch (ConfigException e) { Console.Error.WriteLine($"{prefix}config error: {e.Message}"); return 2; }
-        catch (TrainingDivergedException e) { Console.Error.WriteLine($"{prefix}training stopped: {e.Message}"); return 3; }
-        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException
-                                      or ArgumentException or TokenizerFormatException or DllNotFoundException)
-        {
-            Console.Error.WriteLine($"{prefix}error: {e.Message}");
-            return 1;
-        }
-    }
+    // Errors escape to the one CLI policy (CliErrors): bad input → exit 2, a diverged run → exit 3.
+    private static int Guard(Func<int> body) => body();
 
     /// <summary>
-    /// A data-parallel rank: the same error policy, each message naming the rank; a rank that fails ends the
-    /// whole job (MPI_Abort) instead of leaving the others waiting in a collective.
+    /// A data-parallel rank (under mpirun with several ranks): an error is reported by the same policy, naming the
+    /// rank, and then ends the whole job (MPI_Abort with the policy's exit code) instead of leaving the other ranks
+    /// waiting in a collective. A one-process run lets errors escape to CliErrors as every command does.
     /// </summary>
-    private static int RankGuard(Func<Func<ICommunicator, int>, int> body)
+    private static int RankGuard(Func<Action<ICommunicator>, int> body)
     {
+        if (MpiJob.WorldSize == 1) return body(_ => { });
         ICommunicator comm = SingleProcess.Instance;
-        string prefix = MpiJob.WorldSize > 1 ? $"rank {MpiJob.WorldRank}/{MpiJob.WorldSize}: " : "";
         int rc;
-        try { rc = Guard(() => body(c => { comm = c; return 0; }), prefix); }
-        catch (Exception e) when (comm.Size > 1)
+        try { rc = body(c => comm = c); }
+        catch (Exception e)
         {
-            Console.Error.WriteLine($"{prefix}error: {e.GetType().Name}: {e.Message}");
-            rc = 1;
+            rc = CliErrors.Report(e, $"train (rank {MpiJob.WorldRank}/{MpiJob.WorldSize})", debug: Environment.GetEnvironmentVariable("ITUNE_DEBUG") == "1");
         }
         if (comm.Size > 1)
         {
@@ -93,8 +83,10 @@ public static class TrainCommands
             if (int.TryParse(Environment.GetEnvironmentVariable("ITUNE_TEST_CHECKPOINT_SLEEP_MS"), out var sleepMs) && sleepMs > 0)
                 FineTuneRecipe.OnCheckpointWriting = _ => Thread.Sleep(sleepMs);
             if (root)
-                Console.Error.WriteLine($"training {cfg.Training.Method}: step {recipe.Trainer.Step} → {recipe.TotalSteps}, " +
-                                        $"{recipe.Trainer.Trainable.Sum(t => (long)t.Parameter.Length):N0} trainable parameters");
+            {
+                Console.Error.WriteLine($"training {cfg.Training.Method}: step {recipe.Trainer.Step} → {recipe.TotalSteps}");
+                Console.Error.WriteLine(recipe.Footprint());
+            }
             TrainingSummary summary;
             if (root && TrainingReporter.Interactive && cfg.Logging.Progress)
             {
@@ -129,22 +121,22 @@ public static class TrainCommands
     private static Command Merge()
     {
         var model = new Option<string>("--model") { Description = "base checkpoint folder (HF layout)", Required = true };
-        var adapter = new Option<string>("--adapter") { Description = "LoRA adapter folder (PEFT layout)", Required = true };
+        var adapter = new Option<string>("--adapter") { Description = "adapter folder (PEFT layout: LoRA, DoRA, IA3)", Required = true };
         var output = new Option<string>("--out") { Description = "folder for the merged checkpoint", Required = true };
         var dtype = new Option<string>("--dtype") { Description = "float32 | bfloat16 (default: the base's torch_dtype)" };
-        var cmd = new Command("merge", "Merge a LoRA adapter into its base and write a full Hugging Face checkpoint") { model, adapter, output, dtype };
+        var cmd = new Command("merge", "Merge a PEFT adapter (LoRA, DoRA, IA3) into its base and write a full Hugging Face checkpoint") { model, adapter, output, dtype };
         cmd.SetAction(p => Guard(() =>
         {
             var baseDir = p.GetValue(model)!;
             var m = LlamaCheckpoint.Load(baseDir);
-            LoraAdapterIO.LoadInto(m, p.GetValue(adapter)!);
-            LoraInjector.MergeAndUnload(m);
+            var type = Peft.PeftRegistry.LoadInto(m, p.GetValue(adapter)!);
+            Peft.PeftRegistry.MergeAndUnload(m);
             var dt = LlamaCheckpoint.ParseDtype(p.GetValue(dtype) ?? m.Config.TorchDtype);
             var outDir = p.GetValue(output)!;
             LlamaCheckpoint.Save(m, outDir, dt);
             foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "generation_config.json" })
                 if (File.Exists(Path.Combine(baseDir, f))) File.Copy(Path.Combine(baseDir, f), Path.Combine(outDir, f), overwrite: true);
-            Console.Error.WriteLine($"merged {p.GetValue(adapter)} into {baseDir} → {outDir}");
+            Console.Error.WriteLine($"merged {type} adapter {p.GetValue(adapter)} into {baseDir} → {outDir}");
             return 0;
         }));
         return cmd;

@@ -40,7 +40,7 @@ internal static unsafe class MpiNative
         if (handle != 0) return;
         const int RtldNow = 2, RtldGlobal = 0x100;
         if (DlOpen(Library, RtldNow | RtldGlobal) == 0 || !NativeLibrary.TryLoad(Library, out handle))
-            throw new DllNotFoundException($"{Library} did not load: install Open MPI (apt-get install openmpi-bin libopenmpi-dev)");
+            throw new InstructTune.Common.InputException($"{Library} did not load: install Open MPI (apt-get install openmpi-bin libopenmpi-dev)");
         nint F(string name) => NativeLibrary.GetExport(handle, name);
         CommWorld = F("ompi_mpi_comm_world"); Float = F("ompi_mpi_float"); Double = F("ompi_mpi_double");
         OpSum = F("ompi_mpi_op_sum"); OpMax = F("ompi_mpi_op_max");

@@ -5,10 +5,10 @@ namespace InstructTune.Models.Inference;
 public sealed partial class InferenceModel
 {
     /// <summary>
-    /// Feeds each chunk's tokens into its cache and returns logits [R, V] in chunk order: every position of a
-    /// chunk with AllLogits, else only its last position. Positions must be below max_position_embeddings.
+    /// The residual stream after the last decoder layer (before the final norm), X [N, D] for every fed token, and
+    /// the rows whose logits <see cref="Forward"/> returns.
     /// </summary>
-    public float[] Forward(IReadOnlyList<SequenceChunk> chunks)
+    private (float[] X, List<int> Rows) Hidden(IReadOnlyList<SequenceChunk> chunks)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var c = Config;
@@ -43,6 +43,7 @@ public sealed partial class InferenceModel
             }
         }
         for (int n = 0; n < N; n++) _rope.Ensure(pos[n]); // grow the table before any parallel reads
+        var adapters = RowAdaptersOf(chunks);
 
         var X = new float[N * D];                                   // (N, D) residual stream
         for (int n = 0; n < N; n++) Embed.RowToF32(Tokens(chunks, n), X.AsSpan(n * D, D));
@@ -62,7 +63,7 @@ public sealed partial class InferenceModel
         {
             var L = Layers[l];
             InferenceOps.RmsNorm(X, L.InputNorm, eps, H, N, D);
-            LinearWeights.ForwardMany(H, N, (L.Q, Q), (L.K, Kn), (L.V, Vn));
+            LinearWeights.ForwardMany(H, N, adapters, (L.Q, Q), (L.K, Kn), (L.V, Vn));
             for (int n = 0; n < N; n++)
             {
                 _rope.At(pos[n], out var cos, out var sin);
@@ -77,16 +78,28 @@ public sealed partial class InferenceModel
                 }
             }
             CachedAttention.Step(Q, A, N, nH, nKv, hd, l, caches, index, window);
-            L.O.Forward(A, T, N);
+            L.O.Forward(A, T, N, adapters);
             System.Numerics.Tensors.TensorPrimitives.Add(X, T, X);
             InferenceOps.RmsNorm(X, L.PostAttentionNorm, eps, H, N, D);
-            LinearWeights.ForwardMany(H, N, (L.Gate, G), (L.Up, U));
+            LinearWeights.ForwardMany(H, N, adapters, (L.Gate, G), (L.Up, U));
             InferenceOps.SwiGlu(G, U);
-            L.Down.Forward(G, T, N);
+            L.Down.Forward(G, T, N, adapters);
             System.Numerics.Tensors.TensorPrimitives.Add(X, T, X);
         }
         foreach (var ch in chunks) ch.Cache.Length += ch.Tokens.Length;
+        return (X, rows);
+    }
 
+    /// <summary>
+    /// Feeds each chunk's tokens into its cache and returns logits [R, V] in chunk order: every position of a
+    /// chunk with AllLogits, else only its last position. Positions must be below max_position_embeddings.
+    /// </summary>
+    public float[] Forward(IReadOnlyList<SequenceChunk> chunks)
+    {
+        var (X, rows) = Hidden(chunks);
+        var c = Config;
+        int D = c.HiddenSize, V = c.VocabSize;
+        float eps = (float)c.RmsNormEps;
         int R = rows.Count;
         var Xs = new float[R * D];
         for (int r = 0; r < R; r++) X.AsSpan(rows[r] * D, D).CopyTo(Xs.AsSpan(r * D, D));
@@ -94,6 +107,40 @@ public sealed partial class InferenceModel
         var logits = new float[(long)R * V];
         LinearKernels.Forward(Xs, LmHead, [], logits, R);
         return logits;
+    }
+
+    /// <summary>
+    /// The mean over positions of the last hidden state (after the final RMSNorm, as transformers'
+    /// last_hidden_state) of one token sequence: a [D] sentence embedding. Because the LM head is linear,
+    /// LmHead · embedding equals the mean of the sequence's logits (the test of this method).
+    /// </summary>
+    public float[] MeanPooledHidden(int[] tokens, InferenceAdapter? adapter = null)
+    {
+        int D = Config.HiddenSize, N = tokens.Length;
+        var (X, _) = Hidden([new SequenceChunk(CreateCache(N), tokens, Adapter: adapter)]);
+        InferenceOps.RmsNorm(X, FinalNorm, (float)Config.RmsNormEps, X, N, D);
+        var mean = new float[D];
+        for (int n = 0; n < N; n++) System.Numerics.Tensors.TensorPrimitives.Add(mean, X.AsSpan(n * D, D), mean);
+        System.Numerics.Tensors.TensorPrimitives.Divide(mean, N, mean);
+        return mean;
+    }
+
+    /// <summary>Token rows grouped by their chunk's per-sequence adapter (null when no chunk has one).</summary>
+    private static RowAdapters? RowAdaptersOf(IReadOnlyList<SequenceChunk> chunks)
+    {
+        if (chunks.All(ch => ch.Adapter == null)) return null;
+        var groups = new Dictionary<InferenceAdapter, List<int>>();
+        int at = 0;
+        foreach (var ch in chunks)
+        {
+            if (ch.Adapter is { } a)
+            {
+                if (!groups.TryGetValue(a, out var rows)) groups[a] = rows = [];
+                for (int j = 0; j < ch.Tokens.Length; j++) rows.Add(at + j);
+            }
+            at += ch.Tokens.Length;
+        }
+        return new RowAdapters(groups.Select(g => (g.Key, g.Value.ToArray())).ToList());
     }
 
     private static int Tokens(IReadOnlyList<SequenceChunk> chunks, int n)

@@ -8,38 +8,126 @@ using InstructTune.Peft.Lora;
 
 namespace InstructTune.Models.Inference;
 
-/// <summary>A linear layer y = W·x + b (+ LoRA delta), HF layout W [out, in].</summary>
+/// <summary>
+/// A linear layer y = W·x + b, HF layout W [out, in], with the unmerged adapters PEFT can put on it:
+/// LoRA y += scale·B·A·x; DoRA then y = g ⊙ (y − b) + b with g = m / ‖W + scale·B·A‖_row (fixed at load);
+/// IA3 on the input (feedforward module) x ← l ⊙ x, or on the output y ← l ⊙ y (bias included, as PEFT).
+/// Per-sequence adapters (<paramref name="rows"/>) add plain LoRA deltas on top.
+/// </summary>
 public sealed class LinearWeights(WeightMatrix w, float[]? bias)
 {
     public WeightMatrix W { get; } = w;
     public float[]? Bias { get; } = bias;
-    public LoraDelta? Lora { get; set; }
+    public LoraDelta? Lora { get; private set; }
+    /// <summary>DoRA's per-output factor g = m / ‖W + scale·B·A‖_row, or null.</summary>
+    public float[]? DoraScale { get; private set; }
+    /// <summary>IA3 vector l scaling the input (In) or the output (Out), or null.</summary>
+    public float[]? Ia3Input { get; set; }
+    public float[]? Ia3Output { get; set; }
     public int In => W.Cols;
     public int Out => W.Rows;
 
-    /// <summary>Y[T, Out] = X[T, In]·Wᵀ + b + ((X·Aᵀ)·Bᵀ)·scale.</summary>
-    public void Forward(ReadOnlySpan<float> X, Span<float> Y, int T)
+    /// <summary>Attaches a LoRA (or DoRA, when the delta has a magnitude) delta.</summary>
+    public void AttachLora(LoraDelta d)
     {
+        Lora = d;
+        DoraScale = null;
+        if (d.Magnitude is not { } m) return;
+        var merged = W.ToF32();
+        // merged (out, in) = W + scale · B (out, r) · A (r, in); g[o] = m[o] / ‖merged[o, :]‖
+        Engine.Kernels.Gemm.Sgemm(false, false, d.Out, d.In, d.Rank, d.Scale, d.B, d.Rank, d.A, d.In, 1f, merged, d.In);
+        var g = new float[d.Out];
+        for (int o = 0; o < d.Out; o++)
+        {
+            double acc = 0;
+            foreach (var v in merged.AsSpan(o * d.In, d.In)) acc += (double)v * v;
+            g[o] = (float)(m[o] / Math.Sqrt(acc));
+        }
+        DoraScale = g;
+    }
+
+    /// <summary>Y[T, Out] = adapters around X[T, In]·Wᵀ + b; <paramref name="rows"/> adds each row's own LoRA adapter.</summary>
+    public void Forward(ReadOnlySpan<float> X, Span<float> Y, int T, RowAdapters? rows = null)
+    {
+        if (Ia3Input is { } l)
+        {
+            var xs = new float[T * In];
+            for (int t = 0; t < T; t++) System.Numerics.Tensors.TensorPrimitives.Multiply(X.Slice(t * In, In), l, xs.AsSpan(t * In, In));
+            LinearKernels.Forward(xs, W, Bias, Y, T);
+            AddAdapters(xs, Y, T, rows);
+            return;
+        }
         LinearKernels.Forward(X, W, Bias, Y, T);
-        AddLora(X, Y, T);
+        AddAdapters(X, Y, T, rows);
     }
 
     /// <summary>Several linears of the same input in one parallel region (q/k/v; gate/up).</summary>
-    public static void ForwardMany(float[] X, int T, params (LinearWeights L, float[] Y)[] products)
+    public static void ForwardMany(float[] X, int T, params (LinearWeights L, float[] Y)[] products) => ForwardMany(X, T, null, products);
+
+    public static void ForwardMany(float[] X, int T, RowAdapters? rows, params (LinearWeights L, float[] Y)[] products)
     {
+        if (products.Any(p => p.L.Ia3Input != null))
+        {
+            foreach (var (l, y) in products) l.Forward(X, y, T, rows);
+            return;
+        }
         LinearKernels.ForwardMany(X, T, products.Select(p => (p.L.W, p.L.Bias, p.Y)).ToArray());
-        foreach (var (l, y) in products) l.AddLora(X, y, T);
+        foreach (var (l, y) in products) l.AddAdapters(X, y, T, rows);
     }
 
-    private void AddLora(ReadOnlySpan<float> X, Span<float> Y, int T)
+    private void AddAdapters(ReadOnlySpan<float> X, Span<float> Y, int T, RowAdapters? rows)
     {
-        if (Lora is not { } d) return;
+        if (Lora is { } d) AddDelta(d, X, Y, T);
+        if (DoraScale is { } g)
+            for (int t = 0; t < T; t++)
+            {
+                var y = Y.Slice(t * Out, Out);
+                if (Bias != null) System.Numerics.Tensors.TensorPrimitives.Subtract(y, Bias, y);
+                System.Numerics.Tensors.TensorPrimitives.Multiply(y, g, y);
+                if (Bias != null) System.Numerics.Tensors.TensorPrimitives.Add(y, Bias, y);
+            }
+        if (Ia3Output is { } l)
+            for (int t = 0; t < T; t++) System.Numerics.Tensors.TensorPrimitives.Multiply(Y.Slice(t * Out, Out), l, Y.Slice(t * Out, Out));
+        if (rows == null) return;
+        // Rows of each per-sequence adapter are gathered, get that adapter's delta, and are scattered back.
+        foreach (var (adapter, rowIds) in rows.Groups)
+        {
+            if (!adapter.Deltas.TryGetValue(this, out var a)) continue;
+            int R = rowIds.Length;
+            var xs = new float[R * In];                                      // (R, In)
+            var ys = new float[R * Out];                                     // (R, Out)
+            for (int r = 0; r < R; r++) X.Slice(rowIds[r] * In, In).CopyTo(xs.AsSpan(r * In, In));
+            AddDelta(a, xs, ys, R);
+            for (int r = 0; r < R; r++)
+                System.Numerics.Tensors.TensorPrimitives.Add(Y.Slice(rowIds[r] * Out, Out), ys.AsSpan(r * Out, Out), Y.Slice(rowIds[r] * Out, Out));
+        }
+    }
+
+    private static void AddDelta(LoraDelta d, ReadOnlySpan<float> X, Span<float> Y, int T)
+    {
         var ax = new float[T * d.Rank];                                     // (T, r)
         LinearKernels.Forward(X, WeightMatrix.FromF32(d.Rank, d.In, d.A), [], ax, T);
         var bax = new float[T * d.Out];                                     // (T, Out)
         LinearKernels.Forward(ax, WeightMatrix.FromF32(d.Out, d.Rank, d.B), [], bax, T);
         System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(bax, d.Scale, Y[..(T * d.Out)], Y[..(T * d.Out)]);
     }
+}
+
+/// <summary>
+/// A LoRA adapter prepared for one model without being attached to it: its deltas keyed by the model's linear
+/// layers. Several of these can serve different sequences of the same forward pass (multi-LoRA on one base):
+/// each <see cref="SequenceChunk"/> names its own, and the base weights are streamed once for all of them.
+/// </summary>
+public sealed class InferenceAdapter(string name, IReadOnlyDictionary<LinearWeights, LoraDelta> deltas)
+{
+    public string Name { get; } = name;
+    internal IReadOnlyDictionary<LinearWeights, LoraDelta> Deltas { get; } = deltas;
+}
+
+/// <summary>Which token rows of a forward pass use which per-sequence adapter.</summary>
+public sealed class RowAdapters(IReadOnlyList<(InferenceAdapter Adapter, int[] Rows)> groups)
+{
+    public IReadOnlyList<(InferenceAdapter Adapter, int[] Rows)> Groups { get; } = groups;
 }
 
 public sealed class DecoderLayerWeights
@@ -55,8 +143,10 @@ public sealed class DecoderLayerWeights
     }
 }
 
-/// <summary>A run of consecutive tokens of one sequence (cache) to feed in one step; positions default to the cache index.</summary>
-public sealed record SequenceChunk(KvCache Cache, int[] Tokens, int[]? Positions = null, bool AllLogits = false);
+/// <summary>A run of consecutive tokens of one sequence (cache) to feed in one step; positions default to the cache index;
+/// <paramref name="Adapter"/> adds a LoRA adapter for this sequence only (on top of any attached one).</summary>
+public sealed record SequenceChunk(KvCache Cache, int[] Tokens, int[]? Positions = null, bool AllLogits = false,
+    InferenceAdapter? Adapter = null);
 
 public sealed partial class InferenceModel : IDisposable
 {
@@ -86,14 +176,45 @@ public sealed partial class InferenceModel : IDisposable
     /// <summary>Attaches LoRA deltas to the named linears (unmerged); throws when a module does not exist or mismatches.</summary>
     public void ApplyAdapter(LoraAdapterFile adapter)
     {
+        foreach (var (lin, d) in Check(adapter)) lin.AttachLora(d);
+    }
+
+    /// <summary>Checks an adapter against this model and keys its deltas by linear layer, without attaching it
+    /// (for per-sequence adapters, <see cref="SequenceChunk.Adapter"/>).</summary>
+    public InferenceAdapter PrepareAdapter(LoraAdapterFile adapter, string name)
+    {
+        if (adapter.UseDora)
+            throw new InvalidDataException($"adapter \"{name}\" is DoRA (use_dora): its magnitude rescales whole rows, so it cannot be a per-sequence adapter; attach it to the model (--adapter) or merge it");
+        return new InferenceAdapter(name, Check(adapter));
+    }
+
+    private Dictionary<LinearWeights, LoraDelta> Check(LoraAdapterFile adapter)
+    {
         var byName = Layers.SelectMany((l, i) => l.Linears(i)).ToDictionary(x => x.Name, x => x.L);
+        var deltas = new Dictionary<LinearWeights, LoraDelta>();
         foreach (var (module, d) in adapter.Deltas)
         {
             if (!byName.TryGetValue(module, out var lin))
                 throw new InvalidDataException($"adapter targets \"{module}\", which is not a linear layer of this model");
             if (d.In != lin.In || d.Out != lin.Out)
                 throw new InvalidDataException($"adapter \"{module}\": A/B give [{d.Out}×{d.In}], the layer is [{lin.Out}×{lin.In}]");
-            lin.Lora = d;
+            deltas[lin] = d;
+        }
+        return deltas;
+    }
+
+    /// <summary>Attaches IA3 vectors to the named linears (unmerged); throws when a module does not exist or mismatches.</summary>
+    public void ApplyIa3(Peft.Ia3.Ia3AdapterFile adapter)
+    {
+        var byName = Layers.SelectMany((l, i) => l.Linears(i)).ToDictionary(x => x.Name, x => x.L);
+        foreach (var (module, v) in adapter.Vectors)
+        {
+            if (!byName.TryGetValue(module, out var lin))
+                throw new InvalidDataException($"adapter targets \"{module}\", which is not a linear layer of this model");
+            int want = v.Feedforward ? lin.In : lin.Out;
+            if (v.L.Length != want)
+                throw new InvalidDataException($"adapter \"{module}\": ia3_l has {v.L.Length} entries, the layer's {(v.Feedforward ? "input" : "output")} has {want}");
+            if (v.Feedforward) lin.Ia3Input = v.L; else lin.Ia3Output = v.L;
         }
     }
 

@@ -12,7 +12,20 @@ namespace InstructTune.Training.Loop;
 
 /// <summary>What one optimizer step did.</summary>
 public sealed record StepResult(int Step, double Loss, double InstructionLoss, double NextTokenLoss, double GradNorm,
-    double LearningRate, int Tokens, StepVerdict Verdict, string? SkipReason, double Seconds);
+    double LearningRate, int Tokens, StepVerdict Verdict, string? SkipReason, double Seconds,
+    IReadOnlyDictionary<string, double>? Metrics = null);
+
+/// <summary>
+/// A training objective other than the instruction loss (feedback tuning: Training/Preference): it runs
+/// forward and backward over the micro-batches of one step, normalised over the whole step, and reports the
+/// step's loss, its tokens and the metrics to log.
+/// </summary>
+public interface IStepObjective
+{
+    StepOutcome ForwardBackward(LlamaModel model, IReadOnlyList<Batch> microBatches, bool checkpointLayers);
+}
+
+public sealed record StepOutcome(double Loss, int Tokens, IReadOnlyDictionary<string, double> Metrics);
 
 public sealed class TrainingDivergedException(string message) : Exception(message);
 
@@ -57,6 +70,8 @@ public sealed class Trainer
     /// <summary>Micro-batches of one optimizer step over all ranks (what a checkpoint records).</summary>
     public int GlobalMicroBatches => Options.GradientAccumulationSteps * Comm.Size;
     private GradientReducer? _reducer;
+    /// <summary>When set, replaces the instruction loss of <see cref="TrainerOptions.Objective"/> (feedback objectives).</summary>
+    public IStepObjective? StepObjective { get; init; }
 
     public Trainer(LlamaModel model, IReadOnlyList<(string Name, Parameter Parameter)> trainable, AdamW optimizer,
         IBatchSource sampler, TrainerOptions options)
@@ -69,6 +84,9 @@ public sealed class Trainer
     /// <summary>Trains data-parallel over <paramref name="comm"/>'s ranks (every rank calls this, same arguments).</summary>
     public void Distribute(ICommunicator comm, int zeroStage, double bucketMiB)
     {
+        // Feedback objectives normalise over their own step's pairs; they are not split over ranks yet.
+        if (StepObjective != null && comm.Size > 1)
+            throw new Config.ConfigException("training.objective: feedback objectives run in one process only (not under mpirun with several ranks yet)");
         Comm = comm;
         var parameters = Trainable.Select(t => t.Parameter).ToList();
         _reducer = new GradientReducer(comm, parameters, (int)Math.Clamp(bucketMiB * 262144, 1024, int.MaxValue / 2));
@@ -82,6 +100,7 @@ public sealed class Trainer
         var micro = new List<Batch>(GA);
         for (int g = 0; g < GA * Comm.Size; g++)
             if (g / GA == Comm.Rank) micro.Add(Sampler.Next()); else Sampler.Skip();
+        if (StepObjective != null) return Finish(StepObjective.ForwardBackward(Model, micro, Options.CheckpointLayers), clock);
         var counts = SumOverRanks(InstructionObjective.Count(micro, Options.Objective, Options.TaskCount));
 
         double loss = 0, instrSum = 0, lmSum = 0;
@@ -105,6 +124,23 @@ public sealed class Trainer
             _reducer.Reduce(sums);   // gradients and these sums, over all ranks
             (loss, instrSum, lmSum, tokens) = (sums[0], sums[1], sums[2], (int)sums[3]);
         }
+        var (gradNorm, lr, verdict) = RegularizeClipAndStep(ref loss);
+        return new StepResult(Step, loss,
+            counts.InstructionTokens == 0 ? 0 : instrSum / counts.InstructionTokens,
+            counts.LmTokens == 0 ? 0 : lmSum / counts.LmTokens,
+            gradNorm, lr, tokens, verdict, Guard.LastReason, clock.Elapsed.TotalSeconds);
+    }
+
+    private StepResult Finish(StepOutcome o, Stopwatch clock)
+    {
+        double loss = o.Loss;
+        var (gradNorm, lr, verdict) = RegularizeClipAndStep(ref loss);
+        return new StepResult(Step, loss, 0, 0, gradNorm, lr, o.Tokens, verdict, Guard.LastReason, clock.Elapsed.TotalSeconds, o.Metrics);
+    }
+
+    /// <summary>Regularize → clip → guard → step (gradients are already accumulated), then advance the counter.</summary>
+    private (double GradNorm, float Lr, StepVerdict Verdict) RegularizeClipAndStep(ref double loss)
+    {
         foreach (var regularizer in Regularizers) loss += regularizer.AddToGradients();
 
         var parameters = Trainable.Select(t => t.Parameter).ToList();
@@ -120,10 +156,7 @@ public sealed class Trainer
         Step++;
         if (verdict == StepVerdict.Stop)
             throw new TrainingDivergedException($"step {Step}: {Guard.ConsecutiveBad} bad steps in a row, last: {Guard.LastReason}");
-        return new StepResult(Step, loss,
-            counts.InstructionTokens == 0 ? 0 : instrSum / counts.InstructionTokens,
-            counts.LmTokens == 0 ? 0 : lmSum / counts.LmTokens,
-            gradNorm, lr, tokens, verdict, Guard.LastReason, clock.Elapsed.TotalSeconds);
+        return (gradNorm, lr, verdict);
     }
 
     /// <summary>
