@@ -6,8 +6,8 @@ namespace InstructTune.Training.Config;
 /// <summary>`ia3:` — read when training.method = ia3 (PEFT IA3Config).</summary>
 public sealed class Ia3Section
 {
-    /// <summary>Linear layers that get a learned vector (module-name suffixes, or "re:" + a regular expression).</summary>
+    [ConfigKey("Linear layers that get a learned vector (module-name suffixes, or \"re:\" + a regular expression).")]
     public List<string> TargetModules { get; set; } = ["k_proj", "v_proj", "down_proj"];
-    /// <summary>Targets whose vector scales the input instead of the output (must be a subset of target_modules).</summary>
+    [ConfigKey("Targets whose vector scales the input instead of the output (must be a subset of target_modules).")]
     public List<string> FeedforwardModules { get; set; } = ["down_proj"];
 }
