@@ -49,8 +49,14 @@ public static class TrainerCheckpoint
     {
         var statePath = Path.Combine(dir, StateFile);
         if (!File.Exists(statePath)) throw new FileNotFoundException($"{dir} is not a training checkpoint ({StateFile} missing)", statePath);
-        var state = JsonSerializer.Deserialize<State>(File.ReadAllText(statePath))
-            ?? throw new InvalidDataException($"{statePath}: empty state");
+        State? state;
+        try { state = JsonSerializer.Deserialize<State>(File.ReadAllText(statePath)); }
+        catch (Exception e) when (e is JsonException or NotSupportedException)
+        {
+            throw new InvalidDataException($"{statePath}: damaged trainer state ({e.Message.Split('\n')[0]}); resume from an earlier checkpoint", e);
+        }
+        if (state is null || state.Sampler is null || state.Rngs is null || state.OptimizerSteps is null || state.Step < 0)
+            throw new InvalidDataException($"{statePath}: damaged trainer state (missing step, sampler, rngs or optimizer_steps); resume from an earlier checkpoint");
         using (var weights = SafetensorsFile.Open(Path.Combine(dir, WeightsFile)))
         using (var moments = SafetensorsFile.Open(Path.Combine(dir, OptimizerFile)))
         {
@@ -69,7 +75,11 @@ public static class TrainerCheckpoint
             }
         }
         trainer.Step = state.Step;
-        trainer.Sampler.Restore(state.Sampler);
+        try { trainer.Sampler.Restore(state.Sampler); }
+        catch (Exception e) when (e is ArgumentException or IndexOutOfRangeException or InvalidOperationException or NullReferenceException)
+        {
+            throw new InvalidDataException($"{statePath}: damaged trainer state (sampler: {e.Message}); resume from an earlier checkpoint", e);
+        }
         trainer.Guard.Restore((state.GuardEma, state.GuardAccepted, state.GuardConsecutiveBad, state.GuardTotalSkipped));
         foreach (var (name, rng) in trainer.Rngs)
             if (state.Rngs.TryGetValue(name, out var s)) rng.State = s;
