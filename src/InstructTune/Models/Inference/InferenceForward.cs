@@ -7,10 +7,30 @@ public sealed partial class InferenceModel
     /// <summary>
     /// Feeds each chunk's tokens into its cache and returns logits [R, V] in chunk order: every position of a
     /// chunk with AllLogits, else only its last position. Positions must be below max_position_embeddings.
+    /// With virtual tokens attached (prompt or prefix tuning), a chunk that starts an empty cache first gets them:
+    /// the prefix keys/values copied into cache rows 0..P−1, or the soft prompt run through the model; real tokens
+    /// then sit at cache index and position P.. (explicit positions are shifted by P).
     /// </summary>
     public float[] Forward(IReadOnlyList<SequenceChunk> chunks)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (VirtualTokens > 0)
+        {
+            var fresh = chunks.Where(ch => ch.Cache.Length == 0).ToList();
+            if (_prefixK != null) foreach (var ch in fresh) FillPrefix(ch.Cache);
+            else if (fresh.Count > 0)
+            {
+                var prompts = fresh.Select(ch => new SequenceChunk(ch.Cache, new int[VirtualTokens])).ToList();
+                ForwardCore(prompts, _softPrompt);
+            }
+            chunks = chunks.Select(ch => ch.Positions == null ? ch : ch with { Positions = ch.Positions.Select(p => p + VirtualTokens).ToArray() }).ToList();
+        }
+        return ForwardCore(chunks, null);
+    }
+
+    /// <summary>The forward pass; <paramref name="inputRows"/> replaces the token embeddings (N, D) when given.</summary>
+    private float[] ForwardCore(IReadOnlyList<SequenceChunk> chunks, float[]? inputRows)
+    {
         var c = Config;
         int D = c.HiddenSize, nH = c.NumAttentionHeads, nKv = c.NumKeyValueHeads, hd = c.HeadDim, V = c.VocabSize;
         int N = chunks.Sum(ch => ch.Tokens.Length);
@@ -46,7 +66,9 @@ public sealed partial class InferenceModel
         var adapters = RowAdaptersOf(chunks);
 
         var X = new float[N * D];                                   // (N, D) residual stream
-        for (int n = 0; n < N; n++) Embed.RowToF32(Tokens(chunks, n), X.AsSpan(n * D, D));
+        if (inputRows != null)                                      // soft prompt rows, the same for every chunk
+            for (int n = 0; n < N; n++) inputRows.AsSpan((index[n] % VirtualTokens) * D, D).CopyTo(X.AsSpan(n * D, D));
+        else for (int n = 0; n < N; n++) Embed.RowToF32(Tokens(chunks, n), X.AsSpan(n * D, D));
         var H = new float[N * D];
         var Q = new float[N * nH * hd];                             // (N, nH, hd)
         var Kn = new float[N * nKv * hd];                           // (N, nKv, hd)

@@ -88,3 +88,35 @@ public static class PrefixTuningInjector
     public static PrefixEncoder? Find(Module model) =>
         model.NamedModules().Select(m => m.Module).OfType<PrefixEncoder>().FirstOrDefault();
 }
+
+/// <summary>Prefix tuning in PEFT's layout (peft_type PREFIX_TUNING, tensor `prompt_embeddings` (P, L·2·token_dim)
+/// holding the prefixes — the MLP's output with prefix_projection — and inference_mode true, as PEFT saves it).</summary>
+public static class PrefixTuningAdapterIO
+{
+    public static void Save(LlamaModel model, PrefixTuningConfig config, string dir, string baseModelPath = "")
+    {
+        var encoder = PrefixTuningInjector.Find(model) ?? throw new InvalidOperationException("the model has no prefix encoder to save");
+        float[] prefixes;
+        using (Tape.Record(recordGrad: false)) prefixes = encoder.Prefixes().ToArray();
+        var c = model.Config;
+        PromptLearningFile.Save(dir, "PREFIX_TUNING", prefixes, encoder.Count, c.NumHiddenLayers * 2 * encoder.TokenDim, new System.Text.Json.Nodes.JsonObject
+        {
+            ["token_dim"] = encoder.TokenDim,
+            ["num_attention_heads"] = c.NumKeyValueHeads,
+            ["num_layers"] = c.NumHiddenLayers,
+            ["encoder_hidden_size"] = encoder.EncoderHiddenSize,
+            ["prefix_projection"] = encoder.Projection,
+        }, baseModelPath);
+    }
+
+    /// <summary>Loads the saved prefixes as a plain (projection-free) encoder, as PEFT does in inference mode.</summary>
+    public static void LoadInto(LlamaModel model, PromptLearningFile file, string dir)
+    {
+        var c = model.Config;
+        int want = c.NumHiddenLayers * 2 * c.NumKeyValueHeads * c.HeadDim;
+        if (file.Width != want)
+            throw new InvalidDataException($"{dir}: prompt_embeddings rows have {file.Width} values; this model's prefixes need num_layers {c.NumHiddenLayers} × 2 × {c.NumKeyValueHeads * c.HeadDim} = {want}");
+        try { PrefixTuningInjector.Inject(model, new PrefixTuningConfig { NumVirtualTokens = file.NumVirtualTokens }, 0).Embedding.Load(file.Embeddings); }
+        catch (ArgumentException e) { throw new InvalidDataException($"{dir}: {e.Message}"); }
+    }
+}

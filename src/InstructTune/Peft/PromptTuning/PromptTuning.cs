@@ -74,3 +74,30 @@ public static class PromptTuningInjector
     public static PromptEmbedding? Find(Module model) =>
         model.NamedModules().Select(m => m.Module).OfType<PromptEmbedding>().FirstOrDefault();
 }
+
+/// <summary>Prompt tuning in PEFT's layout (peft_type PROMPT_TUNING, tensor `prompt_embeddings` (P, hidden)).</summary>
+public static class PromptTuningAdapterIO
+{
+    public static void Save(LlamaModel model, PromptTuningConfig config, string dir, string baseModelPath = "")
+    {
+        var prompt = PromptTuningInjector.Find(model) ?? throw new InvalidOperationException("the model has no soft prompt to save");
+        var c = model.Config;
+        PromptLearningFile.Save(dir, "PROMPT_TUNING", prompt.Embedding.ToArray(), prompt.Count, c.HiddenSize, new System.Text.Json.Nodes.JsonObject
+        {
+            ["token_dim"] = c.HiddenSize,
+            ["num_attention_heads"] = c.NumAttentionHeads,
+            ["num_layers"] = c.NumHiddenLayers,
+            ["prompt_tuning_init"] = config.Init switch { PromptInit.Text => "TEXT", PromptInit.SampleVocab => "SAMPLE_VOCAB", _ => "RANDOM" },
+            ["prompt_tuning_init_text"] = config.Init == PromptInit.Text ? config.InitText : null,
+            ["tokenizer_name_or_path"] = config.Init == PromptInit.Text ? baseModelPath : null,
+        }, baseModelPath);
+    }
+
+    public static void LoadInto(LlamaModel model, PromptLearningFile file, string dir)
+    {
+        if (file.Width != model.Config.HiddenSize)
+            throw new InvalidDataException($"{dir}: prompt_embeddings rows have {file.Width} values; the model's hidden_size is {model.Config.HiddenSize}");
+        try { PromptTuningInjector.Inject(model, new PromptTuningConfig { NumVirtualTokens = file.NumVirtualTokens }, 0).Embedding.Load(file.Embeddings); }
+        catch (ArgumentException e) { throw new InvalidDataException($"{dir}: {e.Message}"); }
+    }
+}

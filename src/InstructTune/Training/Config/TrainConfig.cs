@@ -3,7 +3,7 @@ namespace InstructTune.Training.Config;
 // The typed training configuration. Every property has a default that runs; YAML keys are the snake_case
 // property names (e.g. `training.learning_rate`). Read with ConfigLoader, which applies key=value overrides.
 
-public enum TuningMethod { Full, Lora, Qlora, Ia3 }
+public enum TuningMethod { Full, Lora, Qlora, Ia3, PromptTuning, PrefixTuning }
 public enum LrSchedule { Constant, Linear, Cosine }
 public enum TaskWeighting { None, Fixed, InverseFrequency, Uncertainty }
 public enum WeightStorage { Float32, Bfloat16 }
@@ -16,6 +16,8 @@ public sealed class TrainConfig
     public LossSection Loss { get; set; } = new();
     public LoraSection Lora { get; set; } = new();
     public Ia3Section Ia3 { get; set; } = new();
+    public PromptTuningSection PromptTuning { get; set; } = new();
+    public PrefixTuningSection PrefixTuning { get; set; } = new();
     public CheckpointSection Checkpoint { get; set; } = new();
     public EvalSection Eval { get; set; } = new();
     public LoggingSection Logging { get; set; } = new();
