@@ -15,5 +15,6 @@ public static class CommandCatalog
         yield return ChatTemplateCommands.Create();
         foreach (var c in ModelCommands.Create()) yield return c;
         yield return QuickstartCommand.Create();
+        yield return ServeCommands.Create();
     }
 }

@@ -16,10 +16,11 @@ public static class JudgeConfigFile
     {
         getEnv ??= Environment.GetEnvironmentVariable;
         if (!File.Exists(path)) throw new EvalInputException($"{path}: judge config not found");
+        var yamlText = Training.Config.YamlDepthGuard.ReadFile(path);
         var yaml = new YamlStream();
         try
         {
-            using var reader = new StreamReader(path);
+            using var reader = new StringReader(yamlText);
             yaml.Load(reader);
         }
         catch (YamlDotNet.Core.YamlException ex) { throw new EvalInputException($"{path}:{ex.Start.Line}: {ex.Message}"); }

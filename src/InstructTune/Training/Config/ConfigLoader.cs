@@ -18,7 +18,7 @@ public static class ConfigLoader
         if (!string.IsNullOrEmpty(yamlPath))
         {
             if (!File.Exists(yamlPath)) throw new ConfigException($"config file not found: {yamlPath}");
-            root = Parse(File.ReadAllText(yamlPath), yamlPath);
+            root = Parse(YamlDepthGuard.ReadFile(yamlPath), yamlPath);
         }
         foreach (var item in overrides ?? [])
             ApplyOverride(root, item);
@@ -34,6 +34,7 @@ public static class ConfigLoader
 
     private static YamlMappingNode Parse(string yaml, string source)
     {
+        YamlDepthGuard.Check(yaml, source);
         var stream = new YamlStream();
         try { stream.Load(new StringReader(yaml)); }
         catch (YamlDotNet.Core.YamlException e)
@@ -62,16 +63,29 @@ public static class ConfigLoader
             node = child as YamlMappingNode
                 ?? throw new ConfigException($"override '{assignment}': '{string.Join('.', keys[..(i + 1)])}' is not a section");
         }
-        node.Children[new YamlScalarNode(keys[^1])] = ParseValue(valueText);
+        node.Children[new YamlScalarNode(keys[^1])] = ParseValue(valueText, assignment);
     }
 
-    private static YamlNode ParseValue(string text)
+    private static YamlNode ParseValue(string text, string assignment)
     {
         var trimmed = text.Trim();
         if (trimmed.StartsWith('[') || trimmed.StartsWith('{'))
         {
+            var yaml = "v: " + trimmed;
             var stream = new YamlStream();
-            stream.Load(new StringReader("v: " + trimmed));
+            try
+            {
+                YamlDepthGuard.Check(yaml, $"override '{assignment}'");
+                stream.Load(new StringReader(yaml));
+            }
+            catch (YamlDotNet.Core.YamlException e)
+            {
+                throw new ConfigException($"override '{assignment}': the value is not valid YAML ({e.InnerException?.Message ?? e.Message})");
+            }
+            catch (ConfigException e) when (e.Message.Contains("malformed YAML"))
+            {
+                throw new ConfigException($"override '{assignment}': the value is not a valid YAML list or mapping (e.g. [q_proj, v_proj])");
+            }
             return ((YamlMappingNode)stream.Documents[0].RootNode).Children[new YamlScalarNode("v")];
         }
         return new YamlScalarNode(text);
