@@ -184,9 +184,12 @@ public sealed class FineTuneRecipe
         return new FineTuneRecipe(config, inputs, resume);
     }
 
-    private static void Validate(TrainConfig c)
+    /// <summary>Cross-key rules the per-key ranges cannot express (`itune config validate` runs these too).</summary>
+    public static void Validate(TrainConfig c)
     {
-        void Require(bool ok, string key, string why) { if (!ok) throw new ConfigException($"{key}: {why}"); }
+        void Require(bool ok, string key, string why) { if (!ok) throw new ConfigException($"{key}: {why}", key); }
+        Require(c.Loss.EwcReferencePath.Length == 0, "loss.ewc_reference_path",
+            "is not supported yet (the continual-learning recipe will read it); remove it: loss.ewc_lambda estimates the Fisher on the validation data");
         Require(c.Training.MicroBatchSize > 0, "training.micro_batch_size", "must be positive");
         Require(c.Training.GradientAccumulationSteps > 0, "training.gradient_accumulation_steps", "must be positive");
         Require(c.Training.LearningRate > 0, "training.learning_rate", "must be positive");
