@@ -20,6 +20,7 @@ public static class EvalCommands
         eval.Subcommands.Add(EvalJudgeCommand.Create());
         eval.Subcommands.Add(CreateModelCommand());
         eval.Subcommands.Add(EvalRunCommand.Create());
+        eval.Subcommands.Add(EvalRunCommand.CreateCompare());
         return eval;
     }
 
