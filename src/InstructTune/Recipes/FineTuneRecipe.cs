@@ -3,6 +3,7 @@ using InstructTune.Data.Cache;
 using InstructTune.Data.Loading;
 using InstructTune.Data.Pipeline;
 using InstructTune.Data.Records;
+using InstructTune.Distributed;
 using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Optim;
 using InstructTune.Engine.Tensors;
@@ -19,7 +20,11 @@ namespace InstructTune.Recipes;
 
 /// <summary>A model and tokenized data, ready to train (from disk in <see cref="FineTuneRecipe.Setup"/>, or made in memory).</summary>
 public sealed record TrainingInputs(LlamaModel Model, IReadOnlyList<TokenizedExample> Train,
-    IReadOnlyList<TokenizedExample> Validation, int PadId, IReadOnlyList<string> TaskNames, string ModelPath = "");
+    IReadOnlyList<TokenizedExample> Validation, int PadId, IReadOnlyList<string> TaskNames, string ModelPath = "")
+{
+    /// <summary>The tokenizer as text → ids with special tokens (prompt tuning's init text), when there is one.</summary>
+    public Func<string, int[]>? Encode { get; init; }
+}
 
 /// <summary>What a finished run reports.</summary>
 public sealed record TrainingSummary(int Steps, double FinalLoss, double? ValidationLoss, IReadOnlyList<(int Step, double Loss)> LossCurve,
@@ -30,6 +35,9 @@ public sealed record TrainingSummary(int Steps, double FinalLoss, double? Valida
 /// resume) → train (steps, logging, validation, checkpoints, early stopping) → save (the model in HF layout, or
 /// the adapter in PEFT layout, under run_dir/final). Everything that can be wrong with the config or inputs is
 /// checked in setup, before the first step.
+/// Data parallel (mpirun, <see cref="ICommunicator"/>): every rank runs this recipe with the same config; the
+/// trainer splits each global batch over the ranks; rank 0 alone prepares the data cache, validates, logs,
+/// writes checkpoints and exports, and the others wait for it at the next collective.
 /// </summary>
 public sealed class FineTuneRecipe : IDisposable
 {
@@ -42,6 +50,7 @@ public sealed class FineTuneRecipe : IDisposable
     private readonly CheckpointStore _store;
     private readonly int _totalSteps;
     private RunFolder? _folder;
+    private readonly ICommunicator _comm;
 
     public Trainer Trainer => _trainer;
     /// <summary>The model being trained (with its adapters injected).</summary>
@@ -52,10 +61,11 @@ public sealed class FineTuneRecipe : IDisposable
     /// <summary>Hook for tests: called inside every checkpoint write, before the files are published.</summary>
     public static Action<string>? OnCheckpointWriting { get; set; }
 
-    private FineTuneRecipe(TrainConfig config, TrainingInputs inputs, string? resume, RunFolder? folder = null, RunInfo? run = null,
-        bool resumeForce = false, Action<string>? say = null)
+    private FineTuneRecipe(TrainConfig config, TrainingInputs inputs, string? resume, ICommunicator comm, RunFolder? folder = null,
+        RunInfo? run = null, bool resumeForce = false, Action<string>? say = null)
     {
         _config = config;
+        _comm = comm;
         _inputs = inputs;
         _folder = folder;
         var t = config.Training;
@@ -63,7 +73,15 @@ public sealed class FineTuneRecipe : IDisposable
         if (inputs.Train.Count == 0) throw new ConfigException("data.path: the dataset has no usable examples");
         RefuseWhatCannotTrain(config, inputs, say);
 
-        _peft = PeftRegistry.Inject(model, config);
+        if (model.Config is var mc && (t.Method == TuningMethod.PromptTuning || t.Method == TuningMethod.PrefixTuning))
+        {
+            string key = t.Method == TuningMethod.PromptTuning ? "prompt_tuning" : "prefix_tuning";
+            int p = t.Method == TuningMethod.PromptTuning ? config.PromptTuning.NumVirtualTokens : config.PrefixTuning.NumVirtualTokens;
+            int longest = inputs.Train.Concat(inputs.Validation).Select(e => e.Ids.Length).DefaultIfEmpty(0).Max();
+            if (p + longest > mc.MaxPositionEmbeddings)
+                throw new ConfigException($"{key}.num_virtual_tokens: {p} virtual tokens + the longest example's {longest} tokens exceed the model's max_position_embeddings {mc.MaxPositionEmbeddings}");
+        }
+        _peft = PeftRegistry.Inject(model, config, inputs.Encode);
         var trainable = model.NamedParameters().Where(p => !p.Parameter.Frozen).ToList();
 
         Parameter? logVars = null;
@@ -78,7 +96,7 @@ public sealed class FineTuneRecipe : IDisposable
 
         var batchOptions = new BatchOptions(config.Data.Pack ? BatchMode.Packed : BatchMode.Bucketed, t.MicroBatchSize, config.Data.MaxSeqLen);
         var sampler = new DataSampler(inputs.Train, batchOptions, inputs.PadId, t.Seed);
-        int stepsPerEpoch = Math.Max(1, sampler.BatchesPerEpoch / t.GradientAccumulationSteps);
+        int stepsPerEpoch = Math.Max(1, sampler.BatchesPerEpoch / (t.GradientAccumulationSteps * comm.Size));
         _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : t.Epochs * stepsPerEpoch;
 
         var optimizer = new AdamW(ParamGroup.DecayMatricesOnly(trainable.Select(p => p.Parameter), (float)t.WeightDecay),
@@ -92,6 +110,7 @@ public sealed class FineTuneRecipe : IDisposable
         _trainer = new Trainer(model, trainable, optimizer, new SamplerBatchSource(sampler),
             new TrainerOptions(t.GradientAccumulationSteps, (float)t.MaxGradNorm, schedule, objective, inputs.TaskNames.Count,
                 t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps));
+        if (comm.Size > 1) _trainer.Distribute(comm, config.Distributed.ZeroStage, config.Distributed.BucketMb);
         if (objective.NoiseRng != null) _trainer.Rngs["neftune"] = objective.NoiseRng;
         if (_peft?.Rng != null) _trainer.Rngs["lora_dropout"] = _peft.Rng;
 
@@ -103,9 +122,12 @@ public sealed class FineTuneRecipe : IDisposable
         if (folder != null && run != null) folder.Record(run, resume != null, resumeForce, say);
         if (resume != null)
         {
+            // Every rank reads the checkpoint (the run folder must be reachable from every node, as model.path is).
             TrainerCheckpoint.Restore(_trainer, CheckpointStore.Resolve(resume, config.Checkpoint.OutputDir));
-            // The steps after the checkpoint are replayed and logged again: drop their old lines.
-            int dropped = Training.Logging.JsonlMetricsLogger.TruncateAfter(Path.Combine(config.Checkpoint.OutputDir, "metrics.jsonl"), _trainer.Step);
+            _trainer.Zero?.DropForeignState();
+            // The steps after the checkpoint are replayed and logged again (by rank 0): drop their old lines.
+            int dropped = comm.Rank != 0 ? 0
+                : Training.Logging.JsonlMetricsLogger.TruncateAfter(Path.Combine(config.Checkpoint.OutputDir, "metrics.jsonl"), _trainer.Step);
             if (dropped > 0) say?.Invoke($"resume at step {_trainer.Step}: {dropped} metrics.jsonl line(s) of later steps dropped (they are replayed)");
         }
     }
@@ -175,8 +197,10 @@ public sealed class FineTuneRecipe : IDisposable
 
     /// <summary>Loads the model, tokenizer and data the config names; refuses bad paths and settings with the key named.</summary>
     /// <param name="start">How to treat a folder that already holds a run (default: refuse unless resuming).</param>
-    public static FineTuneRecipe Setup(TrainConfig config, string? resume = null, Action<string>? say = null, RunStartOptions? start = null)
+    public static FineTuneRecipe Setup(TrainConfig config, string? resume = null, Action<string>? say = null, ICommunicator? comm = null,
+        RunStartOptions? start = null)
     {
+        comm ??= SingleProcess.Instance;
         var modelPath = config.Model.Path;
         if (string.IsNullOrEmpty(modelPath)) throw new ConfigException("model.path is required (a Hugging Face checkpoint folder)");
         if (!File.Exists(Path.Combine(modelPath, "config.json"))) throw new ConfigException($"model.path: no config.json in '{modelPath}'");
@@ -187,18 +211,19 @@ public sealed class FineTuneRecipe : IDisposable
         Validate(config);
         start ??= new RunStartOptions();
         var startedAt = DateTimeOffset.UtcNow.ToString("O");
-        var folder = RunFolder.Acquire(config.Checkpoint.OutputDir, resume != null, start, say);
+        // Rank 0 holds the run folder for the whole job (the other ranks of a data-parallel run share it).
+        var folder = comm.Rank == 0 ? RunFolder.Acquire(config.Checkpoint.OutputDir, resume != null, start, say) : null;
         try
         {
-            var (inputs, dataFingerprint) = LoadInputs(config, modelPath, format, say);
+            var (inputs, dataFingerprint) = LoadInputs(config, modelPath, format, say, comm);
             var run = new RunInfo(CacheManifest.Sha256OfText(ConfigLoader.ToYaml(config)), RunFolder.ModelFingerprint(modelPath), dataFingerprint,
                 config.Training.Method.ToString().ToLowerInvariant(), startedAt, Environment.ProcessId);
-            return new FineTuneRecipe(config, inputs, resume, folder, run, start.ResumeForce, say);
+            return new FineTuneRecipe(config, inputs, resume, comm, folder, run, start.ResumeForce, say);
         }
-        catch { folder.Dispose(); throw; }
+        catch { folder?.Dispose(); throw; }
     }
 
-    private static (TrainingInputs Inputs, string DataFingerprint) LoadInputs(TrainConfig config, string modelPath, DataFormat format, Action<string>? say)
+    private static (TrainingInputs Inputs, string DataFingerprint) LoadInputs(TrainConfig config, string modelPath, DataFormat format, Action<string>? say, ICommunicator comm)
     {
         var tokenizerPath = string.IsNullOrEmpty(config.Model.Tokenizer) ? modelPath : config.Model.Tokenizer;
         say?.Invoke($"tokenizer: {tokenizerPath}");
@@ -208,8 +233,12 @@ public sealed class FineTuneRecipe : IDisposable
         if (tokenizer.VocabSize > model.Config.VocabSize)
             throw new ConfigException($"model.tokenizer: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary is {model.Config.VocabSize}");
         say?.Invoke($"data: {config.Data.Path} ({format}, template {config.Data.Template})");
-        var prepared = PreparePipeline.Run(new PrepareOptions([new DataSource(config.Data.Path, format)], tokenizerPath, config.Data.Template,
+        // Rank 0 tokenizes into the run's data cache first; the other ranks then find it and reuse it.
+        PrepareResult Prepare() => PreparePipeline.Run(new PrepareOptions([new DataSource(config.Data.Path, format)], tokenizerPath, config.Data.Template,
             Path.Combine(config.Checkpoint.OutputDir, "data"), config.Data.MaxSeqLen, Pack: false, TrainOnInputs: config.Data.TrainOnInputs), tokenizer);
+        PrepareResult? first = comm.Rank == 0 ? Prepare() : null;
+        comm.Barrier("data preparation on rank 0");
+        var prepared = first ?? Prepare();
         var all = prepared.Open().ToList();
         var (train, validation) = Split(all, config.Data.ValidationFraction, config.Training.Seed);
         var fingerprint = prepared.Manifest.Key;
@@ -219,20 +248,27 @@ public sealed class FineTuneRecipe : IDisposable
             if (!File.Exists(config.Data.ValidationPath) && !Directory.Exists(config.Data.ValidationPath))
                 throw new ConfigException($"data.validation_path: '{config.Data.ValidationPath}' does not exist", "data.validation_path");
             say?.Invoke($"validation data: {config.Data.ValidationPath}");
-            var held = PreparePipeline.Run(new PrepareOptions([new DataSource(config.Data.ValidationPath, format)], tokenizerPath, config.Data.Template,
-                Path.Combine(config.Checkpoint.OutputDir, "data-validation"), config.Data.MaxSeqLen, Pack: false, TrainOnInputs: config.Data.TrainOnInputs), tokenizer);
+            PrepareResult PrepareHeld() => PreparePipeline.Run(new PrepareOptions([new DataSource(config.Data.ValidationPath, format)], tokenizerPath,
+                config.Data.Template, Path.Combine(config.Checkpoint.OutputDir, "data-validation"), config.Data.MaxSeqLen, Pack: false,
+                TrainOnInputs: config.Data.TrainOnInputs), tokenizer);
+            PrepareResult? heldFirst = comm.Rank == 0 ? PrepareHeld() : null;
+            comm.Barrier("validation data preparation on rank 0");
+            var held = heldFirst ?? PrepareHeld();
             (train, validation) = (all, held.Open().ToList());
             fingerprint += "+" + held.Manifest.Key;
         }
         var taskNames = prepared.Manifest.Tasks;
         int padId = tokenizer.PadId ?? tokenizer.EosId ?? 0;
-        return (new TrainingInputs(model, train, validation, padId, taskNames, modelPath), fingerprint);
+        return (new TrainingInputs(model, train, validation, padId, taskNames, modelPath)
+        {
+            Encode = text => tokenizer.Encode(text, addSpecialTokens: true).Ids,
+        }, fingerprint);
     }
 
-    public static FineTuneRecipe FromInputs(TrainConfig config, TrainingInputs inputs, string? resume = null)
+    public static FineTuneRecipe FromInputs(TrainConfig config, TrainingInputs inputs, string? resume = null, ICommunicator? comm = null)
     {
         Validate(config);
-        return new FineTuneRecipe(config, inputs, resume);
+        return new FineTuneRecipe(config, inputs, resume, comm ?? SingleProcess.Instance);
     }
 
     /// <summary>Cross-key rules the per-key ranges cannot express (`itune config validate` runs these too).</summary>
@@ -250,6 +286,18 @@ public sealed class FineTuneRecipe : IDisposable
         Require(c.Loss.LambdaInstruction >= 0 && c.Loss.NextTokenWeight >= 0, "loss.lambda_instruction", "weights must be ≥ 0");
         Require(c.Loss.LambdaInstruction > 0 || c.Loss.NextTokenWeight > 0, "loss.lambda_instruction", "and loss.next_token_weight are both 0: nothing to learn");
         Require(c.Data.ValidationFraction is >= 0 and < 1, "data.validation_fraction", "must be in [0, 1)");
+        Require(c.Distributed.ZeroStage is 0 or 1, "distributed.zero_stage", "must be 0 (off) or 1 (optimizer state sharded)");
+        Require(c.Distributed.BucketMb > 0, "distributed.bucket_mb", "must be positive");
+        Require(c.Distributed.CollectiveTimeoutS > 0, "distributed.collective_timeout_s", "must be positive");
+        Require(c.Distributed.ThreadsPerRank >= 0, "distributed.threads_per_rank", "must be ≥ 0 (0 = cores ÷ ranks on the node)");
+        if (c.Training.Method is TuningMethod.PromptTuning or TuningMethod.PrefixTuning)
+        {
+            string key = c.Training.Method == TuningMethod.PromptTuning ? "prompt_tuning" : "prefix_tuning";
+            int p = c.Training.Method == TuningMethod.PromptTuning ? c.PromptTuning.NumVirtualTokens : c.PrefixTuning.NumVirtualTokens;
+            Require(p > 0, key + ".num_virtual_tokens", "must be positive");
+            Require(!c.Data.Pack, "data.pack", $"must be false for {key}: its virtual tokens go in front of each sequence, and a packed row holds several");
+            Require(!c.Training.ActivationCheckpointing || c.Training.Method == TuningMethod.PromptTuning, "training.activation_checkpointing", "is not supported with prefix_tuning");
+        }
     }
 
     /// <summary>A deterministic split: every example goes to validation with probability f, by a seeded hash of its index.</summary>
@@ -272,9 +320,13 @@ public sealed class FineTuneRecipe : IDisposable
         double? validationLoss = null;
         bool stoppedEarly = false;
         StepResult? last = null;
-        Directory.CreateDirectory(c.Checkpoint.OutputDir);
-        AtomicFile.WriteAllText(Path.Combine(c.Checkpoint.OutputDir, "config.yaml"), ConfigLoader.ToYaml(c));   // the effective config of this run
-        using var reporter = new TrainingReporter(c.Checkpoint.OutputDir, c.Logging.EverySteps, c.Logging.TensorBoard, quiet);
+        bool root = _comm.Rank == 0;
+        if (root)
+        {
+            Directory.CreateDirectory(c.Checkpoint.OutputDir);
+            AtomicFile.WriteAllText(Path.Combine(c.Checkpoint.OutputDir, "config.yaml"), ConfigLoader.ToYaml(c));   // the effective config of this run
+        }
+        using var reporter = root ? new TrainingReporter(c.Checkpoint.OutputDir, c.Logging.EverySteps, c.Logging.TensorBoard, quiet) : null;
         while (_trainer.Step < _totalSteps && !cancel.IsCancellationRequested)
         {
             last = _trainer.TrainStep();
@@ -282,18 +334,21 @@ public sealed class FineTuneRecipe : IDisposable
             Dictionary<string, double>? extra = null;
             if (c.Eval.EverySteps > 0 && _inputs.Validation.Count > 0 && (last.Step % c.Eval.EverySteps == 0 || last.Step == _totalSteps))
             {
-                validationLoss = ValidationLoss();
+                // Rank 0 evaluates; the others receive its loss, so early stopping decides alike everywhere.
+                Span<double> v = [root ? ValidationLoss() : 0];
+                _comm.Broadcast(v, 0);
+                validationLoss = v[0];
                 extra = new() { ["eval_loss"] = validationLoss.Value };
                 if (early.Observe(validationLoss.Value)) stoppedEarly = true;
             }
-            reporter.Log(last, _totalSteps, extra);
+            reporter?.Log(last, _totalSteps, extra);
             onStep?.Invoke(last);
             if (c.Checkpoint.SaveEverySteps > 0 && last.Step % c.Checkpoint.SaveEverySteps == 0 && last.Step != _totalSteps)
                 SaveCheckpoint();
             if (stoppedEarly) break;
         }
         SaveCheckpoint();
-        var export = Export();
+        var export = root ? Export() : "";
         Dispose();   // the run is over: release the folder's lock
         return new TrainingSummary(_trainer.Step, last?.Loss ?? double.NaN, validationLoss, curve, c.Checkpoint.OutputDir, export, stoppedEarly, clock.Elapsed.TotalSeconds);
     }
@@ -323,11 +378,19 @@ public sealed class FineTuneRecipe : IDisposable
         return tokens == 0 ? double.NaN : sum / tokens;
     }
 
-    public string SaveCheckpoint() => _store.Save(_trainer.Step, dir =>
+    /// <summary>Collective in a data-parallel run (ZeRO-1 gathers the optimizer state on rank 0); rank 0 writes.</summary>
+    public string SaveCheckpoint()
     {
-        TrainerCheckpoint.Write(_trainer, dir, ConfigLoader.ToYaml(_config));
-        OnCheckpointWriting?.Invoke(dir);
-    });
+        _trainer.Zero?.GatherStateOnRoot();
+        if (_comm.Rank != 0) return "";
+        var path = _store.Save(_trainer.Step, dir =>
+        {
+            TrainerCheckpoint.Write(_trainer, dir, ConfigLoader.ToYaml(_config));
+            OnCheckpointWriting?.Invoke(dir);
+        });
+        _trainer.Zero?.DropForeignState();
+        return path;
+    }
 
     /// <summary>Writes what users take away: run_dir/final (HF model) for full fine-tuning, run_dir/adapter (PEFT) otherwise.</summary>
     public string Export()
