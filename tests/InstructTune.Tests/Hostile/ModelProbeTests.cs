@@ -95,7 +95,7 @@ public class ModelProbeTests
             data:
               path: {HostileWorkspace.Data}
               format: alpaca
-              template: alpaca
+              template: "Q: {"{instruction}{input}"} A: {"{output}"}"   # alpaca's header alone fills 48 tokens: nothing would be learned
               max_seq_len: 48
               validation_fraction: 0
             training:
