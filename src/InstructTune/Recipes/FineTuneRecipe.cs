@@ -1,6 +1,7 @@
 using InstructTune.Data.Batching;
 using InstructTune.Data.Loading;
 using InstructTune.Data.Pipeline;
+using InstructTune.Data.Preference;
 using InstructTune.Data.Records;
 using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Optim;
@@ -18,7 +19,12 @@ namespace InstructTune.Recipes;
 
 /// <summary>A model and tokenized data, ready to train (from disk in <see cref="FineTuneRecipe.Setup"/>, or made in memory).</summary>
 public sealed record TrainingInputs(LlamaModel Model, IReadOnlyList<TokenizedExample> Train,
-    IReadOnlyList<TokenizedExample> Validation, int PadId, IReadOnlyList<string> TaskNames, string ModelPath = "");
+    IReadOnlyList<TokenizedExample> Validation, int PadId, IReadOnlyList<string> TaskNames, string ModelPath = "")
+{
+    /// <summary>Feedback data for the preference objectives (training.objective ≠ sft): train and held-out items.</summary>
+    public PreferenceData? Preference { get; init; }
+    public PreferenceData? PreferenceValidation { get; init; }
+}
 
 /// <summary>What a finished run reports.</summary>
 public sealed record TrainingSummary(int Steps, double FinalLoss, double? ValidationLoss, IReadOnlyList<(int Step, double Loss)> LossCurve,
@@ -38,6 +44,7 @@ public sealed class FineTuneRecipe
     private readonly LoraConfig? _lora;
     private readonly CheckpointStore _store;
     private readonly int _totalSteps;
+    private readonly PreferenceSetup? _preference;
 
     public Trainer Trainer => _trainer;
     public int TotalSteps => _totalSteps;
@@ -52,7 +59,9 @@ public sealed class FineTuneRecipe
         _inputs = inputs;
         var t = config.Training;
         var model = inputs.Model;
-        if (inputs.Train.Count == 0) throw new ConfigException("data.path: the dataset has no usable examples");
+        bool feedback = config.Training.Objective != TrainingObjective.Sft;
+        if (feedback ? inputs.Preference is not { Count: > 0 } : inputs.Train.Count == 0)
+            throw new ConfigException("data.path: the dataset has no usable examples");
 
         if (t.Method != TuningMethod.Full)
         {
@@ -76,9 +85,22 @@ public sealed class FineTuneRecipe
             TaskWeights.Compute(config.Loss.TaskWeighting, inputs.TaskNames, inputs.Train, config.Loss.TaskWeights), logVars,
             (float)t.NeftuneAlpha, t.NeftuneAlpha > 0 ? new Rng((ulong)t.Seed ^ 0x4E45465455UL) : null);
 
-        var batchOptions = new BatchOptions(config.Data.Pack ? BatchMode.Packed : BatchMode.Bucketed, t.MicroBatchSize, config.Data.MaxSeqLen);
-        var sampler = new DataSampler(inputs.Train, batchOptions, inputs.PadId, t.Seed);
-        int stepsPerEpoch = Math.Max(1, sampler.BatchesPerEpoch / t.GradientAccumulationSteps);
+        IBatchSource source;
+        int batchesPerEpoch;
+        if (feedback)
+        {
+            _preference = PreferenceSetup.Create(config, inputs, resume != null, Console.Error.WriteLine);
+            source = _preference.Sampler;
+            batchesPerEpoch = _preference.Sampler.BatchesPerEpoch;
+        }
+        else
+        {
+            var batchOptions = new BatchOptions(config.Data.Pack ? BatchMode.Packed : BatchMode.Bucketed, t.MicroBatchSize, config.Data.MaxSeqLen);
+            var sampler = new DataSampler(inputs.Train, batchOptions, inputs.PadId, t.Seed);
+            source = new SamplerBatchSource(sampler);
+            batchesPerEpoch = sampler.BatchesPerEpoch;
+        }
+        int stepsPerEpoch = Math.Max(1, batchesPerEpoch / t.GradientAccumulationSteps);
         _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : t.Epochs * stepsPerEpoch;
 
         var optimizer = new AdamW(ParamGroup.DecayMatricesOnly(trainable.Select(p => p.Parameter), (float)t.WeightDecay),
@@ -89,9 +111,10 @@ public sealed class FineTuneRecipe
             Training.Config.LrSchedule.Linear => LrScheduleKind.Linear,
             _ => LrScheduleKind.Cosine,
         }, (float)t.LearningRate, t.WarmupSteps, _totalSteps);
-        _trainer = new Trainer(model, trainable, optimizer, new SamplerBatchSource(sampler),
+        _trainer = new Trainer(model, trainable, optimizer, source,
             new TrainerOptions(t.GradientAccumulationSteps, (float)t.MaxGradNorm, schedule, objective, inputs.TaskNames.Count,
-                t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps));
+                t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps))
+        { StepObjective = _preference?.Objective };
         if (objective.NoiseRng != null) _trainer.Rngs["neftune"] = objective.NoiseRng;
         foreach (var (_, layer) in LoraInjector.Find(model)) { if (layer.DropoutRng != null) _trainer.Rngs["lora_dropout"] = layer.DropoutRng; break; }
 
@@ -138,13 +161,19 @@ public sealed class FineTuneRecipe
         var model = LlamaCheckpoint.Load(modelPath);
         if (tokenizer.VocabSize > model.Config.VocabSize)
             throw new ConfigException($"model.tokenizer: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary is {model.Config.VocabSize}");
+        int padId = tokenizer.PadId ?? tokenizer.EosId ?? 0;
+        if (config.Training.Objective != TrainingObjective.Sft)
+        {
+            say?.Invoke($"feedback data: {config.Data.Path} (objective {config.Training.Objective}, template {config.Data.Template})");
+            var inputs = PreferenceSetup.LoadData(config, tokenizer, tokenizerPath, padId, model, modelPath, say);
+            return new FineTuneRecipe(config, inputs, resume);
+        }
         say?.Invoke($"data: {config.Data.Path} ({format}, template {config.Data.Template})");
         var prepared = PreparePipeline.Run(new PrepareOptions([new DataSource(config.Data.Path, format)], tokenizerPath, config.Data.Template,
             Path.Combine(config.Checkpoint.OutputDir, "data"), config.Data.MaxSeqLen, Pack: false, TrainOnInputs: config.Data.TrainOnInputs), tokenizer);
         var all = prepared.Open().ToList();
         var (train, validation) = Split(all, config.Data.ValidationFraction, config.Training.Seed);
         var taskNames = prepared.Manifest.Tasks;
-        int padId = tokenizer.PadId ?? tokenizer.EosId ?? 0;
         return new FineTuneRecipe(config, new TrainingInputs(model, train, validation, padId, taskNames, modelPath), resume);
     }
 
@@ -166,6 +195,7 @@ public sealed class FineTuneRecipe
         Require(c.Loss.LambdaInstruction >= 0 && c.Loss.NextTokenWeight >= 0, "loss.lambda_instruction", "weights must be ≥ 0");
         Require(c.Loss.LambdaInstruction > 0 || c.Loss.NextTokenWeight > 0, "loss.lambda_instruction", "and loss.next_token_weight are both 0: nothing to learn");
         Require(c.Data.ValidationFraction is >= 0 and < 1, "data.validation_fraction", "must be in [0, 1)");
+        if (c.Training.Objective != TrainingObjective.Sft) PreferenceSetup.Validate(c);
     }
 
     /// <summary>A deterministic split: every example goes to validation with probability f, by a seeded hash of its index.</summary>
@@ -194,11 +224,15 @@ public sealed class FineTuneRecipe
             last = _trainer.TrainStep();
             curve.Add((last.Step, last.Loss));
             Dictionary<string, double>? extra = null;
-            if (c.Eval.EverySteps > 0 && _inputs.Validation.Count > 0 && (last.Step % c.Eval.EverySteps == 0 || last.Step == _totalSteps))
+            if (c.Eval.EverySteps > 0 && (last.Step % c.Eval.EverySteps == 0 || last.Step == _totalSteps))
             {
-                validationLoss = ValidationLoss();
-                extra = new() { ["eval_loss"] = validationLoss.Value };
-                if (early.Observe(validationLoss.Value)) stoppedEarly = true;
+                if (_preference != null) extra = _preference.Evaluate(_inputs.Model, c.Training.MicroBatchSize);
+                else if (_inputs.Validation.Count > 0) extra = new() { ["eval_loss"] = ValidationLoss() };
+                if (extra != null && extra.TryGetValue("eval_loss", out var v))
+                {
+                    validationLoss = v;
+                    if (early.Observe(v)) stoppedEarly = true;
+                }
             }
             reporter.Log(last, _totalSteps, extra);
             onStep?.Invoke(last);

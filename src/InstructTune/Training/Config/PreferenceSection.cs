@@ -36,4 +36,6 @@ public sealed class PreferenceSection
     /// run the base with the adapter disabled at every step.
     /// </summary>
     public bool PrecomputeRefLogProbs { get; set; } = false;
+    /// <summary>Skip malformed feedback records (counted in run_dir/data/preference_stats.json, listed in rejected.jsonl) instead of stopping.</summary>
+    public bool SkipInvalidRecords { get; set; } = false;
 }
