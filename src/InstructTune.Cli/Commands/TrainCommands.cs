@@ -28,7 +28,7 @@ public static class TrainCommands
         var config = new Option<string?>("--config") { Description = "YAML config (configs/*.yaml); its keys are the snake_case TrainConfig fields" };
         var resume = new Option<string?>("--resume") { Description = "continue from a checkpoint folder, a run folder, or 'latest' (in checkpoint.output_dir)" };
         var overrides = new Argument<string[]>("overrides") { Description = "key=value overrides, e.g. training.learning_rate=1e-4 lora.rank=16", Arity = ArgumentArity.ZeroOrMore };
-        var cmd = new Command("train", "Instruction fine-tuning: full, LoRA or QLoRA (training.method)") { config, resume, overrides };
+        var cmd = new Command("train", "Instruction fine-tuning: full, LoRA or QLoRA (training.method); feedback tuning with training.objective dpo, ipo, kto, orpo or simpo (docs/PREFERENCE.md)") { config, resume, overrides };
         cmd.SetAction(p => Guard(() =>
         {
             var cfg = ConfigLoader.Load<TrainConfig>(p.GetValue(config), p.GetValue(overrides));
