@@ -65,8 +65,9 @@ public static class DataCommands
     private static void ReadYaml(string path, Dictionary<string, string> into)
     {
         if (!File.Exists(path)) throw new ArgumentException($"{path}: config file not found");
+        var text = InstructTune.Training.Config.YamlDepthGuard.ReadFile(path);
         var yaml = new YamlStream();
-        using (var reader = new StreamReader(path)) yaml.Load(reader);
+        yaml.Load(new StringReader(text));
         if (yaml.Documents.Count == 0) return;
         if (yaml.Documents[0].RootNode is not YamlMappingNode map) throw new ArgumentException($"{path}: the config must be a mapping of key: value");
         foreach (var (k, v) in map.Children)

@@ -48,7 +48,7 @@ public static class ModelCommands
         var model = InferenceModel.Load(dir);
         try
         {
-            if (adapterDir != null) model.ApplyAdapter(LoraAdapterFile.Load(adapterDir));
+            if (adapterDir != null) Peft.PeftRegistry.ApplyTo(model, adapterDir);
             return model;
         }
         catch { model.Dispose(); throw; }

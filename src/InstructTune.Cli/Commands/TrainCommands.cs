@@ -39,8 +39,8 @@ public static class TrainCommands
             // Test hook: stretch every checkpoint write so a test can SIGKILL the process in the middle of one.
             if (int.TryParse(Environment.GetEnvironmentVariable("ITUNE_TEST_CHECKPOINT_SLEEP_MS"), out var sleepMs) && sleepMs > 0)
                 FineTuneRecipe.OnCheckpointWriting = _ => Thread.Sleep(sleepMs);
-            Console.Error.WriteLine($"training {cfg.Training.Method}: step {recipe.Trainer.Step} → {recipe.TotalSteps}, " +
-                                    $"{recipe.Trainer.Trainable.Sum(t => (long)t.Parameter.Length):N0} trainable parameters");
+            Console.Error.WriteLine($"training {cfg.Training.Method}: step {recipe.Trainer.Step} → {recipe.TotalSteps}");
+            Console.Error.WriteLine(recipe.Footprint());
             TrainingSummary summary;
             if (TrainingReporter.Interactive && cfg.Logging.Progress)
             {
@@ -71,22 +71,22 @@ public static class TrainCommands
     private static Command Merge()
     {
         var model = new Option<string>("--model") { Description = "base checkpoint folder (HF layout)", Required = true };
-        var adapter = new Option<string>("--adapter") { Description = "LoRA adapter folder (PEFT layout)", Required = true };
+        var adapter = new Option<string>("--adapter") { Description = "adapter folder (PEFT layout: LoRA, DoRA, IA3)", Required = true };
         var output = new Option<string>("--out") { Description = "folder for the merged checkpoint", Required = true };
         var dtype = new Option<string>("--dtype") { Description = "float32 | bfloat16 (default: the base's torch_dtype)" };
-        var cmd = new Command("merge", "Merge a LoRA adapter into its base and write a full Hugging Face checkpoint") { model, adapter, output, dtype };
+        var cmd = new Command("merge", "Merge a PEFT adapter (LoRA, DoRA, IA3) into its base and write a full Hugging Face checkpoint") { model, adapter, output, dtype };
         cmd.SetAction(p => Guard(() =>
         {
             var baseDir = p.GetValue(model)!;
             var m = LlamaCheckpoint.Load(baseDir);
-            LoraAdapterIO.LoadInto(m, p.GetValue(adapter)!);
-            LoraInjector.MergeAndUnload(m);
+            var type = Peft.PeftRegistry.LoadInto(m, p.GetValue(adapter)!);
+            Peft.PeftRegistry.MergeAndUnload(m);
             var dt = LlamaCheckpoint.ParseDtype(p.GetValue(dtype) ?? m.Config.TorchDtype);
             var outDir = p.GetValue(output)!;
             LlamaCheckpoint.Save(m, outDir, dt);
             foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "generation_config.json" })
                 if (File.Exists(Path.Combine(baseDir, f))) File.Copy(Path.Combine(baseDir, f), Path.Combine(outDir, f), overwrite: true);
-            Console.Error.WriteLine($"merged {p.GetValue(adapter)} into {baseDir} → {outDir}");
+            Console.Error.WriteLine($"merged {type} adapter {p.GetValue(adapter)} into {baseDir} → {outDir}");
             return 0;
         }));
         return cmd;

@@ -84,6 +84,37 @@ public static partial class Ops
         return y;
     }
 
+    /// <summary>
+    /// Per-column scaling y[…, c] = x[…, c]·v[c]: x (…, C), v (C). Backward: dx[…, c] += dy[…, c]·v[c],
+    /// dv[c] += Σ_rows dy[…, c]·x[…, c]. PEFT's per-channel vectors use it (IA3's ia3_l, DoRA's magnitude).
+    /// </summary>
+    public static Tensor MulColumns(Tensor x, Tensor v)
+    {
+        if (v.Rank != 1 || x.Size(-1) != v.Length)
+            throw new ArgumentException($"MulColumns: vector {Tensor.ShapeString(v.Shape)} does not match the last dimension of {Tensor.ShapeString(x.Shape)}");
+        x = Contiguous(x);
+        int C = v.Length, R = x.Length / Math.Max(1, C);
+        var y = Tensor.Empty(x.Shape);
+        var xs = x.Span; var ys = y.Span; var vs = v.Span;
+        for (int r = 0; r < R; r++) TensorPrimitives.Multiply(xs.Slice(r * C, C), vs, ys.Slice(r * C, C));
+        if (Tape.Needs(x, v))
+            Tape.Add(y, () =>
+            {
+                var dy = y.Grad!.Span;
+                if (x.RequiresGrad)
+                {
+                    var g = x.EnsureGrad().Span;
+                    for (int r = 0; r < R; r++) TensorPrimitives.MultiplyAdd(dy.Slice(r * C, C), v.Span, g.Slice(r * C, C), g.Slice(r * C, C));
+                }
+                if (v.RequiresGrad)
+                {
+                    var g = v.EnsureGrad().Span;
+                    for (int r = 0; r < R; r++) TensorPrimitives.MultiplyAdd(dy.Slice(r * C, C), x.Span.Slice(r * C, C), g, g);
+                }
+            });
+        return y;
+    }
+
     public static Tensor Scale(Tensor x, float s)
     {
         var y = Tensor.Empty(x.Shape);

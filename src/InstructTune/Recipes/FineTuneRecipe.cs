@@ -7,7 +7,7 @@ using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Optim;
 using InstructTune.Engine.Tensors;
 using InstructTune.Models;
-using InstructTune.Peft.Lora;
+using InstructTune.Peft;
 using InstructTune.Tokenizers;
 using InstructTune.Training.Checkpointing;
 using InstructTune.Training.Config;
@@ -41,12 +41,16 @@ public sealed class FineTuneRecipe
     private readonly TrainConfig _config;
     private readonly TrainingInputs _inputs;
     private readonly Trainer _trainer;
-    private readonly LoraConfig? _lora;
+    private readonly PeftMethod? _peft;
+    /// <summary>The PEFT method trained (null for full fine-tuning).</summary>
+    public PeftMethod? Peft => _peft;
     private readonly CheckpointStore _store;
     private readonly int _totalSteps;
     private readonly PreferenceSetup? _preference;
 
     public Trainer Trainer => _trainer;
+    /// <summary>The model being trained (with its adapters injected).</summary>
+    public LlamaModel Model => _inputs.Model;
     public int TotalSteps => _totalSteps;
     public string RunDir => _config.Checkpoint.OutputDir;
 
@@ -63,16 +67,7 @@ public sealed class FineTuneRecipe
         if (feedback ? inputs.Preference is not { Count: > 0 } : inputs.Train.Count == 0)
             throw new ConfigException("data.path: the dataset has no usable examples");
 
-        if (t.Method != TuningMethod.Full)
-        {
-            _lora = new LoraConfig
-            {
-                Rank = config.Lora.Rank, Alpha = config.Lora.Alpha, Dropout = config.Lora.Dropout,
-                TargetModules = config.Lora.TargetModules, UseRsLora = config.Lora.UseRslora,
-            };
-            try { LoraInjector.Inject(model, _lora, (ulong)t.Seed, quantizeBase: t.Method == TuningMethod.Qlora); }
-            catch (ArgumentException e) { throw new ConfigException($"lora.target_modules: {e.Message}"); }
-        }
+        _peft = PeftRegistry.Inject(model, config);
         var trainable = model.NamedParameters().Where(p => !p.Parameter.Frozen).ToList();
 
         Parameter? logVars = null;
@@ -116,7 +111,7 @@ public sealed class FineTuneRecipe
                 t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps))
         { StepObjective = _preference?.Objective };
         if (objective.NoiseRng != null) _trainer.Rngs["neftune"] = objective.NoiseRng;
-        foreach (var (_, layer) in LoraInjector.Find(model)) { if (layer.DropoutRng != null) _trainer.Rngs["lora_dropout"] = layer.DropoutRng; break; }
+        if (_peft?.Rng != null) _trainer.Rngs["lora_dropout"] = _peft.Rng;
 
         var frozenOrAll = trainable.Select(p => p.Parameter).Where(p => p != logVars).ToList();
         if (config.Loss.L2SpLambda > 0) _trainer.Regularizers.Add(new L2SpRegularizer(frozenOrAll, config.Loss.L2SpLambda));
@@ -125,6 +120,26 @@ public sealed class FineTuneRecipe
         _store = new CheckpointStore(config.Checkpoint.OutputDir, Math.Max(1, config.Checkpoint.KeepLast));
         if (resume != null)
             TrainerCheckpoint.Restore(_trainer, CheckpointStore.Resolve(resume, config.Checkpoint.OutputDir));
+    }
+
+    /// <summary>
+    /// One line for the start of a run: the method, trainable parameters (and their share), and the memory planned for
+    /// them — float32 weights, gradients and AdamW's two moments (16 bytes each) — beside the frozen weights
+    /// (float32 parameters, NF4 codes for QLoRA bases).
+    /// </summary>
+    public string Footprint()
+    {
+        long trainable = _trainer.Trainable.Sum(t => (long)t.Parameter.Length);
+        var all = _inputs.Model.NamedParameters().ToList();
+        long frozen = all.Where(p => p.Parameter.Frozen).Sum(p => (long)p.Parameter.Length);
+        var nf4 = _inputs.Model.NamedModules().Select(m => m.Module).OfType<Peft.Qlora.Nf4Linear>().ToList();
+        long nf4Params = nf4.Sum(q => (long)q.InFeatures * q.OutFeatures), nf4Bytes = nf4.Sum(q => q.WeightBytes);
+        long total = trainable + frozen + nf4Params;
+        const double MiB = 1 << 20;
+        return string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"method {_peft?.Name ?? "full"}: {trainable:N0} trainable parameters of {total:N0} ({100.0 * trainable / Math.Max(1, total):F3} %); " +
+            $"memory: {trainable * 16 / MiB:F1} MiB trainable (weights + gradients + AdamW moments), " +
+            $"{(frozen * 4 + nf4Bytes) / MiB:F1} MiB frozen{(nf4.Count > 0 ? $" ({nf4Bytes / MiB:F1} MiB of it NF4)" : "")}");
     }
 
     /// <summary>EWC's Fisher on the reference set (or the training data when none is given), at the starting weights.</summary>
@@ -183,9 +198,12 @@ public sealed class FineTuneRecipe
         return new FineTuneRecipe(config, inputs, resume);
     }
 
-    private static void Validate(TrainConfig c)
+    /// <summary>Cross-key rules the per-key ranges cannot express (`itune config validate` runs these too).</summary>
+    public static void Validate(TrainConfig c)
     {
-        void Require(bool ok, string key, string why) { if (!ok) throw new ConfigException($"{key}: {why}"); }
+        void Require(bool ok, string key, string why) { if (!ok) throw new ConfigException($"{key}: {why}", key); }
+        Require(c.Loss.EwcReferencePath.Length == 0, "loss.ewc_reference_path",
+            "is not supported yet (the continual-learning recipe will read it); remove it: loss.ewc_lambda estimates the Fisher on the validation data");
         Require(c.Training.MicroBatchSize > 0, "training.micro_batch_size", "must be positive");
         Require(c.Training.GradientAccumulationSteps > 0, "training.gradient_accumulation_steps", "must be positive");
         Require(c.Training.LearningRate > 0, "training.learning_rate", "must be positive");
@@ -272,10 +290,10 @@ public sealed class FineTuneRecipe
     /// <summary>Writes what users take away: run_dir/final (HF model) for full fine-tuning, run_dir/adapter (PEFT) otherwise.</summary>
     public string Export()
     {
-        if (_lora != null)
+        if (_peft != null)
         {
             var dir = Path.Combine(_config.Checkpoint.OutputDir, "adapter");
-            LoraAdapterIO.Save(_inputs.Model, _lora, dir, _inputs.ModelPath);
+            _peft.Save(_inputs.Model, dir, _inputs.ModelPath);
             return dir;
         }
         var final = Path.Combine(_config.Checkpoint.OutputDir, "final");

@@ -72,7 +72,7 @@ public static class PreparePipeline
             quality = new QualityFilter(new QualityOptions(o.Dedup, o.NearDupJaccard), reviewQueue: review);
             try
             {
-                var records = o.Sources.SelectMany(s => DatasetLoader.Read(s.Path, new LoadOptions(s.Format, FieldMap.Parse(s.Fields), s.Task)));
+                var records = o.Sources.SelectMany(s => DatasetLoader.Read(s.Path, new LoadOptions(s.Format, FieldMap.Parse(s.Fields), s.Task, LoadOptions.CutFor(o.MaxSeqLen))));
                 // Tokenization dominates and the tokenizer is thread-safe: tokenize chunks in parallel, keep order.
                 var parallel = new ParallelOptions { MaxDegreeOfParallelism = o.Threads > 0 ? o.Threads : Environment.ProcessorCount };
                 var chunk = new List<InstructionRecord>(ChunkSize);

@@ -5,10 +5,10 @@ namespace InstructTune.Models.Inference;
 public sealed partial class InferenceModel
 {
     /// <summary>
-    /// Feeds each chunk's tokens into its cache and returns logits [R, V] in chunk order: every position of a
-    /// chunk with AllLogits, else only its last position. Positions must be below max_position_embeddings.
+    /// The residual stream after the last decoder layer (before the final norm), X [N, D] for every fed token, and
+    /// the rows whose logits <see cref="Forward"/> returns.
     /// </summary>
-    public float[] Forward(IReadOnlyList<SequenceChunk> chunks)
+    private (float[] X, List<int> Rows) Hidden(IReadOnlyList<SequenceChunk> chunks)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var c = Config;
@@ -87,7 +87,19 @@ public sealed partial class InferenceModel
             System.Numerics.Tensors.TensorPrimitives.Add(X, T, X);
         }
         foreach (var ch in chunks) ch.Cache.Length += ch.Tokens.Length;
+        return (X, rows);
+    }
 
+    /// <summary>
+    /// Feeds each chunk's tokens into its cache and returns logits [R, V] in chunk order: every position of a
+    /// chunk with AllLogits, else only its last position. Positions must be below max_position_embeddings.
+    /// </summary>
+    public float[] Forward(IReadOnlyList<SequenceChunk> chunks)
+    {
+        var (X, rows) = Hidden(chunks);
+        var c = Config;
+        int D = c.HiddenSize, V = c.VocabSize;
+        float eps = (float)c.RmsNormEps;
         int R = rows.Count;
         var Xs = new float[R * D];
         for (int r = 0; r < R; r++) X.AsSpan(rows[r] * D, D).CopyTo(Xs.AsSpan(r * D, D));
@@ -95,6 +107,22 @@ public sealed partial class InferenceModel
         var logits = new float[(long)R * V];
         LinearKernels.Forward(Xs, LmHead, [], logits, R);
         return logits;
+    }
+
+    /// <summary>
+    /// The mean over positions of the last hidden state (after the final RMSNorm, as transformers'
+    /// last_hidden_state) of one token sequence: a [D] sentence embedding. Because the LM head is linear,
+    /// LmHead · embedding equals the mean of the sequence's logits (the test of this method).
+    /// </summary>
+    public float[] MeanPooledHidden(int[] tokens, InferenceAdapter? adapter = null)
+    {
+        int D = Config.HiddenSize, N = tokens.Length;
+        var (X, _) = Hidden([new SequenceChunk(CreateCache(N), tokens, Adapter: adapter)]);
+        InferenceOps.RmsNorm(X, FinalNorm, (float)Config.RmsNormEps, X, N, D);
+        var mean = new float[D];
+        for (int n = 0; n < N; n++) System.Numerics.Tensors.TensorPrimitives.Add(mean, X.AsSpan(n * D, D), mean);
+        System.Numerics.Tensors.TensorPrimitives.Divide(mean, N, mean);
+        return mean;
     }
 
     /// <summary>Token rows grouped by their chunk's per-sequence adapter (null when no chunk has one).</summary>
