@@ -3,6 +3,7 @@ using InstructTune.Data.Loading;
 using InstructTune.Data.Pipeline;
 using InstructTune.Data.Preference;
 using InstructTune.Data.Records;
+using InstructTune.Distributed;
 using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Optim;
 using InstructTune.Engine.Tensors;
@@ -35,6 +36,9 @@ public sealed record TrainingSummary(int Steps, double FinalLoss, double? Valida
 /// resume) → train (steps, logging, validation, checkpoints, early stopping) → save (the model in HF layout, or
 /// the adapter in PEFT layout, under run_dir/final). Everything that can be wrong with the config or inputs is
 /// checked in setup, before the first step.
+/// Data parallel (mpirun, <see cref="ICommunicator"/>): every rank runs this recipe with the same config; the
+/// trainer splits each global batch over the ranks; rank 0 alone prepares the data cache, validates, logs,
+/// writes checkpoints and exports, and the others wait for it at the next collective.
 /// </summary>
 public sealed class FineTuneRecipe
 {
@@ -47,6 +51,7 @@ public sealed class FineTuneRecipe
     private readonly CheckpointStore _store;
     private readonly int _totalSteps;
     private readonly PreferenceSetup? _preference;
+    private readonly ICommunicator _comm;
 
     public Trainer Trainer => _trainer;
     /// <summary>The model being trained (with its adapters injected).</summary>
@@ -57,9 +62,10 @@ public sealed class FineTuneRecipe
     /// <summary>Hook for tests: called inside every checkpoint write, before the files are published.</summary>
     public static Action<string>? OnCheckpointWriting { get; set; }
 
-    private FineTuneRecipe(TrainConfig config, TrainingInputs inputs, string? resume)
+    private FineTuneRecipe(TrainConfig config, TrainingInputs inputs, string? resume, ICommunicator comm)
     {
         _config = config;
+        _comm = comm;
         _inputs = inputs;
         var t = config.Training;
         var model = inputs.Model;
@@ -84,6 +90,7 @@ public sealed class FineTuneRecipe
         int batchesPerEpoch;
         if (feedback)
         {
+            if (comm.Size > 1) throw new ConfigException("training.objective: feedback objectives run in one process; start them without mpirun", "training.objective");
             _preference = PreferenceSetup.Create(config, inputs, resume != null, Console.Error.WriteLine);
             source = _preference.Sampler;
             batchesPerEpoch = _preference.Sampler.BatchesPerEpoch;
@@ -95,7 +102,7 @@ public sealed class FineTuneRecipe
             source = new SamplerBatchSource(sampler);
             batchesPerEpoch = sampler.BatchesPerEpoch;
         }
-        int stepsPerEpoch = Math.Max(1, batchesPerEpoch / t.GradientAccumulationSteps);
+        int stepsPerEpoch = Math.Max(1, batchesPerEpoch / (t.GradientAccumulationSteps * comm.Size));
         _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : t.Epochs * stepsPerEpoch;
 
         var optimizer = new AdamW(ParamGroup.DecayMatricesOnly(trainable.Select(p => p.Parameter), (float)t.WeightDecay),
@@ -110,6 +117,7 @@ public sealed class FineTuneRecipe
             new TrainerOptions(t.GradientAccumulationSteps, (float)t.MaxGradNorm, schedule, objective, inputs.TaskNames.Count,
                 t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps))
         { StepObjective = _preference?.Objective };
+        if (comm.Size > 1) _trainer.Distribute(comm, config.Distributed.ZeroStage, config.Distributed.BucketMb);
         if (objective.NoiseRng != null) _trainer.Rngs["neftune"] = objective.NoiseRng;
         if (_peft?.Rng != null) _trainer.Rngs["lora_dropout"] = _peft.Rng;
 
@@ -119,7 +127,11 @@ public sealed class FineTuneRecipe
 
         _store = new CheckpointStore(config.Checkpoint.OutputDir, Math.Max(1, config.Checkpoint.KeepLast));
         if (resume != null)
+        {
+            // Every rank reads the checkpoint (the run folder must be reachable from every node, as model.path is).
             TrainerCheckpoint.Restore(_trainer, CheckpointStore.Resolve(resume, config.Checkpoint.OutputDir));
+            _trainer.Zero?.DropForeignState();
+        }
     }
 
     /// <summary>
@@ -159,8 +171,9 @@ public sealed class FineTuneRecipe
     }
 
     /// <summary>Loads the model, tokenizer and data the config names; refuses bad paths and settings with the key named.</summary>
-    public static FineTuneRecipe Setup(TrainConfig config, string? resume = null, Action<string>? say = null)
+    public static FineTuneRecipe Setup(TrainConfig config, string? resume = null, Action<string>? say = null, ICommunicator? comm = null)
     {
+        comm ??= SingleProcess.Instance;
         var modelPath = config.Model.Path;
         if (string.IsNullOrEmpty(modelPath)) throw new ConfigException("model.path is required (a Hugging Face checkpoint folder)");
         if (!File.Exists(Path.Combine(modelPath, "config.json"))) throw new ConfigException($"model.path: no config.json in '{modelPath}'");
@@ -181,21 +194,25 @@ public sealed class FineTuneRecipe
         {
             say?.Invoke($"feedback data: {config.Data.Path} (objective {config.Training.Objective}, template {config.Data.Template})");
             var inputs = PreferenceSetup.LoadData(config, tokenizer, tokenizerPath, padId, model, modelPath, say);
-            return new FineTuneRecipe(config, inputs, resume);
+            return new FineTuneRecipe(config, inputs, resume, comm);
         }
         say?.Invoke($"data: {config.Data.Path} ({format}, template {config.Data.Template})");
-        var prepared = PreparePipeline.Run(new PrepareOptions([new DataSource(config.Data.Path, format)], tokenizerPath, config.Data.Template,
+        // Rank 0 tokenizes into the run's data cache first; the other ranks then find it and reuse it.
+        PrepareResult Prepare() => PreparePipeline.Run(new PrepareOptions([new DataSource(config.Data.Path, format)], tokenizerPath, config.Data.Template,
             Path.Combine(config.Checkpoint.OutputDir, "data"), config.Data.MaxSeqLen, Pack: false, TrainOnInputs: config.Data.TrainOnInputs), tokenizer);
+        PrepareResult? first = comm.Rank == 0 ? Prepare() : null;
+        comm.Barrier("data preparation on rank 0");
+        var prepared = first ?? Prepare();
         var all = prepared.Open().ToList();
         var (train, validation) = Split(all, config.Data.ValidationFraction, config.Training.Seed);
         var taskNames = prepared.Manifest.Tasks;
-        return new FineTuneRecipe(config, new TrainingInputs(model, train, validation, padId, taskNames, modelPath), resume);
+        return new FineTuneRecipe(config, new TrainingInputs(model, train, validation, padId, taskNames, modelPath), resume, comm);
     }
 
-    public static FineTuneRecipe FromInputs(TrainConfig config, TrainingInputs inputs, string? resume = null)
+    public static FineTuneRecipe FromInputs(TrainConfig config, TrainingInputs inputs, string? resume = null, ICommunicator? comm = null)
     {
         Validate(config);
-        return new FineTuneRecipe(config, inputs, resume);
+        return new FineTuneRecipe(config, inputs, resume, comm ?? SingleProcess.Instance);
     }
 
     /// <summary>Cross-key rules the per-key ranges cannot express (`itune config validate` runs these too).</summary>
@@ -214,6 +231,10 @@ public sealed class FineTuneRecipe
         Require(c.Loss.LambdaInstruction > 0 || c.Loss.NextTokenWeight > 0, "loss.lambda_instruction", "and loss.next_token_weight are both 0: nothing to learn");
         Require(c.Data.ValidationFraction is >= 0 and < 1, "data.validation_fraction", "must be in [0, 1)");
         if (c.Training.Objective != TrainingObjective.Sft) PreferenceSetup.Validate(c);
+        Require(c.Distributed.ZeroStage is 0 or 1, "distributed.zero_stage", "must be 0 (off) or 1 (optimizer state sharded)");
+        Require(c.Distributed.BucketMb > 0, "distributed.bucket_mb", "must be positive");
+        Require(c.Distributed.CollectiveTimeoutS > 0, "distributed.collective_timeout_s", "must be positive");
+        Require(c.Distributed.ThreadsPerRank >= 0, "distributed.threads_per_rank", "must be ≥ 0 (0 = cores ÷ ranks on the node)");
     }
 
     /// <summary>A deterministic split: every example goes to validation with probability f, by a seeded hash of its index.</summary>
@@ -236,7 +257,8 @@ public sealed class FineTuneRecipe
         double? validationLoss = null;
         bool stoppedEarly = false;
         StepResult? last = null;
-        using var reporter = new TrainingReporter(c.Checkpoint.OutputDir, c.Logging.EverySteps, c.Logging.TensorBoard, quiet);
+        bool root = _comm.Rank == 0;
+        using var reporter = root ? new TrainingReporter(c.Checkpoint.OutputDir, c.Logging.EverySteps, c.Logging.TensorBoard, quiet) : null;
         while (_trainer.Step < _totalSteps && !cancel.IsCancellationRequested)
         {
             last = _trainer.TrainStep();
@@ -244,22 +266,33 @@ public sealed class FineTuneRecipe
             Dictionary<string, double>? extra = null;
             if (c.Eval.EverySteps > 0 && (last.Step % c.Eval.EverySteps == 0 || last.Step == _totalSteps))
             {
-                if (_preference != null) extra = _preference.Evaluate(_inputs.Model, c.Training.MicroBatchSize);
-                else if (_inputs.Validation.Count > 0) extra = new() { ["eval_loss"] = ValidationLoss() };
-                if (extra != null && extra.TryGetValue("eval_loss", out var v))
+                if (_preference != null)
                 {
-                    validationLoss = v;
-                    if (early.Observe(v)) stoppedEarly = true;
+                    extra = _preference.Evaluate(_inputs.Model, c.Training.MicroBatchSize);
+                    if (extra != null && extra.TryGetValue("eval_loss", out var pv))
+                    {
+                        validationLoss = pv;
+                        if (early.Observe(pv)) stoppedEarly = true;
+                    }
+                }
+                else
+                {
+                    // Rank 0 evaluates; the others receive its loss, so early stopping decides alike everywhere.
+                    Span<double> v = [root ? ValidationLoss() : 0];
+                    _comm.Broadcast(v, 0);
+                    validationLoss = v[0];
+                    extra = new() { ["eval_loss"] = validationLoss.Value };
+                    if (early.Observe(validationLoss.Value)) stoppedEarly = true;
                 }
             }
-            reporter.Log(last, _totalSteps, extra);
+            reporter?.Log(last, _totalSteps, extra);
             onStep?.Invoke(last);
             if (c.Checkpoint.SaveEverySteps > 0 && last.Step % c.Checkpoint.SaveEverySteps == 0 && last.Step != _totalSteps)
                 SaveCheckpoint();
             if (stoppedEarly) break;
         }
         SaveCheckpoint();
-        var export = Export();
+        var export = root ? Export() : "";
         return new TrainingSummary(_trainer.Step, last?.Loss ?? double.NaN, validationLoss, curve, c.Checkpoint.OutputDir, export, stoppedEarly, clock.Elapsed.TotalSeconds);
     }
 
@@ -281,11 +314,19 @@ public sealed class FineTuneRecipe
         return tokens == 0 ? double.NaN : sum / tokens;
     }
 
-    public string SaveCheckpoint() => _store.Save(_trainer.Step, dir =>
+    /// <summary>Collective in a data-parallel run (ZeRO-1 gathers the optimizer state on rank 0); rank 0 writes.</summary>
+    public string SaveCheckpoint()
     {
-        TrainerCheckpoint.Write(_trainer, dir, ConfigLoader.ToYaml(_config));
-        OnCheckpointWriting?.Invoke(dir);
-    });
+        _trainer.Zero?.GatherStateOnRoot();
+        if (_comm.Rank != 0) return "";
+        var path = _store.Save(_trainer.Step, dir =>
+        {
+            TrainerCheckpoint.Write(_trainer, dir, ConfigLoader.ToYaml(_config));
+            OnCheckpointWriting?.Invoke(dir);
+        });
+        _trainer.Zero?.DropForeignState();
+        return path;
+    }
 
     /// <summary>Writes what users take away: run_dir/final (HF model) for full fine-tuning, run_dir/adapter (PEFT) otherwise.</summary>
     public string Export()

@@ -24,8 +24,10 @@ public static class ChatClients
     /// </list>
     /// The caller disposes the client (for <c>local:</c> that unloads the model).
     /// </summary>
+    /// <paramref name="maxResponseBytes"/> (remote only, 0 = no cap) bounds the body read from the server
+    /// (<see cref="ResponseSizeLimitHandler"/>).
     public static IChatClient Create(string endpoint, string? model = null, string? apiKey = null, ServeLimits? limits = null,
-        TimeSpan? networkTimeout = null)
+        TimeSpan? networkTimeout = null, long maxResponseBytes = 0)
     {
         if (endpoint.StartsWith(LocalPrefix, StringComparison.Ordinal))
         {
@@ -45,6 +47,8 @@ public static class ChatClients
             RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
             NetworkTimeout = networkTimeout ?? TimeSpan.FromMinutes(5),
         };
+        if (maxResponseBytes > 0)
+            options.Transport = new HttpClientPipelineTransport(new HttpClient(new ResponseSizeLimitHandler(maxResponseBytes)) { Timeout = Timeout.InfiniteTimeSpan });
         return new OpenAI.Chat.ChatClient(model, new ApiKeyCredential(apiKey ?? "no-key"), options).AsIChatClient();
     }
 }

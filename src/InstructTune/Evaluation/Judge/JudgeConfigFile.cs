@@ -31,12 +31,20 @@ public sealed class JudgeSection
     public double MaxRetryAfterS { get; set; } = 60;
     [ConfigKey("Whole-run limit in seconds; judgements not done by then are reported failed (0 = none).", Min = 0)]
     public double DeadlineS { get; set; }
+    [ConfigKey("Most bytes of a response body read from the endpoint; a longer body fails the attempt and is not retried.", Min = 1024)]
+    public long MaxResponseBytes { get; set; } = 1 << 20;
+    [ConfigKey("Ask the endpoint for a JSON object answer (OpenAI response_format json_object) where it supports it.")]
+    public bool JsonMode { get; set; }
     [ConfigKey("JSONL cache of successful judgements, relative to the config file (empty = no cache).")]
     public string Cache { get; set; } = "";
 }
 
 public static class JudgeConfigFile
 {
+    /// <summary>An absolute http:// or https:// URL with a host.</summary>
+    public static bool IsHttpUrl(string text) =>
+        Uri.TryCreate(text, UriKind.Absolute, out var u) && u.Scheme is "http" or "https" && u.Host.Length > 0;
+
     public static JudgeConfig Load(string path, Func<string, string?>? getEnv = null)
     {
         getEnv ??= Environment.GetEnvironmentVariable;
@@ -59,7 +67,13 @@ public static class JudgeConfigFile
             MaxRetryAfter = TimeSpan.FromSeconds(s.MaxRetryAfterS),
             Deadline = s.DeadlineS > 0 ? TimeSpan.FromSeconds(s.DeadlineS) : null,
             CachePath = s.Cache.Length > 0 ? Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, s.Cache)) : null,
+            MaxResponseBytes = s.MaxResponseBytes,
+            JsonMode = s.JsonMode,
         };
-        return config.WithEnvironment(getEnv);
+        config = config.WithEnvironment(getEnv);
+        if (!IsHttpUrl(config.BaseUrl))
+            throw new EvalInputException($"{path}: base_url: \"{config.BaseUrl}\" is not an http(s) URL such as http://127.0.0.1:8000/v1" +
+                                         (s.BaseUrl.Length == 0 ? " (it came from OPENAI_BASE_URL)" : ""));
+        return config;
     }
 }

@@ -35,6 +35,8 @@ public sealed class TrainConfig
     public LoggingSection Logging { get; set; } = new();
     [ConfigKey("Feedback tuning (training.objective dpo, ipo, kto, orpo, simpo, reward): β, loss type, weights, reference log-probs.")]
     public PreferenceSection Preference { get; set; } = new();
+    [ConfigKey("Data-parallel training under mpirun: ZeRO-1, threads per rank, collective timeout, allreduce buckets.")]
+    public DistributedSection Distributed { get; set; } = new();
 }
 
 public sealed class ModelSection
