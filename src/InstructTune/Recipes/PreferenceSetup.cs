@@ -73,6 +73,7 @@ public sealed class PreferenceSetup
         {
             Preference = data.Subset(train, config.Data.MaxSeqLen),
             PreferenceValidation = validation.Count > 0 ? data.Subset(validation, config.Data.MaxSeqLen) : null,
+            Encode = text => tokenizer.Encode(text, addSpecialTokens: true).Ids,
         };
     }
 
