@@ -17,5 +17,6 @@ public static class CommandCatalog
         foreach (var c in ModelCommands.Create()) yield return c;
         yield return QuickstartCommand.Create();
         yield return ServeCommands.Create();
+        yield return ExportCommands.Create();
     }
 }

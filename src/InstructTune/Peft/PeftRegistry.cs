@@ -8,6 +8,8 @@ using InstructTune.Engine.Tensors;
 using InstructTune.Models.Inference;
 using InstructTune.Peft.Ia3;
 using InstructTune.Peft.Lora;
+using InstructTune.Peft.PrefixTuning;
+using InstructTune.Peft.PromptTuning;
 using InstructTune.Training.Config;
 
 namespace InstructTune.Peft;
@@ -22,13 +24,13 @@ public sealed record PeftMethod(string Name, string PeftType, bool Mergeable, Ac
 public static class PeftRegistry
 {
     /// <summary>peft_type values InstructTune reads.</summary>
-    public static readonly IReadOnlyList<string> SupportedTypes = ["LORA", "IA3"];
+    public static readonly IReadOnlyList<string> SupportedTypes = ["LORA", "IA3", "PROMPT_TUNING", "PREFIX_TUNING"];
 
     /// <summary>
     /// Injects the method that training.method names (none for full fine-tuning) and freezes the rest. Errors name
     /// the config key at fault.
     /// </summary>
-    public static PeftMethod? Inject(Module model, TrainConfig config)
+    public static PeftMethod? Inject(Module model, TrainConfig config, Func<string, int[]>? encode = null)
     {
         var t = config.Training;
         switch (t.Method)
@@ -58,10 +60,29 @@ public static class PeftRegistry
                 catch (ArgumentException e) { throw new ConfigException($"ia3.target_modules: {e.Message}"); }
                 return new PeftMethod("ia3", "IA3", true, (m, dir, basePath) => Ia3AdapterIO.Save(m, ia3, dir, basePath));
             }
+            case TuningMethod.PromptTuning:
+            {
+                var s = config.PromptTuning;
+                var pt = new PromptTuningConfig { NumVirtualTokens = s.NumVirtualTokens, Init = s.Init, InitText = s.InitText };
+                try { PromptTuningInjector.Inject(Llama(model), pt, (ulong)t.Seed, encode); }
+                catch (ArgumentException e) { throw new ConfigException($"prompt_tuning: {e.Message}"); }
+                return new PeftMethod("prompt_tuning", "PROMPT_TUNING", false, (m, dir, basePath) => PromptTuningAdapterIO.Save(Llama(m), pt, dir, basePath));
+            }
+            case TuningMethod.PrefixTuning:
+            {
+                var s = config.PrefixTuning;
+                var pc = new PrefixTuningConfig { NumVirtualTokens = s.NumVirtualTokens, PrefixProjection = s.PrefixProjection, EncoderHiddenSize = s.EncoderHiddenSize };
+                try { PrefixTuningInjector.Inject(Llama(model), pc, (ulong)t.Seed); }
+                catch (ArgumentException e) { throw new ConfigException($"prefix_tuning: {e.Message}"); }
+                return new PeftMethod("prefix_tuning", "PREFIX_TUNING", false, (m, dir, basePath) => PrefixTuningAdapterIO.Save(Llama(m), pc, dir, basePath));
+            }
             default:
                 throw new ConfigException($"training.method: '{t.Method}' has no PEFT injector");
         }
     }
+
+    private static Models.LlamaModel Llama(Module m) =>
+        m as Models.LlamaModel ?? throw new ArgumentException("prompt and prefix tuning need a LlamaModel");
 
     /// <summary>The peft_type an adapter folder declares (PEFT writes it; a missing one is read as LORA, as older files are).</summary>
     public static string PeftType(string dir)
@@ -86,6 +107,7 @@ public static class PeftRegistry
         {
             case "LORA": model.ApplyAdapter(LoraAdapterFile.Load(dir)); break;
             case "IA3": model.ApplyIa3(Ia3AdapterFile.Load(dir)); break;
+            default: model.ApplyVirtualTokens(PromptLearningFile.Load(dir)); break;
         }
     }
 
@@ -97,6 +119,8 @@ public static class PeftRegistry
         {
             case "LORA": LoraAdapterIO.LoadInto(model, dir); break;
             case "IA3": Ia3AdapterIO.LoadInto(model, dir); break;
+            case "PROMPT_TUNING": PromptTuningAdapterIO.LoadInto(Llama(model), PromptLearningFile.Load(dir), dir); break;
+            case "PREFIX_TUNING": PrefixTuningAdapterIO.LoadInto(Llama(model), PromptLearningFile.Load(dir), dir); break;
         }
         return type;
     }
@@ -104,6 +128,8 @@ public static class PeftRegistry
     /// <summary>Merges every adapter layer into its base and puts the plain layers back (for a full checkpoint).</summary>
     public static void MergeAndUnload(Module model)
     {
+        if (model is Models.LlamaModel { VirtualTokens: not null })
+            throw new InvalidDataException("prompt and prefix tuning adapters add virtual tokens and cannot be merged into the weights; use --adapter with score/generate/eval instead");
         LoraInjector.MergeAndUnload(model);
         Ia3Injector.MergeAndUnload(model);
     }

@@ -19,7 +19,11 @@ namespace InstructTune.Recipes;
 
 /// <summary>A model and tokenized data, ready to train (from disk in <see cref="FineTuneRecipe.Setup"/>, or made in memory).</summary>
 public sealed record TrainingInputs(LlamaModel Model, IReadOnlyList<TokenizedExample> Train,
-    IReadOnlyList<TokenizedExample> Validation, int PadId, IReadOnlyList<string> TaskNames, string ModelPath = "");
+    IReadOnlyList<TokenizedExample> Validation, int PadId, IReadOnlyList<string> TaskNames, string ModelPath = "")
+{
+    /// <summary>The tokenizer as text → ids with special tokens (prompt tuning's init text), when there is one.</summary>
+    public Func<string, int[]>? Encode { get; init; }
+}
 
 /// <summary>What a finished run reports.</summary>
 public sealed record TrainingSummary(int Steps, double FinalLoss, double? ValidationLoss, IReadOnlyList<(int Step, double Loss)> LossCurve,
@@ -64,7 +68,15 @@ public sealed class FineTuneRecipe
         var model = inputs.Model;
         if (inputs.Train.Count == 0) throw new ConfigException("data.path: the dataset has no usable examples");
 
-        _peft = PeftRegistry.Inject(model, config);
+        if (model.Config is var mc && (t.Method == TuningMethod.PromptTuning || t.Method == TuningMethod.PrefixTuning))
+        {
+            string key = t.Method == TuningMethod.PromptTuning ? "prompt_tuning" : "prefix_tuning";
+            int p = t.Method == TuningMethod.PromptTuning ? config.PromptTuning.NumVirtualTokens : config.PrefixTuning.NumVirtualTokens;
+            int longest = inputs.Train.Concat(inputs.Validation).Select(e => e.Ids.Length).DefaultIfEmpty(0).Max();
+            if (p + longest > mc.MaxPositionEmbeddings)
+                throw new ConfigException($"{key}.num_virtual_tokens: {p} virtual tokens + the longest example's {longest} tokens exceed the model's max_position_embeddings {mc.MaxPositionEmbeddings}");
+        }
+        _peft = PeftRegistry.Inject(model, config, inputs.Encode);
         var trainable = model.NamedParameters().Where(p => !p.Parameter.Frozen).ToList();
 
         Parameter? logVars = null;
@@ -176,7 +188,10 @@ public sealed class FineTuneRecipe
         var (train, validation) = Split(all, config.Data.ValidationFraction, config.Training.Seed);
         var taskNames = prepared.Manifest.Tasks;
         int padId = tokenizer.PadId ?? tokenizer.EosId ?? 0;
-        return new FineTuneRecipe(config, new TrainingInputs(model, train, validation, padId, taskNames, modelPath), resume, comm);
+        return new FineTuneRecipe(config, new TrainingInputs(model, train, validation, padId, taskNames, modelPath)
+        {
+            Encode = text => tokenizer.Encode(text, addSpecialTokens: true).Ids,
+        }, resume, comm);
     }
 
     public static FineTuneRecipe FromInputs(TrainConfig config, TrainingInputs inputs, string? resume = null, ICommunicator? comm = null)
@@ -204,6 +219,14 @@ public sealed class FineTuneRecipe
         Require(c.Distributed.BucketMb > 0, "distributed.bucket_mb", "must be positive");
         Require(c.Distributed.CollectiveTimeoutS > 0, "distributed.collective_timeout_s", "must be positive");
         Require(c.Distributed.ThreadsPerRank >= 0, "distributed.threads_per_rank", "must be ≥ 0 (0 = cores ÷ ranks on the node)");
+        if (c.Training.Method is TuningMethod.PromptTuning or TuningMethod.PrefixTuning)
+        {
+            string key = c.Training.Method == TuningMethod.PromptTuning ? "prompt_tuning" : "prefix_tuning";
+            int p = c.Training.Method == TuningMethod.PromptTuning ? c.PromptTuning.NumVirtualTokens : c.PrefixTuning.NumVirtualTokens;
+            Require(p > 0, key + ".num_virtual_tokens", "must be positive");
+            Require(!c.Data.Pack, "data.pack", $"must be false for {key}: its virtual tokens go in front of each sequence, and a packed row holds several");
+            Require(!c.Training.ActivationCheckpointing || c.Training.Method == TuningMethod.PromptTuning, "training.activation_checkpointing", "is not supported with prefix_tuning");
+        }
     }
 
     /// <summary>A deterministic split: every example goes to validation with probability f, by a seeded hash of its index.</summary>

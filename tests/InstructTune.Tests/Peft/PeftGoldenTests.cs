@@ -4,6 +4,8 @@ using InstructTune.Engine.Tensors;
 using InstructTune.Models;
 using InstructTune.Peft.Ia3;
 using InstructTune.Peft.Lora;
+using InstructTune.Peft.PrefixTuning;
+using InstructTune.Peft.PromptTuning;
 using InstructTune.Tests.Models;
 
 namespace InstructTune.Tests.Peft;
@@ -33,15 +35,26 @@ public class PeftGoldenTests
         return model;
     }
 
-    public static TheoryData<string> Methods() => new() { "dora", "ia3" };
+    public static TheoryData<string> Methods() => new() { "dora", "ia3", "prompt", "prefix", "prefix_proj" };
 
     [Theory, MemberData(nameof(Methods))]
     public void LogitsLossAndAdapterGradientsMatchPyTorch(string method)
     {
         var root = Load(method);
         var model = Model(root.GetProperty("config"));
-        if (method == "dora") LoraInjector.Inject(model, new LoraConfig { Rank = 4, Alpha = 8, UseDora = true }, seed: 1);
-        else Ia3Injector.Inject(model, new Ia3Config());
+        switch (method)
+        {
+            case "dora": LoraInjector.Inject(model, new LoraConfig { Rank = 4, Alpha = 8, UseDora = true }, seed: 1); break;
+            case "ia3": Ia3Injector.Inject(model, new Ia3Config()); break;
+            case "prompt": PromptTuningInjector.Inject(model, new PromptTuningConfig { NumVirtualTokens = root.GetProperty("virtual_tokens").GetInt32() }, 1); break;
+            default:
+                PrefixTuningInjector.Inject(model, new PrefixTuningConfig
+                {
+                    NumVirtualTokens = root.GetProperty("virtual_tokens").GetInt32(), PrefixProjection = method == "prefix_proj",
+                    EncoderHiddenSize = root.GetProperty("encoder_hidden").GetInt32(),
+                }, 1);
+                break;
+        }
         foreach (var p in root.GetProperty("params").EnumerateArray())
             model.GetParameter(p.GetProperty("name").GetString()!).Load(Floats(p));
 

@@ -8,6 +8,8 @@ using InstructTune.Models.Inference;
 using InstructTune.Peft;
 using InstructTune.Peft.Ia3;
 using InstructTune.Peft.Lora;
+using InstructTune.Peft.PrefixTuning;
+using InstructTune.Peft.PromptTuning;
 using static InstructTune.Tests.Peft.LoraInvariantTests;
 
 namespace InstructTune.Tests.Peft;
@@ -29,11 +31,34 @@ public class PeftInvariantTests
         return data;
     }
 
+    /// <summary>Every method (the mergeable ones start as identity; prompt/prefix tuning start random).</summary>
+    public static TheoryData<string, string> AllTable()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var method in new[] { "dora", "ia3", "prompt", "prefix", "prefix_proj" })
+            foreach (var model in new[] { "llama-gqa", "qwen2-tied-bias" })
+                data.Add(method, model);
+        return data;
+    }
+
+    private static readonly PromptTuningConfig PromptConfig = new() { NumVirtualTokens = 4, Init = PromptInit.SampleVocab };
+    private static PrefixTuningConfig PrefixConfig(string method) => new() { NumVirtualTokens = 3, PrefixProjection = method == "prefix_proj", EncoderHiddenSize = 10 };
+
     private static void Inject(LlamaModel model, string method)
     {
-        if (method == "dora") LoraInjector.Inject(model, new LoraConfig { Rank = 4, Alpha = 8, UseDora = true }, seed: 1);
-        else Ia3Injector.Inject(model, new Ia3Config());
+        switch (method)
+        {
+            case "dora": LoraInjector.Inject(model, new LoraConfig { Rank = 4, Alpha = 8, UseDora = true }, seed: 1); break;
+            case "ia3": Ia3Injector.Inject(model, new Ia3Config()); break;
+            case "prompt": PromptTuningInjector.Inject(model, PromptConfig, 1); break;
+            default: PrefixTuningInjector.Inject(model, PrefixConfig(method), 1); break;
+        }
     }
+
+    private static string Marker(string method) => method switch
+    {
+        "dora" => ".lora_", "ia3" => ".ia3_l", "prompt" => "prompt_encoder.", _ => "prefix_encoder.",
+    };
 
     /// <summary>Moves every adapter parameter away from its identity init.</summary>
     private static void Perturb(LlamaModel model)
@@ -42,7 +67,7 @@ public class PeftInvariantTests
         foreach (var (name, p) in model.NamedParameters().Where(p => !p.Parameter.Frozen))
         {
             var noise = new float[p.Length];
-            rng.Normal(noise, 0, name.Contains("lora_B") ? 0.05f : 0.2f);
+            rng.Normal(noise, 0, name.Contains("lora_B") ? 0.05f : name.Contains("_encoder.") ? 0.5f : 0.2f);
             var v = p.ToArray();
             for (int i = 0; i < v.Length; i++) v[i] = name.Contains("lora_B") ? noise[i] : v[i] * (1 + noise[i]);
             p.Load(v);
@@ -52,20 +77,25 @@ public class PeftInvariantTests
     private static string Save(LlamaModel model, string method)
     {
         var dir = Directory.CreateTempSubdirectory("adapter").FullName;
-        if (method == "dora") LoraAdapterIO.Save(model, new LoraConfig { Rank = 4, Alpha = 8, UseDora = true }, dir);
-        else Ia3AdapterIO.Save(model, new Ia3Config(), dir);
+        switch (method)
+        {
+            case "dora": LoraAdapterIO.Save(model, new LoraConfig { Rank = 4, Alpha = 8, UseDora = true }, dir); break;
+            case "ia3": Ia3AdapterIO.Save(model, new Ia3Config(), dir); break;
+            case "prompt": PromptTuningAdapterIO.Save(model, PromptConfig, dir); break;
+            default: PrefixTuningAdapterIO.Save(model, PrefixConfig(method), dir); break;
+        }
         return dir;
     }
 
     private static float MaxDiff(float[] a, float[] b) => a.Zip(b).Max(p => Math.Abs(p.First - p.Second));
 
-    [Theory, MemberData(nameof(Table))]
+    [Theory, MemberData(nameof(AllTable))]
     public void OutputIsUnchangedAtInitAndWhenDisabled(string method, string kind)
     {
         var expected = Logits(TinyModel(kind));
         var model = TinyModel(kind);
         Inject(model, method);
-        AssertClose(expected, Logits(model), 1e-5f);
+        if (method is "dora" or "ia3") AssertClose(expected, Logits(model), 1e-5f);   // identity at init
         Perturb(model);
         Assert.True(MaxDiff(expected, Logits(model)) > 1e-3f, "a trained adapter must change the output");
         Assert.True(AdapterSwitch.SetEnabled(model, false) > 0);
@@ -90,12 +120,12 @@ public class PeftInvariantTests
         AssertClose(unmerged, Logits(model), 1e-5f);
     }
 
-    [Theory, MemberData(nameof(Table))]
+    [Theory, MemberData(nameof(AllTable))]
     public void AStepChangesOnlyTheMethodsParameters(string method, string kind)
     {
         var model = TinyModel(kind);
         Inject(model, method);
-        string marker = method == "dora" ? ".lora_" : ".ia3_l";
+        string marker = Marker(method);
         var before = model.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter.ToArray());
         Assert.All(model.NamedParameters().Where(p => !p.Parameter.Frozen), p => Assert.Contains(marker, p.Name));
         var optimizer = new AdamW(model.Parameters().Where(p => !p.Frozen).ToList(), lr: 1e-2f, weightDecay: 0f);
@@ -112,7 +142,7 @@ public class PeftInvariantTests
         }
     }
 
-    [Theory, MemberData(nameof(Table))]
+    [Theory, MemberData(nameof(AllTable))]
     public void SaveThenLoadReproducesLogitsExactlyInPeftLayout(string method, string kind)
     {
         var model = TinyModel(kind);
@@ -130,6 +160,19 @@ public class PeftInvariantTests
                 Assert.True(root.GetProperty("use_dora").GetBoolean());
                 Assert.Equal([32L], st.Info("base_model.model.model.layers.1.self_attn.q_proj.lora_magnitude_vector").Shape);
                 Assert.Equal(2 * 7 * 3, st.Tensors.Count);   // 2 layers × 7 projections × (A, B, magnitude)
+            }
+            else if (method is "prompt" or "prefix" or "prefix_proj")
+            {
+                bool prompt = method == "prompt";
+                Assert.Equal(prompt ? "PROMPT_TUNING" : "PREFIX_TUNING", root.GetProperty("peft_type").GetString());
+                Assert.Equal(prompt ? 4 : 3, root.GetProperty("num_virtual_tokens").GetInt32());
+                Assert.Equal(1, root.GetProperty("num_transformer_submodules").GetInt32());
+                int kvDim = (kind == "llama-gqa" ? 2 : 1) * 8;
+                Assert.Equal(prompt ? 32 : kvDim, root.GetProperty("token_dim").GetInt32());
+                if (!prompt) Assert.Equal(method == "prefix_proj", root.GetProperty("prefix_projection").GetBoolean());
+                else Assert.Equal("SAMPLE_VOCAB", root.GetProperty("prompt_tuning_init").GetString());
+                Assert.Equal(prompt ? [4L, 32L] : [3L, 2L * 2 * kvDim], st.Info("prompt_embeddings").Shape);
+                Assert.Single(st.Tensors);
             }
             else
             {
@@ -149,7 +192,7 @@ public class PeftInvariantTests
 
     /// <summary>The inference path (score/generate/eval) with the saved adapter: decoding one token at a time over
     /// the KV cache, and the whole sequence in one uncached prefill, both give the training forward's logits.</summary>
-    [Theory, MemberData(nameof(Table))]
+    [Theory, MemberData(nameof(AllTable))]
     public void KvCacheDecodingEqualsTheUncachedForward(string method, string kind)
     {
         var baseDir = Directory.CreateTempSubdirectory("base").FullName;
@@ -183,6 +226,28 @@ public class PeftInvariantTests
         var e = Assert.Throws<InvalidDataException>(() => PeftRegistry.LoadInto(TinyModel("llama-gqa"), dir));
         Assert.Contains("LOHA", e.Message);
         Assert.Contains("not supported", e.Message);
+    }
+
+    [Theory, InlineData("prompt"), InlineData("prefix")]
+    public void VirtualTokensBeyondThePositionBudgetAreRefused(string method)
+    {
+        var model = TinyModel("llama-gqa");   // max_position_embeddings 64
+        var e = Assert.Throws<ArgumentException>(() =>
+        {
+            if (method == "prompt") PromptTuningInjector.Inject(model, new PromptTuningConfig { NumVirtualTokens = 64 }, 1);
+            else PrefixTuningInjector.Inject(model, new PrefixTuningConfig { NumVirtualTokens = 70 }, 1);
+        });
+        Assert.Contains("num_virtual_tokens", e.Message);
+        Assert.Contains("max_position_embeddings 64", e.Message);
+    }
+
+    [Fact]
+    public void PromptAndPrefixAdaptersAreNotMerged()
+    {
+        var model = TinyModel("llama-gqa");
+        PromptTuningInjector.Inject(model, PromptConfig, 1);
+        var e = Assert.Throws<InvalidDataException>(() => PeftRegistry.MergeAndUnload(model));
+        Assert.Contains("cannot be merged", e.Message);
     }
 
     [Fact]

@@ -131,6 +131,7 @@ public static class EvalRunRecipe
                     {
                         ["id"] = e.Id,
                         ["task"] = e.Task,
+                        ["level"] = EvalRunReport.Level(e),
                         ["prompt"] = prompts[i],
                         ["reference"] = e.References[0],
                         ["prediction"] = predictions[i],

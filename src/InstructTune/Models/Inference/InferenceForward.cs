@@ -6,11 +6,13 @@ public sealed partial class InferenceModel
 {
     /// <summary>
     /// The residual stream after the last decoder layer (before the final norm), X [N, D] for every fed token, and
-    /// the rows whose logits <see cref="Forward"/> returns.
+    /// the rows whose logits <see cref="Forward"/> returns. <paramref name="inputRows"/> replaces the token
+    /// embeddings when given (a soft prompt: row = cache index mod P).
     /// </summary>
-    private (float[] X, List<int> Rows) Hidden(IReadOnlyList<SequenceChunk> chunks)
+    private (float[] X, List<int> Rows) Hidden(IReadOnlyList<SequenceChunk> chunks, float[]? inputRows = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (inputRows == null) chunks = WithVirtualTokens(chunks);
         var c = Config;
         int D = c.HiddenSize, nH = c.NumAttentionHeads, nKv = c.NumKeyValueHeads, hd = c.HeadDim, V = c.VocabSize;
         int N = chunks.Sum(ch => ch.Tokens.Length);
@@ -46,7 +48,9 @@ public sealed partial class InferenceModel
         var adapters = RowAdaptersOf(chunks);
 
         var X = new float[N * D];                                   // (N, D) residual stream
-        for (int n = 0; n < N; n++) Embed.RowToF32(Tokens(chunks, n), X.AsSpan(n * D, D));
+        if (inputRows != null)
+            for (int n = 0; n < N; n++) inputRows.AsSpan((index[n] % VirtualTokens) * D, D).CopyTo(X.AsSpan(n * D, D));
+        else for (int n = 0; n < N; n++) Embed.RowToF32(Tokens(chunks, n), X.AsSpan(n * D, D));
         var H = new float[N * D];
         var Q = new float[N * nH * hd];                             // (N, nH, hd)
         var Kn = new float[N * nKv * hd];                           // (N, nKv, hd)
@@ -123,6 +127,20 @@ public sealed partial class InferenceModel
         for (int n = 0; n < N; n++) System.Numerics.Tensors.TensorPrimitives.Add(mean, X.AsSpan(n * D, D), mean);
         System.Numerics.Tensors.TensorPrimitives.Divide(mean, N, mean);
         return mean;
+    }
+
+    /// <summary>
+    /// With virtual tokens attached (prompt or prefix tuning), a chunk that starts an empty cache first gets them:
+    /// the prefix keys/values copied into cache rows 0..P−1, or the soft prompt run through the model. Real tokens
+    /// then sit at cache index and position P.. (explicit positions are shifted by P).
+    /// </summary>
+    private IReadOnlyList<SequenceChunk> WithVirtualTokens(IReadOnlyList<SequenceChunk> chunks)
+    {
+        if (VirtualTokens == 0) return chunks;
+        var fresh = chunks.Where(ch => ch.Cache.Length == 0).ToList();
+        if (_prefixK != null) foreach (var ch in fresh) FillPrefix(ch.Cache);
+        else if (fresh.Count > 0) Hidden(fresh.Select(ch => new SequenceChunk(ch.Cache, new int[VirtualTokens], Adapter: ch.Adapter)).ToList(), _softPrompt);
+        return chunks.Select(ch => ch.Positions == null ? ch : ch with { Positions = ch.Positions.Select(p => p + VirtualTokens).ToArray() }).ToList();
     }
 
     /// <summary>Token rows grouped by their chunk's per-sequence adapter (null when no chunk has one).</summary>

@@ -171,7 +171,61 @@ public sealed partial class InferenceModel : IDisposable
             + layers.Sum(l => l.Linears(0).Sum(x => x.L.W.ByteLength));
     }
 
-    public KvCache CreateCache(int capacity) => new(Config, capacity);
+    /// <summary>A cache for <paramref name="capacity"/> real tokens (plus room for the virtual tokens, if any).</summary>
+    public KvCache CreateCache(int capacity) => new(Config, capacity + VirtualTokens);
+
+    /// <summary>P virtual tokens every sequence starts with (prompt or prefix tuning), 0 without.</summary>
+    public int VirtualTokens { get; private set; }
+    private float[]? _softPrompt;            // (P, D)
+    private float[][]? _prefixK, _prefixV;   // per layer (P, kvHeads·hd)
+
+    /// <summary>Attaches a prompt-tuning soft prompt (P, hidden) or prefix-tuning prefixes (P, L·2·kv·hd, PEFT's
+    /// layout: block 2l = layer l's keys, 2l+1 its values). Refuses sizes that do not fit the model.</summary>
+    public void ApplyVirtualTokens(Peft.PromptLearningFile file)
+    {
+        var c = Config;
+        int P = file.NumVirtualTokens, tok = c.NumKeyValueHeads * c.HeadDim;
+        if (VirtualTokens > 0) throw new InvalidDataException("the model already has virtual tokens attached");
+        if (P >= c.MaxPositionEmbeddings)
+            throw new InvalidDataException($"num_virtual_tokens {P} leaves no position for real tokens (max_position_embeddings {c.MaxPositionEmbeddings})");
+        if (file.IsPrefix)
+        {
+            if (file.Width != c.NumHiddenLayers * 2 * tok)
+                throw new InvalidDataException($"prompt_embeddings rows have {file.Width} values; this model's prefixes need num_layers {c.NumHiddenLayers} × 2 × {tok}");
+            _prefixK = new float[c.NumHiddenLayers][]; _prefixV = new float[c.NumHiddenLayers][];
+            for (int l = 0; l < c.NumHiddenLayers; l++)
+            {
+                _prefixK[l] = new float[P * tok]; _prefixV[l] = new float[P * tok];
+                for (int p = 0; p < P; p++)
+                {
+                    file.Embeddings.AsSpan((p * 2 * c.NumHiddenLayers + 2 * l) * tok, tok).CopyTo(_prefixK[l].AsSpan(p * tok, tok));
+                    file.Embeddings.AsSpan((p * 2 * c.NumHiddenLayers + 2 * l + 1) * tok, tok).CopyTo(_prefixV[l].AsSpan(p * tok, tok));
+                }
+            }
+        }
+        else
+        {
+            if (file.Width != c.HiddenSize)
+                throw new InvalidDataException($"prompt_embeddings rows have {file.Width} values; this model's hidden_size is {c.HiddenSize}");
+            _softPrompt = file.Embeddings;
+        }
+        VirtualTokens = P;
+    }
+
+    /// <summary>Copies the prefix keys/values into an empty cache's rows 0..P−1 of every layer.</summary>
+    private void FillPrefix(KvCache cache)
+    {
+        int P = VirtualTokens, nKv = Config.NumKeyValueHeads, hd = Config.HeadDim;
+        for (int l = 0; l < _prefixK!.Length; l++)
+            for (int p = 0; p < P; p++)
+                for (int g = 0; g < nKv; g++)
+                {
+                    int dst = (g * cache.Capacity + p) * hd;
+                    _prefixK[l].AsSpan((p * nKv + g) * hd, hd).CopyTo(cache.K[l].AsSpan(dst, hd));
+                    _prefixV[l].AsSpan((p * nKv + g) * hd, hd).CopyTo(cache.V[l].AsSpan(dst, hd));
+                }
+        cache.Length = P;
+    }
 
     /// <summary>Attaches LoRA deltas to the named linears (unmerged); throws when a module does not exist or mismatches.</summary>
     public void ApplyAdapter(LoraAdapterFile adapter)

@@ -50,8 +50,14 @@ public static class TrainerCheckpoint
     {
         var statePath = Path.Combine(dir, StateFile);
         if (!File.Exists(statePath)) throw new FileNotFoundException($"{dir} is not a training checkpoint ({StateFile} missing)", statePath);
-        var state = JsonSerializer.Deserialize<State>(File.ReadAllText(statePath))
-            ?? throw new InvalidDataException($"{statePath}: empty state");
+        State? state;
+        try { state = JsonSerializer.Deserialize<State>(File.ReadAllText(statePath)); }
+        catch (Exception e) when (e is JsonException or NotSupportedException)
+        {
+            throw new InvalidDataException($"{statePath}: damaged trainer state ({e.Message.Split('\n')[0]}); resume from an earlier checkpoint", e);
+        }
+        if (state is null || state.Sampler is null || state.Rngs is null || state.OptimizerSteps is null || state.Step < 0)
+            throw new InvalidDataException($"{statePath}: damaged trainer state (missing step, sampler, rngs or optimizer_steps); resume from an earlier checkpoint");
         // A resumed run must see the same global batch, or its data order and loss scale silently change.
         if (state.GlobalMicroBatches > 0 && state.GlobalMicroBatches != trainer.GlobalMicroBatches)
             throw new Config.ConfigException(
@@ -76,7 +82,11 @@ public static class TrainerCheckpoint
             }
         }
         trainer.Step = state.Step;
-        trainer.Sampler.Restore(state.Sampler);
+        try { trainer.Sampler.Restore(state.Sampler); }
+        catch (Exception e) when (e is ArgumentException or IndexOutOfRangeException or InvalidOperationException or NullReferenceException)
+        {
+            throw new InvalidDataException($"{statePath}: damaged trainer state (sampler: {e.Message}); resume from an earlier checkpoint", e);
+        }
         trainer.Guard.Restore((state.GuardEma, state.GuardAccepted, state.GuardConsecutiveBad, state.GuardTotalSkipped));
         foreach (var (name, rng) in trainer.Rngs)
             if (state.Rngs.TryGetValue(name, out var s)) rng.State = s;

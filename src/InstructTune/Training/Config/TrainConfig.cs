@@ -8,7 +8,7 @@ namespace InstructTune.Training.Config;
 // goes in its own file in this folder, with one property line on TrainConfig below. Every key must be read
 // somewhere (ConfigSchemaTests checks the compiled code calls its getter outside this folder).
 
-public enum TuningMethod { Full, Lora, Qlora, Ia3 }
+public enum TuningMethod { Full, Lora, Qlora, Ia3, PromptTuning, PrefixTuning }
 public enum LrSchedule { Constant, Linear, Cosine }
 public enum TaskWeighting { None, Fixed, InverseFrequency, Uncertainty }
 public enum WeightStorage { Float32, Bfloat16 }
@@ -27,6 +27,10 @@ public sealed class TrainConfig
     public LoraSection Lora { get; set; } = new();
     [ConfigKey("IA3 adapters (training.method ia3): learned scaling vectors.")]
     public Ia3Section Ia3 { get; set; } = new();
+    [ConfigKey("Prompt tuning (training.method prompt_tuning): soft prompt tokens at the embedding layer.")]
+    public PromptTuningSection PromptTuning { get; set; } = new();
+    [ConfigKey("Prefix tuning (training.method prefix_tuning): per-layer key/value prefixes.")]
+    public PrefixTuningSection PrefixTuning { get; set; } = new();
     [ConfigKey("The run folder and its checkpoints.")]
     public CheckpointSection Checkpoint { get; set; } = new();
     [ConfigKey("Evaluation during training: validation loss, sample generations, early stopping.")]
