@@ -2,6 +2,7 @@ using InstructTune.Data.Batching;
 using InstructTune.Data.Cache;
 using InstructTune.Data.Loading;
 using InstructTune.Data.Pipeline;
+using InstructTune.Data.Preference;
 using InstructTune.Data.Records;
 using InstructTune.Distributed;
 using InstructTune.Engine.Autograd;
@@ -22,6 +23,9 @@ namespace InstructTune.Recipes;
 public sealed record TrainingInputs(LlamaModel Model, IReadOnlyList<TokenizedExample> Train,
     IReadOnlyList<TokenizedExample> Validation, int PadId, IReadOnlyList<string> TaskNames, string ModelPath = "")
 {
+    /// <summary>Feedback data for the preference objectives (training.objective ≠ sft): train and held-out items.</summary>
+    public PreferenceData? Preference { get; init; }
+    public PreferenceData? PreferenceValidation { get; init; }
     /// <summary>The tokenizer as text → ids with special tokens (prompt tuning's init text), when there is one.</summary>
     public Func<string, int[]>? Encode { get; init; }
 }
@@ -50,6 +54,7 @@ public sealed class FineTuneRecipe : IDisposable
     private readonly CheckpointStore _store;
     private readonly int _totalSteps;
     private RunFolder? _folder;
+    private readonly PreferenceSetup? _preference;
     private readonly ICommunicator _comm;
 
     public Trainer Trainer => _trainer;
@@ -70,8 +75,10 @@ public sealed class FineTuneRecipe : IDisposable
         _folder = folder;
         var t = config.Training;
         var model = inputs.Model;
-        if (inputs.Train.Count == 0) throw new ConfigException("data.path: the dataset has no usable examples");
-        RefuseWhatCannotTrain(config, inputs, say);
+        bool feedback = config.Training.Objective != TrainingObjective.Sft;
+        if (feedback ? inputs.Preference is not { Count: > 0 } : inputs.Train.Count == 0)
+            throw new ConfigException("data.path: the dataset has no usable examples");
+        RefuseWhatCannotTrain(config, inputs, feedback, say);
 
         if (model.Config is var mc && (t.Method == TuningMethod.PromptTuning || t.Method == TuningMethod.PrefixTuning))
         {
@@ -94,9 +101,23 @@ public sealed class FineTuneRecipe : IDisposable
             TaskWeights.Compute(config.Loss.TaskWeighting, inputs.TaskNames, inputs.Train, config.Loss.TaskWeights), logVars,
             (float)t.NeftuneAlpha, t.NeftuneAlpha > 0 ? new Rng((ulong)t.Seed ^ 0x4E45465455UL) : null);
 
-        var batchOptions = new BatchOptions(config.Data.Pack ? BatchMode.Packed : BatchMode.Bucketed, t.MicroBatchSize, config.Data.MaxSeqLen);
-        var sampler = new DataSampler(inputs.Train, batchOptions, inputs.PadId, t.Seed);
-        int stepsPerEpoch = Math.Max(1, sampler.BatchesPerEpoch / (t.GradientAccumulationSteps * comm.Size));
+        IBatchSource source;
+        int batchesPerEpoch;
+        if (feedback)
+        {
+            if (comm.Size > 1) throw new ConfigException("training.objective: feedback objectives run in one process; start them without mpirun", "training.objective");
+            _preference = PreferenceSetup.Create(config, inputs, resume != null, Console.Error.WriteLine);
+            source = _preference.Sampler;
+            batchesPerEpoch = _preference.Sampler.BatchesPerEpoch;
+        }
+        else
+        {
+            var batchOptions = new BatchOptions(config.Data.Pack ? BatchMode.Packed : BatchMode.Bucketed, t.MicroBatchSize, config.Data.MaxSeqLen);
+            var sampler = new DataSampler(inputs.Train, batchOptions, inputs.PadId, t.Seed);
+            source = new SamplerBatchSource(sampler);
+            batchesPerEpoch = sampler.BatchesPerEpoch;
+        }
+        int stepsPerEpoch = Math.Max(1, batchesPerEpoch / (t.GradientAccumulationSteps * comm.Size));
         _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : t.Epochs * stepsPerEpoch;
 
         var optimizer = new AdamW(ParamGroup.DecayMatricesOnly(trainable.Select(p => p.Parameter), (float)t.WeightDecay),
@@ -107,9 +128,10 @@ public sealed class FineTuneRecipe : IDisposable
             Training.Config.LrSchedule.Linear => LrScheduleKind.Linear,
             _ => LrScheduleKind.Cosine,
         }, (float)t.LearningRate, t.WarmupSteps, _totalSteps);
-        _trainer = new Trainer(model, trainable, optimizer, new SamplerBatchSource(sampler),
+        _trainer = new Trainer(model, trainable, optimizer, source,
             new TrainerOptions(t.GradientAccumulationSteps, (float)t.MaxGradNorm, schedule, objective, inputs.TaskNames.Count,
-                t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps));
+                t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps))
+        { StepObjective = _preference?.Objective };
         if (comm.Size > 1) _trainer.Distribute(comm, config.Distributed.ZeroStage, config.Distributed.BucketMb);
         if (objective.NoiseRng != null) _trainer.Rngs["neftune"] = objective.NoiseRng;
         if (_peft?.Rng != null) _trainer.Rngs["lora_dropout"] = _peft.Rng;
@@ -157,11 +179,12 @@ public sealed class FineTuneRecipe : IDisposable
     /// zero learned tokens (every response truncated away); warns per task when more than 10 % of its examples lost
     /// their whole response to truncation.
     /// </summary>
-    private static void RefuseWhatCannotTrain(TrainConfig config, TrainingInputs inputs, Action<string>? say)
+    private static void RefuseWhatCannotTrain(TrainConfig config, TrainingInputs inputs, bool feedback, Action<string>? say)
     {
         int maxPos = inputs.Model.Config.MaxPositionEmbeddings;
         if (maxPos > 0 && config.Data.MaxSeqLen > maxPos)
             throw new ConfigException($"data.max_seq_len: {config.Data.MaxSeqLen} exceeds the model's max_position_embeddings {maxPos}; set data.max_seq_len ≤ {maxPos}", "data.max_seq_len");
+        if (feedback) return;   // preference pairs: their own checks (PreferenceData)
         bool onlyResponses = config.Loss.NextTokenWeight == 0;
         long learned = inputs.Train.Sum(e => (long)e.LearnedTokens);
         if (onlyResponses && learned == 0)
@@ -232,6 +255,14 @@ public sealed class FineTuneRecipe : IDisposable
         var model = LlamaCheckpoint.Load(modelPath);
         if (tokenizer.VocabSize > model.Config.VocabSize)
             throw new ConfigException($"model.tokenizer: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary is {model.Config.VocabSize}");
+        int padId = tokenizer.PadId ?? tokenizer.EosId ?? 0;
+        if (config.Training.Objective != TrainingObjective.Sft)
+        {
+            say?.Invoke($"feedback data: {config.Data.Path} (objective {config.Training.Objective}, template {config.Data.Template})");
+            var inputs = PreferenceSetup.LoadData(config, tokenizer, tokenizerPath, padId, model, modelPath, say);
+            var dataSha = File.Exists(config.Data.Path) ? "sha256:" + CacheManifest.Sha256OfFile(config.Data.Path) : config.Data.Path;
+            return (inputs, dataSha);
+        }
         say?.Invoke($"data: {config.Data.Path} ({format}, template {config.Data.Template})");
         // Rank 0 tokenizes into the run's data cache first; the other ranks then find it and reuse it.
         PrepareResult Prepare() => PreparePipeline.Run(new PrepareOptions([new DataSource(config.Data.Path, format)], tokenizerPath, config.Data.Template,
@@ -258,7 +289,6 @@ public sealed class FineTuneRecipe : IDisposable
             fingerprint += "+" + held.Manifest.Key;
         }
         var taskNames = prepared.Manifest.Tasks;
-        int padId = tokenizer.PadId ?? tokenizer.EosId ?? 0;
         return (new TrainingInputs(model, train, validation, padId, taskNames, modelPath)
         {
             Encode = text => tokenizer.Encode(text, addSpecialTokens: true).Ids,
@@ -286,6 +316,7 @@ public sealed class FineTuneRecipe : IDisposable
         Require(c.Loss.LambdaInstruction >= 0 && c.Loss.NextTokenWeight >= 0, "loss.lambda_instruction", "weights must be ≥ 0");
         Require(c.Loss.LambdaInstruction > 0 || c.Loss.NextTokenWeight > 0, "loss.lambda_instruction", "and loss.next_token_weight are both 0: nothing to learn");
         Require(c.Data.ValidationFraction is >= 0 and < 1, "data.validation_fraction", "must be in [0, 1)");
+        if (c.Training.Objective != TrainingObjective.Sft) PreferenceSetup.Validate(c);
         Require(c.Distributed.ZeroStage is 0 or 1, "distributed.zero_stage", "must be 0 (off) or 1 (optimizer state sharded)");
         Require(c.Distributed.BucketMb > 0, "distributed.bucket_mb", "must be positive");
         Require(c.Distributed.CollectiveTimeoutS > 0, "distributed.collective_timeout_s", "must be positive");
@@ -332,14 +363,26 @@ public sealed class FineTuneRecipe : IDisposable
             last = _trainer.TrainStep();
             curve.Add((last.Step, last.Loss));
             Dictionary<string, double>? extra = null;
-            if (c.Eval.EverySteps > 0 && _inputs.Validation.Count > 0 && (last.Step % c.Eval.EverySteps == 0 || last.Step == _totalSteps))
+            if (c.Eval.EverySteps > 0 && (last.Step % c.Eval.EverySteps == 0 || last.Step == _totalSteps))
             {
-                // Rank 0 evaluates; the others receive its loss, so early stopping decides alike everywhere.
-                Span<double> v = [root ? ValidationLoss() : 0];
-                _comm.Broadcast(v, 0);
-                validationLoss = v[0];
-                extra = new() { ["eval_loss"] = validationLoss.Value };
-                if (early.Observe(validationLoss.Value)) stoppedEarly = true;
+                if (_preference != null)
+                {
+                    extra = _preference.Evaluate(_inputs.Model, c.Training.MicroBatchSize);
+                    if (extra != null && extra.TryGetValue("eval_loss", out var pv))
+                    {
+                        validationLoss = pv;
+                        if (early.Observe(pv)) stoppedEarly = true;
+                    }
+                }
+                else
+                {
+                    // Rank 0 evaluates; the others receive its loss, so early stopping decides alike everywhere.
+                    Span<double> v = [root ? ValidationLoss() : 0];
+                    _comm.Broadcast(v, 0);
+                    validationLoss = v[0];
+                    extra = new() { ["eval_loss"] = validationLoss.Value };
+                    if (early.Observe(validationLoss.Value)) stoppedEarly = true;
+                }
             }
             reporter?.Log(last, _totalSteps, extra);
             onStep?.Invoke(last);
