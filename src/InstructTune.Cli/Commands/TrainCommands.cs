@@ -24,6 +24,8 @@ public static class TrainCommands
     {
         try { return body(); }
         catch (ConfigException e) { Console.Error.WriteLine($"config error: {e.Message}"); return 2; }
+        catch (Data.Records.DataFormatException e) { Console.Error.WriteLine($"data error: {e.Message}"); return 2; }
+        catch (Templates.ChatTemplateException e) { Console.Error.WriteLine($"chat template error: {e.Message}"); return 2; }
         catch (TrainingDivergedException e) { Console.Error.WriteLine($"training stopped: {e.Message}"); return 3; }
         catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException
                                       or ArgumentException or TokenizerFormatException)

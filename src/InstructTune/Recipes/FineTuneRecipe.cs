@@ -2,6 +2,7 @@ using InstructTune.Data.Batching;
 using InstructTune.Data.Loading;
 using InstructTune.Data.Pipeline;
 using InstructTune.Data.Records;
+using InstructTune.Data.Templating;
 using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Optim;
 using InstructTune.Engine.Tensors;
@@ -17,8 +18,12 @@ using InstructTune.Training.Regularizers;
 namespace InstructTune.Recipes;
 
 /// <summary>A model and tokenized data, ready to train (from disk in <see cref="FineTuneRecipe.Setup"/>, or made in memory).</summary>
+/// <param name="Stages">Curriculum stages in order (null: one stage, <paramref name="Train"/>); <paramref name="Train"/> is then all of them.</param>
+/// <param name="StageEpochs">Passes over each stage's list (a mixture list already holds its epochs: 1).</param>
+/// <param name="Prompt">The prompt format, recorded in the run and adapter folders (instructtune.json).</param>
 public sealed record TrainingInputs(LlamaModel Model, IReadOnlyList<TokenizedExample> Train,
-    IReadOnlyList<TokenizedExample> Validation, int PadId, IReadOnlyList<string> TaskNames, string ModelPath = "");
+    IReadOnlyList<TokenizedExample> Validation, int PadId, IReadOnlyList<string> TaskNames, string ModelPath = "",
+    IReadOnlyList<IReadOnlyList<TokenizedExample>>? Stages = null, IReadOnlyList<int>? StageEpochs = null, PromptFormatRecord? Prompt = null);
 
 /// <summary>What a finished run reports.</summary>
 public sealed record TrainingSummary(int Steps, double FinalLoss, double? ValidationLoss, IReadOnlyList<(int Step, double Loss)> LossCurve,
@@ -41,6 +46,10 @@ public sealed class FineTuneRecipe
 
     public Trainer Trainer => _trainer;
     public int TotalSteps => _totalSteps;
+    /// <summary>Optimizer steps of each curriculum stage (null with one stage).</summary>
+    public IReadOnlyList<long>? StageSteps { get; private set; }
+    /// <summary>The data of a run set up from disk (stats per dataset and stage); null for in-memory inputs.</summary>
+    public PreparedData? Data { get; private set; }
     public string RunDir => _config.Checkpoint.OutputDir;
 
     /// <summary>Hook for tests: called inside every checkpoint write, before the files are published.</summary>
@@ -77,9 +86,26 @@ public sealed class FineTuneRecipe
             (float)t.NeftuneAlpha, t.NeftuneAlpha > 0 ? new Rng((ulong)t.Seed ^ 0x4E45465455UL) : null);
 
         var batchOptions = new BatchOptions(config.Data.Pack ? BatchMode.Packed : BatchMode.Bucketed, t.MicroBatchSize, config.Data.MaxSeqLen);
-        var sampler = new DataSampler(inputs.Train, batchOptions, inputs.PadId, t.Seed);
-        int stepsPerEpoch = Math.Max(1, sampler.BatchesPerEpoch / t.GradientAccumulationSteps);
-        _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : t.Epochs * stepsPerEpoch;
+        IBatchSource batches;
+        if (inputs.Stages is not { Count: > 1 })
+        {
+            var sampler = new DataSampler(inputs.Stages is { Count: 1 } one ? one[0] : inputs.Train, batchOptions, inputs.PadId, t.Seed);
+            int epochs = inputs.StageEpochs is { Count: 1 } e ? e[0] : t.Epochs;
+            int stageSteps = config.Data.Stages.Count > 0 && config.Data.Stages[0].MaxSteps > 0 ? config.Data.Stages[0].MaxSteps
+                : epochs * Math.Max(1, sampler.BatchesPerEpoch / t.GradientAccumulationSteps);
+            _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : stageSteps;
+            batches = new SamplerBatchSource(sampler);
+        }
+        else
+        {
+            // Stage k serves its steps (data.stages[k].max_steps, else its epochs' worth), then stage k+1 starts.
+            var samplers = inputs.Stages.Select((st, k) => new DataSampler(st, batchOptions, inputs.PadId, t.Seed + 1000 * k)).ToList();
+            var steps = samplers.Select((sm, k) => k < config.Data.Stages.Count && config.Data.Stages[k].MaxSteps > 0 ? (long)config.Data.Stages[k].MaxSteps
+                : (long)(inputs.StageEpochs?[k] ?? 1) * Math.Max(1, sm.BatchesPerEpoch / t.GradientAccumulationSteps)).ToList();
+            StageSteps = steps;
+            _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : (int)steps.Sum();
+            batches = new StagedBatchSource(samplers, steps.Select(x => x * t.GradientAccumulationSteps).ToList(), t.Seed);
+        }
 
         var optimizer = new AdamW(ParamGroup.DecayMatricesOnly(trainable.Select(p => p.Parameter), (float)t.WeightDecay),
             (float)t.LearningRate, (float)t.AdamBeta1, (float)t.AdamBeta2, (float)t.AdamEpsilon);
@@ -89,7 +115,7 @@ public sealed class FineTuneRecipe
             Training.Config.LrSchedule.Linear => LrScheduleKind.Linear,
             _ => LrScheduleKind.Cosine,
         }, (float)t.LearningRate, t.WarmupSteps, _totalSteps);
-        _trainer = new Trainer(model, trainable, optimizer, new SamplerBatchSource(sampler),
+        _trainer = new Trainer(model, trainable, optimizer, batches,
             new TrainerOptions(t.GradientAccumulationSteps, (float)t.MaxGradNorm, schedule, objective, inputs.TaskNames.Count,
                 t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps));
         if (objective.NoiseRng != null) _trainer.Rngs["neftune"] = objective.NoiseRng;
@@ -126,11 +152,9 @@ public sealed class FineTuneRecipe
         var modelPath = config.Model.Path;
         if (string.IsNullOrEmpty(modelPath)) throw new ConfigException("model.path is required (a Hugging Face checkpoint folder)");
         if (!File.Exists(Path.Combine(modelPath, "config.json"))) throw new ConfigException($"model.path: no config.json in '{modelPath}'");
-        if (string.IsNullOrEmpty(config.Data.Path)) throw new ConfigException("data.path is required");
-        if (!File.Exists(config.Data.Path) && !Directory.Exists(config.Data.Path)) throw new ConfigException($"data.path: '{config.Data.Path}' does not exist");
-        DataFormat format;
-        try { format = DataFormats.Parse(config.Data.Format); } catch (ArgumentException e) { throw new ConfigException("data.format: " + e.Message); }
         Validate(config);
+        if (config.Data.Datasets.Count > 0 || !Directory.Exists(config.Data.Path) || !File.Exists(Path.Combine(config.Data.Path, PrepareRecipe.PreparedFile)))
+            PrepareRecipe.Resolve(config.Data);   // bad data keys are refused before the model loads
         var tokenizerPath = string.IsNullOrEmpty(config.Model.Tokenizer) ? modelPath : config.Model.Tokenizer;
         say?.Invoke($"tokenizer: {tokenizerPath}");
         var tokenizer = TokenizerLoader.Load(tokenizerPath);
@@ -138,14 +162,13 @@ public sealed class FineTuneRecipe
         var model = LlamaCheckpoint.Load(modelPath);
         if (tokenizer.VocabSize > model.Config.VocabSize)
             throw new ConfigException($"model.tokenizer: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary is {model.Config.VocabSize}");
-        say?.Invoke($"data: {config.Data.Path} ({format}, template {config.Data.Template})");
-        var prepared = PreparePipeline.Run(new PrepareOptions([new DataSource(config.Data.Path, format)], tokenizerPath, config.Data.Template,
-            Path.Combine(config.Checkpoint.OutputDir, "data"), config.Data.MaxSeqLen, Pack: false, TrainOnInputs: config.Data.TrainOnInputs), tokenizer);
-        var all = prepared.Open().ToList();
-        var (train, validation) = Split(all, config.Data.ValidationFraction, config.Training.Seed);
-        var taskNames = prepared.Manifest.Tasks;
+        var data = PrepareRecipe.Run(config, tokenizer, tokenizerPath, Path.Combine(config.Checkpoint.OutputDir, "data"), say: say);
+        foreach (var line in DataReport.Lines(data)) say?.Invoke(line);
         int padId = tokenizer.PadId ?? tokenizer.EosId ?? 0;
-        return new FineTuneRecipe(config, new TrainingInputs(model, train, validation, padId, taskNames, modelPath), resume);
+        var inputs = new TrainingInputs(model, data.Stages.SelectMany(x => x).ToList(), data.Validation, padId, data.TaskNames, modelPath,
+            data.Stages, data.StageEpochs, data.Prompt.ToRecord(tokenizer));
+        PromptFormatFile.Write(config.Checkpoint.OutputDir, inputs.Prompt!);
+        return new FineTuneRecipe(config, inputs, resume) { Data = data };
     }
 
     public static FineTuneRecipe FromInputs(TrainConfig config, TrainingInputs inputs, string? resume = null)
@@ -242,6 +265,7 @@ public sealed class FineTuneRecipe
         {
             var dir = Path.Combine(_config.Checkpoint.OutputDir, "adapter");
             LoraAdapterIO.Save(_inputs.Model, _lora, dir, _inputs.ModelPath);
+            if (_inputs.Prompt != null) PromptFormatFile.Write(dir, _inputs.Prompt);
             return dir;
         }
         var final = Path.Combine(_config.Checkpoint.OutputDir, "final");
@@ -249,6 +273,7 @@ public sealed class FineTuneRecipe
         if (!string.IsNullOrEmpty(_inputs.ModelPath))
             foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "generation_config.json" })
                 if (File.Exists(Path.Combine(_inputs.ModelPath, f))) File.Copy(Path.Combine(_inputs.ModelPath, f), Path.Combine(final, f), overwrite: true);
+        if (_inputs.Prompt != null) PromptFormatFile.Write(final, _inputs.Prompt);
         return final;
     }
 }

@@ -152,12 +152,12 @@ public class DataCliTests
     public void PrepareRefusesBadArgumentsWithAMessage()
     {
         var (rc, _, err) = Cli("prepare", "--data", "/nonexistent.json", "--format", "alpaca", "--tokenizer", "x", "--template", "alpaca", "--out", Path.GetTempPath());
-        Assert.Equal(1, rc);
+        Assert.Equal(2, rc);
         Assert.Contains("/nonexistent.json", err);
         var cfg = Path.Combine(Directory.CreateTempSubdirectory().FullName, "c.yaml");
         File.WriteAllText(cfg, "data: x.json\nformat: alpaca\nbogus: 1\n");
         (rc, _, err) = Cli("prepare", "--config", cfg);
-        Assert.Equal(1, rc);
+        Assert.Equal(2, rc);
         Assert.Contains("unknown key 'bogus'", err);
         (rc, _, err) = Cli("prepare", "--data", "x", "--format", "yaml", "--tokenizer", "x", "--template", "alpaca", "--out", "o");
         Assert.Contains("unknown data format 'yaml'", err);

@@ -37,7 +37,7 @@ public class RecipeSetupTests
         Assert.Contains("model.path", SetupError($"data.path={data}", run));
         Assert.Contains("model.path", SetupError("model.path=/nonexistent/model", $"data.path={data}", run));
         Assert.Contains("data.path", SetupError($"model.path={model}", "data.path=/nonexistent/train.jsonl", run));
-        Assert.Contains("data.format", SetupError($"model.path={model}", $"data.path={data}", "data.format=parquet", run));
+        Assert.Contains("data.format", SetupError($"model.path={model}", $"data.path={data}", "data.format=yaml", run));
         Assert.Contains("training.micro_batch_size", SetupError($"model.path={model}", $"data.path={data}", "training.micro_batch_size=0", run));
         Assert.Contains("lora.target_modules", SetupError($"model.path={model}", $"data.path={data}", "lora.target_modules=[no_such_proj]", run));
     }

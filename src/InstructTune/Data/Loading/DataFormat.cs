@@ -64,5 +64,8 @@ public sealed class FieldMap
         return new FieldMap(map);
     }
 
+    /// <summary>The map as "canonical=source,…" (the form <see cref="Parse"/> reads), or null when empty.</summary>
+    public string? Spec => _map.Count == 0 ? null : string.Join(",", _map.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"));
+
     public string this[string canonical] => _map.TryGetValue(canonical, out var source) ? source : canonical;
 }

@@ -8,7 +8,7 @@ namespace InstructTune.Data.Loading;
 public readonly record struct LoadItem(InstructionRecord? Record, RecordRejection? Rejection);
 
 /// <summary>How to read one dataset: its format, field renames, and the task label when the format has none.</summary>
-public sealed record LoadOptions(DataFormat Format, FieldMap? Fields = null, string? TaskLabel = null);
+public sealed record LoadOptions(DataFormat Format, FieldMap? Fields = null, string? TaskLabel = null, string Split = "train");
 
 /// <summary>
 /// Streams any supported dataset (a file, or for SNI a task file or a folder of them) as records and located

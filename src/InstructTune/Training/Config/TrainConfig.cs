@@ -30,7 +30,7 @@ public sealed class ModelSection
     public WeightStorage WeightStorage { get; set; } = WeightStorage.Float32;
 }
 
-public sealed class DataSection
+public sealed partial class DataSection
 {
     public string Path { get; set; } = "";
     public string Format { get; set; } = "alpaca";
