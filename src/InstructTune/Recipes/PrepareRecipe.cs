@@ -104,7 +104,7 @@ public static class PrepareRecipe
         {
             var ds = datasets[i];
             var dir = datasets.Count == 1 ? outDir : Path.Combine(outDir, "datasets", $"{i:D2}-{Slug(ds.Name)}");
-            var prompt = PromptOf(ds.Template, ds.Key + (ds.Key.EndsWith(']') ? ".template" : ""));
+            var prompt = PromptOf(ds.Template, ds.Template != d.Template ? ds.Key + ".template" : "data.template");
             say?.Invoke($"data: {ds.Name} ({ds.Source.Format}, template {ds.Template}, stage {ds.Stage}) → {dir}");
             var options = new PrepareOptions([ds.Source], tokenizerPath, ds.Template, dir, d.MaxSeqLen, d.Pack, d.SkipInvalid, d.TrainOnInputs,
                 BatchSize: config.Training.MicroBatchSize, Dedup: d.Dedup != DedupMode.Off, NearDupJaccard: d.Dedup == DedupMode.Near ? d.NearDupThreshold : 0, Force: force,
