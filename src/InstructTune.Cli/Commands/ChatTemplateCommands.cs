@@ -25,7 +25,6 @@ public static class ChatTemplateCommands
 
         command.SetAction(parse =>
         {
-            try
             {
                 var chatTemplate = Load(parse.GetValue(tokenizer), parse.GetValue(template), parse.GetValue(builtin), parse.GetValue(name)!);
                 var inPath = parse.GetValue(input);
@@ -46,11 +45,6 @@ public static class ChatTemplateCommands
                 }
                 finally { if (File.Exists(tmp)) File.Delete(tmp); }
                 return 0;
-            }
-            catch (Exception e) when (e is ChatTemplateException or IOException or UnauthorizedAccessException)
-            {
-                Console.Error.WriteLine($"chat-template: {e.Message}");
-                return 1;
             }
         });
         return command;

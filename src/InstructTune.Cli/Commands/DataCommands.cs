@@ -41,7 +41,6 @@ public static class DataCommands
         command.Arguments.Add(overrides);
         command.SetAction(parse =>
         {
-            try
             {
                 var (recipe, outPath) = ToRecipe(parse.GetValue(config), parse.GetValue(overrides) ?? [], parse.GetValue(outDir), new Dictionary<string, string?>
                 {
@@ -59,16 +58,6 @@ public static class DataCommands
                 if (parse.GetValue(dump) is > 0 and var n)
                     Console.WriteLine($"dump: {PrepareDump.Write(prepared, tok, n, Path.Combine(outPath, PrepareDump.FileName))}");
                 return 0;
-            }
-            catch (ConfigException ex)
-            {
-                Console.Error.WriteLine($"itune prepare: {ex.Message}");
-                return 2;
-            }
-            catch (Exception ex) when (ex is DataFormatException or ArgumentException or IOException or Tokenizers.TokenizerFormatException or InvalidDataException)
-            {
-                Console.Error.WriteLine($"itune prepare: {ex.Message}");
-                return 2;
             }
         });
         return command;

@@ -19,6 +19,7 @@ public static class EvalCommands
         eval.Subcommands.Add(IFEvalCommands.CreateIfevalCommand());
         eval.Subcommands.Add(EvalJudgeCommand.Create());
         eval.Subcommands.Add(CreateModelCommand());
+        eval.Subcommands.Add(EvalRunCommand.Create());
         return eval;
     }
 

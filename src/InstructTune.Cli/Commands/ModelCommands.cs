@@ -22,18 +22,8 @@ public static class ModelCommands
         yield return Convert();
     }
 
-    /// <summary>Runs a command body; bad input becomes "error: …" on stderr and exit code 1.</summary>
-    private static int Guard(Func<int> body)
-    {
-        try { return body(); }
-        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException
-                                      or ArgumentException or FormatException or KeyNotFoundException or NotSupportedException
-                                      or TokenizerFormatException)
-        {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 1;
-        }
-    }
+    // Errors escape to the one CLI policy (CliErrors): bad input → one line naming the thing, exit 2.
+    private static int Guard(Func<int> body) => body();
 
     private static Command Init()
     {

@@ -89,7 +89,6 @@ public static class TokenizerCommands
         var command = new Command("train-tokenizer", "Learn a byte-level BPE tokenizer and write it in Hugging Face format") { input, size, outDir, minFreq };
         command.SetAction(r =>
         {
-            try
             {
                 var o = new BpeTrainerOptions(r.GetValue(size), r.GetValue(minFreq));
                 var result = ByteLevelBpeTrainer.Train(File.ReadLines(r.GetValue(input)!), o);
@@ -97,16 +96,11 @@ public static class TokenizerCommands
                 Console.Error.WriteLine($"train-tokenizer: {result.Vocab.Count} tokens ({result.Merges.Count} merges) -> {r.GetValue(outDir)}");
                 return 0;
             }
-            catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
-            {
-                Console.Error.WriteLine($"train-tokenizer: {e.Message}");
-                return 1;
-            }
         });
         return command;
     }
 
-    private sealed class LineException(string message) : Exception(message);
+    private sealed class LineException(string message) : InstructTune.Common.InputException(message);
 
     private static JsonElement ReadField(string line, string name, JsonValueKind kind, string where)
     {
@@ -122,13 +116,7 @@ public static class TokenizerCommands
     /// <summary>Reads lines, maps each block in parallel, writes results in input order.</summary>
     private static int Run(string? inputPath, string? outputPath, Func<Func<string, string, string>> makeMapper)
     {
-        Func<string, string, string> map;
-        try { map = makeMapper(); }
-        catch (Exception e) when (e is TokenizerFormatException or IOException)
-        {
-            Console.Error.WriteLine(e.Message);
-            return 1;
-        }
+        var map = makeMapper();
         string name = inputPath ?? "<stdin>";
         void Process(TextReader reader, TextWriter writer)
         {
@@ -164,13 +152,8 @@ public static class TokenizerCommands
         }
         catch (AggregateException ae) when (ae.InnerExceptions.Any(x => x is LineException))
         {
-            Console.Error.WriteLine(ae.InnerExceptions.OfType<LineException>().OrderBy(x => x.Message).First().Message);
-            return 1;
-        }
-        catch (Exception e) when (e is LineException or IOException)
-        {
-            Console.Error.WriteLine(e.Message);
-            return 1;
+            // Several lines of one block failed in parallel: report the first one (CliErrors prints it, exit 2).
+            throw ae.InnerExceptions.OfType<LineException>().OrderBy(x => x.Message, StringComparer.Ordinal).First();
         }
     }
 }

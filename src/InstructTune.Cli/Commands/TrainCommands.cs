@@ -20,20 +20,8 @@ public static class TrainCommands
         yield return Merge();
     }
 
-    private static int Guard(Func<int> body)
-    {
-        try { return body(); }
-        catch (ConfigException e) { Console.Error.WriteLine($"config error: {e.Message}"); return 2; }
-        catch (Data.Records.DataFormatException e) { Console.Error.WriteLine($"data error: {e.Message}"); return 2; }
-        catch (Templates.ChatTemplateException e) { Console.Error.WriteLine($"chat template error: {e.Message}"); return 2; }
-        catch (TrainingDivergedException e) { Console.Error.WriteLine($"training stopped: {e.Message}"); return 3; }
-        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException
-                                      or ArgumentException or TokenizerFormatException)
-        {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 1;
-        }
-    }
+    // Errors escape to the one CLI policy (CliErrors): bad input → exit 2, a diverged run → exit 3.
+    private static int Guard(Func<int> body) => body();
 
     private static Command Train()
     {

@@ -20,4 +20,4 @@ public interface IChatTemplate
     RenderedChat Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = false);
 }
 
-public sealed class ChatTemplateException(string message) : Exception(message);
+public sealed class ChatTemplateException(string message) : InstructTune.Common.InputException(message);

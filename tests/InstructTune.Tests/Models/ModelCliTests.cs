@@ -44,11 +44,11 @@ public class ModelCliTests
 
         File.WriteAllLines(tmp["bad.jsonl"], ["{\"ids\":[1,2]}", "", "{\"ids\":[1,\"x\"]}"]);
         (rc, _, err) = Run("score", "--model", dir, "--input", tmp["bad.jsonl"]);
-        Assert.Equal(1, rc);
+        Assert.Equal(2, rc);
         Assert.Contains("bad.jsonl:3", err);
         File.WriteAllLines(tmp["long.jsonl"], [JsonSerializer.Serialize(new { ids = Enumerable.Range(0, 65).Select(i => 3 + i % 50) })]);
         (rc, _, err) = Run("score", "--model", dir, "--input", tmp["long.jsonl"]);
-        Assert.Equal(1, rc);
+        Assert.Equal(2, rc);
         Assert.Contains("max_position_embeddings", err);
     }
 
@@ -81,7 +81,7 @@ public class ModelCliTests
         using var d = JsonDocument.Parse(output);
         Assert.Equal(4, d.RootElement.GetProperty("generated_ids").GetArrayLength());
         (rc, _, err) = Run("generate", "--model", dir, "--prompt-ids", string.Join(",", Enumerable.Range(0, 64).Select(i => 3 + i % 50)));
-        Assert.Equal(1, rc);
+        Assert.Equal(2, rc);
         Assert.Contains("max_position_embeddings", err);
     }
 

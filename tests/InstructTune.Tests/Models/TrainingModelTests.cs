@@ -90,7 +90,11 @@ public class TrainingModelTests
         var alone = m.Forward(new LlamaBatch(ids)).Logits!.ToArray();
         var padded = new IntTensor([.. ids.Data, 0, 0], 1, 7);
         var withPad = m.Forward(new LlamaBatch(padded) { AttentionMask = new IntTensor([1, 1, 1, 1, 1, 0, 0], 1, 7) }).Logits!.ToArray();
-        Assert.Equal(alone, withPad[..alone.Length]);
+        // Exact on the managed GEMM (rows are independent); OpenBLAS may block M=5 and M=7 differently, which
+        // changes float summation order by ~1e-7, so compare within 1e-5: a padding leak moves logits by ~1e-1.
+        var head = withPad[..alone.Length];
+        for (int i = 0; i < alone.Length; i++)
+            Assert.True(Math.Abs(alone[i] - head[i]) <= 1e-5f * (1 + Math.Abs(alone[i])), $"logit {i}: {alone[i]} vs {head[i]}");
     }
 
     [Fact]

@@ -96,7 +96,7 @@ public class ChatTemplateCliTests
     public void TokenizerWithoutTemplateIsAClearError()
     {
         var (rc, _, err) = Run(["chat-template", "--tokenizer", TestPaths.SharedTestData("tokenizers", "gpt2")], "");
-        Assert.Equal(1, rc);
+        Assert.Equal(2, rc);
         Assert.Contains("no \"chat_template\" field", err);
     }
 

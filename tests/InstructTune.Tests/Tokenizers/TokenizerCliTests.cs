@@ -53,12 +53,12 @@ public class TokenizerCliTests : IDisposable
         var input = Path.Combine(_dir, "bad.jsonl");
         File.WriteAllLines(input, ["{\"text\": \"ok\"}", "{\"txt\": \"oops\"}"]);
         var output = Path.Combine(_dir, "out.jsonl");
-        Assert.Equal(1, Run("tokenize", "--tokenizer", TestPaths.SharedTestData("tokenizers", "gpt2"), "--input", input, "--output", output));
+        Assert.Equal(2, Run("tokenize", "--tokenizer", TestPaths.SharedTestData("tokenizers", "gpt2"), "--input", input, "--output", output));
         Assert.Contains($"{input}:2: expected an object with \"text\"", LastError);
         Assert.False(File.Exists(output));
 
         File.WriteAllLines(input, ["{\"ids\": [1, 99999999]}"]);
-        Assert.Equal(1, Run("detokenize", "--tokenizer", TestPaths.SharedTestData("tokenizers", "gpt2"), "--input", input, "--output", output));
+        Assert.Equal(2, Run("detokenize", "--tokenizer", TestPaths.SharedTestData("tokenizers", "gpt2"), "--input", input, "--output", output));
         Assert.Contains($"{input}:1: ids[1] = 99999999 is not a token id", LastError);
     }
 
@@ -68,7 +68,7 @@ public class TokenizerCliTests : IDisposable
         var outDir = Path.Combine(_dir, "tok");
         Assert.Equal(0, Run("train-tokenizer", "--input", TestPaths.Fixtures("tokenizers", "train_corpus.txt"), "--vocab-size", "600", "--out", outDir));
         Assert.Equal(File.ReadAllText(TestPaths.Fixtures("tokenizers", "trained", "tokenizer.json")), File.ReadAllText(Path.Combine(outDir, "tokenizer.json")));
-        Assert.Equal(1, Run("train-tokenizer", "--input", TestPaths.Fixtures("tokenizers", "train_corpus.txt"), "--vocab-size", "100", "--out", outDir));
+        Assert.Equal(2, Run("train-tokenizer", "--input", TestPaths.Fixtures("tokenizers", "train_corpus.txt"), "--vocab-size", "100", "--out", outDir));
         Assert.Contains("--vocab-size 100", LastError);
     }
 }

@@ -24,7 +24,7 @@ public sealed record RecordRejection(RecordSource Source, string? Field, string 
 }
 
 /// <summary>Thrown under the <c>fail</c> policy (and for errors that are not about one record): says where and why.</summary>
-public sealed class DataFormatException : Exception
+public sealed class DataFormatException : InstructTune.Common.InputException
 {
     public RecordRejection? Rejection { get; }
 

@@ -5,7 +5,7 @@ namespace InstructTune.Evaluation.IFEval;
 
 /// <summary>The inputs cannot be evaluated; <see cref="Problems"/> lists every problem as "file:line: message".</summary>
 public sealed class IFEvalInputException(IReadOnlyList<string> problems)
-    : Exception($"{problems.Count} problem(s) in the IFEval inputs:\n  " + string.Join("\n  ", problems))
+    : InstructTune.Common.InputException($"{problems.Count} problem(s) in the IFEval inputs:\n  " + string.Join("\n  ", problems))
 {
     public IReadOnlyList<string> Problems { get; } = problems;
 }

@@ -58,7 +58,7 @@ public sealed class OpenAiJudgeBackend : IJudgeBackend
 }
 
 /// <summary>The endpoint answered 2xx but the body could not be read as a chat completion.</summary>
-public sealed class JudgeResponseException(string message, Exception inner) : Exception(message, inner);
+public sealed class JudgeResponseException(string message, Exception inner) : InstructTune.Common.InputException(message, inner);
 
 /// <summary>A local InstructTune model (or any <see cref="ITextGenerator"/>) as the judge: system and user
 /// message joined into one prompt.</summary>

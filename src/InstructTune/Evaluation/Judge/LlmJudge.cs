@@ -21,7 +21,7 @@ public sealed record Judgement(string Id, double? Score, PairwiseWinner? Winner,
 }
 
 /// <summary>The judge answered, but nothing usable could be read from it; retried like a transient failure.</summary>
-public sealed class JudgeParseException(string message) : Exception(message);
+public sealed class JudgeParseException(string message) : InstructTune.Common.InputException(message);
 
 /// <summary>
 /// LLM-as-a-judge runner. Each judgement goes through a Polly pipeline — retry (exponential backoff with jitter,

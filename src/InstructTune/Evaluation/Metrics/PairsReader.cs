@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace InstructTune.Evaluation.Metrics;
 
 /// <summary>A bad input line, named by file, 1-based line and field.</summary>
-public sealed class EvalInputException(string message) : Exception(message);
+public sealed class EvalInputException(string message) : InstructTune.Common.InputException(message);
 
 /// <summary>
 /// Reads the <c>{"id", "prediction", "references":[…]}</c> JSONL of <c>itune eval metrics</c>. Every broken line is

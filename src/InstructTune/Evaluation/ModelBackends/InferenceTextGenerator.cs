@@ -13,6 +13,10 @@ public sealed record EvalGenerationSettings
     /// <summary>Prompts decoded together in one <see cref="Generator.Generate"/> call.</summary>
     public int BatchSize { get; init; } = 8;
     public double Temperature { get; init; }
+    /// <summary>Sampling filters as <c>itune generate</c> has them (0 / 1 / 1 = off).</summary>
+    public int TopK { get; init; }
+    public double TopP { get; init; } = 1.0;
+    public double RepetitionPenalty { get; init; } = 1.0;
     public int Seed { get; init; }
 }
 
@@ -47,9 +51,12 @@ public sealed class InferenceTextGenerator(InferenceModel model, ITokenizer toke
     }
 
     /// <summary>The token ids the model is given for one prompt (formatted, encoded, left-truncated to fit).</summary>
-    public int[] PromptIds(string prompt)
+    public int[] PromptIds(string prompt) => FormattedPromptIds(formatter.Format(prompt));
+
+    /// <summary>The token ids of an already formatted prompt (encoded, left-truncated to fit).</summary>
+    public int[] FormattedPromptIds(string formatted)
     {
-        var ids = tokenizer.Encode(formatter.Format(prompt), formatter.AddSpecialTokens).Ids;
+        var ids = tokenizer.Encode(formatted, formatter.AddSpecialTokens).Ids;
         if (ids.Length == 0 && tokenizer.BosId is { } bos) ids = [bos];
         if (ids.Length == 0) throw new ArgumentException("a prompt encodes to no tokens and the tokenizer has no BOS");
         int room = model.Config.MaxPositionEmbeddings - Math.Max(1, Math.Min(settings.MaxNewTokens, model.Config.MaxPositionEmbeddings / 2));
@@ -62,6 +69,9 @@ public sealed class InferenceTextGenerator(InferenceModel model, ITokenizer toke
     {
         MaxNewTokens = settings.MaxNewTokens,
         Temperature = settings.Temperature,
+        TopK = settings.TopK,
+        TopP = settings.TopP,
+        RepetitionPenalty = settings.RepetitionPenalty,
         Seed = settings.Seed,
         StopTokenIds = StopIds(model, tokenizer),
         StopStrings = settings.StopStrings,

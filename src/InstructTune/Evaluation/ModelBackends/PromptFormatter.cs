@@ -18,22 +18,49 @@ namespace InstructTune.Evaluation.ModelBackends;
 /// </list>
 /// <see cref="AddSpecialTokens"/> says whether the tokenizer should add its BOS: chat templates write their own
 /// (as transformers' apply_chat_template does), everything else relies on the tokenizer's post-processor.
+/// <see cref="Format(InstructionRecord)"/> formats a dataset record for <c>itune eval run</c>: templates render its
+/// instruction and input in their own places (so a model sees the prefix it was tuned on), chat templates get its
+/// messages up to the last assistant turn (or one user message: instruction, blank line, input), and <c>raw</c> gets
+/// the instruction and input joined by a blank line (earlier chat turns as "role: content" lines).
 /// </summary>
 public sealed class PromptFormatter
 {
     private readonly Func<string, string> _format;
+    private readonly Func<InstructionRecord, string> _formatRecord;
 
     public string Name { get; }
     public bool AddSpecialTokens { get; }
 
-    private PromptFormatter(string name, Func<string, string> format, bool addSpecialTokens)
+    private PromptFormatter(string name, Func<string, string> format, Func<InstructionRecord, string> formatRecord, bool addSpecialTokens)
     {
-        Name = name; _format = format; AddSpecialTokens = addSpecialTokens;
+        Name = name; _format = format; _formatRecord = formatRecord; AddSpecialTokens = addSpecialTokens;
     }
 
     public string Format(string instruction) => _format(instruction);
 
-    public static PromptFormatter Raw { get; } = new("raw", s => s, true);
+    /// <summary>The prompt of a dataset record: everything before its (last) response.</summary>
+    public string Format(InstructionRecord record) => _formatRecord(record);
+
+    public static PromptFormatter Raw { get; } = new("raw", s => s, RawText, true);
+
+    /// <summary>The prompt turns of a record: its messages before the last assistant turn, or one user message.</summary>
+    public static IReadOnlyList<ChatMessage> PromptMessages(InstructionRecord r)
+    {
+        if (r.Messages is { Count: > 0 } m)
+        {
+            int last = m.Count - 1;
+            while (last >= 0 && m[last].Role != "assistant") last--;
+            return last > 0 ? m.Take(last).ToList() : m;
+        }
+        return [new ChatMessage("user", string.IsNullOrEmpty(r.Input) ? r.Instruction : r.Instruction + "\n\n" + r.Input)];
+    }
+
+    private static string RawText(InstructionRecord r)
+    {
+        var turns = PromptMessages(r);
+        if (turns.Count == 1) return turns[0].Content;
+        return string.Join("\n", turns.Select(t => $"{t.Role}: {t.Content}"));
+    }
 
     /// <summary>The formatter named by <c>--template</c>; <paramref name="tokenizerDir"/> supplies the chat template.</summary>
     public static PromptFormatter Create(string? name, string tokenizerDir)
@@ -48,7 +75,8 @@ public sealed class PromptFormatter
         IPromptTemplate template;
         try { template = PromptTemplates.Get(name); }
         catch (ArgumentException ex) { throw new EvalInputException($"--template: {ex.Message}; or raw, chat, auto"); }
-        return new PromptFormatter(template.Name, instruction => PrefixOf(template, instruction), true);
+        return new PromptFormatter(template.Name, instruction => PrefixOf(template, new InstructionRecord(instruction, "", "", "eval")),
+            record => PrefixOf(template, record), true);
     }
 
     private static PromptFormatter Chat(string dir)
@@ -56,16 +84,21 @@ public sealed class PromptFormatter
         IChatTemplate template;
         try { template = ChatTemplateLoader.FromTokenizer(dir); }
         catch (ChatTemplateException ex) { throw new EvalInputException($"--template chat: {ex.Message}"); }
-        return new PromptFormatter("chat", instruction => template.Render([new ChatMessage("user", instruction)], addGenerationPrompt: true).Text, false);
+        return new PromptFormatter("chat", instruction => template.Render([new ChatMessage("user", instruction)], addGenerationPrompt: true).Text,
+            record => template.Render(PromptMessages(record), addGenerationPrompt: true).Text, false);
     }
 
     // Render with a one-character response and keep the text before it: templates put the response right after
     // their prompt text, and what follows it (end-of-turn markers) must not be in the prompt.
-    private static string PrefixOf(IPromptTemplate template, string instruction)
+    // Chat records keep their earlier turns; their last assistant turn becomes the marker.
+    private static string PrefixOf(IPromptTemplate template, InstructionRecord record)
     {
         const string Marker = "\u0001";
-        var rendered = template.Render(new InstructionRecord(instruction, "", Marker, "eval"));
-        var response = rendered.Spans.FirstOrDefault(s => s.Segment == Segment.Response);
+        var withMarker = record.Messages is { Count: > 0 }
+            ? record with { Messages = [.. PromptMessages(record), new ChatMessage("assistant", Marker)] }
+            : record with { Output = Marker };
+        var rendered = template.Render(withMarker);
+        var response = rendered.Spans.LastOrDefault(s => s.Segment == Segment.Response);
         int at = response.Length > 0 ? response.Start : rendered.Text.IndexOf(Marker, StringComparison.Ordinal);
         if (at < 0) throw new InvalidOperationException($"template {template.Name}: cannot find where the response starts");
         return rendered.Text[..at];

@@ -43,6 +43,7 @@ public sealed partial class InferenceModel
             }
         }
         for (int n = 0; n < N; n++) _rope.Ensure(pos[n]); // grow the table before any parallel reads
+        var adapters = RowAdaptersOf(chunks);
 
         var X = new float[N * D];                                   // (N, D) residual stream
         for (int n = 0; n < N; n++) Embed.RowToF32(Tokens(chunks, n), X.AsSpan(n * D, D));
@@ -62,7 +63,7 @@ public sealed partial class InferenceModel
         {
             var L = Layers[l];
             InferenceOps.RmsNorm(X, L.InputNorm, eps, H, N, D);
-            LinearWeights.ForwardMany(H, N, (L.Q, Q), (L.K, Kn), (L.V, Vn));
+            LinearWeights.ForwardMany(H, N, adapters, (L.Q, Q), (L.K, Kn), (L.V, Vn));
             for (int n = 0; n < N; n++)
             {
                 _rope.At(pos[n], out var cos, out var sin);
@@ -77,12 +78,12 @@ public sealed partial class InferenceModel
                 }
             }
             CachedAttention.Step(Q, A, N, nH, nKv, hd, l, caches, index, window);
-            L.O.Forward(A, T, N);
+            L.O.Forward(A, T, N, adapters);
             System.Numerics.Tensors.TensorPrimitives.Add(X, T, X);
             InferenceOps.RmsNorm(X, L.PostAttentionNorm, eps, H, N, D);
-            LinearWeights.ForwardMany(H, N, (L.Gate, G), (L.Up, U));
+            LinearWeights.ForwardMany(H, N, adapters, (L.Gate, G), (L.Up, U));
             InferenceOps.SwiGlu(G, U);
-            L.Down.Forward(G, T, N);
+            L.Down.Forward(G, T, N, adapters);
             System.Numerics.Tensors.TensorPrimitives.Add(X, T, X);
         }
         foreach (var ch in chunks) ch.Cache.Length += ch.Tokens.Length;
@@ -94,6 +95,24 @@ public sealed partial class InferenceModel
         var logits = new float[(long)R * V];
         LinearKernels.Forward(Xs, LmHead, [], logits, R);
         return logits;
+    }
+
+    /// <summary>Token rows grouped by their chunk's per-sequence adapter (null when no chunk has one).</summary>
+    private static RowAdapters? RowAdaptersOf(IReadOnlyList<SequenceChunk> chunks)
+    {
+        if (chunks.All(ch => ch.Adapter == null)) return null;
+        var groups = new Dictionary<InferenceAdapter, List<int>>();
+        int at = 0;
+        foreach (var ch in chunks)
+        {
+            if (ch.Adapter is { } a)
+            {
+                if (!groups.TryGetValue(a, out var rows)) groups[a] = rows = [];
+                for (int j = 0; j < ch.Tokens.Length; j++) rows.Add(at + j);
+            }
+            at += ch.Tokens.Length;
+        }
+        return new RowAdapters(groups.Select(g => (g.Key, g.Value.ToArray())).ToList());
     }
 
     private static int Tokens(IReadOnlyList<SequenceChunk> chunks, int n)

@@ -10,7 +10,7 @@ namespace InstructTune.Templates.Jinja;
 public static class JinjaGlobals
 {
     /// <summary>Thrown by raise_exception: carries the template's own message unchanged.</summary>
-    public sealed class RaisedException(string message) : Exception(message);
+    public sealed class RaisedException(string message) : InstructTune.Common.InputException(message);
 
     public static Dictionary<string, object?> Create() => new(StringComparer.Ordinal)
     {

@@ -10,7 +10,7 @@ public readonly record struct Token(TokenKind Kind, string Value, int Line, int 
 
 /// <summary>A syntax error with the template position in its message.</summary>
 public sealed class TemplateSyntaxException(string message, int line, int column)
-    : Exception($"template syntax error at line {line}, column {column}: {message}")
+    : InstructTune.Common.InputException($"template syntax error at line {line}, column {column}: {message}")
 {
     public int Line { get; } = line;
     public int Column { get; } = column;

@@ -56,7 +56,7 @@ public sealed class LoopInfo(IReadOnlyList<object?> items)
 }
 
 /// <summary>Raised by the template (raise_exception), by limits, or by a runtime error; becomes a ChatTemplateException.</summary>
-public sealed class TemplateRuntimeException(string message) : Exception(message);
+public sealed class TemplateRuntimeException(string message) : InstructTune.Common.InputException(message);
 
 /// <summary>Python semantics for the value model: truthiness, str(), repr(), equality and ordering.</summary>
 public static class Py

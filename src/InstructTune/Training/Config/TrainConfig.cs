@@ -18,6 +18,7 @@ public sealed class TrainConfig
     public CheckpointSection Checkpoint { get; set; } = new();
     public EvalSection Eval { get; set; } = new();
     public LoggingSection Logging { get; set; } = new();
+    public PreferenceSection Preference { get; set; } = new();
 }
 
 public sealed class ModelSection
@@ -45,6 +46,8 @@ public sealed partial class DataSection
 public sealed class TrainingSection
 {
     public TuningMethod Method { get; set; } = TuningMethod.Lora;
+    /// <summary>sft | dpo | ipo | kto | orpo | simpo | reward (feedback objectives read the `preference` section).</summary>
+    public TrainingObjective Objective { get; set; } = TrainingObjective.Sft;
     public int Epochs { get; set; } = 1;
     /// <summary>Optimizer steps; -1 = as many as the epochs give.</summary>
     public int MaxSteps { get; set; } = -1;

@@ -11,7 +11,20 @@ namespace InstructTune.Training.Loop;
 
 /// <summary>What one optimizer step did.</summary>
 public sealed record StepResult(int Step, double Loss, double InstructionLoss, double NextTokenLoss, double GradNorm,
-    double LearningRate, int Tokens, StepVerdict Verdict, string? SkipReason, double Seconds);
+    double LearningRate, int Tokens, StepVerdict Verdict, string? SkipReason, double Seconds,
+    IReadOnlyDictionary<string, double>? Metrics = null);
+
+/// <summary>
+/// A training objective other than the instruction loss (feedback tuning: Training/Preference): it runs
+/// forward and backward over the micro-batches of one step, normalised over the whole step, and reports the
+/// step's loss, its tokens and the metrics to log.
+/// </summary>
+public interface IStepObjective
+{
+    StepOutcome ForwardBackward(LlamaModel model, IReadOnlyList<Batch> microBatches, bool checkpointLayers);
+}
+
+public sealed record StepOutcome(double Loss, int Tokens, IReadOnlyDictionary<string, double> Metrics);
 
 public sealed class TrainingDivergedException(string message) : Exception(message);
 
@@ -44,6 +57,8 @@ public sealed class Trainer
     /// <summary>Random generators whose state a checkpoint must keep (dropout, NEFTune), by name.</summary>
     public Dictionary<string, Rng> Rngs { get; } = [];
     public int Step { get; set; }
+    /// <summary>When set, replaces the instruction loss of <see cref="TrainerOptions.Objective"/> (feedback objectives).</summary>
+    public IStepObjective? StepObjective { get; init; }
 
     public Trainer(LlamaModel model, IReadOnlyList<(string Name, Parameter Parameter)> trainable, AdamW optimizer,
         IBatchSource sampler, TrainerOptions options)
@@ -58,6 +73,7 @@ public sealed class Trainer
         var clock = Stopwatch.StartNew();
         var micro = new List<Batch>(Options.GradientAccumulationSteps);
         for (int i = 0; i < Options.GradientAccumulationSteps; i++) micro.Add(Sampler.Next());
+        if (StepObjective != null) return Finish(StepObjective.ForwardBackward(Model, micro, Options.CheckpointLayers), clock);
         var counts = InstructionObjective.Count(micro, Options.Objective, Options.TaskCount);
 
         double loss = 0, instrSum = 0, lmSum = 0;
@@ -72,6 +88,23 @@ public sealed class Trainer
             lmSum += r.LmSum;
             tokens += micro[i].RealTokens;
         }
+        var (gradNorm, lr, verdict) = RegularizeClipAndStep(ref loss);
+        return new StepResult(Step, loss,
+            counts.InstructionTokens == 0 ? 0 : instrSum / counts.InstructionTokens,
+            counts.LmTokens == 0 ? 0 : lmSum / counts.LmTokens,
+            gradNorm, lr, tokens, verdict, Guard.LastReason, clock.Elapsed.TotalSeconds);
+    }
+
+    private StepResult Finish(StepOutcome o, Stopwatch clock)
+    {
+        double loss = o.Loss;
+        var (gradNorm, lr, verdict) = RegularizeClipAndStep(ref loss);
+        return new StepResult(Step, loss, 0, 0, gradNorm, lr, o.Tokens, verdict, Guard.LastReason, clock.Elapsed.TotalSeconds, o.Metrics);
+    }
+
+    /// <summary>Regularize → clip → guard → step (gradients are already accumulated), then advance the counter.</summary>
+    private (double GradNorm, float Lr, StepVerdict Verdict) RegularizeClipAndStep(ref double loss)
+    {
         foreach (var regularizer in Regularizers) loss += regularizer.AddToGradients();
 
         var parameters = Trainable.Select(t => t.Parameter).ToList();
@@ -87,9 +120,6 @@ public sealed class Trainer
         Step++;
         if (verdict == StepVerdict.Stop)
             throw new TrainingDivergedException($"step {Step}: {Guard.ConsecutiveBad} bad steps in a row, last: {Guard.LastReason}");
-        return new StepResult(Step, loss,
-            counts.InstructionTokens == 0 ? 0 : instrSum / counts.InstructionTokens,
-            counts.LmTokens == 0 ? 0 : lmSum / counts.LmTokens,
-            gradNorm, lr, tokens, verdict, Guard.LastReason, clock.Elapsed.TotalSeconds);
+        return (gradNorm, lr, verdict);
     }
 }

@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace InstructTune.Evaluation.IFEval.Instructions;
 
 /// <summary>An instruction's kwargs could not be bound; the message names the prompt, instruction and field.</summary>
-public sealed class InstructionArgumentException(string message) : Exception(message);
+public sealed class InstructionArgumentException(string message) : InstructTune.Common.InputException(message);
 
 /// <summary>
 /// Typed access to one instruction's kwargs object from <c>input_data.jsonl</c>. Missing or mistyped

@@ -5,7 +5,7 @@ using InstructTune.Evaluation.IFEval.Text;
 namespace InstructTune.Evaluation.IFEval.LangDetect;
 
 /// <summary>langdetect found no usable n-gram in the text (<c>LangDetectException: No features in text.</c>).</summary>
-public sealed class LangDetectException(string message) : Exception(message);
+public sealed class LangDetectException(string message) : InstructTune.Common.InputException(message);
 
 /// <summary>
 /// The Cybozu/Shuyo language detector as the Python <c>langdetect</c> 1.0.9 port runs it: clean the text

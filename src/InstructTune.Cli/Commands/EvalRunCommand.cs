@@ -1,0 +1,81 @@
+using System.CommandLine;
+using System.Globalization;
+using InstructTune.Evaluation.Metrics;
+using InstructTune.Evaluation.ModelBackends;
+using InstructTune.Evaluation.Run;
+
+namespace InstructTune.Cli.Commands;
+
+/// <summary>
+/// <c>itune eval run --data FILE (--model DIR [--adapter DIR] | --predictions FILE) --out DIR</c>: evaluate a model
+/// (or given predictions) on a dataset file; see <see cref="EvalRunRecipe"/>. Exit 0 on success; bad input throws
+/// (<see cref="EvalInputException"/>) and the CLI error policy reports it (exit 2).
+/// </summary>
+public static class EvalRunCommand
+{
+    public static Command Create()
+    {
+        var data = new Option<string>("--data") { Description = "dataset file (any format the data pipeline reads, a dataset_info.json with --dataset, or an mc file)", Required = true };
+        var format = new Option<string?>("--format") { Description = "alpaca|dolly|sharegpt|messages|gsm8k|sni|csv|self-instruct|mc (default: from the file name where it says, e.g. gsm8k, .csv)" };
+        var fields = new Option<string?>("--fields") { Description = "field renames, e.g. instruction=prompt,output=completion" };
+        var dataset = new Option<string?>("--dataset") { Description = "entry of a dataset_info.json" };
+        var model = new Option<string?>("--model") { Description = "checkpoint folder to generate with" };
+        var adapter = new Option<string?>("--adapter") { Description = "LoRA adapter folder (PEFT layout)" };
+        var predictions = new Option<string?>("--predictions") { Description = "JSONL of {id, prediction}: score these instead of generating (with --model, perplexity and log-likelihood choice are added)" };
+        var outDir = new Option<string>("--out") { Description = "output folder: predictions.jsonl, results.json, summary.md, report.html", Required = true };
+        var template = new Option<string?>("--template") { Description = "prompt format: auto, chat, raw, alpaca, chatml, llama2, llama3, or a format string such as \"{instruction}\\nInput: {input}\\nAnswer:{output}\"" };
+        var maxNew = new Option<int>("--max-new-tokens") { Description = "tokens generated per prompt", DefaultValueFactory = _ => 128 };
+        var batch = new Option<int>("--batch-size") { Description = "prompts generated together (one forward pass per step)", DefaultValueFactory = _ => 8 };
+        var temperature = new Option<double>("--temperature") { Description = "0 = greedy (default)" };
+        var topK = new Option<int>("--top-k") { Description = "keep the K most likely tokens (0 = off)" };
+        var topP = new Option<double>("--top-p") { Description = "nucleus mass (1 = off)", DefaultValueFactory = _ => 1.0 };
+        var repetition = new Option<double>("--repetition-penalty") { Description = "HF repetition penalty (1 = off)", DefaultValueFactory = _ => 1.0 };
+        var stop = new Option<string[]>("--stop") { Description = "stop string (repeatable); the prediction is cut before it" };
+        var limit = new Option<int>("--limit") { Description = "evaluate N examples spread evenly over the file (seeded; 0 = all)" };
+        var seed = new Option<int>("--seed") { Description = "seed of --limit sampling and of sampled decoding" };
+        var stem = new Option<bool>("--stem") { Description = "Porter-stem tokens for ROUGE (rouge_score use_stemmer=True)" };
+        var prefix = new Option<string>("--reference-prefix") { Description = "text put before the reference when its perplexity is scored (lm-eval target_delimiter; e.g. \" \" when the model was tuned on \" \"+answer)", DefaultValueFactory = _ => "" };
+        var force = new Option<bool>("--force") { Description = "start over in an --out folder that holds a run with other settings" };
+        var command = new Command("run", "Evaluate a model (or given predictions) on a dataset file: per-example predictions and metrics (EM, F1, ROUGE, BLEU, reference perplexity, GSM8K and multiple-choice answers), results.json and report.html; resumable");
+        foreach (var o in new Option[] { data, format, fields, dataset, model, adapter, predictions, outDir, template, maxNew, batch, temperature, topK, topP, repetition, stop, limit, seed, stem, prefix, force })
+            command.Options.Add(o);
+        command.SetAction(parse =>
+        {
+            {
+                var request = new EvalRunRequest(parse.GetValue(data)!, parse.GetValue(outDir)!)
+                {
+                    Format = parse.GetValue(format),
+                    Fields = parse.GetValue(fields),
+                    Dataset = parse.GetValue(dataset),
+                    ModelDir = parse.GetValue(model),
+                    AdapterDir = parse.GetValue(adapter),
+                    PredictionsPath = parse.GetValue(predictions),
+                    Template = parse.GetValue(template),
+                    Limit = parse.GetValue(limit),
+                    Seed = parse.GetValue(seed),
+                    Stem = parse.GetValue(stem),
+                    ReferencePrefix = parse.GetValue(prefix) ?? "",
+                    Force = parse.GetValue(force),
+                    Generation = new EvalGenerationSettings
+                    {
+                        MaxNewTokens = parse.GetValue(maxNew), BatchSize = parse.GetValue(batch), StopStrings = parse.GetValue(stop) ?? [],
+                        Temperature = parse.GetValue(temperature), TopK = parse.GetValue(topK), TopP = parse.GetValue(topP),
+                        RepetitionPenalty = parse.GetValue(repetition), Seed = parse.GetValue(seed),
+                    },
+                };
+                if (request.AdapterDir is not null && request.ModelDir is null) throw new EvalInputException("--adapter needs --model");
+                if (request.Generation.Temperature < 0 || request.Generation.TopK < 0 || !(request.Generation.TopP > 0 && request.Generation.TopP <= 1) || !(request.Generation.RepetitionPenalty > 0))
+                    throw new EvalInputException("--temperature must be ≥ 0, --top-k ≥ 0, --top-p in (0, 1], --repetition-penalty > 0");
+                var outcome = EvalRunRecipe.Run(request, line => Console.Error.WriteLine(line));
+                var m = outcome.Results["metrics"]!.AsObject();
+                string V(string k) => m[k] is { } n ? EvalRunReport.Num(n).ToString("0.000", CultureInfo.InvariantCulture) : "–";
+                Console.WriteLine($"{outcome.Examples} examples ({outcome.Resumed} resumed) in {outcome.Seconds:0.0} s: em {V("em")}, exact {V("exact")}, f1 {V("f1")}, rougeL {V("rougeL")}, corpus bleu {EvalRunReport.Num(outcome.Results["corpus_bleu"]!).ToString("0.00", CultureInfo.InvariantCulture)}"
+                    + (m["gsm8k"] is not null ? $", gsm8k {V("gsm8k")}" : "")
+                    + (m["ref_ppl"] is not null ? $", reference perplexity {EvalRunReport.Num(outcome.Results["reference_perplexity"]!["ref_ppl_corpus"]!).ToString("0.###", CultureInfo.InvariantCulture)}" : ""));
+                Console.WriteLine($"wrote {Path.Combine(request.OutDir, "report.html")}");
+                return 0;
+            }
+        });
+        return command;
+    }
+}

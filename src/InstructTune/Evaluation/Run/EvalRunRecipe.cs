@@ -1,0 +1,324 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using InstructTune.Evaluation.Metrics;
+using InstructTune.Evaluation.ModelBackends;
+using InstructTune.Generation;
+using InstructTune.Reports;
+
+namespace InstructTune.Evaluation.Run;
+
+/// <summary>What <c>itune eval run</c> was asked to do.</summary>
+public sealed record EvalRunRequest(string DataPath, string OutDir)
+{
+    public string? Format { get; init; }
+    public string? Fields { get; init; }
+    /// <summary>The entry of a dataset_info.json to read.</summary>
+    public string? Dataset { get; init; }
+    public string? ModelDir { get; init; }
+    public string? AdapterDir { get; init; }
+    /// <summary>JSONL of <c>{"id", "prediction"}</c>: scored as given, no generation.</summary>
+    public string? PredictionsPath { get; init; }
+    public string? Template { get; init; }
+    public EvalGenerationSettings Generation { get; init; } = new();
+    public int Limit { get; init; }
+    public int Seed { get; init; }
+    public bool Stem { get; init; }
+    /// <summary>Text put before each reference (and option) when it is scored, lm-eval's target_delimiter.</summary>
+    public string ReferencePrefix { get; init; } = "";
+    /// <summary>Start over in an output folder that holds a run with other settings.</summary>
+    public bool Force { get; init; }
+}
+
+/// <summary>
+/// The <c>itune eval run</c> recipe: load the file (<see cref="EvalData"/>), sample <c>--limit</c> examples evenly,
+/// then for each batch of examples not yet in <c>out/predictions.jsonl</c>: format the prompts
+/// (<see cref="PromptFormatter"/>), generate them together (<see cref="Generator"/>: one KV cache per sequence, one
+/// forward pass per step for the whole batch), score the reference and the options (<see cref="ContinuationScorer"/>),
+/// compute the text metrics (<see cref="ExampleMetrics"/>) and append the lines, flushed, so a killed run resumes where
+/// it stopped. With <c>--predictions</c> the given outputs are scored instead of generated. At the end the predictions
+/// are rewritten in data order and <see cref="EvalRunReport"/> writes results.json, summary.md and report.html.
+/// </summary>
+public static class EvalRunRecipe
+{
+    public const string PredictionsFile = "predictions.jsonl", SettingsFile = "run.json";
+
+    public sealed record Outcome(JsonObject Results, int Examples, int Resumed, double Seconds);
+
+    public static Outcome Run(EvalRunRequest request, Action<string>? log = null, CancellationToken ct = default)
+    {
+        var clock = Stopwatch.StartNew();
+        if (request.ModelDir is null && request.PredictionsPath is null)
+            throw new EvalInputException("give --model DIR to generate, or --predictions FILE to score given outputs");
+        if (request.Limit < 0) throw new EvalInputException($"--limit {request.Limit}: must be ≥ 0");
+        if (request.Generation.MaxNewTokens < 1) throw new EvalInputException("--max-new-tokens must be ≥ 1");
+        if (request.Generation.BatchSize < 1) throw new EvalInputException("--batch-size must be ≥ 1");
+        var data = EvalData.Load(request.DataPath, request.Format, request.Fields, request.Dataset);
+        if (data.Rejected > 0)
+            log?.Invoke($"warning: {data.Rejected} record(s) of {request.DataPath} could not be read and are left out; first: {data.FirstRejections[0]}");
+        var examples = EvalData.Sample(data.Examples, request.Limit, request.Seed);
+        log?.Invoke($"data: {examples.Count} of {data.Examples.Count} examples ({data.Format}) from {request.DataPath}");
+
+        // Everything that can refuse the run is checked before the output folder is touched.
+        Dictionary<string, string>? given = request.PredictionsPath is { } pp ? ReadPredictions(pp, examples) : null;
+        using var loaded = request.ModelDir is { } md ? LoadedModel.Load(md, request.AdapterDir) : null;
+        var formatter = loaded is null
+            ? PromptFormatter.Create(string.IsNullOrWhiteSpace(request.Template) || request.Template == "auto" ? "raw" : request.Template, request.DataPath)
+            : PromptFormatter.Create(request.Template, request.ModelDir!);
+
+        Directory.CreateDirectory(request.OutDir);
+        var settings = Settings(request, data.Format);
+        var done = PrepareFolder(request, settings, log);
+        settings["template"] = formatter.Name;
+        var wanted = examples.Select(e => e.Id).ToHashSet();
+        foreach (var id in done.Keys.Where(k => !wanted.Contains(k)).ToList()) done.Remove(id);
+        int resumed = done.Count;
+        if (resumed > 0) log?.Invoke($"resuming: {resumed} of {examples.Count} examples already in {PredictionsFile}");
+
+        var pending = examples.Where(e => !done.ContainsKey(e.Id)).ToList();
+        var path = Path.Combine(request.OutDir, PredictionsFile);
+        var progress = new EvalProgress(pending.Count, resumed, examples.Count, log);
+        using (var writer = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read), new UTF8Encoding(false)))
+        {
+            var generator = loaded is null ? null : new InferenceTextGenerator(loaded.Model, loaded.Tokenizer, formatter, request.Generation);
+            var scorer = loaded is null ? null : new ContinuationScorer(loaded.Model, loaded.Tokenizer, formatter.AddSpecialTokens);
+            int batch = request.Generation.BatchSize;
+            for (int start = 0; start < pending.Count; start += batch)
+            {
+                ct.ThrowIfCancellationRequested();
+                var chunk = pending.Skip(start).Take(batch).ToList();
+                var prompts = chunk.Select(e => formatter.Format(e.Record)).ToList();
+                var watch = Stopwatch.StartNew();
+                string[] predictions;
+                int[] promptTokens = new int[chunk.Count], generatedTokens = new int[chunk.Count];
+                string?[] stops = new string?[chunk.Count];
+                if (given is not null) predictions = chunk.Select(e => given[e.Id]).ToArray();
+                else
+                {
+                    var ids = prompts.Select(generator!.FormattedPromptIds).ToList();
+                    var generated = Generator.Generate(loaded!.Model, ids, generator.Options());
+                    predictions = new string[chunk.Count];
+                    for (int i = 0; i < chunk.Count; i++)
+                    {
+                        predictions[i] = InferenceTextGenerator.CutAtStop(
+                            loaded.Tokenizer.Decode(generated[i].GeneratedIds, skipSpecialTokens: true), request.Generation.StopStrings).Trim();
+                        promptTokens[i] = ids[i].Length;
+                        generatedTokens[i] = generated[i].GeneratedIds.Length;
+                        stops[i] = generated[i].StopReason;
+                    }
+                }
+                var lines = new List<JsonObject>();
+                var refScores = scorer?.Score(chunk.Select((e, i) => (prompts[i], request.ReferencePrefix + e.References[0])).ToList());
+                for (int i = 0; i < chunk.Count; i++)
+                {
+                    var e = chunk[i];
+                    var metrics = ExampleMetrics.Score(e, predictions[i], request.Stem);
+                    if (refScores is not null && refScores[i].Tokens > 0)
+                    {
+                        metrics["ref_logprob"] = refScores[i].LogProb;
+                        metrics["ref_tokens"] = refScores[i].Tokens;
+                        metrics["ref_ppl"] = refScores[i].Perplexity;
+                    }
+                    if (scorer is not null && e.Options is { } options && e.Gold is int gold)
+                        AddLogLikelihoodChoice(metrics, scorer, prompts[i], options, gold, request.ReferencePrefix.Length > 0 ? request.ReferencePrefix : " ");
+                    var line = new JsonObject
+                    {
+                        ["id"] = e.Id,
+                        ["task"] = e.Task,
+                        ["prompt"] = prompts[i],
+                        ["reference"] = e.References[0],
+                        ["prediction"] = predictions[i],
+                        ["metrics"] = metrics,
+                    };
+                    if (given is null)
+                    {
+                        line["tokens"] = new JsonObject { ["prompt"] = promptTokens[i], ["generated"] = generatedTokens[i] };
+                        line["stop"] = stops[i];
+                    }
+                    line["seconds"] = Math.Round(watch.Elapsed.TotalSeconds / chunk.Count, 4);
+                    lines.Add(line);
+                }
+                foreach (var line in lines)
+                {
+                    writer.Write(line.ToJsonString());
+                    writer.Write('\n');
+                    done[line["id"]!.GetValue<string>()] = line;
+                }
+                writer.Flush();
+                ((FileStream)writer.BaseStream).Flush(flushToDisk: true);
+                progress.Batch(chunk.Count, generatedTokens.Sum());
+            }
+        }
+
+        // Data order, atomically, so the file reads the same however often the run was resumed.
+        var ordered = examples.Select(e => done[e.Id]).ToList();
+        AtomicFile.WriteAllText(path, string.Concat(ordered.Select(l => l.ToJsonString() + "\n")));
+        settings["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 2);
+        var results = EvalRunReport.Aggregate(examples, ordered, settings);
+        EvalRunReport.Write(results, ordered, request.OutDir);
+        return new Outcome(results, examples.Count, resumed, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>lm-eval's multiple_choice: each option scored as a continuation (after a space) of the prompt; the
+    /// choice is the option with the highest sum of log-probs (<c>ll_choice</c>), and with the highest sum divided by
+    /// the option's length in characters (<c>ll_norm_choice</c>, lm-eval's acc_norm).</summary>
+    private static void AddLogLikelihoodChoice(JsonObject metrics, ContinuationScorer scorer, string prompt,
+        IReadOnlyList<string> options, int gold, string delimiter)
+    {
+        var scores = scorer.Score(options.Select(o => (prompt, delimiter + o)).ToList());
+        int best = 0, bestNorm = 0;
+        for (int k = 1; k < options.Count; k++)
+        {
+            if (scores[k].LogProb > scores[best].LogProb) best = k;
+            if (scores[k].LogProb / (delimiter + options[k]).Length > scores[bestNorm].LogProb / (delimiter + options[bestNorm]).Length) bestNorm = k;
+        }
+        metrics["ll_choice"] = ((char)('A' + best)).ToString();
+        metrics["ll_norm_choice"] = ((char)('A' + bestNorm)).ToString();
+        metrics["ll_correct"] = best == gold ? 1 : 0;
+        metrics["ll_norm_correct"] = bestNorm == gold ? 1 : 0;
+        metrics["ll_options"] = new JsonArray(scores.Select(s => (JsonNode?)Math.Round(s.LogProb, 6)).ToArray());
+    }
+
+    private static JsonObject Settings(EvalRunRequest r, string format) => new()
+    {
+        ["data"] = Path.GetFullPath(r.DataPath),
+        ["format"] = format,
+        ["dataset"] = r.Dataset,
+        ["model"] = r.ModelDir is null ? null : Path.GetFullPath(r.ModelDir),
+        ["adapter"] = r.AdapterDir is null ? null : Path.GetFullPath(r.AdapterDir),
+        ["predictions"] = r.PredictionsPath is null ? null : Path.GetFullPath(r.PredictionsPath),
+        ["template_requested"] = r.Template,
+        ["max_new_tokens"] = r.Generation.MaxNewTokens,
+        ["temperature"] = r.Generation.Temperature,
+        ["top_k"] = r.Generation.TopK,
+        ["top_p"] = r.Generation.TopP,
+        ["repetition_penalty"] = r.Generation.RepetitionPenalty,
+        ["stop"] = new JsonArray(r.Generation.StopStrings.Select(s => (JsonNode?)s).ToArray()),
+        ["limit"] = r.Limit,
+        ["seed"] = r.Seed,
+        ["stem"] = r.Stem,
+        ["reference_prefix"] = r.ReferencePrefix,
+    };
+
+    // Keys whose change makes earlier predictions wrong for this run (batch size and timing do not).
+    private static readonly string[] IdentityKeys =
+        ["data", "format", "dataset", "model", "adapter", "predictions", "template_requested", "max_new_tokens", "temperature",
+         "top_k", "top_p", "repetition_penalty", "stop", "seed", "stem", "reference_prefix"];
+
+    /// <summary>Checks the folder belongs to this run (or is new), writes run.json, and returns the predictions
+    /// already written, by id. A torn last line (a kill mid-write) is dropped.</summary>
+    private static Dictionary<string, JsonObject> PrepareFolder(EvalRunRequest request, JsonObject settings, Action<string>? log)
+    {
+        var settingsPath = Path.Combine(request.OutDir, SettingsFile);
+        var predictionsPath = Path.Combine(request.OutDir, PredictionsFile);
+        if (File.Exists(settingsPath) && !request.Force)
+        {
+            JsonObject? old = null;
+            try { old = JsonNode.Parse(File.ReadAllText(settingsPath)) as JsonObject; } catch (JsonException) { }
+            if (old is null) throw new EvalInputException($"--out {request.OutDir}: {SettingsFile} is unreadable; use another folder or --force");
+            foreach (var key in IdentityKeys)
+            {
+                var a = old[key]?.ToJsonString() ?? "null";
+                var b = settings[key]?.ToJsonString() ?? "null";
+                if (a != b)
+                    throw new EvalInputException($"--out {request.OutDir} holds a run with {key} = {a}, this run has {b}; use another folder, or --force to start over there");
+            }
+        }
+        else if (!File.Exists(settingsPath) && File.Exists(predictionsPath) && !request.Force)
+            throw new EvalInputException($"--out {request.OutDir}: {PredictionsFile} exists but {SettingsFile} does not (not an eval run folder); use another folder or --force");
+        if (request.Force && File.Exists(predictionsPath)) File.Delete(predictionsPath);
+        AtomicFile.WriteAllText(settingsPath, settings.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+
+        var done = new Dictionary<string, JsonObject>();
+        if (!File.Exists(predictionsPath)) return done;
+        var good = new StringBuilder();
+        int dropped = 0;
+        foreach (var text in File.ReadLines(predictionsPath))
+        {
+            if (string.IsNullOrWhiteSpace(text)) continue;
+            try
+            {
+                if (JsonNode.Parse(text) is JsonObject o && o["id"]?.GetValue<string>() is { } id && o["prediction"] is not null && o["metrics"] is JsonObject)
+                {
+                    done[id] = o;
+                    good.Append(text).Append('\n');
+                    continue;
+                }
+            }
+            catch (Exception ex) when (ex is JsonException or InvalidOperationException) { }
+            dropped++;
+        }
+        if (dropped > 0)
+        {
+            log?.Invoke($"{PredictionsFile}: {dropped} unreadable line(s) (an interrupted write) dropped; those examples run again");
+            AtomicFile.WriteAllText(predictionsPath, good.ToString());
+        }
+        return done;
+    }
+
+    /// <summary>
+    /// The <c>--predictions</c> file: JSONL of <c>{"id", "prediction"}</c> (an eval run's predictions.jsonl qualifies).
+    /// When no line has an id, lines are matched to the data in order and must be as many. Every evaluated example
+    /// needs a prediction; an id the data does not have is an error (it usually means the wrong file).
+    /// </summary>
+    public static Dictionary<string, string> ReadPredictions(string path, IReadOnlyList<EvalExample> examples)
+    {
+        if (!File.Exists(path)) throw new EvalInputException($"--predictions {path}: file not found");
+        var byId = new Dictionary<string, string>();
+        var inOrder = new List<string>();
+        int lineNo = 0, withId = 0;
+        foreach (var text in File.ReadLines(path))
+        {
+            lineNo++;
+            if (string.IsNullOrWhiteSpace(text)) continue;
+            JsonObject o;
+            try { o = JsonNode.Parse(text) as JsonObject ?? throw new JsonException("not a JSON object"); }
+            catch (JsonException ex) { throw new EvalInputException($"{path}:{lineNo}: {ex.Message}"); }
+            if (o["prediction"] is not JsonValue pv || pv.GetValueKind() != JsonValueKind.String)
+                throw new EvalInputException($"{path}:{lineNo}: prediction: missing or not a string");
+            var prediction = pv.GetValue<string>();
+            inOrder.Add(prediction);
+            if (o["id"] is JsonValue iv)
+            {
+                var id = iv.GetValueKind() == JsonValueKind.String ? iv.GetValue<string>() : iv.ToJsonString();
+                if (!byId.TryAdd(id, prediction)) throw new EvalInputException($"{path}:{lineNo}: id \"{id}\" occurs twice");
+                withId++;
+            }
+        }
+        if (withId == 0)
+        {
+            if (inOrder.Count != examples.Count)
+                throw new EvalInputException($"--predictions {path}: {inOrder.Count} lines without ids for {examples.Count} examples (give ids, or one line per example in data order)");
+            return examples.Select((e, i) => (e.Id, inOrder[i])).ToDictionary(x => x.Id, x => x.Item2);
+        }
+        if (withId != inOrder.Count) throw new EvalInputException($"--predictions {path}: some lines have an id and some do not");
+        var missing = examples.Where(e => !byId.ContainsKey(e.Id)).Select(e => e.Id).ToList();
+        if (missing.Count > 0)
+            throw new EvalInputException($"--predictions {path}: no prediction for {missing.Count} example(s), e.g. id {string.Join(", ", missing.Take(5))}");
+        return byId;
+    }
+}
+
+/// <summary>Progress of a run on stderr: examples done, tokens per second, and the time left (every batch, at
+/// most every 2 s, and at the end).</summary>
+public sealed class EvalProgress(int pending, int resumed, int total, Action<string>? log)
+{
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private double _lastPrint = -10;
+    private int _done;
+    private long _tokens;
+
+    public void Batch(int examples, int tokens)
+    {
+        _done += examples;
+        _tokens += tokens;
+        double s = _clock.Elapsed.TotalSeconds;
+        if (s - _lastPrint < 2 && _done < pending) return;
+        _lastPrint = s;
+        double eta = _done > 0 ? s / _done * (pending - _done) : double.NaN;
+        log?.Invoke(string.Create(CultureInfo.InvariantCulture,
+            $"eval: {resumed + _done}/{total} examples, {(_tokens > 0 ? $"{_tokens / Math.Max(s, 1e-9):0} tok/s, " : "")}{s:0}s elapsed, ETA {(double.IsFinite(eta) ? TimeSpan.FromSeconds(eta).ToString(@"h\:mm\:ss") : "?")}"));
+    }
+}

@@ -1,0 +1,39 @@
+namespace InstructTune.Training.Config;
+
+// Feedback tuning after instruction tuning (issue 19): `training.objective` picks the loss, this section holds
+// its settings. Defaults are TRL's (DPOConfig, KTOConfig, ORPOConfig, CPOConfig, RewardConfig); docs/PREFERENCE.md
+// states every formula and where a default differs.
+
+/// <summary>What a run optimises: SFT (the instruction loss of the `loss` section) or a feedback objective.</summary>
+public enum TrainingObjective { Sft, Dpo, Ipo, Kto, Orpo, Simpo, Reward }
+
+/// <summary>DPO's loss on the implicit reward margin (TRL `loss_type`): sigmoid (DPO, cDPO with label smoothing) or hinge (SLiC).</summary>
+public enum DpoLossType { Sigmoid, Hinge }
+
+public sealed class PreferenceSection
+{
+    /// <summary>β: DPO/IPO/KTO temperature of the implicit reward, ORPO's λ, SimPO's β (TRL default 0.1 everywhere).</summary>
+    public double Beta { get; set; } = 0.1;
+    /// <summary>DPO only: sigmoid | hinge (IPO is `training.objective: ipo`).</summary>
+    public DpoLossType LossType { get; set; } = DpoLossType.Sigmoid;
+    /// <summary>ε of conservative DPO (cDPO) and of SimPO: the share of pairs assumed mislabelled (0 = plain DPO).</summary>
+    public double LabelSmoothing { get; set; } = 0.0;
+    /// <summary>KTO: weight of the desirable examples' losses.</summary>
+    public double DesirableWeight { get; set; } = 1.0;
+    /// <summary>KTO: weight of the undesirable examples' losses.</summary>
+    public double UndesirableWeight { get; set; } = 1.0;
+    /// <summary>Unpaired records with a numeric `score` instead of `label`: desirable when score ≥ this.</summary>
+    public double ScoreThreshold { get; set; } = 0.5;
+    /// <summary>SimPO's target margin γ (the loss uses γ/β); TRL CPOConfig default 0.5.</summary>
+    public double SimpoGamma { get; set; } = 0.5;
+    /// <summary>SimPO: weight of the NLL (behaviour-cloning) term on chosen responses; 0 = SimPO, 1 = CPO-SimPO.</summary>
+    public double CpoAlpha { get; set; } = 0.0;
+    /// <summary>Reward model: weight of the centring term mean((r_c + r_r)²) (TRL center_rewards_coefficient; 0 = off).</summary>
+    public double CenterRewardsCoefficient { get; set; } = 0.0;
+    /// <summary>
+    /// Compute the reference model's log-probs once before training and keep them in run_dir/reference_logps.bin
+    /// (reused on resume). Full fine-tuning always does (no second copy of the weights is kept); LoRA/QLoRA otherwise
+    /// run the base with the adapter disabled at every step.
+    /// </summary>
+    public bool PrecomputeRefLogProbs { get; set; } = false;
+}
