@@ -23,6 +23,11 @@ public static class DatasetLoader
             throw new DataFormatException($"{path}: no such file or folder");
         var fields = options.Fields ?? FieldMap.Identity;
         var task = options.TaskLabel ?? Path.GetFileNameWithoutExtension(path.TrimEnd('/', '\\'));
+        if (options.Format == DataFormat.Parquet || (options.Format is not (DataFormat.Sni or DataFormat.Csv) && ParquetRecordReader.IsParquet(path)))
+        {
+            var layout = options.Format == DataFormat.Parquet ? ParquetRecordReader.DetectLayout(path, options.Split) : options.Format;
+            return ReadParquet(path, options.Split, layout, fields, task);
+        }
         return options.Format switch
         {
             DataFormat.Sni => ReadSni(path),
@@ -73,6 +78,18 @@ public static class DatasetLoader
             }
             if (rejection != null) { yield return new LoadItem(null, rejection); continue; }
             foreach (var r in produced) yield return new LoadItem(r, null);
+        }
+    }
+
+    private static IEnumerable<LoadItem> ReadParquet(string path, string split, DataFormat layout, FieldMap fields, string task)
+    {
+        int first = 0;
+        foreach (var file in ParquetRecordReader.Files(path, split))
+        {
+            int n = 0;
+            foreach (var item in ReadJson(ParquetRecordReader.RowsOf(file, first).Select(c => { n++; return c; }), file, layout, fields, task))
+                yield return item;
+            first += n;
         }
     }
 
