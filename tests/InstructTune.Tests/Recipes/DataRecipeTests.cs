@@ -108,3 +108,53 @@ internal static class PreparePipelineCli
         finally { Console.SetOut(o); Console.SetError(e); }
     }
 }
+
+/// <summary>Issue 12: `itune prepare --dump 3` shows correct masks, checked against the source records.</summary>
+public class PrepareDumpTests
+{
+    private static List<JsonElement> Dump(string dir) =>
+        File.ReadAllLines(Path.Combine(dir, "dump.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+
+    [Fact]
+    public void AlpacaWithTheLlama2TokenizerLearnsEachOutputAndEos()
+    {
+        var data = TestPaths.SharedTestData("datasets", "alpaca", "alpaca_5000.json");
+        var outDir = Directory.CreateTempSubdirectory("dump-alpaca").FullName;
+        var (rc, output, err) = PreparePipelineCli.Run("prepare", "--data", data, "--format", "alpaca", "--tokenizer", TestPaths.SharedTestData("tokenizers", "llama2"),
+            "--template", "alpaca", "--out", outDir, "--dump", "3", "--skip-invalid", "data.validation_fraction=0");
+        Assert.True(rc == 0, err);
+        Assert.Contains("dump.jsonl", output);
+        var source = JsonDocument.Parse(File.ReadAllText(data)).RootElement.EnumerateArray().Take(3).ToList();
+        var lines = Dump(outDir);
+        Assert.Equal(3, lines.Count);
+        for (int i = 0; i < 3; i++)
+        {
+            var expected = source[i].GetProperty("output").GetString()! + "</s>";
+            Assert.Equal([expected], lines[i].GetProperty("learned_spans").EnumerateArray().Select(s => s.GetString()));
+            var ids = lines[i].GetProperty("input_ids").EnumerateArray().Select(x => x.GetInt32()).ToArray();
+            var labels = lines[i].GetProperty("labels").EnumerateArray().Select(x => x.GetInt32()).ToArray();
+            Assert.Equal(ids.Length, labels.Length);
+            Assert.All(labels, (l, t) => Assert.True(l == -100 || l == ids[t]));
+            Assert.Contains(source[i].GetProperty("instruction").GetString()!, lines[i].GetProperty("text").GetString());
+        }
+    }
+
+    [Fact]
+    public void ShareGptWithTheQwenChatTemplateLearnsOnlyAssistantTurns()
+    {
+        var data = TestPaths.SharedTestData("datasets", "sharegpt-fastchat", "dummy_conversation.json");
+        var outDir = Directory.CreateTempSubdirectory("dump-chat").FullName;
+        var (rc, _, err) = PreparePipelineCli.Run("prepare", "--data", data, "--format", "sharegpt", "--tokenizer", TestPaths.SharedTestData("tokenizers", "qwen2.5"),
+            "--template", "chat", "--out", outDir, "--dump", "3", "data.validation_fraction=0", "data.dedup=off");
+        Assert.True(rc == 0, err);
+        var source = JsonDocument.Parse(File.ReadAllText(data)).RootElement.EnumerateArray().Take(3).ToList();
+        var lines = Dump(outDir);
+        for (int i = 0; i < 3; i++)
+        {
+            var turns = source[i].GetProperty("conversations").EnumerateArray().Where(t => t.GetProperty("from").GetString() == "gpt")
+                .Select(t => t.GetProperty("value").GetString() + "<|im_end|>");
+            Assert.Equal(turns, lines[i].GetProperty("learned_spans").EnumerateArray().Select(s => s.GetString()));
+            Assert.StartsWith("<|im_start|>system\nYou are Qwen", lines[i].GetProperty("text").GetString());
+        }
+    }
+}
