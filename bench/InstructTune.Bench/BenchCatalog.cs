@@ -7,7 +7,8 @@ public static class BenchCatalog
     {
         ["decode"] = ("prefill and single-stream decode tokens/s of config S|M|L, f32 and bf16, vs PyTorch", DecodeBench.Run),
         ["gemm"] = ("GEMM GFLOP/s of config-L step products, managed vs OpenBLAS; GEMV GB/s", GemmBench.Run),
-        ["step"] = ("training step tokens/s, MFU, peak RSS of config S|M|L vs PyTorch", StepBench.Run),
+        ["step"] = ("training step tokens/s, MFU, peak RSS of config S|M|L vs PyTorch; --ranks 1,2: data parallel under mpirun", StepBench.Run),
+        ["step-rank"] = ("(internal) one rank of step --ranks, started by mpirun", DataParallelStepBench.RankMain),
         ["data"] = ("prepare 50k Alpaca-sized records (llama2, alpaca template, dedup, packing): records/s, memory", DataBench.Run),
         ["tokenizers"] = ("encode MB/s: llama2 .model vs sentencepiece, llama3 tokenizer.json vs HF tokenizers [--mb 10]", TokenizerBench.Run),
     };

@@ -4,6 +4,7 @@
 // Usage: dotnet run -c Release --project bench/InstructTune.Bench -- step --config S|M|L [--no-peer] [--steps N]
 //        [--warmup N] [--checkpoint] [--lora] [--attention gemm|block4] [--peak-gflops G]
 //        step --profile [--managed]: CPU/wall time of each kernel at config-S shapes (where a step's time goes).
+//        step --config M --ranks 1,2 [--repeat K]: data parallel under mpirun (DataParallelStepBench).
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -26,7 +27,8 @@ public static class StepBench
 
     public static int Run(string[] args)
     {
-        string config = "S"; int steps = 5, warmup = 1; bool peer = true, checkpoint = false, lora = false;
+        string config = "S"; int steps = 5, warmup = 1, repeat = 2; bool peer = true, checkpoint = false, lora = false;
+        int[]? ranks = null;
         double peakGflops = 200; // 2 Zen3 cores × 2 FMA × 8 lanes × 2 flops × ~3.1 GHz
         for (int i = 0; i < args.Length; i++)
             switch (args[i])
@@ -42,10 +44,13 @@ public static class StepBench
                     break;
                 case "--profile": return Profile(args.Contains("--managed"));
                 case "--managed": break;
+                case "--ranks": ranks = args[++i].Split([',', '|']).Select(r => int.Parse(r, CultureInfo.InvariantCulture)).ToArray(); break;
+                case "--repeat": repeat = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--peak-gflops": peakGflops = double.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 default: Console.Error.WriteLine($"step: unknown option {args[i]}"); return 2;
             }
         if (!Configs.TryGetValue(config, out var c)) { Console.Error.WriteLine($"step: unknown config {config} (S, M, L)"); return 2; }
+        if (ranks != null) return DataParallelStepBench.Run(config, ranks, steps, warmup, repeat, lora);
 
         // The peer runs first, in its own process, so neither run's memory shows in the other's peak RSS.
         (double Tps, double Rss, double Tpcs)? torch = peer ? RunPeer(config, steps, warmup, lora) : null;
@@ -115,6 +120,10 @@ public static class StepBench
         Console.WriteLine(JsonSerializer.Serialize(json));
         return 0;
     }
+
+    /// <summary>Model and batch shape of a config (S, M, L).</summary>
+    public static (int Dim, int Layers, int Heads, int Kv, int Ffn, int Vocab, int Seq, int Batch) Shape(string config) =>
+        Configs.TryGetValue(config, out var c) ? c : throw new ArgumentException($"unknown config {config} (S, M, L)");
 
     private static string LoadAverage() =>
         File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";

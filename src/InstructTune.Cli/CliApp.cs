@@ -32,6 +32,12 @@ public static class CliApp
         {
             return CliErrors.Report(e, CommandPath(parse.CommandResult), debug);
         }
+        finally
+        {
+            // For the hostile-input probes (tests/…/Hostile): the process's own peak working set (VmHWM on Linux).
+            if (Environment.GetEnvironmentVariable("ITUNE_REPORT_PEAK") == "1")
+                Console.Error.WriteLine($"itune: peak working set {System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64} bytes");
+        }
     }
 
     private static string CommandPath(CommandResult result)

@@ -73,7 +73,8 @@ def rms_norm(x, w, eps):
     return w * (x * torch.rsqrt(var + eps))
 
 
-def forward(c, P, ids, pos, labels, key_valid=None, doc=None):
+def forward(c, P, ids, pos, labels, key_valid=None, doc=None, lin_adapter=None):
+    """lin_adapter(x, name, P) -> output or None: lets tools/golden/peft_methods.py wrap a projection."""
     B, T = ids.shape
     H, KV, hd = c["heads"], c["kv"], c["dim"] // c["heads"]
     inv = inv_freq_hf(hd, c["theta"], c.get("scaling"))
@@ -92,7 +93,8 @@ def forward(c, P, ids, pos, labels, key_valid=None, doc=None):
     mask = torch.zeros(B, 1, T, T).masked_fill(~allowed[:, None], torch.finfo(torch.float32).min)
 
     def lin(x, name):
-        return F.linear(x, P[name + ".weight"], P.get(name + ".bias"))
+        y = lin_adapter(x, name, P) if lin_adapter else None
+        return F.linear(x, P[name + ".weight"], P.get(name + ".bias")) if y is None else y
 
     x = F.embedding(ids, P["model.embed_tokens.weight"])
     for l in range(c["layers"]):

@@ -7,6 +7,7 @@ public static class CommandCatalog
 {
     public static IEnumerable<Command> All()
     {
+        yield return ConfigCommands.Create();
         foreach (var c in DataCommands.Create()) yield return c;
         yield return EvalCommands.Create();
         yield return VersionCommand.Create();
@@ -15,5 +16,7 @@ public static class CommandCatalog
         yield return ChatTemplateCommands.Create();
         foreach (var c in ModelCommands.Create()) yield return c;
         yield return QuickstartCommand.Create();
+        yield return ServeCommands.Create();
+        yield return ExportCommands.Create();
     }
 }

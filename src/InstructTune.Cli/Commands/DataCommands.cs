@@ -78,7 +78,7 @@ public static class DataCommands
         {
             if (!File.Exists(configPath)) throw new ArgumentException($"{configPath}: config file not found");
             var yaml = new YamlStream();
-            using (var reader = new StreamReader(configPath)) yaml.Load(reader);
+            yaml.Load(new StringReader(InstructTune.Training.Config.YamlDepthGuard.ReadFile(configPath)));
             if (yaml.Documents.Count > 0 && yaml.Documents[0].RootNode is YamlMappingNode map)
             {
                 recipeFile = map.Children.Any(kv => kv.Value is YamlMappingNode) || map.Children.Keys.Any(k => ((YamlScalarNode)k).Value is "model" or "training" or "checkpoint");

@@ -20,7 +20,7 @@ public static class EvalRunCommand
         var fields = new Option<string?>("--fields") { Description = "field renames, e.g. instruction=prompt,output=completion" };
         var dataset = new Option<string?>("--dataset") { Description = "entry of a dataset_info.json" };
         var model = new Option<string?>("--model") { Description = "checkpoint folder to generate with" };
-        var adapter = new Option<string?>("--adapter") { Description = "LoRA adapter folder (PEFT layout)" };
+        var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning)" };
         var predictions = new Option<string?>("--predictions") { Description = "JSONL of {id, prediction}: score these instead of generating (with --model, perplexity and log-likelihood choice are added)" };
         var outDir = new Option<string>("--out") { Description = "output folder: predictions.jsonl, results.json, summary.md, report.html", Required = true };
         var template = new Option<string?>("--template") { Description = "prompt format: auto, chat, raw, alpaca, chatml, llama2, llama3, or a format string such as \"{instruction}\\nInput: {input}\\nAnswer:{output}\"" };
@@ -75,6 +75,32 @@ public static class EvalRunCommand
                 Console.WriteLine($"wrote {Path.Combine(request.OutDir, "report.html")}");
                 return 0;
             }
+        });
+        return command;
+    }
+
+    /// <summary><c>itune eval compare RUN_A RUN_B [...] --out DIR</c>: see <see cref="EvalCompare"/>.</summary>
+    public static Command CreateCompare()
+    {
+        var runs = new Argument<string[]>("runs") { Description = "eval run folders (the first is the baseline)", Arity = ArgumentArity.OneOrMore };
+        var outDir = new Option<string>("--out") { Description = "output folder: compare.json, compare.md, report.html", Required = true };
+        var resamples = new Option<int>("--bootstrap") { Description = "bootstrap resamples for the 95 % intervals", DefaultValueFactory = _ => 2000 };
+        var seed = new Option<int>("--seed") { Description = "bootstrap seed" };
+        var command = new Command("compare", "Compare eval run folders (e.g. base vs tuned): per-metric tables with bootstrap confidence intervals of the differences, per-task and per-level breakdowns, SVG charts, the examples that changed most; HTML, Markdown and JSON");
+        command.Arguments.Add(runs);
+        foreach (var o in new Option[] { outDir, resamples, seed }) command.Options.Add(o);
+        command.SetAction(parse =>
+        {
+            var data = parse.GetValue(runs)!.Select(EvalCompare.Read).ToList();
+            var result = EvalCompare.Compare(data, parse.GetValue(resamples), parse.GetValue(seed));
+            var dir = parse.GetValue(outDir)!;
+            EvalCompare.Write(result, dir);
+            foreach (var (m, entry) in result["metrics"]!.AsObject().Where(kv => kv.Key is "em" or "f1" or "exact" or "gsm8k"))
+                foreach (var (run, o) in entry!.AsObject().Skip(1))
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{m}: {run} − {result["baseline"]} = {EvalRunReport.Num(o!["diff"]!):+0.000;-0.000} (95 % CI {EvalRunReport.Num(o["diff_ci_low"]!):0.000} to {EvalRunReport.Num(o["diff_ci_high"]!):0.000})"));
+            Console.WriteLine($"wrote {Path.Combine(dir, "report.html")}");
+            return 0;
         });
         return command;
     }

@@ -48,7 +48,7 @@ public static class ModelCommands
         var model = InferenceModel.Load(dir);
         try
         {
-            if (adapterDir != null) model.ApplyAdapter(LoraAdapterFile.Load(adapterDir));
+            if (adapterDir != null) Peft.PeftRegistry.ApplyTo(model, adapterDir);
             return model;
         }
         catch { model.Dispose(); throw; }
@@ -60,7 +60,7 @@ public static class ModelCommands
         var input = new Option<string>("--input") { Description = "JSONL: {\"ids\":[…]} or {\"text\":…} per line", Required = true };
         var output = new Option<string?>("--output") { Description = "JSONL output (default: stdout)" };
         var logits = new Option<bool>("--logits") { Description = "add \"logits\" for every position" };
-        var adapter = new Option<string?>("--adapter") { Description = "LoRA adapter folder (PEFT layout)" };
+        var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning)" };
         var cmd = new Command("score", "Next-token log-probabilities and loss of token sequences") { modelOpt, input, output, logits, adapter };
         cmd.SetAction(p => Guard(() =>
         {
@@ -96,7 +96,7 @@ public static class ModelCommands
         var stop = new Option<string[]>("--stop") { Description = "stop string (repeatable)", AllowMultipleArgumentsPerToken = false };
         var ignoreEos = new Option<bool>("--ignore-eos") { Description = "do not stop at the config's eos ids" };
         var json = new Option<bool>("--json") { Description = "print {\"prompt_ids\",\"generated_ids\",\"text\"}" };
-        var adapter = new Option<string?>("--adapter") { Description = "LoRA adapter folder (PEFT layout)" };
+        var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning)" };
         var cmd = new Command("generate", "Generate a continuation of a prompt")
             { modelOpt, prompt, promptIds, maxNew, temperature, topK, topP, repPenalty, seed, stop, ignoreEos, json, adapter };
         cmd.SetAction(p => Guard(() =>

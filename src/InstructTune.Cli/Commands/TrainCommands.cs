@@ -2,6 +2,7 @@
 // overrides, resumable; and merging a PEFT adapter into a full checkpoint (issue 7).
 using System.CommandLine;
 using InstructTune.Checkpoints;
+using InstructTune.Distributed;
 using InstructTune.Models;
 using InstructTune.Peft.Lora;
 using InstructTune.Recipes;
@@ -23,26 +24,71 @@ public static class TrainCommands
     // Errors escape to the one CLI policy (CliErrors): bad input → exit 2, a diverged run → exit 3.
     private static int Guard(Func<int> body) => body();
 
+    /// <summary>
+    /// A data-parallel rank (under mpirun with several ranks): an error is reported by the same policy, naming the
+    /// rank, and then ends the whole job (MPI_Abort with the policy's exit code) instead of leaving the other ranks
+    /// waiting in a collective. A one-process run lets errors escape to CliErrors as every command does.
+    /// </summary>
+    private static int RankGuard(Func<Action<ICommunicator>, int> body)
+    {
+        if (MpiJob.WorldSize == 1) return body(_ => { });
+        ICommunicator comm = SingleProcess.Instance;
+        int rc;
+        try { rc = body(c => comm = c); }
+        catch (Exception e)
+        {
+            rc = CliErrors.Report(e, $"train (rank {MpiJob.WorldRank}/{MpiJob.WorldSize})", debug: Environment.GetEnvironmentVariable("ITUNE_DEBUG") == "1");
+        }
+        if (comm.Size > 1)
+        {
+            if (rc != 0) comm.Abort(rc);
+            comm.Dispose();
+        }
+        return rc;
+    }
+
     private static Command Train()
     {
         var config = new Option<string?>("--config") { Description = "YAML config (configs/*.yaml); its keys are the snake_case TrainConfig fields" };
         var resume = new Option<string?>("--resume") { Description = "continue from a checkpoint folder, a run folder, or 'latest' (in checkpoint.output_dir)" };
         var overrides = new Argument<string[]>("overrides") { Description = "key=value overrides, e.g. training.learning_rate=1e-4 lora.rank=16", Arity = ArgumentArity.ZeroOrMore };
-        var cmd = new Command("train", "Instruction fine-tuning: full, LoRA or QLoRA (training.method)") { config, resume, overrides };
-        cmd.SetAction(p => Guard(() =>
+        var launcher = new Option<string?>("--launcher") { Description = "'mpi': re-run this command data-parallel under mpirun (also: start it with `mpirun -np N itune train …` yourself)" };
+        var ranks = new Option<int>("--ranks") { Description = "with --launcher mpi: number of processes (ranks)", DefaultValueFactory = _ => 2 };
+        var hostfile = new Option<string?>("--hostfile") { Description = "with --launcher mpi: Open MPI hostfile for a multi-node job" };
+        var cmd = new Command("train", "Instruction fine-tuning (training.method): full, lora, qlora, ia3, prompt_tuning, prefix_tuning (lora.use_dora for DoRA); data-parallel under mpirun (distributed.*)")
+            { config, resume, overrides, launcher, ranks, hostfile };
+        cmd.SetAction(p => p.GetValue(launcher) is { } l
+            ? MpiLauncher.Relaunch(l, p.GetValue(ranks), p.GetValue(hostfile), Environment.GetCommandLineArgs().Skip(1).ToList())
+            : RankGuard(attach =>
         {
             var cfg = ConfigLoader.Load<TrainConfig>(p.GetValue(config), p.GetValue(overrides));
+            var comm = MpiJob.Start(cfg.Distributed);
+            attach(comm);
+            int threads = MpiJob.ApplyThreads(cfg.Distributed);
+            bool root = comm.Rank == 0;
             var yaml = ConfigLoader.ToYaml(cfg);
-            Console.Error.WriteLine("effective config:");
-            Console.Error.WriteLine(yaml);
-            var recipe = FineTuneRecipe.Setup(cfg, p.GetValue(resume), say: s => Console.Error.WriteLine(s));
+            if (root)
+            {
+                Console.Error.WriteLine("effective config:");
+                Console.Error.WriteLine(yaml);
+                if (comm.Size > 1)
+                    Console.Error.WriteLine($"data parallel: {comm.Size} ranks × {threads} thread(s); global batch {cfg.Training.MicroBatchSize} × " +
+                                            $"{cfg.Training.GradientAccumulationSteps} × {comm.Size} sequences; zero_stage {cfg.Distributed.ZeroStage}");
+            }
+            var recipe = FineTuneRecipe.Setup(cfg, p.GetValue(resume), say: root ? s => Console.Error.WriteLine(s) : null, comm);
+            if (recipe.Trainer.Zero is { } zero)
+                Console.Error.WriteLine($"rank {comm.Rank}/{comm.Size}: ZeRO-1 holds AdamW moments of {zero.OwnedValues:N0} of {zero.TotalValues:N0} " +
+                                        $"trainable values ({zero.OwnedValues * 8 / 1048576.0:F1} MiB instead of {zero.TotalValues * 8 / 1048576.0:F1} MiB)");
             // Test hook: stretch every checkpoint write so a test can SIGKILL the process in the middle of one.
             if (int.TryParse(Environment.GetEnvironmentVariable("ITUNE_TEST_CHECKPOINT_SLEEP_MS"), out var sleepMs) && sleepMs > 0)
                 FineTuneRecipe.OnCheckpointWriting = _ => Thread.Sleep(sleepMs);
-            Console.Error.WriteLine($"training {cfg.Training.Method}: step {recipe.Trainer.Step} → {recipe.TotalSteps}, " +
-                                    $"{recipe.Trainer.Trainable.Sum(t => (long)t.Parameter.Length):N0} trainable parameters");
+            if (root)
+            {
+                Console.Error.WriteLine($"training {cfg.Training.Method}: step {recipe.Trainer.Step} → {recipe.TotalSteps}");
+                Console.Error.WriteLine(recipe.Footprint());
+            }
             TrainingSummary summary;
-            if (TrainingReporter.Interactive && cfg.Logging.Progress)
+            if (root && TrainingReporter.Interactive && cfg.Logging.Progress)
             {
                 TrainingSummary? result = null;
                 AnsiConsole.Progress()
@@ -59,8 +105,12 @@ public static class TrainCommands
                     });
                 summary = result!;
             }
-            else summary = recipe.Train();
-            Console.WriteLine($"done: {summary.Steps} steps, final loss {summary.FinalLoss:F4}" +
+            else summary = recipe.Train(quiet: !root);
+            if (comm.Size > 1)
+                Console.Error.WriteLine($"rank {comm.Rank}/{comm.Size}: {recipe.Trainer.AllreduceSeconds / Math.Max(1, summary.Steps) * 1000:F1} ms " +
+                                        $"gradient allreduce per step, {comm.CollectiveSeconds:F1} s in collectives in all");
+            if (root)
+                Console.WriteLine($"done: {summary.Steps} steps, final loss {summary.FinalLoss:F4}" +
                               (summary.ValidationLoss is { } v ? $", validation loss {v:F4}" : "") +
                               $"; exported to {summary.ExportDir}; checkpoints in {summary.RunDir}");
             return 0;
@@ -71,22 +121,22 @@ public static class TrainCommands
     private static Command Merge()
     {
         var model = new Option<string>("--model") { Description = "base checkpoint folder (HF layout)", Required = true };
-        var adapter = new Option<string>("--adapter") { Description = "LoRA adapter folder (PEFT layout)", Required = true };
+        var adapter = new Option<string>("--adapter") { Description = "adapter folder (PEFT layout: LoRA, DoRA, IA3)", Required = true };
         var output = new Option<string>("--out") { Description = "folder for the merged checkpoint", Required = true };
         var dtype = new Option<string>("--dtype") { Description = "float32 | bfloat16 (default: the base's torch_dtype)" };
-        var cmd = new Command("merge", "Merge a LoRA adapter into its base and write a full Hugging Face checkpoint") { model, adapter, output, dtype };
+        var cmd = new Command("merge", "Merge a PEFT adapter (LoRA, DoRA, IA3) into its base and write a full Hugging Face checkpoint") { model, adapter, output, dtype };
         cmd.SetAction(p => Guard(() =>
         {
             var baseDir = p.GetValue(model)!;
             var m = LlamaCheckpoint.Load(baseDir);
-            LoraAdapterIO.LoadInto(m, p.GetValue(adapter)!);
-            LoraInjector.MergeAndUnload(m);
+            var type = Peft.PeftRegistry.LoadInto(m, p.GetValue(adapter)!);
+            Peft.PeftRegistry.MergeAndUnload(m);
             var dt = LlamaCheckpoint.ParseDtype(p.GetValue(dtype) ?? m.Config.TorchDtype);
             var outDir = p.GetValue(output)!;
             LlamaCheckpoint.Save(m, outDir, dt);
             foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "generation_config.json" })
                 if (File.Exists(Path.Combine(baseDir, f))) File.Copy(Path.Combine(baseDir, f), Path.Combine(outDir, f), overwrite: true);
-            Console.Error.WriteLine($"merged {p.GetValue(adapter)} into {baseDir} → {outDir}");
+            Console.Error.WriteLine($"merged {type} adapter {p.GetValue(adapter)} into {baseDir} → {outDir}");
             return 0;
         }));
         return cmd;

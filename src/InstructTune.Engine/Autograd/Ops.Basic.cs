@@ -84,6 +84,88 @@ public static partial class Ops
         return y;
     }
 
+    /// <summary>
+    /// Per-column scaling y[…, c] = x[…, c]·v[c]: x (…, C), v (C). Backward: dx[…, c] += dy[…, c]·v[c],
+    /// dv[c] += Σ_rows dy[…, c]·x[…, c]. PEFT's per-channel vectors use it (IA3's ia3_l, DoRA's magnitude).
+    /// </summary>
+    public static Tensor MulColumns(Tensor x, Tensor v)
+    {
+        if (v.Rank != 1 || x.Size(-1) != v.Length)
+            throw new ArgumentException($"MulColumns: vector {Tensor.ShapeString(v.Shape)} does not match the last dimension of {Tensor.ShapeString(x.Shape)}");
+        x = Contiguous(x);
+        int C = v.Length, R = x.Length / Math.Max(1, C);
+        var y = Tensor.Empty(x.Shape);
+        var xs = x.Span; var ys = y.Span; var vs = v.Span;
+        for (int r = 0; r < R; r++) TensorPrimitives.Multiply(xs.Slice(r * C, C), vs, ys.Slice(r * C, C));
+        if (Tape.Needs(x, v))
+            Tape.Add(y, () =>
+            {
+                var dy = y.Grad!.Span;
+                if (x.RequiresGrad)
+                {
+                    var g = x.EnsureGrad().Span;
+                    for (int r = 0; r < R; r++) TensorPrimitives.MultiplyAdd(dy.Slice(r * C, C), v.Span, g.Slice(r * C, C), g.Slice(r * C, C));
+                }
+                if (v.RequiresGrad)
+                {
+                    var g = v.EnsureGrad().Span;
+                    for (int r = 0; r < R; r++) TensorPrimitives.MultiplyAdd(dy.Slice(r * C, C), x.Span.Slice(r * C, C), g, g);
+                }
+            });
+        return y;
+    }
+
+    /// <summary>
+    /// The same P rows in front of every sequence: prefix (P, D), x (B·T, D) → y (B·(P+T), D) with
+    /// y[b, :P] = prefix and y[b, P:] = x[b]. Backward: dprefix += Σ_b dy[b, :P], dx[b] += dy[b, P:].
+    /// Prompt tuning (virtual token embeddings) and prefix tuning (per-layer keys/values) use it.
+    /// </summary>
+    public static Tensor PrependRows(Tensor prefix, Tensor x, int B)
+    {
+        if (prefix.Rank != 2 || x.Rank != 2 || prefix.Size(1) != x.Size(1) || x.Size(0) % B != 0)
+            throw new ArgumentException($"PrependRows: prefix {Tensor.ShapeString(prefix.Shape)} and x {Tensor.ShapeString(x.Shape)} do not fit B={B} sequences of width prefix[1]");
+        prefix = Contiguous(prefix); x = Contiguous(x);
+        int P = prefix.Size(0), D = prefix.Size(1), T = x.Size(0) / B;
+        var y = Tensor.Empty([B * (P + T), D]);
+        for (int b = 0; b < B; b++)
+        {
+            prefix.Span.CopyTo(y.Span.Slice(b * (P + T) * D, P * D));
+            x.Span.Slice(b * T * D, T * D).CopyTo(y.Span.Slice((b * (P + T) + P) * D, T * D));
+        }
+        if (Tape.Needs(prefix, x))
+            Tape.Add(y, () =>
+            {
+                var dy = y.Grad!.Span;
+                for (int b = 0; b < B; b++)
+                {
+                    if (prefix.RequiresGrad) { var g = prefix.EnsureGrad().Span; TensorPrimitives.Add(g, dy.Slice(b * (P + T) * D, P * D), g); }
+                    if (x.RequiresGrad) { var g = x.EnsureGrad().Span.Slice(b * T * D, T * D); TensorPrimitives.Add(g, dy.Slice((b * (P + T) + P) * D, T * D), g); }
+                }
+            });
+        return y;
+    }
+
+    /// <summary>y[i] = x[rows[i]] for x (N, D); backward dx[rows[i]] += dy[i] (rows may repeat).</summary>
+    public static Tensor GatherRows(Tensor x, int[] rows)
+    {
+        if (x.Rank != 2) throw new ArgumentException($"GatherRows: x must be 2-D, got {Tensor.ShapeString(x.Shape)}");
+        x = Contiguous(x);
+        int N = x.Size(0), D = x.Size(1);
+        var y = Tensor.Empty([rows.Length, D]);
+        for (int i = 0; i < rows.Length; i++)
+        {
+            if ((uint)rows[i] >= (uint)N) throw new ArgumentOutOfRangeException(nameof(rows), $"GatherRows: row {rows[i]} outside [0, {N})");
+            x.Span.Slice(rows[i] * D, D).CopyTo(y.Span.Slice(i * D, D));
+        }
+        if (Tape.Needs(x))
+            Tape.Add(y, () =>
+            {
+                var dy = y.Grad!.Span; var g = x.EnsureGrad().Span;
+                for (int i = 0; i < rows.Length; i++) TensorPrimitives.Add(g.Slice(rows[i] * D, D), dy.Slice(i * D, D), g.Slice(rows[i] * D, D));
+            });
+        return y;
+    }
+
     public static Tensor Scale(Tensor x, float s)
     {
         var y = Tensor.Empty(x.Shape);

@@ -89,6 +89,21 @@ public static partial class Ops
         return y;
     }
 
+    /// <summary>y = tanh(x); backward dx += dy·(1 − y²). (PEFT's prefix-tuning projection MLP uses it.)</summary>
+    public static Tensor Tanh(Tensor x)
+    {
+        x = Contiguous(x);
+        var y = Tensor.Empty(x.Shape);
+        System.Numerics.Tensors.TensorPrimitives.Tanh(x.Span, y.Span);
+        if (Tape.Needs(x))
+            Tape.Add(y, () =>
+            {
+                var dy = y.Grad!.Span; var ys = y.Span; var g = x.EnsureGrad().Span;
+                for (int i = 0; i < g.Length; i++) g[i] += dy[i] * (1f - ys[i] * ys[i]);
+            });
+        return y;
+    }
+
     public static Tensor Gelu(Tensor x, bool tanhApproximation = false)
     {
         x = Contiguous(x);

@@ -37,12 +37,22 @@ public sealed unsafe class AdamW
     /// <summary>Moments and step count of a parameter (created on its first step), for checkpoints.</summary>
     public State GetState(Parameter p) => state.TryGetValue(p, out var s) ? s : state[p] = new State(p.Length);
 
+    /// <summary>When set, <see cref="Step"/> updates only the parameters it accepts (ZeRO-1: this rank's shard), so
+    /// the others never get moments here.</summary>
+    public Predicate<Parameter>? Owns { get; set; }
+
+    /// <summary>Forgets a parameter's moments (ZeRO-1: state gathered for a checkpoint, or loaded, that another rank owns).</summary>
+    public void DropState(Parameter p) => state.Remove(p);
+
+    /// <summary>Values of moments held, for memory reports.</summary>
+    public long StateValues => state.Values.Sum(s => 2L * s.M.Length);
+
     public void Step()
     {
         foreach (var g in Groups)
             foreach (var p in g.Parameters)
             {
-                if (p.Frozen || p.Grad == null) continue;
+                if (p.Frozen || p.Grad == null || (Owns != null && !Owns(p))) continue;
                 Update(p.Span, p.Grad.Span, GetState(p), LearningRate * g.LrScale, g.WeightDecay);
             }
     }

@@ -22,8 +22,9 @@ public sealed class CheckpointFolder : IDisposable
         try
         {
             string single = Path.Combine(dir, SingleFile), index = Path.Combine(dir, IndexFile);
-            if (File.Exists(index)) OpenSharded(index);
-            else if (File.Exists(single)) Add(SafetensorsFile.Open(single));
+            // Anything at those names counts as present (a folder or FIFO is then refused by name, not skipped).
+            if (Common.FileKind.Of(index) != Common.PathKind.Missing) { Common.FileKind.RequireRegularFile(index, "index"); OpenSharded(index); }
+            else if (Common.FileKind.Of(single) != Common.PathKind.Missing) Add(SafetensorsFile.Open(single));
             else throw new FileNotFoundException($"{dir}: neither {SingleFile} nor {IndexFile} found");
         }
         catch { Dispose(); throw; }
@@ -68,6 +69,28 @@ public sealed class CheckpointFolder : IDisposable
     }
 
     public bool Contains(string name) => _where.ContainsKey(name);
+
+    /// <summary>Set ITUNE_IGNORE_UNEXPECTED_TENSORS=1 to load a checkpoint holding tensors config.json does not imply
+    /// (each is then named in a warning, as transformers does); by default they are an error.</summary>
+    public const string IgnoreUnexpectedVariable = "ITUNE_IGNORE_UNEXPECTED_TENSORS";
+
+    /// <summary>
+    /// Every tensor in the files must be one config.json implies: a checkpoint with two layers read under a config
+    /// that says one would otherwise load, score and train with one layer and exit 0. Throws naming the first
+    /// unexpected tensors, or (with <see cref="IgnoreUnexpectedVariable"/>) warns through <paramref name="warn"/>.
+    /// </summary>
+    public void RefuseUnexpected(IReadOnlySet<string> implied, Action<string>? warn = null)
+    {
+        var unexpected = Names.Where(n => !implied.Contains(n)).Order(StringComparer.Ordinal).ToList();
+        if (unexpected.Count == 0) return;
+        var (file, _) = Find(unexpected[0]);
+        string list = string.Join(", ", unexpected.Take(3).Select(n => $"\"{n}\"")) + (unexpected.Count > 3 ? $" and {unexpected.Count - 3} more" : "");
+        string message = $"{file.Path}: {unexpected.Count} tensor(s) that config.json does not imply: {list}";
+        if (Environment.GetEnvironmentVariable(IgnoreUnexpectedVariable) == "1")
+            (warn ?? (m => Console.Error.WriteLine(m)))($"warning: {message}; ignored ({IgnoreUnexpectedVariable}=1)");
+        else
+            throw new InvalidDataException($"{message} (does config.json match the weights? set {IgnoreUnexpectedVariable}=1 to ignore them)");
+    }
 
     public (SafetensorsFile File, TensorInfo Info) Find(string name) =>
         _where.TryGetValue(name, out var f) ? (f, f.Info(name))

@@ -48,6 +48,7 @@ public sealed class SafetensorsFile : IDisposable
     /// <summary>Opens and validates <paramref name="path"/>; throws InvalidDataException naming the file and the fault.</summary>
     public static SafetensorsFile Open(string path)
     {
+        Common.FileKind.RequireRegularFile(path, "safetensors"); // a folder or FIFO in place of a shard: refuse, never block
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         long fileLength = fs.Length;
         var (dataOffset, tensors, metadata) = ReadHeader(fs, fileLength, path);

@@ -69,6 +69,9 @@ public static class SafetensorsWriter
         if (shards.Count == 1)
         {
             Write(Path.Combine(dir, "model.safetensors"), tensors);
+            // The index wins over model.safetensors when both exist: remove a stale one (the switch to the new
+            // weights is that one unlink; a crash before it leaves the old, complete, sharded checkpoint), then its shards.
+            RemoveStale(dir, keep: ["model.safetensors"]);
             return ["model.safetensors"];
         }
         var names = new List<string>();
@@ -88,7 +91,23 @@ public static class SafetensorsWriter
         AtomicFile.WriteAllText(Path.Combine(dir, CheckpointFolder.IndexFile),
             index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         names.Add(CheckpointFolder.IndexFile);
+        RemoveStale(dir, keep: names);   // an older model.safetensors or shards of another count
         return names;
+    }
+
+    /// <summary>Deletes weight files of an earlier checkpoint in <paramref name="dir"/> that are not in <paramref name="keep"/>:
+    /// the index first (so no reader follows it to missing shards), then model.safetensors and model-*-of-*.safetensors.</summary>
+    private static void RemoveStale(string dir, IReadOnlyCollection<string> keep)
+    {
+        var index = Path.Combine(dir, CheckpointFolder.IndexFile);
+        if (!keep.Contains(CheckpointFolder.IndexFile) && File.Exists(index)) File.Delete(index);
+        foreach (var path in Directory.EnumerateFiles(dir, "model*.safetensors"))
+        {
+            var name = Path.GetFileName(path);
+            bool ours = name == CheckpointFolder.SingleFile ||
+                        System.Text.RegularExpressions.Regex.IsMatch(name, @"^model-\d{5}-of-\d{5}\.safetensors$");
+            if (ours && !keep.Contains(name)) File.Delete(path);
+        }
     }
 
     /// <summary>Parses sizes like "2GB", "500MB", "1024" (bytes).</summary>

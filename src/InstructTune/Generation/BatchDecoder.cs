@@ -102,7 +102,7 @@ public sealed class BatchDecoder(InferenceModel model)
             s.Prefilled = true;
             var row = logits.AsSpan(i * V, V);
             LogitsSampler.ApplyRepetitionPenalty(row, s.PromptIds.Concat(s._generated), o.RepetitionPenalty);
-            int tok = LogitsSampler.Sample(row, o.Temperature, o.TopK, o.TopP, s.Rng);
+            int tok = Choose(row, s);
             s._generated.Add(tok);
             if (o.StopTokenIds.Contains(tok)) s.StopReason = "stop_token";
             else if (o.StopStrings.Count > 0 && o.StopStrings.Any(o.Decode!(s._generated).Contains)) s.StopReason = "stop_string";
@@ -111,6 +111,20 @@ public sealed class BatchDecoder(InferenceModel model)
             chosen[i] = new DecodeToken(s, tok, s.Finished);
         }
         return chosen;
+    }
+
+    // Samples; under a constraint a refused token is masked out and the draw repeated (greedy takes the best allowed).
+    private static int Choose(Span<float> row, DecodeSequence s)
+    {
+        var o = s.Options;
+        for (int tries = 0; ; tries++)
+        {
+            int tok = LogitsSampler.Sample(row, o.Temperature, o.TopK, o.TopP, s.Rng);
+            if (o.Constraint == null || o.Constraint.Allows(s._generated, tok)) return tok;
+            if (tries >= row.Length || float.IsNegativeInfinity(row[tok]))
+                throw new InvalidOperationException("the output constraint allows no token of the vocabulary");
+            row[tok] = float.NegativeInfinity;
+        }
     }
 
     // Prefill feeds the prompt, decode the last token; without the cache the whole sequence is fed again.

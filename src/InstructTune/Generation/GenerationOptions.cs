@@ -19,6 +19,8 @@ public sealed record GenerationOptions
     public Func<IReadOnlyList<int>, string>? Decode { get; init; }
     /// <summary>false recomputes the whole sequence every step (the reference the cache is tested against).</summary>
     public bool UseCache { get; init; } = true;
+    /// <summary>Tokens it refuses are never chosen (the sampler redraws without them), e.g. JSON-only output.</summary>
+    public ITokenConstraint? Constraint { get; init; }
     /// <summary>Called with (sequence index, token id) as each token is chosen.</summary>
     public Action<int, int>? OnToken { get; init; }
 

@@ -20,6 +20,8 @@ public static class LlamaCheckpoint
     /// <summary>Sets every parameter of <paramref name="model"/> from the checkpoint; names and shapes must match.</summary>
     public static void LoadInto(LlamaModel model, CheckpointFolder ckpt)
     {
+        var implied = new HashSet<string>(model.NamedParameters().Select(np => np.Item1), StringComparer.Ordinal);
+        ckpt.RefuseUnexpected(implied);
         foreach (var (name, p) in model.NamedParameters())
         {
             string source = name;

@@ -15,11 +15,19 @@ public sealed partial record LlamaConfig
         ["qwen2"] = "Qwen2ForCausalLM",
     };
 
+    private const long MaxConfigBytes = 16L << 20;
+
+    /// <summary>Most decoder layers a config may ask for (the largest published Llama has 126).</summary>
+    public const int MaxLayers = 1024;
+
     /// <summary>Reads config.json; <paramref name="path"/> may be the file or the folder holding it.</summary>
     public static LlamaConfig Load(string path)
     {
         if (Directory.Exists(path)) path = Path.Combine(path, "config.json");
         if (!File.Exists(path)) throw new FileNotFoundException($"config.json not found: {path}", path);
+        Common.FileKind.RequireRegularFile(path, "config.json");
+        if (new FileInfo(path).Length > MaxConfigBytes)
+            throw new InvalidDataException($"{path}: {new FileInfo(path).Length:N0} bytes is too large for a config.json (limit {MaxConfigBytes >> 20} MB)");
         return FromJson(File.ReadAllText(path), path);
     }
 
@@ -140,20 +148,36 @@ public sealed partial record LlamaConfig
         if (dtype is not ("float32" or "bfloat16" or "float16"))
             throw new InvalidDataException($"{source}: torch_dtype \"{dtype}\" is not supported (float32, bfloat16, float16)");
 
+        // Values that would make the model silently wrong (eps ≤ 0 divides by zero in RMSNorm, theta ≤ 0 gives NaN
+        // rotations) or exhaust time and memory before the first byte is written: refuse them naming the key.
+        int vocab = r.RequiredInt("vocab_size"), intermediate = r.RequiredInt("intermediate_size");
+        double eps = r.OptionalDouble("rms_norm_eps") ?? 1e-6;
+        if (!(eps > 0) || !double.IsFinite(eps)) throw new InvalidDataException($"{source}: rms_norm_eps must be a positive number, got {eps}");
+        if (!(ropeTheta > 0) || !double.IsFinite(ropeTheta)) throw new InvalidDataException($"{source}: rope_theta must be a positive number, got {ropeTheta}");
+        if (vocab <= 0 || intermediate <= 0) throw new InvalidDataException($"{source}: vocab_size and intermediate_size must be positive");
+        if (layers > MaxLayers) throw new InvalidDataException($"{source}: num_hidden_layers {layers} is more than the supported {MaxLayers}");
+        int maxPositions = r.OptionalInt("max_position_embeddings") ?? 2048;
+        if (maxPositions <= 0) throw new InvalidDataException($"{source}: max_position_embeddings must be positive, got {maxPositions}");
+        long qRows = (long)heads * hd;
+        foreach (var (what, rows, cols) in new[] { ("vocab_size × hidden_size (embed_tokens)", (long)vocab, (long)hidden),
+                     ("intermediate_size × hidden_size (mlp)", intermediate, hidden), ("num_attention_heads × head_dim × hidden_size (q_proj)", qRows, hidden) })
+            if (rows * cols > Array.MaxLength)
+                throw new InvalidDataException($"{source}: {what} = {rows} × {cols} = {rows * cols:N0} elements in one tensor; at most {Array.MaxLength:N0} are supported");
+
         return new LlamaConfig
         {
             ModelType = modelType,
-            VocabSize = r.RequiredInt("vocab_size"),
+            VocabSize = vocab,
             HiddenSize = hidden,
-            IntermediateSize = r.RequiredInt("intermediate_size"),
+            IntermediateSize = intermediate,
             NumHiddenLayers = layers,
             NumAttentionHeads = heads,
             NumKeyValueHeads = kvHeads,
             HeadDimOverride = headDim,
-            RmsNormEps = r.OptionalDouble("rms_norm_eps") ?? 1e-6,
+            RmsNormEps = eps,
             RopeTheta = ropeTheta,
             RopeScaling = scaling,
-            MaxPositionEmbeddings = r.OptionalInt("max_position_embeddings") ?? 2048,
+            MaxPositionEmbeddings = maxPositions,
             TieWordEmbeddings = r.OptionalBool("tie_word_embeddings") ?? false,
             AttentionBias = attnBias,
             QkvBias = qkvBias,

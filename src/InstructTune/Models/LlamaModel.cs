@@ -89,6 +89,19 @@ public sealed class LlamaModel : Module
     }
 
     public LlamaBackbone Backbone => (LlamaBackbone)Child("model");
+
+    /// <summary>The attached virtual tokens (prompt or prefix tuning), or null.</summary>
+    public IVirtualTokens? VirtualTokens { get; private set; }
+
+    /// <summary>Registers a soft prompt or a key/value prefix as a child module (its parameters then train and save
+    /// with the model's). One per model.</summary>
+    public void AttachVirtualTokens(string name, Module module)
+    {
+        if (VirtualTokens != null) throw new InvalidOperationException("the model already has virtual tokens attached");
+        if (module is not (ISoftPrompt or IKvPrefix)) throw new ArgumentException($"{module.GetType().Name} is neither a soft prompt nor a key/value prefix");
+        RegisterModule(name, module);
+        VirtualTokens = (IVirtualTokens)module;
+    }
     public IUnaryModule LmHead => Unary("lm_head");
 
     /// <summary>
@@ -119,15 +132,26 @@ public sealed class LlamaModel : Module
         CheckSame("labels", batch.Labels, ids);
 
         var positions = batch.PositionIds?.Data ?? DefaultPositions(B, T);
-        var (cos, sin) = Rotary.Tables(positions);                  // (B·T, hd/2) each
+        var vt = VirtualTokens is { Enabled: true } v ? v : null;
+        int P = vt?.Count ?? 0;
+        if (P > 0) CheckOneSequencePerRow(batch.DocumentIds?.Data, B, T);
+        var soft = vt as ISoftPrompt;
+        int Tx = soft != null ? P + T : T;                          // rows that flow through the layers
+        var (cos, sin) = Rotary.Tables(VirtualPositions(positions, B, T, P, soft != null)); // (B·Tx, hd/2) each
         var mask = new AttentionMask
         {
             Causal = true,
             Window = Config.SlidingWindow ?? 0,
-            KeyValid = batch.AttentionMask?.Data,
-            DocIds = batch.DocumentIds?.Data,
+            KeyValid = P > 0 ? PrefixRows(batch.AttentionMask?.Data, B, T, P, _ => 1) : batch.AttentionMask?.Data,
+            DocIds = P > 0 ? PrefixRows(batch.DocumentIds?.Data, B, T, P, first => first) : batch.DocumentIds?.Data,
         };
-        var ctx = new LlamaLayerContext(B, T, cos, sin, mask);
+        var ctx = new LlamaLayerContext(B, Tx, cos, sin, mask);
+        IReadOnlyList<(Tensor K, Tensor V)>? prefixes = null;
+        if (vt is IKvPrefix kv)
+        {
+            if (options.CheckpointLayers) throw new ArgumentException("prefix tuning does not support activation checkpointing (training.activation_checkpointing)");
+            prefixes = kv.LayerPrefixes();
+        }
 
         var x = Backbone.EmbedTokens.Forward(ids);                 // (B, T, hidden)
         x = Ops.Reshape(x, N, Config.HiddenSize);                  // (B·T, hidden)
@@ -138,12 +162,15 @@ public sealed class LlamaModel : Module
             options.NoiseRng.Uniform(noise.Span, -magnitude, magnitude);
             x = Ops.Add(x, noise);                                  // a constant: no gradient flows into it
         }
+        if (soft != null) x = Ops.PrependRows(soft.Embeddings(), x, B); // (B·(P+T), hidden)
         var layers = Backbone.Layers;
         for (int l = 0; l < layers.Count; l++)
         {
             var layer = layers[l];
-            x = options.CheckpointLayers ? Checkpoint.Run(h => layer.Forward(h, ctx), x) : layer.Forward(x, ctx);
+            var lctx = prefixes == null ? ctx : ctx with { PrefixK = prefixes[l].K, PrefixV = prefixes[l].V };
+            x = options.CheckpointLayers ? Checkpoint.Run(h => layer.Forward(h, lctx), x) : layer.Forward(x, lctx);
         }
+        if (soft != null) x = Ops.GatherRows(x, RealRows(B, T, P)); // (B·T, hidden): logits only for real tokens
         x = Backbone.Norm.Forward(x);
         var logits = LmHead.Forward(x);                             // (B·T, vocab)
 
@@ -168,6 +195,51 @@ public sealed class LlamaModel : Module
             t[b * T + T - 1] = CrossEntropyKernel.IgnoreIndex;
         }
         return t;
+    }
+
+    /// <summary>Positions with P virtual tokens: real tokens move to P + their position; a soft prompt's own rows take
+    /// 0..P−1 in front of each sequence (prefix keys carry no rotation).</summary>
+    private static int[] VirtualPositions(int[] positions, int B, int T, int P, bool withPromptRows)
+    {
+        if (P == 0) return positions;
+        int Tx = withPromptRows ? P + T : T, off = withPromptRows ? P : 0;
+        var p = new int[B * Tx];
+        for (int b = 0; b < B; b++)
+        {
+            for (int i = 0; i < off; i++) p[b * Tx + i] = i;
+            for (int t = 0; t < T; t++) p[b * Tx + off + t] = positions[b * T + t] + P;
+        }
+        return p;
+    }
+
+    /// <summary>A (B, T) mask with P entries in front of each row: value(first entry of the row).</summary>
+    private static int[]? PrefixRows(int[]? rows, int B, int T, int P, Func<int, int> value)
+    {
+        if (rows == null) return null;
+        var r = new int[B * (P + T)];
+        for (int b = 0; b < B; b++)
+        {
+            r.AsSpan(b * (P + T), P).Fill(value(rows[b * T]));
+            rows.AsSpan(b * T, T).CopyTo(r.AsSpan(b * (P + T) + P, T));
+        }
+        return r;
+    }
+
+    private static int[] RealRows(int B, int T, int P)
+    {
+        var rows = new int[B * T];
+        for (int b = 0; b < B; b++) for (int t = 0; t < T; t++) rows[b * T + t] = b * (P + T) + P + t;
+        return rows;
+    }
+
+    /// <summary>Virtual tokens go in front of one sequence; a packed row (several documents) would share them.</summary>
+    private static void CheckOneSequencePerRow(int[]? docs, int B, int T)
+    {
+        if (docs == null) return;
+        for (int b = 0; b < B; b++)
+            for (int t = 1; t < T; t++)
+                if (docs[b * T + t] >= 0 && docs[b * T + t] != docs[b * T])
+                    throw new ArgumentException("prompt and prefix tuning put their virtual tokens in front of each sequence: a packed row holds several; set data.pack: false");
     }
 
     private static int[] DefaultPositions(int B, int T)

@@ -3,11 +3,12 @@ using InstructTune.Data.Loading;
 using InstructTune.Data.Pipeline;
 using InstructTune.Data.Records;
 using InstructTune.Data.Templating;
+using InstructTune.Distributed;
 using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Optim;
 using InstructTune.Engine.Tensors;
 using InstructTune.Models;
-using InstructTune.Peft.Lora;
+using InstructTune.Peft;
 using InstructTune.Tokenizers;
 using InstructTune.Training.Checkpointing;
 using InstructTune.Training.Config;
@@ -23,7 +24,11 @@ namespace InstructTune.Recipes;
 /// <param name="Prompt">The prompt format, recorded in the run and adapter folders (instructtune.json).</param>
 public sealed record TrainingInputs(LlamaModel Model, IReadOnlyList<TokenizedExample> Train,
     IReadOnlyList<TokenizedExample> Validation, int PadId, IReadOnlyList<string> TaskNames, string ModelPath = "",
-    IReadOnlyList<IReadOnlyList<TokenizedExample>>? Stages = null, IReadOnlyList<int>? StageEpochs = null, PromptFormatRecord? Prompt = null);
+    IReadOnlyList<IReadOnlyList<TokenizedExample>>? Stages = null, IReadOnlyList<int>? StageEpochs = null, PromptFormatRecord? Prompt = null)
+{
+    /// <summary>The tokenizer as text → ids with special tokens (prompt tuning's init text), when there is one.</summary>
+    public Func<string, int[]>? Encode { get; init; }
+}
 
 /// <summary>What a finished run reports.</summary>
 public sealed record TrainingSummary(int Steps, double FinalLoss, double? ValidationLoss, IReadOnlyList<(int Step, double Loss)> LossCurve,
@@ -34,17 +39,25 @@ public sealed record TrainingSummary(int Steps, double FinalLoss, double? Valida
 /// resume) → train (steps, logging, validation, checkpoints, early stopping) → save (the model in HF layout, or
 /// the adapter in PEFT layout, under run_dir/final). Everything that can be wrong with the config or inputs is
 /// checked in setup, before the first step.
+/// Data parallel (mpirun, <see cref="ICommunicator"/>): every rank runs this recipe with the same config; the
+/// trainer splits each global batch over the ranks; rank 0 alone prepares the data cache, validates, logs,
+/// writes checkpoints and exports, and the others wait for it at the next collective.
 /// </summary>
 public sealed class FineTuneRecipe
 {
     private readonly TrainConfig _config;
     private readonly TrainingInputs _inputs;
     private readonly Trainer _trainer;
-    private readonly LoraConfig? _lora;
+    private readonly PeftMethod? _peft;
+    /// <summary>The PEFT method trained (null for full fine-tuning).</summary>
+    public PeftMethod? Peft => _peft;
     private readonly CheckpointStore _store;
     private readonly int _totalSteps;
+    private readonly ICommunicator _comm;
 
     public Trainer Trainer => _trainer;
+    /// <summary>The model being trained (with its adapters injected).</summary>
+    public LlamaModel Model => _inputs.Model;
     public int TotalSteps => _totalSteps;
     /// <summary>Optimizer steps of each curriculum stage (null with one stage).</summary>
     public IReadOnlyList<long>? StageSteps { get; private set; }
@@ -55,24 +68,24 @@ public sealed class FineTuneRecipe
     /// <summary>Hook for tests: called inside every checkpoint write, before the files are published.</summary>
     public static Action<string>? OnCheckpointWriting { get; set; }
 
-    private FineTuneRecipe(TrainConfig config, TrainingInputs inputs, string? resume)
+    private FineTuneRecipe(TrainConfig config, TrainingInputs inputs, string? resume, ICommunicator comm)
     {
         _config = config;
+        _comm = comm;
         _inputs = inputs;
         var t = config.Training;
         var model = inputs.Model;
         if (inputs.Train.Count == 0) throw new ConfigException("data.path: the dataset has no usable examples");
 
-        if (t.Method != TuningMethod.Full)
+        if (model.Config is var mc && (t.Method == TuningMethod.PromptTuning || t.Method == TuningMethod.PrefixTuning))
         {
-            _lora = new LoraConfig
-            {
-                Rank = config.Lora.Rank, Alpha = config.Lora.Alpha, Dropout = config.Lora.Dropout,
-                TargetModules = config.Lora.TargetModules, UseRsLora = config.Lora.UseRslora,
-            };
-            try { LoraInjector.Inject(model, _lora, (ulong)t.Seed, quantizeBase: t.Method == TuningMethod.Qlora); }
-            catch (ArgumentException e) { throw new ConfigException($"lora.target_modules: {e.Message}"); }
+            string key = t.Method == TuningMethod.PromptTuning ? "prompt_tuning" : "prefix_tuning";
+            int p = t.Method == TuningMethod.PromptTuning ? config.PromptTuning.NumVirtualTokens : config.PrefixTuning.NumVirtualTokens;
+            int longest = inputs.Train.Concat(inputs.Validation).Select(e => e.Ids.Length).DefaultIfEmpty(0).Max();
+            if (p + longest > mc.MaxPositionEmbeddings)
+                throw new ConfigException($"{key}.num_virtual_tokens: {p} virtual tokens + the longest example's {longest} tokens exceed the model's max_position_embeddings {mc.MaxPositionEmbeddings}");
         }
+        _peft = PeftRegistry.Inject(model, config, inputs.Encode);
         var trainable = model.NamedParameters().Where(p => !p.Parameter.Frozen).ToList();
 
         Parameter? logVars = null;
@@ -92,7 +105,7 @@ public sealed class FineTuneRecipe
             var sampler = new DataSampler(inputs.Stages is { Count: 1 } one ? one[0] : inputs.Train, batchOptions, inputs.PadId, t.Seed);
             int epochs = inputs.StageEpochs is { Count: 1 } e ? e[0] : t.Epochs;
             int stageSteps = config.Data.Stages.Count > 0 && config.Data.Stages[0].MaxSteps > 0 ? config.Data.Stages[0].MaxSteps
-                : epochs * Math.Max(1, sampler.BatchesPerEpoch / t.GradientAccumulationSteps);
+                : epochs * Math.Max(1, sampler.BatchesPerEpoch / (t.GradientAccumulationSteps * comm.Size));
             _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : stageSteps;
             batches = new SamplerBatchSource(sampler);
         }
@@ -101,10 +114,10 @@ public sealed class FineTuneRecipe
             // Stage k serves its steps (data.stages[k].max_steps, else its epochs' worth), then stage k+1 starts.
             var samplers = inputs.Stages.Select((st, k) => new DataSampler(st, batchOptions, inputs.PadId, t.Seed + 1000 * k)).ToList();
             var steps = samplers.Select((sm, k) => k < config.Data.Stages.Count && config.Data.Stages[k].MaxSteps > 0 ? (long)config.Data.Stages[k].MaxSteps
-                : (long)(inputs.StageEpochs?[k] ?? 1) * Math.Max(1, sm.BatchesPerEpoch / t.GradientAccumulationSteps)).ToList();
+                : (long)(inputs.StageEpochs?[k] ?? 1) * Math.Max(1, sm.BatchesPerEpoch / (t.GradientAccumulationSteps * comm.Size))).ToList();
             StageSteps = steps;
             _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : (int)steps.Sum();
-            batches = new StagedBatchSource(samplers, steps.Select(x => x * t.GradientAccumulationSteps).ToList(), t.Seed);
+            batches = new StagedBatchSource(samplers, steps.Select(x => x * t.GradientAccumulationSteps * comm.Size).ToList(), t.Seed);
         }
 
         var optimizer = new AdamW(ParamGroup.DecayMatricesOnly(trainable.Select(p => p.Parameter), (float)t.WeightDecay),
@@ -118,8 +131,9 @@ public sealed class FineTuneRecipe
         _trainer = new Trainer(model, trainable, optimizer, batches,
             new TrainerOptions(t.GradientAccumulationSteps, (float)t.MaxGradNorm, schedule, objective, inputs.TaskNames.Count,
                 t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps));
+        if (comm.Size > 1) _trainer.Distribute(comm, config.Distributed.ZeroStage, config.Distributed.BucketMb);
         if (objective.NoiseRng != null) _trainer.Rngs["neftune"] = objective.NoiseRng;
-        foreach (var (_, layer) in LoraInjector.Find(model)) { if (layer.DropoutRng != null) _trainer.Rngs["lora_dropout"] = layer.DropoutRng; break; }
+        if (_peft?.Rng != null) _trainer.Rngs["lora_dropout"] = _peft.Rng;
 
         var frozenOrAll = trainable.Select(p => p.Parameter).Where(p => p != logVars).ToList();
         if (config.Loss.L2SpLambda > 0) _trainer.Regularizers.Add(new L2SpRegularizer(frozenOrAll, config.Loss.L2SpLambda));
@@ -127,7 +141,31 @@ public sealed class FineTuneRecipe
 
         _store = new CheckpointStore(config.Checkpoint.OutputDir, Math.Max(1, config.Checkpoint.KeepLast));
         if (resume != null)
+        {
+            // Every rank reads the checkpoint (the run folder must be reachable from every node, as model.path is).
             TrainerCheckpoint.Restore(_trainer, CheckpointStore.Resolve(resume, config.Checkpoint.OutputDir));
+            _trainer.Zero?.DropForeignState();
+        }
+    }
+
+    /// <summary>
+    /// One line for the start of a run: the method, trainable parameters (and their share), and the memory planned for
+    /// them — float32 weights, gradients and AdamW's two moments (16 bytes each) — beside the frozen weights
+    /// (float32 parameters, NF4 codes for QLoRA bases).
+    /// </summary>
+    public string Footprint()
+    {
+        long trainable = _trainer.Trainable.Sum(t => (long)t.Parameter.Length);
+        var all = _inputs.Model.NamedParameters().ToList();
+        long frozen = all.Where(p => p.Parameter.Frozen).Sum(p => (long)p.Parameter.Length);
+        var nf4 = _inputs.Model.NamedModules().Select(m => m.Module).OfType<Peft.Qlora.Nf4Linear>().ToList();
+        long nf4Params = nf4.Sum(q => (long)q.InFeatures * q.OutFeatures), nf4Bytes = nf4.Sum(q => q.WeightBytes);
+        long total = trainable + frozen + nf4Params;
+        const double MiB = 1 << 20;
+        return string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"method {_peft?.Name ?? "full"}: {trainable:N0} trainable parameters of {total:N0} ({100.0 * trainable / Math.Max(1, total):F3} %); " +
+            $"memory: {trainable * 16 / MiB:F1} MiB trainable (weights + gradients + AdamW moments), " +
+            $"{(frozen * 4 + nf4Bytes) / MiB:F1} MiB frozen{(nf4.Count > 0 ? $" ({nf4Bytes / MiB:F1} MiB of it NF4)" : "")}");
     }
 
     /// <summary>EWC's Fisher on the reference set (or the training data when none is given), at the starting weights.</summary>
@@ -147,8 +185,9 @@ public sealed class FineTuneRecipe
     }
 
     /// <summary>Loads the model, tokenizer and data the config names; refuses bad paths and settings with the key named.</summary>
-    public static FineTuneRecipe Setup(TrainConfig config, string? resume = null, Action<string>? say = null)
+    public static FineTuneRecipe Setup(TrainConfig config, string? resume = null, Action<string>? say = null, ICommunicator? comm = null)
     {
+        comm ??= SingleProcess.Instance;
         var modelPath = config.Model.Path;
         if (string.IsNullOrEmpty(modelPath)) throw new ConfigException("model.path is required (a Hugging Face checkpoint folder)");
         if (!File.Exists(Path.Combine(modelPath, "config.json"))) throw new ConfigException($"model.path: no config.json in '{modelPath}'");
@@ -162,24 +201,34 @@ public sealed class FineTuneRecipe
         var model = LlamaCheckpoint.Load(modelPath);
         if (tokenizer.VocabSize > model.Config.VocabSize)
             throw new ConfigException($"model.tokenizer: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary is {model.Config.VocabSize}");
-        var data = PrepareRecipe.Run(config, tokenizer, tokenizerPath, Path.Combine(config.Checkpoint.OutputDir, "data"), say: say);
-        foreach (var line in DataReport.Lines(data)) say?.Invoke(line);
+        // Rank 0 tokenizes into the run's data cache first; the other ranks then find it and reuse it.
+        PreparedData Prepare() => PrepareRecipe.Run(config, tokenizer, tokenizerPath, Path.Combine(config.Checkpoint.OutputDir, "data"), say: comm.Rank == 0 ? say : null);
+        PreparedData? first = comm.Rank == 0 ? Prepare() : null;
+        comm.Barrier("data preparation on rank 0");
+        var data = first ?? Prepare();
+        if (comm.Rank == 0) foreach (var line in DataReport.Lines(data)) say?.Invoke(line);
         int padId = tokenizer.PadId ?? tokenizer.EosId ?? 0;
         var inputs = new TrainingInputs(model, data.Stages.SelectMany(x => x).ToList(), data.Validation, padId, data.TaskNames, modelPath,
-            data.Stages, data.StageEpochs, data.Prompt.ToRecord(tokenizer));
-        PromptFormatFile.Write(config.Checkpoint.OutputDir, inputs.Prompt!);
-        return new FineTuneRecipe(config, inputs, resume) { Data = data };
+            data.Stages, data.StageEpochs, data.Prompt.ToRecord(tokenizer))
+        {
+            Encode = text => tokenizer.Encode(text, addSpecialTokens: true).Ids,
+        };
+        if (comm.Rank == 0) PromptFormatFile.Write(config.Checkpoint.OutputDir, inputs.Prompt!);
+        return new FineTuneRecipe(config, inputs, resume, comm) { Data = data };
     }
 
-    public static FineTuneRecipe FromInputs(TrainConfig config, TrainingInputs inputs, string? resume = null)
+    public static FineTuneRecipe FromInputs(TrainConfig config, TrainingInputs inputs, string? resume = null, ICommunicator? comm = null)
     {
         Validate(config);
-        return new FineTuneRecipe(config, inputs, resume);
+        return new FineTuneRecipe(config, inputs, resume, comm ?? SingleProcess.Instance);
     }
 
-    private static void Validate(TrainConfig c)
+    /// <summary>Cross-key rules the per-key ranges cannot express (`itune config validate` runs these too).</summary>
+    public static void Validate(TrainConfig c)
     {
-        void Require(bool ok, string key, string why) { if (!ok) throw new ConfigException($"{key}: {why}"); }
+        void Require(bool ok, string key, string why) { if (!ok) throw new ConfigException($"{key}: {why}", key); }
+        Require(c.Loss.EwcReferencePath.Length == 0, "loss.ewc_reference_path",
+            "is not supported yet (the continual-learning recipe will read it); remove it: loss.ewc_lambda estimates the Fisher on the validation data");
         Require(c.Training.MicroBatchSize > 0, "training.micro_batch_size", "must be positive");
         Require(c.Training.GradientAccumulationSteps > 0, "training.gradient_accumulation_steps", "must be positive");
         Require(c.Training.LearningRate > 0, "training.learning_rate", "must be positive");
@@ -189,6 +238,18 @@ public sealed class FineTuneRecipe
         Require(c.Loss.LambdaInstruction >= 0 && c.Loss.NextTokenWeight >= 0, "loss.lambda_instruction", "weights must be ≥ 0");
         Require(c.Loss.LambdaInstruction > 0 || c.Loss.NextTokenWeight > 0, "loss.lambda_instruction", "and loss.next_token_weight are both 0: nothing to learn");
         Require(c.Data.ValidationFraction is >= 0 and < 1, "data.validation_fraction", "must be in [0, 1)");
+        Require(c.Distributed.ZeroStage is 0 or 1, "distributed.zero_stage", "must be 0 (off) or 1 (optimizer state sharded)");
+        Require(c.Distributed.BucketMb > 0, "distributed.bucket_mb", "must be positive");
+        Require(c.Distributed.CollectiveTimeoutS > 0, "distributed.collective_timeout_s", "must be positive");
+        Require(c.Distributed.ThreadsPerRank >= 0, "distributed.threads_per_rank", "must be ≥ 0 (0 = cores ÷ ranks on the node)");
+        if (c.Training.Method is TuningMethod.PromptTuning or TuningMethod.PrefixTuning)
+        {
+            string key = c.Training.Method == TuningMethod.PromptTuning ? "prompt_tuning" : "prefix_tuning";
+            int p = c.Training.Method == TuningMethod.PromptTuning ? c.PromptTuning.NumVirtualTokens : c.PrefixTuning.NumVirtualTokens;
+            Require(p > 0, key + ".num_virtual_tokens", "must be positive");
+            Require(!c.Data.Pack, "data.pack", $"must be false for {key}: its virtual tokens go in front of each sequence, and a packed row holds several");
+            Require(!c.Training.ActivationCheckpointing || c.Training.Method == TuningMethod.PromptTuning, "training.activation_checkpointing", "is not supported with prefix_tuning");
+        }
     }
 
     /// <summary>A deterministic split: every example goes to validation with probability f, by a seeded hash of its index.</summary>
@@ -211,7 +272,8 @@ public sealed class FineTuneRecipe
         double? validationLoss = null;
         bool stoppedEarly = false;
         StepResult? last = null;
-        using var reporter = new TrainingReporter(c.Checkpoint.OutputDir, c.Logging.EverySteps, c.Logging.TensorBoard, quiet);
+        bool root = _comm.Rank == 0;
+        using var reporter = root ? new TrainingReporter(c.Checkpoint.OutputDir, c.Logging.EverySteps, c.Logging.TensorBoard, quiet) : null;
         while (_trainer.Step < _totalSteps && !cancel.IsCancellationRequested)
         {
             last = _trainer.TrainStep();
@@ -219,18 +281,21 @@ public sealed class FineTuneRecipe
             Dictionary<string, double>? extra = null;
             if (c.Eval.EverySteps > 0 && _inputs.Validation.Count > 0 && (last.Step % c.Eval.EverySteps == 0 || last.Step == _totalSteps))
             {
-                validationLoss = ValidationLoss();
+                // Rank 0 evaluates; the others receive its loss, so early stopping decides alike everywhere.
+                Span<double> v = [root ? ValidationLoss() : 0];
+                _comm.Broadcast(v, 0);
+                validationLoss = v[0];
                 extra = new() { ["eval_loss"] = validationLoss.Value };
                 if (early.Observe(validationLoss.Value)) stoppedEarly = true;
             }
-            reporter.Log(last, _totalSteps, extra);
+            reporter?.Log(last, _totalSteps, extra);
             onStep?.Invoke(last);
             if (c.Checkpoint.SaveEverySteps > 0 && last.Step % c.Checkpoint.SaveEverySteps == 0 && last.Step != _totalSteps)
                 SaveCheckpoint();
             if (stoppedEarly) break;
         }
         SaveCheckpoint();
-        var export = Export();
+        var export = root ? Export() : "";
         return new TrainingSummary(_trainer.Step, last?.Loss ?? double.NaN, validationLoss, curve, c.Checkpoint.OutputDir, export, stoppedEarly, clock.Elapsed.TotalSeconds);
     }
 
@@ -252,19 +317,27 @@ public sealed class FineTuneRecipe
         return tokens == 0 ? double.NaN : sum / tokens;
     }
 
-    public string SaveCheckpoint() => _store.Save(_trainer.Step, dir =>
+    /// <summary>Collective in a data-parallel run (ZeRO-1 gathers the optimizer state on rank 0); rank 0 writes.</summary>
+    public string SaveCheckpoint()
     {
-        TrainerCheckpoint.Write(_trainer, dir, ConfigLoader.ToYaml(_config));
-        OnCheckpointWriting?.Invoke(dir);
-    });
+        _trainer.Zero?.GatherStateOnRoot();
+        if (_comm.Rank != 0) return "";
+        var path = _store.Save(_trainer.Step, dir =>
+        {
+            TrainerCheckpoint.Write(_trainer, dir, ConfigLoader.ToYaml(_config));
+            OnCheckpointWriting?.Invoke(dir);
+        });
+        _trainer.Zero?.DropForeignState();
+        return path;
+    }
 
     /// <summary>Writes what users take away: run_dir/final (HF model) for full fine-tuning, run_dir/adapter (PEFT) otherwise.</summary>
     public string Export()
     {
-        if (_lora != null)
+        if (_peft != null)
         {
             var dir = Path.Combine(_config.Checkpoint.OutputDir, "adapter");
-            LoraAdapterIO.Save(_inputs.Model, _lora, dir, _inputs.ModelPath);
+            _peft.Save(_inputs.Model, dir, _inputs.ModelPath);
             if (_inputs.Prompt != null) PromptFormatFile.Write(dir, _inputs.Prompt);
             return dir;
         }

@@ -126,7 +126,9 @@ public class LoaderTests
         Assert.Equal("Two\nlines", items[1].Record!.Instruction);
         Assert.Equal(3, items[1].Record!.Source.Line);
         Assert.Equal((5, RejectReason.EmptyOutput), (items[2].Rejection!.Source.Line, items[2].Rejection!.Reason));
-        Assert.Equal((6, RejectReason.MissingField, "output"), (items[3].Rejection!.Source.Line, items[3].Rejection!.Reason, items[3].Rejection!.Field));
+        // A row with fewer (or more) cells than the header is refused as a whole, naming the counts (issue 22).
+        Assert.Equal((6, RejectReason.BadCsvRow), (items[3].Rejection!.Source.Line, items[3].Rejection!.Reason));
+        Assert.Contains("1 columns, the header has 3", items[3].Rejection!.Message);
     }
 }
 

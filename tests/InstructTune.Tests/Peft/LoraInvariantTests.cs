@@ -21,7 +21,7 @@ public class LoraInvariantTests
         return data;
     }
 
-    private static LlamaModel TinyModel(string kind)
+    internal static LlamaModel TinyModel(string kind)
     {
         var config = kind == "llama-gqa"
             ? new LlamaConfig { VocabSize = 97, HiddenSize = 32, IntermediateSize = 48, NumHiddenLayers = 2, NumAttentionHeads = 4, NumKeyValueHeads = 2, MaxPositionEmbeddings = 64 }
@@ -36,7 +36,7 @@ public class LoraInvariantTests
 
     private static LoraConfig Config(string method) => new() { Rank = 4, Alpha = 8, UseRsLora = method == "rslora" };
 
-    private static LlamaBatch Batch()
+    internal static LlamaBatch Batch()
     {
         var ids = new int[2 * 9];
         var rng = new Rng(3);
@@ -44,7 +44,7 @@ public class LoraInvariantTests
         return new LlamaBatch(new IntTensor(ids, 2, 9)) { Labels = new IntTensor((int[])ids.Clone(), 2, 9) };
     }
 
-    private static float[] Logits(LlamaModel model)
+    internal static float[] Logits(LlamaModel model)
     {
         using var tape = Tape.Record(recordGrad: false);
         return model.Forward(Batch()).Logits!.ToArray();
@@ -69,7 +69,7 @@ public class LoraInvariantTests
         foreach (var (_, layer) in LoraInjector.Find(model)) rng.Normal(layer.B.Weight.Span, 0, 0.05f);
     }
 
-    private static void AssertClose(float[] expected, float[] actual, float tol)
+    internal static void AssertClose(float[] expected, float[] actual, float tol)
     {
         Assert.Equal(expected.Length, actual.Length);
         float worst = 0;

@@ -9,7 +9,7 @@ namespace InstructTune.Tests.Training;
 /// <summary>Everything wrong with a training request is refused in setup, before the first step, naming what is wrong.</summary>
 public class RecipeSetupTests
 {
-    private static (string ModelDir, string DataPath) Workspace()
+    internal static (string ModelDir, string DataPath) Workspace()
     {
         var dir = Directory.CreateTempSubdirectory("setup").FullName;
         var lines = Enumerable.Range(0, 20).Select(i => $"{{\"instruction\":\"Say {i}.\",\"input\":\"\",\"output\":\"{i}\"}}").ToList();
@@ -38,7 +38,9 @@ public class RecipeSetupTests
         Assert.Contains("model.path", SetupError("model.path=/nonexistent/model", $"data.path={data}", run));
         Assert.Contains("data.path", SetupError($"model.path={model}", "data.path=/nonexistent/train.jsonl", run));
         Assert.Contains("data.format", SetupError($"model.path={model}", $"data.path={data}", "data.format=yaml", run));
-        Assert.Contains("training.micro_batch_size", SetupError($"model.path={model}", $"data.path={data}", "training.micro_batch_size=0", run));
+        // Out-of-range values are refused by the binder, before setup.
+        Assert.Contains("training.micro_batch_size", Assert.Throws<ConfigException>(() =>
+            ConfigLoader.LoadFromString<TrainConfig>("", [$"model.path={model}", "training.micro_batch_size=0"])).Message);
         Assert.Contains("lora.target_modules", SetupError($"model.path={model}", $"data.path={data}", "lora.target_modules=[no_such_proj]", run));
     }
 

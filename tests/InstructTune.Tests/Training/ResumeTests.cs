@@ -1,9 +1,5 @@
 using System.Diagnostics;
-using System.Text.Json;
-using InstructTune.Checkpoints;
-using InstructTune.Models;
 using InstructTune.Recipes;
-using InstructTune.Tokenizers.Training;
 using InstructTune.Training.Checkpointing;
 using InstructTune.Training.Config;
 
@@ -18,28 +14,8 @@ public class ResumeTests
 {
     private static string MakeWorkspace()
     {
-        var dir = Directory.CreateTempSubdirectory("resume").FullName;
-        // Data: a small Alpaca file of arithmetic and word tasks.
-        var rng = new Random(5);
-        var lines = new List<string>();
-        for (int i = 0; i < 80; i++)
-        {
-            int a = rng.Next(10, 99), b = rng.Next(10, 99);
-            lines.Add(i % 2 == 0
-                ? JsonSerializer.Serialize(new { instruction = "Add the two numbers.", input = $"{a} and {b}", output = $"{a + b}" })
-                : JsonSerializer.Serialize(new { instruction = "Repeat the word twice.", input = $"w{a}", output = $"w{a} w{a}" }));
-        }
-        File.WriteAllLines(Path.Combine(dir, "train.jsonl"), lines);
-        // Model: a tiny random Llama with a byte-level BPE tokenizer trained on the same text.
-        var modelDir = Path.Combine(dir, "base");
-        var options = new BpeTrainerOptions(VocabSize: 320, MinFrequency: 2);
-        ByteLevelBpeTrainer.Save(ByteLevelBpeTrainer.Train(lines, options), options, modelDir);
-        var config = new LlamaConfig
-        {
-            VocabSize = 320, HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 2, NumAttentionHeads = 4,
-            NumKeyValueHeads = 2, MaxPositionEmbeddings = 256, BosTokenId = 0, EosTokenIds = [1],
-        };
-        RandomCheckpoint.Create(config, modelDir, 3, DType.F32);
+        // Data: a small Alpaca file of arithmetic and word tasks; model: a tiny random Llama with its own BPE tokenizer.
+        var (dir, modelDir, _) = TinyTrainingWorkspace.Create("resume", records: 80, maxPositions: 256);
         File.WriteAllText(Path.Combine(dir, "train.yaml"), $"""
             model:
               path: {modelDir}

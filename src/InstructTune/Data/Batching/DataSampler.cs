@@ -47,13 +47,21 @@ public sealed class DataSampler
 
     public Batch Next()
     {
+        var planned = Advance();
+        return Collator.Collate(_examples, planned, _padId, _options.Mode == BatchMode.Packed ? _options.SeqLen : 0);
+    }
+
+    /// <summary>Moves past the next batch exactly as <see cref="Next"/> would, without collating it.</summary>
+    public void Skip() => Advance();
+
+    private PlannedBatch Advance()
+    {
         if (Cursor >= _plan.Count)
         {
             Epoch++;
             Cursor = 0;
             _plan = BatchPlanner.Plan(_lengths, _options, Seed, Epoch);
         }
-        var planned = _plan[Cursor++];
-        return Collator.Collate(_examples, planned, _padId, _options.Mode == BatchMode.Packed ? _options.SeqLen : 0);
+        return _plan[Cursor++];
     }
 }

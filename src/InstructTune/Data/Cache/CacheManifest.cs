@@ -40,6 +40,7 @@ public sealed record CacheManifest(
         var files = Directory.Exists(path)
             ? Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList()
             : [path];
+        foreach (var f in files) Common.FileKind.RequireRegularFile(f, "input"); // a FIFO would block the hash forever
         return files.Select(f => new InputHash(Path.GetFullPath(f), new FileInfo(f).Length, Sha256OfFile(f))).ToList();
     }
 

@@ -12,10 +12,12 @@ namespace InstructTune.Data.Loading;
 /// </summary>
 internal static class CsvRecordReader
 {
-    public static IEnumerable<LoadItem> Read(string path, FieldMap f, string task)
+    public static IEnumerable<LoadItem> Read(string path, FieldMap f, string task, int maxCellBytes = 0)
     {
         using var reader = new StreamReader(path, new UTF8Encoding(false, false), detectEncodingFromByteOrderMarks: true);
-        var rows = Rows(reader).GetEnumerator();
+        // Cells are cut to maxCellBytes/2 UTF-16 chars (at most as many bytes when the text is ASCII-heavy; never
+        // fewer tokens than the JSON cut keeps, since a char is at least one byte).
+        var rows = Rows(reader, maxCellBytes > 0 ? Math.Max(1, maxCellBytes / 2) : int.MaxValue).GetEnumerator();
         if (!rows.MoveNext()) yield break;
         var header = rows.Current.Fields;
         int Col(string name) => header.FindIndex(h => string.Equals(h.Trim(), name, StringComparison.OrdinalIgnoreCase));
@@ -23,11 +25,16 @@ internal static class CsvRecordReader
         if (ci < 0 || co < 0)
             throw new DataFormatException($"{path}:1: the CSV header lacks column '{(ci < 0 ? f["instruction"] : f["output"])}' " +
                 $"(header: {string.Join(",", header)})");
+        var duplicate = header.Select(h => h.Trim()).GroupBy(h => h, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate != null)
+            throw new DataFormatException($"{path}:1: the CSV header names column '{duplicate.Key}' {duplicate.Count()} times");
         int index = 0;
         while (rows.MoveNext())
         {
             var (line, row, error) = rows.Current;
             var src = new RecordSource(path, line, index++);
+            if (error == null && row.Count != header.Count)
+                error = $"row has {row.Count} columns, the header has {header.Count}";
             if (error != null) { yield return new LoadItem(null, new RecordRejection(src, null, RejectReason.BadCsvRow, error, string.Join(",", row))); continue; }
             yield return ToItem(row, src, ci, cin, co, ct, f, task);
         }
@@ -51,13 +58,19 @@ internal static class CsvRecordReader
     }
 
     /// <summary>Yields (first line, fields, error) per row; a quote left open at end of file is an error row.</summary>
-    private static IEnumerable<(int Line, List<string> Fields, string? Error)> Rows(TextReader reader)
+    private static IEnumerable<(int Line, List<string> Fields, string? Error)> Rows(TextReader reader, int maxCellChars)
     {
         var fields = new List<string>();
         var cell = new StringBuilder();
         int line = 1, rowLine = 1;
         bool inQuotes = false, quotedCell = false, any = false;
         int c;
+        // Past the cap a cell keeps nothing more (not splitting a surrogate pair).
+        void Append(char ch)
+        {
+            if (cell.Length < maxCellChars || (cell.Length == maxCellChars && char.IsLowSurrogate(ch) && char.IsHighSurrogate(cell[^1])))
+                cell.Append(ch);
+        }
         while ((c = reader.Read()) >= 0)
         {
             char ch = (char)c;
@@ -68,7 +81,7 @@ internal static class CsvRecordReader
                     if (reader.Peek() == '"') { reader.Read(); cell.Append('"'); }
                     else inQuotes = false;
                 }
-                else { if (ch == '\n') line++; cell.Append(ch); }
+                else { if (ch == '\n') line++; Append(ch); }
                 continue;
             }
             switch (ch)
@@ -86,7 +99,7 @@ internal static class CsvRecordReader
                     cell.Clear(); quotedCell = any = false;
                     rowLine = ++line;
                     break;
-                default: cell.Append(ch); any = true; break;
+                default: Append(ch); any = true; break;
             }
         }
         if (inQuotes) { fields.Add(cell.ToString()); yield return (rowLine, fields, "the file ends inside a quoted field"); }

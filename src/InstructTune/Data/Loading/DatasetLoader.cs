@@ -8,7 +8,18 @@ namespace InstructTune.Data.Loading;
 public readonly record struct LoadItem(InstructionRecord? Record, RecordRejection? Rejection);
 
 /// <summary>How to read one dataset: its format, field renames, and the task label when the format has none.</summary>
-public sealed record LoadOptions(DataFormat Format, FieldMap? Fields = null, string? TaskLabel = null, string Split = "train");
+/// <param name="MaxStringBytes">Cut every string field (JSON string, CSV cell) to about this many UTF-8 bytes while
+/// reading, so a huge record costs memory in proportion to what is kept (0: no cut). See <see cref="CutFor"/>.</param>
+/// <param name="Split">Split of a Hugging Face Parquet folder (data/&lt;split&gt;-*.parquet).</param>
+public sealed record LoadOptions(DataFormat Format, FieldMap? Fields = null, string? TaskLabel = null, int MaxStringBytes = 0, string Split = "train")
+{
+    /// <summary>
+    /// The cut for examples truncated to <paramref name="maxSeqLen"/> tokens: truncation keeps at most that many
+    /// tokens of each field, from its start, and no token of a real vocabulary spans more than 256 bytes, so a
+    /// field cut to (maxSeqLen + 16) × 256 bytes still tokenizes to more than it keeps; 0 (no limit) keeps all.
+    /// </summary>
+    public static int CutFor(int maxSeqLen) => maxSeqLen > 0 ? (int)Math.Min(int.MaxValue / 2, (maxSeqLen + 16L) * 256) : 0;
+}
 
 /// <summary>
 /// Streams any supported dataset (a file, or for SNI a task file or a folder of them) as records and located
@@ -21,9 +32,12 @@ public static class DatasetLoader
     {
         if (!File.Exists(path) && !Directory.Exists(path))
             throw new DataFormatException($"{path}: no such file or folder");
+        // A folder is only a dataset for SNI; a FIFO or device would block or never end: refuse before opening.
+        bool parquet = options.Format == DataFormat.Parquet || (options.Format is not (DataFormat.Sni or DataFormat.Csv) && ParquetRecordReader.IsParquet(path));
+        if ((options.Format != DataFormat.Sni && !parquet) || !Directory.Exists(path)) Common.FileKind.RequireRegularFile(path, "dataset");
         var fields = options.Fields ?? FieldMap.Identity;
         var task = options.TaskLabel ?? Path.GetFileNameWithoutExtension(path.TrimEnd('/', '\\'));
-        if (options.Format == DataFormat.Parquet || (options.Format is not (DataFormat.Sni or DataFormat.Csv) && ParquetRecordReader.IsParquet(path)))
+        if (parquet)
         {
             var layout = options.Format == DataFormat.Parquet ? ParquetRecordReader.DetectLayout(path, options.Split) : options.Format;
             return ReadParquet(path, options.Split, layout, fields, task);
@@ -31,8 +45,8 @@ public static class DatasetLoader
         return options.Format switch
         {
             DataFormat.Sni => ReadSni(path),
-            DataFormat.Csv => CsvRecordReader.Read(path, fields, task),
-            _ => ReadJson(JsonRecordSplitter.Split(path), path, options.Format, fields, task),
+            DataFormat.Csv => CsvRecordReader.Read(path, fields, task, options.MaxStringBytes),
+            _ => ReadJson(JsonRecordSplitter.Split(path, options.MaxStringBytes), path, options.Format, fields, task),
         };
     }
 
@@ -41,7 +55,7 @@ public static class DatasetLoader
     {
         if (options.Format is DataFormat.Sni or DataFormat.Csv)
             throw new ArgumentException($"{options.Format} is read from files only");
-        return ReadJson(JsonRecordSplitter.Split(stream), name, options.Format, options.Fields ?? FieldMap.Identity, options.TaskLabel ?? name);
+        return ReadJson(JsonRecordSplitter.Split(stream, options.MaxStringBytes), name, options.Format, options.Fields ?? FieldMap.Identity, options.TaskLabel ?? name);
     }
 
     private static IEnumerable<LoadItem> ReadJson(IEnumerable<JsonChunk> chunks, string path, DataFormat format, FieldMap fields, string task)
@@ -76,6 +90,12 @@ public static class DatasetLoader
             {
                 rejection = new RecordRejection(src, p.Field, p.Reason, p.Message, Raw(span));
             }
+            catch (InvalidOperationException)
+            {
+                // JsonElement.GetString refuses "\ud800"-style escapes that do not form a surrogate pair.
+                rejection = new RecordRejection(src, null, RejectReason.InvalidUtf8,
+                    "a string holds an unpaired surrogate escape (such as \\ud800): not valid Unicode", Raw(span));
+            }
             if (rejection != null) { yield return new LoadItem(null, rejection); continue; }
             foreach (var r in produced) yield return new LoadItem(r, null);
         }
@@ -100,6 +120,7 @@ public static class DatasetLoader
             : [path];
         foreach (var file in files)
         {
+            Common.FileKind.RequireRegularFile(file, "SNI task");
             var (_, records, rejections) = SniTask.Read(file);
             foreach (var r in records) yield return new LoadItem(r, null);
             foreach (var r in rejections) yield return new LoadItem(null, r);

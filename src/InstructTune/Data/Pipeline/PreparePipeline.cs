@@ -79,7 +79,7 @@ public static class PreparePipeline
             {
                 var positives = transforms.FewShot > 0 ? SniPositives(o.Sources) : null;
                 var records = transforms.ApplyToRecords(
-                    validator.Apply(o.Sources.SelectMany(s => DatasetLoader.Read(s.Path, new LoadOptions(s.Format, FieldMap.Parse(s.Fields), s.Task, s.Split)))),
+                    validator.Apply(o.Sources.SelectMany(s => DatasetLoader.Read(s.Path, new LoadOptions(s.Format, FieldMap.Parse(s.Fields), s.Task, LoadOptions.CutFor(o.MaxSeqLen), s.Split)))),
                     positives == null ? null : task => positives.GetValueOrDefault(task) ?? []);
                 // Tokenization dominates and the tokenizer is thread-safe: tokenize chunks in parallel, keep order.
                 var parallel = new ParallelOptions { MaxDegreeOfParallelism = o.Threads > 0 ? o.Threads : Environment.ProcessorCount };

@@ -1,7 +1,4 @@
-using System.ClientModel;
-using System.ClientModel.Primitives;
-using OpenAI;
-using OpenAI.Chat;
+using Microsoft.Extensions.AI;
 
 namespace InstructTune.Evaluation.Judge;
 
@@ -15,24 +12,22 @@ public interface IJudgeBackend
 }
 
 /// <summary>
-/// Any OpenAI-compatible chat-completions endpoint through the OpenAI .NET SDK. The SDK's own retries are turned
-/// off (Polly in <see cref="LlmJudge"/> retries, so request counts stay bounded and Retry-After is ours to honour);
-/// temperature 0 for repeatable judgements.
+/// Any OpenAI-compatible chat-completions endpoint as a Microsoft.Extensions.AI <see cref="IChatClient"/>
+/// (<see cref="Serving.ChatClients.Create"/>: the OpenAI .NET SDK's client, its own retries off so Polly in
+/// <see cref="LlmJudge"/> retries and honours Retry-After; the body read is capped at <c>max_response_bytes</c>).
+/// Temperature 0 for repeatable judgements; with <c>json_mode</c> the request asks for a JSON object
+/// (<c>response_format</c>), which the answer parser reads first.
 /// </summary>
-public sealed class OpenAiJudgeBackend : IJudgeBackend
+public sealed class OpenAiJudgeBackend : IJudgeBackend, IDisposable
 {
-    private readonly ChatClient client;
+    private readonly IChatClient client;
+    private readonly bool json;
 
     public OpenAiJudgeBackend(JudgeConfig config)
     {
-        var options = new OpenAIClientOptions
-        {
-            Endpoint = new Uri(config.BaseUrl),
-            RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
-            NetworkTimeout = config.AttemptTimeout + TimeSpan.FromSeconds(5),
-        };
-        // Local OpenAI-compatible servers often need no key, but the SDK insists on one.
-        client = new ChatClient(config.Model, new ApiKeyCredential(config.ApiKey ?? "no-key"), options);
+        client = Serving.ChatClients.Create(config.BaseUrl, config.Model, config.ApiKey,
+            networkTimeout: config.AttemptTimeout + TimeSpan.FromSeconds(5), maxResponseBytes: config.MaxResponseBytes);
+        json = config.JsonMode;
         Name = config.Model;
     }
 
@@ -40,12 +35,12 @@ public sealed class OpenAiJudgeBackend : IJudgeBackend
 
     public async Task<string> CompleteAsync(string system, string user, CancellationToken cancellationToken)
     {
-        ChatMessage[] messages = [new SystemChatMessage(system), new UserChatMessage(user)];
-        var options = new ChatCompletionOptions { Temperature = 0f, MaxOutputTokenCount = 512 };
+        Microsoft.Extensions.AI.ChatMessage[] messages = [new(ChatRole.System, system), new(ChatRole.User, user)];
+        var options = new ChatOptions { Temperature = 0f, MaxOutputTokens = 512, ResponseFormat = json ? ChatResponseFormat.Json : null };
         try
         {
-            ChatCompletion completion = (await client.CompleteChatAsync(messages, options, cancellationToken)).Value;
-            return string.Concat(completion.Content.Select(p => p.Text));
+            var response = await client.GetResponseAsync(messages, options, cancellationToken);
+            return response.Text;
         }
         // A 200 whose body is not JSON, or JSON of the wrong shape, surfaces from the SDK's deserializer as one of
         // these; name it for what it is so the judge retries it and reports it plainly.
@@ -55,6 +50,8 @@ public sealed class OpenAiJudgeBackend : IJudgeBackend
             throw new JudgeResponseException($"malformed response from the endpoint ({ex.GetType().Name})", ex);
         }
     }
+
+    public void Dispose() => client.Dispose();
 }
 
 /// <summary>The endpoint answered 2xx but the body could not be read as a chat completion.</summary>

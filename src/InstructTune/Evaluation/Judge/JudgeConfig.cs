@@ -17,6 +17,10 @@ public sealed record JudgeConfig
     public int MaxConcurrency { get; init; } = 4;
     /// <summary>Whole-run limit; judgements not done by then are reported failed, not dropped.</summary>
     public TimeSpan? Deadline { get; init; }
+    /// <summary>Most bytes of a response body read from the endpoint; a longer body fails the attempt (not retried).</summary>
+    public long MaxResponseBytes { get; init; } = 1 << 20;
+    /// <summary>Ask for a JSON object answer (OpenAI response_format json_object) where the server supports it.</summary>
+    public bool JsonMode { get; init; }
     /// <summary>JSONL cache of successful judgements; null disables caching.</summary>
     public string? CachePath { get; init; }
 

@@ -150,14 +150,27 @@ public sealed class LlmJudge
         }
     }
 
-    // Transient: HTTP 408/409/429/5xx, network errors, attempt timeouts, a malformed body, an answer we could not read.
-    private static bool IsTransient(Exception ex) => ex switch
+    // Transient: HTTP 408/409/429/5xx, a refused or dropped connection, attempt timeouts, a malformed body, an answer we
+    // could not read. Not transient: other HTTP statuses (401, 404, …), DNS and TLS failures, a body over the size cap.
+    private static bool IsTransient(Exception ex)
     {
-        ClientResultException c => c.Status is 0 or 408 or 409 or 429 or >= 500,
-        TimeoutRejectedException or HttpRequestException or IOException => true,
-        JudgeParseException or JudgeResponseException => true,
-        _ => false,
-    };
+        if (Find<Serving.ResponseTooLargeException>(ex) is not null) return false;
+        if (Find<HttpRequestException>(ex) is { } h)
+            return h.HttpRequestError is not (HttpRequestError.NameResolutionError or HttpRequestError.SecureConnectionError);
+        return ex switch
+        {
+            ClientResultException c => c.Status is 0 or 408 or 409 or 429 or >= 500,
+            TimeoutRejectedException or IOException => true,
+            JudgeParseException or JudgeResponseException => true,
+            _ => false,
+        };
+    }
+
+    private static T? Find<T>(Exception? ex) where T : Exception
+    {
+        for (; ex is not null; ex = ex.InnerException) if (ex is T t) return t;
+        return null;
+    }
 
     private TimeSpan? RetryAfter(Exception? ex)
     {
@@ -173,14 +186,35 @@ public sealed class LlmJudge
         return clamped > config.MaxRetryAfter ? config.MaxRetryAfter : clamped;
     }
 
-    private static string Describe(Exception? ex) => ex switch
+    /// <summary>What happened, in words a user can act on: HTTP status, connection refused, DNS, TLS, timeout, size cap,
+    /// malformed answer. Never includes request headers (the key).</summary>
+    public string Describe(Exception? ex)
     {
-        null => "unknown",
-        ClientResultException c => $"HTTP {c.Status}",
-        TimeoutRejectedException t => $"timed out after {t.Timeout.TotalSeconds:0.##} s",
-        JudgeParseException or JudgeResponseException => ex.Message,
-        _ => $"{ex.GetType().Name}: {FirstLine(ex.Message)}",
-    };
+        var endpoint = Uri.TryCreate(config.BaseUrl, UriKind.Absolute, out var u) ? $"{u.Host}:{u.Port}" : config.BaseUrl;
+        if (ex is null) return "unknown";
+        if (Find<Serving.ResponseTooLargeException>(ex) is { } big) return $"{big.Message} (max_response_bytes)";
+        if (ex is ClientResultException { Status: > 0 } c) return $"HTTP {c.Status} from {endpoint}";
+        if (Find<TimeoutRejectedException>(ex) is { } t) return $"timed out after {t.Timeout.TotalSeconds:0.##} s (attempt_timeout_s)";
+        if (Find<HttpRequestException>(ex) is { } h)
+        {
+            var socket = Find<System.Net.Sockets.SocketException>(ex);
+            return h.HttpRequestError switch
+            {
+                HttpRequestError.NameResolutionError => $"DNS lookup failed for {u?.Host ?? endpoint}",
+                HttpRequestError.SecureConnectionError => $"TLS handshake with {endpoint} failed: {FirstLine((Find<System.Security.Authentication.AuthenticationException>(ex) ?? (Exception)h).Message)}",
+                HttpRequestError.ConnectionError when socket?.SocketErrorCode == System.Net.Sockets.SocketError.ConnectionRefused => $"connection refused by {endpoint} (is the server running?)",
+                HttpRequestError.ConnectionError => $"could not connect to {endpoint}: {FirstLine(socket?.Message ?? h.Message)}",
+                HttpRequestError.ResponseEnded => $"{endpoint} closed the connection before the response ended",
+                _ => $"request to {endpoint} failed: {FirstLine(h.Message)}",
+            };
+        }
+        if (Find<TaskCanceledException>(ex) is not null || Find<TimeoutException>(ex) is not null) return $"timed out waiting for {endpoint}";
+        return ex switch
+        {
+            JudgeParseException or JudgeResponseException => ex.Message,
+            _ => $"{ex.GetType().Name}: {FirstLine(ex.Message)}",
+        };
+    }
 
     private static string FirstLine(string s) => s.Split('\n')[0].Trim();
 }

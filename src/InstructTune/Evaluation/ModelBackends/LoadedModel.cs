@@ -47,7 +47,7 @@ public sealed class LoadedModel : IDisposable
             try
             {
                 if (!System.IO.Directory.Exists(adapterDir)) throw new DirectoryNotFoundException("folder not found");
-                model.ApplyAdapter(LoraAdapterFile.Load(adapterDir));
+                Peft.PeftRegistry.ApplyTo(model, adapterDir);
             }
             catch (Exception ex) when (ex is IOException or InvalidDataException or FormatException or System.Text.Json.JsonException or KeyNotFoundException or ArgumentException)
             {

@@ -129,15 +129,18 @@ public static class EvalData
     /// is drawn from each with a seeded generator, so every part of the file (and every task in a file sorted by task)
     /// is represented; order is kept. n ≤ 0 or n ≥ count keeps everything.
     /// </summary>
-    public static List<EvalExample> Sample(IReadOnlyList<EvalExample> all, int n, int seed)
+    public static List<EvalExample> Sample(IReadOnlyList<EvalExample> all, int n, int seed) =>
+        n <= 0 || n >= all.Count ? all.ToList() : SpreadIndices(all.Count, n, seed).Select(i => all[i]).ToList();
+
+    /// <summary>The indices <see cref="Sample"/> keeps: one seeded draw from each of n equal strata of 0..count-1.</summary>
+    public static List<int> SpreadIndices(int count, int n, int seed)
     {
-        if (n <= 0 || n >= all.Count) return all.ToList();
         var rng = new Random(seed);
-        var picked = new List<EvalExample>(n);
+        var picked = new List<int>(n);
         for (int i = 0; i < n; i++)
         {
-            int lo = (int)((long)i * all.Count / n), hi = (int)((long)(i + 1) * all.Count / n);
-            picked.Add(all[lo + rng.Next(hi - lo)]);
+            int lo = (int)((long)i * count / n), hi = (int)((long)(i + 1) * count / n);
+            picked.Add(lo + rng.Next(hi - lo));
         }
         return picked;
     }

@@ -80,6 +80,8 @@ public static class EvalRunRecipe
         var pending = examples.Where(e => !done.ContainsKey(e.Id)).ToList();
         var path = Path.Combine(request.OutDir, PredictionsFile);
         var progress = new EvalProgress(pending.Count, resumed, examples.Count, log);
+        double generationSeconds = 0;
+        long generationTokens = 0;
         using (var writer = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read), new UTF8Encoding(false)))
         {
             var generator = loaded is null ? null : new InferenceTextGenerator(loaded.Model, loaded.Tokenizer, formatter, request.Generation);
@@ -99,6 +101,8 @@ public static class EvalRunRecipe
                 {
                     var ids = prompts.Select(generator!.FormattedPromptIds).ToList();
                     var generated = Generator.Generate(loaded!.Model, ids, generator.Options());
+                    generationSeconds += watch.Elapsed.TotalSeconds;
+                    generationTokens += generated.Sum(g => g.GeneratedIds.Length);
                     predictions = new string[chunk.Count];
                     for (int i = 0; i < chunk.Count; i++)
                     {
@@ -127,6 +131,7 @@ public static class EvalRunRecipe
                     {
                         ["id"] = e.Id,
                         ["task"] = e.Task,
+                        ["level"] = EvalRunReport.Level(e),
                         ["prompt"] = prompts[i],
                         ["reference"] = e.References[0],
                         ["prediction"] = predictions[i],
@@ -156,6 +161,12 @@ public static class EvalRunRecipe
         var ordered = examples.Select(e => done[e.Id]).ToList();
         AtomicFile.WriteAllText(path, string.Concat(ordered.Select(l => l.ToJsonString() + "\n")));
         settings["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 2);
+        if (generationTokens > 0)
+        {
+            // This session's generation alone (prefill + decode, no scoring): what --batch-size changes.
+            settings["generation_seconds"] = Math.Round(generationSeconds, 3);
+            settings["generation_tokens_per_s"] = Math.Round(generationTokens / Math.Max(generationSeconds, 1e-9), 1);
+        }
         var results = EvalRunReport.Aggregate(examples, ordered, settings);
         EvalRunReport.Write(results, ordered, request.OutDir);
         return new Outcome(results, examples.Count, resumed, clock.Elapsed.TotalSeconds);

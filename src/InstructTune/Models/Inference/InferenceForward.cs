@@ -5,12 +5,14 @@ namespace InstructTune.Models.Inference;
 public sealed partial class InferenceModel
 {
     /// <summary>
-    /// Feeds each chunk's tokens into its cache and returns logits [R, V] in chunk order: every position of a
-    /// chunk with AllLogits, else only its last position. Positions must be below max_position_embeddings.
+    /// The residual stream after the last decoder layer (before the final norm), X [N, D] for every fed token, and
+    /// the rows whose logits <see cref="Forward"/> returns. <paramref name="inputRows"/> replaces the token
+    /// embeddings when given (a soft prompt: row = cache index mod P).
     /// </summary>
-    public float[] Forward(IReadOnlyList<SequenceChunk> chunks)
+    private (float[] X, List<int> Rows) Hidden(IReadOnlyList<SequenceChunk> chunks, float[]? inputRows = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (inputRows == null) chunks = WithVirtualTokens(chunks);
         var c = Config;
         int D = c.HiddenSize, nH = c.NumAttentionHeads, nKv = c.NumKeyValueHeads, hd = c.HeadDim, V = c.VocabSize;
         int N = chunks.Sum(ch => ch.Tokens.Length);
@@ -46,7 +48,9 @@ public sealed partial class InferenceModel
         var adapters = RowAdaptersOf(chunks);
 
         var X = new float[N * D];                                   // (N, D) residual stream
-        for (int n = 0; n < N; n++) Embed.RowToF32(Tokens(chunks, n), X.AsSpan(n * D, D));
+        if (inputRows != null)
+            for (int n = 0; n < N; n++) inputRows.AsSpan((index[n] % VirtualTokens) * D, D).CopyTo(X.AsSpan(n * D, D));
+        else for (int n = 0; n < N; n++) Embed.RowToF32(Tokens(chunks, n), X.AsSpan(n * D, D));
         var H = new float[N * D];
         var Q = new float[N * nH * hd];                             // (N, nH, hd)
         var Kn = new float[N * nKv * hd];                           // (N, nKv, hd)
@@ -87,7 +91,19 @@ public sealed partial class InferenceModel
             System.Numerics.Tensors.TensorPrimitives.Add(X, T, X);
         }
         foreach (var ch in chunks) ch.Cache.Length += ch.Tokens.Length;
+        return (X, rows);
+    }
 
+    /// <summary>
+    /// Feeds each chunk's tokens into its cache and returns logits [R, V] in chunk order: every position of a
+    /// chunk with AllLogits, else only its last position. Positions must be below max_position_embeddings.
+    /// </summary>
+    public float[] Forward(IReadOnlyList<SequenceChunk> chunks)
+    {
+        var (X, rows) = Hidden(chunks);
+        var c = Config;
+        int D = c.HiddenSize, V = c.VocabSize;
+        float eps = (float)c.RmsNormEps;
         int R = rows.Count;
         var Xs = new float[R * D];
         for (int r = 0; r < R; r++) X.AsSpan(rows[r] * D, D).CopyTo(Xs.AsSpan(r * D, D));
@@ -95,6 +111,36 @@ public sealed partial class InferenceModel
         var logits = new float[(long)R * V];
         LinearKernels.Forward(Xs, LmHead, [], logits, R);
         return logits;
+    }
+
+    /// <summary>
+    /// The mean over positions of the last hidden state (after the final RMSNorm, as transformers'
+    /// last_hidden_state) of one token sequence: a [D] sentence embedding. Because the LM head is linear,
+    /// LmHead · embedding equals the mean of the sequence's logits (the test of this method).
+    /// </summary>
+    public float[] MeanPooledHidden(int[] tokens, InferenceAdapter? adapter = null)
+    {
+        int D = Config.HiddenSize, N = tokens.Length;
+        var (X, _) = Hidden([new SequenceChunk(CreateCache(N), tokens, Adapter: adapter)]);
+        InferenceOps.RmsNorm(X, FinalNorm, (float)Config.RmsNormEps, X, N, D);
+        var mean = new float[D];
+        for (int n = 0; n < N; n++) System.Numerics.Tensors.TensorPrimitives.Add(mean, X.AsSpan(n * D, D), mean);
+        System.Numerics.Tensors.TensorPrimitives.Divide(mean, N, mean);
+        return mean;
+    }
+
+    /// <summary>
+    /// With virtual tokens attached (prompt or prefix tuning), a chunk that starts an empty cache first gets them:
+    /// the prefix keys/values copied into cache rows 0..P−1, or the soft prompt run through the model. Real tokens
+    /// then sit at cache index and position P.. (explicit positions are shifted by P).
+    /// </summary>
+    private IReadOnlyList<SequenceChunk> WithVirtualTokens(IReadOnlyList<SequenceChunk> chunks)
+    {
+        if (VirtualTokens == 0) return chunks;
+        var fresh = chunks.Where(ch => ch.Cache.Length == 0).ToList();
+        if (_prefixK != null) foreach (var ch in fresh) FillPrefix(ch.Cache);
+        else if (fresh.Count > 0) Hidden(fresh.Select(ch => new SequenceChunk(ch.Cache, new int[VirtualTokens], Adapter: ch.Adapter)).ToList(), _softPrompt);
+        return chunks.Select(ch => ch.Positions == null ? ch : ch with { Positions = ch.Positions.Select(p => p + VirtualTokens).ToArray() }).ToList();
     }
 
     /// <summary>Token rows grouped by their chunk's per-sequence adapter (null when no chunk has one).</summary>

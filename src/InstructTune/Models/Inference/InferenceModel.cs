@@ -8,20 +8,57 @@ using InstructTune.Peft.Lora;
 
 namespace InstructTune.Models.Inference;
 
-/// <summary>A linear layer y = W·x + b (+ LoRA delta), HF layout W [out, in].</summary>
+/// <summary>
+/// A linear layer y = W·x + b, HF layout W [out, in], with the unmerged adapters PEFT can put on it:
+/// LoRA y += scale·B·A·x; DoRA then y = g ⊙ (y − b) + b with g = m / ‖W + scale·B·A‖_row (fixed at load);
+/// IA3 on the input (feedforward module) x ← l ⊙ x, or on the output y ← l ⊙ y (bias included, as PEFT).
+/// Per-sequence adapters (<paramref name="rows"/>) add plain LoRA deltas on top.
+/// </summary>
 public sealed class LinearWeights(WeightMatrix w, float[]? bias)
 {
     public WeightMatrix W { get; } = w;
     public float[]? Bias { get; } = bias;
-    public LoraDelta? Lora { get; set; }
+    public LoraDelta? Lora { get; private set; }
+    /// <summary>DoRA's per-output factor g = m / ‖W + scale·B·A‖_row, or null.</summary>
+    public float[]? DoraScale { get; private set; }
+    /// <summary>IA3 vector l scaling the input (In) or the output (Out), or null.</summary>
+    public float[]? Ia3Input { get; set; }
+    public float[]? Ia3Output { get; set; }
     public int In => W.Cols;
     public int Out => W.Rows;
 
-    /// <summary>Y[T, Out] = X[T, In]·Wᵀ + b + ((X·Aᵀ)·Bᵀ)·scale; <paramref name="rows"/> adds each row's own adapter.</summary>
+    /// <summary>Attaches a LoRA (or DoRA, when the delta has a magnitude) delta.</summary>
+    public void AttachLora(LoraDelta d)
+    {
+        Lora = d;
+        DoraScale = null;
+        if (d.Magnitude is not { } m) return;
+        var merged = W.ToF32();
+        // merged (out, in) = W + scale · B (out, r) · A (r, in); g[o] = m[o] / ‖merged[o, :]‖
+        Engine.Kernels.Gemm.Sgemm(false, false, d.Out, d.In, d.Rank, d.Scale, d.B, d.Rank, d.A, d.In, 1f, merged, d.In);
+        var g = new float[d.Out];
+        for (int o = 0; o < d.Out; o++)
+        {
+            double acc = 0;
+            foreach (var v in merged.AsSpan(o * d.In, d.In)) acc += (double)v * v;
+            g[o] = (float)(m[o] / Math.Sqrt(acc));
+        }
+        DoraScale = g;
+    }
+
+    /// <summary>Y[T, Out] = adapters around X[T, In]·Wᵀ + b; <paramref name="rows"/> adds each row's own LoRA adapter.</summary>
     public void Forward(ReadOnlySpan<float> X, Span<float> Y, int T, RowAdapters? rows = null)
     {
+        if (Ia3Input is { } l)
+        {
+            var xs = new float[T * In];
+            for (int t = 0; t < T; t++) System.Numerics.Tensors.TensorPrimitives.Multiply(X.Slice(t * In, In), l, xs.AsSpan(t * In, In));
+            LinearKernels.Forward(xs, W, Bias, Y, T);
+            AddAdapters(xs, Y, T, rows);
+            return;
+        }
         LinearKernels.Forward(X, W, Bias, Y, T);
-        AddLora(X, Y, T, rows);
+        AddAdapters(X, Y, T, rows);
     }
 
     /// <summary>Several linears of the same input in one parallel region (q/k/v; gate/up).</summary>
@@ -29,13 +66,28 @@ public sealed class LinearWeights(WeightMatrix w, float[]? bias)
 
     public static void ForwardMany(float[] X, int T, RowAdapters? rows, params (LinearWeights L, float[] Y)[] products)
     {
+        if (products.Any(p => p.L.Ia3Input != null))
+        {
+            foreach (var (l, y) in products) l.Forward(X, y, T, rows);
+            return;
+        }
         LinearKernels.ForwardMany(X, T, products.Select(p => (p.L.W, p.L.Bias, p.Y)).ToArray());
-        foreach (var (l, y) in products) l.AddLora(X, y, T, rows);
+        foreach (var (l, y) in products) l.AddAdapters(X, y, T, rows);
     }
 
-    private void AddLora(ReadOnlySpan<float> X, Span<float> Y, int T, RowAdapters? rows)
+    private void AddAdapters(ReadOnlySpan<float> X, Span<float> Y, int T, RowAdapters? rows)
     {
         if (Lora is { } d) AddDelta(d, X, Y, T);
+        if (DoraScale is { } g)
+            for (int t = 0; t < T; t++)
+            {
+                var y = Y.Slice(t * Out, Out);
+                if (Bias != null) System.Numerics.Tensors.TensorPrimitives.Subtract(y, Bias, y);
+                System.Numerics.Tensors.TensorPrimitives.Multiply(y, g, y);
+                if (Bias != null) System.Numerics.Tensors.TensorPrimitives.Add(y, Bias, y);
+            }
+        if (Ia3Output is { } l)
+            for (int t = 0; t < T; t++) System.Numerics.Tensors.TensorPrimitives.Multiply(Y.Slice(t * Out, Out), l, Y.Slice(t * Out, Out));
         if (rows == null) return;
         // Rows of each per-sequence adapter are gathered, get that adapter's delta, and are scattered back.
         foreach (var (adapter, rowIds) in rows.Groups)
@@ -119,17 +171,78 @@ public sealed partial class InferenceModel : IDisposable
             + layers.Sum(l => l.Linears(0).Sum(x => x.L.W.ByteLength));
     }
 
-    public KvCache CreateCache(int capacity) => new(Config, capacity);
+    /// <summary>A cache for <paramref name="capacity"/> real tokens (plus room for the virtual tokens, if any).</summary>
+    public KvCache CreateCache(int capacity) => new(Config, capacity + VirtualTokens);
+
+    /// <summary>P virtual tokens every sequence starts with (prompt or prefix tuning), 0 without.</summary>
+    public int VirtualTokens { get; private set; }
+    private float[]? _softPrompt;            // (P, D)
+    private float[][]? _prefixK, _prefixV;   // per layer (P, kvHeads·hd)
+
+    /// <summary>Attaches a prompt-tuning soft prompt (P, hidden) or prefix-tuning prefixes (P, L·2·kv·hd, PEFT's
+    /// layout: block 2l = layer l's keys, 2l+1 its values). Refuses sizes that do not fit the model.</summary>
+    public void ApplyVirtualTokens(Peft.PromptLearningFile file)
+    {
+        var c = Config;
+        int P = file.NumVirtualTokens, tok = c.NumKeyValueHeads * c.HeadDim;
+        if (VirtualTokens > 0) throw new InvalidDataException("the model already has virtual tokens attached");
+        if (P >= c.MaxPositionEmbeddings)
+            throw new InvalidDataException($"num_virtual_tokens {P} leaves no position for real tokens (max_position_embeddings {c.MaxPositionEmbeddings})");
+        if (file.IsPrefix)
+        {
+            if (file.Width != c.NumHiddenLayers * 2 * tok)
+                throw new InvalidDataException($"prompt_embeddings rows have {file.Width} values; this model's prefixes need num_layers {c.NumHiddenLayers} × 2 × {tok}");
+            _prefixK = new float[c.NumHiddenLayers][]; _prefixV = new float[c.NumHiddenLayers][];
+            for (int l = 0; l < c.NumHiddenLayers; l++)
+            {
+                _prefixK[l] = new float[P * tok]; _prefixV[l] = new float[P * tok];
+                for (int p = 0; p < P; p++)
+                {
+                    file.Embeddings.AsSpan((p * 2 * c.NumHiddenLayers + 2 * l) * tok, tok).CopyTo(_prefixK[l].AsSpan(p * tok, tok));
+                    file.Embeddings.AsSpan((p * 2 * c.NumHiddenLayers + 2 * l + 1) * tok, tok).CopyTo(_prefixV[l].AsSpan(p * tok, tok));
+                }
+            }
+        }
+        else
+        {
+            if (file.Width != c.HiddenSize)
+                throw new InvalidDataException($"prompt_embeddings rows have {file.Width} values; this model's hidden_size is {c.HiddenSize}");
+            _softPrompt = file.Embeddings;
+        }
+        VirtualTokens = P;
+    }
+
+    /// <summary>Copies the prefix keys/values into an empty cache's rows 0..P−1 of every layer.</summary>
+    private void FillPrefix(KvCache cache)
+    {
+        int P = VirtualTokens, nKv = Config.NumKeyValueHeads, hd = Config.HeadDim;
+        for (int l = 0; l < _prefixK!.Length; l++)
+            for (int p = 0; p < P; p++)
+                for (int g = 0; g < nKv; g++)
+                {
+                    int dst = (g * cache.Capacity + p) * hd;
+                    _prefixK[l].AsSpan((p * nKv + g) * hd, hd).CopyTo(cache.K[l].AsSpan(dst, hd));
+                    _prefixV[l].AsSpan((p * nKv + g) * hd, hd).CopyTo(cache.V[l].AsSpan(dst, hd));
+                }
+        cache.Length = P;
+    }
 
     /// <summary>Attaches LoRA deltas to the named linears (unmerged); throws when a module does not exist or mismatches.</summary>
     public void ApplyAdapter(LoraAdapterFile adapter)
     {
-        foreach (var (lin, d) in PrepareAdapter(adapter, "attached").Deltas) lin.Lora = d;
+        foreach (var (lin, d) in Check(adapter)) lin.AttachLora(d);
     }
 
     /// <summary>Checks an adapter against this model and keys its deltas by linear layer, without attaching it
     /// (for per-sequence adapters, <see cref="SequenceChunk.Adapter"/>).</summary>
     public InferenceAdapter PrepareAdapter(LoraAdapterFile adapter, string name)
+    {
+        if (adapter.UseDora)
+            throw new InvalidDataException($"adapter \"{name}\" is DoRA (use_dora): its magnitude rescales whole rows, so it cannot be a per-sequence adapter; attach it to the model (--adapter) or merge it");
+        return new InferenceAdapter(name, Check(adapter));
+    }
+
+    private Dictionary<LinearWeights, LoraDelta> Check(LoraAdapterFile adapter)
     {
         var byName = Layers.SelectMany((l, i) => l.Linears(i)).ToDictionary(x => x.Name, x => x.L);
         var deltas = new Dictionary<LinearWeights, LoraDelta>();
@@ -141,7 +254,22 @@ public sealed partial class InferenceModel : IDisposable
                 throw new InvalidDataException($"adapter \"{module}\": A/B give [{d.Out}×{d.In}], the layer is [{lin.Out}×{lin.In}]");
             deltas[lin] = d;
         }
-        return new InferenceAdapter(name, deltas);
+        return deltas;
+    }
+
+    /// <summary>Attaches IA3 vectors to the named linears (unmerged); throws when a module does not exist or mismatches.</summary>
+    public void ApplyIa3(Peft.Ia3.Ia3AdapterFile adapter)
+    {
+        var byName = Layers.SelectMany((l, i) => l.Linears(i)).ToDictionary(x => x.Name, x => x.L);
+        foreach (var (module, v) in adapter.Vectors)
+        {
+            if (!byName.TryGetValue(module, out var lin))
+                throw new InvalidDataException($"adapter targets \"{module}\", which is not a linear layer of this model");
+            int want = v.Feedforward ? lin.In : lin.Out;
+            if (v.L.Length != want)
+                throw new InvalidDataException($"adapter \"{module}\": ia3_l has {v.L.Length} entries, the layer's {(v.Feedforward ? "input" : "output")} has {want}");
+            if (v.Feedforward) lin.Ia3Input = v.L; else lin.Ia3Output = v.L;
+        }
     }
 
     private bool _disposed;

@@ -64,6 +64,9 @@ public sealed partial class InferenceModel
         WeightMatrix head = ckpt.Contains("lm_head.weight") ? Mat("lm_head.weight", V, D)
             : c.TieWordEmbeddings ? embed
             : throw new InvalidDataException($"{ckpt.Directory}: lm_head.weight is missing and tie_word_embeddings is false");
+        // A tied checkpoint may still carry lm_head.weight (some exporters write it); that one is expected.
+        if (c.TieWordEmbeddings && ckpt.Contains("lm_head.weight")) used.Add("lm_head.weight");
+        ckpt.RefuseUnexpected(used);
         var unused = ckpt.Names.Where(n => !used.Contains(n)).OrderBy(n => n).ToList();
         return new InferenceModel(c, embed, head, norm, layers, ckpt, unused);
     }

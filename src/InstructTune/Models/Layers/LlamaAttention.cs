@@ -9,7 +9,14 @@ using InstructTune.Engine.Tensors;
 namespace InstructTune.Models.Layers;
 
 /// <summary>Per-batch inputs every layer shares: sizes, RoPE tables and the attention mask.</summary>
-public sealed record LlamaLayerContext(int B, int T, Tensor Cos, Tensor Sin, AttentionMask Mask);
+/// <summary>Per-batch inputs every layer shares: sizes, RoPE tables and the attention mask (over PrefixK's rows + T keys
+/// when the layer has a key/value prefix, prefix tuning).</summary>
+public sealed record LlamaLayerContext(int B, int T, Tensor Cos, Tensor Sin, AttentionMask Mask)
+{
+    /// <summary>(P, KV·hd) keys and values seen by every sequence ahead of its own, or null.</summary>
+    public Tensor? PrefixK { get; init; }
+    public Tensor? PrefixV { get; init; }
+}
 
 public sealed class LlamaAttention : Module
 {
@@ -40,7 +47,14 @@ public sealed class LlamaAttention : Module
         var v = VProj.Forward(h);                                   // (B·T, KV·hd)
         q = Ops.Rope(q, ctx.Cos, ctx.Sin, Heads, HeadDim);
         k = Ops.Rope(k, ctx.Cos, ctx.Sin, KvHeads, HeadDim);
-        var dims = new AttentionDims(ctx.B, ctx.T, ctx.T, Heads, KvHeads, HeadDim);
+        int Tk = ctx.T;
+        if (ctx.PrefixK is { } pk)
+        {
+            k = Ops.PrependRows(pk, k, ctx.B);                      // (B·(P+T), KV·hd): the prefix as a past cache
+            v = Ops.PrependRows(ctx.PrefixV!, v, ctx.B);
+            Tk += pk.Size(0);
+        }
+        var dims = new AttentionDims(ctx.B, ctx.T, Tk, Heads, KvHeads, HeadDim);
         var a = Ops.Attention(q, k, v, dims, 1f / MathF.Sqrt(HeadDim), ctx.Mask); // (B·T, H·hd)
         return OProj.Forward(a);                                    // (B·T, hidden)
     }

@@ -9,7 +9,8 @@ namespace InstructTune.Peft.Lora;
 /// Saves and loads the trainable part of a LoRA model in the Hugging Face PEFT layout:
 /// `adapter_config.json` and `adapter_model.safetensors` with keys
 /// `base_model.model.&lt;module&gt;.lora_A.weight` [r, in] and `.lora_B.weight` [out, r] (PEFT drops the
-/// adapter name "default" when saving). Both files are written atomically.
+/// adapter name "default" when saving), plus `.lora_magnitude_vector` [out] per module for DoRA. Both files are
+/// written atomically.
 /// </summary>
 public static class LoraAdapterIO
 {
@@ -25,6 +26,8 @@ public static class LoraAdapterIO
         {
             tensors.Add(TensorToWrite.FromF32($"{Prefix}{name}.lora_A.weight", DType.F32, [layer.Rank, layer.InFeatures], layer.A.Weight.ToArray()));
             tensors.Add(TensorToWrite.FromF32($"{Prefix}{name}.lora_B.weight", DType.F32, [layer.OutFeatures, layer.Rank], layer.B.Weight.ToArray()));
+            if (layer.Magnitude != null)
+                tensors.Add(TensorToWrite.FromF32($"{Prefix}{name}{LoraAdapterFile.MagnitudeSuffix}", DType.F32, [layer.OutFeatures], layer.Magnitude.ToArray()));
         }
         SafetensorsWriter.Write(Path.Combine(dir, "adapter_model.safetensors"), tensors);
 
@@ -40,7 +43,7 @@ public static class LoraAdapterIO
             ["lora_dropout"] = config.Dropout,
             ["target_modules"] = new JsonArray(targetNames.Select(t => (JsonNode)t).ToArray()),
             ["use_rslora"] = config.UseRsLora,
-            ["use_dora"] = false,
+            ["use_dora"] = config.UseDora,
             ["bias"] = "none",
             ["fan_in_fan_out"] = false,
             ["init_lora_weights"] = true,
@@ -64,7 +67,7 @@ public static class LoraAdapterIO
         var file = LoraAdapterFile.Load(dir);
         var config = new LoraConfig
         {
-            Rank = file.Rank, Alpha = file.Alpha, UseRsLora = file.UseRsLora,
+            Rank = file.Rank, Alpha = file.Alpha, UseRsLora = file.UseRsLora, UseDora = file.UseDora,
             TargetModules = file.Deltas.Keys.Select(k => "re:" + System.Text.RegularExpressions.Regex.Escape(k)).ToList(),
         };
         foreach (var (module, delta) in file.Deltas)
@@ -88,6 +91,7 @@ public static class LoraAdapterIO
             var delta = file.Deltas[name];
             layer.A.Weight.Load(delta.A);
             layer.B.Weight.Load(delta.B);
+            if (delta.Magnitude != null) layer.Magnitude!.Load(delta.Magnitude);
         }
         return config;
     }

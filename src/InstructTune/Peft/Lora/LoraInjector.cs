@@ -33,6 +33,7 @@ public static class LoraInjector
                     : new LoraLinear(linear, config, initRng, dropoutRng);
                 return made;
             });
+            if (config.UseDora) made!.InitMagnitude();
             layers.Add((name, made!));
         }
         return layers;
@@ -43,6 +44,7 @@ public static class LoraInjector
         model.NamedModules().Where(m => m.Module is LoraLinear).Select(m => (m.Name, (LoraLinear)m.Module)).ToList();
 
     public static void SetEnabled(Module model, bool enabled) { foreach (var (_, l) in Find(model)) l.Enabled = enabled; }
+    // (AdapterSwitch.SetEnabled switches the adapters of every method at once.)
     public static void Merge(Module model) { foreach (var (_, l) in Find(model)) l.Merge(); }
     public static void Unmerge(Module model) { foreach (var (_, l) in Find(model)) l.Unmerge(); }
 
@@ -59,9 +61,7 @@ public static class LoraInjector
                 plain = new Linear(q.InFeatures, q.OutFeatures, q.Bias != null);
                 plain.Weight.Load(q.Dequantize());
                 if (q.Bias != null) plain.Bias!.Load(q.Bias.Span);
-                // W += scale·B·A on the dequantised weight.
-                Engine.Kernels.Gemm.Sgemm(false, false, q.OutFeatures, q.InFeatures, layer.Rank, layer.Scale,
-                    layer.B.Weight.Span, layer.Rank, layer.A.Weight.Span, q.InFeatures, 1f, plain.Weight.Span, q.InFeatures);
+                layer.MergeInto(plain.Weight.Span);   // W += scale·B·A (DoRA: then rows × m/‖W + scale·B·A‖)
             }
             plain.Weight.Frozen = false;
             if (plain.Bias != null) plain.Bias.Frozen = false;

@@ -29,7 +29,10 @@ public sealed class Nf4Linear : Module, IUnaryModule
     /// <summary>Bytes held by the frozen weight (codes + quantised scales + their scales).</summary>
     public long WeightBytes => Weight.StorageBytes;
 
-    public Tensor Forward(Tensor x)
+    public Tensor Forward(Tensor x) => Forward(x, withBias: true);
+
+    /// <summary>y = x·Wᵀ (+ b when withBias; DoRA needs the product alone).</summary>
+    public Tensor Forward(Tensor x, bool withBias)
     {
         if (x.Size(-1) != InFeatures)
             throw new ArgumentException($"Nf4Linear: input {Tensor.ShapeString(x.Shape)} does not match weight [{OutFeatures}×{InFeatures}]");
@@ -37,8 +40,9 @@ public sealed class Nf4Linear : Module, IUnaryModule
         int K = InFeatures, N = OutFeatures, M = x.Length / Math.Max(1, K);
         var shape = (int[])x.Shape.Clone(); shape[^1] = N;
         var y = Tensor.Empty(shape);
-        if (Bias != null) for (int m = 0; m < M; m++) Bias.Span.CopyTo(y.Span.Slice(m * N, N));
-        Gemm.SgemmNf4B(false, true, M, N, K, 1f, x.Span, K, Weight, Bias == null ? 0f : 1f, y.Span, N);
+        bool addBias = withBias && Bias != null;
+        if (addBias) for (int m = 0; m < M; m++) Bias!.Span.CopyTo(y.Span.Slice(m * N, N));
+        Gemm.SgemmNf4B(false, true, M, N, K, 1f, x.Span, K, Weight, addBias ? 1f : 0f, y.Span, N);
         if (Tape.Needs(x))
             Tape.Add(y, () =>
             {

@@ -25,7 +25,7 @@ public static class QuickstartEvaluation
         IReadOnlyDictionary<string, List<SuiteExample>> splits, int maxNewTokens)
     {
         using var model = InferenceModel.Load(baseDir);
-        if (adapterDir != null) model.ApplyAdapter(LoraAdapterFile.Load(adapterDir));
+        if (adapterDir != null) Peft.PeftRegistry.ApplyTo(model, adapterDir);
         var options = new GenerationOptions
         {
             MaxNewTokens = maxNewTokens,

@@ -51,6 +51,8 @@ public sealed class Interpreter
     /// <summary>[Start, End) of the root output written inside <c>{% generation %}</c> blocks, in order (transformers'
     /// assistant-token mask). Blocks inside set-blocks or macros do not reach the root output and are not recorded.</summary>
     public List<(int Start, int End)> GenerationRanges { get; } = [];
+    private long _calls;
+    private bool _tooDeep;
 
     public Interpreter(IReadOnlyDictionary<string, object?> globals, RenderLimits limits, Func<DateTime> clock)
     {
@@ -62,6 +64,15 @@ public sealed class Interpreter
     /// <summary>The size limit of the render running on this thread, for printers (repr, tojson) deep in the value model.</summary>
     [ThreadStatic] private static int? _activeMaxOutput;
     internal static int ActiveMaxOutput => _activeMaxOutput ?? RenderLimits.Default.MaxOutputLength;
+
+    /// <summary>Refuses a string or list of <paramref name="size"/> items before it is allocated (padding widths,
+    /// replacements, indents): the size limit is checked first, so the error costs no memory.</summary>
+    internal static int CheckSize(long size, string what)
+    {
+        if (size > ActiveMaxOutput)
+            throw new TemplateRuntimeException($"{what}: a result of {size} characters exceeds the size limit of {ActiveMaxOutput}");
+        return (int)Math.Max(0, size);
+    }
 
     /// <summary>Renders the template body with the given variables; returns text (plain or tagged).</summary>
     public object Render(IReadOnlyList<Stmt> body, IReadOnlyDictionary<string, object?> variables)
@@ -234,6 +245,12 @@ public sealed class Interpreter
 
     private object? Eval(Expr e, Scope scope)
     {
+        // The parser bounds nesting; long operator chains (1+1+…+1) still make deep trees: stop before the stack does.
+        if (!System.Runtime.CompilerServices.RuntimeHelpers.TryEnsureSufficientExecutionStack())
+        {
+            _tooDeep = true;   // not a foldable failure: constant folding must not retry every sub-tree (quadratic)
+            throw new TemplateRuntimeException("expression nested too deeply to evaluate");
+        }
         // jinja2 folds constant sub-expressions at compile time when the value has a safe repr; emulate that
         // so that the one place where folding changes the result (slicing a non-sequence) agrees.
         if (!_folding && e is not Literal && TryFold(e, scope, out var folded) && HasSafeRepr(folded)) return folded;
@@ -348,7 +365,7 @@ public sealed class Interpreter
             _folding = true;
             try { f = new Folded(true, Eval(e, scope), false); }
             catch (NotConstantException) { f = new Folded(false, null, false); }
-            catch (TemplateRuntimeException) { f = new Folded(true, null, true); }
+            catch (TemplateRuntimeException) when (!_tooDeep) { f = new Folded(true, null, true); }
             catch (JinjaGlobals.RaisedException) { f = new Folded(false, null, false); }
             finally { _folding = was; }
             FoldCache.AddOrUpdate(e, f);
@@ -387,6 +404,9 @@ public sealed class Interpreter
     {
         if (callee is Undefined u) throw new TemplateRuntimeException(u.Hint);
         if (callee is not ICallableValue c) throw new TemplateRuntimeException($"'{Py.TypeName(callee)}' object is not callable");
+        // Depth alone does not bound work: a macro calling itself twice per level makes 2^depth calls.
+        if (++_calls > Limits.MaxCalls)
+            throw new TemplateRuntimeException($"calls exceed the limit of {Limits.MaxCalls} in one render (runaway recursion?)");
         if (++_callDepth > Limits.MaxCallDepth)
         {
             _callDepth = 0;

@@ -153,7 +153,7 @@ public static class JinjaFilters
                 if (v is Undefined ui) throw new TemplateRuntimeException(ui.Hint);
                 if (!Py.IsString(v)) throw new TemplateRuntimeException($"unsupported operand type(s) for +=: '{Py.TypeName(v)}' and 'str'");
                 return Indent(Py.Text(v), P(0, "width", 4L), Py.Truthy(P(1, "first", false)), Py.Truthy(P(2, "blank", false)));
-            case "center": return Center(Py.Str(v), (int)Py.ToLong(P(0, "width", 80L)));
+            case "center": return Center(Py.Str(v), Methods.Width(P(0, "width", 80L), "center"));
             case "wordcount": return (long)WordCount(Py.Str(v));
             case "format": return Operators.Binary("%", Py.Str(v), a.Count == 1 ? a[0] : new JTuple([.. a]), interp.Limits);
             // jinja2's attr looks at attributes only (methods, namespace/loop attributes), never at dict items.
@@ -306,7 +306,11 @@ public static class JinjaFilters
     /// <summary>jinja2's indent(width, first, blank): indents every line after the first; blank lines only with blank=True.</summary>
     private static string Indent(string s, object? width, bool first, bool blank)
     {
-        string ind = Py.IsString(width) ? Py.Text(width) : new string(' ', (int)Py.ToLong(width));
+        // Every line gets the indent: refuse widths × lines beyond the size limit before building anything.
+        long lineCount = 1 + s.Count(c => c is '\n' or '\r' or '\v' or '\f' or '\x1c' or '\x1d' or '\x1e' or '\x85' or '\u2028' or '\u2029');
+        long indentLength = Py.IsString(width) ? Py.Text(width).Length : Math.Max(0, Py.ToLong(width));
+        Interpreter.CheckSize(s.Length + lineCount * indentLength, "indent");
+        string ind = Py.IsString(width) ? Py.Text(width) : new string(' ', (int)indentLength);
         s += "\n";
         var lines = new List<string>();
         int st = 0;

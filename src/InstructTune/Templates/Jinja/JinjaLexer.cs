@@ -236,7 +236,12 @@ public static class JinjaLexer
         if (isFloat)
             tokens.Add(new Token(TokenKind.Float, text, line, col, double.Parse(text, CultureInfo.InvariantCulture)));
         else
-            tokens.Add(new Token(TokenKind.Integer, text, line, col, long.Parse(text, CultureInfo.InvariantCulture)));
+        {
+            // Python integers are unbounded; ours are 64-bit: refuse a literal that does not fit instead of crashing.
+            if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long value))
+                throw new TemplateSyntaxException($"integer literal {(text.Length > 30 ? text[..30] + "…" : text)} does not fit in 64 bits", line, col);
+            tokens.Add(new Token(TokenKind.Integer, text, line, col, value));
+        }
         return pos;
     }
 

@@ -421,7 +421,9 @@ public sealed class JinjaParser
         if (IsOp("-") || IsOp("+"))
         {
             var t = Next();
+            if (++_depth > MaxNesting) throw Error(t, "expression nested too deeply");
             node = new UnaryExpr(t.Line, t.Value, ParseUnary(false));
+            _depth--;
         }
         else node = ParsePostfix(ParsePrimary());
         return withFilter ? ParseFilterExpr(node) : node;
@@ -576,8 +578,11 @@ public sealed class JinjaParser
 
     private Expr ParseFilterExpr(Expr node)
     {
-        while (true)
+        // Each filter, test or call wraps the node once more: a chain of 100,000 filters is an expression nested
+        // 100,000 deep, which the interpreter would evaluate recursively. Bound it like any other nesting.
+        for (int links = 0; ; links++)
         {
+            if (_depth + links > MaxNesting) throw Error(Peek, $"expression nested too deeply (more than {MaxNesting} filters, tests or calls in a chain)");
             if (IsOp("|")) { Next(); node = ParseFilter(node); }
             else if (IsName("is")) { Next(); node = ParseTest(node); }
             else if (IsOp("(")) node = ParsePostfix(node);

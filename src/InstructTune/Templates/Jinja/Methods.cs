@@ -81,10 +81,10 @@ public static class Methods
             "isspace" => (_, _) => t.Length > 0 && t.All(c => Array.IndexOf(JinjaLexer.PyWhitespace, c) >= 0),
             "isupper" => (_, _) => IsUpper(t),
             "islower" => (_, _) => IsLower(t),
-            "zfill" => (a, _) => ZFill(t, (int)Py.ToLong(Arg(a, 0))),
-            "ljust" => (a, _) => t + new string(Arg(a, 1) is null ? ' ' : Py.Text(Arg(a, 1))[0], Math.Max(0, (int)Py.ToLong(Arg(a, 0)) - CodePoints.Length(t))),
-            "rjust" => (a, _) => new string(Arg(a, 1) is null ? ' ' : Py.Text(Arg(a, 1))[0], Math.Max(0, (int)Py.ToLong(Arg(a, 0)) - CodePoints.Length(t))) + t,
-            "center" => (a, _) => JinjaFilters.Center(t, (int)Py.ToLong(Arg(a, 0))),
+            "zfill" => (a, _) => ZFill(t, Width(Arg(a, 0), "zfill")),
+            "ljust" => (a, _) => t + new string(Arg(a, 1) is null ? ' ' : Py.Text(Arg(a, 1))[0], Math.Max(0, Width(Arg(a, 0), "ljust") - CodePoints.Length(t))),
+            "rjust" => (a, _) => new string(Arg(a, 1) is null ? ' ' : Py.Text(Arg(a, 1))[0], Math.Max(0, Width(Arg(a, 0), "rjust") - CodePoints.Length(t))) + t,
+            "center" => (a, _) => JinjaFilters.Center(t, Width(Arg(a, 0), "center")),
             "partition" => (a, _) => Partition(s, Py.Text(Arg(a, 0)), last: false),
             "rpartition" => (a, _) => Partition(s, Py.Text(Arg(a, 0)), last: true),
             "removeprefix" => (a, _) => t.StartsWith(Py.Text(Arg(a, 0)), StringComparison.Ordinal) ? TaggedText.Slice(s, Py.Text(Arg(a, 0)).Length, t.Length - Py.Text(Arg(a, 0)).Length) : s,
@@ -100,6 +100,9 @@ public static class Methods
     private static bool IsCased(char c) => char.IsUpper(c) || char.IsLower(c) || IsTitlecase(c);
 
     private static int RFind(string t, string sub) => sub.Length == 0 ? t.Length : t.LastIndexOf(sub, StringComparison.Ordinal);
+
+    /// <summary>A padding width, refused before any allocation when it exceeds the size limit.</summary>
+    internal static int Width(object? arg, string what) => Interpreter.CheckSize(Py.ToLong(arg), what);
 
     /// <summary>Python zfill: zeros after a leading sign, width in code points.</summary>
     private static string ZFill(string t, int width)
@@ -226,6 +229,9 @@ public static class Methods
     public static string Replace(string t, string old, string @new, long count)
     {
         if (count < 0) count = long.MaxValue;
+        // The result's size is known before building it: refuse a replacement that outgrows the size limit.
+        long hits = CountOccurrences(t, old);
+        Interpreter.CheckSize(t.Length + Math.Min(hits, count) * (@new.Length - (long)old.Length), "replace");
         var sb = new StringBuilder();
         int pos = 0, done = 0;
         if (old.Length == 0)

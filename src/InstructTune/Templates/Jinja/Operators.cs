@@ -92,21 +92,42 @@ public static class Operators
             };
         }
         long p = Py.ToLong(a), q = Py.ToLong(b);
-        return op switch
+        try
         {
-            "+" => p + q,
-            "-" => p - q,
-            "*" => p * q,
-            "//" => q == 0 ? throw new TemplateRuntimeException("integer division or modulo by zero") : FloorDiv(p, q),
-            "%" => q == 0 ? throw new TemplateRuntimeException("integer division or modulo by zero") : p - q * FloorDiv(p, q),
-            "**" => q >= 0 ? (object)(long)Math.Pow(p, q) : Math.Pow(p, q),
-            _ => throw new TemplateRuntimeException($"unknown operator {op}"),
-        };
+            return op switch
+            {
+                "+" => checked(p + q),
+                "-" => checked(p - q),
+                "*" => checked(p * q),
+                "//" => q == 0 ? throw new TemplateRuntimeException("integer division or modulo by zero") : FloorDiv(p, q),
+                "%" => q == 0 ? throw new TemplateRuntimeException("integer division or modulo by zero") : checked(p - q * FloorDiv(p, q)),
+                "**" => q >= 0 ? IntPow(p, q) : Math.Pow(p, q),
+                _ => throw new TemplateRuntimeException($"unknown operator {op}"),
+            };
+        }
+        catch (OverflowException)
+        {
+            // Python would give the exact big integer; a silently wrapped or saturated value would be a wrong answer.
+            throw new TemplateRuntimeException($"integer overflow: {p} {op} {q} does not fit in 64 bits");
+        }
+    }
+
+    /// <summary>Exact p ** q for q ≥ 0 by squaring, with overflow checked at every multiplication.</summary>
+    private static object IntPow(long p, long q)
+    {
+        long result = 1, b = p;
+        while (q > 0)
+        {
+            if ((q & 1) != 0) result = checked(result * b);
+            q >>= 1;
+            if (q > 0) b = checked(b * b);
+        }
+        return result;
     }
 
     private static long FloorDiv(long p, long q)
     {
-        long d = p / q;
+        long d = checked(p / q);
         if ((p % q != 0) && ((p < 0) != (q < 0))) d--;
         return d;
     }

@@ -13,6 +13,8 @@ public sealed record RenderLimits
     public int MaxOutputLength { get; init; } = 16_000_000;
     /// <summary>Nested macro calls (recursion).</summary>
     public int MaxCallDepth { get; init; } = 100;
+    /// <summary>Total calls of macros and callables in one render (a macro that calls itself twice per level).</summary>
+    public long MaxCalls { get; init; } = 250_000;
 
     public static RenderLimits Default { get; } = new();
 }

@@ -38,6 +38,13 @@ public sealed class CheckpointStore(string runDir, int keepLast = 3)
             }
             else Directory.Move(temp, final);
         }
+        catch (IOException e)
+        {
+            // A full disk or a failing device: the half-written folder goes, the last complete checkpoint stays.
+            TryDelete(temp);
+            throw new IOException($"{RunDir}: writing the checkpoint of step {step} failed ({e.Message}); " +
+                                  $"the last complete checkpoint is {(List() is { Count: > 0 } l ? l[^1].Path : "none")}", e);
+        }
         catch
         {
             TryDelete(temp);

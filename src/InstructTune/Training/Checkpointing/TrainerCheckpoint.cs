@@ -19,7 +19,8 @@ public static class TrainerCheckpoint
     public const string ConfigFile = "train_config.yaml";
 
     private sealed record State(int Step, SamplerState Sampler, double GuardEma, int GuardAccepted, int GuardConsecutiveBad,
-        int GuardTotalSkipped, Dictionary<string, ulong[]> Rngs, Dictionary<string, int> OptimizerSteps);
+        int GuardTotalSkipped, Dictionary<string, ulong[]> Rngs, Dictionary<string, int> OptimizerSteps,
+        int GlobalMicroBatches = 0, int Ranks = 0);   // 0 in checkpoints older than data parallelism
 
     /// <summary>Writes the resume state into <paramref name="dir"/> (a CheckpointStore temp folder).</summary>
     public static void Write(Trainer trainer, string dir, string effectiveConfigYaml)
@@ -39,7 +40,7 @@ public static class TrainerCheckpoint
         SafetensorsWriter.Write(Path.Combine(dir, OptimizerFile), moments);
         var g = trainer.Guard.State;
         var state = new State(trainer.Step, trainer.Sampler.State, g.Ema, g.Accepted, g.ConsecutiveBad, g.TotalSkipped,
-            trainer.Rngs.ToDictionary(r => r.Key, r => r.Value.State), steps);
+            trainer.Rngs.ToDictionary(r => r.Key, r => r.Value.State), steps, trainer.GlobalMicroBatches, trainer.Comm.Size);
         AtomicFile.WriteAllText(Path.Combine(dir, StateFile), JsonSerializer.Serialize(state, new JsonSerializerOptions { WriteIndented = true }));
         AtomicFile.WriteAllText(Path.Combine(dir, ConfigFile), effectiveConfigYaml);
     }
@@ -49,8 +50,20 @@ public static class TrainerCheckpoint
     {
         var statePath = Path.Combine(dir, StateFile);
         if (!File.Exists(statePath)) throw new FileNotFoundException($"{dir} is not a training checkpoint ({StateFile} missing)", statePath);
-        var state = JsonSerializer.Deserialize<State>(File.ReadAllText(statePath))
-            ?? throw new InvalidDataException($"{statePath}: empty state");
+        State? state;
+        try { state = JsonSerializer.Deserialize<State>(File.ReadAllText(statePath)); }
+        catch (Exception e) when (e is JsonException or NotSupportedException)
+        {
+            throw new InvalidDataException($"{statePath}: damaged trainer state ({e.Message.Split('\n')[0]}); resume from an earlier checkpoint", e);
+        }
+        if (state is null || state.Sampler is null || state.Rngs is null || state.OptimizerSteps is null || state.Step < 0)
+            throw new InvalidDataException($"{statePath}: damaged trainer state (missing step, sampler, rngs or optimizer_steps); resume from an earlier checkpoint");
+        // A resumed run must see the same global batch, or its data order and loss scale silently change.
+        if (state.GlobalMicroBatches > 0 && state.GlobalMicroBatches != trainer.GlobalMicroBatches)
+            throw new Config.ConfigException(
+                $"training.gradient_accumulation_steps: {dir} was written with {state.GlobalMicroBatches} micro-batches per step " +
+                $"({state.Ranks} rank(s)); this run takes {trainer.Options.GradientAccumulationSteps} × {trainer.Comm.Size} rank(s) = " +
+                $"{trainer.GlobalMicroBatches}; set gradient_accumulation_steps so that it × ranks = {state.GlobalMicroBatches}");
         using (var weights = SafetensorsFile.Open(Path.Combine(dir, WeightsFile)))
         using (var moments = SafetensorsFile.Open(Path.Combine(dir, OptimizerFile)))
         {
@@ -69,7 +82,11 @@ public static class TrainerCheckpoint
             }
         }
         trainer.Step = state.Step;
-        trainer.Sampler.Restore(state.Sampler);
+        try { trainer.Sampler.Restore(state.Sampler); }
+        catch (Exception e) when (e is ArgumentException or IndexOutOfRangeException or InvalidOperationException or NullReferenceException)
+        {
+            throw new InvalidDataException($"{statePath}: damaged trainer state (sampler: {e.Message}); resume from an earlier checkpoint", e);
+        }
         trainer.Guard.Restore((state.GuardEma, state.GuardAccepted, state.GuardConsecutiveBad, state.GuardTotalSkipped));
         foreach (var (name, rng) in trainer.Rngs)
             if (state.Rngs.TryGetValue(name, out var s)) rng.State = s;

@@ -7,30 +7,55 @@ using YamlDotNet.RepresentationModel;
 namespace InstructTune.Training.Config;
 
 /// <summary>
-/// Binds a YAML mapping onto a typed config record: keys are the snake_case names of the record's
-/// properties; an unknown key or a value of the wrong type is a <see cref="ConfigException"/> naming the
-/// dotted key path. Properties absent from the YAML keep the record's defaults, so an empty file runs.
-/// Reflection is fine here: configs are bound once per run, never in a hot path.
+/// The one config binder of every command: binds a YAML mapping onto a typed config record. Keys are the
+/// snake_case names of the record's properties; an unknown key, a value of the wrong type or a number outside the
+/// range its <see cref="ConfigKeyAttribute"/> declares is a <see cref="ConfigException"/> naming the dotted key,
+/// the value, the allowed range and where it came from (file:line, or the key=value override). Properties absent
+/// from the YAML keep the record's defaults, so an empty file runs. Reflection is fine here: configs are bound
+/// once per run, never in a hot path.
 /// </summary>
 public static class ConfigBinder
 {
-    public static T Bind<T>(YamlMappingNode? node) where T : new() => (T)BindObject(typeof(T), node, "");
+    public static T Bind<T>(YamlMappingNode? node) where T : new() => Bind<T>(node, null, null);
 
-    private static object BindObject(Type type, YamlMappingNode? node, string path)
+    /// <summary>Binds <paramref name="node"/>; errors name <paramref name="source"/>:line, or the override that set a node.</summary>
+    public static T Bind<T>(YamlMappingNode? node, string? source, IReadOnlyDictionary<YamlNode, string>? overrides) where T : new() =>
+        (T)new Binder(source, overrides).BindObject(typeof(T), node, "");
+
+    private sealed class Binder(string? source, IReadOnlyDictionary<YamlNode, string>? overrides)
     {
-        var target = Activator.CreateInstance(type)!;
-        if (node is null) return target;
-        var properties = WritableProperties(type);
-        foreach (var (keyNode, valueNode) in node.Children)
+        public object BindObject(Type type, YamlMappingNode? node, string path)
         {
-            var key = ((YamlScalarNode)keyNode).Value ?? "";
-            var keyPath = path.Length == 0 ? key : path + "." + key;
-            if (!properties.TryGetValue(key, out var property))
-                throw new ConfigException(
-                    $"unknown config key '{keyPath}' (known here: {string.Join(", ", properties.Keys.Order())})");
-            property.SetValue(target, ConvertNode(property.PropertyType, valueNode, keyPath));
+            var target = Activator.CreateInstance(type)!;
+            if (node is null) return target;
+            var properties = WritableProperties(type);
+            foreach (var (keyNode, valueNode) in node.Children)
+            {
+                var key = ((YamlScalarNode)keyNode).Value ?? "";
+                var keyPath = path.Length == 0 ? key : path + "." + key;
+                if (!properties.TryGetValue(key, out var property))
+                    throw Error(keyNode, keyPath,
+                        $"unknown config key '{keyPath}' (known here: {string.Join(", ", properties.Keys.Order())}; see `itune config schema`)");
+                object? value;
+                try { value = ConvertNode(property.PropertyType, valueNode, keyPath, property.GetCustomAttribute<ConfigKeyAttribute>()); }
+                catch (ConfigException e) when (!e.Located) { throw Error(valueNode, e.Key ?? keyPath, e.Message); }
+                property.SetValue(target, value);
+            }
+            return target;
         }
-        return target;
+
+        /// <summary>Prefixes the message with where the value came from and records the key.</summary>
+        private ConfigException Error(YamlNode node, string keyPath, string message)
+        {
+            if (overrides != null && overrides.TryGetValue(node, out var assignment))
+                return new ConfigException($"override '{assignment}': {message}", keyPath) { Located = true };
+            if (source != null && node.Start.Line > 0)
+                return new ConfigException($"{source}:{node.Start.Line}: {message}", keyPath) { Located = true };
+            return new ConfigException(message, keyPath) { Located = true };
+        }
+
+        private object? ConvertNode(Type type, YamlNode node, string path, ConfigKeyAttribute? key) =>
+            ConfigBinder.ConvertNode(type, node, path, key, this);
     }
 
     /// <summary>snake_case name → settable property of a config record.</summary>
@@ -39,7 +64,7 @@ public static class ConfigBinder
             .Where(p => p.CanWrite)
             .ToDictionary(p => SnakeCase(p.Name));
 
-    private static object? ConvertNode(Type type, YamlNode node, string path)
+    private static object? ConvertNode(Type type, YamlNode node, string path, ConfigKeyAttribute? key, Binder binder)
     {
         var underlying = Nullable.GetUnderlyingType(type);
         if (node is YamlScalarNode { Value: null or "~" or "null" } && (underlying != null || !type.IsValueType))
@@ -52,7 +77,7 @@ public static class ConfigBinder
                 throw new ConfigException($"config key '{path}': expected a list, got {Describe(node)}");
             var list = (IList)Activator.CreateInstance(typeof(List<>).MakeGenericType(elementType))!;
             int i = 0;
-            foreach (var item in sequence.Children) list.Add(ConvertNode(elementType, item, $"{path}[{i++}]"));
+            foreach (var item in sequence.Children) list.Add(ConvertNode(elementType, item, $"{path}[{i++}]", key, binder));
             return list;
         }
         if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(Dictionary<,>)
@@ -64,8 +89,8 @@ public static class ConfigBinder
             var dict = (IDictionary)Activator.CreateInstance(type)!;
             foreach (var (k, v) in map.Children)
             {
-                var key = ((YamlScalarNode)k).Value ?? "";
-                dict[key] = ConvertNode(valueType, v, path + "." + key);
+                var name = ((YamlScalarNode)k).Value ?? "";
+                dict[name] = ConvertNode(valueType, v, path + "." + name, key, binder);
             }
             return dict;
         }
@@ -73,11 +98,23 @@ public static class ConfigBinder
         {
             if (node is not YamlMappingNode mapping)
                 throw new ConfigException($"config key '{path}': expected a mapping, got {Describe(node)}");
-            return BindObject(type, mapping, path);
+            return binder.BindObject(type, mapping, path);
         }
         if (node is not YamlScalarNode scalar)
-            throw new ConfigException($"config key '{path}': expected a {TypeName(type)}, got {Describe(node)}");
-        return ConvertScalar(type, scalar.Value ?? "", path);
+            throw new ConfigException($"config key '{path}': expected {TypeName(type)}, got {Describe(node)}");
+        var value = ConvertScalar(type, scalar.Value ?? "", path);
+        CheckRange(value, key, path);
+        return value;
+    }
+
+    /// <summary>Refuses a number outside the key's declared range, naming key, value and range.</summary>
+    public static void CheckRange(object value, ConfigKeyAttribute? key, string path)
+    {
+        if (key is not { HasRange: true }) return;
+        double? number = value switch { int i => i, long l => l, double d => d, float f => f, _ => null };
+        if (number is { } x && !key.Allows(x))
+            throw new ConfigException(
+                $"config key '{path}': {Convert.ToString(value, CultureInfo.InvariantCulture)} is out of range (allowed {key.RangeText})", path);
     }
 
     /// <summary>Parses one scalar as the property type; also used for command-line key=value overrides.</summary>
@@ -98,7 +135,7 @@ public static class ConfigBinder
             else throw new ConfigException(
                 $"config key '{path}': '{text}' is not one of {string.Join(", ", Enum.GetNames(type).Select(SnakeCase))}");
         }
-        return value ?? throw new ConfigException($"config key '{path}': expected a {TypeName(type)}, got '{text}'");
+        return value ?? throw new ConfigException($"config key '{path}': expected {TypeName(type)}, got '{text}'");
     }
 
     private static bool TryParseBool(string text, out bool value)
@@ -126,8 +163,8 @@ public static class ConfigBinder
         && !IsListType(type, out _) && !typeof(IDictionary).IsAssignableFrom(type);
 
     private static string TypeName(Type t) =>
-        t == typeof(int) || t == typeof(long) ? "integer" : t == typeof(double) || t == typeof(float) ? "number"
-        : t == typeof(bool) ? "boolean (true/false)" : t == typeof(string) ? "string" : SnakeCase(t.Name);
+        t == typeof(int) || t == typeof(long) ? "an integer" : t == typeof(double) || t == typeof(float) ? "a number"
+        : t == typeof(bool) ? "a boolean (true/false)" : t == typeof(string) ? "a string" : "a " + SnakeCase(t.Name);
 
     private static string Describe(YamlNode node) => node switch
     {

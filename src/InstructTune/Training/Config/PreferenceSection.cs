@@ -12,28 +12,24 @@ public enum DpoLossType { Sigmoid, Hinge }
 
 public sealed class PreferenceSection
 {
-    /// <summary>β: DPO/IPO/KTO temperature of the implicit reward, ORPO's λ, SimPO's β (TRL default 0.1 everywhere).</summary>
+    [ConfigKey("β: DPO/IPO/KTO temperature of the implicit reward, ORPO's λ, SimPO's β (TRL default 0.1 everywhere).", Min = 0, MinExclusive = true)]
     public double Beta { get; set; } = 0.1;
-    /// <summary>DPO only: sigmoid | hinge (IPO is `training.objective: ipo`).</summary>
+    [ConfigKey("DPO only: sigmoid | hinge (IPO is `training.objective: ipo`).")]
     public DpoLossType LossType { get; set; } = DpoLossType.Sigmoid;
-    /// <summary>ε of conservative DPO (cDPO) and of SimPO: the share of pairs assumed mislabelled (0 = plain DPO).</summary>
+    [ConfigKey("ε of conservative DPO (cDPO) and of SimPO: the share of pairs assumed mislabelled (0 = plain DPO).", Min = 0, Max = 0.5)]
     public double LabelSmoothing { get; set; } = 0.0;
-    /// <summary>KTO: weight of the desirable examples' losses.</summary>
+    [ConfigKey("KTO: weight of the desirable examples' losses.", Min = 0)]
     public double DesirableWeight { get; set; } = 1.0;
-    /// <summary>KTO: weight of the undesirable examples' losses.</summary>
+    [ConfigKey("KTO: weight of the undesirable examples' losses.", Min = 0)]
     public double UndesirableWeight { get; set; } = 1.0;
-    /// <summary>Unpaired records with a numeric `score` instead of `label`: desirable when score ≥ this.</summary>
+    [ConfigKey("Unpaired records with a numeric `score` instead of `label`: desirable when score ≥ this.")]
     public double ScoreThreshold { get; set; } = 0.5;
-    /// <summary>SimPO's target margin γ (the loss uses γ/β); TRL CPOConfig default 0.5.</summary>
+    [ConfigKey("SimPO's target margin γ (the loss uses γ/β); TRL CPOConfig default 0.5.", Min = 0)]
     public double SimpoGamma { get; set; } = 0.5;
-    /// <summary>SimPO: weight of the NLL (behaviour-cloning) term on chosen responses; 0 = SimPO, 1 = CPO-SimPO.</summary>
+    [ConfigKey("SimPO: weight of the NLL (behaviour-cloning) term on chosen responses; 0 = SimPO, 1 = CPO-SimPO.", Min = 0)]
     public double CpoAlpha { get; set; } = 0.0;
-    /// <summary>Reward model: weight of the centring term mean((r_c + r_r)²) (TRL center_rewards_coefficient; 0 = off).</summary>
+    [ConfigKey("Reward model: weight of the centring term mean((r_c + r_r)²) (TRL center_rewards_coefficient; 0 = off).", Min = 0)]
     public double CenterRewardsCoefficient { get; set; } = 0.0;
-    /// <summary>
-    /// Compute the reference model's log-probs once before training and keep them in run_dir/reference_logps.bin
-    /// (reused on resume). Full fine-tuning always does (no second copy of the weights is kept); LoRA/QLoRA otherwise
-    /// run the base with the adapter disabled at every step.
-    /// </summary>
+    [ConfigKey("Compute the reference model's log-probs once before training and keep them in run_dir/reference_logps.bin (reused on resume). Full fine-tuning always does (no second copy of the weights is kept); LoRA/QLoRA otherwise run the base with the adapter disabled at every step.")]
     public bool PrecomputeRefLogProbs { get; set; } = false;
 }

@@ -6,6 +6,8 @@ namespace InstructTune.Training.Loop;
 public interface IBatchSource
 {
     Batch Next();
+    /// <summary>Moves past the next batch without building it (data parallel: another rank's share).</summary>
+    void Skip() => Next();
     SamplerState State { get; }
     void Restore(SamplerState state);
 }
@@ -14,6 +16,7 @@ public interface IBatchSource
 public sealed class SamplerBatchSource(DataSampler sampler) : IBatchSource
 {
     public Batch Next() => sampler.Next();
+    public void Skip() => sampler.Skip();
     public SamplerState State => sampler.State;
     public void Restore(SamplerState state) => sampler.Restore(state);
 }
@@ -23,6 +26,7 @@ public sealed class ListBatchSource(IReadOnlyList<Batch> batches) : IBatchSource
 {
     private int _cursor;
     public Batch Next() => batches[_cursor++ % batches.Count];
+    public void Skip() => _cursor++;
     public SamplerState State => new(0, 0, _cursor);
     public void Restore(SamplerState state) => _cursor = state.Cursor;
 }

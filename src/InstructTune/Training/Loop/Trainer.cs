@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using InstructTune.Data.Batching;
+using InstructTune.Distributed;
 using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Optim;
 using InstructTune.Engine.Tensors;
@@ -44,6 +45,10 @@ public sealed record TrainerOptions(
 /// (dividing by the step's counts), add regularizer gradients, clip the global norm, let the guard judge, then
 /// AdamW at the scheduled learning rate. A skipped step still consumes its data and advances the step counter,
 /// so a run's schedule and data order do not depend on which steps were skipped.
+/// Data parallel (<see cref="Distribute"/>): a step's global batch is GradientAccumulationSteps × ranks
+/// micro-batches drawn from the same seeded sampler on every rank; rank r computes micro-batches
+/// r·GA … r·GA+GA−1 of them and skips the rest. Token counts and gradients are summed over the ranks, so every
+/// rank clips, judges and steps on the gradient a one-process run with GA × ranks would have computed.
 /// </summary>
 public sealed class Trainer
 {
@@ -57,6 +62,14 @@ public sealed class Trainer
     /// <summary>Random generators whose state a checkpoint must keep (dropout, NEFTune), by name.</summary>
     public Dictionary<string, Rng> Rngs { get; } = [];
     public int Step { get; set; }
+    public ICommunicator Comm { get; private set; } = SingleProcess.Instance;
+    /// <summary>ZeRO-1 sharding of the optimizer state, when distributed.zero_stage is 1.</summary>
+    public ZeroOneOptimizer? Zero { get; private set; }
+    /// <summary>Time spent summing gradients over the ranks, in total.</summary>
+    public double AllreduceSeconds => _reducer?.Seconds ?? 0;
+    /// <summary>Micro-batches of one optimizer step over all ranks (what a checkpoint records).</summary>
+    public int GlobalMicroBatches => Options.GradientAccumulationSteps * Comm.Size;
+    private GradientReducer? _reducer;
     /// <summary>When set, replaces the instruction loss of <see cref="TrainerOptions.Objective"/> (feedback objectives).</summary>
     public IStepObjective? StepObjective { get; init; }
 
@@ -68,25 +81,48 @@ public sealed class Trainer
         Guard = new StepGuard(options.SpikeFactor, options.MaxBadSteps);
     }
 
+    /// <summary>Trains data-parallel over <paramref name="comm"/>'s ranks (every rank calls this, same arguments).</summary>
+    public void Distribute(ICommunicator comm, int zeroStage, double bucketMiB)
+    {
+        // Feedback objectives normalise over their own step's pairs; they are not split over ranks yet.
+        if (StepObjective != null && comm.Size > 1)
+            throw new Config.ConfigException("training.objective: feedback objectives run in one process only (not under mpirun with several ranks yet)");
+        Comm = comm;
+        var parameters = Trainable.Select(t => t.Parameter).ToList();
+        _reducer = new GradientReducer(comm, parameters, (int)Math.Clamp(bucketMiB * 262144, 1024, int.MaxValue / 2));
+        if (zeroStage == 1) Zero = new ZeroOneOptimizer(Optimizer, parameters, comm);
+    }
+
     public StepResult TrainStep()
     {
         var clock = Stopwatch.StartNew();
-        var micro = new List<Batch>(Options.GradientAccumulationSteps);
-        for (int i = 0; i < Options.GradientAccumulationSteps; i++) micro.Add(Sampler.Next());
+        int GA = Options.GradientAccumulationSteps;
+        var micro = new List<Batch>(GA);
+        for (int g = 0; g < GA * Comm.Size; g++)
+            if (g / GA == Comm.Rank) micro.Add(Sampler.Next()); else Sampler.Skip();
         if (StepObjective != null) return Finish(StepObjective.ForwardBackward(Model, micro, Options.CheckpointLayers), clock);
-        var counts = InstructionObjective.Count(micro, Options.Objective, Options.TaskCount);
+        var counts = SumOverRanks(InstructionObjective.Count(micro, Options.Objective, Options.TaskCount));
 
         double loss = 0, instrSum = 0, lmSum = 0;
         int tokens = 0;
+        var rngBase = Rngs.Values.Select(r => r.State).ToArray();
         for (int i = 0; i < micro.Count; i++)
         {
+            SeedRngs(rngBase, Comm.Rank * GA + i);
             using var tape = Tape.Record();
-            var r = InstructionObjective.Forward(Model, micro[i], counts, Options.Objective, firstMicroBatch: i == 0, Options.CheckpointLayers);
+            var r = InstructionObjective.Forward(Model, micro[i], counts, Options.Objective, firstMicroBatch: Comm.Rank == 0 && i == 0, Options.CheckpointLayers);
             tape.Backward(r.Loss);
             loss += r.Loss.Item();
             instrSum += r.InstructionSum;
             lmSum += r.LmSum;
             tokens += micro[i].RealTokens;
+        }
+        SeedRngs(rngBase, GA * Comm.Size);
+        if (_reducer != null)
+        {
+            Span<double> sums = [loss, instrSum, lmSum, tokens];
+            _reducer.Reduce(sums);   // gradients and these sums, over all ranks
+            (loss, instrSum, lmSum, tokens) = (sums[0], sums[1], sums[2], (int)sums[3]);
         }
         var (gradNorm, lr, verdict) = RegularizeClipAndStep(ref loss);
         return new StepResult(Step, loss,
@@ -114,12 +150,38 @@ public sealed class Trainer
         if (verdict == StepVerdict.Apply)
         {
             Optimizer.LearningRate = lr;
-            Optimizer.Step();
+            if (Zero != null) Zero.Step(); else Optimizer.Step();
         }
         foreach (var p in parameters) p.ZeroGrad();
         Step++;
         if (verdict == StepVerdict.Stop)
             throw new TrainingDivergedException($"step {Step}: {Guard.ConsecutiveBad} bad steps in a row, last: {Guard.LastReason}");
         return (gradNorm, lr, verdict);
+    }
+
+    /// <summary>
+    /// Dropout and NEFTune noise draw from a stream keyed by (state at the step's start, global micro-batch index),
+    /// so micro-batch g sees the same noise whichever rank computes it and however many ranks there are.
+    /// </summary>
+    private void SeedRngs(ulong[][] bases, int microBatch)
+    {
+        int k = 0;
+        foreach (var rng in Rngs.Values)
+        {
+            var b = bases[k++];
+            ulong key = b[0] ^ (b[1] * 0x9E3779B97F4A7C15UL) ^ ulong.RotateLeft(b[2], 21) ^ ulong.RotateLeft(b[3], 42);
+            rng.State = new Rng(key + (ulong)microBatch * 0xD1B54A32D192ED03UL).State;
+        }
+    }
+
+    /// <summary>The step's token counts over every rank's micro-batches (the losses' common denominators).</summary>
+    private StepCounts SumOverRanks(StepCounts c)
+    {
+        if (Comm.Size == 1) return c;
+        var v = new double[3 + c.TokensPerTask.Length];
+        (v[0], v[1], v[2]) = (c.InstructionTokens, c.InstructionWeight, c.LmTokens);
+        for (int k = 0; k < c.TokensPerTask.Length; k++) v[3 + k] = c.TokensPerTask[k];
+        Comm.AllreduceSum(v);
+        return new StepCounts((int)v[0], v[1], (int)v[2], v[3..].Select(x => (int)x).ToArray());
     }
 }

@@ -55,10 +55,10 @@ public class EvalJudgeCliTests
             var path = Path.Combine(dir.FullName, "judge.yaml");
             File.WriteAllText(path, "model: m\nmax_attempts: zero\n");
             var ex = Assert.Throws<EvalInputException>(() => JudgeConfigFile.Load(path, _ => null));
-            Assert.Contains("judge.yaml:2: max_attempts", ex.Message);
+            Assert.Contains("judge.yaml:2: config key 'max_attempts'", ex.Message);
             File.WriteAllText(path, "model: m\ntemperature: 0\n");
             ex = Assert.Throws<EvalInputException>(() => JudgeConfigFile.Load(path, _ => null));
-            Assert.Contains("judge.yaml:2: temperature: unknown key", ex.Message);
+            Assert.Contains("judge.yaml:2: unknown config key 'temperature'", ex.Message);
             File.WriteAllText(path, "model: m\ncache: c.jsonl\n");
             var cfg = JudgeConfigFile.Load(path, k => k == "OPENAI_BASE_URL" ? "http://h/v1" : null);
             Assert.Equal("http://h/v1", cfg.BaseUrl);

@@ -81,6 +81,26 @@ public sealed partial class FakeOpenAiServer : IDisposable
                 case "garbage-body": await Raw(ctx, 200, "<<<this is not json>>>", "application/json"); break;
                 case "wrong-shape": await Raw(ctx, 200, "{\"foo\": [1, 2]}", "application/json"); break;
                 case "garbage-answer": await Complete(ctx, "I really cannot decide about this one."); break;
+                case "huge-declared":
+                    // Declares 200 MB; the client must refuse from the header without reading.
+                    ctx.Response.StatusCode = 200;
+                    ctx.Response.ContentType = "application/json";
+                    ctx.Response.ContentLength64 = 200L << 20;
+                    await ctx.Response.OutputStream.WriteAsync(Encoding.UTF8.GetBytes("{\"id\": \""));
+                    break;
+                case "huge-chunked": await Chunked(ctx, 64L << 20); break;
+                case "slow-body":
+                    // Headers and the start of a body at once, then one byte every 300 ms: only the attempt timeout ends it.
+                    ctx.Response.StatusCode = 200;
+                    ctx.Response.ContentType = "application/json";
+                    ctx.Response.SendChunked = true;
+                    for (int i = 0; i < 1000 && !stop.IsCancellationRequested; i++)
+                    {
+                        await ctx.Response.OutputStream.WriteAsync(Encoding.UTF8.GetBytes(i == 0 ? "{\"id\": \"" : "x"));
+                        await ctx.Response.OutputStream.FlushAsync();
+                        await Task.Delay(300, stop.Token);
+                    }
+                    break;
                 default: await Status(ctx, 400); break;
             }
         }
@@ -88,6 +108,24 @@ public sealed partial class FakeOpenAiServer : IDisposable
         finally
         {
             try { ctx.Response.Close(); } catch (Exception) { }
+        }
+    }
+
+    /// <summary>Bytes of the chunked bodies actually sent (the client stops reading at its cap).</summary>
+    public long ChunkedBytesSent;
+
+    // A valid-looking JSON start followed by `total` bytes of padding, sent chunked (no Content-Length).
+    private async Task Chunked(HttpListenerContext ctx, long total)
+    {
+        ctx.Response.StatusCode = 200;
+        ctx.Response.ContentType = "application/json";
+        ctx.Response.SendChunked = true;
+        var block = Encoding.UTF8.GetBytes(new string('a', 1 << 16));
+        await ctx.Response.OutputStream.WriteAsync(Encoding.UTF8.GetBytes("{\"id\": \""));
+        for (long sent = 0; sent < total && !stop.IsCancellationRequested; sent += block.Length)
+        {
+            await ctx.Response.OutputStream.WriteAsync(block);
+            Interlocked.Add(ref ChunkedBytesSent, block.Length);
         }
     }
 

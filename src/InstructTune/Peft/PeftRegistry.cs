@@ -1,0 +1,136 @@
+// The one place that maps names to PEFT methods: `training.method` values to their injectors (training) and
+// adapter_config.json's peft_type to their loaders (score, generate, eval, merge). Each method lives in its own
+// folder (Peft/Lora — LoRA, rsLoRA, DoRA, and QLoRA as LoRA over an NF4 base —, Peft/Ia3, …) with the same roles:
+// config, layer, injector, adapter IO.
+using System.Text.Json;
+using InstructTune.Engine.Modules;
+using InstructTune.Engine.Tensors;
+using InstructTune.Models.Inference;
+using InstructTune.Peft.Ia3;
+using InstructTune.Peft.Lora;
+using InstructTune.Peft.PrefixTuning;
+using InstructTune.Peft.PromptTuning;
+using InstructTune.Training.Config;
+
+namespace InstructTune.Peft;
+
+/// <summary>A method injected into a model for training: what it is called, how its adapter is saved, whether it merges.</summary>
+public sealed record PeftMethod(string Name, string PeftType, bool Mergeable, Action<Module, string, string> Save)
+{
+    /// <summary>An RNG the trainer must checkpoint (LoRA dropout), or null.</summary>
+    public Rng? Rng { get; init; }
+}
+
+public static class PeftRegistry
+{
+    /// <summary>peft_type values InstructTune reads.</summary>
+    public static readonly IReadOnlyList<string> SupportedTypes = ["LORA", "IA3", "PROMPT_TUNING", "PREFIX_TUNING"];
+
+    /// <summary>
+    /// Injects the method that training.method names (none for full fine-tuning) and freezes the rest. Errors name
+    /// the config key at fault.
+    /// </summary>
+    public static PeftMethod? Inject(Module model, TrainConfig config, Func<string, int[]>? encode = null)
+    {
+        var t = config.Training;
+        switch (t.Method)
+        {
+            case TuningMethod.Full:
+                return null;
+            case TuningMethod.Lora or TuningMethod.Qlora:
+            {
+                var lora = new LoraConfig
+                {
+                    Rank = config.Lora.Rank, Alpha = config.Lora.Alpha, Dropout = config.Lora.Dropout,
+                    TargetModules = config.Lora.TargetModules, UseRsLora = config.Lora.UseRslora, UseDora = config.Lora.UseDora,
+                };
+                IReadOnlyList<(string Name, LoraLinear Layer)> layers;
+                try { layers = LoraInjector.Inject(model, lora, (ulong)t.Seed, quantizeBase: t.Method == TuningMethod.Qlora); }
+                catch (ArgumentException e) { throw new ConfigException($"lora.target_modules: {e.Message}"); }
+                string name = (t.Method == TuningMethod.Qlora ? "qlora" : "lora") + (lora.UseDora ? "+dora" : "");
+                return new PeftMethod(name, "LORA", t.Method == TuningMethod.Lora, (m, dir, basePath) => LoraAdapterIO.Save(m, lora, dir, basePath))
+                {
+                    Rng = layers.Select(l => l.Layer.DropoutRng).FirstOrDefault(r => r != null),
+                };
+            }
+            case TuningMethod.Ia3:
+            {
+                var ia3 = new Ia3Config { TargetModules = config.Ia3.TargetModules, FeedforwardModules = config.Ia3.FeedforwardModules };
+                try { Ia3Injector.Inject(model, ia3); }
+                catch (ArgumentException e) { throw new ConfigException($"ia3.target_modules: {e.Message}"); }
+                return new PeftMethod("ia3", "IA3", true, (m, dir, basePath) => Ia3AdapterIO.Save(m, ia3, dir, basePath));
+            }
+            case TuningMethod.PromptTuning:
+            {
+                var s = config.PromptTuning;
+                var pt = new PromptTuningConfig { NumVirtualTokens = s.NumVirtualTokens, Init = s.Init, InitText = s.InitText };
+                try { PromptTuningInjector.Inject(Llama(model), pt, (ulong)t.Seed, encode); }
+                catch (ArgumentException e) { throw new ConfigException($"prompt_tuning: {e.Message}"); }
+                return new PeftMethod("prompt_tuning", "PROMPT_TUNING", false, (m, dir, basePath) => PromptTuningAdapterIO.Save(Llama(m), pt, dir, basePath));
+            }
+            case TuningMethod.PrefixTuning:
+            {
+                var s = config.PrefixTuning;
+                var pc = new PrefixTuningConfig { NumVirtualTokens = s.NumVirtualTokens, PrefixProjection = s.PrefixProjection, EncoderHiddenSize = s.EncoderHiddenSize };
+                try { PrefixTuningInjector.Inject(Llama(model), pc, (ulong)t.Seed); }
+                catch (ArgumentException e) { throw new ConfigException($"prefix_tuning: {e.Message}"); }
+                return new PeftMethod("prefix_tuning", "PREFIX_TUNING", false, (m, dir, basePath) => PrefixTuningAdapterIO.Save(Llama(m), pc, dir, basePath));
+            }
+            default:
+                throw new ConfigException($"training.method: '{t.Method}' has no PEFT injector");
+        }
+    }
+
+    private static Models.LlamaModel Llama(Module m) =>
+        m as Models.LlamaModel ?? throw new ArgumentException("prompt and prefix tuning need a LlamaModel");
+
+    /// <summary>The peft_type an adapter folder declares (PEFT writes it; a missing one is read as LORA, as older files are).</summary>
+    public static string PeftType(string dir)
+    {
+        string cfgPath = Path.Combine(dir, "adapter_config.json");
+        if (!File.Exists(cfgPath)) throw new FileNotFoundException($"adapter_config.json not found in {dir}", cfgPath);
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(cfgPath));
+            var type = doc.RootElement.TryGetProperty("peft_type", out var pt) && pt.ValueKind == JsonValueKind.String ? pt.GetString()! : "LORA";
+            if (!SupportedTypes.Contains(type))
+                throw new InvalidDataException($"{cfgPath}: peft_type \"{type}\" is not supported (InstructTune reads {string.Join(", ", SupportedTypes)})");
+            return type;
+        }
+        catch (JsonException e) { throw new InvalidDataException($"{cfgPath}: malformed JSON: {e.Message}", e); }
+    }
+
+    /// <summary>Attaches a PEFT adapter folder of any supported type to an inference model (unmerged).</summary>
+    public static void ApplyTo(InferenceModel model, string dir)
+    {
+        switch (PeftType(dir))
+        {
+            case "LORA": model.ApplyAdapter(LoraAdapterFile.Load(dir)); break;
+            case "IA3": model.ApplyIa3(Ia3AdapterFile.Load(dir)); break;
+            default: model.ApplyVirtualTokens(PromptLearningFile.Load(dir)); break;
+        }
+    }
+
+    /// <summary>Injects and loads a PEFT adapter folder of any supported type into a trainable model.</summary>
+    public static string LoadInto(Module model, string dir)
+    {
+        var type = PeftType(dir);
+        switch (type)
+        {
+            case "LORA": LoraAdapterIO.LoadInto(model, dir); break;
+            case "IA3": Ia3AdapterIO.LoadInto(model, dir); break;
+            case "PROMPT_TUNING": PromptTuningAdapterIO.LoadInto(Llama(model), PromptLearningFile.Load(dir), dir); break;
+            case "PREFIX_TUNING": PrefixTuningAdapterIO.LoadInto(Llama(model), PromptLearningFile.Load(dir), dir); break;
+        }
+        return type;
+    }
+
+    /// <summary>Merges every adapter layer into its base and puts the plain layers back (for a full checkpoint).</summary>
+    public static void MergeAndUnload(Module model)
+    {
+        if (model is Models.LlamaModel { VirtualTokens: not null })
+            throw new InvalidDataException("prompt and prefix tuning adapters add virtual tokens and cannot be merged into the weights; use --adapter with score/generate/eval instead");
+        LoraInjector.MergeAndUnload(model);
+        Ia3Injector.MergeAndUnload(model);
+    }
+}

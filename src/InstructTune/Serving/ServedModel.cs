@@ -1,0 +1,225 @@
+// What a server serves: one base model (memory-mapped once), its tokenizer and chat template, and LoRA adapters
+// by name on top of it (multi-LoRA: every adapter is a per-sequence InferenceAdapter, so requests for different
+// adapters decode in the same batch). Turns OpenAI-style requests (messages or a prompt, sampling settings) into
+// prompt ids and GenerationOptions, submits them to the ServingEngine, and assembles the text of each choice:
+// decoded without special tokens, cut before the first stop string, streamed without ever emitting text that a
+// stop string could still swallow. `itune serve` and the in-process `local:` chat client both go through here.
+using System.Collections.Concurrent;
+using System.Text;
+using InstructTune.Generation;
+using InstructTune.Models.Inference;
+using InstructTune.Peft.Lora;
+using InstructTune.Templates;
+using InstructTune.Tokenizers;
+
+namespace InstructTune.Serving;
+
+/// <summary>A request's sampling settings with OpenAI meanings (validated by <see cref="ServedModel.Start"/>).</summary>
+public sealed record SamplingRequest
+{
+    public int? MaxTokens { get; init; }
+    public double Temperature { get; init; } = 1.0;
+    public double TopP { get; init; } = 1.0;
+    public IReadOnlyList<string> Stop { get; init; } = [];
+    public int? Seed { get; init; }
+    public int N { get; init; } = 1;
+    /// <summary>response_format json_object: decoding is constrained to one JSON object (<see cref="JsonObjectConstraint"/>).</summary>
+    public bool JsonObject { get; init; }
+}
+
+/// <summary>Bad request content (HTTP 400 with the OpenAI error object; <see cref="Param"/> names the field).</summary>
+public sealed class ServeRequestException(string message, string? param = null, string code = "invalid_request_error", int status = 400) : Exception(message)
+{
+    public string? Param { get; } = param;
+    public string Code { get; } = code;
+    public int Status { get; } = status;
+}
+
+public sealed class ServedModel : IDisposable
+{
+    private readonly ConcurrentDictionary<string, InferenceAdapter> _adapters = new(StringComparer.Ordinal);
+
+    public string Name { get; }
+    public InferenceModel Model { get; }
+    public ITokenizer Tokenizer { get; }
+    /// <summary>The chat template of the model folder (null: the model serves /v1/completions only).</summary>
+    public IChatTemplate? ChatTemplate { get; }
+    public ServingEngine Engine { get; }
+    public IReadOnlyList<int> StopIds { get; }
+
+    private ServedModel(string name, InferenceModel model, ITokenizer tokenizer, IChatTemplate? template, ServeLimits limits)
+    {
+        Name = name; Model = model; Tokenizer = tokenizer; ChatTemplate = template;
+        StopIds = model.Config.EosTokenIds.Concat(tokenizer.EosId is { } e ? [e] : []).Distinct().ToArray();
+        Engine = new ServingEngine(model, limits);
+    }
+
+    /// <summary>
+    /// Opens a checkpoint folder for serving: model, tokenizer (required), chat template (<paramref name="chatTemplateFile"/>,
+    /// else the folder's own; none is allowed), and the named adapters. The base is served as <paramref name="name"/>
+    /// (default: the folder's name).
+    /// </summary>
+    public static ServedModel Load(string modelDir, IEnumerable<(string Name, string Dir)> adapters, ServeLimits limits,
+        string? name = null, string? chatTemplateFile = null)
+    {
+        if (!Directory.Exists(modelDir)) throw new DirectoryNotFoundException($"model folder {modelDir} not found");
+        var tokenizer = TokenizerLoader.Load(modelDir);
+        IChatTemplate? template = null;
+        try { template = ChatTemplateLoader.FromTokenizer(modelDir, chatTemplateFile); }
+        catch (ChatTemplateException) when (chatTemplateFile == null) { }
+        var model = InferenceModel.Load(modelDir);
+        ServedModel? served = null;
+        try
+        {
+            if (tokenizer.VocabSize > model.Config.VocabSize)
+                throw new InvalidDataException($"{modelDir}: the tokenizer has {tokenizer.VocabSize} tokens, more than the model's vocab_size {model.Config.VocabSize}");
+            served = new ServedModel(name ?? Path.GetFileName(Path.GetFullPath(modelDir).TrimEnd('/')), model, tokenizer, template, limits);
+            foreach (var (n, dir) in adapters) served.AddAdapter(n, dir);
+            return served;
+        }
+        catch
+        {
+            if (served != null) served.Dispose(); else model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Model names clients can ask for: the base, then each adapter.</summary>
+    public IReadOnlyList<string> ModelNames => [Name, .. _adapters.Keys.Order(StringComparer.Ordinal)];
+
+    /// <summary>Loads a PEFT LoRA folder as a model name of its own (hot-loading is safe while serving).</summary>
+    public void AddAdapter(string name, string dir)
+    {
+        if (string.IsNullOrWhiteSpace(name) || name == Name)
+            throw new ArgumentException($"adapter name \"{name}\" is empty or the base model's name");
+        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"adapter folder {dir} not found");
+        var adapter = Model.PrepareAdapter(LoraAdapterFile.Load(dir), name);
+        if (!_adapters.TryAdd(name, adapter)) throw new ArgumentException($"an adapter named \"{name}\" is already loaded");
+    }
+
+    /// <summary>The adapter a model name selects (null for the base); throws a 404-style error for unknown names.</summary>
+    public InferenceAdapter? Resolve(string? model)
+    {
+        if (string.IsNullOrEmpty(model) || model == Name) return null;
+        if (_adapters.TryGetValue(model, out var a)) return a;
+        throw new ServeRequestException($"The model '{model}' does not exist; this server has: {string.Join(", ", ModelNames)}", "model", "model_not_found", 404);
+    }
+
+    /// <summary>Chat prompt ids: the template rendered with the generation prompt, encoded without adding special tokens
+    /// (the template writes its own BOS, as transformers' apply_chat_template does).</summary>
+    public int[] ChatPromptIds(IReadOnlyList<ChatMessage> messages)
+    {
+        if (ChatTemplate == null)
+            throw new ServeRequestException($"model {Name} has no chat template (tokenizer_config.json chat_template or chat_template.jinja); use /v1/completions or serve with --chat-template FILE", "messages");
+        if (messages.Count == 0) throw new ServeRequestException("messages must hold at least one message", "messages");
+        string text;
+        try { text = ChatTemplate.Render(messages, addGenerationPrompt: true).Text; }
+        catch (ChatTemplateException e) { throw new ServeRequestException($"the chat template refused the messages: {e.Message}", "messages"); }
+        return Tokenizer.Encode(text, addSpecialTokens: false).Ids;
+    }
+
+    /// <summary>Completion prompt ids: the text encoded with the tokenizer's special tokens (a leading BOS where it has
+    /// one), exactly as `itune generate --prompt` does.</summary>
+    public int[] CompletionPromptIds(string prompt) => Tokenizer.Encode(prompt, addSpecialTokens: true).Ids;
+
+    /// <summary>Validates the sampling settings, submits one sequence per choice and returns their text streams.</summary>
+    public IReadOnlyList<ChoiceStream> Start(int[] prompt, SamplingRequest r, InferenceAdapter? adapter, CancellationToken ct)
+    {
+        var L = Engine.Limits;
+        if (prompt.Length == 0) throw new ServeRequestException("the prompt is empty", "prompt");
+        if (r.MaxTokens is { } mt && (mt < 1 || mt > L.MaxTokensLimit))
+            throw new ServeRequestException($"max_tokens must be in [1, {L.MaxTokensLimit}] (got {mt})", "max_tokens");
+        if (!(r.Temperature >= 0 && r.Temperature <= 2)) throw new ServeRequestException($"temperature must be in [0, 2] (got {r.Temperature})", "temperature");
+        if (!(r.TopP > 0 && r.TopP <= 1)) throw new ServeRequestException($"top_p must be in (0, 1] (got {r.TopP})", "top_p");
+        if (r.N < 1 || r.N > L.MaxChoices) throw new ServeRequestException($"n must be in [1, {L.MaxChoices}] (got {r.N})", "n");
+        if (r.Stop.Count > 4 || r.Stop.Any(string.IsNullOrEmpty)) throw new ServeRequestException("stop takes at most 4 non-empty strings", "stop");
+        int maxPos = Model.Config.MaxPositionEmbeddings;
+        if (prompt.Length >= maxPos)
+            throw new ServeRequestException($"the prompt has {prompt.Length} tokens; this model's context is {maxPos} tokens", "messages", "context_length_exceeded");
+        int maxNew = Math.Min(r.MaxTokens ?? L.DefaultMaxTokens, maxPos - prompt.Length);
+        var options = new GenerationOptions
+        {
+            MaxNewTokens = maxNew,
+            Temperature = r.Temperature,
+            TopP = r.TopP,
+            StopTokenIds = StopIds,
+            StopStrings = r.Stop,
+            Decode = r.Stop.Count > 0 ? ids => Tokenizer.Decode(ids.ToArray(), skipSpecialTokens: true) : null,
+            Constraint = r.JsonObject ? new JsonObjectConstraint(Tokenizer, StopIds) : null,
+        };
+        int seed = r.Seed ?? Random.Shared.Next();
+        var seqs = Engine.Submit(prompt, options, Enumerable.Range(0, r.N).Select(i => unchecked(seed + i)).ToList(), adapter, ct);
+        return seqs.Select(s => new ChoiceStream(s, Tokenizer, r.Stop)).ToList();
+    }
+
+    public void Dispose()
+    {
+        Engine.Dispose();
+        Model.Dispose();
+    }
+}
+
+/// <summary>
+/// The text of one choice as its tokens arrive: decoded incrementally (whole characters only), cut before the
+/// first stop string, and never emitting a tail that could be the start of a stop string until it is known not
+/// to be. Concatenating <see cref="ReadDeltasAsync"/> gives exactly <see cref="ReadAllAsync"/>'s text.
+/// </summary>
+public sealed class ChoiceStream(ServedSequence sequence, ITokenizer tokenizer, IReadOnlyList<string> stops)
+{
+    private readonly StreamingDecoder _decoder = new(tokenizer, skipSpecialTokens: true);
+    private readonly StringBuilder _raw = new();
+    private int _emitted;
+    private bool _stopped;
+
+    public ServedSequence Sequence { get; } = sequence;
+    public int CompletionTokens { get; private set; }
+    /// <summary>OpenAI finish_reason once the stream is read to its end (stop | length).</summary>
+    public string? FinishReason { get; private set; }
+    public string StopReason { get; private set; } = "running";
+
+    /// <summary>Text deltas as they become final; ends when the sequence does (throws if it was cancelled).</summary>
+    public async IAsyncEnumerable<string> ReadDeltasAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
+    {
+        await foreach (int id in Sequence.Tokens.ReadAllAsync(ct))
+        {
+            CompletionTokens++;
+            if (_stopped) continue;
+            _raw.Append(_decoder.Push(id));
+            var delta = Take(final: false);
+            if (delta.Length > 0) yield return delta;
+        }
+        StopReason = await Sequence.Finished;
+        if (StopReason == "cancelled") throw new OperationCanceledException("the request was cancelled");
+        if (!_stopped) _raw.Append(_decoder.Flush());
+        var rest = Take(final: true);
+        FinishReason = _stopped ? "stop" : ServedSequence.FinishReason(StopReason);
+        if (rest.Length > 0) yield return rest;
+    }
+
+    public async Task<string> ReadAllAsync(CancellationToken ct = default)
+    {
+        var sb = new StringBuilder();
+        await foreach (var d in ReadDeltasAsync(ct)) sb.Append(d);
+        return sb.ToString();
+    }
+
+    // The raw text up to the first stop string is final once no stop string can still start inside its tail.
+    private string Take(bool final)
+    {
+        var raw = _raw.ToString();
+        int end = raw.Length;
+        foreach (var s in stops)
+        {
+            int at = raw.IndexOf(s, StringComparison.Ordinal);
+            if (at >= 0 && at < end) { end = at; _stopped = true; }
+        }
+        if (!_stopped && !final)
+            foreach (var s in stops)
+                for (int k = Math.Min(s.Length - 1, raw.Length); k > 0; k--)
+                    if (raw.AsSpan(raw.Length - k).SequenceEqual(s.AsSpan(0, k))) { end = Math.Min(end, raw.Length - k); break; }
+        if (end <= _emitted) return "";
+        var delta = raw[_emitted..end];
+        _emitted = end;
+        return delta;
+    }
+}

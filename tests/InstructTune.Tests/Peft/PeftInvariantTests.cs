@@ -1,0 +1,310 @@
+using System.Text.Json;
+using InstructTune.Checkpoints;
+using InstructTune.Engine.Autograd;
+using InstructTune.Engine.Optim;
+using InstructTune.Engine.Tensors;
+using InstructTune.Models;
+using InstructTune.Models.Inference;
+using InstructTune.Peft;
+using InstructTune.Peft.Ia3;
+using InstructTune.Peft.Lora;
+using InstructTune.Peft.PrefixTuning;
+using InstructTune.Peft.PromptTuning;
+using static InstructTune.Tests.Peft.LoraInvariantTests;
+
+namespace InstructTune.Tests.Peft;
+
+/// <summary>
+/// The PEFT invariants (STYLE.md item 8) over method × tiny model for the methods beside plain LoRA (which
+/// LoraInvariantTests covers): identity at init, disabling restores the base, merged equals unmerged, a step changes
+/// only the method's parameters, save → load reproduces logits exactly in PEFT's layout, and the inference path
+/// (KV cache, one token at a time) computes what the training forward computes.
+/// </summary>
+public class PeftInvariantTests
+{
+    public static TheoryData<string, string> Table()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var method in new[] { "dora", "ia3" })
+            foreach (var model in new[] { "llama-gqa", "qwen2-tied-bias" })
+                data.Add(method, model);
+        return data;
+    }
+
+    /// <summary>Every method (the mergeable ones start as identity; prompt/prefix tuning start random).</summary>
+    public static TheoryData<string, string> AllTable()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var method in new[] { "dora", "ia3", "prompt", "prefix", "prefix_proj" })
+            foreach (var model in new[] { "llama-gqa", "qwen2-tied-bias" })
+                data.Add(method, model);
+        return data;
+    }
+
+    private static readonly PromptTuningConfig PromptConfig = new() { NumVirtualTokens = 4, Init = PromptInit.SampleVocab };
+    private static PrefixTuningConfig PrefixConfig(string method) => new() { NumVirtualTokens = 3, PrefixProjection = method == "prefix_proj", EncoderHiddenSize = 10 };
+
+    private static void Inject(LlamaModel model, string method)
+    {
+        switch (method)
+        {
+            case "dora": LoraInjector.Inject(model, new LoraConfig { Rank = 4, Alpha = 8, UseDora = true }, seed: 1); break;
+            case "ia3": Ia3Injector.Inject(model, new Ia3Config()); break;
+            case "prompt": PromptTuningInjector.Inject(model, PromptConfig, 1); break;
+            default: PrefixTuningInjector.Inject(model, PrefixConfig(method), 1); break;
+        }
+    }
+
+    private static string Marker(string method) => method switch
+    {
+        "dora" => ".lora_", "ia3" => ".ia3_l", "prompt" => "prompt_encoder.", _ => "prefix_encoder.",
+    };
+
+    /// <summary>Moves every adapter parameter away from its identity init.</summary>
+    private static void Perturb(LlamaModel model)
+    {
+        var rng = new Rng(99);
+        foreach (var (name, p) in model.NamedParameters().Where(p => !p.Parameter.Frozen))
+        {
+            var noise = new float[p.Length];
+            rng.Normal(noise, 0, name.Contains("lora_B") ? 0.05f : name.Contains("_encoder.") ? 0.5f : 0.2f);
+            var v = p.ToArray();
+            for (int i = 0; i < v.Length; i++) v[i] = name.Contains("lora_B") ? noise[i] : v[i] * (1 + noise[i]);
+            p.Load(v);
+        }
+    }
+
+    private static string Save(LlamaModel model, string method)
+    {
+        var dir = Directory.CreateTempSubdirectory("adapter").FullName;
+        switch (method)
+        {
+            case "dora": LoraAdapterIO.Save(model, new LoraConfig { Rank = 4, Alpha = 8, UseDora = true }, dir); break;
+            case "ia3": Ia3AdapterIO.Save(model, new Ia3Config(), dir); break;
+            case "prompt": PromptTuningAdapterIO.Save(model, PromptConfig, dir); break;
+            default: PrefixTuningAdapterIO.Save(model, PrefixConfig(method), dir); break;
+        }
+        return dir;
+    }
+
+    private static float MaxDiff(float[] a, float[] b) => a.Zip(b).Max(p => Math.Abs(p.First - p.Second));
+
+    [Theory, MemberData(nameof(AllTable))]
+    public void OutputIsUnchangedAtInitAndWhenDisabled(string method, string kind)
+    {
+        var expected = Logits(TinyModel(kind));
+        var model = TinyModel(kind);
+        Inject(model, method);
+        if (method is "dora" or "ia3") AssertClose(expected, Logits(model), 1e-5f);   // identity at init
+        Perturb(model);
+        Assert.True(MaxDiff(expected, Logits(model)) > 1e-3f, "a trained adapter must change the output");
+        Assert.True(AdapterSwitch.SetEnabled(model, false) > 0);
+        AssertClose(expected, Logits(model), 1e-6f);
+        AdapterSwitch.SetEnabled(model, true);
+        Assert.True(MaxDiff(expected, Logits(model)) > 1e-3f);
+    }
+
+    [Theory, MemberData(nameof(Table))]
+    public void MergedEqualsUnmerged(string method, string kind)
+    {
+        var model = TinyModel(kind);
+        Inject(model, method);
+        Perturb(model);
+        var unmerged = Logits(model);
+        if (method == "dora") LoraInjector.Merge(model); else Ia3Injector.Merge(model);
+        AssertClose(unmerged, Logits(model), 1e-5f);
+        if (method == "dora") LoraInjector.Unmerge(model); else Ia3Injector.Unmerge(model);
+        AssertClose(unmerged, Logits(model), 1e-5f);
+        PeftRegistry.MergeAndUnload(model);
+        Assert.DoesNotContain(model.NamedParameters(), p => p.Name.Contains(".lora_") || p.Name.Contains(".ia3_"));
+        AssertClose(unmerged, Logits(model), 1e-5f);
+    }
+
+    [Theory, MemberData(nameof(AllTable))]
+    public void AStepChangesOnlyTheMethodsParameters(string method, string kind)
+    {
+        var model = TinyModel(kind);
+        Inject(model, method);
+        string marker = Marker(method);
+        var before = model.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter.ToArray());
+        Assert.All(model.NamedParameters().Where(p => !p.Parameter.Frozen), p => Assert.Contains(marker, p.Name));
+        var optimizer = new AdamW(model.Parameters().Where(p => !p.Frozen).ToList(), lr: 1e-2f, weightDecay: 0f);
+        for (int step = 0; step < 2; step++)
+        {
+            using (var tape = Tape.Record()) tape.Backward(model.Forward(Batch()).Loss!);
+            optimizer.Step();
+            model.ZeroGrad();
+        }
+        foreach (var (name, p) in model.NamedParameters())
+        {
+            bool changed = !before[name].AsSpan().SequenceEqual(p.ToArray());
+            Assert.True(changed == name.Contains(marker), $"{name}: changed={changed}");
+        }
+    }
+
+    [Theory, MemberData(nameof(AllTable))]
+    public void SaveThenLoadReproducesLogitsExactlyInPeftLayout(string method, string kind)
+    {
+        var model = TinyModel(kind);
+        Inject(model, method);
+        Perturb(model);
+        var expected = Logits(model);
+        var dir = Save(model, method);
+        using (var st = SafetensorsFile.Open(Path.Combine(dir, "adapter_model.safetensors")))
+        using (var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "adapter_config.json"))))
+        {
+            var root = json.RootElement;
+            if (method == "dora")
+            {
+                Assert.Equal("LORA", root.GetProperty("peft_type").GetString());
+                Assert.True(root.GetProperty("use_dora").GetBoolean());
+                Assert.Equal([32L], st.Info("base_model.model.model.layers.1.self_attn.q_proj.lora_magnitude_vector").Shape);
+                Assert.Equal(2 * 7 * 3, st.Tensors.Count);   // 2 layers × 7 projections × (A, B, magnitude)
+            }
+            else if (method is "prompt" or "prefix" or "prefix_proj")
+            {
+                bool prompt = method == "prompt";
+                Assert.Equal(prompt ? "PROMPT_TUNING" : "PREFIX_TUNING", root.GetProperty("peft_type").GetString());
+                Assert.Equal(prompt ? 4 : 3, root.GetProperty("num_virtual_tokens").GetInt32());
+                Assert.Equal(1, root.GetProperty("num_transformer_submodules").GetInt32());
+                int kvDim = (kind == "llama-gqa" ? 2 : 1) * 8;
+                Assert.Equal(prompt ? 32 : kvDim, root.GetProperty("token_dim").GetInt32());
+                if (!prompt) Assert.Equal(method == "prefix_proj", root.GetProperty("prefix_projection").GetBoolean());
+                else Assert.Equal("SAMPLE_VOCAB", root.GetProperty("prompt_tuning_init").GetString());
+                Assert.Equal(prompt ? [4L, 32L] : [3L, 2L * 2 * kvDim], st.Info("prompt_embeddings").Shape);
+                Assert.Single(st.Tensors);
+            }
+            else
+            {
+                Assert.Equal("IA3", root.GetProperty("peft_type").GetString());
+                Assert.Equal(["down_proj", "k_proj", "v_proj"], root.GetProperty("target_modules").EnumerateArray().Select(e => e.GetString()));
+                Assert.Equal(["down_proj"], root.GetProperty("feedforward_modules").EnumerateArray().Select(e => e.GetString()));
+                int kv = kind == "llama-gqa" ? 16 : 8, ffn = kind == "llama-gqa" ? 48 : 40;
+                Assert.Equal([(long)kv, 1L], st.Info("base_model.model.model.layers.0.self_attn.k_proj.ia3_l").Shape);
+                Assert.Equal([1L, (long)ffn], st.Info("base_model.model.model.layers.1.mlp.down_proj.ia3_l").Shape);
+                Assert.Equal(2 * 3, st.Tensors.Count);
+            }
+        }
+        var reloaded = TinyModel(kind);
+        PeftRegistry.LoadInto(reloaded, dir);
+        Assert.Equal(expected, Logits(reloaded));
+    }
+
+    /// <summary>The inference path (score/generate/eval) with the saved adapter: decoding one token at a time over
+    /// the KV cache, and the whole sequence in one uncached prefill, both give the training forward's logits.</summary>
+    [Theory, MemberData(nameof(AllTable))]
+    public void KvCacheDecodingEqualsTheUncachedForward(string method, string kind)
+    {
+        var baseDir = Directory.CreateTempSubdirectory("base").FullName;
+        LlamaCheckpoint.Save(TinyModel(kind), baseDir);
+        var model = TinyModel(kind);
+        Inject(model, method);
+        Perturb(model);
+        var adapterDir = Save(model, method);
+        var batch = Batch();
+        int V = model.Config.VocabSize, T = batch.InputIds.Shape[1];
+        var expected = Logits(model);   // (2, T, V); sequence 0 is used
+
+        using var inference = InferenceModel.Load(baseDir);
+        PeftRegistry.ApplyTo(inference, adapterDir);
+        var ids = batch.InputIds.Data[..T];
+        var prefill = inference.Forward([new SequenceChunk(inference.CreateCache(T), ids, AllLogits: true)]);
+        AssertClose(expected[..(T * V)], prefill, 1e-4f);
+        var cache = inference.CreateCache(T);
+        for (int t = 0; t < T; t++)
+        {
+            var step = inference.Forward([new SequenceChunk(cache, [ids[t]])]);
+            AssertClose(prefill[(t * V)..((t + 1) * V)], step, 1e-5f);
+        }
+    }
+
+    [Fact]
+    public void AnAdapterOfAnUnsupportedTypeIsRefusedNamingIt()
+    {
+        var dir = Directory.CreateTempSubdirectory("adapter").FullName;
+        File.WriteAllText(Path.Combine(dir, "adapter_config.json"), """{"peft_type": "LOHA", "r": 4}""");
+        var e = Assert.Throws<InvalidDataException>(() => PeftRegistry.LoadInto(TinyModel("llama-gqa"), dir));
+        Assert.Contains("LOHA", e.Message);
+        Assert.Contains("not supported", e.Message);
+    }
+
+    [Theory, InlineData("prompt"), InlineData("prefix")]
+    public void VirtualTokensBeyondThePositionBudgetAreRefused(string method)
+    {
+        var model = TinyModel("llama-gqa");   // max_position_embeddings 64
+        var e = Assert.Throws<ArgumentException>(() =>
+        {
+            if (method == "prompt") PromptTuningInjector.Inject(model, new PromptTuningConfig { NumVirtualTokens = 64 }, 1);
+            else PrefixTuningInjector.Inject(model, new PrefixTuningConfig { NumVirtualTokens = 70 }, 1);
+        });
+        Assert.Contains("num_virtual_tokens", e.Message);
+        Assert.Contains("max_position_embeddings 64", e.Message);
+    }
+
+    [Fact]
+    public void PromptAndPrefixAdaptersAreNotMerged()
+    {
+        var model = TinyModel("llama-gqa");
+        PromptTuningInjector.Inject(model, PromptConfig, 1);
+        var e = Assert.Throws<InvalidDataException>(() => PeftRegistry.MergeAndUnload(model));
+        Assert.Contains("cannot be merged", e.Message);
+    }
+
+    [Fact]
+    public void TargetModulesThatDoNotExistAreRefusedNamingThem()
+    {
+        var e = Assert.Throws<ArgumentException>(() => Ia3Injector.Inject(TinyModel("llama-gqa"), new Ia3Config { TargetModules = ["kk_proj"], FeedforwardModules = [] }));
+        Assert.Contains("kk_proj", e.Message);
+        e = Assert.Throws<ArgumentException>(() => Ia3Injector.Inject(TinyModel("llama-gqa"), new Ia3Config { TargetModules = ["k_proj"], FeedforwardModules = ["down_proj"] }));
+        Assert.Contains("down_proj", e.Message);
+        e = Assert.Throws<ArgumentException>(() => LoraInjector.Inject(TinyModel("llama-gqa"), new LoraConfig { UseDora = true, TargetModules = ["qq_proj"] }, 1));
+        Assert.Contains("qq_proj", e.Message);
+    }
+}
+
+/// <summary>DoRA files as other PEFT versions write them, and DoRA files that are incomplete.</summary>
+public class DoraFileTests
+{
+    private static string SavedDora(out float[] expected)
+    {
+        var model = TinyModel("llama-gqa");
+        LoraInjector.Inject(model, new LoraConfig { Rank = 4, Alpha = 8, UseDora = true, TargetModules = ["q_proj"] }, seed: 1);
+        var rng = new Rng(5);
+        foreach (var (_, l) in LoraInjector.Find(model)) { rng.Normal(l.B.Weight.Span, 0, 0.05f); rng.Normal(l.Magnitude!.Span, 1, 0.1f); }
+        expected = Logits(model);
+        var dir = Directory.CreateTempSubdirectory("dora").FullName;
+        LoraAdapterIO.Save(model, new LoraConfig { Rank = 4, Alpha = 8, UseDora = true }, dir);
+        return dir;
+    }
+
+    /// <summary>Rewrites the adapter's tensors through <paramref name="rename"/> (null drops a tensor).</summary>
+    private static void Rewrite(string dir, Func<string, string?> rename)
+    {
+        var path = Path.Combine(dir, "adapter_model.safetensors");
+        List<TensorToWrite> tensors;
+        using (var f = SafetensorsFile.Open(path))
+            tensors = f.Tensors.Keys.Select(k => (k, n: rename(k))).Where(x => x.n != null)
+                .Select(x => TensorToWrite.FromF32(x.n!, DType.F32, f.Info(x.k).Shape.ToArray(), f.ReadF32(x.k))).ToList();
+        SafetensorsWriter.Write(path, tensors);
+    }
+
+    [Fact]
+    public void AMagnitudeSavedWithItsWeightSuffixLoads()
+    {
+        var dir = SavedDora(out var expected);
+        Rewrite(dir, k => k.EndsWith(".lora_magnitude_vector") ? k + ".weight" : k);
+        var model = TinyModel("llama-gqa");
+        PeftRegistry.LoadInto(model, dir);
+        Assert.Equal(expected, Logits(model));
+    }
+
+    [Fact]
+    public void AMissingMagnitudeIsRefusedNamingTheModule()
+    {
+        var dir = SavedDora(out _);
+        Rewrite(dir, k => k.Contains("layers.1.") && k.EndsWith(".lora_magnitude_vector") ? null : k);
+        var e = Assert.Throws<InvalidDataException>(() => PeftRegistry.LoadInto(TinyModel("llama-gqa"), dir));
+        Assert.Contains("model.layers.1.self_attn.q_proj", e.Message);
+        Assert.Contains("lora_magnitude_vector", e.Message);
+    }
+}
