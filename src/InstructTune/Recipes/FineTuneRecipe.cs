@@ -1,6 +1,7 @@
 using InstructTune.Data.Batching;
 using InstructTune.Data.Loading;
 using InstructTune.Data.Pipeline;
+using InstructTune.Data.Preference;
 using InstructTune.Data.Records;
 using InstructTune.Data.Templating;
 using InstructTune.Distributed;
@@ -26,6 +27,9 @@ public sealed record TrainingInputs(LlamaModel Model, IReadOnlyList<TokenizedExa
     IReadOnlyList<TokenizedExample> Validation, int PadId, IReadOnlyList<string> TaskNames, string ModelPath = "",
     IReadOnlyList<IReadOnlyList<TokenizedExample>>? Stages = null, IReadOnlyList<int>? StageEpochs = null, PromptFormatRecord? Prompt = null)
 {
+    /// <summary>Feedback data for the preference objectives (training.objective ≠ sft): train and held-out items.</summary>
+    public PreferenceData? Preference { get; init; }
+    public PreferenceData? PreferenceValidation { get; init; }
     /// <summary>The tokenizer as text → ids with special tokens (prompt tuning's init text), when there is one.</summary>
     public Func<string, int[]>? Encode { get; init; }
 }
@@ -53,6 +57,7 @@ public sealed class FineTuneRecipe
     public PeftMethod? Peft => _peft;
     private readonly CheckpointStore _store;
     private readonly int _totalSteps;
+    private readonly PreferenceSetup? _preference;
     private readonly ICommunicator _comm;
 
     public Trainer Trainer => _trainer;
@@ -75,7 +80,9 @@ public sealed class FineTuneRecipe
         _inputs = inputs;
         var t = config.Training;
         var model = inputs.Model;
-        if (inputs.Train.Count == 0) throw new ConfigException("data.path: the dataset has no usable examples");
+        bool feedback = config.Training.Objective != TrainingObjective.Sft;
+        if (feedback ? inputs.Preference is not { Count: > 0 } : inputs.Train.Count == 0)
+            throw new ConfigException("data.path: the dataset has no usable examples");
 
         if (model.Config is var mc && (t.Method == TuningMethod.PromptTuning || t.Method == TuningMethod.PrefixTuning))
         {
@@ -100,7 +107,15 @@ public sealed class FineTuneRecipe
 
         var batchOptions = new BatchOptions(config.Data.Pack ? BatchMode.Packed : BatchMode.Bucketed, t.MicroBatchSize, config.Data.MaxSeqLen);
         IBatchSource batches;
-        if (inputs.Stages is not { Count: > 1 })
+        if (feedback)
+        {
+            if (comm.Size > 1) throw new ConfigException("training.objective: feedback objectives run in one process; start them without mpirun", "training.objective");
+            _preference = PreferenceSetup.Create(config, inputs, resume != null, Console.Error.WriteLine);
+            batches = _preference.Sampler;
+            int stepsPerEpoch = Math.Max(1, _preference.Sampler.BatchesPerEpoch / (t.GradientAccumulationSteps * comm.Size));
+            _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : t.Epochs * stepsPerEpoch;
+        }
+        else if (inputs.Stages is not { Count: > 1 })
         {
             var sampler = new DataSampler(inputs.Stages is { Count: 1 } one ? one[0] : inputs.Train, batchOptions, inputs.PadId, t.Seed);
             int epochs = inputs.StageEpochs is { Count: 1 } e ? e[0] : t.Epochs;
@@ -130,7 +145,8 @@ public sealed class FineTuneRecipe
         }, (float)t.LearningRate, t.WarmupSteps, _totalSteps);
         _trainer = new Trainer(model, trainable, optimizer, batches,
             new TrainerOptions(t.GradientAccumulationSteps, (float)t.MaxGradNorm, schedule, objective, inputs.TaskNames.Count,
-                t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps));
+                t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps))
+        { StepObjective = _preference?.Objective };
         if (comm.Size > 1) _trainer.Distribute(comm, config.Distributed.ZeroStage, config.Distributed.BucketMb);
         if (objective.NoiseRng != null) _trainer.Rngs["neftune"] = objective.NoiseRng;
         if (_peft?.Rng != null) _trainer.Rngs["lora_dropout"] = _peft.Rng;
@@ -201,13 +217,19 @@ public sealed class FineTuneRecipe
         var model = LlamaCheckpoint.Load(modelPath);
         if (tokenizer.VocabSize > model.Config.VocabSize)
             throw new ConfigException($"model.tokenizer: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary is {model.Config.VocabSize}");
+        int padId = tokenizer.PadId ?? tokenizer.EosId ?? 0;
+        if (config.Training.Objective != TrainingObjective.Sft)
+        {
+            say?.Invoke($"feedback data: {config.Data.Path} (objective {config.Training.Objective}, template {config.Data.Template})");
+            var feedbackInputs = PreferenceSetup.LoadData(config, tokenizer, tokenizerPath, padId, model, modelPath, say);
+            return new FineTuneRecipe(config, feedbackInputs, resume, comm);
+        }
         // Rank 0 tokenizes into the run's data cache first; the other ranks then find it and reuse it.
         PreparedData Prepare() => PrepareRecipe.Run(config, tokenizer, tokenizerPath, Path.Combine(config.Checkpoint.OutputDir, "data"), say: comm.Rank == 0 ? say : null);
         PreparedData? first = comm.Rank == 0 ? Prepare() : null;
         comm.Barrier("data preparation on rank 0");
         var data = first ?? Prepare();
         if (comm.Rank == 0) foreach (var line in DataReport.Lines(data)) say?.Invoke(line);
-        int padId = tokenizer.PadId ?? tokenizer.EosId ?? 0;
         var inputs = new TrainingInputs(model, data.Stages.SelectMany(x => x).ToList(), data.Validation, padId, data.TaskNames, modelPath,
             data.Stages, data.StageEpochs, data.Prompt.ToRecord(tokenizer))
         {
@@ -238,6 +260,7 @@ public sealed class FineTuneRecipe
         Require(c.Loss.LambdaInstruction >= 0 && c.Loss.NextTokenWeight >= 0, "loss.lambda_instruction", "weights must be ≥ 0");
         Require(c.Loss.LambdaInstruction > 0 || c.Loss.NextTokenWeight > 0, "loss.lambda_instruction", "and loss.next_token_weight are both 0: nothing to learn");
         Require(c.Data.ValidationFraction is >= 0 and < 1, "data.validation_fraction", "must be in [0, 1)");
+        if (c.Training.Objective != TrainingObjective.Sft) PreferenceSetup.Validate(c);
         Require(c.Distributed.ZeroStage is 0 or 1, "distributed.zero_stage", "must be 0 (off) or 1 (optimizer state sharded)");
         Require(c.Distributed.BucketMb > 0, "distributed.bucket_mb", "must be positive");
         Require(c.Distributed.CollectiveTimeoutS > 0, "distributed.collective_timeout_s", "must be positive");
@@ -279,14 +302,26 @@ public sealed class FineTuneRecipe
             last = _trainer.TrainStep();
             curve.Add((last.Step, last.Loss));
             Dictionary<string, double>? extra = null;
-            if (c.Eval.EverySteps > 0 && _inputs.Validation.Count > 0 && (last.Step % c.Eval.EverySteps == 0 || last.Step == _totalSteps))
+            if (c.Eval.EverySteps > 0 && (last.Step % c.Eval.EverySteps == 0 || last.Step == _totalSteps))
             {
-                // Rank 0 evaluates; the others receive its loss, so early stopping decides alike everywhere.
-                Span<double> v = [root ? ValidationLoss() : 0];
-                _comm.Broadcast(v, 0);
-                validationLoss = v[0];
-                extra = new() { ["eval_loss"] = validationLoss.Value };
-                if (early.Observe(validationLoss.Value)) stoppedEarly = true;
+                if (_preference != null)
+                {
+                    extra = _preference.Evaluate(_inputs.Model, c.Training.MicroBatchSize);
+                    if (extra != null && extra.TryGetValue("eval_loss", out var pv))
+                    {
+                        validationLoss = pv;
+                        if (early.Observe(pv)) stoppedEarly = true;
+                    }
+                }
+                else
+                {
+                    // Rank 0 evaluates; the others receive its loss, so early stopping decides alike everywhere.
+                    Span<double> v = [root ? ValidationLoss() : 0];
+                    _comm.Broadcast(v, 0);
+                    validationLoss = v[0];
+                    extra = new() { ["eval_loss"] = validationLoss.Value };
+                    if (early.Observe(validationLoss.Value)) stoppedEarly = true;
+                }
             }
             reporter?.Log(last, _totalSteps, extra);
             onStep?.Invoke(last);
