@@ -1,7 +1,9 @@
 using InstructTune.Data.Batching;
 using InstructTune.Data.Loading;
 using InstructTune.Data.Pipeline;
+using InstructTune.Data.Preference;
 using InstructTune.Data.Records;
+using InstructTune.Data.Templating;
 using InstructTune.Distributed;
 using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Optim;
@@ -18,9 +20,16 @@ using InstructTune.Training.Regularizers;
 namespace InstructTune.Recipes;
 
 /// <summary>A model and tokenized data, ready to train (from disk in <see cref="FineTuneRecipe.Setup"/>, or made in memory).</summary>
+/// <param name="Stages">Curriculum stages in order (null: one stage, <paramref name="Train"/>); <paramref name="Train"/> is then all of them.</param>
+/// <param name="StageEpochs">Passes over each stage's list (a mixture list already holds its epochs: 1).</param>
+/// <param name="Prompt">The prompt format, recorded in the run and adapter folders (instructtune.json).</param>
 public sealed record TrainingInputs(LlamaModel Model, IReadOnlyList<TokenizedExample> Train,
-    IReadOnlyList<TokenizedExample> Validation, int PadId, IReadOnlyList<string> TaskNames, string ModelPath = "")
+    IReadOnlyList<TokenizedExample> Validation, int PadId, IReadOnlyList<string> TaskNames, string ModelPath = "",
+    IReadOnlyList<IReadOnlyList<TokenizedExample>>? Stages = null, IReadOnlyList<int>? StageEpochs = null, PromptFormatRecord? Prompt = null)
 {
+    /// <summary>Feedback data for the preference objectives (training.objective ≠ sft): train and held-out items.</summary>
+    public PreferenceData? Preference { get; init; }
+    public PreferenceData? PreferenceValidation { get; init; }
     /// <summary>The tokenizer as text → ids with special tokens (prompt tuning's init text), when there is one.</summary>
     public Func<string, int[]>? Encode { get; init; }
 }
@@ -48,12 +57,17 @@ public sealed class FineTuneRecipe
     public PeftMethod? Peft => _peft;
     private readonly CheckpointStore _store;
     private readonly int _totalSteps;
+    private readonly PreferenceSetup? _preference;
     private readonly ICommunicator _comm;
 
     public Trainer Trainer => _trainer;
     /// <summary>The model being trained (with its adapters injected).</summary>
     public LlamaModel Model => _inputs.Model;
     public int TotalSteps => _totalSteps;
+    /// <summary>Optimizer steps of each curriculum stage (null with one stage).</summary>
+    public IReadOnlyList<long>? StageSteps { get; private set; }
+    /// <summary>The data of a run set up from disk (stats per dataset and stage); null for in-memory inputs.</summary>
+    public PreparedData? Data { get; private set; }
     public string RunDir => _config.Checkpoint.OutputDir;
 
     /// <summary>Hook for tests: called inside every checkpoint write, before the files are published.</summary>
@@ -66,7 +80,9 @@ public sealed class FineTuneRecipe
         _inputs = inputs;
         var t = config.Training;
         var model = inputs.Model;
-        if (inputs.Train.Count == 0) throw new ConfigException("data.path: the dataset has no usable examples");
+        bool feedback = config.Training.Objective != TrainingObjective.Sft;
+        if (feedback ? inputs.Preference is not { Count: > 0 } : inputs.Train.Count == 0)
+            throw new ConfigException("data.path: the dataset has no usable examples");
 
         if (model.Config is var mc && (t.Method == TuningMethod.PromptTuning || t.Method == TuningMethod.PrefixTuning))
         {
@@ -90,9 +106,34 @@ public sealed class FineTuneRecipe
             (float)t.NeftuneAlpha, t.NeftuneAlpha > 0 ? new Rng((ulong)t.Seed ^ 0x4E45465455UL) : null);
 
         var batchOptions = new BatchOptions(config.Data.Pack ? BatchMode.Packed : BatchMode.Bucketed, t.MicroBatchSize, config.Data.MaxSeqLen);
-        var sampler = new DataSampler(inputs.Train, batchOptions, inputs.PadId, t.Seed);
-        int stepsPerEpoch = Math.Max(1, sampler.BatchesPerEpoch / (t.GradientAccumulationSteps * comm.Size));
-        _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : t.Epochs * stepsPerEpoch;
+        IBatchSource batches;
+        if (feedback)
+        {
+            if (comm.Size > 1) throw new ConfigException("training.objective: feedback objectives run in one process; start them without mpirun", "training.objective");
+            _preference = PreferenceSetup.Create(config, inputs, resume != null, Console.Error.WriteLine);
+            batches = _preference.Sampler;
+            int stepsPerEpoch = Math.Max(1, _preference.Sampler.BatchesPerEpoch / (t.GradientAccumulationSteps * comm.Size));
+            _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : t.Epochs * stepsPerEpoch;
+        }
+        else if (inputs.Stages is not { Count: > 1 })
+        {
+            var sampler = new DataSampler(inputs.Stages is { Count: 1 } one ? one[0] : inputs.Train, batchOptions, inputs.PadId, t.Seed);
+            int epochs = inputs.StageEpochs is { Count: 1 } e ? e[0] : t.Epochs;
+            int stageSteps = config.Data.Stages.Count > 0 && config.Data.Stages[0].MaxSteps > 0 ? config.Data.Stages[0].MaxSteps
+                : epochs * Math.Max(1, sampler.BatchesPerEpoch / (t.GradientAccumulationSteps * comm.Size));
+            _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : stageSteps;
+            batches = new SamplerBatchSource(sampler);
+        }
+        else
+        {
+            // Stage k serves its steps (data.stages[k].max_steps, else its epochs' worth), then stage k+1 starts.
+            var samplers = inputs.Stages.Select((st, k) => new DataSampler(st, batchOptions, inputs.PadId, t.Seed + 1000 * k)).ToList();
+            var steps = samplers.Select((sm, k) => k < config.Data.Stages.Count && config.Data.Stages[k].MaxSteps > 0 ? (long)config.Data.Stages[k].MaxSteps
+                : (long)(inputs.StageEpochs?[k] ?? 1) * Math.Max(1, sm.BatchesPerEpoch / (t.GradientAccumulationSteps * comm.Size))).ToList();
+            StageSteps = steps;
+            _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : (int)steps.Sum();
+            batches = new StagedBatchSource(samplers, steps.Select(x => x * t.GradientAccumulationSteps * comm.Size).ToList(), t.Seed);
+        }
 
         var optimizer = new AdamW(ParamGroup.DecayMatricesOnly(trainable.Select(p => p.Parameter), (float)t.WeightDecay),
             (float)t.LearningRate, (float)t.AdamBeta1, (float)t.AdamBeta2, (float)t.AdamEpsilon);
@@ -102,9 +143,10 @@ public sealed class FineTuneRecipe
             Training.Config.LrSchedule.Linear => LrScheduleKind.Linear,
             _ => LrScheduleKind.Cosine,
         }, (float)t.LearningRate, t.WarmupSteps, _totalSteps);
-        _trainer = new Trainer(model, trainable, optimizer, new SamplerBatchSource(sampler),
+        _trainer = new Trainer(model, trainable, optimizer, batches,
             new TrainerOptions(t.GradientAccumulationSteps, (float)t.MaxGradNorm, schedule, objective, inputs.TaskNames.Count,
-                t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps));
+                t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps))
+        { StepObjective = _preference?.Objective };
         if (comm.Size > 1) _trainer.Distribute(comm, config.Distributed.ZeroStage, config.Distributed.BucketMb);
         if (objective.NoiseRng != null) _trainer.Rngs["neftune"] = objective.NoiseRng;
         if (_peft?.Rng != null) _trainer.Rngs["lora_dropout"] = _peft.Rng;
@@ -165,11 +207,9 @@ public sealed class FineTuneRecipe
         var modelPath = config.Model.Path;
         if (string.IsNullOrEmpty(modelPath)) throw new ConfigException("model.path is required (a Hugging Face checkpoint folder)");
         if (!File.Exists(Path.Combine(modelPath, "config.json"))) throw new ConfigException($"model.path: no config.json in '{modelPath}'");
-        if (string.IsNullOrEmpty(config.Data.Path)) throw new ConfigException("data.path is required");
-        if (!File.Exists(config.Data.Path) && !Directory.Exists(config.Data.Path)) throw new ConfigException($"data.path: '{config.Data.Path}' does not exist");
-        DataFormat format;
-        try { format = DataFormats.Parse(config.Data.Format); } catch (ArgumentException e) { throw new ConfigException("data.format: " + e.Message); }
         Validate(config);
+        if (config.Data.Datasets.Count > 0 || !Directory.Exists(config.Data.Path) || !File.Exists(Path.Combine(config.Data.Path, PrepareRecipe.PreparedFile)))
+            PrepareRecipe.Resolve(config.Data);   // bad data keys are refused before the model loads
         var tokenizerPath = string.IsNullOrEmpty(config.Model.Tokenizer) ? modelPath : config.Model.Tokenizer;
         say?.Invoke($"tokenizer: {tokenizerPath}");
         var tokenizer = TokenizerLoader.Load(tokenizerPath);
@@ -177,21 +217,26 @@ public sealed class FineTuneRecipe
         var model = LlamaCheckpoint.Load(modelPath);
         if (tokenizer.VocabSize > model.Config.VocabSize)
             throw new ConfigException($"model.tokenizer: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary is {model.Config.VocabSize}");
-        say?.Invoke($"data: {config.Data.Path} ({format}, template {config.Data.Template})");
-        // Rank 0 tokenizes into the run's data cache first; the other ranks then find it and reuse it.
-        PrepareResult Prepare() => PreparePipeline.Run(new PrepareOptions([new DataSource(config.Data.Path, format)], tokenizerPath, config.Data.Template,
-            Path.Combine(config.Checkpoint.OutputDir, "data"), config.Data.MaxSeqLen, Pack: false, TrainOnInputs: config.Data.TrainOnInputs), tokenizer);
-        PrepareResult? first = comm.Rank == 0 ? Prepare() : null;
-        comm.Barrier("data preparation on rank 0");
-        var prepared = first ?? Prepare();
-        var all = prepared.Open().ToList();
-        var (train, validation) = Split(all, config.Data.ValidationFraction, config.Training.Seed);
-        var taskNames = prepared.Manifest.Tasks;
         int padId = tokenizer.PadId ?? tokenizer.EosId ?? 0;
-        return new FineTuneRecipe(config, new TrainingInputs(model, train, validation, padId, taskNames, modelPath)
+        if (config.Training.Objective != TrainingObjective.Sft)
+        {
+            say?.Invoke($"feedback data: {config.Data.Path} (objective {config.Training.Objective}, template {config.Data.Template})");
+            var feedbackInputs = PreferenceSetup.LoadData(config, tokenizer, tokenizerPath, padId, model, modelPath, say);
+            return new FineTuneRecipe(config, feedbackInputs, resume, comm);
+        }
+        // Rank 0 tokenizes into the run's data cache first; the other ranks then find it and reuse it.
+        PreparedData Prepare() => PrepareRecipe.Run(config, tokenizer, tokenizerPath, Path.Combine(config.Checkpoint.OutputDir, "data"), say: comm.Rank == 0 ? say : null);
+        PreparedData? first = comm.Rank == 0 ? Prepare() : null;
+        comm.Barrier("data preparation on rank 0");
+        var data = first ?? Prepare();
+        if (comm.Rank == 0) foreach (var line in DataReport.Lines(data)) say?.Invoke(line);
+        var inputs = new TrainingInputs(model, data.Stages.SelectMany(x => x).ToList(), data.Validation, padId, data.TaskNames, modelPath,
+            data.Stages, data.StageEpochs, data.Prompt.ToRecord(tokenizer))
         {
             Encode = text => tokenizer.Encode(text, addSpecialTokens: true).Ids,
-        }, resume, comm);
+        };
+        if (comm.Rank == 0) PromptFormatFile.Write(config.Checkpoint.OutputDir, inputs.Prompt!);
+        return new FineTuneRecipe(config, inputs, resume, comm) { Data = data };
     }
 
     public static FineTuneRecipe FromInputs(TrainConfig config, TrainingInputs inputs, string? resume = null, ICommunicator? comm = null)
@@ -215,6 +260,7 @@ public sealed class FineTuneRecipe
         Require(c.Loss.LambdaInstruction >= 0 && c.Loss.NextTokenWeight >= 0, "loss.lambda_instruction", "weights must be ≥ 0");
         Require(c.Loss.LambdaInstruction > 0 || c.Loss.NextTokenWeight > 0, "loss.lambda_instruction", "and loss.next_token_weight are both 0: nothing to learn");
         Require(c.Data.ValidationFraction is >= 0 and < 1, "data.validation_fraction", "must be in [0, 1)");
+        if (c.Training.Objective != TrainingObjective.Sft) PreferenceSetup.Validate(c);
         Require(c.Distributed.ZeroStage is 0 or 1, "distributed.zero_stage", "must be 0 (off) or 1 (optimizer state sharded)");
         Require(c.Distributed.BucketMb > 0, "distributed.bucket_mb", "must be positive");
         Require(c.Distributed.CollectiveTimeoutS > 0, "distributed.collective_timeout_s", "must be positive");
@@ -256,14 +302,26 @@ public sealed class FineTuneRecipe
             last = _trainer.TrainStep();
             curve.Add((last.Step, last.Loss));
             Dictionary<string, double>? extra = null;
-            if (c.Eval.EverySteps > 0 && _inputs.Validation.Count > 0 && (last.Step % c.Eval.EverySteps == 0 || last.Step == _totalSteps))
+            if (c.Eval.EverySteps > 0 && (last.Step % c.Eval.EverySteps == 0 || last.Step == _totalSteps))
             {
-                // Rank 0 evaluates; the others receive its loss, so early stopping decides alike everywhere.
-                Span<double> v = [root ? ValidationLoss() : 0];
-                _comm.Broadcast(v, 0);
-                validationLoss = v[0];
-                extra = new() { ["eval_loss"] = validationLoss.Value };
-                if (early.Observe(validationLoss.Value)) stoppedEarly = true;
+                if (_preference != null)
+                {
+                    extra = _preference.Evaluate(_inputs.Model, c.Training.MicroBatchSize);
+                    if (extra != null && extra.TryGetValue("eval_loss", out var pv))
+                    {
+                        validationLoss = pv;
+                        if (early.Observe(pv)) stoppedEarly = true;
+                    }
+                }
+                else
+                {
+                    // Rank 0 evaluates; the others receive its loss, so early stopping decides alike everywhere.
+                    Span<double> v = [root ? ValidationLoss() : 0];
+                    _comm.Broadcast(v, 0);
+                    validationLoss = v[0];
+                    extra = new() { ["eval_loss"] = validationLoss.Value };
+                    if (early.Observe(validationLoss.Value)) stoppedEarly = true;
+                }
             }
             reporter?.Log(last, _totalSteps, extra);
             onStep?.Invoke(last);
@@ -315,6 +373,7 @@ public sealed class FineTuneRecipe
         {
             var dir = Path.Combine(_config.Checkpoint.OutputDir, "adapter");
             _peft.Save(_inputs.Model, dir, _inputs.ModelPath);
+            if (_inputs.Prompt != null) PromptFormatFile.Write(dir, _inputs.Prompt);
             return dir;
         }
         var final = Path.Combine(_config.Checkpoint.OutputDir, "final");
@@ -322,6 +381,7 @@ public sealed class FineTuneRecipe
         if (!string.IsNullOrEmpty(_inputs.ModelPath))
             foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "generation_config.json" })
                 if (File.Exists(Path.Combine(_inputs.ModelPath, f))) File.Copy(Path.Combine(_inputs.ModelPath, f), Path.Combine(final, f), overwrite: true);
+        if (_inputs.Prompt != null) PromptFormatFile.Write(final, _inputs.Prompt);
         return final;
     }
 }

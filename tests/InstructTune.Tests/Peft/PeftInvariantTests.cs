@@ -261,3 +261,50 @@ public class PeftInvariantTests
         Assert.Contains("qq_proj", e.Message);
     }
 }
+
+/// <summary>DoRA files as other PEFT versions write them, and DoRA files that are incomplete.</summary>
+public class DoraFileTests
+{
+    private static string SavedDora(out float[] expected)
+    {
+        var model = TinyModel("llama-gqa");
+        LoraInjector.Inject(model, new LoraConfig { Rank = 4, Alpha = 8, UseDora = true, TargetModules = ["q_proj"] }, seed: 1);
+        var rng = new Rng(5);
+        foreach (var (_, l) in LoraInjector.Find(model)) { rng.Normal(l.B.Weight.Span, 0, 0.05f); rng.Normal(l.Magnitude!.Span, 1, 0.1f); }
+        expected = Logits(model);
+        var dir = Directory.CreateTempSubdirectory("dora").FullName;
+        LoraAdapterIO.Save(model, new LoraConfig { Rank = 4, Alpha = 8, UseDora = true }, dir);
+        return dir;
+    }
+
+    /// <summary>Rewrites the adapter's tensors through <paramref name="rename"/> (null drops a tensor).</summary>
+    private static void Rewrite(string dir, Func<string, string?> rename)
+    {
+        var path = Path.Combine(dir, "adapter_model.safetensors");
+        List<TensorToWrite> tensors;
+        using (var f = SafetensorsFile.Open(path))
+            tensors = f.Tensors.Keys.Select(k => (k, n: rename(k))).Where(x => x.n != null)
+                .Select(x => TensorToWrite.FromF32(x.n!, DType.F32, f.Info(x.k).Shape.ToArray(), f.ReadF32(x.k))).ToList();
+        SafetensorsWriter.Write(path, tensors);
+    }
+
+    [Fact]
+    public void AMagnitudeSavedWithItsWeightSuffixLoads()
+    {
+        var dir = SavedDora(out var expected);
+        Rewrite(dir, k => k.EndsWith(".lora_magnitude_vector") ? k + ".weight" : k);
+        var model = TinyModel("llama-gqa");
+        PeftRegistry.LoadInto(model, dir);
+        Assert.Equal(expected, Logits(model));
+    }
+
+    [Fact]
+    public void AMissingMagnitudeIsRefusedNamingTheModule()
+    {
+        var dir = SavedDora(out _);
+        Rewrite(dir, k => k.Contains("layers.1.") && k.EndsWith(".lora_magnitude_vector") ? null : k);
+        var e = Assert.Throws<InvalidDataException>(() => PeftRegistry.LoadInto(TinyModel("llama-gqa"), dir));
+        Assert.Contains("model.layers.1.self_attn.q_proj", e.Message);
+        Assert.Contains("lora_magnitude_vector", e.Message);
+    }
+}

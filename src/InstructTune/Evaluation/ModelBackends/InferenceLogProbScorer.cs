@@ -7,7 +7,7 @@ namespace InstructTune.Evaluation.ModelBackends;
 /// <summary>
 /// <see cref="ILogProbScorer"/> over an <see cref="InferenceModel"/> (one forward pass per sequence through
 /// <see cref="Scorer"/>), plus the response-only perplexity of reference answers that <c>itune eval model</c>
-/// reports: log p(reference | formatted prompt), scored from the first reference token on.
+/// reports: log p(reference | formatted prompt), scored from the first reference token on (same split as eval run).
 /// </summary>
 public sealed class InferenceLogProbScorer(InferenceModel model) : ILogProbScorer
 {
@@ -15,21 +15,17 @@ public sealed class InferenceLogProbScorer(InferenceModel model) : ILogProbScore
         Array.ConvertAll(Scorer.Score(model, [ids.ToArray()])[0].NextTokenLogprobs, x => (float)x);
 
     /// <summary>Perplexity of each (prompt, reference) pair's reference tokens given the formatted prompt,
-    /// token-weighted over all pairs. Prompt and reference are encoded separately, so the boundary is exact.</summary>
+    /// token-weighted over all pairs, with the token split of <see cref="Run.ContinuationScorer"/> (the one definition
+    /// <c>eval run</c> reports too: the prompt's trailing whitespace moves to the reference, prompt+reference encoded
+    /// once, the reference's tokens are those after the prompt's own encoding).</summary>
     public PerplexityResult ReferencePerplexity(ITokenizer tokenizer, PromptFormatter formatter,
         IReadOnlyList<(string Prompt, string Reference)> pairs)
     {
-        var sequences = new List<IReadOnlyList<int>>();
-        var promptLengths = new List<int>();
-        int maxPos = model.Config.MaxPositionEmbeddings;
-        foreach (var (prompt, reference) in pairs)
-        {
-            var p = tokenizer.Encode(formatter.Format(prompt), formatter.AddSpecialTokens).Ids;
-            var r = tokenizer.Encode(reference).Ids;
-            if (p.Length == 0 || r.Length == 0 || p.Length + r.Length > maxPos) continue;
-            sequences.Add([.. p, .. r]);
-            promptLengths.Add(p.Length);
-        }
-        return Perplexity.Compute(this, sequences, i => promptLengths[i]);
+        var scores = new Run.ContinuationScorer(model, tokenizer, formatter.AddSpecialTokens)
+            .Score(pairs.Where(p => p.Reference.Length > 0).Select(p => (formatter.Format(p.Prompt), p.Reference)).ToList());
+        double sum = scores.Sum(s => s.LogProb);
+        long count = scores.Sum(s => (long)s.Tokens);
+        if (count == 0) return new PerplexityResult(double.NaN, 0, double.NaN);
+        return new PerplexityResult(sum / count, count, Math.Exp(-sum / count));
     }
 }

@@ -43,6 +43,13 @@ public sealed record QuickstartOptions
 
     public int MaxNewTokens { get; init; } = 16;
 
+    // Optional feedback stage after instruction tuning (QuickstartPreference): "" = off, "dpo" = DPO on pairs built
+    // from the suite (correct answer chosen, another input's answer rejected), a fresh LoRA over the merged SFT model.
+    public string Preference { get; init; } = "";
+    public int DpoSteps { get; init; } = 150;
+    public double DpoLearningRate { get; init; } = 1e-3;
+    public double DpoBeta { get; init; } = 0.1;
+
     public static QuickstartOptions Default { get; } = new();
 
     /// <summary>Seconds, not minutes: a test of the plumbing, not of the scores.</summary>

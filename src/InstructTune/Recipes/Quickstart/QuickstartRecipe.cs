@@ -124,6 +124,16 @@ public static class QuickstartRecipe
         progress.Say($"  {"(single-family only)",-22} exact match {QuickstartOutputs.SimpleExactMatch(before):F3} → {QuickstartOutputs.SimpleExactMatch(after):F3}");
         Lap("eval");
 
+        // 5b. Optional feedback tuning of the instruction-tuned model (DPO), measured on held-out pairs and examples.
+        if (o.Preference.Equals("dpo", StringComparison.OrdinalIgnoreCase))
+        {
+            QuickstartPreference.Run(o, tuneModel, tokenizer, template, train.Where(s => s.Record.Complexity == 0).ToList(),
+                evalSplits[SuiteSplit.HeldOutExamples].Where(s => s.Record.Complexity == 0).ToList(), tokenizerDir, outDir, progress);
+            Lap("dpo");
+        }
+        else if (o.Preference.Length > 0)
+            throw new InvalidDataException($"quickstart option Preference: '{o.Preference}' is not \"dpo\" (or empty for none)");
+
         // 6. results.json and report.html.
         var resultsPath = Path.Combine(outDir, "results.json");
         var reportPath = Path.Combine(outDir, "report.html");

@@ -1,7 +1,7 @@
 namespace InstructTune.Training.Config;
 
 // Feedback tuning after instruction tuning (issue 19): `training.objective` picks the loss, this section holds
-// its settings. Defaults are TRL's (DPOConfig, KTOConfig, ORPOConfig, CPOConfig, RewardConfig); docs/PREFERENCE.md
+// its settings. Defaults are TRL's (DPOConfig, KTOConfig, ORPOConfig, CPOConfig); docs/PREFERENCE.md
 // states every formula and where a default differs.
 
 /// <summary>What a run optimises: SFT (the instruction loss of the `loss` section) or a feedback objective.</summary>
@@ -16,7 +16,7 @@ public sealed class PreferenceSection
     public double Beta { get; set; } = 0.1;
     [ConfigKey("DPO only: sigmoid | hinge (IPO is `training.objective: ipo`).")]
     public DpoLossType LossType { get; set; } = DpoLossType.Sigmoid;
-    [ConfigKey("ε of conservative DPO (cDPO) and of SimPO: the share of pairs assumed mislabelled (0 = plain DPO).", Min = 0, Max = 0.5)]
+    [ConfigKey("ε of conservative DPO (cDPO) and of SimPO: the share of pairs assumed mislabelled (0 = plain DPO).", Min = 0, Max = 0.5, MaxExclusive = true)]
     public double LabelSmoothing { get; set; } = 0.0;
     [ConfigKey("KTO: weight of the desirable examples' losses.", Min = 0)]
     public double DesirableWeight { get; set; } = 1.0;
@@ -28,8 +28,8 @@ public sealed class PreferenceSection
     public double SimpoGamma { get; set; } = 0.5;
     [ConfigKey("SimPO: weight of the NLL (behaviour-cloning) term on chosen responses; 0 = SimPO, 1 = CPO-SimPO.", Min = 0)]
     public double CpoAlpha { get; set; } = 0.0;
-    [ConfigKey("Reward model: weight of the centring term mean((r_c + r_r)²) (TRL center_rewards_coefficient; 0 = off).", Min = 0)]
-    public double CenterRewardsCoefficient { get; set; } = 0.0;
-    [ConfigKey("Compute the reference model's log-probs once before training and keep them in run_dir/reference_logps.bin (reused on resume). Full fine-tuning always does (no second copy of the weights is kept); LoRA/QLoRA otherwise run the base with the adapter disabled at every step.")]
+    [ConfigKey("Compute the reference model's log-probs once before training and keep them in run_dir/reference_logps.json (reused on resume). Full fine-tuning always does (no second copy of the weights is kept); LoRA/QLoRA otherwise run the base with the adapter disabled at every step.")]
     public bool PrecomputeRefLogProbs { get; set; } = false;
+    [ConfigKey("Skip malformed feedback records (counted in run_dir/data/preference_stats.json, listed in rejected.jsonl) instead of stopping at the first.")]
+    public bool SkipInvalidRecords { get; set; } = false;
 }

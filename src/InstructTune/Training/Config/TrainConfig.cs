@@ -41,6 +41,8 @@ public sealed class TrainConfig
     public PreferenceSection Preference { get; set; } = new();
     [ConfigKey("Data-parallel training under mpirun: ZeRO-1, threads per rank, collective timeout, allreduce buckets.")]
     public DistributedSection Distributed { get; set; } = new();
+    [ConfigKey("itune serve: bind address, auth, adapters, batching and request limits.")]
+    public ServeSection Serve { get; set; } = new();
 }
 
 public sealed class ModelSection
@@ -77,7 +79,7 @@ public sealed class TrainingSection
 {
     [ConfigKey("full | lora | qlora (LoRA over an NF4-quantised base) | ia3.")]
     public TuningMethod Method { get; set; } = TuningMethod.Lora;
-    [ConfigKey("sft | dpo | ipo | kto | orpo | simpo | reward (feedback objectives read the `preference` section).")]
+    [ConfigKey("sft | dpo | ipo | kto | orpo | simpo (feedback objectives read the `preference` section; docs/PREFERENCE.md). reward is refused in this build.")]
     public TrainingObjective Objective { get; set; } = TrainingObjective.Sft;
     [ConfigKey("Passes over the training data (used when training.max_steps is -1).", Min = 0)]
     public int Epochs { get; set; } = 1;

@@ -35,9 +35,11 @@ public sealed class TrainingReporter : IDisposable
         if (r.Step % _logEvery != 0 && r.Step != totalSteps && extra == null) return;
         var metrics = new Dictionary<string, double>
         {
-            ["loss"] = r.Loss, ["instruction_loss"] = r.InstructionLoss, ["grad_norm"] = r.GradNorm,
+            ["loss"] = r.Loss, ["grad_norm"] = r.GradNorm,
             ["lr"] = r.LearningRate, ["tokens_per_s"] = r.Tokens / Math.Max(1e-9, r.Seconds),
         };
+        if (r.Metrics == null) metrics["instruction_loss"] = r.InstructionLoss;
+        else foreach (var (k, v) in r.Metrics) metrics[k] = v;   // a feedback objective's own (TRL's names)
         if (r.NextTokenLoss > 0) metrics["next_token_loss"] = r.NextTokenLoss;
         if (r.Verdict != StepVerdict.Apply) metrics["skipped"] = 1;
         if (extra != null) foreach (var (k, v) in extra) metrics[k] = v;

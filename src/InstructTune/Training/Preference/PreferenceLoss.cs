@@ -13,7 +13,6 @@
 //   ORPO:                 a = S/n;  o = (a_c − a_r) − (log(1 − e^{a_c}) − log(1 − e^{a_r}));
 //                         loss = NLL_chosen − β·mean(logσ(o)),  NLL_chosen = −Σ S_c / Σ n_c
 //   SimPO:                a = S/n;  h = (a_c − a_r) − γ/β;  l = −(1−ε)·logσ(βh) − ε·logσ(−βh);  + α·NLL_chosen (CPO-SimPO)
-//   Reward (Bradley–Terry): l = −logσ(r_c − r_r) + c·(r_c + r_r)²
 //
 // Implicit rewards logged as TRL: β(S − R) for DPO/KTO, β(S/n − R/n) for IPO, β·S/n for ORPO and SimPO.
 using InstructTune.Training.Config;
@@ -29,12 +28,11 @@ public sealed record PreferenceOptions(
     double DesirableWeight = 1,
     double UndesirableWeight = 1,
     double SimpoGamma = 0.5,
-    double CpoAlpha = 0,
-    double CenterRewardsCoefficient = 0)
+    double CpoAlpha = 0)
 {
     public static PreferenceOptions From(TrainConfig c) => new(c.Training.Objective, c.Preference.Beta, c.Preference.LossType,
         c.Preference.LabelSmoothing, c.Preference.DesirableWeight, c.Preference.UndesirableWeight, c.Preference.SimpoGamma,
-        c.Preference.CpoAlpha, c.Preference.CenterRewardsCoefficient);
+        c.Preference.CpoAlpha);
 
     /// <summary>Objectives that compare with a frozen reference model.</summary>
     public bool NeedsReference => Objective is TrainingObjective.Dpo or TrainingObjective.Ipo or TrainingObjective.Kto;
@@ -139,12 +137,5 @@ public static class PreferenceLoss
         }
         double su = Sigmoid(b * (kl - ratio));
         return new UnpairedTerms(o.UndesirableWeight * (1 - su), o.UndesirableWeight * b * su * (1 - su), b * ratio);
-    }
-
-    /// <summary>Bradley–Terry on scalar rewards: l = −logσ(r_c − r_r) + c·(r_c + r_r)², with dl/dr_c and dl/dr_r.</summary>
-    public static (double Loss, double DChosen, double DRejected) BradleyTerry(double rc, double rr, double center = 0)
-    {
-        double m = rc - rr, g = -Sigmoid(-m), sum = rc + rr;
-        return (-LogSigmoid(m) + center * sum * sum, g + 2 * center * sum, -g + 2 * center * sum);
     }
 }

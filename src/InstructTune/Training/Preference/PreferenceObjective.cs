@@ -4,7 +4,7 @@ using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Kernels;
 using InstructTune.Engine.Tensors;
 using InstructTune.Models;
-using InstructTune.Peft.Lora;
+using InstructTune.Peft;
 using InstructTune.Training.Config;
 using InstructTune.Training.Loop;
 using InstructTune.Training.Losses;
@@ -203,7 +203,7 @@ public sealed class PreferenceObjective(PreferenceOptions options, PreferenceDat
 }
 
 /// <summary>
-/// The frozen reference model's row log-probs. LoRA/QLoRA: the same model with every adapter disabled (PEFT's
+/// The frozen reference model's row log-probs. LoRA/QLoRA/DoRA/IA3: the same model with every adapter disabled (PEFT's
 /// disable_adapter; no second copy of the weights). Precomputed: every sequence scored once before training
 /// (required for full fine-tuning, which keeps no copy of its starting weights) and looked up by sequence index.
 /// </summary>
@@ -230,7 +230,7 @@ public sealed class ReferenceLogps
             {
                 var rows = Enumerable.Range(s, Math.Min(rowsPerBatch, seqs.Count - s)).Select(i => new[] { i }).ToArray();
                 var b = Collator.Collate(seqs, new PlannedBatch(rows), data.PadId);
-                var r = WithAdaptersDisabled(model, () => PreferenceObjective.Score(model, b));
+                var r = AdapterSwitch.WithAdaptersDisabled(model, () => PreferenceObjective.Score(model, b));
                 r.Sums.CopyTo(sums, s);
                 progress?.Invoke(Math.Min(s + rowsPerBatch, seqs.Count), seqs.Count);
             }
@@ -245,18 +245,10 @@ public sealed class ReferenceLogps
     /// <summary>Reference sums of a batch's rows (KL rows when <paramref name="kl"/>), by each row's sequence index.</summary>
     public RowLogps Rows(LlamaModel model, Batch b, bool kl)
     {
-        if (_sequences == null) return WithAdaptersDisabled(model, () => PreferenceObjective.Score(model, b));
+        if (_sequences == null) return AdapterSwitch.WithAdaptersDisabled(model, () => PreferenceObjective.Score(model, b));
         var table = kl ? _kl! : _sequences;
         var sums = new double[b.B];
         for (int r = 0; r < b.B; r++) sums[r] = table[b.ExampleIndices[r][0]];
         return new RowLogps(sums, new int[b.B]);
-    }
-
-    private static T WithAdaptersDisabled<T>(LlamaModel model, Func<T> run)
-    {
-        var layers = LoraInjector.Find(model);
-        foreach (var (_, l) in layers) l.Enabled = false;
-        try { return run(); }
-        finally { foreach (var (_, l) in layers) l.Enabled = true; }
     }
 }
