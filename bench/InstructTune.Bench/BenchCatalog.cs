@@ -10,7 +10,8 @@ public static class BenchCatalog
         ["step"] = ("training step tokens/s, MFU, peak RSS of config S|M|L vs PyTorch; --ranks 1,2: data parallel under mpirun", StepBench.Run),
         ["step-rank"] = ("(internal) one rank of step --ranks, started by mpirun", DataParallelStepBench.RankMain),
         ["data"] = ("prepare 50k Alpaca-sized records (llama2, alpaca template, dedup, packing): records/s, memory", DataBench.Run),
-        ["tokenizers"] = ("encode MB/s: llama2 .model vs sentencepiece, llama3 tokenizer.json vs HF tokenizers [--mb 10]", TokenizerBench.Run),
+        ["tokenizers"] = ("encode MB/s: llama2 .model and T5 unigram vs sentencepiece, llama3 tokenizer.json vs HF tokenizers [--mb 10]", TokenizerBench.Run),
+        ["tokenize"] = ("alias of tokenizers", TokenizerBench.Run),
     };
 
     public static int Run(string[] args)
