@@ -71,7 +71,7 @@ public static class EvalCommands
         var outDir = new Option<string>("--out") { Description = "output folder for the report", Required = true };
         var template = new Option<string?>("--template") { Description = "prompt format: auto (default: the tokenizer's chat template if any, else raw), chat, raw, alpaca, chatml, llama2, llama3, or a format string" };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "tokens generated per prompt", DefaultValueFactory = _ => 128 };
-        var limit = new Option<int>("--limit") { Description = "first N items of each part of the suite (0 = all)" };
+        var limit = new Option<int>("--limit") { Description = "N items of each part of the suite, spread evenly over it (seeded; 0 = all)" };
         var judge = new Option<string?>("--judge") { Description = "judge YAML (OpenAI-compatible endpoint), or local:DIR for a local checkpoint as the judge" };
         var stop = new Option<string[]>("--stop") { Description = "stop string (repeatable); the completion is cut before it" };
         var batch = new Option<int>("--batch-size") { Description = "prompts decoded together", DefaultValueFactory = _ => 8 };

@@ -71,21 +71,24 @@ public class MpiTrainingTests
         return FineTuneRecipe.Setup(config).Train(quiet: true);
     }
 
-    private static Process StartMpi(string dir, int ranks, string runDir, IEnumerable<string> extra)
+    /// <summary>`mpirun … itune train`, or with <paramref name="launcher"/> `itune train --launcher mpi --ranks N`
+    /// (which builds the mpirun line itself).</summary>
+    private static Process StartMpi(string dir, int ranks, string runDir, IEnumerable<string> extra, bool launcher = false)
     {
-        var psi = new ProcessStartInfo(MpiFactAttribute.Mpirun!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", ranks.ToString(), "dotnet",
-                     Path.Combine(AppContext.BaseDirectory, "itune.dll"), "train", "--config", Path.Combine(dir, "train.yaml"),
-                     $"checkpoint.output_dir={runDir}", "distributed.threads_per_rank=1" })
-            psi.ArgumentList.Add(a);
+        var psi = new ProcessStartInfo(launcher ? "dotnet" : MpiFactAttribute.Mpirun!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        string[] mpirun = ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", ranks.ToString(), "dotnet"];
+        string[] itune = [Path.Combine(AppContext.BaseDirectory, "itune.dll"), "train", "--config", Path.Combine(dir, "train.yaml"),
+            $"checkpoint.output_dir={runDir}", "distributed.threads_per_rank=1"];
+        foreach (var a in launcher ? itune : [.. mpirun, .. itune]) psi.ArgumentList.Add(a);
+        if (launcher) foreach (var a in new[] { "--launcher", "mpi", "--ranks", ranks.ToString() }) psi.ArgumentList.Add(a);
         foreach (var a in extra) psi.ArgumentList.Add(a);
         return Process.Start(psi)!;
     }
 
     /// <summary>Runs mpirun to completion; the output of a failure is in the assertion message.</summary>
-    private static void RunMpi(string dir, int ranks, string runDir, params string[] extra)
+    private static void RunMpi(string dir, int ranks, string runDir, string[] extra, bool launcher = false)
     {
-        using var p = StartMpi(dir, ranks, runDir, extra);
+        using var p = StartMpi(dir, ranks, runDir, extra, launcher);
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         bool done = p.WaitForExit(TimeSpan.FromMinutes(4));
@@ -128,13 +131,13 @@ public class MpiTrainingTests
         return (loss, eval);
     }
 
-    private static void AssertSameRun(string dir, string method, params string[] mpiExtra)
+    private static void AssertSameRun(string dir, string method, bool launcher)
     {
         var reference = Path.Combine(dir, "run-1");
         var summary = RunInProcess(dir, reference);
         Assert.Equal(Steps, summary.Steps);
         var parallel = Path.Combine(dir, "run-2");
-        RunMpi(dir, 2, parallel, ["training.gradient_accumulation_steps=1", .. mpiExtra]);
+        RunMpi(dir, 2, parallel, ["training.gradient_accumulation_steps=1"], launcher);
 
         AssertWeightsClose(new CheckpointStore(reference).Latest()!, new CheckpointStore(parallel).Latest()!, 1e-5f);
         var (loss, eval) = Metrics(parallel);
@@ -150,10 +153,10 @@ public class MpiTrainingTests
     }
 
     [MpiFact]
-    public void FullFineTuningOnTwoRanksEqualsOneProcess() => AssertSameRun(MakeWorkspace("full"), "full");
+    public void FullFineTuningOnTwoRanksEqualsOneProcess() => AssertSameRun(MakeWorkspace("full"), "full", launcher: true);   // itune train --launcher mpi
 
     [MpiFact]
-    public void LoraOnTwoRanksEqualsOneProcess() => AssertSameRun(MakeWorkspace("lora"), "lora");
+    public void LoraOnTwoRanksEqualsOneProcess() => AssertSameRun(MakeWorkspace("lora"), "lora", launcher: false);  // mpirun … itune train
 
     [MpiFact]
     public void CheckpointsCrossBetweenTwoRanksAndOne()
@@ -166,12 +169,12 @@ public class MpiTrainingTests
 
         // 1 rank → 2 ranks (ZeRO-1, so the gathered optimizer state is what gets written at the end).
         var to2 = Path.Combine(dir, "run-1to2");
-        RunMpi(dir, 2, to2, "training.gradient_accumulation_steps=1", "distributed.zero_stage=1", "--resume", halfway);
+        RunMpi(dir, 2, to2, ["training.gradient_accumulation_steps=1", "distributed.zero_stage=1", "--resume", halfway]);
         AssertWeightsClose(final, new CheckpointStore(to2).Latest()!, 1e-5f);
 
         // 2 ranks → 1 rank: the 2-rank run's step-5 checkpoint resumed in one process with the same global batch.
         var from2 = Path.Combine(dir, "run-2");
-        RunMpi(dir, 2, from2, "training.gradient_accumulation_steps=1", "distributed.zero_stage=1");
+        RunMpi(dir, 2, from2, ["training.gradient_accumulation_steps=1", "distributed.zero_stage=1"]);
         AssertWeightsClose(final, new CheckpointStore(from2).Latest()!, 1e-5f);   // ZeRO-1 from the start
         var from2Halfway = new CheckpointStore(from2).List().Single(c => c.Step == 5).Path;
         var to1 = Path.Combine(dir, "run-2to1");
@@ -250,7 +253,8 @@ public class MpiTrainingTests
     {
         var (code, output, seconds) = HurtRankOne(pid => Process.GetProcessById(pid).Kill());
         Assert.NotEqual(0, code);
-        Assert.Contains("rank 1", output);   // mpirun names the rank that died
+        Assert.Contains("rank 1", output);   // mpirun names the rank that died …
+        Assert.Contains("rank 0/2: stopped by mpirun", output);   // … and the surviving rank says why it stops
         Assert.True(seconds < 60, $"{seconds:F0} s");
     }
 

@@ -16,7 +16,7 @@ public sealed record ModelEvaluationRequest(string ModelDir, string OutDir)
     public string Suite { get; init; } = "builtin";
     public string? Template { get; init; }
     public EvalGenerationSettings Generation { get; init; } = new();
-    /// <summary>Keep only the first N items of each part of the suite (0 = all).</summary>
+    /// <summary>Keep N items of each part of the suite, spread evenly (0 = all).</summary>
     public int Limit { get; init; }
     /// <summary>A judge YAML (OpenAI-compatible endpoint), or <c>local:DIR</c> for a local checkpoint as the judge.</summary>
     public string? Judge { get; init; }
@@ -39,7 +39,7 @@ public static class ModelEvaluation
     {
         var suite = Limit(LoadSuite(request.Suite), request.Limit);
         using var loaded = LoadedModel.Load(request.ModelDir, request.AdapterDir);
-        var formatter = PromptFormatter.Create(request.Template, request.ModelDir);
+        var formatter = PromptFormatter.ForModel(request.Template, request.ModelDir, request.AdapterDir, log);
         log?.Invoke($"model {request.ModelDir}{(request.AdapterDir is null ? "" : $" + adapter {request.AdapterDir}")}, template {formatter.Name}, suite {suite.Name}");
         var generator = new InferenceTextGenerator(loaded.Model, loaded.Tokenizer, formatter, request.Generation);
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -62,18 +62,21 @@ public static class ModelEvaluation
 
     public static EvalSuite LoadSuite(string suite) => suite == "builtin" ? BuiltinSuite.Create() : EvalSuite.Load(suite);
 
-    /// <summary>The first <paramref name="n"/> items of every part (0 = unchanged); the generalization split keeps
-    /// its training examples (shots) and limits the evaluated ones.</summary>
-    public static EvalSuite Limit(EvalSuite s, int n)
+    /// <summary><paramref name="n"/> items of every part spread evenly over it (seeded, order kept; see
+    /// <see cref="Run.EvalData.SpreadIndices"/>), so a limited run still reaches the later tasks of each part (0 =
+    /// unchanged). The generalization split keeps its training examples (shots) and limits the evaluated ones.</summary>
+    public static EvalSuite Limit(EvalSuite s, int n, int seed = 0)
     {
         if (n < 0) throw new EvalInputException($"--limit {n}: must be ≥ 0");
         if (n == 0) return s;
+        List<T> Spread<T>(IReadOnlyList<T> items) =>
+            n >= items.Count ? items.ToList() : Run.EvalData.SpreadIndices(items.Count, n, seed).Select(i => items[i]).ToList();
         return s with
         {
-            Instructions = s.Instructions.Take(n).ToList(),
-            Robustness = s.Robustness.Take(n).ToList(),
-            Conversations = s.Conversations.Take(n).ToList(),
-            Generalization = s.Generalization is { } g ? g with { Eval = g.Eval.Take(n).ToList() } : null,
+            Instructions = Spread(s.Instructions),
+            Robustness = Spread(s.Robustness),
+            Conversations = Spread(s.Conversations),
+            Generalization = s.Generalization is { } g ? g with { Eval = Spread(g.Eval) } : null,
         };
     }
 

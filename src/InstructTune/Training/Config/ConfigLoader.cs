@@ -153,6 +153,8 @@ public static class ConfigLoader
         _ when value.GetType() is var t && ConfigBinder.IsConfigRecord(t) =>
             "{" + string.Join(", ", ConfigBinder.WritableProperties(t).Select(p => $"{p.Key}: {Scalar(p.Value.GetValue(value))}")) + "}",
         IDictionary dict => "{" + string.Join(", ", dict.Keys.Cast<object>().Select(k => $"{Quote(k.ToString()!)}: {Scalar(dict[k])}")) + "}",
+        _ when ConfigBinder.IsConfigRecord(value.GetType()) =>   // a record inside a list (data.datasets): a flow mapping
+            "{" + string.Join(", ", ConfigBinder.WritableProperties(value.GetType()).Select(p => $"{p.Key}: {Scalar(p.Value.GetValue(value))}")) + "}",
         IEnumerable list => "[" + string.Join(", ", list.Cast<object>().Select(Scalar)) + "]",
         IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
         _ => value.ToString() ?? "",

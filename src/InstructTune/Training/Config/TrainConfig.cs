@@ -41,6 +41,8 @@ public sealed class TrainConfig
     public PreferenceSection Preference { get; set; } = new();
     [ConfigKey("Data-parallel training under mpirun: ZeRO-1, threads per rank, collective timeout, allreduce buckets.")]
     public DistributedSection Distributed { get; set; } = new();
+    [ConfigKey("itune serve: bind address, auth, adapters, batching and request limits.")]
+    public ServeSection Serve { get; set; } = new();
 }
 
 public sealed class ModelSection
