@@ -23,7 +23,7 @@ public class ResumeTests
               path: {Path.Combine(dir, "train.jsonl")}
               format: alpaca
               template: alpaca
-              max_seq_len: 96
+              max_seq_len: 256
               validation_fraction: 0
             training:
               method: lora
