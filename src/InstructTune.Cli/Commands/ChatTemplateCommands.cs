@@ -36,14 +36,11 @@ public static class ChatTemplateCommands
                     Console.Out.Flush();
                     return 0;
                 }
-                var tmp = outPath + ".tmp-" + Environment.ProcessId;
-                try
+                InstructTune.Common.OutputFile.Write(outPath, fs =>
                 {
-                    using (var writer = new StreamWriter(tmp, false, new UTF8Encoding(false)))
-                        ChatTemplateJsonl.Process(chatTemplate, reader, writer, parse.GetValue(agp), parse.GetValue(spans));
-                    File.Move(tmp, outPath, overwrite: true);
-                }
-                finally { if (File.Exists(tmp)) File.Delete(tmp); }
+                    using var writer = new StreamWriter(fs, new UTF8Encoding(false), 1 << 16, leaveOpen: true);
+                    ChatTemplateJsonl.Process(chatTemplate, reader, writer, parse.GetValue(agp), parse.GetValue(spans));
+                });
                 return 0;
             }
         });

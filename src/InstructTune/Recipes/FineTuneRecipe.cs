@@ -4,6 +4,7 @@ using InstructTune.Data.Loading;
 using InstructTune.Data.Pipeline;
 using InstructTune.Data.Preference;
 using InstructTune.Data.Records;
+using InstructTune.Data.Templating;
 using InstructTune.Distributed;
 using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Optim;
@@ -20,8 +21,12 @@ using InstructTune.Training.Regularizers;
 namespace InstructTune.Recipes;
 
 /// <summary>A model and tokenized data, ready to train (from disk in <see cref="FineTuneRecipe.Setup"/>, or made in memory).</summary>
+/// <param name="Stages">Curriculum stages in order (null: one stage, <paramref name="Train"/>); <paramref name="Train"/> is then all of them.</param>
+/// <param name="StageEpochs">Passes over each stage's list (a mixture list already holds its epochs: 1).</param>
+/// <param name="Prompt">The prompt format, recorded in the run and adapter folders (instructtune.json).</param>
 public sealed record TrainingInputs(LlamaModel Model, IReadOnlyList<TokenizedExample> Train,
-    IReadOnlyList<TokenizedExample> Validation, int PadId, IReadOnlyList<string> TaskNames, string ModelPath = "")
+    IReadOnlyList<TokenizedExample> Validation, int PadId, IReadOnlyList<string> TaskNames, string ModelPath = "",
+    IReadOnlyList<IReadOnlyList<TokenizedExample>>? Stages = null, IReadOnlyList<int>? StageEpochs = null, PromptFormatRecord? Prompt = null)
 {
     /// <summary>Feedback data for the preference objectives (training.objective ≠ sft): train and held-out items.</summary>
     public PreferenceData? Preference { get; init; }
@@ -61,6 +66,10 @@ public sealed class FineTuneRecipe : IDisposable
     /// <summary>The model being trained (with its adapters injected).</summary>
     public LlamaModel Model => _inputs.Model;
     public int TotalSteps => _totalSteps;
+    /// <summary>Optimizer steps of each curriculum stage (null with one stage).</summary>
+    public IReadOnlyList<long>? StageSteps { get; private set; }
+    /// <summary>The data of a run set up from disk (stats per dataset and stage); null for in-memory inputs.</summary>
+    public PreparedData? Data { get; private set; }
     public string RunDir => _config.Checkpoint.OutputDir;
 
     /// <summary>Hook for tests: called inside every checkpoint write, before the files are published.</summary>
@@ -101,24 +110,35 @@ public sealed class FineTuneRecipe : IDisposable
             TaskWeights.Compute(config.Loss.TaskWeighting, inputs.TaskNames, inputs.Train, config.Loss.TaskWeights), logVars,
             (float)t.NeftuneAlpha, t.NeftuneAlpha > 0 ? new Rng((ulong)t.Seed ^ 0x4E45465455UL) : null);
 
-        IBatchSource source;
-        int batchesPerEpoch;
+        var batchOptions = new BatchOptions(config.Data.Pack ? BatchMode.Packed : BatchMode.Bucketed, t.MicroBatchSize, config.Data.MaxSeqLen);
+        IBatchSource batches;
         if (feedback)
         {
             if (comm.Size > 1) throw new ConfigException("training.objective: feedback objectives run in one process; start them without mpirun", "training.objective");
             _preference = PreferenceSetup.Create(config, inputs, resume != null, Console.Error.WriteLine);
-            source = _preference.Sampler;
-            batchesPerEpoch = _preference.Sampler.BatchesPerEpoch;
+            batches = _preference.Sampler;
+            int stepsPerEpoch = Math.Max(1, _preference.Sampler.BatchesPerEpoch / (t.GradientAccumulationSteps * comm.Size));
+            _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : t.Epochs * stepsPerEpoch;
+        }
+        else if (inputs.Stages is not { Count: > 1 })
+        {
+            var sampler = new DataSampler(inputs.Stages is { Count: 1 } one ? one[0] : inputs.Train, batchOptions, inputs.PadId, t.Seed);
+            int epochs = inputs.StageEpochs is { Count: 1 } e ? e[0] : t.Epochs;
+            int stageSteps = config.Data.Stages.Count > 0 && config.Data.Stages[0].MaxSteps > 0 ? config.Data.Stages[0].MaxSteps
+                : epochs * Math.Max(1, sampler.BatchesPerEpoch / (t.GradientAccumulationSteps * comm.Size));
+            _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : stageSteps;
+            batches = new SamplerBatchSource(sampler);
         }
         else
         {
-            var batchOptions = new BatchOptions(config.Data.Pack ? BatchMode.Packed : BatchMode.Bucketed, t.MicroBatchSize, config.Data.MaxSeqLen);
-            var sampler = new DataSampler(inputs.Train, batchOptions, inputs.PadId, t.Seed);
-            source = new SamplerBatchSource(sampler);
-            batchesPerEpoch = sampler.BatchesPerEpoch;
+            // Stage k serves its steps (data.stages[k].max_steps, else its epochs' worth), then stage k+1 starts.
+            var samplers = inputs.Stages.Select((st, k) => new DataSampler(st, batchOptions, inputs.PadId, t.Seed + 1000 * k)).ToList();
+            var steps = samplers.Select((sm, k) => k < config.Data.Stages.Count && config.Data.Stages[k].MaxSteps > 0 ? (long)config.Data.Stages[k].MaxSteps
+                : (long)(inputs.StageEpochs?[k] ?? 1) * Math.Max(1, sm.BatchesPerEpoch / (t.GradientAccumulationSteps * comm.Size))).ToList();
+            StageSteps = steps;
+            _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : (int)steps.Sum();
+            batches = new StagedBatchSource(samplers, steps.Select(x => x * t.GradientAccumulationSteps * comm.Size).ToList(), t.Seed);
         }
-        int stepsPerEpoch = Math.Max(1, batchesPerEpoch / (t.GradientAccumulationSteps * comm.Size));
-        _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : t.Epochs * stepsPerEpoch;
 
         var optimizer = new AdamW(ParamGroup.DecayMatricesOnly(trainable.Select(p => p.Parameter), (float)t.WeightDecay),
             (float)t.LearningRate, (float)t.AdamBeta1, (float)t.AdamBeta2, (float)t.AdamEpsilon);
@@ -128,7 +148,7 @@ public sealed class FineTuneRecipe : IDisposable
             Training.Config.LrSchedule.Linear => LrScheduleKind.Linear,
             _ => LrScheduleKind.Cosine,
         }, (float)t.LearningRate, t.WarmupSteps, _totalSteps);
-        _trainer = new Trainer(model, trainable, optimizer, source,
+        _trainer = new Trainer(model, trainable, optimizer, batches,
             new TrainerOptions(t.GradientAccumulationSteps, (float)t.MaxGradNorm, schedule, objective, inputs.TaskNames.Count,
                 t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps))
         { StepObjective = _preference?.Objective };
@@ -227,26 +247,24 @@ public sealed class FineTuneRecipe : IDisposable
         var modelPath = config.Model.Path;
         if (string.IsNullOrEmpty(modelPath)) throw new ConfigException("model.path is required (a Hugging Face checkpoint folder)");
         if (!File.Exists(Path.Combine(modelPath, "config.json"))) throw new ConfigException($"model.path: no config.json in '{modelPath}'");
-        if (string.IsNullOrEmpty(config.Data.Path)) throw new ConfigException("data.path is required");
-        if (!File.Exists(config.Data.Path) && !Directory.Exists(config.Data.Path)) throw new ConfigException($"data.path: '{config.Data.Path}' does not exist");
-        DataFormat format;
-        try { format = DataFormats.Parse(config.Data.Format); } catch (ArgumentException e) { throw new ConfigException("data.format: " + e.Message); }
         Validate(config);
+        if (config.Data.Datasets.Count > 0 || !Directory.Exists(config.Data.Path) || !File.Exists(Path.Combine(config.Data.Path, PrepareRecipe.PreparedFile)))
+            PrepareRecipe.Resolve(config.Data);   // bad data keys are refused before the model loads
         start ??= new RunStartOptions();
         var startedAt = DateTimeOffset.UtcNow.ToString("O");
         // Rank 0 holds the run folder for the whole job (the other ranks of a data-parallel run share it).
         var folder = comm.Rank == 0 ? RunFolder.Acquire(config.Checkpoint.OutputDir, resume != null, start, say) : null;
         try
         {
-            var (inputs, dataFingerprint) = LoadInputs(config, modelPath, format, say, comm);
+            var (inputs, dataFingerprint, data) = LoadInputs(config, modelPath, say, comm);
             var run = new RunInfo(CacheManifest.Sha256OfText(ConfigLoader.ToYaml(config)), RunFolder.ModelFingerprint(modelPath), dataFingerprint,
                 config.Training.Method.ToString().ToLowerInvariant(), startedAt, Environment.ProcessId);
-            return new FineTuneRecipe(config, inputs, resume, comm, folder, run, start.ResumeForce, say);
+            return new FineTuneRecipe(config, inputs, resume, comm, folder, run, start.ResumeForce, say) { Data = data };
         }
         catch { folder?.Dispose(); throw; }
     }
 
-    private static (TrainingInputs Inputs, string DataFingerprint) LoadInputs(TrainConfig config, string modelPath, DataFormat format, Action<string>? say, ICommunicator comm)
+    private static (TrainingInputs Inputs, string DataFingerprint, PreparedData? Data) LoadInputs(TrainConfig config, string modelPath, Action<string>? say, ICommunicator comm)
     {
         var tokenizerPath = string.IsNullOrEmpty(config.Model.Tokenizer) ? modelPath : config.Model.Tokenizer;
         say?.Invoke($"tokenizer: {tokenizerPath}");
@@ -259,40 +277,25 @@ public sealed class FineTuneRecipe : IDisposable
         if (config.Training.Objective != TrainingObjective.Sft)
         {
             say?.Invoke($"feedback data: {config.Data.Path} (objective {config.Training.Objective}, template {config.Data.Template})");
-            var inputs = PreferenceSetup.LoadData(config, tokenizer, tokenizerPath, padId, model, modelPath, say);
+            var feedbackInputs = PreferenceSetup.LoadData(config, tokenizer, tokenizerPath, padId, model, modelPath, say);
             var dataSha = File.Exists(config.Data.Path) ? "sha256:" + CacheManifest.Sha256OfFile(config.Data.Path) : config.Data.Path;
-            return (inputs, dataSha);
+            return (feedbackInputs, dataSha, null);
         }
-        say?.Invoke($"data: {config.Data.Path} ({format}, template {config.Data.Template})");
         // Rank 0 tokenizes into the run's data cache first; the other ranks then find it and reuse it.
-        PrepareResult Prepare() => PreparePipeline.Run(new PrepareOptions([new DataSource(config.Data.Path, format)], tokenizerPath, config.Data.Template,
-            Path.Combine(config.Checkpoint.OutputDir, "data"), config.Data.MaxSeqLen, Pack: false, TrainOnInputs: config.Data.TrainOnInputs), tokenizer);
-        PrepareResult? first = comm.Rank == 0 ? Prepare() : null;
+        PreparedData Prepare() => PrepareRecipe.Run(config, tokenizer, tokenizerPath, Path.Combine(config.Checkpoint.OutputDir, "data"), say: comm.Rank == 0 ? say : null);
+        PreparedData? first = comm.Rank == 0 ? Prepare() : null;
         comm.Barrier("data preparation on rank 0");
-        var prepared = first ?? Prepare();
-        var all = prepared.Open().ToList();
-        var (train, validation) = Split(all, config.Data.ValidationFraction, config.Training.Seed);
-        var fingerprint = prepared.Manifest.Key;
-        if (!string.IsNullOrEmpty(config.Data.ValidationPath))
-        {
-            // A held-out file replaces the split: the same pipeline (format, template, max_seq_len), its own cache.
-            if (!File.Exists(config.Data.ValidationPath) && !Directory.Exists(config.Data.ValidationPath))
-                throw new ConfigException($"data.validation_path: '{config.Data.ValidationPath}' does not exist", "data.validation_path");
-            say?.Invoke($"validation data: {config.Data.ValidationPath}");
-            PrepareResult PrepareHeld() => PreparePipeline.Run(new PrepareOptions([new DataSource(config.Data.ValidationPath, format)], tokenizerPath,
-                config.Data.Template, Path.Combine(config.Checkpoint.OutputDir, "data-validation"), config.Data.MaxSeqLen, Pack: false,
-                TrainOnInputs: config.Data.TrainOnInputs), tokenizer);
-            PrepareResult? heldFirst = comm.Rank == 0 ? PrepareHeld() : null;
-            comm.Barrier("validation data preparation on rank 0");
-            var held = heldFirst ?? PrepareHeld();
-            (train, validation) = (all, held.Open().ToList());
-            fingerprint += "+" + held.Manifest.Key;
-        }
-        var taskNames = prepared.Manifest.Tasks;
-        return (new TrainingInputs(model, train, validation, padId, taskNames, modelPath)
+        var data = first ?? Prepare();
+        if (comm.Rank == 0) foreach (var line in DataReport.Lines(data)) say?.Invoke(line);
+        var inputs = new TrainingInputs(model, data.Stages.SelectMany(x => x).ToList(), data.Validation, padId, data.TaskNames, modelPath,
+            data.Stages, data.StageEpochs, data.Prompt.ToRecord(tokenizer))
         {
             Encode = text => tokenizer.Encode(text, addSpecialTokens: true).Ids,
-        }, fingerprint);
+        };
+        if (comm.Rank == 0) PromptFormatFile.Write(config.Checkpoint.OutputDir, inputs.Prompt!);
+        var prepared = Path.Combine(data.OutDir, PrepareRecipe.PreparedFile);
+        var fingerprint = File.Exists(prepared) ? "sha256:" + CacheManifest.Sha256OfFile(prepared) : data.OutDir;
+        return (inputs, fingerprint, data);
     }
 
     public static FineTuneRecipe FromInputs(TrainConfig config, TrainingInputs inputs, string? resume = null, ICommunicator? comm = null)
@@ -442,6 +445,7 @@ public sealed class FineTuneRecipe : IDisposable
         {
             var dir = Path.Combine(_config.Checkpoint.OutputDir, "adapter");
             _peft.Save(_inputs.Model, dir, _inputs.ModelPath);
+            if (_inputs.Prompt != null) PromptFormatFile.Write(dir, _inputs.Prompt);
             return dir;
         }
         var final = Path.Combine(_config.Checkpoint.OutputDir, "final");
@@ -449,6 +453,7 @@ public sealed class FineTuneRecipe : IDisposable
         if (!string.IsNullOrEmpty(_inputs.ModelPath))
             foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "generation_config.json" })
                 if (File.Exists(Path.Combine(_inputs.ModelPath, f))) File.Copy(Path.Combine(_inputs.ModelPath, f), Path.Combine(final, f), overwrite: true);
+        if (_inputs.Prompt != null) PromptFormatFile.Write(final, _inputs.Prompt);
         return final;
     }
 }

@@ -10,7 +10,8 @@ public sealed record ChatMessage(string Role, string Content);
 public sealed record RenderedSpan(int Start, int Length, int MessageIndex, string? Role);
 
 /// <summary>Rendered conversation text with its provenance spans (covering the text, in order).</summary>
-public sealed record RenderedChat(string Text, IReadOnlyList<RenderedSpan> Spans);
+/// <param name="GenerationRanges">[Start, End) ranges the template wrote inside <c>{% generation %}</c> blocks (empty when it has none).</param>
+public sealed record RenderedChat(string Text, IReadOnlyList<RenderedSpan> Spans, IReadOnlyList<(int Start, int End)>? GenerationRanges = null);
 
 /// <summary>A chat template: a tokenizer_config.json Jinja template or a built-in one (alpaca, chatml, …).</summary>
 public interface IChatTemplate

@@ -32,6 +32,9 @@ public sealed class JinjaChatTemplate : IChatTemplate
     }
 
     public string Source { get; }
+
+    /// <summary>Whether the template marks assistant output with <c>{% generation %}</c> blocks.</summary>
+    public bool HasGenerationMarkers => System.Text.RegularExpressions.Regex.IsMatch(Source, @"\{%-?\s*generation\s*-?%\}");
     public IReadOnlyDictionary<string, object?> SpecialTokens { get; }
 
     public RenderedChat Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = false) =>
@@ -55,9 +58,9 @@ public sealed class JinjaChatTemplate : IChatTemplate
         };
         foreach (var (k, v) in SpecialTokens) vars[k] = v;
         if (extraVariables is not null) foreach (var (k, v) in extraVariables) vars[k] = v;
-        var rendered = _template.Render(vars);
+        var rendered = _template.Render(vars, out var generation);
         var roles = messages.Select(m => m.TryGetValue("role", out var r) && Py.IsString(r) ? Py.Text(r) : null).ToList();
-        return ToChat(rendered, roles);
+        return ToChat(rendered, roles) with { GenerationRanges = generation };
     }
 
     /// <summary>Turns tagged output into spans that cover the text in order (gaps are template text).</summary>

@@ -41,7 +41,7 @@ public class RecipeSetupTests
         Assert.Contains("model.path", SetupError($"data.path={data}", run));
         Assert.Contains("model.path", SetupError("model.path=/nonexistent/model", $"data.path={data}", run));
         Assert.Contains("data.path", SetupError($"model.path={model}", "data.path=/nonexistent/train.jsonl", run));
-        Assert.Contains("data.format", SetupError($"model.path={model}", $"data.path={data}", "data.format=parquet", run));
+        Assert.Contains("data.format", SetupError($"model.path={model}", $"data.path={data}", "data.format=yaml", run));
         // Out-of-range values are refused by the binder, before setup.
         Assert.Contains("training.micro_batch_size", Assert.Throws<ConfigException>(() =>
             ConfigLoader.LoadFromString<TrainConfig>("", [$"model.path={model}", "training.micro_batch_size=0"])).Message);

@@ -22,8 +22,8 @@ public class ResumeTests
             data:
               path: {Path.Combine(dir, "train.jsonl")}
               format: alpaca
-              template: "Q: {"{instruction}{input}"} A: {"{output}"}"   # alpaca's header alone fills 96 tokens: nothing would be learned
-              max_seq_len: 96
+              template: alpaca
+              max_seq_len: 256
               validation_fraction: 0
             training:
               method: lora

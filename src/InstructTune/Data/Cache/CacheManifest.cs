@@ -79,18 +79,8 @@ public sealed record CacheManifest(
     public void Write(string dir) => AtomicFile.WriteAllText(System.IO.Path.Combine(dir, FileName), JsonSerializer.Serialize(this, Json));
 }
 
-/// <summary>Whole-file writes through a temporary file, flushed to disk, then renamed over the target.</summary>
+/// <summary>Whole-file writes through a temporary file, flushed to disk, then renamed over the target (see <see cref="Common.OutputFile"/>).</summary>
 public static class AtomicFile
 {
-    public static void WriteAllText(string path, string text)
-    {
-        var temp = path + ".tmp";
-        using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write))
-        {
-            var bytes = new UTF8Encoding(false).GetBytes(text);
-            fs.Write(bytes);
-            fs.Flush(flushToDisk: true);
-        }
-        File.Move(temp, path, overwrite: true);
-    }
+    public static void WriteAllText(string path, string text) => Common.OutputFile.WriteAllText(path, text);
 }

@@ -1,8 +1,10 @@
 namespace InstructTune.Data.Loading;
 
 /// <summary>The on-disk layouts the loaders read (the names are the CLI's <c>--format</c> values).</summary>
-/// <remarks><see cref="Text"/> is plain pre-training text (JSONL or a JSON array of <c>{"text": …}</c>), learned on every token.</remarks>
-public enum DataFormat { Alpaca, Dolly, ShareGpt, Messages, Sni, Gsm8k, Csv, SelfInstruct, Text }
+/// <remarks><see cref="Text"/> is plain pre-training text (JSONL or a JSON array of <c>{"text": …}</c>), learned on every token.
+/// <see cref="Parquet"/> is a Parquet file or HF dataset folder whose layout is told by its columns; a Parquet path with
+/// another format (alpaca, messages, …) is read with that layout.</remarks>
+public enum DataFormat { Alpaca, Dolly, ShareGpt, Messages, Sni, Gsm8k, Csv, SelfInstruct, Text, Parquet }
 
 public static class DataFormats
 {
@@ -17,8 +19,9 @@ public static class DataFormats
         "csv" => DataFormat.Csv,
         "self-instruct" or "selfinstruct" => DataFormat.SelfInstruct,
         "text" => DataFormat.Text,
+        "parquet" => DataFormat.Parquet,
         _ => throw new ArgumentException(
-            $"unknown data format '{name}' (expected alpaca, dolly, sharegpt, messages, sni, gsm8k, csv, self-instruct, text)"),
+            $"unknown data format '{name}' (expected alpaca, dolly, sharegpt, messages, sni, gsm8k, csv, self-instruct, text, parquet)"),
     };
 
     /// <summary>The canonical field names a format reads; a <see cref="FieldMap"/> renames them.</summary>
@@ -63,6 +66,9 @@ public sealed class FieldMap
         }
         return new FieldMap(map);
     }
+
+    /// <summary>The map as "canonical=source,…" (the form <see cref="Parse"/> reads), or null when empty.</summary>
+    public string? Spec => _map.Count == 0 ? null : string.Join(",", _map.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"));
 
     public string this[string canonical] => _map.TryGetValue(canonical, out var source) ? source : canonical;
 }

@@ -10,7 +10,8 @@ public readonly record struct LoadItem(InstructionRecord? Record, RecordRejectio
 /// <summary>How to read one dataset: its format, field renames, and the task label when the format has none.</summary>
 /// <param name="MaxStringBytes">Cut every string field (JSON string, CSV cell) to about this many UTF-8 bytes while
 /// reading, so a huge record costs memory in proportion to what is kept (0: no cut). See <see cref="CutFor"/>.</param>
-public sealed record LoadOptions(DataFormat Format, FieldMap? Fields = null, string? TaskLabel = null, int MaxStringBytes = 0)
+/// <param name="Split">Split of a Hugging Face Parquet folder (data/&lt;split&gt;-*.parquet).</param>
+public sealed record LoadOptions(DataFormat Format, FieldMap? Fields = null, string? TaskLabel = null, int MaxStringBytes = 0, string Split = "train")
 {
     /// <summary>
     /// The cut for examples truncated to <paramref name="maxSeqLen"/> tokens: truncation keeps at most that many
@@ -32,9 +33,15 @@ public static class DatasetLoader
         if (!File.Exists(path) && !Directory.Exists(path))
             throw new DataFormatException($"{path}: no such file or folder");
         // A folder is only a dataset for SNI; a FIFO or device would block or never end: refuse before opening.
-        if (options.Format != DataFormat.Sni || !Directory.Exists(path)) Common.FileKind.RequireRegularFile(path, "dataset");
+        bool parquet = options.Format == DataFormat.Parquet || (options.Format is not (DataFormat.Sni or DataFormat.Csv) && ParquetRecordReader.IsParquet(path));
+        if ((options.Format != DataFormat.Sni && !parquet) || !Directory.Exists(path)) Common.FileKind.RequireRegularFile(path, "dataset");
         var fields = options.Fields ?? FieldMap.Identity;
         var task = options.TaskLabel ?? Path.GetFileNameWithoutExtension(path.TrimEnd('/', '\\'));
+        if (parquet)
+        {
+            var layout = options.Format == DataFormat.Parquet ? ParquetRecordReader.DetectLayout(path, options.Split) : options.Format;
+            return ReadParquet(path, options.Split, layout, fields, task);
+        }
         return options.Format switch
         {
             DataFormat.Sni => ReadSni(path),
@@ -91,6 +98,18 @@ public static class DatasetLoader
             }
             if (rejection != null) { yield return new LoadItem(null, rejection); continue; }
             foreach (var r in produced) yield return new LoadItem(r, null);
+        }
+    }
+
+    private static IEnumerable<LoadItem> ReadParquet(string path, string split, DataFormat layout, FieldMap fields, string task)
+    {
+        int first = 0;
+        foreach (var file in ParquetRecordReader.Files(path, split))
+        {
+            int n = 0;
+            foreach (var item in ReadJson(ParquetRecordReader.RowsOf(file, first).Select(c => { n++; return c; }), file, layout, fields, task))
+                yield return item;
+            first += n;
         }
     }
 

@@ -12,8 +12,9 @@ public enum MixStrategy
 }
 
 /// <summary>One dataset in a mixture: its size, its weight (for <see cref="MixStrategy.Weights"/>), and whether it
-/// is plain pre-training text (which takes a fixed share of the mixture, not a computed rate).</summary>
-public sealed record MixSource(string Name, int Count, double Weight = 1, bool PlainText = false);
+/// is plain pre-training text (which takes a fixed share of the mixture, not a computed rate). <c>Cap</c> &gt; 0 caps this
+/// source's count in the rate formula (instead of the mixture-wide cap).</summary>
+public sealed record MixSource(string Name, int Count, double Weight = 1, bool PlainText = false, int Cap = 0);
 
 /// <summary>
 /// Mixing rates and seeded mixed orders. Plain-text sources share <c>plainTextRatio</c> of the mixture (split by
@@ -27,8 +28,8 @@ public static class Mixture
         var raw = sources.Select(s => s.PlainText ? 0 : strategy switch
         {
             MixStrategy.Weights => s.Weight,
-            MixStrategy.ExamplesProportional => Math.Min(s.Count, cap),
-            _ => Math.Pow(Math.Min(s.Count, cap), 1.0 / temperature),
+            MixStrategy.ExamplesProportional => Math.Min(s.Count, s.Cap > 0 ? s.Cap : cap),
+            _ => Math.Pow(Math.Min(s.Count, s.Cap > 0 ? s.Cap : cap), 1.0 / temperature),
         }).ToArray();
         var plainWeights = sources.Select(s => s.PlainText ? s.Weight : 0).ToArray();
         double taskSum = raw.Sum(), plainSum = plainWeights.Sum();

@@ -56,12 +56,16 @@ public static class PreparePipeline
         File.Delete(Path.Combine(o.OutDir, CacheManifest.FileName));
 
         tokenizer ??= TokenizerLoader.Load(o.TokenizerPath!);
-        var template = PromptTemplates.Get(o.Template);
-        var tokenize = new ExampleTokenizer(tokenizer, template, new MaskOptions(o.MaxSeqLen, o.TrainOnInputs));
+        var prompt = o.ResolvePrompt();
+        // Length limits are applied below (data.too_long), so the tokenizer itself never truncates.
+        var mask = prompt.Mask(0);
+        var tokenize = new ExampleTokenizer(tokenizer, prompt, mask with { TrainOnInputs = mask.TrainOnInputs || o.TrainOnInputs });
+        var transforms = o.Transforms ?? new DataTransforms();
         var tasks = new TaskVocabulary();
         var lengths = new List<int>();
-        long learned = 0;
+        long learned = 0, index = 0;
         int truncated = 0;
+        var dropped = new SortedDictionary<string, int>(StringComparer.Ordinal);
         var writer = new ShardWriter(o.OutDir, o.ShardTokens);
         var validator = new RecordValidator(o.SkipInvalid ? InvalidPolicy.Skip : InvalidPolicy.Fail,
             o.SkipInvalid ? new RejectedLog(Path.Combine(o.OutDir, RejectedFile)) : null);
@@ -69,10 +73,14 @@ public static class PreparePipeline
         var reviewTemp = Path.Combine(o.OutDir, ReviewFile + ".tmp");
         using (var review = new StreamWriter(reviewTemp))
         {
-            quality = new QualityFilter(new QualityOptions(o.Dedup, o.NearDupJaccard), reviewQueue: review);
+            quality = new QualityFilter(transforms.Quality ?? new QualityOptions(o.Dedup, o.NearDupJaccard),
+                transforms.Scorers, transforms.Rules, reviewQueue: review);
             try
             {
-                var records = o.Sources.SelectMany(s => DatasetLoader.Read(s.Path, new LoadOptions(s.Format, FieldMap.Parse(s.Fields), s.Task, LoadOptions.CutFor(o.MaxSeqLen))));
+                var positives = transforms.FewShot > 0 ? SniPositives(o.Sources) : null;
+                var records = transforms.ApplyToRecords(
+                    validator.Apply(o.Sources.SelectMany(s => DatasetLoader.Read(s.Path, new LoadOptions(s.Format, FieldMap.Parse(s.Fields), s.Task, LoadOptions.CutFor(o.MaxSeqLen), s.Split)))),
+                    positives == null ? null : task => positives.GetValueOrDefault(task) ?? []);
                 // Tokenization dominates and the tokenizer is thread-safe: tokenize chunks in parallel, keep order.
                 var parallel = new ParallelOptions { MaxDegreeOfParallelism = o.Threads > 0 ? o.Threads : Environment.ProcessorCount };
                 var chunk = new List<InstructionRecord>(ChunkSize);
@@ -82,16 +90,24 @@ public static class PreparePipeline
                     Parallel.For(0, chunk.Count, parallel, i => tokenized[i] = tokenize.Tokenize(chunk[i], tasks.IdOf(chunk[i].Task)));
                     for (int i = 0; i < chunk.Count; i++)
                     {
-                        var e = tokenized[i];
-                        if (e.TruncatedTokens > 0) truncated++;
+                        var e = transforms.ApplyToTokens(tokenized[i], index++);
+                        tokenized[i] = null!;
+                        if (o.MaxSeqLen > 0 && e.Length > o.MaxSeqLen)
+                        {
+                            if (o.TooLong == TooLongPolicy.Error)
+                                throw new DataFormatException($"{chunk[i].Source}: {e.Length} tokens, longer than max_seq_len {o.MaxSeqLen} (too_long: error; use truncate or drop)");
+                            if (o.TooLong == TooLongPolicy.Drop) { Count(dropped, "too_long"); continue; }
+                            e = ExampleTokenizer.Truncate(e, o.MaxSeqLen);
+                            truncated++;
+                        }
+                        if (e.LearnedTokens == 0) { Count(dropped, "no_learned_tokens"); continue; }
                         learned += e.LearnedTokens;
                         lengths.Add(e.Length);
                         writer.Add(e);
-                        tokenized[i] = null!;
                     }
                     chunk.Clear();
                 }
-                foreach (var record in quality.Apply(validator.Apply(records)))
+                foreach (var record in quality.Apply(records))
                 {
                     tasks.IdOf(record.Task);   // ids in input order, before the parallel step reads them
                     chunk.Add(record);
@@ -108,11 +124,32 @@ public static class PreparePipeline
         writer.Flush();
 
         var stats = new PrepareStats(validator.Read, lengths.Count, validator.Rejected, validator.RejectedByReason, quality.DuplicatesRemoved,
-            TokenStatsOf(lengths, learned), truncated, Padding(lengths, o), quality.Report, clock.Elapsed.TotalSeconds, false);
+            TokenStatsOf(lengths, learned), truncated, Padding(lengths, o), quality.Report, clock.Elapsed.TotalSeconds, false)
+        {
+            Flagged = quality.Report.Values.Sum(t => t.Flagged.Values.Sum()),
+            Dropped = dropped.Values.Sum(),
+            DroppedByReason = dropped,
+            QualityRejected = quality.Report.Values.Sum(t => t.Rejected.Where(kv => !QualityFilter.IsDuplicateReason(kv.Key)).Sum(kv => kv.Value)),
+        };
         AtomicFile.WriteAllText(statsPath, JsonSerializer.Serialize(stats, Json));
         var manifest = new CacheManifest(1, key, inputs, tokSha, settings, settingsSha, tasks.Names, writer.Shards);
         manifest.Write(o.OutDir);
         return new PrepareResult(stats, manifest, o.OutDir);
+    }
+
+    private static void Count(SortedDictionary<string, int> counts, string reason) => counts[reason] = counts.GetValueOrDefault(reason) + 1;
+
+    /// <summary>Positive examples of every SNI task among the sources (for few-shot prefixing), by task name.</summary>
+    private static Dictionary<string, IReadOnlyList<SniExample>> SniPositives(IEnumerable<DataSource> sources)
+    {
+        var result = new Dictionary<string, IReadOnlyList<SniExample>>(StringComparer.Ordinal);
+        foreach (var s in sources.Where(s => s.Format == DataFormat.Sni))
+            foreach (var file in Directory.Exists(s.Path) ? Directory.EnumerateFiles(s.Path, "*.json") : [s.Path])
+            {
+                var (task, _, _) = SniTask.Read(file);
+                result[task.Name] = task.PositiveExamples;
+            }
+        return result;
     }
 
     private static TokenStats TokenStatsOf(List<int> lengths, long learned)

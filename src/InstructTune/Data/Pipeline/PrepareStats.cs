@@ -27,4 +27,13 @@ public sealed record PrepareStats(
     [property: JsonPropertyName("padding_share")] PaddingShare PaddingShare,
     [property: JsonPropertyName("quality")] IReadOnlyDictionary<string, TaskQuality> Quality,
     [property: JsonPropertyName("seconds")] double Seconds,
-    [property: JsonPropertyName("cache_reused")] bool CacheReused);
+    [property: JsonPropertyName("cache_reused")] bool CacheReused)
+{
+    /// <summary>Records the quality rules sent to review.jsonl (left out of training).</summary>
+    [JsonPropertyName("flagged")] public int Flagged { get; init; }
+    /// <summary>Records the quality rules rejected (duplicates are counted apart).</summary>
+    [JsonPropertyName("quality_rejected")] public int QualityRejected { get; init; }
+    /// <summary>Examples left out after tokenization (too_long: drop; no learned token left).</summary>
+    [JsonPropertyName("dropped")] public int Dropped { get; init; }
+    [JsonPropertyName("dropped_by_reason")] public IReadOnlyDictionary<string, int> DroppedByReason { get; init; } = new Dictionary<string, int>();
+}

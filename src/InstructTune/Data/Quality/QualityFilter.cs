@@ -7,7 +7,10 @@ namespace InstructTune.Data.Quality;
 /// <param name="ExactDedup">Drop records whose normalised instruction+input was seen before.</param>
 /// <param name="NearDupJaccard">MinHash LSH threshold on instruction+input+output (e.g. 0.8).</param>
 /// <param name="RougeLMax">For generated data: drop an instruction whose ROUGE-L against the pool is ≥ this (Self-Instruct: 0.7).</param>
-public sealed record QualityOptions(bool ExactDedup = true, double NearDupJaccard = 0, double RougeLMax = 0, bool KeepFlagged = false);
+/// <param name="NearOnPromptOnly">Near duplicates are judged on the prompt alone.</param>
+/// <param name="DedupOverResponse">Exact and near duplicates are judged on prompt + response (default: exact on the prompt, near on both).</param>
+public sealed record QualityOptions(bool ExactDedup = true, double NearDupJaccard = 0, double RougeLMax = 0, bool KeepFlagged = false, bool DedupOverResponse = false,
+    bool NearOnPromptOnly = false);
 
 /// <summary>Counts for one task: kept, and flagged/rejected by rule.</summary>
 public sealed class TaskQuality
@@ -38,6 +41,9 @@ public sealed class QualityFilter(QualityOptions options, IReadOnlyList<IQuality
     private readonly IReadOnlyList<QualityRule> _rules = rules ?? [];
 
     public SortedDictionary<string, TaskQuality> Report { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Whether a rejection reason is a duplicate check (not a quality rule).</summary>
+    public static bool IsDuplicateReason(string reason) => reason is ExactDuplicate or NearDuplicate or RougeLSimilar;
     public int DuplicatesRemoved { get; private set; }
 
     public IEnumerable<InstructionRecord> Apply(IEnumerable<InstructionRecord> records)
@@ -82,11 +88,11 @@ public sealed class QualityFilter(QualityOptions options, IReadOnlyList<IQuality
         var prompt = r.IsChat ? QualityRule.Prompt(r) : r.Instruction + "\n" + r.Input;
         if (options.ExactDedup)
         {
-            var norm = TextNormalizer.Normalize(prompt);
+            var norm = TextNormalizer.Normalize(options.DedupOverResponse ? prompt + "\n" + QualityRule.Output(r) : prompt);
             var key = new UInt128(TextNormalizer.Hash64(norm), TextNormalizer.Hash64(norm, 0x9E3779B97F4A7C15UL));
             if (!_exact.Add(key)) return ExactDuplicate;
         }
-        if (_lsh != null && _lsh.AddOrFindDuplicate(prompt + "\n" + QualityRule.Output(r)) >= 0) return NearDuplicate;
+        if (_lsh != null && _lsh.AddOrFindDuplicate(options.NearOnPromptOnly ? prompt : prompt + "\n" + QualityRule.Output(r)) >= 0) return NearDuplicate;
         if (options.RougeLMax > 0)
         {
             var words = TextNormalizer.Words(r.IsChat ? prompt : r.Instruction);

@@ -84,3 +84,35 @@ public sealed class LexicalOverlapScorer : IQualityScorer
         return output.Length == 0 ? 0 : (double)output.Count(prompt.Contains) / output.Length;
     }
 }
+
+/// <summary>Share of the response's word 3-grams that repeat an earlier 3-gram (0 none … → 1 all); degenerate loops score high.</summary>
+public sealed class RepetitionScorer : IQualityScorer
+{
+    public const string ScorerName = "repetition";
+    public string Name => ScorerName;
+
+    public double Score(InstructionRecord r)
+    {
+        var w = TextNormalizer.Words(QualityRule.Output(r));
+        if (w.Length < 3) return 0;
+        var seen = new HashSet<(string, string, string)>();
+        int repeated = 0;
+        for (int i = 0; i + 2 < w.Length; i++) if (!seen.Add((w[i], w[i + 1], w[i + 2]))) repeated++;
+        return (double)repeated / (w.Length - 2);
+    }
+}
+
+/// <summary>Share of the response's letters that are ASCII (1 for English text; a cheap language check, 1 when it has no letters).</summary>
+public sealed class AsciiLetterScorer : IQualityScorer
+{
+    public const string ScorerName = "ascii_letters";
+    public string Name => ScorerName;
+
+    public double Score(InstructionRecord r)
+    {
+        int letters = 0, ascii = 0;
+        foreach (var c in QualityRule.Output(r))
+            if (char.IsLetter(c)) { letters++; if (c < 128) ascii++; }
+        return letters == 0 ? 1 : (double)ascii / letters;
+    }
+}

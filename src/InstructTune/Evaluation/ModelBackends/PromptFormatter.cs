@@ -84,8 +84,33 @@ public sealed class PromptFormatter
         IChatTemplate template;
         try { template = ChatTemplateLoader.FromTokenizer(dir); }
         catch (ChatTemplateException ex) { throw new EvalInputException($"--template chat: {ex.Message}"); }
-        return new PromptFormatter("chat", instruction => template.Render([new ChatMessage("user", instruction)], addGenerationPrompt: true).Text,
+        return Chat(template);
+    }
+
+    private static PromptFormatter Chat(IChatTemplate template) =>
+        new("chat", instruction => template.Render([new ChatMessage("user", instruction)], addGenerationPrompt: true).Text,
             record => template.Render(PromptMessages(record), addGenerationPrompt: true).Text, false);
+
+    /// <summary>
+    /// The formatter for a trained model: the prompt format its adapter (or model) folder records in instructtune.json
+    /// (written by <c>itune train</c>; the chat template text itself when it trained with one), unless
+    /// <c>--template</c> names another, which is used with a warning. Folders without a record fall back to
+    /// <see cref="Create"/> (auto: the tokenizer's chat template, else raw).
+    /// </summary>
+    public static PromptFormatter ForModel(string? name, string modelDir, string? adapterDir, Action<string>? warn = null)
+    {
+        var recordDir = adapterDir != null && PromptFormatFile.TryRead(adapterDir) != null ? adapterDir : modelDir;
+        var recorded = PromptFormatFile.TryRead(recordDir);
+        bool asked = !string.IsNullOrWhiteSpace(name) && !name.Equals("auto", StringComparison.OrdinalIgnoreCase);
+        if (recorded == null) return Create(name, modelDir);
+        if (asked && !name!.Equals(recorded.Template, StringComparison.Ordinal))
+        {
+            warn?.Invoke($"warning: --template {name} differs from the prompt format {recordDir} was trained with ('{recorded.Template}', {PromptFormatFile.FileName}); using {name}");
+            return Create(name, modelDir);
+        }
+        if (recorded.ChatTemplate != null)
+            return Chat(new JinjaChatTemplate(recorded.ChatTemplate, recorded.SpecialTokens.ToDictionary(kv => kv.Key, kv => (object?)kv.Value)));
+        return Create(recorded.Template, modelDir);
     }
 
     // Render with a one-character response and keep the text before it: templates put the response right after

@@ -66,7 +66,7 @@ public static class EvalRunRecipe
         using var loaded = request.ModelDir is { } md ? LoadedModel.Load(md, request.AdapterDir) : null;
         var formatter = loaded is null
             ? PromptFormatter.Create(string.IsNullOrWhiteSpace(request.Template) || request.Template == "auto" ? "raw" : request.Template, request.DataPath)
-            : PromptFormatter.Create(request.Template, request.ModelDir!);
+            : PromptFormatter.ForModel(request.Template, request.ModelDir!, request.AdapterDir, log);
 
         Directory.CreateDirectory(request.OutDir);
         var settings = Settings(request, data.Format);

@@ -46,6 +46,11 @@ public sealed class Interpreter
     private int _iterations;
     private bool _folding;
     private int _callDepth;
+    private Output? _root;
+
+    /// <summary>[Start, End) of the root output written inside <c>{% generation %}</c> blocks, in order (transformers'
+    /// assistant-token mask). Blocks inside set-blocks or macros do not reach the root output and are not recorded.</summary>
+    public List<(int Start, int End)> GenerationRanges { get; } = [];
     private long _calls;
     private bool _tooDeep;
 
@@ -75,6 +80,7 @@ public sealed class Interpreter
         var scope = new Scope(null);
         foreach (var (k, v) in variables) scope.Vars[k] = v;
         var output = new Output(Limits.MaxOutputLength);
+        _root = output;
         var previous = _activeMaxOutput;
         _activeMaxOutput = Limits.MaxOutputLength;
         try { ExecBody(body, scope, output); }
@@ -148,7 +154,13 @@ public sealed class Interpreter
                 foreach (var (target, value) in w.Assignments) Assign(target, Eval(value, scope), inner);
                 return ExecBody(w.Body, inner, output);
             }
-            case GenerationStmt g: return ExecBody(g.Body, scope, output);
+            case GenerationStmt g:
+            {
+                int start = output.Text.Length;
+                var flow = ExecBody(g.Body, scope, output);
+                if (ReferenceEquals(output, _root) && output.Text.Length > start) GenerationRanges.Add((start, output.Text.Length));
+                return flow;
+            }
             case BreakStmt: return Flow.Break;
             case ContinueStmt: return Flow.Continue;
             default: throw new TemplateRuntimeException($"unsupported statement {stmt.GetType().Name}");

@@ -18,11 +18,17 @@ public sealed class JinjaTemplate
     /// Renders with the given variables (values in the interpreter's value model, see JinjaValues.cs).
     /// Throws <see cref="ChatTemplateException"/> for raise_exception, limit breaches and runtime errors.
     /// </summary>
-    public object Render(IReadOnlyDictionary<string, object?> variables)
+    public object Render(IReadOnlyDictionary<string, object?> variables) => Render(variables, out _);
+
+    /// <summary>Renders, also giving the output ranges written inside <c>{% generation %}</c> blocks.</summary>
+    public object Render(IReadOnlyDictionary<string, object?> variables, out IReadOnlyList<(int Start, int End)> generationRanges)
     {
         try
         {
-            return new Interpreter(_globals, Limits, Clock).Render(_body, variables);
+            var interpreter = new Interpreter(_globals, Limits, Clock);
+            var result = interpreter.Render(_body, variables);
+            generationRanges = interpreter.GenerationRanges;
+            return result;
         }
         catch (JinjaGlobals.RaisedException e)
         {

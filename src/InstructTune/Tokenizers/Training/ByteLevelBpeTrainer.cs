@@ -181,25 +181,8 @@ public static class ByteLevelBpeTrainer
     }
 }
 
-/// <summary>Writes a file via a temp file in the same folder, flushed to disk, then renamed over the target.</summary>
+/// <summary>Writes a file via a temp file in the same folder, flushed to disk, then renamed over the target (see <see cref="Common.OutputFile"/>).</summary>
 public static class AtomicFile
 {
-    public static void Write(string path, Action<Stream> write)
-    {
-        var tmp = path + ".tmp-" + Environment.ProcessId;
-        try
-        {
-            using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
-            {
-                write(fs);
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, path, overwrite: true);
-        }
-        catch
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-            throw;
-        }
-    }
+    public static void Write(string path, Action<Stream> write) => Common.OutputFile.Write(path, fs => write(fs));
 }

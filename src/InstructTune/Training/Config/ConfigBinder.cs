@@ -31,7 +31,8 @@ public static class ConfigBinder
             var properties = WritableProperties(type);
             foreach (var (keyNode, valueNode) in node.Children)
             {
-                var key = ((YamlScalarNode)keyNode).Value ?? "";
+                var key = (keyNode as YamlScalarNode)?.Value
+                    ?? throw new ConfigException($"line {keyNode.Start.Line}: a config key must be a plain name, not a list or mapping{(path.Length > 0 ? $" (under '{path}')" : "")}");
                 var keyPath = path.Length == 0 ? key : path + "." + key;
                 if (!properties.TryGetValue(key, out var property))
                     throw Error(keyNode, keyPath,
@@ -89,7 +90,8 @@ public static class ConfigBinder
             var dict = (IDictionary)Activator.CreateInstance(type)!;
             foreach (var (k, v) in map.Children)
             {
-                var name = ((YamlScalarNode)k).Value ?? "";
+                var name = (k as YamlScalarNode)?.Value
+                    ?? throw new ConfigException($"line {k.Start.Line}: a key under '{path}' must be a plain name, not a list or mapping");
                 dict[name] = ConvertNode(valueType, v, path + "." + name, key, binder);
             }
             return dict;

@@ -46,6 +46,11 @@ public static class ConfigLoader
         {
             throw new ConfigException($"{source}:{e.Start.Line}:{e.Start.Column}: malformed YAML: {e.InnerException?.Message ?? e.Message}");
         }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            // YamlDotNet reports some malformed documents this way (found by the fuzz properties).
+            throw new ConfigException($"{source}: malformed YAML ({e.Message})");
+        }
         if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is YamlScalarNode { Value: null or "" })
             return new YamlMappingNode();
         return stream.Documents[0].RootNode as YamlMappingNode
@@ -103,7 +108,7 @@ public static class ConfigLoader
                 YamlDepthGuard.Check(yaml, $"override '{assignment}'");
                 stream.Load(new StringReader(yaml));
             }
-            catch (YamlDotNet.Core.YamlException e)
+            catch (Exception e) when (e is YamlDotNet.Core.YamlException or ArgumentException or InvalidOperationException)
             {
                 throw new ConfigException($"{what} ({e.InnerException?.Message ?? e.Message}); write e.g. [q_proj, v_proj]", key);
             }
@@ -153,6 +158,8 @@ public static class ConfigLoader
         _ when value.GetType() is var t && ConfigBinder.IsConfigRecord(t) =>
             "{" + string.Join(", ", ConfigBinder.WritableProperties(t).Select(p => $"{p.Key}: {Scalar(p.Value.GetValue(value))}")) + "}",
         IDictionary dict => "{" + string.Join(", ", dict.Keys.Cast<object>().Select(k => $"{Quote(k.ToString()!)}: {Scalar(dict[k])}")) + "}",
+        _ when ConfigBinder.IsConfigRecord(value.GetType()) =>   // a record inside a list (data.datasets): a flow mapping
+            "{" + string.Join(", ", ConfigBinder.WritableProperties(value.GetType()).Select(p => $"{p.Key}: {Scalar(p.Value.GetValue(value))}")) + "}",
         IEnumerable list => "[" + string.Join(", ", list.Cast<object>().Select(Scalar)) + "]",
         IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
         _ => value.ToString() ?? "",

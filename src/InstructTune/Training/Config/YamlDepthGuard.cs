@@ -51,5 +51,10 @@ public static class YamlDepthGuard
         {
             throw new ConfigException($"{source}:{e.Start.Line}:{e.Start.Column}: malformed YAML: {e.InnerException?.Message ?? e.Message}");
         }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            // YamlDotNet's parser reports some malformed documents (found by the fuzz properties) this way.
+            throw new ConfigException($"{source}:{parser.Current?.Start.Line ?? 0}: malformed YAML");
+        }
     }
 }
