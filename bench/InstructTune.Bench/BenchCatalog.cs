@@ -11,7 +11,8 @@ public static class BenchCatalog
         ["step-rank"] = ("(internal) one rank of step --ranks, started by mpirun", DataParallelStepBench.RankMain),
         ["data"] = ("prepare 50k Alpaca-sized records (llama2, alpaca template, dedup, packing): records/s, memory", DataBench.Run),
         ["serve"] = ("itune serve requests/s and tokens/s at 1, 4, 16 concurrent clients on config S over HTTP [--requests 32 --max-tokens 64]", ServeBench.Run),
-        ["tokenizers"] = ("encode MB/s: llama2 .model vs sentencepiece, llama3 tokenizer.json vs HF tokenizers [--mb 10]", TokenizerBench.Run),
+        ["tokenizers"] = ("encode MB/s: llama2 .model and T5 unigram vs sentencepiece, llama3 tokenizer.json vs HF tokenizers [--mb 10]", TokenizerBench.Run),
+        ["tokenize"] = ("alias of tokenizers", TokenizerBench.Run),
     };
 
     public static int Run(string[] args)

@@ -6,9 +6,9 @@ using InstructTune.Tokenizers;
 namespace InstructTune.Bench;
 
 /// <summary>
-/// <c>bench … -- tokenizers [--mb 10]</c>: encode MB/s, single thread, on a corpus of at least --mb MB of real
+/// <c>bench … -- tokenizers [--mb 10]</c> (alias <c>tokenize</c>): encode MB/s, single thread, on a corpus of at least --mb MB of real
 /// instruction text (every string of ../shared/testdata/datasets, split into lines, repeated to size), for the
-/// llama2 .model against python3-sentencepiece and llama3 tokenizer.json against HF tokenizers (node), measured in
+/// llama2 .model (BPE) and the T5-style unigram spiece.model against python3-sentencepiece and llama3 tokenizer.json against HF tokenizers (node), measured in
 /// the same run; plus our batch encode on all cores. Human lines, then one JSON line per result.
 /// Speeds are given per wall second and per CPU second of the process; the ratio uses CPU seconds, so that a shared,
 /// loaded machine (where wall time depends on what else runs) still compares like with like.
@@ -32,6 +32,8 @@ public static class TokenizerBench
             {
                 ("llama2.model", Path.Combine(shared, "tokenizers", "llama2", "tokenizer.model"),
                  new[] { "/usr/bin/python3", Path.Combine(root, "bench", "peers", "tokenizers_spm_peer.py"), corpusPath, Path.Combine(shared, "tokenizers", "llama2", "tokenizer.model") }, 1.0),
+                ("t5.unigram", Path.Combine(shared, "tokenizers", "spm-unigram-t5", "spiece.model"),
+                 new[] { "/usr/bin/python3", Path.Combine(root, "bench", "peers", "tokenizers_spm_peer.py"), corpusPath, Path.Combine(shared, "tokenizers", "spm-unigram-t5", "spiece.model") }, 1.0),
                 ("llama3.json", Path.Combine(shared, "tokenizers", "llama3", "tokenizer.json"),
                  new[] { "node", Path.Combine(root, "bench", "peers", "tokenizers_hf_peer.js"), corpusPath, Path.Combine(shared, "tokenizers", "llama3", "tokenizer.json") }, 0.8),
             };
