@@ -310,6 +310,12 @@ public sealed class FineTuneRecipe : IDisposable
         void Require(bool ok, string key, string why) { if (!ok) throw new ConfigException($"{key}: {why}", key); }
         Require(c.Loss.EwcReferencePath.Length == 0, "loss.ewc_reference_path",
             "is not supported yet (the continual-learning recipe will read it); remove it: loss.ewc_lambda estimates the Fisher on the validation data");
+        Require(c.Model.WeightStorage == WeightStorage.Float32, "model.weight_storage",
+            "bfloat16 is not supported yet (frozen base weights are kept in float32); remove the key or set it to float32");
+        Require(c.Eval.GenerationSamples == 0, "eval.generation_samples",
+            "is not supported yet (no generations are written at evaluation); remove the key or set it to 0, and run itune generate on the exported adapter or model");
+        Require(c.Data.ValidationPath.Length == 0 || c.Training.Objective == TrainingObjective.Sft, "data.validation_path",
+            "is read by training.objective sft only; feedback objectives hold out data.validation_fraction of data.path");
         Require(c.Training.MicroBatchSize > 0, "training.micro_batch_size", "must be positive");
         Require(c.Training.GradientAccumulationSteps > 0, "training.gradient_accumulation_steps", "must be positive");
         Require(c.Training.LearningRate > 0, "training.learning_rate", "must be positive");

@@ -81,7 +81,7 @@ public static class PrepareRecipe
         var d = config.Data;
         ValidateKeys(d);
         if (d.Datasets.Count == 0 && !string.IsNullOrEmpty(d.Path) && Directory.Exists(d.Path) && File.Exists(Path.Combine(d.Path, PreparedFile)))
-            return Reopen(config, tokenizer, tokenizerPath, d.Path, say);
+            return Reopen(config, tokenizer, tokenizerPath, d.Path, outDir, force, say);
         var datasets = Resolve(d);
         Directory.CreateDirectory(outDir);
         var prompts = new Dictionary<string, PromptFormat>(StringComparer.Ordinal);
@@ -122,11 +122,12 @@ public static class PrepareRecipe
         var manifest = new PreparedManifest(1, CacheManifest.TokenizerHash(tokenizerPath), d.MaxSeqLen, defaultPrompt.ToRecord(tokenizer),
             ConfigLoader.ToYaml(d), entries);
         AtomicFile.WriteAllText(Path.Combine(outDir, PreparedFile), JsonSerializer.Serialize(manifest, Json));
-        return Mix(config, results, entries, taskVocabulary, defaultPrompt, outDir);
+        var heldOut = HeldOut(config, tokenizer, tokenizerPath, defaultPrompt, taskVocabulary, outDir, force, say);
+        return Mix(config, results, entries, taskVocabulary, defaultPrompt, outDir, heldOut);
     }
 
     /// <summary>A folder an earlier prepare wrote, as data.path: its caches, checked against this run's tokenizer and length limit.</summary>
-    private static PreparedData Reopen(TrainConfig config, ITokenizer tokenizer, string tokenizerPath, string dir, Action<string>? say)
+    private static PreparedData Reopen(TrainConfig config, ITokenizer tokenizer, string tokenizerPath, string dir, string outDir, bool force, Action<string>? say)
     {
         PreparedManifest m;
         try { m = JsonSerializer.Deserialize<PreparedManifest>(File.ReadAllText(Path.Combine(dir, PreparedFile)))!; }
@@ -139,6 +140,8 @@ public static class PrepareRecipe
             throw new ConfigException($"data.template: '{config.Data.Template}', but '{dir}' was prepared with template '{m.PromptFormat.Template}'");
         // The stored data section decides mixing and stages; this config's data keys only point at the folder.
         var stored = ConfigLoader.LoadFromString<TrainConfig>("data:\n" + Indent(m.DataYaml)).Data;
+        // This run's data.validation_path replaces the stored split (the prepared folder stays as it is).
+        if (!string.IsNullOrEmpty(config.Data.ValidationPath)) stored.ValidationPath = config.Data.ValidationPath;
         var prompt = PromptFormat.Resolve(m.PromptFormat.Template, tokenizerPath, stored.TrainOn, stored.TrainOnEos);
         var vocabulary = new TaskVocabulary();
         var results = new List<PreparedDataset>();
@@ -153,7 +156,8 @@ public static class PrepareRecipe
             results.Add(Load(e.Name, e.Stage, e.PlainText, sub, stats with { CacheReused = true }, cache, vocabulary, stored, config.Training.Seed + i));
         }
         var withStored = new TrainConfig { Data = stored, Training = config.Training };
-        return Mix(withStored, results, m.Datasets, vocabulary, prompt, dir);
+        var heldOut = HeldOut(withStored, tokenizer, tokenizerPath, prompt, vocabulary, outDir, force, say);
+        return Mix(withStored, results, m.Datasets, vocabulary, prompt, dir, heldOut);
     }
 
     private static string Indent(string yaml) => string.Join("\n", yaml.Split('\n').Select(l => l.Length > 0 ? "  " + l : l));
@@ -164,14 +168,49 @@ public static class PrepareRecipe
         var ids = manifest.Tasks.Select(vocabulary.IdOf).ToArray();
         using var cache = new CachedDataset(dir, manifest.Shards);
         var all = cache.Select(e => e with { TaskId = ids[e.TaskId] }).ToList();
-        var (train, validation) = FineTuneRecipe.Split(all, d.ValidationFraction, seed);
+        // With data.validation_path the held-out set is that file (see HeldOut); nothing is split off the training data.
+        var (train, validation) = FineTuneRecipe.Split(all, string.IsNullOrEmpty(d.ValidationPath) ? d.ValidationFraction : 0, seed);
         if (d.Quality.BalanceComplexity && train.Count > 0)
             train = ComplexityBalancer.Balance(train.Select(e => e.Complexity).ToList(), train.Count, seed).Select(i => train[i]).ToList();
         return new PreparedDataset(name, stage, plain, dir, stats, train, validation);
     }
 
+    /// <summary>
+    /// data.validation_path: the held-out file through the same pipeline as the training data (format data.format, the
+    /// run's prompt format, max_seq_len, truncation) into outDir/validation; no augmentation or dedup, nothing skipped
+    /// silently. Null when the key is empty (the validation set is then split off by data.validation_fraction).
+    /// </summary>
+    private static List<TokenizedExample>? HeldOut(TrainConfig config, ITokenizer tokenizer, string tokenizerPath, PromptFormat prompt,
+        TaskVocabulary vocabulary, string outDir, bool force, Action<string>? say)
+    {
+        var d = config.Data;
+        if (string.IsNullOrEmpty(d.ValidationPath)) return null;
+        const string key = "data.validation_path";
+        if (!File.Exists(d.ValidationPath) && !Directory.Exists(d.ValidationPath))
+            throw new ConfigException($"{key}: '{d.ValidationPath}' does not exist", key);
+        ResolvedDataset v;
+        try { v = Resolve(new DataSection { Path = d.ValidationPath, Format = d.Format })[0]; }
+        catch (ConfigException e) { throw new ConfigException($"{key}: {e.Message}", key); }
+        var dir = Path.Combine(outDir, "validation");
+        say?.Invoke($"validation data: {d.ValidationPath} ({v.Source.Format}) → {dir}");
+        var options = new PrepareOptions([v.Source], tokenizerPath, prompt.Spec, dir, d.MaxSeqLen, d.Pack, d.SkipInvalid, d.TrainOnInputs,
+            BatchSize: config.Training.MicroBatchSize, Dedup: false, Force: force, Prompt: prompt, TooLong: v.TooLong);
+        PrepareResult result;
+        try { result = PreparePipeline.Run(options, tokenizer); }
+        catch (DataFormatException e) when (!d.SkipInvalid && e.Rejection != null)
+        {
+            throw new DataFormatException(e.Message + " (data.validation_path; set data.skip_invalid: true to skip malformed records)");
+        }
+        var ids = result.Manifest.Tasks.Select(vocabulary.IdOf).ToArray();
+        using var cache = new CachedDataset(result.OutDir, result.Manifest.Shards);
+        var examples = cache.Select(e => e with { TaskId = ids[e.TaskId] }).ToList();
+        if (examples.Count == 0)
+            throw new ConfigException($"{key}: '{d.ValidationPath}' has no usable examples ({Describe(result.Stats)})", key);
+        return examples;
+    }
+
     private static PreparedData Mix(TrainConfig config, List<PreparedDataset> datasets, IReadOnlyList<PreparedEntry> entries, TaskVocabulary tasks,
-        PromptFormat prompt, string outDir)
+        PromptFormat prompt, string outDir, List<TokenizedExample>? heldOut)
     {
         var d = config.Data;
         var empty = datasets.FirstOrDefault(x => x.Train.Count == 0);
@@ -202,7 +241,7 @@ public static class PrepareRecipe
             }
             reports.Add(new StageReport(p.Stage, examples.Count * epochsFactor, p.Trivial ? p.Epochs : 1, byDataset));
         }
-        var validation = datasets.SelectMany(x => x.Validation).ToList();
+        var validation = heldOut ?? datasets.SelectMany(x => x.Validation).ToList();
         var report = new Dictionary<string, object>
         {
             ["datasets"] = datasets.ToDictionary(x => x.Name, x => (object)x.Stats),

@@ -51,7 +51,7 @@ public sealed class ModelSection
     public string Path { get; set; } = "";
     [ConfigKey("Tokenizer folder or tokenizer.json/tokenizer.model file; empty = the model folder.")]
     public string Tokenizer { get; set; } = "";
-    [ConfigKey("Storage of frozen base weights: bfloat16 halves their memory; what trains keeps float32 master weights.")]
+    [ConfigKey("Storage of frozen base weights: float32 only for now (bfloat16 is refused as not supported yet).")]
     public WeightStorage WeightStorage { get; set; } = WeightStorage.Float32;
 }
 
@@ -63,7 +63,7 @@ public sealed partial class DataSection
     public string Format { get; set; } = "alpaca";
     [ConfigKey("Prompt template: alpaca | chatml | llama2 | llama3, or a format string with {instruction} {input} {output}.")]
     public string Template { get; set; } = "alpaca";
-    [ConfigKey("Held-out dataset (same format) for the evaluation loss; empty = split data.validation_fraction off the training data.")]
+    [ConfigKey("Held-out dataset (format data.format, prompt data.template, same max_seq_len) for the evaluation loss; empty = split data.validation_fraction off the training data.")]
     public string ValidationPath { get; set; } = "";
     [ConfigKey("Longest example in tokens; longer ones are truncated (input first).", Min = 2)]
     public int MaxSeqLen { get; set; } = 512;
@@ -71,7 +71,7 @@ public sealed partial class DataSection
     public bool Pack { get; set; } = true;
     [ConfigKey("Also learn the prompt tokens (default: loss on the response only).")]
     public bool TrainOnInputs { get; set; }
-    [ConfigKey("Share of the training data held out for validation when data.validation_path is empty.", Min = 0, Max = 1, MaxExclusive = true)]
+    [ConfigKey("Share of the training data held out for validation when data.validation_path is empty (ignored when it is set).", Min = 0, Max = 1, MaxExclusive = true)]
     public double ValidationFraction { get; set; } = 0.02;
 }
 
@@ -167,7 +167,7 @@ public sealed class EvalSection
 {
     [ConfigKey("Evaluation loss every this many steps and at the end (0 = off).", Min = 0)]
     public int EverySteps { get; set; } = 0;
-    [ConfigKey("Greedy generations written to the run folder at each evaluation (prompts from the validation data).", Min = 0)]
+    [ConfigKey("Greedy generations at each evaluation: not supported yet, only 0 is accepted (use itune generate on the exported adapter or model).", Min = 0)]
     public int GenerationSamples { get; set; } = 0;
     [ConfigKey("Stop after this many evaluations without a better loss (0 = off).", Min = 0)]
     public int EarlyStoppingPatience { get; set; } = 0;
