@@ -2,6 +2,7 @@
 // conversion of Hugging Face Llama-family checkpoints (issue 3). The work lives in the library; this file
 // parses options, reports errors as one clear line, and writes outputs atomically.
 using System.CommandLine;
+using InstructTune.Evaluation.ModelBackends;
 using System.Text.Json;
 using InstructTune.Checkpoints;
 using InstructTune.Generation;
@@ -43,17 +44,6 @@ public static class ModelCommands
         return cmd;
     }
 
-    private static InferenceModel LoadModel(string dir, string? adapterDir)
-    {
-        var model = InferenceModel.Load(dir);
-        try
-        {
-            if (adapterDir != null) Peft.PeftRegistry.ApplyTo(model, adapterDir);
-            return model;
-        }
-        catch { model.Dispose(); throw; }
-    }
-
     private static Command Score()
     {
         var modelOpt = new Option<string>("--model") { Description = "checkpoint folder", Required = true };
@@ -64,8 +54,9 @@ public static class ModelCommands
         var cmd = new Command("score", "Next-token log-probabilities and loss of token sequences") { modelOpt, input, output, logits, adapter };
         cmd.SetAction(p => Guard(() =>
         {
-            using var model = LoadModel(p.GetValue(modelOpt)!, p.GetValue(adapter));
-            var encode = ModelTokenizer.EncoderFor(p.GetValue(modelOpt)!);
+            using var loaded = LoadedModel.Load(p.GetValue(modelOpt)!, p.GetValue(adapter), requireTokenizer: false);
+            var model = loaded.Model;
+            Func<string, int[]>? encode = ModelTokenizer.Of(loaded) is { } mt ? mt.Encode : null;
             var inputs = JsonlScoring.ReadInputs(p.GetValue(input)!, encode, model.Config.VocabSize, model.Config.MaxPositionEmbeddings);
             var results = Scorer.Score(model, inputs, p.GetValue(logits));
             void Write(Stream s) { foreach (var r in results) JsonlScoring.WriteLine(s, r, model.Config.VocabSize); }
@@ -102,8 +93,9 @@ public static class ModelCommands
         cmd.SetAction(p => Guard(() =>
         {
             string dir = p.GetValue(modelOpt)!;
-            using var model = LoadModel(dir, p.GetValue(adapter));
-            var tokenizer = ModelTokenizer.TryLoad(dir);
+            using var loaded = LoadedModel.Load(dir, p.GetValue(adapter), requireTokenizer: false);
+            var model = loaded.Model;
+            var tokenizer = ModelTokenizer.Of(loaded);
             int[] ids;
             if (p.GetValue(promptIds) is { } s)
                 ids = s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
@@ -190,9 +182,5 @@ internal sealed class ModelTokenizer(ITokenizer tokenizer)
     public string Decode(IReadOnlyList<int> ids) => tokenizer.Decode(ids.ToArray(), skipSpecialTokens: true);
     public StreamingDecoder Streaming() => new(tokenizer, skipSpecialTokens: true);
 
-    public static ModelTokenizer? TryLoad(string dir) =>
-        new[] { "tokenizer.json", "tokenizer.model", "spiece.model" }.Any(n => File.Exists(Path.Combine(dir, n)))
-            ? new ModelTokenizer(TokenizerLoader.Load(dir)) : null;
-
-    public static Func<string, int[]>? EncoderFor(string dir) => TryLoad(dir) is { } t ? t.Encode : null;
+    public static ModelTokenizer? Of(LoadedModel loaded) => loaded.HasTokenizer ? new ModelTokenizer(loaded.Tokenizer) : null;
 }

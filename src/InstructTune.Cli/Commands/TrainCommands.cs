@@ -7,6 +7,7 @@ using InstructTune.Models;
 using InstructTune.Peft.Lora;
 using InstructTune.Recipes;
 using InstructTune.Tokenizers;
+using InstructTune.Training.Checkpointing;
 using InstructTune.Training.Config;
 using InstructTune.Training.Loop;
 using Spectre.Console;
@@ -51,12 +52,14 @@ public static class TrainCommands
     {
         var config = new Option<string?>("--config") { Description = "YAML config (configs/*.yaml); its keys are the snake_case TrainConfig fields" };
         var resume = new Option<string?>("--resume") { Description = "continue from a checkpoint folder, a run folder, or 'latest' (in checkpoint.output_dir)" };
-        var overrides = new Argument<string[]>("overrides") { Description = "key=value overrides, e.g. training.learning_rate=1e-4 lora.rank=16", Arity = ArgumentArity.ZeroOrMore };
+        var overwrite = new Option<bool>("--overwrite") { Description = "replace the run already in checkpoint.output_dir (its checkpoints, metrics, run.json, exports)" };
+        var resumeForce = new Option<bool>("--resume-force") { Description = "resume even when the base model, data or method differ from the run's run.json" };
+        var overrides = new Argument<string[]>("overrides") { Description = "key=value overrides, e.g. training.learning_rate=1e-4 lora.rank=16 (`itune config schema` lists every key)", Arity = ArgumentArity.ZeroOrMore };
         var launcher = new Option<string?>("--launcher") { Description = "'mpi': re-run this command data-parallel under mpirun (also: start it with `mpirun -np N itune train …` yourself)" };
         var ranks = new Option<int>("--ranks") { Description = "with --launcher mpi: number of processes (ranks)", DefaultValueFactory = _ => 2 };
         var hostfile = new Option<string?>("--hostfile") { Description = "with --launcher mpi: Open MPI hostfile for a multi-node job" };
         var cmd = new Command("train", "Instruction fine-tuning (training.method): full, lora, qlora, ia3, prompt_tuning, prefix_tuning (lora.use_dora for DoRA); data-parallel under mpirun (distributed.*); feedback tuning with training.objective dpo, ipo, kto, orpo or simpo (docs/PREFERENCE.md)")
-            { config, resume, overrides, launcher, ranks, hostfile };
+            { config, resume, overwrite, resumeForce, overrides, launcher, ranks, hostfile };
         cmd.SetAction(p => p.GetValue(launcher) is { } l
             ? MpiLauncher.Relaunch(l, p.GetValue(ranks), p.GetValue(hostfile), Environment.GetCommandLineArgs().Skip(1).ToList())
             : RankGuard(attach =>
@@ -75,7 +78,9 @@ public static class TrainCommands
                     Console.Error.WriteLine($"data parallel: {comm.Size} ranks × {threads} thread(s); global batch {cfg.Training.MicroBatchSize} × " +
                                             $"{cfg.Training.GradientAccumulationSteps} × {comm.Size} sequences; zero_stage {cfg.Distributed.ZeroStage}");
             }
-            var recipe = FineTuneRecipe.Setup(cfg, p.GetValue(resume), say: root ? s => Console.Error.WriteLine(s) : null, comm);
+            if (p.GetValue(overwrite) && p.GetValue(resume) != null) throw new ArgumentException("--overwrite and --resume exclude each other");
+            using var recipe = FineTuneRecipe.Setup(cfg, p.GetValue(resume), say: root ? s => Console.Error.WriteLine(s) : null, comm,
+                new RunStartOptions(p.GetValue(overwrite), p.GetValue(resumeForce)));
             if (recipe.Trainer.Zero is { } zero)
                 Console.Error.WriteLine($"rank {comm.Rank}/{comm.Size}: ZeRO-1 holds AdamW moments of {zero.OwnedValues:N0} of {zero.TotalValues:N0} " +
                                         $"trainable values ({zero.OwnedValues * 8 / 1048576.0:F1} MiB instead of {zero.TotalValues * 8 / 1048576.0:F1} MiB)");

@@ -1,4 +1,5 @@
 using InstructTune.Data.Batching;
+using InstructTune.Data.Cache;
 using InstructTune.Data.Loading;
 using InstructTune.Data.Pipeline;
 using InstructTune.Data.Preference;
@@ -47,7 +48,7 @@ public sealed record TrainingSummary(int Steps, double FinalLoss, double? Valida
 /// trainer splits each global batch over the ranks; rank 0 alone prepares the data cache, validates, logs,
 /// writes checkpoints and exports, and the others wait for it at the next collective.
 /// </summary>
-public sealed class FineTuneRecipe
+public sealed class FineTuneRecipe : IDisposable
 {
     private readonly TrainConfig _config;
     private readonly TrainingInputs _inputs;
@@ -57,6 +58,7 @@ public sealed class FineTuneRecipe
     public PeftMethod? Peft => _peft;
     private readonly CheckpointStore _store;
     private readonly int _totalSteps;
+    private RunFolder? _folder;
     private readonly PreferenceSetup? _preference;
     private readonly ICommunicator _comm;
 
@@ -73,16 +75,19 @@ public sealed class FineTuneRecipe
     /// <summary>Hook for tests: called inside every checkpoint write, before the files are published.</summary>
     public static Action<string>? OnCheckpointWriting { get; set; }
 
-    private FineTuneRecipe(TrainConfig config, TrainingInputs inputs, string? resume, ICommunicator comm)
+    private FineTuneRecipe(TrainConfig config, TrainingInputs inputs, string? resume, ICommunicator comm, RunFolder? folder = null,
+        RunInfo? run = null, bool resumeForce = false, Action<string>? say = null)
     {
         _config = config;
         _comm = comm;
         _inputs = inputs;
+        _folder = folder;
         var t = config.Training;
         var model = inputs.Model;
         bool feedback = config.Training.Objective != TrainingObjective.Sft;
         if (feedback ? inputs.Preference is not { Count: > 0 } : inputs.Train.Count == 0)
             throw new ConfigException("data.path: the dataset has no usable examples");
+        RefuseWhatCannotTrain(config, inputs, feedback, say);
 
         if (model.Config is var mc && (t.Method == TuningMethod.PromptTuning || t.Method == TuningMethod.PrefixTuning))
         {
@@ -156,11 +161,16 @@ public sealed class FineTuneRecipe
         if (config.Loss.EwcLambda > 0) _trainer.Regularizers.Add(MakeEwc(frozenOrAll, objective));
 
         _store = new CheckpointStore(config.Checkpoint.OutputDir, Math.Max(1, config.Checkpoint.KeepLast));
+        if (folder != null && run != null) folder.Record(run, resume != null, resumeForce, say);
         if (resume != null)
         {
             // Every rank reads the checkpoint (the run folder must be reachable from every node, as model.path is).
             TrainerCheckpoint.Restore(_trainer, CheckpointStore.Resolve(resume, config.Checkpoint.OutputDir));
             _trainer.Zero?.DropForeignState();
+            // The steps after the checkpoint are replayed and logged again (by rank 0): drop their old lines.
+            int dropped = comm.Rank != 0 ? 0
+                : Training.Logging.JsonlMetricsLogger.TruncateAfter(Path.Combine(config.Checkpoint.OutputDir, "metrics.jsonl"), _trainer.Step);
+            if (dropped > 0) say?.Invoke($"resume at step {_trainer.Step}: {dropped} metrics.jsonl line(s) of later steps dropped (they are replayed)");
         }
     }
 
@@ -184,6 +194,34 @@ public sealed class FineTuneRecipe
             $"{(frozen * 4 + nf4Bytes) / MiB:F1} MiB frozen{(nf4.Count > 0 ? $" ({nf4Bytes / MiB:F1} MiB of it NF4)" : "")}");
     }
 
+    /// <summary>
+    /// Refuses, before step 1, a run that cannot learn or cannot fit: max_seq_len beyond the model's positions, and
+    /// zero learned tokens (every response truncated away); warns per task when more than 10 % of its examples lost
+    /// their whole response to truncation.
+    /// </summary>
+    private static void RefuseWhatCannotTrain(TrainConfig config, TrainingInputs inputs, bool feedback, Action<string>? say)
+    {
+        int maxPos = inputs.Model.Config.MaxPositionEmbeddings;
+        if (maxPos > 0 && config.Data.MaxSeqLen > maxPos)
+            throw new ConfigException($"data.max_seq_len: {config.Data.MaxSeqLen} exceeds the model's max_position_embeddings {maxPos}; set data.max_seq_len ≤ {maxPos}", "data.max_seq_len");
+        if (feedback) return;   // preference pairs: their own checks (PreferenceData)
+        bool onlyResponses = config.Loss.NextTokenWeight == 0;
+        long learned = inputs.Train.Sum(e => (long)e.LearnedTokens);
+        if (onlyResponses && learned == 0)
+            throw new ConfigException(
+                $"data.max_seq_len: the {inputs.Train.Count} training examples have 0 learned tokens at data.max_seq_len={config.Data.MaxSeqLen} " +
+                "(every response was truncated away or masked): nothing to learn. Raise data.max_seq_len, shorten the prompts, or set loss.next_token_weight", "data.max_seq_len");
+        foreach (var group in inputs.Train.GroupBy(e => e.TaskId))
+        {
+            int lost = group.Count(e => e.LearnedTokens == 0 && e.TruncatedTokens > 0), n = group.Count();
+            if (onlyResponses && lost * 10 > n)
+            {
+                var name = group.Key >= 0 && group.Key < inputs.TaskNames.Count ? inputs.TaskNames[group.Key] : $"task {group.Key}";
+                say?.Invoke($"warning: {name}: {lost} of {n} examples ({100.0 * lost / n:F0} %) lost their whole response to truncation at data.max_seq_len={config.Data.MaxSeqLen}");
+            }
+        }
+    }
+
     /// <summary>EWC's Fisher on the reference set (or the training data when none is given), at the starting weights.</summary>
     private EwcRegularizer MakeEwc(List<Parameter> parameters, ObjectiveOptions objective)
     {
@@ -201,7 +239,9 @@ public sealed class FineTuneRecipe
     }
 
     /// <summary>Loads the model, tokenizer and data the config names; refuses bad paths and settings with the key named.</summary>
-    public static FineTuneRecipe Setup(TrainConfig config, string? resume = null, Action<string>? say = null, ICommunicator? comm = null)
+    /// <param name="start">How to treat a folder that already holds a run (default: refuse unless resuming).</param>
+    public static FineTuneRecipe Setup(TrainConfig config, string? resume = null, Action<string>? say = null, ICommunicator? comm = null,
+        RunStartOptions? start = null)
     {
         comm ??= SingleProcess.Instance;
         var modelPath = config.Model.Path;
@@ -210,6 +250,22 @@ public sealed class FineTuneRecipe
         Validate(config);
         if (config.Data.Datasets.Count > 0 || !Directory.Exists(config.Data.Path) || !File.Exists(Path.Combine(config.Data.Path, PrepareRecipe.PreparedFile)))
             PrepareRecipe.Resolve(config.Data);   // bad data keys are refused before the model loads
+        start ??= new RunStartOptions();
+        var startedAt = DateTimeOffset.UtcNow.ToString("O");
+        // Rank 0 holds the run folder for the whole job (the other ranks of a data-parallel run share it).
+        var folder = comm.Rank == 0 ? RunFolder.Acquire(config.Checkpoint.OutputDir, resume != null, start, say) : null;
+        try
+        {
+            var (inputs, dataFingerprint, data) = LoadInputs(config, modelPath, say, comm);
+            var run = new RunInfo(CacheManifest.Sha256OfText(ConfigLoader.ToYaml(config)), RunFolder.ModelFingerprint(modelPath), dataFingerprint,
+                config.Training.Method.ToString().ToLowerInvariant(), startedAt, Environment.ProcessId);
+            return new FineTuneRecipe(config, inputs, resume, comm, folder, run, start.ResumeForce, say) { Data = data };
+        }
+        catch { folder?.Dispose(); throw; }
+    }
+
+    private static (TrainingInputs Inputs, string DataFingerprint, PreparedData? Data) LoadInputs(TrainConfig config, string modelPath, Action<string>? say, ICommunicator comm)
+    {
         var tokenizerPath = string.IsNullOrEmpty(config.Model.Tokenizer) ? modelPath : config.Model.Tokenizer;
         say?.Invoke($"tokenizer: {tokenizerPath}");
         var tokenizer = TokenizerLoader.Load(tokenizerPath);
@@ -222,7 +278,8 @@ public sealed class FineTuneRecipe
         {
             say?.Invoke($"feedback data: {config.Data.Path} (objective {config.Training.Objective}, template {config.Data.Template})");
             var feedbackInputs = PreferenceSetup.LoadData(config, tokenizer, tokenizerPath, padId, model, modelPath, say);
-            return new FineTuneRecipe(config, feedbackInputs, resume, comm);
+            var dataSha = File.Exists(config.Data.Path) ? "sha256:" + CacheManifest.Sha256OfFile(config.Data.Path) : config.Data.Path;
+            return (feedbackInputs, dataSha, null);
         }
         // Rank 0 tokenizes into the run's data cache first; the other ranks then find it and reuse it.
         PreparedData Prepare() => PrepareRecipe.Run(config, tokenizer, tokenizerPath, Path.Combine(config.Checkpoint.OutputDir, "data"), say: comm.Rank == 0 ? say : null);
@@ -236,7 +293,9 @@ public sealed class FineTuneRecipe
             Encode = text => tokenizer.Encode(text, addSpecialTokens: true).Ids,
         };
         if (comm.Rank == 0) PromptFormatFile.Write(config.Checkpoint.OutputDir, inputs.Prompt!);
-        return new FineTuneRecipe(config, inputs, resume, comm) { Data = data };
+        var prepared = Path.Combine(data.OutDir, PrepareRecipe.PreparedFile);
+        var fingerprint = File.Exists(prepared) ? "sha256:" + CacheManifest.Sha256OfFile(prepared) : data.OutDir;
+        return (inputs, fingerprint, data);
     }
 
     public static FineTuneRecipe FromInputs(TrainConfig config, TrainingInputs inputs, string? resume = null, ICommunicator? comm = null)
@@ -296,6 +355,11 @@ public sealed class FineTuneRecipe
         bool stoppedEarly = false;
         StepResult? last = null;
         bool root = _comm.Rank == 0;
+        if (root)
+        {
+            Directory.CreateDirectory(c.Checkpoint.OutputDir);
+            AtomicFile.WriteAllText(Path.Combine(c.Checkpoint.OutputDir, "config.yaml"), ConfigLoader.ToYaml(c));   // the effective config of this run
+        }
         using var reporter = root ? new TrainingReporter(c.Checkpoint.OutputDir, c.Logging.EverySteps, c.Logging.TensorBoard, quiet) : null;
         while (_trainer.Step < _totalSteps && !cancel.IsCancellationRequested)
         {
@@ -331,7 +395,15 @@ public sealed class FineTuneRecipe
         }
         SaveCheckpoint();
         var export = root ? Export() : "";
+        Dispose();   // the run is over: release the folder's lock
         return new TrainingSummary(_trainer.Step, last?.Loss ?? double.NaN, validationLoss, curve, c.Checkpoint.OutputDir, export, stoppedEarly, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Releases the run folder's lock (also done at the end of <see cref="Train"/>).</summary>
+    public void Dispose()
+    {
+        _folder?.Dispose();
+        _folder = null;
     }
 
     /// <summary>Mean response-token loss over the validation set, without recording gradients.</summary>

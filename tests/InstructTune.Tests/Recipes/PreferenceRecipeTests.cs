@@ -75,6 +75,7 @@ public class PreferenceRecipeTests
         var first = FineTuneRecipe.Setup(config);
         first.Trainer.TrainStep(); first.Trainer.TrainStep();
         first.SaveCheckpoint();
+        first.Dispose();   // releases the run folder (run.lock) for the resume below
         var cache = Path.Combine(config.Checkpoint.OutputDir, PreferenceSetup.ReferenceFile);
         Assert.True(File.Exists(cache));
         var straight = FineTuneRecipe.Setup(Config(model, data, keys)).Train(quiet: true);

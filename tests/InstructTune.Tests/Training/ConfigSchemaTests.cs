@@ -124,7 +124,7 @@ public class ConfigSchemaTests
     public void EveryKeyIsReadByTheProduct(string root)
     {
         var unread = GetterUsage.UnreadKeys(RootType(root), Product);
-        // Being wired now (issue 12: weight_storage, validation_path, generation_samples; issue 19: the two preference
+        // Being wired now (issue 12: weight_storage, generation_samples; issue 19: the two preference
         // keys); this list must shrink to empty, and a key missing from it fails the test.
         string[] pending = root == nameof(TrainConfig)
             ? ["model.weight_storage", "data.validation_path", "eval.generation_samples"]

@@ -9,6 +9,9 @@ namespace InstructTune.Tests.Training;
 /// <summary>Everything wrong with a training request is refused in setup, before the first step, naming what is wrong.</summary>
 public class RecipeSetupTests
 {
+    /// <summary>A prompt format short enough for the tiny model's 128 positions (alpaca's header alone is longer).</summary>
+    internal const string ShortTemplate = "data.template=Q: {instruction}{input} A: {output}";
+
     internal static (string ModelDir, string DataPath) Workspace()
     {
         var dir = Directory.CreateTempSubdirectory("setup").FullName;
@@ -25,7 +28,7 @@ public class RecipeSetupTests
 
     private static string SetupError(params string[] overrides)
     {
-        var config = ConfigLoader.LoadFromString<TrainConfig>("", overrides);
+        var config = ConfigLoader.LoadFromString<TrainConfig>("", ["data.max_seq_len=128", ShortTemplate, .. overrides]);
         return Assert.Throws<ConfigException>(() => FineTuneRecipe.Setup(config)).Message;
     }
 
@@ -34,6 +37,7 @@ public class RecipeSetupTests
     {
         var (model, data) = Workspace();
         var run = $"checkpoint.output_dir={Directory.CreateTempSubdirectory("run").FullName}";
+        Assert.Contains("max_position_embeddings 128", SetupError($"model.path={model}", $"data.path={data}", "data.max_seq_len=512", run));
         Assert.Contains("model.path", SetupError($"data.path={data}", run));
         Assert.Contains("model.path", SetupError("model.path=/nonexistent/model", $"data.path={data}", run));
         Assert.Contains("data.path", SetupError($"model.path={model}", "data.path=/nonexistent/train.jsonl", run));
@@ -49,7 +53,8 @@ public class RecipeSetupTests
     {
         var (model, data) = Workspace();
         var config = ConfigLoader.LoadFromString<TrainConfig>("", [$"model.path={model}", $"data.path={data}",
-            $"checkpoint.output_dir={Directory.CreateTempSubdirectory("run").FullName}", "training.max_steps=2", "logging.tensor_board=false"]);
+            $"checkpoint.output_dir={Directory.CreateTempSubdirectory("run").FullName}", "training.max_steps=2", "logging.tensor_board=false",
+            "data.max_seq_len=128", ShortTemplate]);
         var recipe = FineTuneRecipe.Setup(config);
         Assert.All(recipe.Trainer.Trainable, t => Assert.Contains(".lora_", t.Name));
         var summary = recipe.Train(quiet: true);

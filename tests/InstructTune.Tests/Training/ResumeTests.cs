@@ -96,8 +96,9 @@ public class ResumeTests
         p1.Kill(entireProcessTree: true);
         p1.WaitForExit();
         Assert.Equal([3L], store.List().Select(c => c.Step));          // step 6 was never published
-        TrainerCheckpoint.Restore(FineTuneRecipe.Setup(ConfigLoader.Load<TrainConfig>(Path.Combine(dir, "train.yaml"),
-            [$"checkpoint.output_dir={run}"])).Trainer, store.Latest()!);   // the last good one loads
+        // The last good one loads (resuming: the folder holds this run; the killed process's lock is stale and taken over).
+        using (var check = FineTuneRecipe.Setup(ConfigLoader.Load<TrainConfig>(Path.Combine(dir, "train.yaml"), [$"checkpoint.output_dir={run}"]), store.Latest()!))
+            Assert.Equal(3, check.Trainer.Step);
 
         // 2) Resume, then SIGKILL in the middle of training (after step 8 is logged, before step 9's checkpoint).
         var p2 = StartTrain(dir, run, resume: true, checkpointSleepMs: 0);

@@ -1,62 +1,76 @@
 using InstructTune.Evaluation.Metrics;
 using InstructTune.Models.Inference;
-using InstructTune.Peft.Lora;
 using InstructTune.Tokenizers;
 
 namespace InstructTune.Evaluation.ModelBackends;
 
 /// <summary>
-/// A checkpoint folder opened for evaluation: the model (with an optional LoRA adapter attached unmerged) and the
-/// tokenizer beside it. Every failure to open becomes an <see cref="EvalInputException"/> that names the folder
-/// and what is wrong with it, so the CLI can print one line and exit non-zero.
+/// The one "load model + adapter + tokenizer" path of every inference command (eval, generate, score, IFEval,
+/// quickstart's evaluation, serve): a checkpoint folder opened for inference, with an optional PEFT adapter
+/// (LoRA, DoRA, IA3 through <see cref="Peft.PeftRegistry"/>) attached unmerged, and the tokenizer beside it.
+/// Every failure to open becomes an <see cref="EvalInputException"/> (an InputException: one line, exit code 2)
+/// that names the folder and what is wrong with it, never a CLI flag.
 /// </summary>
 public sealed class LoadedModel : IDisposable
 {
+    private readonly ITokenizer? _tokenizer;
+
     public InferenceModel Model { get; }
-    public ITokenizer Tokenizer { get; }
     public string Directory { get; }
     public string? AdapterDirectory { get; }
+    public bool HasTokenizer => _tokenizer != null;
 
-    private LoadedModel(InferenceModel model, ITokenizer tokenizer, string dir, string? adapterDir)
+    /// <summary>The folder's tokenizer; refuses (naming the folder) when it has none.</summary>
+    public ITokenizer Tokenizer => _tokenizer
+        ?? throw new EvalInputException($"model folder {Directory}: no tokenizer (tokenizer.json, tokenizer.model or spiece.model) to encode text with");
+
+    private LoadedModel(InferenceModel model, ITokenizer? tokenizer, string dir, string? adapterDir)
     {
-        Model = model; Tokenizer = tokenizer; Directory = dir; AdapterDirectory = adapterDir;
+        Model = model; _tokenizer = tokenizer; Directory = dir; AdapterDirectory = adapterDir;
     }
 
-    public static LoadedModel Load(string modelDir, string? adapterDir = null)
+    /// <param name="requireTokenizer">false: a folder without tokenizer files opens (token-id prompts); a broken one still fails.</param>
+    public static LoadedModel Load(string modelDir, string? adapterDir = null, bool requireTokenizer = true)
     {
-        if (!System.IO.Directory.Exists(modelDir)) throw new EvalInputException($"--model {modelDir}: folder not found");
-        ITokenizer tokenizer;
-        try { tokenizer = TokenizerLoader.Load(modelDir); }
-        catch (Exception ex) when (ex is TokenizerFormatException or IOException or InvalidDataException)
+        if (!System.IO.Directory.Exists(modelDir)) throw new EvalInputException($"model folder {modelDir}: not found");
+        ITokenizer? tokenizer = null;
+        if (requireTokenizer || HasTokenizerFiles(modelDir))
         {
-            throw new EvalInputException($"--model {modelDir}: cannot load the tokenizer: {ex.Message}");
+            try { tokenizer = TokenizerLoader.Load(modelDir); }
+            catch (Exception ex) when (ex is TokenizerFormatException or IOException or InvalidDataException)
+            {
+                throw new EvalInputException($"model folder {modelDir}: cannot load the tokenizer: {ex.Message}");
+            }
         }
         InferenceModel model;
         try { model = InferenceModel.Load(modelDir); }
         catch (Exception ex) when (ex is IOException or InvalidDataException or FormatException or System.Text.Json.JsonException or KeyNotFoundException or ArgumentException)
         {
-            throw new EvalInputException($"--model {modelDir}: cannot load the checkpoint: {ex.Message}");
+            throw new EvalInputException($"model folder {modelDir}: cannot load the checkpoint: {ex.Message}");
         }
-        if (tokenizer.VocabSize > model.Config.VocabSize)
+        if (tokenizer != null && tokenizer.VocabSize > model.Config.VocabSize)
         {
             model.Dispose();
-            throw new EvalInputException($"--model {modelDir}: the tokenizer has {tokenizer.VocabSize} tokens, more than the model's vocab_size {model.Config.VocabSize}");
+            throw new EvalInputException($"model folder {modelDir}: the tokenizer has {tokenizer.VocabSize} tokens, more than the model's vocab_size {model.Config.VocabSize}");
         }
         if (adapterDir is not null)
         {
             try
             {
-                if (!System.IO.Directory.Exists(adapterDir)) throw new DirectoryNotFoundException("folder not found");
+                if (!System.IO.Directory.Exists(adapterDir)) throw new DirectoryNotFoundException("not found");
                 Peft.PeftRegistry.ApplyTo(model, adapterDir);
             }
             catch (Exception ex) when (ex is IOException or InvalidDataException or FormatException or System.Text.Json.JsonException or KeyNotFoundException or ArgumentException)
             {
                 model.Dispose();
-                throw new EvalInputException($"--adapter {adapterDir}: {ex.Message}");
+                throw new EvalInputException($"adapter folder {adapterDir}: {ex.Message}");
             }
         }
         return new LoadedModel(model, tokenizer, modelDir, adapterDir);
     }
+
+    private static bool HasTokenizerFiles(string dir) =>
+        new[] { "tokenizer.json", "tokenizer.model", "spiece.model" }.Any(f => File.Exists(Path.Combine(dir, f)));
 
     public void Dispose() => Model.Dispose();
 }

@@ -1,6 +1,7 @@
 using InstructTune.Data.Records;
 using InstructTune.Data.TaskSuite;
 using InstructTune.Data.Templating;
+using InstructTune.Evaluation.ModelBackends;
 using InstructTune.Generation;
 using InstructTune.Models.Inference;
 using InstructTune.Peft.Lora;
@@ -24,8 +25,8 @@ public static class QuickstartEvaluation
     public static QuickstartScores Run(string baseDir, string? adapterDir, ITokenizer tokenizer, IPromptTemplate template,
         IReadOnlyDictionary<string, List<SuiteExample>> splits, int maxNewTokens)
     {
-        using var model = InferenceModel.Load(baseDir);
-        if (adapterDir != null) Peft.PeftRegistry.ApplyTo(model, adapterDir);
+        using var loaded = LoadedModel.Load(baseDir, adapterDir, requireTokenizer: false);
+        var model = loaded.Model;
         var options = new GenerationOptions
         {
             MaxNewTokens = maxNewTokens,

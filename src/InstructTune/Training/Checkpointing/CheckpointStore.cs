@@ -50,7 +50,7 @@ public sealed class CheckpointStore(string runDir, int keepLast = 3)
             TryDelete(temp);
             throw;
         }
-        Prune();
+        Prune(step);
         return final;
     }
 
@@ -83,10 +83,17 @@ public sealed class CheckpointStore(string runDir, int keepLast = 3)
             ?? throw new FileNotFoundException($"--resume {resumeArg}: not a complete checkpoint or a run folder with one");
     }
 
-    private void Prune()
+    /// <summary>
+    /// Keeps the newest <c>keepLast</c> checkpoints up to <paramref name="saved"/>, the one just written. Checkpoints
+    /// with a higher step belong to a trajectory this run replaced (it resumed from an earlier step): they go, so
+    /// pruning by step number never deletes the new checkpoint and `latest` never resolves to the abandoned one.
+    /// </summary>
+    private void Prune(long saved)
     {
         var all = List();
-        for (int i = 0; i < all.Count - keepLast; i++) TryDelete(all[i].Path);
+        foreach (var (step, path) in all) if (step > saved) TryDelete(path);
+        var kept = all.Where(c => c.Step <= saved).ToList();
+        for (int i = 0; i < kept.Count - keepLast; i++) TryDelete(kept[i].Path);
         // Temp folders left by killed processes are garbage: nothing references them.
         foreach (var dir in Directory.EnumerateDirectories(RunDir, ".tmp-" + Prefix + "*"))
             if (!dir.Contains($"-{Environment.ProcessId}-")) TryDelete(dir);

@@ -73,7 +73,7 @@ public class EvalModelCommandTests
         var missing = Path.Combine(NewDir(), "no-such-model");
         var (rc, _, err) = Run("eval", "model", "--model", missing, "--suite", "builtin", "--out", NewDir());
         Assert.Equal(2, rc);
-        Assert.Contains($"--model {missing}: folder not found", err);
+        Assert.Contains($"model folder {missing}: not found", err);
     }
 
     [Fact]
@@ -83,7 +83,7 @@ public class EvalModelCommandTests
         foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json" }) File.Copy(Path.Combine(TinyEvalModel.Path, f), Path.Combine(dir, f));
         var (rc, _, err) = Run("eval", "model", "--model", dir, "--suite", "builtin", "--out", NewDir());
         Assert.Equal(2, rc);
-        Assert.Contains($"--model {dir}: cannot load the checkpoint", err);
+        Assert.Contains($"model folder {dir}: cannot load the checkpoint", err);
     }
 
     [Fact]
@@ -114,7 +114,7 @@ public class EvalModelCommandTests
         var adapter = TinyEvalModel.WriteAdapter(module, inDim, outDim);
         var (rc, _, err) = Run("eval", "model", "--model", TinyEvalModel.Path, "--adapter", adapter, "--suite", "builtin", "--out", NewDir());
         Assert.Equal(2, rc);
-        Assert.Contains($"--adapter {adapter}:", err);
+        Assert.Contains($"adapter folder {adapter}:", err);
         Assert.Contains(expected, err);
     }
 
@@ -124,7 +124,7 @@ public class EvalModelCommandTests
         var missing = Path.Combine(NewDir(), "no-adapter");
         var (rc, _, err) = Run("eval", "model", "--model", TinyEvalModel.Path, "--adapter", missing, "--suite", "builtin", "--out", NewDir());
         Assert.Equal(2, rc);
-        Assert.Contains($"--adapter {missing}: folder not found", err);
+        Assert.Contains($"adapter folder {missing}: not found", err);
 
         (rc, _, err) = Run("eval", "model", "--model", TinyEvalModel.Path, "--template", "vicuna", "--suite", "builtin", "--out", NewDir());
         Assert.Equal(2, rc);
