@@ -76,7 +76,7 @@ public class DataProbeTests
     /// streams (<c>LoadOptions.CutFor</c>), so peak memory is the fixed overhead plus about the kept part.
     /// Bound asserted: under 10 × the kept part + 150 MB of fixed overhead (runtime, tokenizer, pipeline).
     /// </summary>
-    [Theory(Skip = "Pending: since the data pipeline rewrite (i12-data, landed 17:1x) these records are dropped (data.too_long) instead of truncated; adapt the fixture. The guarantee was measured before: docs/RELIABILITY.md")]
+    [Theory]
     [InlineData(10)]
     [InlineData(20)]
     [InlineData(40)]
@@ -86,10 +86,12 @@ public class DataProbeTests
         var path = Path.Combine(dir, "huge.jsonl");
         using (var w = new StreamWriter(path))
         {
-            w.Write("{\"instruction\":\"Summarise.\",\"input\":\"");
+            // The huge string is the response, so truncation keeps learned tokens (a huge prompt would leave none
+            // and the record would be dropped as no_learned_tokens instead of truncated).
+            w.Write("{\"instruction\":\"Repeat.\",\"input\":\"\",\"output\":\"");
             var chunk = string.Concat(Enumerable.Repeat("word ", 200));
             for (long n = 0; n < megabytes * (1L << 20); n += chunk.Length) w.Write(chunk);
-            w.Write("\",\"output\":\"ok\"}\n");
+            w.Write("\"}\n");
         }
         var r = Probe.AssertSuccess(Prepare(path, "alpaca", "--max-seq-len", "128", "data.too_long=truncate"));
         long kept = global::InstructTune.Data.Loading.LoadOptions.CutFor(128);
