@@ -11,7 +11,8 @@ public class DataProbeTests
 
     private static JsonElement Stats(ProbeResult r)
     {
-        var path = r.Stdout.Split('\n').First(l => l.StartsWith("stats: ")).Substring(7).Trim();
+        var report = r.Stdout.Split('\n').First(l => l.StartsWith("stats: ")).Substring(7).Split(';')[0].Trim();
+        var path = Path.Combine(Path.GetDirectoryName(report)!, "stats.json");
         return JsonDocument.Parse(File.ReadAllText(path)).RootElement;
     }
 
@@ -85,12 +86,14 @@ public class DataProbeTests
         var path = Path.Combine(dir, "huge.jsonl");
         using (var w = new StreamWriter(path))
         {
-            w.Write("{\"instruction\":\"Summarise.\",\"input\":\"");
+            // The huge string is the response, so truncation keeps learned tokens (a huge prompt would leave none
+            // and the record would be dropped as no_learned_tokens instead of truncated).
+            w.Write("{\"instruction\":\"Repeat.\",\"input\":\"\",\"output\":\"");
             var chunk = string.Concat(Enumerable.Repeat("word ", 200));
             for (long n = 0; n < megabytes * (1L << 20); n += chunk.Length) w.Write(chunk);
-            w.Write("\",\"output\":\"ok\"}\n");
+            w.Write("\"}\n");
         }
-        var r = Probe.AssertSuccess(Prepare(path, "alpaca", "--max-seq-len", "128"));
+        var r = Probe.AssertSuccess(Prepare(path, "alpaca", "--max-seq-len", "128", "data.too_long=truncate"));
         long kept = global::InstructTune.Data.Loading.LoadOptions.CutFor(128);
         Assert.True(r.PeakBytes < 10 * kept + (150L << 20), r.ToString());
         Assert.Equal(1, Stats(r).GetProperty("truncated").GetInt32());

@@ -22,7 +22,7 @@ public class PeftRecipeTests
     public void AMethodTrainsFromItsKeyAndItsAdapterServesInference(string key, string peftType, string marker, int tensors)
     {
         var (modelDir, data) = RecipeSetupTests.Workspace();
-        var config = ConfigLoader.LoadFromString<TrainConfig>("", [$"model.path={modelDir}", $"data.path={data}", .. key.Split(' '),
+        var config = ConfigLoader.LoadFromString<TrainConfig>("", [$"model.path={modelDir}", $"data.path={data}", "data.max_seq_len=128", RecipeSetupTests.ShortTemplate, .. key.Split(' '),
             $"checkpoint.output_dir={Directory.CreateTempSubdirectory("run").FullName}", "training.max_steps=3",
             "training.learning_rate=1e-2", "logging.tensor_board=false"]);
         var recipe = FineTuneRecipe.Setup(config);
@@ -59,7 +59,7 @@ public class PeftRecipeTests
     public void BadMethodSettingsAreRefusedInSetupNamingTheKey(string overrides, string named)
     {
         var (modelDir, data) = RecipeSetupTests.Workspace();
-        var config = ConfigLoader.LoadFromString<TrainConfig>("", [$"model.path={modelDir}", $"data.path={data}", .. overrides.Split(' '),
+        var config = ConfigLoader.LoadFromString<TrainConfig>("", [$"model.path={modelDir}", $"data.path={data}", "data.max_seq_len=128", RecipeSetupTests.ShortTemplate, .. overrides.Split(' '),
             $"checkpoint.output_dir={Directory.CreateTempSubdirectory("run").FullName}"]);
         var e = Assert.Throws<ConfigException>(() => FineTuneRecipe.Setup(config));
         Assert.Contains(named, e.Message);
