@@ -9,6 +9,8 @@ namespace InstructTune.Tests.Evaluation.Judge;
 /// error says what happened (size cap, slow body timeout, refused connection, DNS), within bounded attempts, time and
 /// memory; an invalid base_url is refused when the config is read, naming the line and key.
 /// </summary>
+/// <remarks>In the "Memory" collection: the allocation bound reads the process-wide counter, which parallel tests would inflate.</remarks>
+[Collection("Memory")]
 public class JudgeTransportTests
 {
     private const string Secret = "sk-test-SECRET-transport";
