@@ -99,21 +99,24 @@ public static class GemmBench
                 InstructTune.Engine.Tensors.BFloat16.FromFloat(a, a16); InstructTune.Engine.Tensors.BFloat16.FromFloat(b, b16);
                 int lda = ta ? M : K, ldb = tb ? K : N;
                 double flop = 2.0 * M * N * K;
-                double f32 = flop / BestWithCpu(reps, () => Gemm.SgemmOn(GemmBackend.Managed, ta, tb, M, N, K, 1f, a, lda, b, ldb, 0f, c, N)).Wall / 1e9;
+                var f32t = BestWithCpu(reps, () => Gemm.SgemmOn(GemmBackend.Managed, ta, tb, M, N, K, 1f, a, lda, b, ldb, 0f, c, N));
+                double f32 = flop / f32t.Wall / 1e9, f32Cpu = flop / f32t.CpuPerThread / 1e9;
                 Gemm.Bf16Backend = Bf16GemmBackend.Managed;
                 double mgd = flop / BestWithCpu(reps, () => Gemm.GemmBf16(ta, tb, M, N, K, 1f, a16, lda, b16, ldb, 0f, c, N)).Wall / 1e9;
-                double dnn = double.NaN;
+                double dnn = double.NaN, dnnCpu = double.NaN;
                 string impl = "-";
                 if (OneDnn.IsAvailable)
                 {
                     Gemm.Bf16Backend = Bf16GemmBackend.OneDnn;
-                    dnn = flop / BestWithCpu(reps, () => Gemm.GemmBf16(ta, tb, M, N, K, 1f, a16, lda, b16, ldb, 0f, c, N)).Wall / 1e9;
+                    var dt = BestWithCpu(reps, () => Gemm.GemmBf16(ta, tb, M, N, K, 1f, a16, lda, b16, ldb, 0f, c, N));
+                    dnn = flop / dt.Wall / 1e9; dnnCpu = flop / dt.CpuPerThread / 1e9;
                     impl = OneDnn.Implementation(ta, tb, M, N, K, lda, ldb, N, 1f, 0f) ?? "none";
                 }
                 string layout = (ta ? "T" : "N") + (tb ? "T" : "N");
-                Console.WriteLine($"{name,-15} {layout,-6} {$"{M}×{N}×{K}",-18} {f32,8:F1} {mgd,9:F1} {dnn,8:F1} {dnn / f32,6:F2}  {impl}");
+                Console.WriteLine($"{name,-15} {layout,-6} {$"{M}×{N}×{K}",-18} {f32,8:F1} {mgd,9:F1} {dnn,8:F1} {dnn / f32,6:F2}  {impl}; per CPU-second f32 {f32Cpu:F1}, onednn {dnnCpu:F1}");
                 Console.WriteLine(Json(("bench", "gemm-bf16"), ("shape", $"{name} {layout} {M}x{N}x{K}"), ("f32_gflops", f32),
-                    ("bf16_managed_gflops", mgd), ("bf16_onednn_gflops", dnn), ("ratio_vs_f32", dnn / f32)));
+                    ("bf16_managed_gflops", mgd), ("bf16_onednn_gflops", dnn), ("ratio_vs_f32", dnn / f32),
+                    ("f32_gflops_per_cpu_s", f32Cpu), ("bf16_onednn_gflops_per_cpu_s", dnnCpu)));
             }
         }
         finally { Gemm.Bf16Backend = saved; }

@@ -51,11 +51,14 @@ public static class ModelCommands
         var output = new Option<string?>("--output") { Description = "JSONL output (default: stdout)" };
         var logits = new Option<bool>("--logits") { Description = "add \"logits\" for every position" };
         var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning)" };
-        var cmd = new Command("score", "Next-token log-probabilities and loss of token sequences") { modelOpt, input, output, logits, adapter };
+        var compute = ComputeOption();
+        var cmd = new Command("score", "Next-token log-probabilities and loss of token sequences") { modelOpt, input, output, logits, adapter, compute };
         cmd.SetAction(p => Guard(() =>
         {
+            var arithmetic = InferenceComputes.Parse(p.GetValue(compute));
             using var loaded = LoadedModel.Load(p.GetValue(modelOpt)!, p.GetValue(adapter), requireTokenizer: false);
             var model = loaded.Model;
+            model.Compute = arithmetic;
             Func<string, int[]>? encode = ModelTokenizer.Of(loaded) is { } mt ? mt.Encode : null;
             var inputs = JsonlScoring.ReadInputs(p.GetValue(input)!, encode, model.Config.VocabSize, model.Config.MaxPositionEmbeddings);
             var results = Scorer.Score(model, inputs, p.GetValue(logits));
@@ -73,6 +76,13 @@ public static class ModelCommands
         return cmd;
     }
 
+    /// <summary>--compute float32|bf16: the prompt's (prefill's) matmul arithmetic (InferenceModel.Compute).</summary>
+    private static Option<string> ComputeOption() => new("--compute")
+    {
+        Description = "prefill matmuls: float32 | bf16 (bf16 activations × bf16 weights, float32 accumulation; oneDNN on CPUs with AVX512-BF16)",
+        DefaultValueFactory = _ => "float32",
+    };
+
     private static Command Generate()
     {
         var modelOpt = new Option<string>("--model") { Description = "checkpoint folder", Required = true };
@@ -88,13 +98,16 @@ public static class ModelCommands
         var ignoreEos = new Option<bool>("--ignore-eos") { Description = "do not stop at the config's eos ids" };
         var json = new Option<bool>("--json") { Description = "print {\"prompt_ids\",\"generated_ids\",\"text\"}" };
         var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning)" };
+        var compute = ComputeOption();
         var cmd = new Command("generate", "Generate a continuation of a prompt")
-            { modelOpt, prompt, promptIds, maxNew, temperature, topK, topP, repPenalty, seed, stop, ignoreEos, json, adapter };
+            { modelOpt, prompt, promptIds, maxNew, temperature, topK, topP, repPenalty, seed, stop, ignoreEos, json, adapter, compute };
         cmd.SetAction(p => Guard(() =>
         {
             string dir = p.GetValue(modelOpt)!;
+            var arithmetic = InferenceComputes.Parse(p.GetValue(compute));
             using var loaded = LoadedModel.Load(dir, p.GetValue(adapter), requireTokenizer: false);
             var model = loaded.Model;
+            model.Compute = arithmetic;
             var tokenizer = ModelTokenizer.Of(loaded);
             int[] ids;
             if (p.GetValue(promptIds) is { } s)
