@@ -150,7 +150,7 @@ public sealed class FineTuneRecipe : IDisposable
         }, (float)t.LearningRate, t.WarmupSteps, _totalSteps);
         _trainer = new Trainer(model, trainable, optimizer, batches,
             new TrainerOptions(t.GradientAccumulationSteps, (float)t.MaxGradNorm, schedule, objective, inputs.TaskNames.Count,
-                t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps))
+                t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps, t.Precision == TrainingPrecision.Bf16))
         { StepObjective = _preference?.Objective };
         if (comm.Size > 1) _trainer.Distribute(comm, config.Distributed.ZeroStage, config.Distributed.BucketMb);
         if (objective.NoiseRng != null) _trainer.Rngs["neftune"] = objective.NoiseRng;
