@@ -36,12 +36,8 @@ public sealed class IasftAdapterFile
 
     public static IasftAdapterFile Load(string dir)
     {
-        string cfgPath = Path.Combine(dir, "adapter_config.json"), weightsPath = Path.Combine(dir, "adapter_model.safetensors");
-        if (!File.Exists(cfgPath)) throw new FileNotFoundException($"adapter_config.json not found in {dir}", cfgPath);
-        if (!File.Exists(weightsPath)) throw new FileNotFoundException($"adapter_model.safetensors not found in {dir}", weightsPath);
-        JsonElement root;
-        try { root = JsonDocument.Parse(File.ReadAllText(cfgPath)).RootElement; }
-        catch (JsonException e) { throw new InvalidDataException($"{cfgPath}: malformed JSON: {e.Message}", e); }
+        var (cfgPath, weightsPath) = AdapterFolder.Files(dir);
+        var root = AdapterFolder.ReadConfig(cfgPath);
         if (!root.TryGetProperty("peft_type", out var pt) || pt.GetString() != PeftType)
             throw new InvalidDataException($"{cfgPath}: peft_type is not {PeftType}");
         if (!root.TryGetProperty("base_checksum", out var ck) || ck.GetString() is not { } cks || !cks.StartsWith("crc32c:")
