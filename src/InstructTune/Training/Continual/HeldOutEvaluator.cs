@@ -2,6 +2,7 @@ using InstructTune.Data.Batching;
 using InstructTune.Data.Records;
 using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Kernels;
+using InstructTune.Engine.Tensors;
 using InstructTune.Models;
 using InstructTune.Training.Losses;
 
@@ -28,20 +29,22 @@ public static class HeldOutEvaluator
         {
             var b = sampler.Next();
             var targets = InstructionObjective.InstructionTargets(b);      // (B·T): labels[t+1], −100 where not scored
-            float[] logits;
+            float[] logits, losses;
             using (Tape.Record(recordGrad: false))
-                logits = model.Forward(InstructionObjective.ToModelBatch(b), new LlamaForwardOptions { ReturnLogits = true }).Logits!.ToArray();
+            {
+                var output = model.Forward(InstructionObjective.ToModelBatch(b), new LlamaForwardOptions { ReturnLogits = true });
+                var flat = Ops.Reshape(output.Logits!, b.B * b.T, V);                            // (B·T, V)
+                losses = Ops.CrossEntropyLosses(flat, targets, 0f, out _).ToArray();             // (B·T), 0 where not scored
+                logits = flat.ToArray();
+            }
             // Per example (row, document): all of its scored positions argmax-correct = an exact match.
             var examplesInBatch = new Dictionary<(int Row, int Doc), bool>();
             for (int n = 0; n < targets.Length; n++)
             {
                 if (targets[n] == CrossEntropyKernel.IgnoreIndex) continue;
                 var row = logits.AsSpan(n * V, V);
-                float max = float.NegativeInfinity; int arg = 0;
-                for (int v = 0; v < V; v++) if (row[v] > max) { max = row[v]; arg = v; }
-                double sumExp = 0;
-                for (int v = 0; v < V; v++) sumExp += Math.Exp(row[v] - max);
-                lossSum += Math.Log(sumExp) + max - row[targets[n]];
+                int arg = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(row);
+                lossSum += losses[n];
                 tokens++;
                 bool ok = arg == targets[n];
                 if (ok) correct++;
