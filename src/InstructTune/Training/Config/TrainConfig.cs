@@ -45,6 +45,8 @@ public sealed class TrainConfig
     public DistributedSection Distributed { get; set; } = new();
     [ConfigKey("itune serve: bind address, auth, adapters, batching and request limits.")]
     public ServeSection Serve { get; set; } = new();
+    [ConfigKey("itune synth: instruction data generation (Self-Instruct, Evol-Instruct, quality control) against a chat endpoint.")]
+    public SynthSection Synth { get; set; } = new();
 }
 
 public sealed class ModelSection
