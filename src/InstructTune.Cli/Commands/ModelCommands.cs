@@ -51,9 +51,14 @@ public static class ModelCommands
         var output = new Option<string?>("--output") { Description = "JSONL output (default: stdout)" };
         var logits = new Option<bool>("--logits") { Description = "add \"logits\" for every position" };
         var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning)" };
-        var cmd = new Command("score", "Next-token log-probabilities and loss of token sequences") { modelOpt, input, output, logits, adapter };
+        var reward = new Option<bool>("--reward") { Description = "reward model: score the chosen and rejected completions of preference records (JSONL) with the reward_head.safetensors of --adapter (else --model); prints one {index, chosen, rejected} line per pair and the pairwise accuracy" };
+        var template = new Option<string>("--template") { Description = "with --reward: the prompt template the reward model was trained with (data.template)", DefaultValueFactory = _ => "alpaca" };
+        var maxLen = new Option<int>("--max-seq-len") { Description = "with --reward: cut sequences at this many tokens (data.max_seq_len)", DefaultValueFactory = _ => 1024 };
+        var cmd = new Command("score", "Next-token log-probabilities and loss of token sequences, or (--reward) a reward model's rewards") { modelOpt, input, output, logits, adapter, reward, template, maxLen };
         cmd.SetAction(p => Guard(() =>
         {
+            if (p.GetValue(reward)) return RewardScoreCommand.Run(p.GetValue(modelOpt)!, p.GetValue(adapter), p.GetValue(input)!, p.GetValue(output),
+                p.GetValue(template)!, p.GetValue(maxLen));
             using var loaded = LoadedModel.Load(p.GetValue(modelOpt)!, p.GetValue(adapter), requireTokenizer: false);
             var model = loaded.Model;
             Func<string, int[]>? encode = ModelTokenizer.Of(loaded) is { } mt ? mt.Encode : null;
