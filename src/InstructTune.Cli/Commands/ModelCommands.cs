@@ -51,20 +51,37 @@ public static class ModelCommands
         var output = new Option<string?>("--output") { Description = "JSONL output (default: stdout)" };
         var logits = new Option<bool>("--logits") { Description = "add \"logits\" for every position" };
         var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning)" };
+        var template = new Option<string?>("--template") { Description = "prompt format of {\"prompt\",\"response\"} lines: auto (default: the format the adapter or model was trained with, recorded in its instructtune.json; else the text as given), raw, chat, alpaca, chatml, llama2, llama3 or a format string. With --reward: the data.template the reward model was trained with (default alpaca)" };
         var reward = new Option<bool>("--reward") { Description = "reward model: score the chosen and rejected completions of preference records (JSONL) with the reward_head.safetensors of --adapter (else --model); prints one {index, chosen, rejected} line per pair and the pairwise accuracy" };
-        var template = new Option<string>("--template") { Description = "with --reward: the prompt template the reward model was trained with (data.template)", DefaultValueFactory = _ => "alpaca" };
         var maxLen = new Option<int>("--max-seq-len") { Description = "with --reward: cut sequences at this many tokens (data.max_seq_len)", DefaultValueFactory = _ => 1024 };
-        var cmd = new Command("score", "Next-token log-probabilities and loss of token sequences, or (--reward) a reward model's rewards") { modelOpt, input, output, logits, adapter, reward, template, maxLen };
+        var cmd = new Command("score", "Next-token log-probabilities and loss of token sequences; {\"prompt\",\"response\"} lines also get the response's loss under the model's prompt format; --reward: a reward model's rewards of preference pairs")
+            { modelOpt, input, output, logits, adapter, template, reward, maxLen };
         cmd.SetAction(p => Guard(() =>
         {
             if (p.GetValue(reward)) return RewardScoreCommand.Run(p.GetValue(modelOpt)!, p.GetValue(adapter), p.GetValue(input)!, p.GetValue(output),
-                p.GetValue(template)!, p.GetValue(maxLen));
+                p.GetValue(template) ?? "alpaca", p.GetValue(maxLen));
             using var loaded = LoadedModel.Load(p.GetValue(modelOpt)!, p.GetValue(adapter), requireTokenizer: false);
             var model = loaded.Model;
-            Func<string, int[]>? encode = ModelTokenizer.Of(loaded) is { } mt ? mt.Encode : null;
-            var inputs = JsonlScoring.ReadInputs(p.GetValue(input)!, encode, model.Config.VocabSize, model.Config.MaxPositionEmbeddings);
-            var results = Scorer.Score(model, inputs, p.GetValue(logits));
-            void Write(Stream s) { foreach (var r in results) JsonlScoring.WriteLine(s, r, model.Config.VocabSize); }
+            var mt = ModelTokenizer.Of(loaded);
+            Func<string, int[]>? encode = mt is null ? null : text => mt.Encode(text);
+            Func<string, string, (int[], int)>? encodePair = null;
+            if (mt != null)
+            {
+                PromptFormatter? format = null;
+                encodePair = (prompt, response) =>
+                {
+                    if (format == null)
+                    {
+                        format = loaded.PromptFormat(p.GetValue(template), Console.Error.WriteLine, fallback: "raw");
+                        Console.Error.WriteLine($"prompt format: {format.Describe()}");
+                    }
+                    return new InstructTune.Evaluation.Run.ContinuationScorer(model, loaded.Tokenizer, format.AddSpecialTokens)
+                        .Encode(format.Format(prompt), response, cut: false);
+                };
+            }
+            var inputs = JsonlScoring.ReadInputs(p.GetValue(input)!, encode, model.Config.VocabSize, model.Config.MaxPositionEmbeddings, encodePair);
+            var results = Scorer.Score(model, inputs.Select(i => i.Ids).ToList(), p.GetValue(logits));
+            void Write(Stream s) { for (int i = 0; i < results.Length; i++) JsonlScoring.WriteLine(s, results[i], model.Config.VocabSize, inputs[i].ResponseStart); }
             if (p.GetValue(output) is { } outPath) AtomicFile.Write(outPath, Write);
             else
             {
@@ -93,8 +110,9 @@ public static class ModelCommands
         var ignoreEos = new Option<bool>("--ignore-eos") { Description = "do not stop at the config's eos ids" };
         var json = new Option<bool>("--json") { Description = "print {\"prompt_ids\",\"generated_ids\",\"text\"}" };
         var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning)" };
+        var template = new Option<string?>("--template") { Description = "prompt format for --prompt: auto (default: the format the adapter or model was trained with, recorded in its instructtune.json; else the text as given), raw, chat, alpaca, chatml, llama2, llama3 or a format string" };
         var cmd = new Command("generate", "Generate a continuation of a prompt")
-            { modelOpt, prompt, promptIds, maxNew, temperature, topK, topP, repPenalty, seed, stop, ignoreEos, json, adapter };
+            { modelOpt, prompt, promptIds, maxNew, temperature, topK, topP, repPenalty, seed, stop, ignoreEos, json, adapter, template };
         cmd.SetAction(p => Guard(() =>
         {
             string dir = p.GetValue(modelOpt)!;
@@ -106,7 +124,12 @@ public static class ModelCommands
                 ids = s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                        .Select(x => int.TryParse(x, out var v) ? v : throw new FormatException($"--prompt-ids: \"{x}\" is not an integer")).ToArray();
             else if (p.GetValue(prompt) is { } text)
-                ids = tokenizer?.Encode(text) ?? throw new ArgumentException($"--prompt needs a tokenizer in {dir}; use --prompt-ids");
+            {
+                if (tokenizer == null) throw new ArgumentException($"--prompt needs a tokenizer in {dir}; use --prompt-ids");
+                var format = loaded.PromptFormat(p.GetValue(template), Console.Error.WriteLine, fallback: "raw");
+                Console.Error.WriteLine($"prompt format: {format.Describe()}");
+                ids = tokenizer.Encode(format.Format(text), format.AddSpecialTokens);
+            }
             else throw new ArgumentException("give --prompt TEXT or --prompt-ids 1,2,3");
             if (ids.Length == 0) throw new ArgumentException("the prompt is empty");
             int maxPos = model.Config.MaxPositionEmbeddings;
@@ -183,7 +206,7 @@ public static class ModelCommands
 // multi-byte characters and SentencePiece spaces come out whole.
 internal sealed class ModelTokenizer(ITokenizer tokenizer)
 {
-    public int[] Encode(string text) => tokenizer.Encode(text, addSpecialTokens: true).Ids;
+    public int[] Encode(string text, bool addSpecialTokens = true) => tokenizer.Encode(text, addSpecialTokens).Ids;
     public string Decode(IReadOnlyList<int> ids) => tokenizer.Decode(ids.ToArray(), skipSpecialTokens: true);
     public StreamingDecoder Streaming() => new(tokenizer, skipSpecialTokens: true);
 

@@ -67,7 +67,8 @@ public static class ServeCommands
             limits.Validate();
             string? servedName = p.GetValue(name) ?? (s.ServedModelName.Length > 0 ? s.ServedModelName : null);
             string? chatTemplate = p.GetValue(template) ?? (s.ChatTemplate.Length > 0 ? s.ChatTemplate : null);
-            using var served = ServedModel.Load(modelDir, named, limits, servedName, chatTemplate);
+            using var served = ServedModel.Load(modelDir, named, limits, servedName, chatTemplate, Console.Error.WriteLine);
+            foreach (var (m, f) in served.ChatFormats) Console.Error.WriteLine($"model {m}: chat prompt format {f}");
             var app = ServeHost.Build(served, new ServeHostOptions
             {
                 Host = h, Port = p.GetValue(port) ?? s.Port, ApiKey = key,

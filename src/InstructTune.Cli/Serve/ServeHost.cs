@@ -270,7 +270,7 @@ public static class ServeHost
         var adapter = served.Resolve(model);
         var messages = Messages(b);
         var sampling = Sampling(b);
-        var prompt = served.ChatPromptIds(messages);
+        var prompt = served.ChatPromptIds(messages, model);
         if (o.LogPrompts) log.LogInformation("prompt {prompt}", JsonSerializer.Serialize(messages.Select(m => new { m.Role, m.Content })));
         var choices = served.Start(prompt, sampling, adapter, ctx.RequestAborted);
         await Respond(ctx, b, choices, model, prompt.Length, chat: true, o, log);

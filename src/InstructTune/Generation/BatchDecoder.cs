@@ -13,13 +13,16 @@ namespace InstructTune.Generation;
 /// to <see cref="BatchDecoder.Remove"/>).</summary>
 public sealed class DecodeSequence
 {
-    internal DecodeSequence(int id, int[] prompt, GenerationOptions options, Random rng, KvCache cache, InferenceAdapter? adapter, object? tag)
+    internal DecodeSequence(int id, int[] prompt, GenerationOptions options, Random rng, KvCache cache, InferenceAdapter? adapter, object? tag,
+        byte[]? promptSegments = null)
     {
-        Id = id; PromptIds = prompt; Options = options; Rng = rng; Cache = cache; Adapter = adapter; Tag = tag;
+        Id = id; PromptIds = prompt; Options = options; Rng = rng; Cache = cache; Adapter = adapter; Tag = tag; PromptSegments = promptSegments;
     }
 
     public int Id { get; }
     public int[] PromptIds { get; }
+    /// <summary>The prompt's per-token segments (instruction-aware models), or null; generated tokens are response.</summary>
+    public byte[]? PromptSegments { get; }
     public GenerationOptions Options { get; }
     public InferenceAdapter? Adapter { get; }
     /// <summary>Whatever the caller attached (a request, a channel); the decoder never reads it.</summary>
@@ -56,8 +59,11 @@ public sealed class BatchDecoder(InferenceModel model)
     /// (default <c>options.Seed</c>); its KV cache holds prompt + max new tokens (at most max_position_embeddings).
     /// A sequence with MaxNewTokens = 0 is returned already finished.
     /// </summary>
-    public DecodeSequence Add(int[] promptIds, GenerationOptions options, int? seed = null, InferenceAdapter? adapter = null, object? tag = null)
+    public DecodeSequence Add(int[] promptIds, GenerationOptions options, int? seed = null, InferenceAdapter? adapter = null, object? tag = null,
+        byte[]? promptSegments = null)
     {
+        if (promptSegments != null && promptSegments.Length != promptIds.Length)
+            throw new ArgumentException($"the prompt has {promptIds.Length} tokens but {promptSegments.Length} segment ids");
         options.Validate();
         int maxPos = Model.Config.MaxPositionEmbeddings, V = Model.Config.VocabSize;
         if (promptIds.Length == 0) throw new ArgumentException("the prompt is empty");
@@ -66,7 +72,7 @@ public sealed class BatchDecoder(InferenceModel model)
         foreach (int t in promptIds)
             if ((uint)t >= (uint)V) throw new ArgumentOutOfRangeException(nameof(promptIds), $"token id {t} is outside the vocabulary [0, {V})");
         var cache = Model.CreateCache(Math.Max(1, Math.Min(maxPos, promptIds.Length + options.MaxNewTokens)));
-        var s = new DecodeSequence(_nextId++, promptIds, options, new Random(seed ?? options.Seed), cache, adapter, tag);
+        var s = new DecodeSequence(_nextId++, promptIds, options, new Random(seed ?? options.Seed), cache, adapter, tag, promptSegments);
         if (options.MaxNewTokens == 0) s.StopReason = "max_new_tokens";
         else _active.Add(s);
         return s;
@@ -128,13 +134,18 @@ public sealed class BatchDecoder(InferenceModel model)
     }
 
     // Prefill feeds the prompt, decode the last token; without the cache the whole sequence is fed again.
+    // Segments: the prompt's own (or response when it has none), response for every generated token.
     private static SequenceChunk Chunk(DecodeSequence s)
     {
+        const byte Response = Models.InstructionAware.InstructionSpans.Response;
         if (!s.Options.UseCache)
         {
             s.Cache.Clear();
-            return new SequenceChunk(s.Cache, [.. s.PromptIds, .. s._generated], Adapter: s.Adapter);
+            byte[]? all = s.PromptSegments == null ? null : [.. s.PromptSegments, .. Enumerable.Repeat(Response, s._generated.Count)];
+            return new SequenceChunk(s.Cache, [.. s.PromptIds, .. s._generated], Adapter: s.Adapter, Segments: all);
         }
-        return new SequenceChunk(s.Cache, s.Prefilled ? [s._generated[^1]] : s.PromptIds, Adapter: s.Adapter);
+        return s.Prefilled
+            ? new SequenceChunk(s.Cache, [s._generated[^1]], Adapter: s.Adapter, Segments: s.PromptSegments == null ? null : [Response])
+            : new SequenceChunk(s.Cache, s.PromptIds, Adapter: s.Adapter, Segments: s.PromptSegments);
     }
 }

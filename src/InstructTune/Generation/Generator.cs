@@ -10,7 +10,9 @@ public sealed record GenerationResult(int[] PromptIds, int[] GeneratedIds, strin
 
 public static class Generator
 {
-    public static GenerationResult[] Generate(InferenceModel model, IReadOnlyList<int[]> prompts, GenerationOptions o)
+    /// <param name="segments">Per prompt, its tokens' segments for instruction-aware models (null = none known).</param>
+    public static GenerationResult[] Generate(InferenceModel model, IReadOnlyList<int[]> prompts, GenerationOptions o,
+        IReadOnlyList<byte[]?>? segments = null)
     {
         o.Validate();
         int maxPos = model.Config.MaxPositionEmbeddings;
@@ -21,7 +23,7 @@ public static class Generator
                 throw new ArgumentException($"prompt {b} has {prompts[b].Length} tokens, more than max_position_embeddings={maxPos}");
         }
         var decoder = new BatchDecoder(model);
-        var sequences = prompts.Select((p, b) => decoder.Add(p, o, seed: o.Seed + b, tag: b)).ToArray();
+        var sequences = prompts.Select((p, b) => decoder.Add(p, o, seed: o.Seed + b, tag: b, promptSegments: segments?[b])).ToArray();
         while (decoder.Count > 0)
             foreach (var t in decoder.Step()) o.OnToken?.Invoke((int)t.Sequence.Tag!, t.Token);
         return sequences.Select(s => s.ToResult()).ToArray();

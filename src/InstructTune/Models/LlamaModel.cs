@@ -17,6 +17,7 @@ using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Kernels;
 using InstructTune.Engine.Modules;
 using InstructTune.Engine.Tensors;
+using InstructTune.Models.InstructionAware;
 using InstructTune.Models.Layers;
 
 namespace InstructTune.Models;
@@ -32,6 +33,9 @@ public sealed record LlamaBatch(IntTensor InputIds)
     public IntTensor? PositionIds { get; init; }
     public IntTensor? DocumentIds { get; init; }
     public IntTensor? Labels { get; init; }
+    /// <summary>(B, T) segment id per token (0 template/system, 1 instruction, 2 input, 3 response; Data.Templating.Segment),
+    /// for the instruction-aware variants and the instruction-conditioned PEFT methods (<see cref="InstructionAware.InstructionSpans"/>).</summary>
+    public IntTensor? Segments { get; init; }
 }
 
 public enum LossReduction { Mean, Sum }
@@ -137,6 +141,7 @@ public sealed class LlamaModel : Module
         CheckSame("position_ids", batch.PositionIds, ids);
         CheckSame("document_ids", batch.DocumentIds, ids);
         CheckSame("labels", batch.Labels, ids);
+        CheckSame("segments", batch.Segments, ids);
 
         var positions = batch.PositionIds?.Data ?? DefaultPositions(B, T);
         var vt = VirtualTokens is { Enabled: true } v ? v : null;
@@ -152,7 +157,8 @@ public sealed class LlamaModel : Module
             KeyValid = P > 0 ? PrefixRows(batch.AttentionMask?.Data, B, T, P, _ => 1) : batch.AttentionMask?.Data,
             DocIds = P > 0 ? PrefixRows(batch.DocumentIds?.Data, B, T, P, first => first) : batch.DocumentIds?.Data,
         };
-        var ctx = new LlamaLayerContext(B, Tx, cos, sin, mask);
+        // Instruction spans cover the real rows only: with a soft prompt in front they are not offered to layers.
+        var ctx = new LlamaLayerContext(B, Tx, cos, sin, mask) { Instruction = soft == null ? InstructionSpans.From(batch) : null };
         IReadOnlyList<(Tensor K, Tensor V)>? prefixes = null;
         if (vt is IKvPrefix kv)
         {

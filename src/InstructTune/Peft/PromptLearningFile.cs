@@ -21,13 +21,8 @@ public sealed class PromptLearningFile
 
     public static PromptLearningFile Load(string dir)
     {
-        string cfgPath = Path.Combine(dir, "adapter_config.json");
-        string weightsPath = Path.Combine(dir, "adapter_model.safetensors");
-        if (!File.Exists(cfgPath)) throw new FileNotFoundException($"adapter_config.json not found in {dir}", cfgPath);
-        if (!File.Exists(weightsPath)) throw new FileNotFoundException($"adapter_model.safetensors not found in {dir}", weightsPath);
-        JsonElement root;
-        try { root = JsonDocument.Parse(File.ReadAllText(cfgPath)).RootElement; }
-        catch (JsonException e) { throw new InvalidDataException($"{cfgPath}: malformed JSON: {e.Message}", e); }
+        var (cfgPath, weightsPath) = AdapterFolder.Files(dir);
+        var root = AdapterFolder.ReadConfig(cfgPath);
         string type = root.TryGetProperty("peft_type", out var pt) ? pt.GetString() ?? "" : "";
         if (type is not ("PROMPT_TUNING" or "PREFIX_TUNING"))
             throw new InvalidDataException($"{cfgPath}: peft_type \"{type}\" is not PROMPT_TUNING or PREFIX_TUNING");

@@ -112,7 +112,7 @@ public sealed class LocalChatClient(ServedModel served, bool ownsModel = false, 
             Seed = o?.Seed is { } s ? unchecked((int)s) : null,
             JsonObject = o?.ResponseFormat is ChatResponseFormatJson,
         };
-        return (Served.Start(Served.ChatPromptIds(list), request, adapter, ct), modelName);
+        return (Served.Start(Served.ChatPromptIds(list, modelName), request, adapter, ct), modelName);
     }
 
     public object? GetService(Type serviceType, object? serviceKey = null) =>

@@ -6,6 +6,7 @@
 // stop string could still swallow. `itune serve` and the in-process `local:` chat client both go through here.
 using System.Collections.Concurrent;
 using System.Text;
+using InstructTune.Evaluation.ModelBackends;
 using InstructTune.Generation;
 using InstructTune.Models.Inference;
 using InstructTune.Peft.Lora;
@@ -38,42 +39,56 @@ public sealed class ServeRequestException(string message, string? param = null, 
 public sealed class ServedModel : IDisposable
 {
     private readonly ConcurrentDictionary<string, InferenceAdapter> _adapters = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, PromptFormatter?> _formats = new(StringComparer.Ordinal);
+    private readonly string _modelDir;
+    private readonly bool _explicitTemplate;
 
     public string Name { get; }
     public InferenceModel Model { get; }
     public ITokenizer Tokenizer { get; }
-    /// <summary>The chat template of the model folder (null: the model serves /v1/completions only).</summary>
-    public IChatTemplate? ChatTemplate { get; }
+    /// <summary>How chat messages become the base model's prompt: the format the folder recorded in instructtune.json
+    /// when it was trained, else its chat template (or <c>--chat-template</c>); null: /v1/completions only.</summary>
+    public PromptFormatter? ChatFormat { get; }
     public ServingEngine Engine { get; }
     public IReadOnlyList<int> StopIds { get; }
 
-    private ServedModel(string name, InferenceModel model, ITokenizer tokenizer, IChatTemplate? template, ServeLimits limits)
+    private ServedModel(string name, InferenceModel model, ITokenizer tokenizer, PromptFormatter? format, ServeLimits limits,
+        string modelDir, bool explicitTemplate)
     {
-        Name = name; Model = model; Tokenizer = tokenizer; ChatTemplate = template;
+        Name = name; Model = model; Tokenizer = tokenizer; ChatFormat = format; _modelDir = modelDir; _explicitTemplate = explicitTemplate;
         StopIds = model.Config.EosTokenIds.Concat(tokenizer.EosId is { } e ? [e] : []).Distinct().ToArray();
         Engine = new ServingEngine(model, limits);
     }
 
     /// <summary>
-    /// Opens a checkpoint folder for serving: model, tokenizer (required), chat template (<paramref name="chatTemplateFile"/>,
-    /// else the folder's own; none is allowed), and the named adapters. The base is served as <paramref name="name"/>
-    /// (default: the folder's name).
+    /// Opens a checkpoint folder for serving: model, tokenizer (required), prompt format of chat requests
+    /// (<paramref name="chatTemplateFile"/> when given; else what the folder recorded in instructtune.json when it was
+    /// trained; else its own chat template; none is allowed), and the named adapters, each with the prompt format its
+    /// own instructtune.json records (else the base's). The base is served as <paramref name="name"/> (default: the
+    /// folder's name). <paramref name="warn"/> hears when an explicit template differs from a recorded format.
     /// </summary>
     public static ServedModel Load(string modelDir, IEnumerable<(string Name, string Dir)> adapters, ServeLimits limits,
-        string? name = null, string? chatTemplateFile = null)
+        string? name = null, string? chatTemplateFile = null, Action<string>? warn = null)
     {
         if (!Directory.Exists(modelDir)) throw new DirectoryNotFoundException($"model folder {modelDir} not found");
         var tokenizer = TokenizerLoader.Load(modelDir);
-        IChatTemplate? template = null;
-        try { template = ChatTemplateLoader.FromTokenizer(modelDir, chatTemplateFile); }
-        catch (ChatTemplateException) when (chatTemplateFile == null) { }
+        PromptFormatter? format;
+        if (chatTemplateFile != null)
+        {
+            IChatTemplate template = ChatTemplateLoader.FromTokenizer(modelDir, chatTemplateFile);
+            format = PromptFormatter.FromChatTemplate(template, $"--chat-template {chatTemplateFile}");
+            if (Data.Templating.PromptFormatFile.TryRead(modelDir) is { } rec)
+                warn?.Invoke($"warning: --chat-template {chatTemplateFile} replaces the prompt format {modelDir} was trained with ('{rec.Template}', {Data.Templating.PromptFormatFile.FileName})");
+        }
+        else format = ChatFormatOf(modelDir, null);
         var model = InferenceModel.Load(modelDir);
         ServedModel? served = null;
         try
         {
             if (tokenizer.VocabSize > model.Config.VocabSize)
                 throw new InvalidDataException($"{modelDir}: the tokenizer has {tokenizer.VocabSize} tokens, more than the model's vocab_size {model.Config.VocabSize}");
-            served = new ServedModel(name ?? Path.GetFileName(Path.GetFullPath(modelDir).TrimEnd('/')), model, tokenizer, template, limits);
+            served = new ServedModel(name ?? Path.GetFileName(Path.GetFullPath(modelDir).TrimEnd('/')), model, tokenizer, format, limits,
+                modelDir, chatTemplateFile != null);
             foreach (var (n, dir) in adapters) served.AddAdapter(n, dir);
             return served;
         }
@@ -83,6 +98,22 @@ public sealed class ServedModel : IDisposable
             throw;
         }
     }
+
+    // The recorded format (adapter's, else the model's), else the folder's chat template; raw text is no chat format.
+    private static PromptFormatter? ChatFormatOf(string modelDir, string? adapterDir)
+    {
+        PromptFormatter f;
+        try { f = PromptFormatter.ForModel(null, modelDir, adapterDir); }
+        catch (Evaluation.Metrics.EvalInputException e) { throw new InvalidDataException(e.Message); }
+        return f.Name == "raw" && !f.Origin.StartsWith("recorded", StringComparison.Ordinal) ? null : f;
+    }
+
+    /// <summary>Each model name with the prompt format its chat requests are rendered with ("none": completions only).</summary>
+    public IReadOnlyList<(string Model, string Format)> ChatFormats =>
+        [(Name, ChatFormat?.Describe() ?? "none"), .. _adapters.Keys.Order(StringComparer.Ordinal).Select(a => (a, FormatOf(a)?.Describe() ?? "none"))];
+
+    private PromptFormatter? FormatOf(string? model) =>
+        string.IsNullOrEmpty(model) || model == Name || !_formats.TryGetValue(model, out var f) ? ChatFormat : f;
 
     /// <summary>Model names clients can ask for: the base, then each adapter.</summary>
     public IReadOnlyList<string> ModelNames => [Name, .. _adapters.Keys.Order(StringComparer.Ordinal)];
@@ -94,7 +125,11 @@ public sealed class ServedModel : IDisposable
             throw new ArgumentException($"adapter name \"{name}\" is empty or the base model's name");
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"adapter folder {dir} not found");
         var adapter = Model.PrepareAdapter(LoraAdapterFile.Load(dir), name);
+        // An adapter that records its own format is served with it (unless --chat-template was given for all);
+        // one that records none talks like the base.
+        var format = !_explicitTemplate && Data.Templating.PromptFormatFile.TryRead(dir) != null ? ChatFormatOf(_modelDir, dir) : ChatFormat;
         if (!_adapters.TryAdd(name, adapter)) throw new ArgumentException($"an adapter named \"{name}\" is already loaded");
+        _formats[name] = format;
     }
 
     /// <summary>The adapter a model name selects (null for the base); throws a 404-style error for unknown names.</summary>
@@ -105,17 +140,19 @@ public sealed class ServedModel : IDisposable
         throw new ServeRequestException($"The model '{model}' does not exist; this server has: {string.Join(", ", ModelNames)}", "model", "model_not_found", 404);
     }
 
-    /// <summary>Chat prompt ids: the template rendered with the generation prompt, encoded without adding special tokens
-    /// (the template writes its own BOS, as transformers' apply_chat_template does).</summary>
-    public int[] ChatPromptIds(IReadOnlyList<ChatMessage> messages)
+    /// <summary>Chat prompt ids for <paramref name="model"/> (the base or an adapter's name): the messages in the prompt
+    /// format that model was trained with (<see cref="PromptFormatter.FormatConversation"/>): a chat template rendered
+    /// with the generation prompt and encoded without adding special tokens (the template writes its own BOS, as
+    /// transformers' apply_chat_template does); a prompt template (alpaca, …) cut where the response starts, with BOS.</summary>
+    public int[] ChatPromptIds(IReadOnlyList<ChatMessage> messages, string? model = null)
     {
-        if (ChatTemplate == null)
-            throw new ServeRequestException($"model {Name} has no chat template (tokenizer_config.json chat_template or chat_template.jinja); use /v1/completions or serve with --chat-template FILE", "messages");
+        var format = FormatOf(model)
+            ?? throw new ServeRequestException($"model {model ?? Name} has no chat template (tokenizer_config.json chat_template or chat_template.jinja) and records no prompt format (instructtune.json); use /v1/completions or serve with --chat-template FILE", "messages");
         if (messages.Count == 0) throw new ServeRequestException("messages must hold at least one message", "messages");
         string text;
-        try { text = ChatTemplate.Render(messages, addGenerationPrompt: true).Text; }
+        try { text = format.FormatConversation(messages); }
         catch (ChatTemplateException e) { throw new ServeRequestException($"the chat template refused the messages: {e.Message}", "messages"); }
-        return Tokenizer.Encode(text, addSpecialTokens: false).Ids;
+        return Tokenizer.Encode(text, addSpecialTokens: format.AddSpecialTokens).Ids;
     }
 
     /// <summary>Completion prompt ids: the text encoded with the tokenizer's special tokens (a leading BOS where it has

@@ -21,6 +21,15 @@ public static class LlamaBatchAdapter
             PositionIds = new IntTensor(b.PositionIds, b.B, b.T),
             AttentionMask = new IntTensor(valid, b.B, b.T),
             DocumentIds = packed ? new IntTensor(b.DocumentIds, b.B, b.T) : null,
+            Segments = b.SegmentTensor(),
         };
+    }
+
+    /// <summary>The batch's per-token segments (B, T) as the model takes them (<see cref="LlamaBatch.Segments"/>).</summary>
+    public static IntTensor SegmentTensor(this Batch b)
+    {
+        var s = new int[b.Segments.Length];
+        for (int i = 0; i < s.Length; i++) s[i] = b.Segments[i];
+        return new IntTensor(s, b.B, b.T);
     }
 }

@@ -5,7 +5,7 @@ using InstructTune.Tokenizers;
 namespace InstructTune.Evaluation.ModelBackends;
 
 /// <summary>
-/// The one "load model + adapter + tokenizer" path of every inference command (eval, generate, score, IFEval,
+/// The one "load model + adapter + tokenizer + prompt format" path of every inference command (eval, generate, score, IFEval,
 /// quickstart's evaluation, serve): a checkpoint folder opened for inference, with an optional PEFT adapter
 /// (LoRA, DoRA, IA3 through <see cref="Peft.PeftRegistry"/>) attached unmerged, and the tokenizer beside it.
 /// Every failure to open becomes an <see cref="EvalInputException"/> (an InputException: one line, exit code 2)
@@ -68,6 +68,15 @@ public sealed class LoadedModel : IDisposable
         }
         return new LoadedModel(model, tokenizer, modelDir, adapterDir);
     }
+
+    /// <summary>
+    /// The prompt format to talk to this model with: what the adapter (else the model folder) recorded in
+    /// instructtune.json when it was trained, unless <paramref name="template"/> names another (used, with a warning
+    /// when it differs from the record); <paramref name="fallback"/> when nothing is recorded. See
+    /// <see cref="PromptFormatter.ForModel"/>.
+    /// </summary>
+    public PromptFormatter PromptFormat(string? template, Action<string>? warn = null, string fallback = "auto") =>
+        PromptFormatter.ForModel(template, Directory, AdapterDirectory, warn, fallback);
 
     private static bool HasTokenizerFiles(string dir) =>
         new[] { "tokenizer.json", "tokenizer.model", "spiece.model" }.Any(f => File.Exists(Path.Combine(dir, f)));

@@ -39,8 +39,8 @@ public static class ModelEvaluation
     {
         var suite = Limit(LoadSuite(request.Suite), request.Limit);
         using var loaded = LoadedModel.Load(request.ModelDir, request.AdapterDir);
-        var formatter = PromptFormatter.ForModel(request.Template, request.ModelDir, request.AdapterDir, log);
-        log?.Invoke($"model {request.ModelDir}{(request.AdapterDir is null ? "" : $" + adapter {request.AdapterDir}")}, template {formatter.Name}, suite {suite.Name}");
+        var formatter = loaded.PromptFormat(request.Template, log);
+        log?.Invoke($"model {request.ModelDir}{(request.AdapterDir is null ? "" : $" + adapter {request.AdapterDir}")}, template {formatter.Describe()}, suite {suite.Name}");
         var generator = new InferenceTextGenerator(loaded.Model, loaded.Tokenizer, formatter, request.Generation);
         var clock = System.Diagnostics.Stopwatch.StartNew();
 

@@ -30,6 +30,13 @@ public sealed class PromptFormatter
 
     public string Name { get; }
     public bool AddSpecialTokens { get; }
+    /// <summary>Where the format came from, for the line every command prints: "recorded in DIR/instructtune.json",
+    /// "--template", "the tokenizer's chat template (auto)", …</summary>
+    public string Origin { get; private init; } = "";
+    /// <summary>"NAME (ORIGIN)": what <c>generate</c>, <c>score</c>, <c>eval</c> and <c>serve</c> say they used.</summary>
+    public string Describe() => Origin.Length == 0 ? Name : $"{Name} ({Origin})";
+
+    private PromptFormatter From(string origin) => new(Name, _format, _formatRecord, AddSpecialTokens) { Origin = origin };
 
     private PromptFormatter(string name, Func<string, string> format, Func<InstructionRecord, string> formatRecord, bool addSpecialTokens)
     {
@@ -62,6 +69,18 @@ public sealed class PromptFormatter
         return string.Join("\n", turns.Select(t => $"{t.Role}: {t.Content}"));
     }
 
+    /// <summary>
+    /// The prompt for the model's next assistant turn after a conversation (<c>itune serve</c>'s chat completions):
+    /// a chat template renders the messages with its generation prompt; a prompt template renders them as the
+    /// earlier turns of a record whose response is about to start (alpaca: the last user message as the
+    /// instruction), cut where the response would begin; raw joins them as "role: content" lines.
+    /// </summary>
+    /// A single user message is formatted as an instruction (<see cref="Format(string)"/>), exactly as a one-turn
+    /// training record with that instruction.
+    public string FormatConversation(IReadOnlyList<ChatMessage> messages) =>
+        messages is [{ Role: "user" } only] ? _format(only.Content)
+            : _formatRecord(new InstructionRecord("", "", "", "conversation") { Messages = [.. messages, new ChatMessage("assistant", "")] });
+
     /// <summary>The formatter named by <c>--template</c>; <paramref name="tokenizerDir"/> supplies the chat template.</summary>
     public static PromptFormatter Create(string? name, string tokenizerDir)
     {
@@ -69,8 +88,8 @@ public sealed class PromptFormatter
         switch (name.ToLowerInvariant())
         {
             case "raw": return Raw;
-            case "auto": return HasChatTemplate(tokenizerDir) ? Chat(tokenizerDir) : Raw;
-            case "chat": return Chat(tokenizerDir);
+            case "auto": return HasChatTemplate(tokenizerDir) ? Chat(tokenizerDir).From("the tokenizer's chat template, auto") : Raw.From("no chat template, auto");
+            case "chat": return Chat(tokenizerDir).From($"the chat template of {tokenizerDir}");
         }
         IPromptTemplate template;
         try { template = PromptTemplates.Get(name); }
@@ -87,6 +106,9 @@ public sealed class PromptFormatter
         return Chat(template);
     }
 
+    /// <summary>A formatter over a given chat template (<c>itune serve --chat-template FILE</c>).</summary>
+    public static PromptFormatter FromChatTemplate(IChatTemplate template, string origin) => Chat(template).From(origin);
+
     private static PromptFormatter Chat(IChatTemplate template) =>
         new("chat", instruction => template.Render([new ChatMessage("user", instruction)], addGenerationPrompt: true).Text,
             record => template.Render(PromptMessages(record), addGenerationPrompt: true).Text, false);
@@ -97,20 +119,31 @@ public sealed class PromptFormatter
     /// <c>--template</c> names another, which is used with a warning. Folders without a record fall back to
     /// <see cref="Create"/> (auto: the tokenizer's chat template, else raw).
     /// </summary>
-    public static PromptFormatter ForModel(string? name, string modelDir, string? adapterDir, Action<string>? warn = null)
+    /// <param name="fallback">the format when nothing is recorded and none is asked for: <c>auto</c> (eval) or
+    /// <c>raw</c> (<c>generate</c> and <c>score</c>, whose text is the model's input as given).</param>
+    public static PromptFormatter ForModel(string? name, string modelDir, string? adapterDir, Action<string>? warn = null, string fallback = "auto")
     {
-        var recordDir = adapterDir != null && PromptFormatFile.TryRead(adapterDir) != null ? adapterDir : modelDir;
-        var recorded = PromptFormatFile.TryRead(recordDir);
+        var recordDir = adapterDir != null && ReadRecord(adapterDir) != null ? adapterDir : modelDir;
+        var recorded = ReadRecord(recordDir);
         bool asked = !string.IsNullOrWhiteSpace(name) && !name.Equals("auto", StringComparison.OrdinalIgnoreCase);
-        if (recorded == null) return Create(name, modelDir);
+        if (recorded == null)
+            return asked ? Create(name, modelDir).From("--template") : Create(fallback, modelDir) is var f && f.Origin.Length == 0 ? f.From($"nothing recorded in {PromptFormatFile.FileName}") : f;
+        string file = Path.Combine(recordDir, PromptFormatFile.FileName);
         if (asked && !name!.Equals(recorded.Template, StringComparison.Ordinal))
         {
             warn?.Invoke($"warning: --template {name} differs from the prompt format {recordDir} was trained with ('{recorded.Template}', {PromptFormatFile.FileName}); using {name}");
-            return Create(name, modelDir);
+            return Create(name, modelDir).From($"--template; {file} records {recorded.Template}");
         }
         if (recorded.ChatTemplate != null)
-            return Chat(new JinjaChatTemplate(recorded.ChatTemplate, recorded.SpecialTokens.ToDictionary(kv => kv.Key, kv => (object?)kv.Value)));
-        return Create(recorded.Template, modelDir);
+            return Chat(new JinjaChatTemplate(recorded.ChatTemplate, recorded.SpecialTokens.ToDictionary(kv => kv.Key, kv => (object?)kv.Value)))
+                .From($"recorded in {file}");
+        return Create(recorded.Template, modelDir).From($"recorded in {file}");
+    }
+
+    private static PromptFormatRecord? ReadRecord(string dir)
+    {
+        try { return PromptFormatFile.TryRead(dir); }
+        catch (InvalidDataException e) { throw new EvalInputException(e.Message); }
     }
 
     // Render with a one-character response and keep the text before it: templates put the response right after

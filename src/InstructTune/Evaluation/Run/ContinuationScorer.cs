@@ -23,7 +23,9 @@ public readonly record struct ContinuationScore(double LogProb, int Tokens)
 public sealed class ContinuationScorer(InferenceModel model, ITokenizer tokenizer, bool addSpecialTokens)
 {
     /// <summary>The token ids of context + continuation and the index of the continuation's first token.</summary>
-    public (int[] Ids, int ContinuationStart) Encode(string context, string continuation)
+    /// <param name="cut">true: a pair longer than the model's context loses its oldest tokens; false: it is kept
+    /// whole (<c>itune score</c> refuses it, naming the line).</param>
+    public (int[] Ids, int ContinuationStart) Encode(string context, string continuation, bool cut = true)
     {
         int spaces = context.Length - context.TrimEnd().Length;
         if (spaces > 0)
@@ -41,11 +43,11 @@ public sealed class ContinuationScorer(InferenceModel model, ITokenizer tokenize
         }
         ctx = Math.Min(ctx, whole.Length);
         int max = model.Config.MaxPositionEmbeddings;
-        if (whole.Length > max)
+        if (cut && whole.Length > max)
         {
-            int cut = whole.Length - max;
-            whole = whole[cut..];
-            ctx = Math.Max(1, ctx - cut);
+            int drop = whole.Length - max;
+            whole = whole[drop..];
+            ctx = Math.Max(1, ctx - drop);
         }
         return (whole, ctx);
     }

@@ -66,7 +66,8 @@ public static class EvalRunRecipe
         using var loaded = request.ModelDir is { } md ? LoadedModel.Load(md, request.AdapterDir) : null;
         var formatter = loaded is null
             ? PromptFormatter.Create(string.IsNullOrWhiteSpace(request.Template) || request.Template == "auto" ? "raw" : request.Template, request.DataPath)
-            : PromptFormatter.ForModel(request.Template, request.ModelDir!, request.AdapterDir, log);
+            : loaded.PromptFormat(request.Template, log);
+        log?.Invoke($"prompt format: {formatter.Describe()}");
 
         Directory.CreateDirectory(request.OutDir);
         var settings = Settings(request, data.Format);

@@ -27,6 +27,8 @@ public sealed partial class InferenceModel
             if (ch.Tokens.Length == 0) throw new ArgumentException("Forward: empty chunk");
             if (ch.Positions != null && ch.Positions.Length != ch.Tokens.Length)
                 throw new ArgumentException($"Forward: {ch.Positions.Length} positions for {ch.Tokens.Length} tokens");
+            if (ch.Segments != null && ch.Segments.Length != ch.Tokens.Length)
+                throw new ArgumentException($"Forward: {ch.Segments.Length} segment ids for {ch.Tokens.Length} tokens");
             if (ch.Cache.Length + ch.Tokens.Length > ch.Cache.Capacity)
                 throw new ArgumentException($"Forward: the KV cache holds {ch.Cache.Capacity} tokens; {ch.Cache.Length} + {ch.Tokens.Length} do not fit");
             if (chunks.Count(o => ReferenceEquals(o.Cache, ch.Cache)) > 1)
@@ -159,6 +161,48 @@ public sealed partial class InferenceModel
             at += ch.Tokens.Length;
         }
         return new RowAdapters(groups.Select(g => (g.Key, g.Value.ToArray())).ToList());
+    }
+
+    /// <summary>Segment id of every fed token (chunks without segments: response).</summary>
+    private static byte[] SegmentsOf(IReadOnlyList<SequenceChunk> chunks, int N)
+    {
+        var segs = new byte[N];
+        int at = 0;
+        foreach (var ch in chunks)
+        {
+            if (ch.Segments != null)
+                for (int j = 0; j < ch.Segments.Length; j++)
+                {
+                    if (ch.Segments[j] >= InstructionAware.InstructionSpans.Count)
+                        throw new ArgumentException($"Forward: segment id {ch.Segments[j]} is outside [0, {InstructionAware.InstructionSpans.Count})");
+                    segs[at + j] = ch.Segments[j];
+                }
+            else segs.AsSpan(at, ch.Tokens.Length).Fill(InstructionAware.InstructionSpans.Response);
+            at += ch.Tokens.Length;
+        }
+        return segs;
+    }
+
+    /// <summary>
+    /// The causal instruction context of every fed token at <paramref name="stage"/> (0 = token embeddings, l + 1 =
+    /// after layer l): X [N, D] → C [N, D], continuing each sequence's running state in its cache, so a decode step
+    /// equals feeding the whole sequence (the training forward's InstructionSpans.CausalMean).
+    /// </summary>
+    internal static float[] InstructionContext(float[] X, int D, IReadOnlyList<SequenceChunk> chunks, byte[] segs, int stage, int stages)
+    {
+        var C = new float[X.Length];
+        int at = 0;
+        foreach (var ch in chunks)
+        {
+            int n = ch.Tokens.Length;
+            var select = new byte[n];
+            for (int j = 0; j < n; j++) select[j] = (byte)(segs[at + j] == InstructionAware.InstructionSpans.Instruction ? 1 : 0);
+            ref var st = ref ch.Cache.InstructionState(stage, stages, D);
+            Engine.Kernels.SegmentMeanKernel.Forward(X.AsSpan(at * D, n * D), C.AsSpan(at * D, n * D), new int[n], select,
+                new byte[n], n, D, st.Sum, ref st.Count);
+            at += n;
+        }
+        return C;
     }
 
     private static int Tokens(IReadOnlyList<SequenceChunk> chunks, int n)

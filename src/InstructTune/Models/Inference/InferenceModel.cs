@@ -144,9 +144,11 @@ public sealed class DecoderLayerWeights
 }
 
 /// <summary>A run of consecutive tokens of one sequence (cache) to feed in one step; positions default to the cache index;
-/// <paramref name="Adapter"/> adds a LoRA adapter for this sequence only (on top of any attached one).</summary>
+/// <paramref name="Adapter"/> adds a LoRA adapter for this sequence only (on top of any attached one);
+/// <paramref name="Segments"/> gives each token's segment (Data.Templating.Segment: 0 template, 1 instruction,
+/// 2 input, 3 response) for the instruction-aware variants; null = every token is response text.</summary>
 public sealed record SequenceChunk(KvCache Cache, int[] Tokens, int[]? Positions = null, bool AllLogits = false,
-    InferenceAdapter? Adapter = null);
+    InferenceAdapter? Adapter = null, byte[]? Segments = null);
 
 public sealed partial class InferenceModel : IDisposable
 {

@@ -17,8 +17,21 @@ public sealed class KvCache
         for (int l = 0; l < K.Length; l++) { K[l] = new float[n]; V[l] = new float[n]; }
     }
 
-    /// <summary>Forgets the cached tokens (the buffers are reused).</summary>
-    public void Clear() => Length = 0;
+    /// <summary>Forgets the cached tokens (the buffers are reused) and the instruction state.</summary>
+    public void Clear() { Length = 0; _instruction = null; }
+
+    // The running instruction sums of the instruction-aware variants, one per stage (0 = token embeddings, l + 1 =
+    // after decoder layer l): (D) sum of the instruction rows seen so far and their count, so a decode step gets
+    // the same causal mean (SegmentMeanKernel) as the whole sequence fed at once.
+    private (float[] Sum, int Count)[]? _instruction;
+
+    internal ref (float[] Sum, int Count) InstructionState(int stage, int stages, int D)
+    {
+        _instruction ??= new (float[], int)[stages];
+        ref var st = ref _instruction[stage];
+        st.Sum ??= new float[D];
+        return ref st;
+    }
 
     public long Bytes => (long)K.Length * 2 * K[0].Length * sizeof(float);
 }

@@ -8,8 +8,9 @@ public sealed record ScoreResult(int[] Ids, double[] NextTokenLogprobs, double? 
 
 public static class Scorer
 {
+    /// <param name="segments">Per sequence, its tokens' segments for instruction-aware models (null = none known).</param>
     public static ScoreResult[] Score(InferenceModel model, IReadOnlyList<int[]> sequences, bool keepLogits = false,
-        IReadOnlyList<int[]>? positions = null)
+        IReadOnlyList<int[]>? positions = null, IReadOnlyList<byte[]?>? segments = null)
     {
         int V = model.Config.VocabSize;
         var results = new ScoreResult[sequences.Count];
@@ -23,7 +24,7 @@ public static class Scorer
             for (int i = start; i < end; i++)
             {
                 if (sequences[i].Length == 0) throw new ArgumentException($"sequence {i} is empty");
-                chunks.Add(new SequenceChunk(model.CreateCache(sequences[i].Length), sequences[i], positions?[i], AllLogits: true));
+                chunks.Add(new SequenceChunk(model.CreateCache(sequences[i].Length), sequences[i], positions?[i], AllLogits: true, Segments: segments?[i]));
             }
             var logits = model.Forward(chunks);
             long row = 0;

@@ -8,7 +8,6 @@ using InstructTune.Engine.Tensors;
 
 namespace InstructTune.Models.Layers;
 
-/// <summary>Per-batch inputs every layer shares: sizes, RoPE tables and the attention mask.</summary>
 /// <summary>Per-batch inputs every layer shares: sizes, RoPE tables and the attention mask (over PrefixK's rows + T keys
 /// when the layer has a key/value prefix, prefix tuning).</summary>
 public sealed record LlamaLayerContext(int B, int T, Tensor Cos, Tensor Sin, AttentionMask Mask)
@@ -16,6 +15,8 @@ public sealed record LlamaLayerContext(int B, int T, Tensor Cos, Tensor Sin, Att
     /// <summary>(P, KV·hd) keys and values seen by every sequence ahead of its own, or null.</summary>
     public Tensor? PrefixK { get; init; }
     public Tensor? PrefixV { get; init; }
+    /// <summary>Where the instruction sits (from LlamaBatch.Segments), or null when the batch carries no segments.</summary>
+    public InstructionAware.InstructionSpans? Instruction { get; init; }
 }
 
 public sealed class LlamaAttention : Module

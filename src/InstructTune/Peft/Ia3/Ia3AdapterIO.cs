@@ -24,13 +24,8 @@ public sealed class Ia3AdapterFile
 
     public static Ia3AdapterFile Load(string dir)
     {
-        string cfgPath = Path.Combine(dir, "adapter_config.json");
-        string weightsPath = Path.Combine(dir, "adapter_model.safetensors");
-        if (!File.Exists(cfgPath)) throw new FileNotFoundException($"adapter_config.json not found in {dir}", cfgPath);
-        if (!File.Exists(weightsPath)) throw new FileNotFoundException($"adapter_model.safetensors not found in {dir}", weightsPath);
-        JsonElement root;
-        try { root = JsonDocument.Parse(File.ReadAllText(cfgPath)).RootElement; }
-        catch (JsonException e) { throw new InvalidDataException($"{cfgPath}: malformed JSON: {e.Message}", e); }
+        var (cfgPath, weightsPath) = AdapterFolder.Files(dir);
+        var root = AdapterFolder.ReadConfig(cfgPath);
         if (root.TryGetProperty("peft_type", out var pt) && pt.GetString() != "IA3")
             throw new InvalidDataException($"{cfgPath}: peft_type \"{pt.GetString()}\" is not IA3");
         if (root.TryGetProperty("fan_in_fan_out", out var fifo) && fifo.ValueKind == JsonValueKind.True)

@@ -37,10 +37,7 @@ public sealed class LoraAdapterFile
 
     public static LoraAdapterFile Load(string dir)
     {
-        string cfgPath = Path.Combine(dir, "adapter_config.json");
-        string weightsPath = Path.Combine(dir, "adapter_model.safetensors");
-        if (!File.Exists(cfgPath)) throw new FileNotFoundException($"adapter_config.json not found in {dir}", cfgPath);
-        if (!File.Exists(weightsPath)) throw new FileNotFoundException($"adapter_model.safetensors not found in {dir}", weightsPath);
+        var (cfgPath, weightsPath) = AdapterFolder.Files(dir);
 
         using var doc = ParseJson(cfgPath);
         var root = doc.RootElement;

@@ -88,6 +88,7 @@ public static class InstructionObjective
         // Document ids alone carry both packing and padding: a real token never attends a pad (doc −1), and a
         // pad row still attends itself, so no softmax row is empty.
         DocumentIds = new IntTensor(b.DocumentIds, b.B, b.T),
+        Segments = b.SegmentTensor(),
     };
 
     /// <summary>Forward of one micro-batch on the current tape; backpropagate <see cref="ObjectiveResult.Loss"/>.</summary>
