@@ -98,7 +98,7 @@ public sealed class FineTuneRecipe : IDisposable
             if (p + longest > mc.MaxPositionEmbeddings)
                 throw new ConfigException($"{key}.num_virtual_tokens: {p} virtual tokens + the longest example's {longest} tokens exceed the model's max_position_embeddings {mc.MaxPositionEmbeddings}");
         }
-        _peft = PeftRegistry.Inject(model, config, inputs.Encode);
+        _peft = InjectPeft(config, inputs, resume, comm, folder, say);
         var trainable = model.NamedParameters().Where(p => !p.Parameter.Frozen).ToList();
 
         Parameter? logVars = null;
@@ -174,6 +174,35 @@ public sealed class FineTuneRecipe : IDisposable
                 : Training.Logging.JsonlMetricsLogger.TruncateAfter(Path.Combine(config.Checkpoint.OutputDir, "metrics.jsonl"), _trainer.Step);
             if (dropped > 0) say?.Invoke($"resume at step {_trainer.Step}: {dropped} metrics.jsonl line(s) of later steps dropped (they are replayed)");
         }
+    }
+
+    /// <summary>
+    /// Injects training.method's adapters. IaSFT first estimates the Fisher on iasft.fisher_batches training batches
+    /// (bucketed, micro_batch_size rows, the response loss), and keeps its mask in run_dir/iasft_mask so a resumed run
+    /// trains the same entries without estimating again.
+    /// </summary>
+    private static PeftMethod? InjectPeft(TrainConfig config, TrainingInputs inputs, string? resume, ICommunicator comm, RunFolder? folder, Action<string>? say)
+    {
+        if (config.Training.Method != TuningMethod.Iasft) return PeftRegistry.Inject(inputs.Model, config, inputs.Encode);
+        string maskDir = Path.Combine(config.Checkpoint.OutputDir, "iasft_mask");
+        bool reuse = resume != null && Directory.Exists(maskDir);
+        var sampler = new DataSampler(inputs.Train, new BatchOptions(BatchMode.Bucketed, config.Training.MicroBatchSize, config.Data.MaxSeqLen), inputs.PadId, config.Training.Seed);
+        var response = new ObjectiveOptions();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var peft = PeftRegistry.Inject(inputs.Model, config, inputs.Encode, reuse ? null : _ =>
+        {
+            var b = sampler.Next();
+            var counts = InstructionObjective.Count([b], response, inputs.TaskNames.Count);
+            if (counts.InstructionTokens == 0) return;   // a batch without response tokens adds a zero gradient
+            using var tape = Tape.Record();
+            tape.Backward(InstructionObjective.Forward(inputs.Model, b, counts, response, true).Loss);
+        }, reuse ? maskDir : null);
+        var layers = InstructTune.Peft.Iasft.IasftInjector.Find(inputs.Model);
+        long k = layers.Sum(l => (long)l.Layer.Index.Length), n = layers.Sum(l => (long)l.Layer.InFeatures * l.Layer.OutFeatures);
+        say?.Invoke(reuse ? $"iasft: mask of {k:N0} entries reused from {maskDir}"
+            : $"iasft: diagonal Fisher over {config.Iasft.FisherBatches} batch(es) in {clock.Elapsed.TotalSeconds:F1} s; {k:N0} entries selected ({(config.Iasft.Selection == InstructTune.Peft.Iasft.FisherSelection.Global ? "global" : "per_tensor")}, fraction {config.Iasft.Fraction}) in {layers.Count} weight matrices of {n:N0} entries");
+        if (!reuse && folder != null && comm.Rank == 0) peft!.Save(inputs.Model, maskDir, inputs.ModelPath);
+        return peft;
     }
 
     /// <summary>
@@ -332,6 +361,8 @@ public sealed class FineTuneRecipe : IDisposable
         Require(c.Distributed.BucketMb > 0, "distributed.bucket_mb", "must be positive");
         Require(c.Distributed.CollectiveTimeoutS > 0, "distributed.collective_timeout_s", "must be positive");
         Require(c.Distributed.ThreadsPerRank >= 0, "distributed.threads_per_rank", "must be ≥ 0 (0 = cores ÷ ranks on the node)");
+        Require(c.Training.Method != TuningMethod.Iasft || c.Training.Objective == TrainingObjective.Sft, "training.method",
+            "iasft estimates its Fisher from the response loss of training.objective sft; feedback objectives cannot use it yet");
         if (c.Training.Method is TuningMethod.PromptTuning or TuningMethod.PrefixTuning)
         {
             string key = c.Training.Method == TuningMethod.PromptTuning ? "prompt_tuning" : "prefix_tuning";
