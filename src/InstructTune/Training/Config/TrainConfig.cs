@@ -51,7 +51,7 @@ public sealed class ModelSection
     public string Path { get; set; } = "";
     [ConfigKey("Tokenizer folder or tokenizer.json/tokenizer.model file; empty = the model folder.")]
     public string Tokenizer { get; set; } = "";
-    [ConfigKey("Storage of frozen base weights: float32 only for now (bfloat16 is refused as not supported yet).")]
+    [ConfigKey("Storage of frozen base weights in PEFT runs: float32, or bfloat16 (every frozen Linear weight held as bf16, half the bytes, computed with the bf16 inference GEMM; trainable weights stay float32). Refused with training.method full.")]
     public WeightStorage WeightStorage { get; set; } = WeightStorage.Float32;
 }
 
@@ -167,7 +167,7 @@ public sealed class EvalSection
 {
     [ConfigKey("Evaluation loss every this many steps and at the end (0 = off).", Min = 0)]
     public int EverySteps { get; set; } = 0;
-    [ConfigKey("Greedy generations at each evaluation: not supported yet, only 0 is accepted (use itune generate on the exported adapter or model).", Min = 0)]
+    [ConfigKey("Greedy generations of the first N held-out prompts at each evaluation (eval.every_steps), written with their references to run_dir/generations/step_NNNNNN.jsonl; 0 = off.", Min = 0)]
     public int GenerationSamples { get; set; } = 0;
     [ConfigKey("Stop after this many evaluations without a better loss (0 = off).", Min = 0)]
     public int EarlyStoppingPatience { get; set; } = 0;
