@@ -18,5 +18,6 @@ public static class CommandCatalog
         yield return QuickstartCommand.Create();
         yield return ServeCommands.Create();
         yield return ExportCommands.Create();
+        yield return SynthCommands.Create();
     }
 }

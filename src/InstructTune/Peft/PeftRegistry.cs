@@ -7,6 +7,7 @@ using InstructTune.Engine.Modules;
 using InstructTune.Engine.Tensors;
 using InstructTune.Models.Inference;
 using InstructTune.Peft.Ia3;
+using InstructTune.Peft.Iasft;
 using InstructTune.Peft.Lora;
 using InstructTune.Peft.PrefixTuning;
 using InstructTune.Peft.PromptTuning;
@@ -24,13 +25,15 @@ public sealed record PeftMethod(string Name, string PeftType, bool Mergeable, Ac
 public static class PeftRegistry
 {
     /// <summary>peft_type values InstructTune reads.</summary>
-    public static readonly IReadOnlyList<string> SupportedTypes = ["LORA", "IA3", "PROMPT_TUNING", "PREFIX_TUNING"];
+    public static readonly IReadOnlyList<string> SupportedTypes = ["LORA", "IA3", "PROMPT_TUNING", "PREFIX_TUNING", IasftAdapterFile.PeftType];
 
     /// <summary>
     /// Injects the method that training.method names (none for full fine-tuning) and freezes the rest. Errors name
-    /// the config key at fault.
+    /// the config key at fault. IaSFT needs <paramref name="fisherBackward"/> (batch b's response-loss backward, for
+    /// the Fisher) unless <paramref name="iasftMask"/> names a folder whose mask it reuses (a resumed run).
     /// </summary>
-    public static PeftMethod? Inject(Module model, TrainConfig config, Func<string, int[]>? encode = null)
+    public static PeftMethod? Inject(Module model, TrainConfig config, Func<string, int[]>? encode = null,
+        Action<int>? fisherBackward = null, string? iasftMask = null)
     {
         var t = config.Training;
         switch (t.Method)
@@ -76,6 +79,23 @@ public static class PeftRegistry
                 catch (ArgumentException e) { throw new ConfigException($"prefix_tuning: {e.Message}"); }
                 return new PeftMethod("prefix_tuning", "PREFIX_TUNING", false, (m, dir, basePath) => PrefixTuningAdapterIO.Save(Llama(m), pc, dir, basePath));
             }
+            case TuningMethod.Iasft:
+            {
+                var s = config.Iasft;
+                var ic = new IasftConfig { Fraction = s.Fraction, Selection = s.Selection, FisherBatches = s.FisherBatches, TargetModules = s.TargetModules };
+                if (iasftMask != null) IasftAdapterIO.LoadInto(model, iasftMask);
+                else
+                {
+                    if (fisherBackward == null) throw new ConfigException("training.method: iasft needs training data to estimate the Fisher");
+                    IReadOnlyList<(string Name, Engine.Modules.Linear Layer)> targets;
+                    try { targets = IasftSelection.Targets(model, ic); }
+                    catch (ArgumentException e) { throw new ConfigException($"iasft.target_modules: {e.Message}"); }
+                    var fisher = IasftSelection.EstimateFisher(model, targets, ic.FisherBatches, fisherBackward);
+                    var masks = IasftSelection.Select(fisher, ic.Fraction, ic.Selection);
+                    IasftInjector.Inject(model, targets.Select((x, i) => (x.Name, masks[i])).ToList());
+                }
+                return new PeftMethod("iasft", IasftAdapterFile.PeftType, true, (m, dir, basePath) => IasftAdapterIO.Save(m, ic, dir, basePath));
+            }
             default:
                 throw new ConfigException($"training.method: '{t.Method}' has no PEFT injector");
         }
@@ -107,6 +127,7 @@ public static class PeftRegistry
         {
             case "LORA": model.ApplyAdapter(LoraAdapterFile.Load(dir)); break;
             case "IA3": model.ApplyIa3(Ia3AdapterFile.Load(dir)); break;
+            case IasftAdapterFile.PeftType: model.ApplySparseDeltas(IasftAdapterFile.Load(dir)); break;
             default: model.ApplyVirtualTokens(PromptLearningFile.Load(dir)); break;
         }
     }
@@ -121,6 +142,7 @@ public static class PeftRegistry
             case "IA3": Ia3AdapterIO.LoadInto(model, dir); break;
             case "PROMPT_TUNING": PromptTuningAdapterIO.LoadInto(Llama(model), PromptLearningFile.Load(dir), dir); break;
             case "PREFIX_TUNING": PrefixTuningAdapterIO.LoadInto(Llama(model), PromptLearningFile.Load(dir), dir); break;
+            case IasftAdapterFile.PeftType: IasftAdapterIO.LoadInto(model, dir); break;
         }
         return type;
     }
@@ -132,5 +154,6 @@ public static class PeftRegistry
             throw new InvalidDataException("prompt and prefix tuning adapters add virtual tokens and cannot be merged into the weights; use --adapter with score/generate/eval instead");
         LoraInjector.MergeAndUnload(model);
         Ia3Injector.MergeAndUnload(model);
+        IasftInjector.MergeAndUnload(model);
     }
 }

@@ -3,6 +3,7 @@ using InstructTune.Data.Cache;
 using InstructTune.Data.Loading;
 using InstructTune.Data.Pipeline;
 using InstructTune.Data.Preference;
+using InstructTune.Training.Preference;
 using InstructTune.Data.Records;
 using InstructTune.Data.Templating;
 using InstructTune.Distributed;
@@ -15,6 +16,7 @@ using InstructTune.Peft;
 using InstructTune.Tokenizers;
 using InstructTune.Training.Checkpointing;
 using InstructTune.Training.Config;
+using InstructTune.Training.Continual;
 using InstructTune.Training.Loop;
 using InstructTune.Training.Losses;
 using InstructTune.Training.Regularizers;
@@ -32,6 +34,9 @@ public sealed record TrainingInputs(LlamaModel Model, IReadOnlyList<TokenizedExa
     /// <summary>Feedback data for the preference objectives (training.objective ≠ sft): train and held-out items.</summary>
     public PreferenceData? Preference { get; init; }
     public PreferenceData? PreferenceValidation { get; init; }
+    /// <summary>Each stage's held-out examples and name (continual learning's forgetting matrix), aligned with Stages.</summary>
+    public IReadOnlyList<IReadOnlyList<TokenizedExample>>? StageHeldOut { get; init; }
+    public IReadOnlyList<string>? StageNames { get; init; }
     /// <summary>The tokenizer as text → ids with special tokens (prompt tuning's init text), when there is one.</summary>
     public Func<string, int[]>? Encode { get; init; }
     /// <summary>ids → text without special tokens (eval.generation_samples), when there is a tokenizer.</summary>
@@ -64,6 +69,7 @@ public sealed class FineTuneRecipe : IDisposable
     private RunFolder? _folder;
     private readonly PreferenceSetup? _preference;
     private readonly ICommunicator _comm;
+    private readonly ContinualStages? _continual;
 
     public Trainer Trainer => _trainer;
     /// <summary>The model being trained (with its adapters injected).</summary>
@@ -104,7 +110,7 @@ public sealed class FineTuneRecipe : IDisposable
             if (p + longest > mc.MaxPositionEmbeddings)
                 throw new ConfigException($"{key}.num_virtual_tokens: {p} virtual tokens + the longest example's {longest} tokens exceed the model's max_position_embeddings {mc.MaxPositionEmbeddings}");
         }
-        _peft = PeftRegistry.Inject(model, config, inputs.Encode);
+        _peft = InjectPeft(config, inputs, resume, comm, folder, say);
         if (config.Model.WeightStorage == WeightStorage.Bfloat16) FrozenBase.ToBf16(model);
         var trainable = model.NamedParameters().Where(p => !p.Parameter.Frozen).ToList();
 
@@ -124,6 +130,7 @@ public sealed class FineTuneRecipe : IDisposable
         {
             if (comm.Size > 1) throw new ConfigException("training.objective: feedback objectives run in one process; start them without mpirun", "training.objective");
             _preference = PreferenceSetup.Create(config, inputs, resume != null, Console.Error.WriteLine);
+            if (_preference.Reward != null) trainable.Add((RewardHead.TensorName, _preference.Reward.Head.Weight));   // PEFT's modules_to_save ["score"]
             batches = _preference.Sampler;
             int stepsPerEpoch = Math.Max(1, _preference.Sampler.BatchesPerEpoch / (t.GradientAccumulationSteps * comm.Size));
             _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : t.Epochs * stepsPerEpoch;
@@ -156,17 +163,43 @@ public sealed class FineTuneRecipe : IDisposable
             Training.Config.LrSchedule.Linear => LrScheduleKind.Linear,
             _ => LrScheduleKind.Cosine,
         }, (float)t.LearningRate, t.WarmupSteps, _totalSteps);
+        // Per-stage learning rates (data.stages[k].learning_rate, continual.restart_schedule): Training/Continual/StageSchedule.cs.
+        Func<int, float>? stageLr = null;
+        if (!feedback && (config.Data.Stages.Any(st => st.LearningRate > 0) || (config.Continual.RestartSchedule && StageSteps != null)))
+        {
+            var stageSteps = StageSteps ?? [_totalSteps];
+            var peaks = stageSteps.Select((_, k) => (float)(k < config.Data.Stages.Count && config.Data.Stages[k].LearningRate > 0
+                ? config.Data.Stages[k].LearningRate : t.LearningRate)).ToList();
+            stageLr = new StageSchedule(schedule.Kind, t.WarmupSteps, _totalSteps, stageSteps, peaks, config.Continual.RestartSchedule).LearningRate;
+        }
         _trainer = new Trainer(model, trainable, optimizer, batches,
             new TrainerOptions(t.GradientAccumulationSteps, (float)t.MaxGradNorm, schedule, objective, inputs.TaskNames.Count,
-                t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps))
-        { StepObjective = _preference?.Objective };
+                t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps) { LearningRateAt = stageLr })
+        { StepObjective = _preference?.StepObjective };
         if (comm.Size > 1) _trainer.Distribute(comm, config.Distributed.ZeroStage, config.Distributed.BucketMb);
         if (objective.NoiseRng != null) _trainer.Rngs["neftune"] = objective.NoiseRng;
         if (_peft?.Rng != null) _trainer.Rngs["lora_dropout"] = _peft.Rng;
 
         var frozenOrAll = trainable.Select(p => p.Parameter).Where(p => p != logVars).ToList();
+        var protectedNamed = trainable.Where(p => p.Parameter != logVars).ToList();
         if (config.Loss.L2SpLambda > 0) _trainer.Regularizers.Add(new L2SpRegularizer(frozenOrAll, config.Loss.L2SpLambda));
-        if (config.Loss.EwcLambda > 0) _trainer.Regularizers.Add(MakeEwc(frozenOrAll, objective));
+        if (config.Loss.EwcReferencePath.Length > 0)
+        {
+            // A Fisher and anchor written by another run (run_dir/stages/stage-K/fisher.safetensors) protect that run's task.
+            var (fisher, anchor) = StageFisher.Read(config.Loss.EwcReferencePath, protectedNamed, "loss.ewc_reference_path");
+            _trainer.Regularizers.Add(new EwcRegularizer(frozenOrAll, fisher, config.Loss.EwcLambda, anchor));
+        }
+        else if (config.Loss.EwcLambda > 0 && StageSteps == null) _trainer.Regularizers.Add(MakeEwc(frozenOrAll, objective));
+        if (!feedback && StageSteps != null)
+        {
+            if (comm.Size > 1 && config.Loss.EwcLambda > 0)
+                throw new ConfigException("loss.ewc_lambda: EWC across data.stages runs in one process (not under mpirun with several ranks yet)", "loss.ewc_lambda");
+            var stageData = inputs.Stages!.Select((st, k) => new StageData(inputs.StageNames is { } names && k < names.Count ? names[k] : $"stage {k + 1}", st,
+                inputs.StageHeldOut is { } held && k < held.Count ? held[k] : [])).ToList();
+            // Under mpirun every rank trains the same stages; the forgetting report is not written there yet.
+            _continual = new ContinualStages(config, model, _trainer, stageData, StageSteps, _totalSteps, protectedNamed, inputs.PadId, say,
+                report: comm.Size == 1);
+        }
 
         _store = new CheckpointStore(config.Checkpoint.OutputDir, Math.Max(1, config.Checkpoint.KeepLast));
         if (folder != null && run != null) folder.Record(run, resume != null, resumeForce, say);
@@ -180,6 +213,35 @@ public sealed class FineTuneRecipe : IDisposable
                 : Training.Logging.JsonlMetricsLogger.TruncateAfter(Path.Combine(config.Checkpoint.OutputDir, "metrics.jsonl"), _trainer.Step);
             if (dropped > 0) say?.Invoke($"resume at step {_trainer.Step}: {dropped} metrics.jsonl line(s) of later steps dropped (they are replayed)");
         }
+    }
+
+    /// <summary>
+    /// Injects training.method's adapters. IaSFT first estimates the Fisher on iasft.fisher_batches training batches
+    /// (bucketed, micro_batch_size rows, the response loss), and keeps its mask in run_dir/iasft_mask so a resumed run
+    /// trains the same entries without estimating again.
+    /// </summary>
+    private static PeftMethod? InjectPeft(TrainConfig config, TrainingInputs inputs, string? resume, ICommunicator comm, RunFolder? folder, Action<string>? say)
+    {
+        if (config.Training.Method != TuningMethod.Iasft) return PeftRegistry.Inject(inputs.Model, config, inputs.Encode);
+        string maskDir = Path.Combine(config.Checkpoint.OutputDir, "iasft_mask");
+        bool reuse = resume != null && Directory.Exists(maskDir);
+        var sampler = new DataSampler(inputs.Train, new BatchOptions(BatchMode.Bucketed, config.Training.MicroBatchSize, config.Data.MaxSeqLen), inputs.PadId, config.Training.Seed);
+        var response = new ObjectiveOptions();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var peft = PeftRegistry.Inject(inputs.Model, config, inputs.Encode, reuse ? null : _ =>
+        {
+            var b = sampler.Next();
+            var counts = InstructionObjective.Count([b], response, inputs.TaskNames.Count);
+            if (counts.InstructionTokens == 0) return;   // a batch without response tokens adds a zero gradient
+            using var tape = Tape.Record();
+            tape.Backward(InstructionObjective.Forward(inputs.Model, b, counts, response, true).Loss);
+        }, reuse ? maskDir : null);
+        var layers = InstructTune.Peft.Iasft.IasftInjector.Find(inputs.Model);
+        long k = layers.Sum(l => (long)l.Layer.Index.Length), n = layers.Sum(l => (long)l.Layer.InFeatures * l.Layer.OutFeatures);
+        say?.Invoke(reuse ? $"iasft: mask of {k:N0} entries reused from {maskDir}"
+            : $"iasft: diagonal Fisher over {config.Iasft.FisherBatches} batch(es) in {clock.Elapsed.TotalSeconds:F1} s; {k:N0} entries selected ({(config.Iasft.Selection == InstructTune.Peft.Iasft.FisherSelection.Global ? "global" : "per_tensor")}, fraction {config.Iasft.Fraction}) in {layers.Count} weight matrices of {n:N0} entries");
+        if (!reuse && folder != null && comm.Rank == 0) peft!.Save(inputs.Model, maskDir, inputs.ModelPath);
+        return peft;
     }
 
     /// <summary>
@@ -306,12 +368,17 @@ public sealed class FineTuneRecipe : IDisposable
         {
             Encode = text => tokenizer.Encode(text, addSpecialTokens: true).Ids,
             Decode = ids => tokenizer.Decode(ids, skipSpecialTokens: true),
+            // Stage k's held-out set: the validation split of the datasets of stage k (data.datasets[].stage).
+            StageHeldOut = StageNumbers(data).Select(n => (IReadOnlyList<TokenizedExample>)data.Datasets.Where(x => x.Stage == n).SelectMany(x => x.Validation).ToList()).ToList(),
+            StageNames = StageNumbers(data).Select(n => string.Join("+", data.Datasets.Where(x => x.Stage == n && !x.PlainText).Select(x => x.Name))).ToList(),
         };
         if (comm.Rank == 0) PromptFormatFile.Write(config.Checkpoint.OutputDir, inputs.Prompt!);
         var prepared = Path.Combine(data.OutDir, PrepareRecipe.PreparedFile);
         var fingerprint = File.Exists(prepared) ? "sha256:" + CacheManifest.Sha256OfFile(prepared) : data.OutDir;
         return (inputs, fingerprint, data);
     }
+
+    private static List<int> StageNumbers(PreparedData data) => data.Datasets.Select(x => x.Stage).Distinct().Order().ToList();
 
     public static FineTuneRecipe FromInputs(TrainConfig config, TrainingInputs inputs, string? resume = null, ICommunicator? comm = null)
     {
@@ -323,8 +390,10 @@ public sealed class FineTuneRecipe : IDisposable
     public static void Validate(TrainConfig c)
     {
         void Require(bool ok, string key, string why) { if (!ok) throw new ConfigException($"{key}: {why}", key); }
-        Require(c.Loss.EwcReferencePath.Length == 0, "loss.ewc_reference_path",
-            "is not supported yet (the continual-learning recipe will read it); remove it: loss.ewc_lambda estimates the Fisher on the validation data");
+        Require(c.Loss.EwcReferencePath.Length == 0 || c.Loss.EwcLambda > 0, "loss.ewc_reference_path",
+            "needs loss.ewc_lambda > 0 (the strength of the penalty around the saved anchor)");
+        Require(c.Loss.EwcReferencePath.Length == 0 || File.Exists(c.Loss.EwcReferencePath), "loss.ewc_reference_path",
+            $"'{c.Loss.EwcReferencePath}' does not exist (a fisher.safetensors written under run_dir/stages/stage-K/)");
         Require(c.Model.WeightStorage == WeightStorage.Float32 || c.Training.Method != TuningMethod.Full, "model.weight_storage",
             "bfloat16 stores frozen base weights, and training.method full trains every weight (float32 master weights); use a PEFT method (lora, qlora, ia3, prompt_tuning, prefix_tuning) or weight_storage float32");
         Require(c.Eval.GenerationSamples == 0 || c.Eval.EverySteps > 0, "eval.generation_samples",
@@ -347,6 +416,8 @@ public sealed class FineTuneRecipe : IDisposable
         Require(c.Distributed.BucketMb > 0, "distributed.bucket_mb", "must be positive");
         Require(c.Distributed.CollectiveTimeoutS > 0, "distributed.collective_timeout_s", "must be positive");
         Require(c.Distributed.ThreadsPerRank >= 0, "distributed.threads_per_rank", "must be ≥ 0 (0 = cores ÷ ranks on the node)");
+        Require(c.Training.Method != TuningMethod.Iasft || c.Training.Objective == TrainingObjective.Sft, "training.method",
+            "iasft estimates its Fisher from the response loss of training.objective sft; feedback objectives cannot use it yet");
         if (c.Training.Method is TuningMethod.PromptTuning or TuningMethod.PrefixTuning)
         {
             string key = c.Training.Method == TuningMethod.PromptTuning ? "prompt_tuning" : "prefix_tuning";
@@ -384,9 +455,12 @@ public sealed class FineTuneRecipe : IDisposable
             AtomicFile.WriteAllText(Path.Combine(c.Checkpoint.OutputDir, "config.yaml"), ConfigLoader.ToYaml(c));   // the effective config of this run
         }
         using var reporter = root ? new TrainingReporter(c.Checkpoint.OutputDir, c.Logging.EverySteps, c.Logging.TensorBoard, quiet) : null;
+        _continual?.Start(_trainer.Step);
         while (_trainer.Step < _totalSteps && !cancel.IsCancellationRequested)
         {
             last = _trainer.TrainStep();
+            // The end of a stage: its Fisher, its forgetting row, and a checkpoint to resume the next stage from.
+            bool stageEnded = (_continual?.AfterStep(last.Step) ?? 0) > 0;
             curve.Add((last.Step, last.Loss));
             Dictionary<string, double>? extra = null;
             if (c.Eval.EverySteps > 0 && (last.Step % c.Eval.EverySteps == 0 || last.Step == _totalSteps))
@@ -415,7 +489,7 @@ public sealed class FineTuneRecipe : IDisposable
             }
             reporter?.Log(last, _totalSteps, extra);
             onStep?.Invoke(last);
-            if (c.Checkpoint.SaveEverySteps > 0 && last.Step % c.Checkpoint.SaveEverySteps == 0 && last.Step != _totalSteps)
+            if ((stageEnded || c.Checkpoint.SaveEverySteps > 0 && last.Step % c.Checkpoint.SaveEverySteps == 0) && last.Step != _totalSteps)
                 SaveCheckpoint();
             if (stoppedEarly) break;
         }
@@ -472,6 +546,7 @@ public sealed class FineTuneRecipe : IDisposable
             var dir = Path.Combine(_config.Checkpoint.OutputDir, "adapter");
             _peft.Save(_inputs.Model, dir, _inputs.ModelPath);
             if (_inputs.Prompt != null) PromptFormatFile.Write(dir, _inputs.Prompt);
+            _preference?.Reward?.Head.Save(dir);
             return dir;
         }
         var final = Path.Combine(_config.Checkpoint.OutputDir, "final");
@@ -480,6 +555,7 @@ public sealed class FineTuneRecipe : IDisposable
             foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "generation_config.json" })
                 if (File.Exists(Path.Combine(_inputs.ModelPath, f))) File.Copy(Path.Combine(_inputs.ModelPath, f), Path.Combine(final, f), overwrite: true);
         if (_inputs.Prompt != null) PromptFormatFile.Write(final, _inputs.Prompt);
+        _preference?.Reward?.Head.Save(final);
         return final;
     }
 }

@@ -7,6 +7,7 @@ using InstructTune.Models;
 using InstructTune.Models.Inference;
 using InstructTune.Peft;
 using InstructTune.Peft.Ia3;
+using InstructTune.Peft.Iasft;
 using InstructTune.Peft.Lora;
 using InstructTune.Peft.PrefixTuning;
 using InstructTune.Peft.PromptTuning;
@@ -25,7 +26,7 @@ public class PeftInvariantTests
     public static TheoryData<string, string> Table()
     {
         var data = new TheoryData<string, string>();
-        foreach (var method in new[] { "dora", "ia3" })
+        foreach (var method in new[] { "dora", "ia3", "iasft" })
             foreach (var model in new[] { "llama-gqa", "qwen2-tied-bias" })
                 data.Add(method, model);
         return data;
@@ -35,7 +36,7 @@ public class PeftInvariantTests
     public static TheoryData<string, string> AllTable()
     {
         var data = new TheoryData<string, string>();
-        foreach (var method in new[] { "dora", "ia3", "prompt", "prefix", "prefix_proj" })
+        foreach (var method in new[] { "dora", "ia3", "iasft", "prompt", "prefix", "prefix_proj" })
             foreach (var model in new[] { "llama-gqa", "qwen2-tied-bias" })
                 data.Add(method, model);
         return data;
@@ -50,14 +51,30 @@ public class PeftInvariantTests
         {
             case "dora": LoraInjector.Inject(model, new LoraConfig { Rank = 4, Alpha = 8, UseDora = true }, seed: 1); break;
             case "ia3": Ia3Injector.Inject(model, new Ia3Config()); break;
+            case "iasft": InjectIasft(model, IasftConfig); break;
             case "prompt": PromptTuningInjector.Inject(model, PromptConfig, 1); break;
             default: PrefixTuningInjector.Inject(model, PrefixConfig(method), 1); break;
         }
     }
 
+    internal static readonly IasftConfig IasftConfig = new() { Fraction = 0.05, FisherBatches = 1 };
+
+    /// <summary>IaSFT as the recipe injects it: Fisher of the batch's response loss at the base, top 5 % per tensor.</summary>
+    internal static IReadOnlyList<(string Name, SparseDeltaLinear Layer)> InjectIasft(LlamaModel model, IasftConfig config)
+    {
+        var targets = IasftSelection.Targets(model, config);
+        var fisher = IasftSelection.EstimateFisher(model, targets, config.FisherBatches, _ =>
+        {
+            using var tape = Tape.Record();
+            tape.Backward(model.Forward(Batch()).Loss!);
+        });
+        var masks = IasftSelection.Select(fisher, config.Fraction, config.Selection);
+        return IasftInjector.Inject(model, targets.Select((t, i) => (t.Name, masks[i])).ToList());
+    }
+
     private static string Marker(string method) => method switch
     {
-        "dora" => ".lora_", "ia3" => ".ia3_l", "prompt" => "prompt_encoder.", _ => "prefix_encoder.",
+        "dora" => ".lora_", "ia3" => ".ia3_l", "iasft" => ".iasft_values", "prompt" => "prompt_encoder.", _ => "prefix_encoder.",
     };
 
     /// <summary>Moves every adapter parameter away from its identity init.</summary>
@@ -67,9 +84,10 @@ public class PeftInvariantTests
         foreach (var (name, p) in model.NamedParameters().Where(p => !p.Parameter.Frozen))
         {
             var noise = new float[p.Length];
+            bool zeroInit = name.Contains("lora_B") || name.Contains("iasft_values");   // additive deltas that start at 0
             rng.Normal(noise, 0, name.Contains("lora_B") ? 0.05f : name.Contains("_encoder.") ? 0.5f : 0.2f);
             var v = p.ToArray();
-            for (int i = 0; i < v.Length; i++) v[i] = name.Contains("lora_B") ? noise[i] : v[i] * (1 + noise[i]);
+            for (int i = 0; i < v.Length; i++) v[i] = zeroInit ? noise[i] : v[i] * (1 + noise[i]);
             p.Load(v);
         }
     }
@@ -81,6 +99,7 @@ public class PeftInvariantTests
         {
             case "dora": LoraAdapterIO.Save(model, new LoraConfig { Rank = 4, Alpha = 8, UseDora = true }, dir); break;
             case "ia3": Ia3AdapterIO.Save(model, new Ia3Config(), dir); break;
+            case "iasft": IasftAdapterIO.Save(model, IasftConfig, dir); break;
             case "prompt": PromptTuningAdapterIO.Save(model, PromptConfig, dir); break;
             default: PrefixTuningAdapterIO.Save(model, PrefixConfig(method), dir); break;
         }
@@ -95,7 +114,7 @@ public class PeftInvariantTests
         var expected = Logits(TinyModel(kind));
         var model = TinyModel(kind);
         Inject(model, method);
-        if (method is "dora" or "ia3") AssertClose(expected, Logits(model), 1e-5f);   // identity at init
+        if (method is "dora" or "ia3" or "iasft") AssertClose(expected, Logits(model), 1e-5f);   // identity at init
         Perturb(model);
         Assert.True(MaxDiff(expected, Logits(model)) > 1e-3f, "a trained adapter must change the output");
         Assert.True(AdapterSwitch.SetEnabled(model, false) > 0);
@@ -111,12 +130,12 @@ public class PeftInvariantTests
         Inject(model, method);
         Perturb(model);
         var unmerged = Logits(model);
-        if (method == "dora") LoraInjector.Merge(model); else Ia3Injector.Merge(model);
+        if (method == "dora") LoraInjector.Merge(model); else if (method == "ia3") Ia3Injector.Merge(model); else IasftInjector.Merge(model);
         AssertClose(unmerged, Logits(model), 1e-5f);
-        if (method == "dora") LoraInjector.Unmerge(model); else Ia3Injector.Unmerge(model);
+        if (method == "dora") LoraInjector.Unmerge(model); else if (method == "ia3") Ia3Injector.Unmerge(model); else IasftInjector.Unmerge(model);
         AssertClose(unmerged, Logits(model), 1e-5f);
         PeftRegistry.MergeAndUnload(model);
-        Assert.DoesNotContain(model.NamedParameters(), p => p.Name.Contains(".lora_") || p.Name.Contains(".ia3_"));
+        Assert.DoesNotContain(model.NamedParameters(), p => p.Name.Contains(".lora_") || p.Name.Contains(".ia3_") || p.Name.Contains(".iasft_"));
         AssertClose(unmerged, Logits(model), 1e-5f);
     }
 
@@ -173,6 +192,17 @@ public class PeftInvariantTests
                 else Assert.Equal("SAMPLE_VOCAB", root.GetProperty("prompt_tuning_init").GetString());
                 Assert.Equal(prompt ? [4L, 32L] : [3L, 2L * 2 * kvDim], st.Info("prompt_embeddings").Shape);
                 Assert.Single(st.Tensors);
+            }
+            else if (method == "iasft")
+            {
+                Assert.Equal("IASFT", root.GetProperty("peft_type").GetString());
+                Assert.Matches("^crc32c:[0-9a-f]{8}$", root.GetProperty("base_checksum").GetString());
+                var q = st.Info("base_model.model.model.layers.0.self_attn.q_proj.weight.iasft_index");
+                Assert.Equal(DType.I64, q.DType);
+                Assert.Equal([(long)IasftSelection.K(0.05, 32 * 32)], q.Shape);
+                Assert.Equal(DType.F32, st.Info("base_model.model.model.layers.0.self_attn.q_proj.weight.iasft_values").DType);
+                Assert.Equal(32, root.GetProperty("weight_shapes").GetProperty("model.layers.0.self_attn.q_proj")[0].GetInt32());
+                Assert.Equal(2 * 7 * 2, st.Tensors.Count);   // 2 layers × 7 projections × (index, values)
             }
             else
             {

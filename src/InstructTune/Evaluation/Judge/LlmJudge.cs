@@ -152,7 +152,8 @@ public sealed class LlmJudge
 
     // Transient: HTTP 408/409/429/5xx, a refused or dropped connection, attempt timeouts, a malformed body, an answer we
     // could not read. Not transient: other HTTP statuses (401, 404, …), DNS and TLS failures, a body over the size cap.
-    private static bool IsTransient(Exception ex)
+    // Shared with the data-generation endpoint (Data/Synth/SynthEndpoint), which retries the same way.
+    public static bool IsTransient(Exception ex)
     {
         if (Find<Serving.ResponseTooLargeException>(ex) is not null) return false;
         if (Find<HttpRequestException>(ex) is { } h)
@@ -172,7 +173,11 @@ public sealed class LlmJudge
         return null;
     }
 
-    private TimeSpan? RetryAfter(Exception? ex)
+    private TimeSpan? RetryAfter(Exception? ex) => RetryAfter(ex, config.MaxRetryAfter);
+
+    /// <summary>The wait a 429/503 asks for in its Retry-After header (seconds or an HTTP date), clamped to [0, max];
+    /// null when there is none.</summary>
+    public static TimeSpan? RetryAfter(Exception? ex, TimeSpan max)
     {
         if (ex is not ClientResultException { Status: 429 or 503 } c || c.GetRawResponse() is not { } response) return null;
         if (!response.Headers.TryGetValue("Retry-After", out var value) || value is null) return null;
@@ -183,14 +188,17 @@ public sealed class LlmJudge
             wait = at - DateTimeOffset.UtcNow;
         if (wait is null) return null;
         var clamped = wait.Value < TimeSpan.Zero ? TimeSpan.Zero : wait.Value;
-        return clamped > config.MaxRetryAfter ? config.MaxRetryAfter : clamped;
+        return clamped > max ? max : clamped;
     }
 
     /// <summary>What happened, in words a user can act on: HTTP status, connection refused, DNS, TLS, timeout, size cap,
     /// malformed answer. Never includes request headers (the key).</summary>
-    public string Describe(Exception? ex)
+    public string Describe(Exception? ex) => Describe(ex, config.BaseUrl);
+
+    /// <summary><see cref="Describe(Exception?)"/> for an endpoint given by its base URL.</summary>
+    public static string Describe(Exception? ex, string baseUrl)
     {
-        var endpoint = Uri.TryCreate(config.BaseUrl, UriKind.Absolute, out var u) ? $"{u.Host}:{u.Port}" : config.BaseUrl;
+        var endpoint = Uri.TryCreate(baseUrl, UriKind.Absolute, out var u) ? $"{u.Host}:{u.Port}" : baseUrl;
         if (ex is null) return "unknown";
         if (Find<Serving.ResponseTooLargeException>(ex) is { } big) return $"{big.Message} (max_response_bytes)";
         if (ex is ClientResultException { Status: > 0 } c) return $"HTTP {c.Status} from {endpoint}";

@@ -24,6 +24,8 @@ public sealed class LinearWeights(WeightMatrix w, float[]? bias)
     /// <summary>IA3 vector l scaling the input (In) or the output (Out), or null.</summary>
     public float[]? Ia3Input { get; set; }
     public float[]? Ia3Output { get; set; }
+    /// <summary>IaSFT sparse delta S (Out, In) added beside W, or null: Y += X·Sᵀ.</summary>
+    public Peft.Iasft.SparseDelta? Sparse { get; set; }
     public int In => W.Cols;
     public int Out => W.Rows;
 
@@ -77,6 +79,7 @@ public sealed class LinearWeights(WeightMatrix w, float[]? bias)
 
     private void AddAdapters(ReadOnlySpan<float> X, Span<float> Y, int T, RowAdapters? rows)
     {
+        if (Sparse is { } s) Engine.Kernels.SparseDeltaKernel.Forward(X, s.Index, s.Values, Y, T, Out, In);   // Y += X·Sᵀ
         if (Lora is { } d) AddDelta(d, X, Y, T);
         if (DoraScale is { } g)
             for (int t = 0; t < T; t++)
@@ -272,6 +275,22 @@ public sealed partial class InferenceModel : IDisposable
                 throw new InvalidDataException($"adapter \"{module}\": ia3_l has {v.L.Length} entries, the layer's {(v.Feedforward ? "input" : "output")} has {want}");
             if (v.Feedforward) lin.Ia3Input = v.L; else lin.Ia3Output = v.L;
         }
+    }
+
+    /// <summary>Attaches IaSFT sparse deltas to the named linears (unmerged); throws when a module does not exist,
+    /// a shape differs, or the base weights at the delta's positions are not the ones it was trained on.</summary>
+    public void ApplySparseDeltas(Peft.Iasft.IasftAdapterFile adapter)
+    {
+        var byName = Layers.SelectMany((l, i) => l.Linears(i)).ToDictionary(x => x.Name, x => x.L);
+        foreach (var (module, d) in adapter.Deltas)
+        {
+            if (!byName.TryGetValue(module, out var lin))
+                throw new InvalidDataException($"IaSFT delta targets \"{module}\", which is not a linear layer of this model");
+            if (d.In != lin.In || d.Out != lin.Out)
+                throw new InvalidDataException($"IaSFT delta for \"{module}\" is for a {d.Out}×{d.In} weight; the layer is {lin.Out}×{lin.In}");
+        }
+        adapter.CheckBase((m, i) => byName[m].W is { IsBf16: true } w ? Checkpoints.DTypes.Bf16ToF32(w.Bf16[i]) : byName[m].W.F32[i]);
+        foreach (var (module, d) in adapter.Deltas) byName[module].Sparse = d;
     }
 
     private bool _disposed;

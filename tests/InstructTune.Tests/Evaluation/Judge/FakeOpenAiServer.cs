@@ -12,6 +12,8 @@ namespace InstructTune.Tests.Evaluation.Judge;
 /// is chosen by a "[[case:NAME]]" marker in the last message: answer with a score, answer in prose, fail with 500
 /// (once or always), 429 with Retry-After (once), hang (once or always), return a non-JSON body, a JSON body of
 /// the wrong shape, or a valid completion whose text holds no score. Counts requests and records times and Authorization headers.
+/// With <see cref="Script"/> set, the script answers instead (data-generation tests): it sees the last message and
+/// returns the reply, or null to fall back to the markers. <see cref="Prompts"/> counts requests per last message.
 /// </summary>
 public sealed partial class FakeOpenAiServer : IDisposable
 {
@@ -23,6 +25,8 @@ public sealed partial class FakeOpenAiServer : IDisposable
     public ConcurrentBag<string> Authorizations { get; } = [];
     public string BaseUrl { get; }
     public int Total => Requests.Values.Sum();
+    public ConcurrentDictionary<string, int> Prompts { get; } = new();
+    public Func<string, ScriptedReply?>? Script { get; set; }
 
     public FakeOpenAiServer()
     {
@@ -59,6 +63,17 @@ public sealed partial class FakeOpenAiServer : IDisposable
             using var doc = JsonDocument.Parse(body);
             var messages = doc.RootElement.GetProperty("messages");
             string last = messages[messages.GetArrayLength() - 1].GetProperty("content").GetString() ?? "";
+            Prompts.AddOrUpdate(last, 1, (_, c) => c + 1);
+            if (Script?.Invoke(last) is { } scripted)
+            {
+                Requests.AddOrUpdate("script", 1, (_, c) => c + 1);
+                if (scripted.RetryAfter is { } ra) ctx.Response.AddHeader("Retry-After", ra);
+                if (scripted.Hang) await Hang();
+                else if (scripted.RawBody is { } raw) await Raw(ctx, scripted.Status, raw, "application/json");
+                else if (scripted.Status != 200) await Status(ctx, scripted.Status);
+                else await Complete(ctx, scripted.Content ?? "", scripted.Finish);
+                return;
+            }
             string name = CaseMarker().Match(last) is { Success: true } m ? m.Groups[1].Value : "ok-7";
             int n = Requests.AddOrUpdate(name, 1, (_, c) => c + 1);
             Log.Enqueue((name, DateTime.UtcNow));
@@ -134,11 +149,11 @@ public sealed partial class FakeOpenAiServer : IDisposable
     private static Task Status(HttpListenerContext ctx, int status) =>
         Raw(ctx, status, $"{{\"error\": {{\"message\": \"simulated {status}\", \"type\": \"server_error\"}}}}", "application/json");
 
-    private static Task Complete(HttpListenerContext ctx, string content) =>
+    private static Task Complete(HttpListenerContext ctx, string content, string finish = "stop") =>
         Raw(ctx, 200, JsonSerializer.Serialize(new
         {
             id = "chatcmpl-test", @object = "chat.completion", created = 1700000000, model = "judge-test",
-            choices = new[] { new { index = 0, message = new { role = "assistant", content }, finish_reason = "stop" } },
+            choices = new[] { new { index = 0, message = new { role = "assistant", content }, finish_reason = finish } },
             usage = new { prompt_tokens = 10, completion_tokens = 5, total_tokens = 15 },
         }), "application/json");
 
@@ -158,3 +173,8 @@ public sealed partial class FakeOpenAiServer : IDisposable
         try { loop.Wait(TimeSpan.FromSeconds(2)); } catch (Exception) { }
     }
 }
+
+/// <summary>A scripted answer: a completion (<see cref="Content"/>, finish_reason <see cref="Finish"/>), an error
+/// status (with an optional Retry-After), a raw body, or a hang.</summary>
+public sealed record ScriptedReply(string? Content, string Finish = "stop", int Status = 200, string? RetryAfter = null,
+    string? RawBody = null, bool Hang = false);

@@ -1,0 +1,180 @@
+// What every data-generation recipe shares: the endpoint (journaled, retried, bounded), the prompt templates, the
+// seeded random source, the funnel counters, progress lines, and the output folder (journal.jsonl, data.jsonl,
+// review.jsonl, rejected.jsonl, report.json, report.html — every file but the journal written atomically).
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using InstructTune.Common;
+using InstructTune.Data.Synth;
+using InstructTune.Serving;
+using InstructTune.Training.Config;
+using Microsoft.Extensions.AI;
+
+namespace InstructTune.Recipes.Synth;
+
+/// <summary>One generated (or evolved) example with its provenance: the data pipeline's alpaca fields plus method,
+/// operation, parent id, round and scores. <c>itune prepare</c> / <c>train</c> read it as alpaca (extra fields are
+/// ignored by the loader).</summary>
+public sealed class SynthRecord
+{
+    public string Id { get; set; } = "";
+    public string Instruction { get; set; } = "";
+    public string Input { get; set; } = "";
+    public string Output { get; set; } = "";
+    public string Method { get; set; } = "";
+    public string? Operation { get; set; }
+    public string? ParentId { get; set; }
+    public string? RootId { get; set; }
+    public int Round { get; set; }
+    public bool? IsClassification { get; set; }
+    public string? Complexity { get; set; }
+    public SortedDictionary<string, double> Scores { get; set; } = new(StringComparer.Ordinal);
+    public List<string> Reasons { get; set; } = [];
+
+    public JsonObject ToJson()
+    {
+        var o = new JsonObject
+        {
+            ["id"] = Id, ["instruction"] = Instruction, ["input"] = Input, ["output"] = Output, ["method"] = Method,
+            ["operation"] = Operation, ["parent_id"] = ParentId, ["root_id"] = RootId, ["round"] = Round,
+        };
+        if (IsClassification is { } c) o["is_classification"] = c;
+        if (Complexity is not null) o["complexity"] = Complexity;
+        var scores = new JsonObject();
+        foreach (var (k, v) in Scores) scores[k] = Math.Round(v, 6);
+        o["scores"] = scores;
+        if (Reasons.Count > 0) o["reasons"] = new JsonArray(Reasons.Select(r => (JsonNode)r!).ToArray());
+        return o;
+    }
+
+    public static SynthRecord FromJson(JsonElement e, string where)
+    {
+        string Str(string f, bool required = false) =>
+            e.TryGetProperty(f, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()!
+            : required ? throw new InputException($"{where}: \"{f}\" missing or not a string") : "";
+        var r = new SynthRecord
+        {
+            Id = e.TryGetProperty("id", out var id) ? id.ToString() : "",
+            Instruction = Str("instruction", true), Input = Str("input"), Output = Str("output", true),
+            Method = Str("method"), Operation = Str("operation") is { Length: > 0 } op ? op : null,
+            ParentId = Str("parent_id") is { Length: > 0 } p ? p : null, RootId = Str("root_id") is { Length: > 0 } rt ? rt : null,
+            Round = e.TryGetProperty("round", out var rd) && rd.ValueKind == JsonValueKind.Number ? rd.GetInt32() : 0,
+            Complexity = Str("complexity") is { Length: > 0 } cx ? cx : null,
+        };
+        if (e.TryGetProperty("is_classification", out var ic) && ic.ValueKind is JsonValueKind.True or JsonValueKind.False) r.IsClassification = ic.GetBoolean();
+        if (e.TryGetProperty("scores", out var sc) && sc.ValueKind == JsonValueKind.Object)
+            foreach (var s in sc.EnumerateObject()) if (s.Value.ValueKind == JsonValueKind.Number) r.Scores[s.Name] = s.Value.GetDouble();
+        return r;
+    }
+}
+
+/// <summary>Ordered counters of one run: what was generated, kept, flagged and rejected, by filter.</summary>
+public sealed class Funnel
+{
+    public List<(string Name, long Count)> Items { get; } = [];
+
+    public void Add(string name, long n = 1)
+    {
+        int i = Items.FindIndex(x => x.Name == name);
+        if (i < 0) Items.Add((name, n)); else Items[i] = (name, Items[i].Count + n);
+    }
+
+    public long this[string name] => Items.FirstOrDefault(x => x.Name == name).Count;
+
+    public JsonObject ToJson()
+    {
+        var o = new JsonObject();
+        foreach (var (k, v) in Items) o[k] = v;
+        return o;
+    }
+
+    public string Line() => string.Join(", ", Items.Select(x => $"{x.Name} {x.Count}"));
+}
+
+public sealed class SynthRun : IDisposable
+{
+    public SynthSection Config { get; }
+    public string OutDir { get; }
+    public SynthEndpoint Endpoint { get; }
+    public SynthJournal Journal { get; }
+    public SynthPrompts Prompts { get; }
+    public Random Rng { get; }
+    public Funnel Funnel { get; } = new();
+    public TextWriter Progress { get; }
+    private readonly IChatClient client;
+    private readonly bool ownsClient;
+
+    /// <summary>Opens the run folder (creating it) and the endpoint. <paramref name="client"/> replaces the endpoint
+    /// named by synth.endpoint (tests); the caller keeps ownership of it.</summary>
+    public SynthRun(SynthSection config, string outDir, TextWriter? progress = null, IChatClient? client = null,
+        Func<string, string?>? getEnv = null)
+    {
+        Config = config;
+        OutDir = outDir;
+        Progress = progress ?? TextWriter.Null;
+        Prompts = SynthPrompts.Load(string.IsNullOrEmpty(config.PromptsDir) ? null : config.PromptsDir);
+        if (client is null && string.IsNullOrWhiteSpace(config.Endpoint))
+            throw new InputException("synth.endpoint: give a chat endpoint (http(s)://…/v1 or local:MODEL_DIR)");
+        Directory.CreateDirectory(outDir);
+        Journal = new SynthJournal(Path.Combine(outDir, "journal.jsonl"));
+        if (Journal.Loaded > 0) Progress.WriteLine($"synth: resuming: {Journal.Loaded} completed requests in {Path.Combine(outDir, "journal.jsonl")}");
+        getEnv ??= Environment.GetEnvironmentVariable;
+        string? key = config.ApiKeyEnv.Length > 0 ? getEnv(config.ApiKeyEnv) : null;
+        bool local = config.Endpoint.StartsWith(ChatClients.LocalPrefix, StringComparison.Ordinal);
+        try
+        {
+            this.client = client ?? ChatClients.Create(config.Endpoint, local ? null : config.Model.Length > 0 ? config.Model : null, key,
+                networkTimeout: TimeSpan.FromSeconds(config.AttemptTimeoutS + 5), maxResponseBytes: config.MaxResponseBytes);
+        }
+        catch (ArgumentException ex) { throw new InputException($"synth.endpoint: {ex.Message}"); }
+        ownsClient = client is null;
+        Rng = new Random(config.Seed);
+        Endpoint = new SynthEndpoint(this.client, new SynthEndpointOptions
+        {
+            Endpoint = config.Endpoint, Model = config.Model, Concurrency = config.Concurrency,
+            RequestsPerMinute = config.RequestsPerMinute, MaxAttempts = config.MaxAttempts,
+            AttemptTimeout = TimeSpan.FromSeconds(config.AttemptTimeoutS), BaseDelay = TimeSpan.FromSeconds(config.BaseDelayS),
+            MaxRetryAfter = TimeSpan.FromSeconds(config.MaxRetryAfterS), Seed = config.Seed,
+        }, Journal, line => Progress.WriteLine(line));
+    }
+
+    /// <summary>A generation request (the configured temperature, top_p and max_tokens).</summary>
+    public SynthRequest Generate(string stage, string user, IReadOnlyList<string>? stop = null) =>
+        new(stage, user, null, (float)Config.Temperature, (float)Config.TopP, Config.MaxTokens, stop);
+
+    /// <summary>A judgement request: temperature 0, short answer.</summary>
+    public static SynthRequest Judge(string stage, string user, string? system = null) => new(stage, user, system, 0f, 1f, 64);
+
+    /// <summary>Rounds in a row in which every request failed: past synth.max_failed_rounds the run stops with an
+    /// error (what completed stays in the journal; a rerun resumes).</summary>
+    public void CheckEndpointAlive(IReadOnlyList<SynthReply> replies, ref int failedRounds)
+    {
+        if (replies.Count == 0 || replies.Any(r => r.Ok)) { failedRounds = 0; return; }
+        if (++failedRounds >= Config.MaxFailedRounds)
+            throw new InputException($"synth.endpoint {Config.Endpoint}: every request failed for {failedRounds} rounds " +
+                                     $"(last: {replies[^1].Error}); completed requests are kept in journal.jsonl, rerun to resume");
+    }
+
+    public static void WriteJsonl(string path, IEnumerable<SynthRecord> records)
+    {
+        var sb = new System.Text.StringBuilder();
+        foreach (var r in records) sb.Append(r.ToJson().ToJsonString()).Append('\n');
+        OutputFile.WriteAllText(path, sb.ToString());
+    }
+
+    public JsonObject UsageJson()
+    {
+        var o = new JsonObject();
+        foreach (var (stage, u) in Endpoint.Usage.OrderBy(x => x.Key, StringComparer.Ordinal))
+            o[stage] = new JsonObject
+            {
+                ["sent"] = u.Sent, ["from_journal"] = u.FromJournal, ["failed"] = u.Failed,
+                ["prompt_tokens"] = u.PromptTokens, ["completion_tokens"] = u.CompletionTokens,
+            };
+        return o;
+    }
+
+    public void Dispose()
+    {
+        if (ownsClient) client.Dispose();
+    }
+}
