@@ -59,6 +59,8 @@ public sealed class ModelSection
     public string Tokenizer { get; set; } = "";
     [ConfigKey("Storage of frozen base weights in PEFT runs: float32, or bfloat16 (every frozen Linear weight held as bf16, half the bytes, computed with the bf16 inference GEMM; trainable weights stay float32). Refused with training.method full.")]
     public WeightStorage WeightStorage { get; set; } = WeightStorage.Float32;
+    [ConfigKey("Instruction-aware model variants (segment embeddings, instruction gates); all off by default.")]
+    public InstructionAwareSection InstructionAware { get; set; } = new();
 }
 
 public sealed partial class DataSection
