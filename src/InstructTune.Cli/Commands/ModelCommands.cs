@@ -50,7 +50,7 @@ public static class ModelCommands
         var input = new Option<string>("--input") { Description = "JSONL: {\"ids\":[…]} or {\"text\":…} per line", Required = true };
         var output = new Option<string?>("--output") { Description = "JSONL output (default: stdout)" };
         var logits = new Option<bool>("--logits") { Description = "add \"logits\" for every position" };
-        var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning, IaSFT)" };
+        var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning, IaSFT, iPEFT)" };
         var template = new Option<string?>("--template") { Description = "prompt format of {\"prompt\",\"response\"} lines: auto (default: the format the adapter or model was trained with, recorded in its instructtune.json; else the text as given), raw, chat, alpaca, chatml, llama2, llama3 or a format string" };
         var cmd = new Command("score", "Next-token log-probabilities and loss of token sequences; {\"prompt\",\"response\"} lines also get the response's loss under the model's prompt format")
             { modelOpt, input, output, logits, adapter, template };
@@ -105,7 +105,7 @@ public static class ModelCommands
         var stop = new Option<string[]>("--stop") { Description = "stop string (repeatable)", AllowMultipleArgumentsPerToken = false };
         var ignoreEos = new Option<bool>("--ignore-eos") { Description = "do not stop at the config's eos ids" };
         var json = new Option<bool>("--json") { Description = "print {\"prompt_ids\",\"generated_ids\",\"text\"}" };
-        var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning, IaSFT)" };
+        var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning, IaSFT, iPEFT)" };
         var template = new Option<string?>("--template") { Description = "prompt format for --prompt: auto (default: the format the adapter or model was trained with, recorded in its instructtune.json; else the text as given), raw, chat, alpaca, chatml, llama2, llama3 or a format string" };
         var cmd = new Command("generate", "Generate a continuation of a prompt")
             { modelOpt, prompt, promptIds, maxNew, temperature, topK, topP, repPenalty, seed, stop, ignoreEos, json, adapter, template };

@@ -53,6 +53,7 @@ public sealed partial class InferenceModel
         if (inputRows != null)
             for (int n = 0; n < N; n++) inputRows.AsSpan((index[n] % VirtualTokens) * D, D).CopyTo(X.AsSpan(n * D, D));
         else for (int n = 0; n < N; n++) Embed.RowToF32(Tokens(chunks, n), X.AsSpan(n * D, D));
+        adapters = WithIpeftGates(adapters, X, chunks, N);
         var H = new float[N * D];
         var Q = new float[N * nH * hd];                             // (N, nH, hd)
         var Kn = new float[N * nKv * hd];                           // (N, nKv, hd)
