@@ -165,32 +165,37 @@ def write_safetensors(path, tensors):
         for b in blobs: f.write(b)
 
 
-init = init_weights()
-batches = make_batches()
-g = torch.Generator().manual_seed(3)
-lora_init = {}
-for l in range(CFG["layers"]):
-    for name in TARGETS:
-        mod = f"model.layers.{l}.{'self_attn' if name.endswith(('q_proj','k_proj','v_proj','o_proj')) else 'mlp'}.{name}"
-        out_f, in_f = init[mod + ".weight"].shape
-        lora_init[mod + ".lora_A.weight"] = (torch.rand(RANK, in_f, generator=g) * 2 - 1) / math.sqrt(in_f)
-        lora_init[mod + ".lora_B.weight"] = torch.zeros(out_f, RANK)
+def main():
+    init = init_weights()
+    batches = make_batches()
+    g = torch.Generator().manual_seed(3)
+    lora_init = {}
+    for l in range(CFG["layers"]):
+        for name in TARGETS:
+            mod = f"model.layers.{l}.{'self_attn' if name.endswith(('q_proj','k_proj','v_proj','o_proj')) else 'mlp'}.{name}"
+            out_f, in_f = init[mod + ".weight"].shape
+            lora_init[mod + ".lora_A.weight"] = (torch.rand(RANK, in_f, generator=g) * 2 - 1) / math.sqrt(in_f)
+            lora_init[mod + ".lora_B.weight"] = torch.zeros(out_f, RANK)
 
-full_losses, full_final = train(init, batches)
-lora_losses, lora_final = train(init, batches, lora_init)
+    full_losses, full_final = train(init, batches)
+    lora_losses, lora_final = train(init, batches, lora_init)
 
-tensors = {}
-for k, v in init.items(): tensors["init." + k] = v.numpy()
-for k, v in lora_init.items(): tensors["lora_init." + k] = v.numpy()
-for k, v in full_final.items(): tensors["full_final." + k] = v.numpy()
-for k, v in lora_final.items(): tensors["lora_final." + k] = v.numpy()
-for i, (ids, lab, pos, doc) in enumerate(batches):
-    for n, a in (("ids", ids), ("labels", lab), ("positions", pos), ("documents", doc)):
-        tensors[f"batch.{i}.{n}"] = a
-os.makedirs(OUT, exist_ok=True)
-write_safetensors(os.path.join(OUT, "steps.safetensors"), tensors)
-meta = dict(config=CFG, batch=B, seq=T, accumulation=ACCUM, steps=STEPS, lr=LR, weight_decay=WD, warmup=WARMUP,
-            clip=CLIP, rank=RANK, alpha=ALPHA, full_losses=full_losses, lora_losses=lora_losses)
-with open(os.path.join(OUT, "steps.json"), "w") as f: json.dump(meta, f, indent=1)
-print("full:", [round(x, 4) for x in full_losses[:3]], "...", round(full_losses[-1], 4))
-print("lora:", [round(x, 4) for x in lora_losses[:3]], "...", round(lora_losses[-1], 4))
+    tensors = {}
+    for k, v in init.items(): tensors["init." + k] = v.numpy()
+    for k, v in lora_init.items(): tensors["lora_init." + k] = v.numpy()
+    for k, v in full_final.items(): tensors["full_final." + k] = v.numpy()
+    for k, v in lora_final.items(): tensors["lora_final." + k] = v.numpy()
+    for i, (ids, lab, pos, doc) in enumerate(batches):
+        for n, a in (("ids", ids), ("labels", lab), ("positions", pos), ("documents", doc)):
+            tensors[f"batch.{i}.{n}"] = a
+    os.makedirs(OUT, exist_ok=True)
+    write_safetensors(os.path.join(OUT, "steps.safetensors"), tensors)
+    meta = dict(config=CFG, batch=B, seq=T, accumulation=ACCUM, steps=STEPS, lr=LR, weight_decay=WD, warmup=WARMUP,
+                clip=CLIP, rank=RANK, alpha=ALPHA, full_losses=full_losses, lora_losses=lora_losses)
+    with open(os.path.join(OUT, "steps.json"), "w") as f: json.dump(meta, f, indent=1)
+    print("full:", [round(x, 4) for x in full_losses[:3]], "...", round(full_losses[-1], 4))
+    print("lora:", [round(x, 4) for x in lora_losses[:3]], "...", round(lora_losses[-1], 4))
+
+
+if __name__ == "__main__":   # tools/golden/continual_ewc.py imports the model above
+    main()

@@ -3,6 +3,7 @@ using InstructTune.Data.Cache;
 using InstructTune.Data.Loading;
 using InstructTune.Data.Pipeline;
 using InstructTune.Data.Preference;
+using InstructTune.Training.Preference;
 using InstructTune.Data.Records;
 using InstructTune.Data.Templating;
 using InstructTune.Distributed;
@@ -14,6 +15,7 @@ using InstructTune.Peft;
 using InstructTune.Tokenizers;
 using InstructTune.Training.Checkpointing;
 using InstructTune.Training.Config;
+using InstructTune.Training.Continual;
 using InstructTune.Training.Loop;
 using InstructTune.Training.Losses;
 using InstructTune.Training.Regularizers;
@@ -31,6 +33,9 @@ public sealed record TrainingInputs(LlamaModel Model, IReadOnlyList<TokenizedExa
     /// <summary>Feedback data for the preference objectives (training.objective ≠ sft): train and held-out items.</summary>
     public PreferenceData? Preference { get; init; }
     public PreferenceData? PreferenceValidation { get; init; }
+    /// <summary>Each stage's held-out examples and name (continual learning's forgetting matrix), aligned with Stages.</summary>
+    public IReadOnlyList<IReadOnlyList<TokenizedExample>>? StageHeldOut { get; init; }
+    public IReadOnlyList<string>? StageNames { get; init; }
     /// <summary>The tokenizer as text → ids with special tokens (prompt tuning's init text), when there is one.</summary>
     public Func<string, int[]>? Encode { get; init; }
 }
@@ -61,6 +66,7 @@ public sealed class FineTuneRecipe : IDisposable
     private RunFolder? _folder;
     private readonly PreferenceSetup? _preference;
     private readonly ICommunicator _comm;
+    private readonly ContinualStages? _continual;
 
     public Trainer Trainer => _trainer;
     /// <summary>The model being trained (with its adapters injected).</summary>
@@ -116,6 +122,7 @@ public sealed class FineTuneRecipe : IDisposable
         {
             if (comm.Size > 1) throw new ConfigException("training.objective: feedback objectives run in one process; start them without mpirun", "training.objective");
             _preference = PreferenceSetup.Create(config, inputs, resume != null, Console.Error.WriteLine);
+            if (_preference.Reward != null) trainable.Add((RewardHead.TensorName, _preference.Reward.Head.Weight));   // PEFT's modules_to_save ["score"]
             batches = _preference.Sampler;
             int stepsPerEpoch = Math.Max(1, _preference.Sampler.BatchesPerEpoch / (t.GradientAccumulationSteps * comm.Size));
             _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : t.Epochs * stepsPerEpoch;
@@ -148,17 +155,43 @@ public sealed class FineTuneRecipe : IDisposable
             Training.Config.LrSchedule.Linear => LrScheduleKind.Linear,
             _ => LrScheduleKind.Cosine,
         }, (float)t.LearningRate, t.WarmupSteps, _totalSteps);
+        // Per-stage learning rates (data.stages[k].learning_rate, continual.restart_schedule): Training/Continual/StageSchedule.cs.
+        Func<int, float>? stageLr = null;
+        if (!feedback && (config.Data.Stages.Any(st => st.LearningRate > 0) || (config.Continual.RestartSchedule && StageSteps != null)))
+        {
+            var stageSteps = StageSteps ?? [_totalSteps];
+            var peaks = stageSteps.Select((_, k) => (float)(k < config.Data.Stages.Count && config.Data.Stages[k].LearningRate > 0
+                ? config.Data.Stages[k].LearningRate : t.LearningRate)).ToList();
+            stageLr = new StageSchedule(schedule.Kind, t.WarmupSteps, _totalSteps, stageSteps, peaks, config.Continual.RestartSchedule).LearningRate;
+        }
         _trainer = new Trainer(model, trainable, optimizer, batches,
             new TrainerOptions(t.GradientAccumulationSteps, (float)t.MaxGradNorm, schedule, objective, inputs.TaskNames.Count,
-                t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps))
-        { StepObjective = _preference?.Objective };
+                t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps) { LearningRateAt = stageLr })
+        { StepObjective = _preference?.StepObjective };
         if (comm.Size > 1) _trainer.Distribute(comm, config.Distributed.ZeroStage, config.Distributed.BucketMb);
         if (objective.NoiseRng != null) _trainer.Rngs["neftune"] = objective.NoiseRng;
         if (_peft?.Rng != null) _trainer.Rngs["lora_dropout"] = _peft.Rng;
 
         var frozenOrAll = trainable.Select(p => p.Parameter).Where(p => p != logVars).ToList();
+        var protectedNamed = trainable.Where(p => p.Parameter != logVars).ToList();
         if (config.Loss.L2SpLambda > 0) _trainer.Regularizers.Add(new L2SpRegularizer(frozenOrAll, config.Loss.L2SpLambda));
-        if (config.Loss.EwcLambda > 0) _trainer.Regularizers.Add(MakeEwc(frozenOrAll, objective));
+        if (config.Loss.EwcReferencePath.Length > 0)
+        {
+            // A Fisher and anchor written by another run (run_dir/stages/stage-K/fisher.safetensors) protect that run's task.
+            var (fisher, anchor) = StageFisher.Read(config.Loss.EwcReferencePath, protectedNamed, "loss.ewc_reference_path");
+            _trainer.Regularizers.Add(new EwcRegularizer(frozenOrAll, fisher, config.Loss.EwcLambda, anchor));
+        }
+        else if (config.Loss.EwcLambda > 0 && StageSteps == null) _trainer.Regularizers.Add(MakeEwc(frozenOrAll, objective));
+        if (!feedback && StageSteps != null)
+        {
+            if (comm.Size > 1 && config.Loss.EwcLambda > 0)
+                throw new ConfigException("loss.ewc_lambda: EWC across data.stages runs in one process (not under mpirun with several ranks yet)", "loss.ewc_lambda");
+            var stageData = inputs.Stages!.Select((st, k) => new StageData(inputs.StageNames is { } names && k < names.Count ? names[k] : $"stage {k + 1}", st,
+                inputs.StageHeldOut is { } held && k < held.Count ? held[k] : [])).ToList();
+            // Under mpirun every rank trains the same stages; the forgetting report is not written there yet.
+            _continual = new ContinualStages(config, model, _trainer, stageData, StageSteps, _totalSteps, protectedNamed, inputs.PadId, say,
+                report: comm.Size == 1);
+        }
 
         _store = new CheckpointStore(config.Checkpoint.OutputDir, Math.Max(1, config.Checkpoint.KeepLast));
         if (folder != null && run != null) folder.Record(run, resume != null, resumeForce, say);
@@ -320,12 +353,17 @@ public sealed class FineTuneRecipe : IDisposable
             data.Stages, data.StageEpochs, data.Prompt.ToRecord(tokenizer))
         {
             Encode = text => tokenizer.Encode(text, addSpecialTokens: true).Ids,
+            // Stage k's held-out set: the validation split of the datasets of stage k (data.datasets[].stage).
+            StageHeldOut = StageNumbers(data).Select(n => (IReadOnlyList<TokenizedExample>)data.Datasets.Where(x => x.Stage == n).SelectMany(x => x.Validation).ToList()).ToList(),
+            StageNames = StageNumbers(data).Select(n => string.Join("+", data.Datasets.Where(x => x.Stage == n && !x.PlainText).Select(x => x.Name))).ToList(),
         };
         if (comm.Rank == 0) PromptFormatFile.Write(config.Checkpoint.OutputDir, inputs.Prompt!);
         var prepared = Path.Combine(data.OutDir, PrepareRecipe.PreparedFile);
         var fingerprint = File.Exists(prepared) ? "sha256:" + CacheManifest.Sha256OfFile(prepared) : data.OutDir;
         return (inputs, fingerprint, data);
     }
+
+    private static List<int> StageNumbers(PreparedData data) => data.Datasets.Select(x => x.Stage).Distinct().Order().ToList();
 
     public static FineTuneRecipe FromInputs(TrainConfig config, TrainingInputs inputs, string? resume = null, ICommunicator? comm = null)
     {
@@ -337,8 +375,10 @@ public sealed class FineTuneRecipe : IDisposable
     public static void Validate(TrainConfig c)
     {
         void Require(bool ok, string key, string why) { if (!ok) throw new ConfigException($"{key}: {why}", key); }
-        Require(c.Loss.EwcReferencePath.Length == 0, "loss.ewc_reference_path",
-            "is not supported yet (the continual-learning recipe will read it); remove it: loss.ewc_lambda estimates the Fisher on the validation data");
+        Require(c.Loss.EwcReferencePath.Length == 0 || c.Loss.EwcLambda > 0, "loss.ewc_reference_path",
+            "needs loss.ewc_lambda > 0 (the strength of the penalty around the saved anchor)");
+        Require(c.Loss.EwcReferencePath.Length == 0 || File.Exists(c.Loss.EwcReferencePath), "loss.ewc_reference_path",
+            $"'{c.Loss.EwcReferencePath}' does not exist (a fisher.safetensors written under run_dir/stages/stage-K/)");
         Require(c.Model.WeightStorage == WeightStorage.Float32, "model.weight_storage",
             "bfloat16 is not supported yet (frozen base weights are kept in float32); remove the key or set it to float32");
         Require(c.Eval.GenerationSamples == 0, "eval.generation_samples",
@@ -400,9 +440,12 @@ public sealed class FineTuneRecipe : IDisposable
             AtomicFile.WriteAllText(Path.Combine(c.Checkpoint.OutputDir, "config.yaml"), ConfigLoader.ToYaml(c));   // the effective config of this run
         }
         using var reporter = root ? new TrainingReporter(c.Checkpoint.OutputDir, c.Logging.EverySteps, c.Logging.TensorBoard, quiet) : null;
+        _continual?.Start(_trainer.Step);
         while (_trainer.Step < _totalSteps && !cancel.IsCancellationRequested)
         {
             last = _trainer.TrainStep();
+            // The end of a stage: its Fisher, its forgetting row, and a checkpoint to resume the next stage from.
+            bool stageEnded = (_continual?.AfterStep(last.Step) ?? 0) > 0;
             curve.Add((last.Step, last.Loss));
             Dictionary<string, double>? extra = null;
             if (c.Eval.EverySteps > 0 && (last.Step % c.Eval.EverySteps == 0 || last.Step == _totalSteps))
@@ -428,7 +471,7 @@ public sealed class FineTuneRecipe : IDisposable
             }
             reporter?.Log(last, _totalSteps, extra);
             onStep?.Invoke(last);
-            if (c.Checkpoint.SaveEverySteps > 0 && last.Step % c.Checkpoint.SaveEverySteps == 0 && last.Step != _totalSteps)
+            if ((stageEnded || c.Checkpoint.SaveEverySteps > 0 && last.Step % c.Checkpoint.SaveEverySteps == 0) && last.Step != _totalSteps)
                 SaveCheckpoint();
             if (stoppedEarly) break;
         }
@@ -485,6 +528,7 @@ public sealed class FineTuneRecipe : IDisposable
             var dir = Path.Combine(_config.Checkpoint.OutputDir, "adapter");
             _peft.Save(_inputs.Model, dir, _inputs.ModelPath);
             if (_inputs.Prompt != null) PromptFormatFile.Write(dir, _inputs.Prompt);
+            _preference?.Reward?.Head.Save(dir);
             return dir;
         }
         var final = Path.Combine(_config.Checkpoint.OutputDir, "final");
@@ -493,6 +537,7 @@ public sealed class FineTuneRecipe : IDisposable
             foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "generation_config.json" })
                 if (File.Exists(Path.Combine(_inputs.ModelPath, f))) File.Copy(Path.Combine(_inputs.ModelPath, f), Path.Combine(final, f), overwrite: true);
         if (_inputs.Prompt != null) PromptFormatFile.Write(final, _inputs.Prompt);
+        _preference?.Reward?.Head.Save(final);
         return final;
     }
 }

@@ -40,6 +40,7 @@ public static class HtmlReportRenderer
                         break;
                     case LineChart l: sb.Append("<figure>").Append(SvgCharts.Line(l)).Append("</figure>\n"); break;
                     case BarChart b: sb.Append("<figure>").Append(SvgCharts.Bars(b)).Append("</figure>\n"); break;
+                    case HeatmapChart h: sb.Append("<figure>").Append(SvgCharts.Heatmap(h)).Append("</figure>\n"); break;
                     default: throw new NotSupportedException($"unknown report block {block.GetType().Name}");
                 }
             }

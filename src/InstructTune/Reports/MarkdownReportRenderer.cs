@@ -32,6 +32,10 @@ public static class MarkdownReportRenderer
                         Table(sb, ["", .. b.Series.Select(s => s.Name)],
                             b.Categories.Select((c, i) => (IReadOnlyList<string>)[c, .. b.Series.Select(s => BarText(s.Bars[i]))]).ToList());
                         break;
+                    case HeatmapChart h:
+                        sb.Append($"**{h.Title}**\n\n");
+                        Table(sb, ["", .. h.ColumnLabels], h.RowLabels.Select((r, i) => (IReadOnlyList<string>)[r, .. h.Values[i].Select(N)]).ToList());
+                        break;
                     default: throw new NotSupportedException($"unknown report block {block.GetType().Name}");
                 }
             }

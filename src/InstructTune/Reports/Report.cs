@@ -48,6 +48,7 @@ public sealed class ReportSection(string title)
 
     public ReportSection Line(LineChart chart) { Blocks.Add(chart); return this; }
     public ReportSection Bar(BarChart chart) { Blocks.Add(chart); return this; }
+    public ReportSection Heatmap(HeatmapChart chart) { Blocks.Add(chart); return this; }
 }
 
 public abstract record ReportBlock;
@@ -75,3 +76,7 @@ public sealed record BarChart(string Title, string YLabel, IReadOnlyList<string>
         return this;
     }
 }
+
+/// <summary>A matrix of values as coloured cells (low = light, high = dark), each cell labelled; NaN cells are blank.</summary>
+public sealed record HeatmapChart(string Title, IReadOnlyList<string> RowLabels, IReadOnlyList<string> ColumnLabels,
+    IReadOnlyList<IReadOnlyList<double>> Values) : ReportBlock;

@@ -112,6 +112,35 @@ public static class SvgCharts
     private static double Frac(double v, double[] t) => t[^1] > t[0] ? (v - t[0]) / (t[^1] - t[0]) : 0.5;
 
     /// <summary>About five round tick values (1, 2, 2.5, 5 × 10^k steps) covering [lo, hi].</summary>
+    /// <summary>A heatmap: one cell per value, shaded from the smallest finite value (light) to the largest (dark blue).</summary>
+    public static string Heatmap(HeatmapChart chart)
+    {
+        const int cell = 64, left = 160, top = 48;
+        int rows = chart.RowLabels.Count, cols = chart.ColumnLabels.Count;
+        var finite = chart.Values.SelectMany(r => r).Where(double.IsFinite).ToList();
+        double lo = finite.Count > 0 ? finite.Min() : 0, hi = finite.Count > 0 ? finite.Max() : 1;
+        var sb = new StringBuilder();
+        sb.Append($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{left + cols * cell + 16}\" height=\"{top + rows * cell + 16}\" font-family=\"sans-serif\" font-size=\"12\">");
+        sb.Append($"<text x=\"{left}\" y=\"18\" font-size=\"14\" font-weight=\"bold\">{E(chart.Title)}</text>");
+        for (int j = 0; j < cols; j++)
+            sb.Append($"<text x=\"{left + j * cell + cell / 2}\" y=\"{top - 8}\" text-anchor=\"middle\">{E(chart.ColumnLabels[j])}</text>");
+        for (int i = 0; i < rows; i++)
+        {
+            sb.Append($"<text x=\"{left - 8}\" y=\"{top + i * cell + cell / 2 + 4}\" text-anchor=\"end\">{E(chart.RowLabels[i])}</text>");
+            for (int j = 0; j < cols; j++)
+            {
+                double v = j < chart.Values[i].Count ? chart.Values[i][j] : double.NaN;
+                double t = double.IsFinite(v) && hi > lo ? (v - lo) / (hi - lo) : 0.5;
+                string fill = double.IsFinite(v) ? $"rgb({(int)(240 - 209 * t)},{(int)(244 - 125 * t)},{(int)(248 - 68 * t)})" : "#ffffff";
+                string ink = t > 0.55 ? "#ffffff" : "#222222";
+                sb.Append($"<rect x=\"{left + j * cell}\" y=\"{top + i * cell}\" width=\"{cell}\" height=\"{cell}\" fill=\"{fill}\" stroke=\"#ccc\"/>");
+                if (double.IsFinite(v))
+                    sb.Append($"<text x=\"{left + j * cell + cell / 2}\" y=\"{top + i * cell + cell / 2 + 4}\" text-anchor=\"middle\" fill=\"{ink}\">{v.ToString("0.000", CultureInfo.InvariantCulture)}</text>");
+            }
+        }
+        return sb.Append("</svg>").ToString();
+    }
+
     public static double[] NiceTicks(double lo, double hi)
     {
         if (!double.IsFinite(lo) || !double.IsFinite(hi)) (lo, hi) = (0, 1);

@@ -229,7 +229,10 @@ public class ConfigSchemaTests
         Assert.Contains("valid", output);
         (rc, _, var err) = Cli("config", "validate", path, "loss.ewc_reference_path=ref.jsonl");
         Assert.Equal(2, rc);
-        Assert.Contains("loss.ewc_reference_path: is not supported yet", err);
+        Assert.Contains("loss.ewc_reference_path: needs loss.ewc_lambda > 0", err);
+        (rc, _, err) = Cli("config", "validate", path, "loss.ewc_reference_path=ref.safetensors", "loss.ewc_lambda=10");
+        Assert.Equal(2, rc);
+        Assert.Contains("loss.ewc_reference_path: 'ref.safetensors' does not exist", err);
         (rc, _, err) = Cli("config", "validate", path, "loss.lambda_instruction=0");
         Assert.Equal(2, rc);
         Assert.Contains("nothing to learn", err);

@@ -97,6 +97,8 @@ public sealed class StageEntry
     public int Epochs { get; set; } = 0;
     [ConfigKey("Optimizer steps of this stage; 0 = as many as its epochs give.", Min = 0)]
     public int MaxSteps { get; set; } = 0;
+    [ConfigKey("Peak learning rate of this stage; 0 = training.learning_rate (see continual.restart_schedule).", Min = 0)]
+    public double LearningRate { get; set; } = 0.0;
     [ConfigKey("Share of this stage's examples drawn from earlier stages' mixtures (uniformly over them), in [0, 1).", Min = 0, Max = 1, MaxExclusive = true)]
     public double Replay { get; set; } = 0.0;
 }

@@ -43,6 +43,8 @@ public sealed class TrainConfig
     public LoggingSection Logging { get; set; } = new();
     [ConfigKey("Feedback tuning (training.objective dpo, ipo, kto, orpo, simpo, reward): β, loss type, weights, reference log-probs.")]
     public PreferenceSection Preference { get; set; } = new();
+    [ConfigKey("Continual learning across data.stages: per-stage schedules, EWC's Fisher per stage, the forgetting report.")]
+    public ContinualSection Continual { get; set; } = new();
     [ConfigKey("Data-parallel training under mpirun: ZeRO-1, threads per rank, collective timeout, allreduce buckets.")]
     public DistributedSection Distributed { get; set; } = new();
     [ConfigKey("itune serve: bind address, auth, adapters, batching and request limits.")]
@@ -85,7 +87,7 @@ public sealed class TrainingSection
 {
     [ConfigKey("full | lora | qlora (LoRA over an NF4-quantised base) | ia3 | prompt_tuning | prefix_tuning | iasft (Fisher-sparse delta) | ipeft (instruction-gated adapters).")]
     public TuningMethod Method { get; set; } = TuningMethod.Lora;
-    [ConfigKey("sft | dpo | ipo | kto | orpo | simpo (feedback objectives read the `preference` section; docs/PREFERENCE.md). reward is refused in this build.")]
+    [ConfigKey("sft | dpo | ipo | kto | orpo | simpo | reward (feedback objectives read the `preference` section; reward trains a scalar head, saved as reward_head.safetensors; docs/PREFERENCE.md).")]
     public TrainingObjective Objective { get; set; } = TrainingObjective.Sft;
     [ConfigKey("Passes over the training data (used when training.max_steps is -1).", Min = 0)]
     public int Epochs { get; set; } = 1;
@@ -135,9 +137,9 @@ public sealed class LossSection
     public TaskWeighting TaskWeighting { get; set; } = TaskWeighting.None;
     [ConfigKey("Task name → weight, for loss.task_weighting: fixed.", Min = 0)]
     public Dictionary<string, double>? TaskWeights { get; set; }
-    [ConfigKey("EWC strength (0 = off); the diagonal Fisher is estimated on the validation (or training) data.", Min = 0)]
+    [ConfigKey("EWC strength λ (0 = off). With two or more data.stages: the Fisher of each stage's data at its final weights penalises the later stages (continual.*); with one stage: the Fisher of the validation (or training) data at the starting weights.", Min = 0)]
     public double EwcLambda { get; set; } = 0.0;
-    [ConfigKey("Reserved for the continual-learning recipe: a reference dataset for EWC's Fisher. Not supported yet; leave empty.")]
+    [ConfigKey("A fisher.safetensors written by an earlier run (run_dir/stages/stage-K/): its Fisher and anchor weights are penalised from step 1 with loss.ewc_lambda.")]
     public string EwcReferencePath { get; set; } = "";
     [ConfigKey("L2-SP strength toward the starting weights (0 = off).", Min = 0)]
     public double L2SpLambda { get; set; } = 0.0;

@@ -38,7 +38,11 @@ public sealed record TrainerOptions(
     int TaskCount,
     bool CheckpointLayers = false,
     double SpikeFactor = 0,
-    int MaxBadSteps = 5);
+    int MaxBadSteps = 5)
+{
+    /// <summary>When set, the learning rate of each step instead of <see cref="Schedule"/> (per-stage rates: Training/Continual/StageSchedule.cs).</summary>
+    public Func<int, float>? LearningRateAt { get; init; }
+}
 
 /// <summary>
 /// One optimizer step at a time: draw the micro-batches of the step, count their tokens, forward/backward each
@@ -146,7 +150,7 @@ public sealed class Trainer
         var parameters = Trainable.Select(t => t.Parameter).ToList();
         double gradNorm = GradClip.ClipGlobalNorm(parameters, Options.MaxGradNorm > 0 ? Options.MaxGradNorm : float.PositiveInfinity);
         var verdict = Guard.Check(loss, gradNorm);
-        float lr = Options.Schedule.LearningRate(Step);
+        float lr = Options.LearningRateAt?.Invoke(Step) ?? Options.Schedule.LearningRate(Step);
         if (verdict == StepVerdict.Apply)
         {
             Optimizer.LearningRate = lr;

@@ -13,11 +13,13 @@ public sealed class EwcRegularizer : IRegularizer
     private readonly float[][] _anchor;
     public float[][] Fisher { get; }
     public double Lambda { get; }
+    public float[][] Anchor => _anchor;
 
-    public EwcRegularizer(IReadOnlyList<Parameter> parameters, float[][] fisher, double lambda)
+    /// <param name="anchor">θ* (null: the parameters' current values).</param>
+    public EwcRegularizer(IReadOnlyList<Parameter> parameters, float[][] fisher, double lambda, float[][]? anchor = null)
     {
         _parameters = parameters;
-        _anchor = parameters.Select(p => p.ToArray()).ToArray();
+        _anchor = anchor ?? parameters.Select(p => p.ToArray()).ToArray();
         Fisher = fisher;
         Lambda = lambda;
     }

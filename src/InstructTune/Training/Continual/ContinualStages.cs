@@ -1,0 +1,170 @@
+using InstructTune.Data.Records;
+using InstructTune.Engine.Tensors;
+using InstructTune.Models;
+using InstructTune.Training.Config;
+using InstructTune.Training.Loop;
+using InstructTune.Training.Losses;
+using InstructTune.Training.Regularizers;
+
+namespace InstructTune.Training.Continual;
+
+/// <summary>The data of each stage that the continual side needs: its training mixture, its held-out set, its name.</summary>
+public sealed record StageData(string Name, IReadOnlyList<TokenizedExample> Train, IReadOnlyList<TokenizedExample> HeldOut);
+
+/// <summary>
+/// What happens between the stages of a staged run (data.stages), on one model/adapter: at the end of stage k (its last
+/// optimizer step) — EWC's Fisher of stage k's data at the final weights, written with the anchor weights to
+/// run_dir/stages/stage-k/fisher.safetensors and penalised in every later stage (loss.ewc_lambda, continual.ewc_gamma);
+/// the forgetting row (every stage's held-out set scored, run_dir/stages/stage-k/eval.json, then forgetting.json/html);
+/// then a checkpoint. A resumed run reloads what the finished stages wrote (the Fisher and anchors exactly as saved), so
+/// it continues bit for bit. Row 0 (the starting model) is scored before step 1.
+/// </summary>
+public sealed class ContinualStages
+{
+    public const string StagesDir = "stages";
+    private readonly TrainConfig _config;
+    private readonly LlamaModel _model;
+    private readonly Trainer _trainer;
+    private readonly IReadOnlyList<StageData> _stages;
+    private readonly IReadOnlyList<(string Name, Parameter Parameter)> _protected;
+    private readonly long[] _ends;
+    private readonly int _padId;
+    private readonly string _runDir;
+    private readonly List<ForgettingReport.Row> _rows = [];
+    private EwcRegularizer? _online;
+    private readonly Action<string>? _say;
+
+    /// <summary>Whether the forgetting matrix is written (continual.forgetting_report and every stage has held-out examples).</summary>
+    public bool Reporting { get; }
+
+    /// <param name="stageSteps">Optimizer steps of each stage; the last stage ends at the run's last step.</param>
+    /// <param name="protectedParameters">The parameters EWC protects (the trainable ones, without loss weights).</param>
+    public ContinualStages(TrainConfig config, LlamaModel model, Trainer trainer, IReadOnlyList<StageData> stages, IReadOnlyList<long> stageSteps,
+        int totalSteps, IReadOnlyList<(string Name, Parameter Parameter)> protectedParameters, int padId, Action<string>? say,
+        bool report = true)
+    {
+        _config = config; _model = model; _trainer = trainer; _stages = stages; _protected = protectedParameters; _padId = padId; _say = say;
+        _runDir = config.Checkpoint.OutputDir;
+        _ends = new long[stages.Count];
+        long end = 0;
+        for (int k = 0; k < stages.Count; k++) { end += stageSteps[k]; _ends[k] = Math.Min(end, totalSteps); }
+        _ends[^1] = totalSteps;
+        var empty = stages.Select((s, k) => (s, k)).Where(x => x.s.HeldOut.Count(e => e.LearnedTokens > 0) == 0).Select(x => x.k + 1).ToList();
+        Reporting = report && config.Continual.ForgettingReport && stages.Count > 1 && empty.Count == 0;
+        if (report && config.Continual.ForgettingReport && stages.Count > 1 && empty.Count > 0)
+            say?.Invoke($"warning: no forgetting report: stage(s) {string.Join(", ", empty)} have no held-out examples " +
+                "(the held-out set of a stage is the validation split of its datasets: set data.validation_fraction > 0)");
+    }
+
+    public static string StageDir(string runDir, int stage) => Path.Combine(runDir, StagesDir, $"stage-{stage}");
+
+    /// <summary>The 1-based stage whose last step is <paramref name="step"/>, or 0.</summary>
+    public int StageEndingAt(int step)
+    {
+        for (int k = 0; k < _ends.Length; k++) if (_ends[k] == step && (k == 0 || _ends[k - 1] < step)) return k + 1;
+        return 0;
+    }
+
+    /// <summary>Before the first step of a fresh run: score the starting model (row 0). On resume: reload finished stages.</summary>
+    public void Start(int step)
+    {
+        if (step == 0)
+        {
+            if (Reporting) Score(0, 0);
+            return;
+        }
+        for (int k = 0; k < _ends.Length; k++)
+        {
+            if (_ends[k] > step) break;
+            int stage = k + 1;
+            if (Reporting)
+            {
+                if (_rows.Count == 0) _rows.Add(ReadRow(0));
+                _rows.Add(ReadRow(stage));
+            }
+            if (EwcOn && stage < _stages.Count)
+            {
+                var (fisher, anchor) = StageFisher.Read(Path.Combine(StageDir(_runDir, stage), StageFisher.FileName), _protected, "loss.ewc_lambda");
+                AddPenalty(fisher, anchor);
+            }
+        }
+        if (Reporting && _rows.Count == 0) _rows.Add(ReadRow(0));
+    }
+
+    private bool EwcOn => _config.Loss.EwcLambda > 0;
+
+    /// <summary>After optimizer step <paramref name="step"/>: when a stage ended there, do its end-of-stage work; returns the stage or 0.</summary>
+    public int AfterStep(int step)
+    {
+        int stage = StageEndingAt(step);
+        if (stage == 0) return 0;
+        var rngs = _trainer.Rngs.ToDictionary(r => r.Key, r => r.Value.State);   // neither Fisher nor scoring may move the run's noise
+        Directory.CreateDirectory(StageDir(_runDir, stage));
+        if (EwcOn && stage < _stages.Count)
+        {
+            var parameters = _protected.Select(p => p.Parameter).ToList();
+            var (fisher, n) = StageFisher.OfExamples(_model, parameters, _stages[stage - 1].Train, _config.Continual.FisherSamples, _padId,
+                _config.Data.MaxSeqLen, _trainer.Options.Objective, _trainer.Options.TaskCount);
+            var path = Path.Combine(StageDir(_runDir, stage), StageFisher.FileName);
+            StageFisher.Write(path, _protected, fisher, n, stage);
+            // The penalty uses the values as written, so a resumed run (which reads the file) sees exactly the same.
+            var (saved, anchor) = StageFisher.Read(path, _protected, "loss.ewc_lambda");
+            AddPenalty(saved, anchor);
+            _say?.Invoke($"stage {stage}: EWC Fisher of {n} examples → {path}");
+        }
+        if (Reporting) Score(stage, step);
+        foreach (var (name, state) in rngs) _trainer.Rngs[name].State = state;
+        return stage;
+    }
+
+    /// <summary>Adds stage k's penalty: its own term (γ = 1), or folds it into the online term F ← γ·F + F_k around θ*_k.</summary>
+    private void AddPenalty(float[][] fisher, float[][] anchor)
+    {
+        var parameters = _protected.Select(p => p.Parameter).ToList();
+        double gamma = _config.Continual.EwcGamma;
+        if (gamma >= 1)
+        {
+            _trainer.Regularizers.Add(new EwcRegularizer(parameters, fisher, _config.Loss.EwcLambda, anchor));
+            return;
+        }
+        if (_online != null)
+        {
+            for (int i = 0; i < fisher.Length; i++)
+                for (int j = 0; j < fisher[i].Length; j++) fisher[i][j] += (float)gamma * _online.Fisher[i][j];
+            _trainer.Regularizers.Remove(_online);
+        }
+        _online = new EwcRegularizer(parameters, fisher, _config.Loss.EwcLambda, anchor);
+        _trainer.Regularizers.Add(_online);
+    }
+
+    private void Score(int stage, int step)
+    {
+        var scores = _stages.Select(s => HeldOutEvaluator.Score(_model, s.HeldOut, _config.Training.MicroBatchSize, _config.Data.MaxSeqLen, _padId)).ToList();
+        var row = new ForgettingReport.Row(stage, step, scores);
+        var dir = StageDir(_runDir, stage);
+        Directory.CreateDirectory(dir);
+        Checkpoints.AtomicFile.WriteAllText(Path.Combine(dir, "eval.json"), ForgettingReport.Serialize(row));
+        _rows.RemoveAll(r => r.Stage >= stage);
+        _rows.Add(row);
+        ForgettingReport.Write(_runDir, _stages.Select(s => s.Name).ToList(), _rows, Strategy(_config));
+        _say?.Invoke($"{(stage == 0 ? "start" : $"after stage {stage}")}: token accuracy " +
+            string.Join(" ", scores.Select((s, j) => $"[{j + 1}] {s.TokenAccuracy:F3}")));
+    }
+
+    private ForgettingReport.Row ReadRow(int stage)
+    {
+        var path = Path.Combine(StageDir(_runDir, stage), "eval.json");
+        if (!File.Exists(path)) throw new InvalidDataException($"{path} is missing: the run folder lost the forgetting row of stage {stage}; start the run again");
+        return ForgettingReport.Deserialize(File.ReadAllText(path)) ?? throw new InvalidDataException($"{path}: damaged forgetting row");
+    }
+
+    /// <summary>A short name of what protects earlier stages in this run, for the report's title.</summary>
+    public static string Strategy(TrainConfig c)
+    {
+        var parts = new List<string>();
+        if (c.Data.Stages.Any(s => s.Replay > 0)) parts.Add("replay");
+        if (c.Loss.EwcLambda > 0) parts.Add(c.Continual.EwcGamma < 1 ? "online ewc" : "ewc");
+        if (c.Loss.L2SpLambda > 0) parts.Add("l2-sp");
+        return parts.Count == 0 ? "sequential" : string.Join(" + ", parts);
+    }
+}
