@@ -4,6 +4,7 @@
 // Linear layers run on all tokens of the step together; attention runs per sequence over its own cache,
 // so padding never enters the computation. Reads top to bottom: weights, loading, forward, attention.
 using InstructTune.Checkpoints;
+using InstructTune.Models.InstructionAware;
 using InstructTune.Peft.Lora;
 
 namespace InstructTune.Models.Inference;
@@ -244,6 +245,17 @@ public sealed partial class InferenceModel : IDisposable
         cache.Length = P;
     }
 
+    /// <summary>The instruction-aware variants' weights (instruction_aware.safetensors), or null.</summary>
+    public InstructionAwareWeights? InstructionAware { get; private set; }
+
+    /// <summary>Attaches instruction-aware variants (segment embeddings, instruction gates) loaded for this model.</summary>
+    public void ApplyInstructionAware(InstructionAwareWeights w)
+    {
+        if (InstructionAware != null) throw new InvalidDataException("the model already has instruction-aware variants attached");
+        if (VirtualTokens > 0) throw new InvalidDataException("instruction-aware variants cannot be combined with prompt or prefix tuning");
+        InstructionAware = w;
+    }
+
     /// <summary>Attaches LoRA deltas to the named linears (unmerged); throws when a module does not exist or mismatches.</summary>
     public void ApplyAdapter(LoraAdapterFile adapter)
     {
@@ -332,7 +344,7 @@ public sealed partial class InferenceModel : IDisposable
     {
         if (_ipeft is not { } ip) return adapters;
         int D = Config.HiddenSize, L = ip.Layers;
-        var C = InstructionContext(X, D, chunks, SegmentsOf(chunks, N), 0, 1);   // (N, D), continued in each cache
+        var C = InstructionContext(X, D, chunks, SegmentsOf(chunks, N), 0, Layers.Length + 1);   // (N, D): stage 0 (token embeddings) of the cache state the instruction-aware variants share
         var G = new float[N * L];
         LinearKernels.Forward(C, WeightMatrix.FromF32(L, D, ip.GateW), ip.GateB, G, N);
         System.Numerics.Tensors.TensorPrimitives.Tanh(G, G);
