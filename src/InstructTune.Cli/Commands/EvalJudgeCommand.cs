@@ -21,7 +21,7 @@ public static class EvalJudgeCommand
         var input = new Option<string>("--input") { Description = "JSONL of {id, instruction, response, reference?} (or response_a/response_b with --pairwise)", Required = true };
         var outDir = new Option<string>("--out") { Description = "output folder for judgements.jsonl", Required = true };
         var config = new Option<string?>("--config") { Description = "judge YAML (base_url, model, api_key_env, max_attempts, attempt_timeout_s, cache, …)" };
-        var baseUrl = new Option<string?>("--base-url") { Description = "endpoint base URL, e.g. http://127.0.0.1:8000/v1 (default: config, then OPENAI_BASE_URL)" };
+        var baseUrl = new Option<string?>("--base-url") { Description = "endpoint base URL, e.g. http://127.0.0.1:8000/v1, or local:MODEL_DIR[+ADAPTER_DIR] for a checkpoint served in this process (default: config, then OPENAI_BASE_URL)" };
         var model = new Option<string?>("--model") { Description = "judge model name" };
         var cache = new Option<string?>("--cache") { Description = "JSONL cache of judgements (default: DIR/judge_cache.jsonl)" };
         var pairwise = new Option<bool>("--pairwise") { Description = "compare response_a with response_b (both orders) instead of scoring one response" };
@@ -34,9 +34,12 @@ public static class EvalJudgeCommand
                 var cfg = parse.GetValue(config) is { } file ? JudgeConfigFile.Load(file) : new JudgeConfig().WithEnvironment();
                 if (parse.GetValue(baseUrl) is { } u) cfg = cfg with { BaseUrl = u };
                 if (parse.GetValue(model) is { } m) cfg = cfg with { Model = m };
+                // A local judge decodes greedily: asking again gets the same answer.
+                if (cfg.BaseUrl.StartsWith(InstructTune.Serving.ChatClients.LocalPrefix, StringComparison.Ordinal)) cfg = cfg with { MaxAttempts = 1 };
                 cfg = cfg with { CachePath = parse.GetValue(cache) ?? cfg.CachePath ?? Path.Combine(dir, "judge_cache.jsonl") };
                 Console.Error.WriteLine($"judge: {cfg}");
-                var judge = new LlmJudge(new OpenAiJudgeBackend(cfg), cfg, line => Console.Error.WriteLine(line));
+                using var backend = new ChatClientJudgeBackend(cfg);
+                var judge = new LlmJudge(backend, cfg, line => Console.Error.WriteLine(line));
                 var lines = ReadLines(parse.GetValue(input)!);
                 IReadOnlyList<Judgement> results = parse.GetValue(pairwise)
                     ? judge.JudgePairwiseBothOrdersAsync(lines.Select(l => new PairwiseItem(l.Id, l.Get("instruction"), l.Get("response_a"), l.Get("response_b"))).ToList()).GetAwaiter().GetResult()

@@ -36,8 +36,16 @@ public static class EvalRunCommand
         var stem = new Option<bool>("--stem") { Description = "Porter-stem tokens for ROUGE (rouge_score use_stemmer=True)" };
         var prefix = new Option<string>("--reference-prefix") { Description = "text put before the reference when its perplexity is scored (lm-eval target_delimiter; e.g. \" \" when the model was tuned on \" \"+answer)", DefaultValueFactory = _ => "" };
         var force = new Option<bool>("--force") { Description = "start over in an --out folder that holds a run with other settings" };
+        var multiTurn = new Option<bool>("--multi-turn") { Description = "add multi-turn coherence (relevance, consistency, logical progression, task completion) over the data's conversations with two or more assistant turns" };
+        var embedModel = new Option<string?>("--embed-model") { Description = "checkpoint whose mean-pooled hidden states embed texts for --multi-turn relevance (default: --model without its adapter)" };
+        var robustness = new Option<int>("--robustness") { Description = "add robustness to paraphrase over N single-turn examples (spread evenly; 0 = off): synonym and syntactic rewrites, and back-translation with --back-translate" };
+        var paraphrases = new Option<int>("--paraphrases") { Description = "rewrites per instruction for --robustness (1-6)", DefaultValueFactory = _ => 4 };
+        var backTranslate = new Option<string?>("--back-translate") { Description = "chat endpoint for back-translation paraphrases: local:MODEL_DIR[+ADAPTER_DIR] (in process) or an OpenAI-compatible http(s) URL" };
+        var backTranslateModel = new Option<string?>("--back-translate-model") { Description = "model name at a remote --back-translate endpoint" };
+        var backTranslateKeyEnv = new Option<string?>("--back-translate-key-env") { Description = "environment variable holding the --back-translate endpoint's API key" };
+        var pivot = new Option<string>("--pivot") { Description = "pivot language of back-translation", DefaultValueFactory = _ => "French" };
         var command = new Command("run", "Evaluate a model (or given predictions) on a dataset file: per-example predictions and metrics (EM, F1, ROUGE, BLEU, reference perplexity, GSM8K and multiple-choice answers), results.json and report.html; resumable");
-        foreach (var o in new Option[] { data, format, fields, dataset, model, adapter, predictions, outDir, template, maxNew, batch, temperature, topK, topP, repetition, stop, limit, seed, stem, prefix, force })
+        foreach (var o in new Option[] { data, format, fields, dataset, model, adapter, predictions, outDir, template, maxNew, batch, temperature, topK, topP, repetition, stop, limit, seed, stem, prefix, force, multiTurn, embedModel, robustness, paraphrases, backTranslate, backTranslateModel, backTranslateKeyEnv, pivot })
             command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -56,6 +64,14 @@ public static class EvalRunCommand
                     Stem = parse.GetValue(stem),
                     ReferencePrefix = parse.GetValue(prefix) ?? "",
                     Force = parse.GetValue(force),
+                    MultiTurn = parse.GetValue(multiTurn),
+                    EmbedModel = parse.GetValue(embedModel),
+                    Robustness = parse.GetValue(robustness),
+                    Paraphrases = parse.GetValue(paraphrases),
+                    BackTranslate = parse.GetValue(backTranslate),
+                    BackTranslateModel = parse.GetValue(backTranslateModel),
+                    BackTranslateKeyEnv = parse.GetValue(backTranslateKeyEnv),
+                    Pivot = parse.GetValue(pivot) ?? "French",
                     Generation = new EvalGenerationSettings
                     {
                         MaxNewTokens = parse.GetValue(maxNew), BatchSize = parse.GetValue(batch), StopStrings = parse.GetValue(stop) ?? [],

@@ -56,10 +56,17 @@ public sealed record LlamaForwardOptions
     public float NeftuneAlpha { get; init; }
     /// <summary>The generator NEFTune draws from (kept by the trainer so a resumed run draws the same noise).</summary>
     public Rng? NoiseRng { get; init; }
+    /// <summary>Stop after the final norm: the output's <see cref="LlamaOutput.Hidden"/> is set; no logits, no loss
+    /// (a value head reads the hidden states, e.g. the reward model's).</summary>
+    public bool HiddenOnly { get; init; }
 }
 
 /// <summary>Logits (B, T, vocab) when asked; Loss (scalar) when labels were given; LossTokens = tokens that count.</summary>
-public sealed record LlamaOutput(Tensor? Logits, Tensor? Loss, int LossTokens);
+public sealed record LlamaOutput(Tensor? Logits, Tensor? Loss, int LossTokens)
+{
+    /// <summary>The final-norm hidden states (B·T, hidden), only with <see cref="LlamaForwardOptions.HiddenOnly"/>.</summary>
+    public Tensor? Hidden { get; init; }
+}
 
 /// <summary>The inner "model" module: embeddings, decoder layers, final norm.</summary>
 public sealed class LlamaBackbone : Module
@@ -107,6 +114,17 @@ public sealed class LlamaModel : Module
         VirtualTokens = (IVirtualTokens)module;
     }
     public IUnaryModule LmHead => Unary("lm_head");
+
+    /// <summary>The instruction-aware variants (model.instruction_aware), or null (the plain model).</summary>
+    public InstructionAwareModule? InstructionAware { get; private set; }
+
+    /// <summary>Adds the instruction-aware variants' parameters (child "instruction_aware", trainable, at their
+    /// identity initial values); forwards then need segment ids.</summary>
+    public InstructionAwareModule AttachInstructionAware(InstructionAwareOptions options)
+    {
+        if (InstructionAware != null) throw new InvalidOperationException("the model already has instruction-aware variants attached");
+        return InstructionAware = RegisterModule(InstructionAwareModule.Name, new InstructionAwareModule(Config, options));
+    }
 
     /// <summary>
     /// Random initialisation as transformers' LlamaPreTrainedModel: weights ~ N(0, std), biases 0, norms 1.
@@ -168,6 +186,15 @@ public sealed class LlamaModel : Module
             options.NoiseRng.Uniform(noise.Span, -magnitude, magnitude);
             x = Ops.Add(x, noise);                                  // a constant: no gradient flows into it
         }
+        var ia = InstructionAware;
+        var spans = ctx.Instruction;
+        if (ia != null)
+        {
+            if (spans == null)
+                throw new ArgumentException(P > 0 ? "model.instruction_aware cannot be combined with prompt tuning (training.method)"
+                    : "model.instruction_aware needs segment ids (LlamaBatch.Segments): the data pipeline gives them per token");
+            x = ia.AddSegments(x, spans);                               // (B·T, hidden)
+        }
         if (soft != null) x = Ops.PrependRows(soft.Embeddings(), x, B); // (B·(P+T), hidden)
         var layers = Backbone.Layers;
         for (int l = 0; l < layers.Count; l++)
@@ -175,9 +202,11 @@ public sealed class LlamaModel : Module
             var layer = layers[l];
             var lctx = prefixes == null ? ctx : ctx with { PrefixK = prefixes[l].K, PrefixV = prefixes[l].V };
             x = options.CheckpointLayers ? Checkpoint.Run(h => layer.Forward(h, lctx), x) : layer.Forward(x, lctx);
+            if (ia != null) x = ia.AfterLayer(l, x, spans!);            // (B·T, hidden): instruction gate, if any
         }
         if (soft != null) x = Ops.GatherRows(x, RealRows(B, T, P)); // (B·T, hidden): logits only for real tokens
         x = Backbone.Norm.Forward(x);
+        if (options.HiddenOnly) return new LlamaOutput(null, null, 0) { Hidden = x };   // (B·T, hidden)
         var logits = LmHead.Forward(x);                             // (B·T, vocab)
 
         Tensor? loss = null;

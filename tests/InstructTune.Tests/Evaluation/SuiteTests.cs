@@ -2,6 +2,7 @@ using InstructTune.Evaluation;
 using InstructTune.Evaluation.Judge;
 using InstructTune.Evaluation.Metrics;
 using InstructTune.Evaluation.Suites;
+using InstructTune.Tests.Evaluation.Judge;
 
 namespace InstructTune.Tests.Evaluation;
 
@@ -46,7 +47,7 @@ public class SuiteTests
     [Fact]
     public async Task JudgeScoresInstructionOutputs()
     {
-        var judge = new LlmJudge(new LocalJudgeBackend(new DelegateTextGenerator(_ => "{\"score\": 8}"), "fake"), new JudgeConfig { MaxAttempts = 1 });
+        var judge = new LlmJudge(new GeneratorJudgeBackend(new DelegateTextGenerator(_ => "{\"score\": 8}"), "fake"), new JudgeConfig { MaxAttempts = 1 });
         var r = await SuiteRunner.RunAsync(Builtin with { Robustness = [], Conversations = [], Generalization = null }, new DelegateTextGenerator(Oracle), judge);
         Assert.Equal(Builtin.Instructions.Count, r.Judge!.Made);
         Assert.Equal(8, r.Judge.MeanScore);

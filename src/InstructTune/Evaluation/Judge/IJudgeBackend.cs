@@ -1,3 +1,4 @@
+using InstructTune.Evaluation.Metrics;
 using Microsoft.Extensions.AI;
 
 namespace InstructTune.Evaluation.Judge;
@@ -12,23 +13,36 @@ public interface IJudgeBackend
 }
 
 /// <summary>
-/// Any OpenAI-compatible chat-completions endpoint as a Microsoft.Extensions.AI <see cref="IChatClient"/>
-/// (<see cref="Serving.ChatClients.Create"/>: the OpenAI .NET SDK's client, its own retries off so Polly in
+/// Any chat endpoint as a Microsoft.Extensions.AI <see cref="IChatClient"/> from <see cref="Serving.ChatClients.Create"/>:
+/// <c>local:MODEL_DIR[+ADAPTER_DIR]</c> (the checkpoint served in this process by <c>itune serve</c>'s engine, no
+/// network) or an OpenAI-compatible base URL (the OpenAI .NET SDK's client, its own retries off so Polly in
 /// <see cref="LlmJudge"/> retries and honours Retry-After; the body read is capped at <c>max_response_bytes</c>).
 /// Temperature 0 for repeatable judgements; with <c>json_mode</c> the request asks for a JSON object
-/// (<c>response_format</c>), which the answer parser reads first.
+/// (<c>response_format</c>; a local model decodes under a JSON grammar), which the answer parser reads first.
 /// </summary>
-public sealed class OpenAiJudgeBackend : IJudgeBackend, IDisposable
+public sealed class ChatClientJudgeBackend : IJudgeBackend, IDisposable
 {
     private readonly IChatClient client;
     private readonly bool json;
+    private readonly int maxTokens;
 
-    public OpenAiJudgeBackend(JudgeConfig config)
+    public ChatClientJudgeBackend(JudgeConfig config)
     {
-        client = Serving.ChatClients.Create(config.BaseUrl, config.Model, config.ApiKey,
-            networkTimeout: config.AttemptTimeout + TimeSpan.FromSeconds(5), maxResponseBytes: config.MaxResponseBytes);
+        bool local = config.BaseUrl.StartsWith(Serving.ChatClients.LocalPrefix, StringComparison.Ordinal);
+        try
+        {
+            client = Serving.ChatClients.Create(config.BaseUrl, config.Model, config.ApiKey,
+                networkTimeout: config.AttemptTimeout + TimeSpan.FromSeconds(5), maxResponseBytes: config.MaxResponseBytes);
+        }
+        catch (Exception ex) when (local && ex is ArgumentException or IOException or InvalidDataException or FormatException
+                                       or System.Text.Json.JsonException or KeyNotFoundException)
+        {
+            throw new EvalInputException($"judge {config.BaseUrl}: {ex.Message}");
+        }
         json = config.JsonMode;
-        Name = config.Model;
+        // A local judge answers within its own context window; 512 new tokens would not fit a small model's.
+        maxTokens = local && client is Serving.LocalChatClient l ? Math.Clamp(l.Served.Model.Config.MaxPositionEmbeddings / 4, 16, 512) : 512;
+        Name = local ? config.BaseUrl : config.Model;
     }
 
     public string Name { get; }
@@ -36,7 +50,7 @@ public sealed class OpenAiJudgeBackend : IJudgeBackend, IDisposable
     public async Task<string> CompleteAsync(string system, string user, CancellationToken cancellationToken)
     {
         Microsoft.Extensions.AI.ChatMessage[] messages = [new(ChatRole.System, system), new(ChatRole.User, user)];
-        var options = new ChatOptions { Temperature = 0f, MaxOutputTokens = 512, ResponseFormat = json ? ChatResponseFormat.Json : null };
+        var options = new ChatOptions { Temperature = 0f, MaxOutputTokens = maxTokens, ResponseFormat = json ? ChatResponseFormat.Json : null };
         try
         {
             var response = await client.GetResponseAsync(messages, options, cancellationToken);
@@ -56,13 +70,3 @@ public sealed class OpenAiJudgeBackend : IJudgeBackend, IDisposable
 
 /// <summary>The endpoint answered 2xx but the body could not be read as a chat completion.</summary>
 public sealed class JudgeResponseException(string message, Exception inner) : InstructTune.Common.InputException(message, inner);
-
-/// <summary>A local InstructTune model (or any <see cref="ITextGenerator"/>) as the judge: system and user
-/// message joined into one prompt.</summary>
-public sealed class LocalJudgeBackend(ITextGenerator generator, string name) : IJudgeBackend
-{
-    public string Name { get; } = name;
-
-    public Task<string> CompleteAsync(string system, string user, CancellationToken cancellationToken) =>
-        Task.Run(() => generator.Generate([system + "\n\n" + user], cancellationToken)[0], cancellationToken);
-}

@@ -71,8 +71,8 @@ public static class JudgeConfigFile
             JsonMode = s.JsonMode,
         };
         config = config.WithEnvironment(getEnv);
-        if (!IsHttpUrl(config.BaseUrl))
-            throw new EvalInputException($"{path}: base_url: \"{config.BaseUrl}\" is not an http(s) URL such as http://127.0.0.1:8000/v1" +
+        if (!IsHttpUrl(config.BaseUrl) && !config.BaseUrl.StartsWith(Serving.ChatClients.LocalPrefix, StringComparison.Ordinal))
+            throw new EvalInputException($"{path}: base_url: \"{config.BaseUrl}\" is not an http(s) URL such as http://127.0.0.1:8000/v1 (nor local:MODEL_DIR[+ADAPTER_DIR])" +
                                          (s.BaseUrl.Length == 0 ? " (it came from OPENAI_BASE_URL)" : ""));
         return config;
     }

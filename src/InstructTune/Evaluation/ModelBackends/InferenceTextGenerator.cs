@@ -34,7 +34,15 @@ public sealed class InferenceTextGenerator(InferenceModel model, ITokenizer toke
     public int Prompts { get; private set; }
     public int TruncatedPrompts { get; private set; }
 
-    public IReadOnlyList<string> Generate(IReadOnlyList<string> prompts, CancellationToken cancellationToken = default)
+    public IReadOnlyList<string> Generate(IReadOnlyList<string> prompts, CancellationToken cancellationToken = default) =>
+        GenerateWith(prompts, PromptIds, cancellationToken);
+
+    /// <summary>Completions of prompts already in the model's format (e.g. a dataset record through
+    /// <see cref="PromptFormatter.Format(Data.Records.InstructionRecord)"/>).</summary>
+    public IReadOnlyList<string> GenerateFormatted(IReadOnlyList<string> formatted, CancellationToken cancellationToken = default) =>
+        GenerateWith(formatted, FormattedPromptIds, cancellationToken);
+
+    private List<string> GenerateWith(IReadOnlyList<string> prompts, Func<string, int[]> encode, CancellationToken cancellationToken)
     {
         var options = Options();
         Prompts += prompts.Count;
@@ -43,7 +51,7 @@ public sealed class InferenceTextGenerator(InferenceModel model, ITokenizer toke
         for (int start = 0; start < prompts.Count; start += batch)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var ids = prompts.Skip(start).Take(batch).Select(PromptIds).ToList();
+            var ids = prompts.Skip(start).Take(batch).Select(encode).ToList();
             foreach (var r in Generator.Generate(model, ids, options))
                 outputs.Add(CutAtStop(tokenizer.Decode(r.GeneratedIds, skipSpecialTokens: true), settings.StopStrings));
         }

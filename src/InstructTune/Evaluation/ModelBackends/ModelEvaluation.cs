@@ -44,10 +44,9 @@ public static class ModelEvaluation
         var generator = new InferenceTextGenerator(loaded.Model, loaded.Tokenizer, formatter, request.Generation);
         var clock = System.Diagnostics.Stopwatch.StartNew();
 
-        using var judgeModel = request.Judge is { } j && j.StartsWith("local:", StringComparison.Ordinal)
-            ? LoadedModel.Load(j["local:".Length..]) : null;
-        var judge = CreateJudge(request, judgeModel, log);
-        var results = await SuiteRunner.RunAsync(suite, generator, judge, ct);
+        var (judge, judgeBackend) = CreateJudge(request, log);
+        EvaluationResults results;
+        using (judgeBackend) results = await SuiteRunner.RunAsync(suite, generator, judge, ct);
 
         var pairs = suite.Instructions.SelectMany(i => i.References.Take(1).Select(r => (i.Instruction, r))).ToList();
         PerplexityResult? ppl = pairs.Count == 0 ? null
@@ -80,31 +79,32 @@ public static class ModelEvaluation
         };
     }
 
-    private static LlmJudge? CreateJudge(ModelEvaluationRequest request, LoadedModel? judgeModel, Action<string>? log)
+    /// <summary>The judge of <c>--judge</c>: a judge YAML (any chat endpoint its base_url names), or
+    /// <c>local:MODEL_DIR[+ADAPTER_DIR]</c>: that checkpoint served in this process through
+    /// <see cref="Serving.ChatClients"/> (the same IChatClient path as a remote endpoint, no network), greedy, one
+    /// attempt each since greedy answers never change.</summary>
+    private static (LlmJudge? Judge, ChatClientJudgeBackend? Backend) CreateJudge(ModelEvaluationRequest request, Action<string>? log)
     {
-        if (request.Judge is null) return null;
+        if (request.Judge is null) return (null, null);
         JudgeConfig cfg;
-        IJudgeBackend backend;
-        if (judgeModel is not null)
+        if (request.Judge.StartsWith(Serving.ChatClients.LocalPrefix, StringComparison.Ordinal))
         {
-            // Greedy decoding answers the same way every time, so a retry cannot help: one attempt each.
+            var dir = request.Judge[Serving.ChatClients.LocalPrefix.Length..].Split('+')[0];
+            if (!Directory.Exists(dir)) throw new EvalInputException($"--judge {request.Judge}: model folder {dir} not found");
             cfg = new JudgeConfig
             {
-                Model = judgeModel.Directory, MaxAttempts = 1, MaxConcurrency = 1, AttemptTimeout = TimeSpan.FromMinutes(10),
+                BaseUrl = request.Judge, Model = "", MaxAttempts = 1, MaxConcurrency = 4, AttemptTimeout = TimeSpan.FromMinutes(10),
                 CachePath = Path.Combine(request.OutDir, "judge_cache.jsonl"),
             };
-            var generator = new InferenceTextGenerator(judgeModel.Model, judgeModel.Tokenizer,
-                PromptFormatter.Create("auto", judgeModel.Directory), new EvalGenerationSettings { MaxNewTokens = 64 });
-            backend = new LocalJudgeBackend(generator, "local:" + judgeModel.Directory);
         }
         else
         {
             cfg = JudgeConfigFile.Load(request.Judge);
             cfg = cfg with { CachePath = cfg.CachePath ?? Path.Combine(request.OutDir, "judge_cache.jsonl") };
-            backend = new OpenAiJudgeBackend(cfg);
         }
+        var backend = new ChatClientJudgeBackend(cfg);
         log?.Invoke($"judge: {cfg}");
-        return new LlmJudge(backend, cfg, log);
+        return (new LlmJudge(backend, cfg, log), backend);
     }
 
     /// <summary>results.json (the evaluation area's shape plus a "Model" object), summary.md and report.html

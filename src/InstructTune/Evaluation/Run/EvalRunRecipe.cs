@@ -5,6 +5,9 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using InstructTune.Evaluation.Metrics;
 using InstructTune.Evaluation.ModelBackends;
+using InstructTune.Evaluation.MultiTurn;
+using InstructTune.Evaluation.Robustness;
+using InstructTune.Serving;
 using InstructTune.Generation;
 using InstructTune.Reports;
 
@@ -30,6 +33,23 @@ public sealed record EvalRunRequest(string DataPath, string OutDir)
     public string ReferencePrefix { get; init; } = "";
     /// <summary>Start over in an output folder that holds a run with other settings.</summary>
     public bool Force { get; init; }
+    /// <summary>Add the multi-turn coherence section (<see cref="CoherenceEvaluator"/>) over the data's conversations
+    /// with two or more assistant turns.</summary>
+    public bool MultiTurn { get; init; }
+    /// <summary>Checkpoint whose mean-pooled hidden states embed texts for contextual relevance (default: the
+    /// evaluated model without its adapter, so base and tuned runs share one embedder).</summary>
+    public string? EmbedModel { get; init; }
+    /// <summary>Add the robustness-to-paraphrase section over this many single-turn examples (spread evenly; 0 = off).</summary>
+    public int Robustness { get; init; }
+    /// <summary>Rewrites per instruction besides the original (and the back-translation).</summary>
+    public int Paraphrases { get; init; } = 4;
+    /// <summary>Chat endpoint for back-translation: <c>local:DIR[+ADAPTER]</c> or an OpenAI-compatible URL (null = none).</summary>
+    public string? BackTranslate { get; init; }
+    /// <summary>Model name at a remote back-translation endpoint.</summary>
+    public string? BackTranslateModel { get; init; }
+    /// <summary>Environment variable holding the back-translation endpoint's API key (never logged or written).</summary>
+    public string? BackTranslateKeyEnv { get; init; }
+    public string Pivot { get; init; } = "French";
 }
 
 /// <summary>
@@ -53,6 +73,7 @@ public static class EvalRunRecipe
         if (request.ModelDir is null && request.PredictionsPath is null)
             throw new EvalInputException("give --model DIR to generate, or --predictions FILE to score given outputs");
         if (request.Limit < 0) throw new EvalInputException($"--limit {request.Limit}: must be ≥ 0");
+        if (request.Robustness < 0) throw new EvalInputException($"--robustness {request.Robustness}: must be ≥ 0");
         if (request.Generation.MaxNewTokens < 1) throw new EvalInputException("--max-new-tokens must be ≥ 1");
         if (request.Generation.BatchSize < 1) throw new EvalInputException("--batch-size must be ≥ 1");
         var data = EvalData.Load(request.DataPath, request.Format, request.Fields, request.Dataset);
@@ -60,6 +81,8 @@ public static class EvalRunRecipe
             log?.Invoke($"warning: {data.Rejected} record(s) of {request.DataPath} could not be read and are left out; first: {data.FirstRejections[0]}");
         var examples = EvalData.Sample(data.Examples, request.Limit, request.Seed);
         log?.Invoke($"data: {examples.Count} of {data.Examples.Count} examples ({data.Format}) from {request.DataPath}");
+        var conversations = request.MultiTurn ? Conversations(request, examples) : null;
+        var robustnessExamples = request.Robustness > 0 ? RobustnessExamples(request, examples) : null;
 
         // Everything that can refuse the run is checked before the output folder is touched.
         Dictionary<string, string>? given = request.PredictionsPath is { } pp ? ReadPredictions(pp, examples) : null;
@@ -169,8 +192,104 @@ public static class EvalRunRecipe
             settings["generation_tokens_per_s"] = Math.Round(generationTokens / Math.Max(generationSeconds, 1e-9), 1);
         }
         var results = EvalRunReport.Aggregate(examples, ordered, settings);
+        if (conversations is not null)
+            results["multi_turn"] = MultiTurn(request, loaded!, formatter, conversations, log).ToJson();
+        if (robustnessExamples is not null)
+            results["robustness"] = Robustness(request, loaded!, formatter, robustnessExamples, log, ct).ToJson();
         EvalRunReport.Write(results, ordered, request.OutDir);
         return new Outcome(results, examples.Count, resumed, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>The conversations multi-turn coherence runs on: the evaluated records with two or more assistant turns
+    /// (refused, before anything is written, when there are none or no model generates).</summary>
+    private static List<CoherenceConversation> Conversations(EvalRunRequest request, IReadOnlyList<EvalExample> examples)
+    {
+        if (request.ModelDir is null) throw new EvalInputException("--multi-turn needs --model (replies and likelihoods come from the model)");
+        var list = examples.Where(e => CoherenceEvaluator.IsMultiTurn(e.Record.Messages))
+            .Select(e => new CoherenceConversation(e.Id, e.Record.Messages!)).ToList();
+        if (list.Count == 0)
+            throw new EvalInputException($"--multi-turn: no record of {request.DataPath} has two or more assistant turns (give a sharegpt or messages file of conversations)");
+        return list;
+    }
+
+    private static List<EvalExample> RobustnessExamples(EvalRunRequest request, IReadOnlyList<EvalExample> examples)
+    {
+        if (request.ModelDir is null) throw new EvalInputException("--robustness needs --model (every phrasing is answered by the model)");
+        if (request.Paraphrases < 1 || request.Paraphrases > 6) throw new EvalInputException($"--paraphrases {request.Paraphrases}: must be in [1, 6]");
+        if (request.BackTranslate is { } bt && !bt.StartsWith(ChatClients.LocalPrefix, StringComparison.Ordinal))
+        {
+            if (!Uri.TryCreate(bt, UriKind.Absolute, out var u) || u.Scheme is not ("http" or "https"))
+                throw new EvalInputException($"--back-translate {bt}: give local:MODEL_DIR[+ADAPTER_DIR] or an http(s) URL of an OpenAI-compatible endpoint");
+            if (string.IsNullOrWhiteSpace(request.BackTranslateModel)) throw new EvalInputException($"--back-translate {bt}: name the model with --back-translate-model");
+        }
+        else if (request.BackTranslate is { } local && !Directory.Exists(local[ChatClients.LocalPrefix.Length..].Split('+')[0]))
+            throw new EvalInputException($"--back-translate {local}: model folder not found");
+        var single = examples.Where(e => !e.Record.IsChat && e.Record.Instruction.Trim().Length > 0 && e.Options is null).ToList();
+        if (single.Count == 0) throw new EvalInputException($"--robustness: no single-turn record with an instruction in {request.DataPath}");
+        return EvalData.Sample(single, request.Robustness, request.Seed);
+    }
+
+    private static ParaphraseRobustnessResult Robustness(EvalRunRequest request, LoadedModel loaded, PromptFormatter formatter,
+        IReadOnlyList<EvalExample> examples, Action<string>? log, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        Dictionary<string, string>? translations = null;
+        if (request.BackTranslate is { } endpoint)
+        {
+            translations = [];
+            var key = request.BackTranslateKeyEnv is { } env ? Environment.GetEnvironmentVariable(env) : null;
+            Microsoft.Extensions.AI.IChatClient client;
+            try { client = ChatClients.Create(endpoint, request.BackTranslateModel, key); }
+            catch (Exception ex) when (ex is ArgumentException or IOException or InvalidDataException or FormatException or System.Text.Json.JsonException or KeyNotFoundException)
+            {
+                throw new EvalInputException($"--back-translate {endpoint}: {ex.Message}");
+            }
+            using (client)
+            {
+                var translator = new BackTranslator(client, request.Pivot);
+                int failed = 0;
+                foreach (var e in examples)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    try
+                    {
+                        if (translator.RoundTripAsync(e.Record.Instruction, ct).GetAwaiter().GetResult() is { } back) translations[e.Id] = back;
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+                    {
+                        if (failed++ < 3) log?.Invoke($"warning: back-translation of example {e.Id} failed: {ex.GetType().Name}: {ex.Message.Split('\n')[0]}");
+                    }
+                }
+                log?.Invoke($"back-translation ({request.Pivot} round trip via {(endpoint.StartsWith(ChatClients.LocalPrefix, StringComparison.Ordinal) ? endpoint : new Uri(endpoint).Host)}): {translations.Count} of {examples.Count} instructions rephrased, {failed} failed");
+            }
+        }
+        var generator = new InferenceTextGenerator(loaded.Model, loaded.Tokenizer, formatter, request.Generation);
+        var result = ParaphraseRobustness.Evaluate(examples.Select(e => (e.Id, e.Record, e.References)).ToList(),
+            records => generator.GenerateFormatted(records.Select(formatter.Format).ToList(), ct), request.Paraphrases, request.Seed,
+            translations, request.BackTranslate is { } ep && ep.StartsWith(ChatClients.LocalPrefix, StringComparison.Ordinal) ? ep : request.BackTranslate is null ? null : $"{request.BackTranslateModel} at {request.BackTranslate}");
+        log?.Invoke(string.Create(CultureInfo.InvariantCulture,
+            $"robustness: {examples.Count} examples, {result.Examples.Sum(e => e.Variants.Count)} phrasings in {clock.Elapsed.TotalSeconds:0.0} s: mean F1 {result.Mean:0.000}, mean std {result.MeanStd:0.000}, mean worst drop {result.MeanWorstDrop:0.000}"));
+        return result;
+    }
+
+    private static CoherenceResult MultiTurn(EvalRunRequest request, LoadedModel loaded, PromptFormatter formatter,
+        IReadOnlyList<CoherenceConversation> conversations, Action<string>? log)
+    {
+        var clock = Stopwatch.StartNew();
+        var model = new ModelConversation(loaded, formatter, request.Generation, request.ReferencePrefix);
+        LoadedModel? own = null;
+        try
+        {
+            string? embedDir = request.EmbedModel ?? (request.AdapterDir is null ? null : request.ModelDir);
+            if (embedDir is not null) own = LoadedModel.Load(embedDir);
+            var embedModel = own ?? loaded;
+            var embedder = new ModelEmbedder(embedModel.Model, embedModel.Tokenizer, Path.GetFullPath(embedModel.Directory));
+            var result = CoherenceEvaluator.Evaluate(conversations, model, embedder);
+            log?.Invoke(string.Create(CultureInfo.InvariantCulture,
+                $"multi-turn: {conversations.Count} conversations in {clock.Elapsed.TotalSeconds:0.0} s: relevance {result.Relevance:0.000}, consistency {result.Consistency:0.000}, progression {result.Progression:0.000} (chance {result.ProgressionChance:0.000}), completion {result.Completion:0.000}"));
+            return result;
+        }
+        finally { own?.Dispose(); }
     }
 
     /// <summary>lm-eval's multiple_choice: each option scored as a continuation (after a space) of the prompt; the
@@ -212,6 +331,13 @@ public static class EvalRunRecipe
         ["seed"] = r.Seed,
         ["stem"] = r.Stem,
         ["reference_prefix"] = r.ReferencePrefix,
+        ["multi_turn"] = r.MultiTurn,
+        ["embed_model"] = r.EmbedModel is null ? null : Path.GetFullPath(r.EmbedModel),
+        ["robustness"] = r.Robustness,
+        ["paraphrases"] = r.Paraphrases,
+        ["back_translate"] = r.BackTranslate,
+        ["back_translate_model"] = r.BackTranslateModel,
+        ["pivot"] = r.Pivot,
     };
 
     // Keys whose change makes earlier predictions wrong for this run (batch size and timing do not).

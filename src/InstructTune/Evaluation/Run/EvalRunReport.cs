@@ -58,6 +58,20 @@ public static class EvalRunReport
         foreach (var g in lines.GroupBy(l => level[l["id"]!.GetValue<string>()]).OrderBy(g => LevelOrder(g.Key)))
             byLevel[g.Key] = Means(g.ToList());
         results["by_level"] = byLevel;
+        var checks = lines.SelectMany(l => l["metrics"]?["constraints"] is JsonArray a ? a.OfType<JsonObject>() : []).ToList();
+        if (checks.Count > 0)
+        {
+            var byKind = new JsonObject();
+            foreach (var g in checks.GroupBy(c => c["kind"]!.GetValue<string>()).OrderBy(g => g.Key, StringComparer.Ordinal))
+                byKind[g.Key] = new JsonObject { ["kept"] = g.Count(c => c["kept"]!.GetValue<bool>()), ["total"] = g.Count() };
+            results["fidelity"] = new JsonObject
+            {
+                ["examples_with_constraints"] = lines.Count(l => l["metrics"]?["fidelity"] is not null),
+                ["constraints"] = checks.Count,
+                ["kept"] = checks.Count(c => c["kept"]!.GetValue<bool>()),
+                ["by_kind"] = byKind,
+            };
+        }
         var tokenCounts = lines.Sum(l => l["tokens"]?["generated"] is { } t ? (long)Num(t) : 0);
         if (tokenCounts > 0) results["generated_tokens"] = tokenCounts;
         return results;
@@ -153,6 +167,59 @@ public static class EvalRunReport
                     ("em", groups.Select(g => new Bar(g.Value!["em"] is { } x ? Num(x) : 0)).ToList()),
                     ("f1", groups.Select(g => new Bar(g.Value!["f1"] is { } x ? Num(x) : 0)).ToList()),
                 ]).Validate());
+        }
+
+        if (results["fidelity"] is JsonObject fid)
+        {
+            var section = report.Section("Instruction fidelity");
+            section.Paragraph($"{fid["examples_with_constraints"]} example(s) carry checkable constraints ({fid["constraints"]} in all, {fid["kept"]} kept); " +
+                              "fidelity = share of an example's constraints its prediction keeps. Constraints are found by rules on the " +
+                              "instruction's wording (docs/ARCHITECTURE.md, \"The evaluation framework on your data\"); what no rule recognises is not checked.");
+            section.Table(["constraint kind", "kept", "total", "rate"], fid["by_kind"]!.AsObject().Select(kv =>
+            {
+                int kept = kv.Value!["kept"]!.GetValue<int>(), total = kv.Value!["total"]!.GetValue<int>();
+                return (IReadOnlyList<string>)[kv.Key, kept.ToString(CultureInfo.InvariantCulture), total.ToString(CultureInfo.InvariantCulture),
+                    (kept / (double)total).ToString("0.000", CultureInfo.InvariantCulture)];
+            }));
+        }
+        if (results["multi_turn"] is JsonObject mt)
+        {
+            var section = report.Section("Multi-turn coherence");
+            section.Table(["dimension", "score", "chance / neutral"],
+            [
+                ["contextual relevance", F(mt["relevance"]), "0"],
+                ["consistency", F(mt["consistency"]), "0"],
+                ["logical progression", F(mt["progression"]), F(mt["progression_chance"])],
+                ["task completion (F1)", F(mt["completion"]), "0"],
+            ]);
+            section.Paragraph($"{mt["conversations"]} conversation(s), {mt["turns"]} assistant turn(s); embeddings: {mt["embedder"]?.GetValue<string>()}.");
+            section.Paragraph(mt["definition"]!.GetValue<string>());
+            section.Table(["conversation", "relevance", "consistency", "progression", "completion", "last reply", "re-asked reply"],
+                mt["by_conversation"]!.AsArray().OfType<JsonObject>().Take(50).Select(c => (IReadOnlyList<string>)
+                [
+                    c["id"]!.GetValue<string>(), F(c["relevance"]), F(c["consistency"]), F(c["progression"]), F(c["completion"]),
+                    Clip(c["turns"]!.AsArray()[^1]!["reply"]!.GetValue<string>()), Clip(c["reasked_reply"]!.GetValue<string>()),
+                ]));
+        }
+
+        if (results["robustness"] is JsonObject rb)
+        {
+            var section = report.Section("Robustness to paraphrase");
+            section.Table(["measure", "value"],
+            [
+                ["examples", rb["examples"]!.ToJsonString()], ["phrasings answered", rb["phrasings"]!.ToJsonString()],
+                ["mean F1 over all phrasings", F(rb["mean"])], ["mean per-example std", F(rb["mean_std"])],
+                ["mean worst drop", F(rb["mean_worst_drop"])], ["largest worst drop", F(rb["max_worst_drop"])],
+                ["back-translation", rb["back_translation"]?.GetValue<string>() ?? "off (no --back-translate endpoint)"],
+            ]);
+            var kinds = rb["by_kind"]!.AsObject();
+            if (kinds.Count > 1)
+                section.Bar(new BarChart("Mean F1 by kind of phrasing", "F1", kinds.Select(k => k.Key).ToList(),
+                    [("F1", kinds.Select(k => new Bar(k.Value is { } v ? Num(v) : 0)).ToList())]).Validate());
+            section.Paragraph(rb["definition"]!.GetValue<string>());
+            section.Table(["example", "kind", "instruction", "output", "F1"], rb["by_example"]!.AsArray().OfType<JsonObject>().Take(10)
+                .SelectMany(e => e["variants"]!.AsArray().OfType<JsonObject>().Select(v => (IReadOnlyList<string>)
+                    [e["id"]!.GetValue<string>(), v["kind"]!.GetValue<string>(), Clip(v["instruction"]!.GetValue<string>()), Clip(v["output"]!.GetValue<string>()), F(v["f1"])])));
         }
 
         var worst = lines.OrderBy(l => Num(l["metrics"]!["f1"]!)).Take(10).ToList();

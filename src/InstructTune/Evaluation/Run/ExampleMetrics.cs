@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using InstructTune.Evaluation.Fidelity;
 using InstructTune.Evaluation.Metrics;
 
 namespace InstructTune.Evaluation.Run;
@@ -12,7 +13,11 @@ namespace InstructTune.Evaluation.Run;
 /// <item><c>rouge1/2/L/Lsum</c>: rouge_score F-measures; <c>bleu</c>: sacreBLEU sentence BLEU (0–100);</item>
 /// <item>when the reference has a GSM8K <c>#### n</c> line: <c>answer</c> (official extraction of the prediction),
 /// <c>gsm8k</c> (official rule), <c>gsm8k_strict</c> and <c>gsm8k_flexible</c> (lm-evaluation-harness filters);</item>
-/// <item>for multiple choice: <c>choice</c> (the letter extracted, or null) and <c>choice_correct</c>.</item>
+/// <item>for multiple choice: <c>choice</c> (the letter extracted, or null) and <c>choice_correct</c>;</item>
+/// <item>when the instruction (a chat's last user turn) carries checkable constraints (<see cref="ConstraintExtractor"/>:
+/// lengths, counts, required/forbidden words, formats, entities, ordered steps): <c>fidelity</c>, the share of them the
+/// prediction keeps (<see cref="FidelityChecker"/>), and <c>constraints</c>, each with its kind, whether it was kept
+/// and what was measured.</item>
 /// </list>
 /// Model-based values (reference log-likelihood, option log-likelihoods) are added by the run itself.
 /// </summary>
@@ -49,11 +54,23 @@ public static class ExampleMetrics
             m["choice"] = letter?.ToString();
             m["choice_correct"] = letter == (char)('A' + g) ? 1 : 0;
         }
+        var instruction = example.Record.Messages is { } msgs
+            ? msgs.LastOrDefault(x => x.Role == "user")?.Content ?? ""
+            : example.Record.Instruction;
+        var checks = FidelityChecker.Check(ConstraintExtractor.Extract(instruction), prediction);
+        if (checks.Count > 0)
+        {
+            m["fidelity"] = checks.Count(c => c.Kept) / (double)checks.Count;
+            m["constraints"] = new JsonArray(checks.Select(c => (JsonNode?)new JsonObject
+            {
+                ["kind"] = c.Constraint.Kind.ToString(), ["constraint"] = c.Constraint.ToString(), ["kept"] = c.Kept, ["detail"] = c.Detail,
+            }).ToArray());
+        }
         return m;
     }
 
     /// <summary>Metrics averaged over examples (keys absent from an example are left out of its mean).</summary>
     public static readonly string[] MeanKeys =
         ["em", "exact", "f1", "rouge1", "rouge2", "rougeL", "rougeLsum", "bleu", "gsm8k", "gsm8k_strict", "gsm8k_flexible",
-         "choice_correct", "ll_correct", "ll_norm_correct", "ref_ppl"];
+         "choice_correct", "ll_correct", "ll_norm_correct", "ref_ppl", "fidelity"];
 }

@@ -54,7 +54,7 @@ public class JudgeParsingTests
     {
         // A deterministic "local model": prefers whichever response is shown first → position bias.
         var biased = new DelegateTextGenerator(p => p.Contains("RESPONSE A") ? "{\"winner\": \"A\"}" : "Score: 5/10");
-        var judge = new LlmJudge(new LocalJudgeBackend(biased, "local-fake"), new JudgeConfig { MaxAttempts = 1 });
+        var judge = new LlmJudge(new GeneratorJudgeBackend(biased, "local-fake"), new JudgeConfig { MaxAttempts = 1 });
         var irs = await judge.JudgeIrsAsync([new IrsItem("i", "do x", "did x")]);
         Assert.Equal(5, irs[0].Score);
         var pair = await judge.JudgePairwiseBothOrdersAsync([new PairwiseItem("p", "do x", "one", "two")]);
@@ -76,15 +76,15 @@ public class JudgeCacheTests
             int calls = 0;
             var gen = new DelegateTextGenerator(_ => { Interlocked.Increment(ref calls); return "Score: 6"; });
             var config = new JudgeConfig { MaxAttempts = 1, CachePath = path };
-            await new LlmJudge(new LocalJudgeBackend(gen, "g"), config).JudgeIrsAsync([new IrsItem("a", "x", "y")]);
+            await new LlmJudge(new GeneratorJudgeBackend(gen, "g"), config).JudgeIrsAsync([new IrsItem("a", "x", "y")]);
             File.AppendAllText(path, "{\"Key\": \"torn");   // an interrupted write
-            var again = await new LlmJudge(new LocalJudgeBackend(gen, "g"), config).JudgeIrsAsync([new IrsItem("a", "x", "y")]);
+            var again = await new LlmJudge(new GeneratorJudgeBackend(gen, "g"), config).JudgeIrsAsync([new IrsItem("a", "x", "y")]);
             Assert.True(again[0].FromCache);
             Assert.Equal(1, calls);
 
             // Hold the cache file exclusively: judgements are still made, and the log says why nothing was cached.
             var log = new List<string>();
-            var judge = new LlmJudge(new LocalJudgeBackend(gen, "g"), config, log.Add);
+            var judge = new LlmJudge(new GeneratorJudgeBackend(gen, "g"), config, log.Add);
             using (new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
             {
                 var r = await judge.JudgeIrsAsync([new IrsItem("b", "x", "z")]);

@@ -33,7 +33,7 @@ public class JudgeTransportTests
         try
         {
             var cfg = Config(server.BaseUrl, cache);
-            using var backend = new OpenAiJudgeBackend(cfg);
+            using var backend = new ChatClientJudgeBackend(cfg);
             var judge = new LlmJudge(backend, cfg, l => { lock (log) log.Add(l); });
             long allocated = GC.GetTotalAllocatedBytes(precise: true);
             var results = await judge.JudgeIrsAsync(new[] { "ok-7", "huge-declared", "huge-chunked", "slow-body" }.Select(Item).ToList());
@@ -71,7 +71,7 @@ public class JudgeTransportTests
         int port = ((IPEndPoint)probe.LocalEndpoint).Port;
         probe.Stop(); // nothing listens there now
         var cfg = Config($"http://127.0.0.1:{port}/v1");
-        using (var backend = new OpenAiJudgeBackend(cfg))
+        using (var backend = new ChatClientJudgeBackend(cfg))
         {
             var r = (await new LlmJudge(backend, cfg).JudgeIrsAsync([Item("ok-7")]))[0];
             Assert.False(r.Ok);
@@ -80,7 +80,7 @@ public class JudgeTransportTests
             Assert.DoesNotContain("HTTP 0", r.Error);
         }
         var dns = Config("http://judge.invalid/v1");
-        using (var backend = new OpenAiJudgeBackend(dns))
+        using (var backend = new ChatClientJudgeBackend(dns))
         {
             var r = (await new LlmJudge(backend, dns).JudgeIrsAsync([Item("ok-7")]))[0];
             Assert.False(r.Ok);

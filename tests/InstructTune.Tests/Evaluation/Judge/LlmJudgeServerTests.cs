@@ -28,7 +28,7 @@ public class LlmJudgeServerTests
         {
             string[] cases = ["ok-7", "ok-3", "prose", "error500-once", "error500-always", "ratelimit-once", "hang-once",
                 "hang-always", "garbage-body", "wrong-shape", "garbage-answer"];
-            var judge = new LlmJudge(new OpenAiJudgeBackend(Config(server, cache)), Config(server, cache), l => { lock (log) log.Add(l); });
+            var judge = new LlmJudge(new ChatClientJudgeBackend(Config(server, cache)), Config(server, cache), l => { lock (log) log.Add(l); });
             var sw = Stopwatch.StartNew();
             var results = await judge.JudgeIrsAsync(cases.Select(Item).ToList());
             sw.Stop();
@@ -69,7 +69,7 @@ public class LlmJudgeServerTests
 
             // Re-run: made judgements come from the cache (no request), failed ones are tried again.
             int before = server.Total;
-            var again = await new LlmJudge(new OpenAiJudgeBackend(Config(server, cache)), Config(server, cache))
+            var again = await new LlmJudge(new ChatClientJudgeBackend(Config(server, cache)), Config(server, cache))
                 .JudgeIrsAsync(new[] { "ok-7", "prose", "error500-always" }.Select(Item).ToList());
             Assert.True(again[0].FromCache && again[0].Score == 7 && again[0].Attempts == 0);
             Assert.True(again[1].FromCache && again[1].Score == 6);
@@ -86,7 +86,7 @@ public class LlmJudgeServerTests
         var config = Config(server) with { MaxConcurrency = 2, Deadline = TimeSpan.FromSeconds(1.5) };
         var items = Enumerable.Range(0, 6).Select(i => new IrsItem($"h{i}", "x", "[[case:hang-always]]")).ToList();
         var sw = Stopwatch.StartNew();
-        var results = await new LlmJudge(new OpenAiJudgeBackend(config), config).JudgeIrsAsync(items);
+        var results = await new LlmJudge(new ChatClientJudgeBackend(config), config).JudgeIrsAsync(items);
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(10), $"took {sw.Elapsed}");
         Assert.Equal(6, results.Count);
         Assert.All(results, r => Assert.False(r.Ok));
@@ -98,7 +98,7 @@ public class LlmJudgeServerTests
     {
         using var server = new FakeOpenAiServer();
         var config = Config(server);
-        var results = await new LlmJudge(new OpenAiJudgeBackend(config), config)
+        var results = await new LlmJudge(new ChatClientJudgeBackend(config), config)
             .JudgePairwiseAsync([new PairwiseItem("p", "Say hi [[case:pair-a]]", "hi", "bye")]);
         Assert.Equal(PairwiseWinner.A, results[0].Winner);
     }
