@@ -51,11 +51,15 @@ public static class ModelCommands
         var output = new Option<string?>("--output") { Description = "JSONL output (default: stdout)" };
         var logits = new Option<bool>("--logits") { Description = "add \"logits\" for every position" };
         var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning, IaSFT)" };
-        var template = new Option<string?>("--template") { Description = "prompt format of {\"prompt\",\"response\"} lines: auto (default: the format the adapter or model was trained with, recorded in its instructtune.json; else the text as given), raw, chat, alpaca, chatml, llama2, llama3 or a format string" };
-        var cmd = new Command("score", "Next-token log-probabilities and loss of token sequences; {\"prompt\",\"response\"} lines also get the response's loss under the model's prompt format")
-            { modelOpt, input, output, logits, adapter, template };
+        var template = new Option<string?>("--template") { Description = "prompt format of {\"prompt\",\"response\"} lines: auto (default: the format the adapter or model was trained with, recorded in its instructtune.json; else the text as given), raw, chat, alpaca, chatml, llama2, llama3 or a format string. With --reward: the data.template the reward model was trained with (default alpaca)" };
+        var reward = new Option<bool>("--reward") { Description = "reward model: score the chosen and rejected completions of preference records (JSONL) with the reward_head.safetensors of --adapter (else --model); prints one {index, chosen, rejected} line per pair and the pairwise accuracy" };
+        var maxLen = new Option<int>("--max-seq-len") { Description = "with --reward: cut sequences at this many tokens (data.max_seq_len)", DefaultValueFactory = _ => 1024 };
+        var cmd = new Command("score", "Next-token log-probabilities and loss of token sequences; {\"prompt\",\"response\"} lines also get the response's loss under the model's prompt format; --reward: a reward model's rewards of preference pairs")
+            { modelOpt, input, output, logits, adapter, template, reward, maxLen };
         cmd.SetAction(p => Guard(() =>
         {
+            if (p.GetValue(reward)) return RewardScoreCommand.Run(p.GetValue(modelOpt)!, p.GetValue(adapter), p.GetValue(input)!, p.GetValue(output),
+                p.GetValue(template) ?? "alpaca", p.GetValue(maxLen));
             using var loaded = LoadedModel.Load(p.GetValue(modelOpt)!, p.GetValue(adapter), requireTokenizer: false);
             var model = loaded.Model;
             var mt = ModelTokenizer.Of(loaded);

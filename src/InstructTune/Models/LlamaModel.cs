@@ -56,10 +56,17 @@ public sealed record LlamaForwardOptions
     public float NeftuneAlpha { get; init; }
     /// <summary>The generator NEFTune draws from (kept by the trainer so a resumed run draws the same noise).</summary>
     public Rng? NoiseRng { get; init; }
+    /// <summary>Stop after the final norm: the output's <see cref="LlamaOutput.Hidden"/> is set; no logits, no loss
+    /// (a value head reads the hidden states, e.g. the reward model's).</summary>
+    public bool HiddenOnly { get; init; }
 }
 
 /// <summary>Logits (B, T, vocab) when asked; Loss (scalar) when labels were given; LossTokens = tokens that count.</summary>
-public sealed record LlamaOutput(Tensor? Logits, Tensor? Loss, int LossTokens);
+public sealed record LlamaOutput(Tensor? Logits, Tensor? Loss, int LossTokens)
+{
+    /// <summary>The final-norm hidden states (B·T, hidden), only with <see cref="LlamaForwardOptions.HiddenOnly"/>.</summary>
+    public Tensor? Hidden { get; init; }
+}
 
 /// <summary>The inner "model" module: embeddings, decoder layers, final norm.</summary>
 public sealed class LlamaBackbone : Module
@@ -178,6 +185,7 @@ public sealed class LlamaModel : Module
         }
         if (soft != null) x = Ops.GatherRows(x, RealRows(B, T, P)); // (B·T, hidden): logits only for real tokens
         x = Backbone.Norm.Forward(x);
+        if (options.HiddenOnly) return new LlamaOutput(null, null, 0) { Hidden = x };   // (B·T, hidden)
         var logits = LmHead.Forward(x);                             // (B·T, vocab)
 
         Tensor? loss = null;

@@ -3,6 +3,7 @@ using InstructTune.Data.Cache;
 using InstructTune.Data.Loading;
 using InstructTune.Data.Pipeline;
 using InstructTune.Data.Preference;
+using InstructTune.Training.Preference;
 using InstructTune.Data.Records;
 using InstructTune.Data.Templating;
 using InstructTune.Distributed;
@@ -121,6 +122,7 @@ public sealed class FineTuneRecipe : IDisposable
         {
             if (comm.Size > 1) throw new ConfigException("training.objective: feedback objectives run in one process; start them without mpirun", "training.objective");
             _preference = PreferenceSetup.Create(config, inputs, resume != null, Console.Error.WriteLine);
+            if (_preference.Reward != null) trainable.Add((RewardHead.TensorName, _preference.Reward.Head.Weight));   // PEFT's modules_to_save ["score"]
             batches = _preference.Sampler;
             int stepsPerEpoch = Math.Max(1, _preference.Sampler.BatchesPerEpoch / (t.GradientAccumulationSteps * comm.Size));
             _totalSteps = t.MaxSteps > 0 ? t.MaxSteps : t.Epochs * stepsPerEpoch;
@@ -165,7 +167,7 @@ public sealed class FineTuneRecipe : IDisposable
         _trainer = new Trainer(model, trainable, optimizer, batches,
             new TrainerOptions(t.GradientAccumulationSteps, (float)t.MaxGradNorm, schedule, objective, inputs.TaskNames.Count,
                 t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps) { LearningRateAt = stageLr })
-        { StepObjective = _preference?.Objective };
+        { StepObjective = _preference?.StepObjective };
         if (comm.Size > 1) _trainer.Distribute(comm, config.Distributed.ZeroStage, config.Distributed.BucketMb);
         if (objective.NoiseRng != null) _trainer.Rngs["neftune"] = objective.NoiseRng;
         if (_peft?.Rng != null) _trainer.Rngs["lora_dropout"] = _peft.Rng;
@@ -524,6 +526,7 @@ public sealed class FineTuneRecipe : IDisposable
             var dir = Path.Combine(_config.Checkpoint.OutputDir, "adapter");
             _peft.Save(_inputs.Model, dir, _inputs.ModelPath);
             if (_inputs.Prompt != null) PromptFormatFile.Write(dir, _inputs.Prompt);
+            _preference?.Reward?.Head.Save(dir);
             return dir;
         }
         var final = Path.Combine(_config.Checkpoint.OutputDir, "final");
@@ -532,6 +535,7 @@ public sealed class FineTuneRecipe : IDisposable
             foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "generation_config.json" })
                 if (File.Exists(Path.Combine(_inputs.ModelPath, f))) File.Copy(Path.Combine(_inputs.ModelPath, f), Path.Combine(final, f), overwrite: true);
         if (_inputs.Prompt != null) PromptFormatFile.Write(final, _inputs.Prompt);
+        _preference?.Reward?.Head.Save(final);
         return final;
     }
 }

@@ -10,7 +10,7 @@ using InstructTune.Training.Preference;
 namespace InstructTune.Recipes;
 
 /// <summary>
-/// The feedback-tuning part of the fine-tune recipe (training.objective dpo | ipo | kto | orpo | simpo): loads and
+/// The feedback-tuning part of the fine-tune recipe (training.objective dpo | ipo | kto | orpo | simpo | reward): loads and
 /// splits the feedback data, builds the reference (adapter disabled, or log-probs precomputed once and cached in
 /// run_dir/reference_logps.json — always for full fine-tuning, which keeps no second copy of the weights), the
 /// sampler and the step objective, and evaluates held-out items. Everything else (LoRA/QLoRA, optimizer, schedule,
@@ -21,16 +21,20 @@ public sealed class PreferenceSetup
     public const string ReferenceFile = "reference_logps.json";
     public const string StatsFile = "preference_stats.json";
 
-    public PreferenceObjective Objective { get; }
+    /// <summary>The log-prob objective (dpo, ipo, kto, orpo, simpo); null for the reward model.</summary>
+    public PreferenceObjective? Objective { get; }
+    /// <summary>The reward model's objective and head (training.objective reward); null otherwise.</summary>
+    public RewardObjective? Reward { get; }
+    public Training.Loop.IStepObjective StepObjective => (Training.Loop.IStepObjective?)Objective ?? Reward!;
     public PreferenceSampler Sampler { get; }
     public ReferenceLogps? Reference { get; }
     private readonly PreferenceData? _validation;
     private readonly ReferenceLogps? _validationReference;
 
-    private PreferenceSetup(PreferenceObjective objective, PreferenceSampler sampler, ReferenceLogps? reference,
+    private PreferenceSetup(PreferenceObjective? objective, RewardObjective? reward, PreferenceSampler sampler, ReferenceLogps? reference,
         PreferenceData? validation, ReferenceLogps? validationReference)
     {
-        Objective = objective; Sampler = sampler; Reference = reference; _validation = validation; _validationReference = validationReference;
+        Objective = objective; Reward = reward; Sampler = sampler; Reference = reference; _validation = validation; _validationReference = validationReference;
     }
 
     /// <summary>Keys of other objectives that would be silently ignored are refused; preference settings are range-checked.</summary>
@@ -38,8 +42,17 @@ public sealed class PreferenceSetup
     {
         void Require(bool ok, string key, string why) { if (!ok) throw new ConfigException($"{key}: {why}"); }
         var obj = c.Training.Objective.ToString().ToLowerInvariant();
-        Require(c.Training.Objective != TrainingObjective.Reward, "training.objective",
-            "reward (a scalar-head reward model) is not available in this build; use dpo, ipo, kto, orpo or simpo");
+        var p0 = new PreferenceSection();
+        if (c.Training.Objective == TrainingObjective.Reward)
+        {
+            // The Bradley–Terry loss has no temperature, reference or smoothing: settings of the log-prob objectives are refused.
+            Require(c.Preference.Beta == p0.Beta, "preference.beta", "is not used by objective reward (Bradley–Terry on the head's rewards)");
+            Require(c.Preference.LabelSmoothing == 0, "preference.label_smoothing", "is not used by objective reward");
+            Require(!c.Preference.PrecomputeRefLogProbs, "preference.precompute_ref_log_probs", "objective reward has no reference model");
+            Require(c.Preference.SimpoGamma == p0.SimpoGamma && c.Preference.CpoAlpha == 0, "preference.simpo_gamma", "and cpo_alpha apply to objective simpo only");
+        }
+        else Require(c.Preference.CenterRewardsCoefficient == 0, "preference.center_rewards_coefficient", "applies to objective reward only");
+        Require(c.Preference.CenterRewardsCoefficient >= 0, "preference.center_rewards_coefficient", "must be ≥ 0");
         Require(c.Loss.LambdaInstruction == 1 && c.Loss.NextTokenWeight == 0 && c.Loss.LabelSmoothing == 0 && c.Loss.TaskWeighting == TaskWeighting.None,
             "loss", $"lambda_instruction, next_token_weight, label_smoothing and task_weighting shape the SFT loss; objective {obj} has its own (preference section)");
         Require(c.Training.NeftuneAlpha == 0, "training.neftune_alpha", $"NEFTune is applied to SFT only, not to objective {obj}");
@@ -92,6 +105,13 @@ public sealed class PreferenceSetup
     {
         var options = PreferenceOptions.From(config);
         var data = inputs.Preference!;
+        if (options.Objective == TrainingObjective.Reward)
+        {
+            // A fresh head (seeded); on resume the checkpoint restores it with the other trainable parameters ("score.weight").
+            var head = RewardHead.Create(inputs.Model.Config.HiddenSize, (ulong)config.Training.Seed);
+            return new PreferenceSetup(null, new RewardObjective(head, config.Preference.CenterRewardsCoefficient),
+                new PreferenceSampler(data, config.Training.MicroBatchSize, config.Training.Seed), null, inputs.PreferenceValidation, null);
+        }
         ReferenceLogps? reference = null, validationReference = null;
         if (options.NeedsReference)
         {
@@ -105,7 +125,7 @@ public sealed class PreferenceSetup
         }
         var objective = new PreferenceObjective(options, data, reference);
         var sampler = new PreferenceSampler(data, config.Training.MicroBatchSize, config.Training.Seed);
-        return new PreferenceSetup(objective, sampler, reference, inputs.PreferenceValidation, validationReference);
+        return new PreferenceSetup(objective, null, sampler, reference, inputs.PreferenceValidation, validationReference);
     }
 
     private sealed record ReferenceCache(string Key, double[] Train, double[]? TrainKl, double[]? Validation, double[]? ValidationKl);
@@ -149,7 +169,8 @@ public sealed class PreferenceSetup
     public Dictionary<string, double>? Evaluate(LlamaModel model, int itemsPerBatch)
     {
         if (_validation == null) return null;
-        var m = PreferenceObjective.Evaluate(model, Objective.Options, _validation, _validationReference, itemsPerBatch);
+        var m = Reward != null ? Reward.Evaluate(model, _validation, itemsPerBatch)
+            : PreferenceObjective.Evaluate(model, Objective!.Options, _validation, _validationReference, itemsPerBatch);
         return m.ToDictionary(kv => "eval_" + kv.Key, kv => kv.Value);
     }
 }

@@ -25,7 +25,8 @@ public class PreferenceRecipeTests
             : JsonSerializer.Serialize(new { prompt = $"What is {a}+{b}?", chosen = $"{a + b}", rejected = $"{a + b + 1 + i % 2}" });
     }).ToList();
 
-    private static string Workspace(IReadOnlyList<string> lines, out string data)
+    /// <summary>A temp folder with the lines as pairs.jsonl and a random tiny Llama + BPE tokenizer trained on them.</summary>
+    public static string Workspace(IReadOnlyList<string> lines, out string data)
     {
         var dir = Directory.CreateTempSubdirectory("pref").FullName;
         data = Path.Combine(dir, "pairs.jsonl");

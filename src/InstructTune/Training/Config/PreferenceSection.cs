@@ -30,6 +30,8 @@ public sealed class PreferenceSection
     public double CpoAlpha { get; set; } = 0.0;
     [ConfigKey("Compute the reference model's log-probs once before training and keep them in run_dir/reference_logps.json (reused on resume). Full fine-tuning always does (no second copy of the weights is kept); LoRA/QLoRA otherwise run the base with the adapter disabled at every step.")]
     public bool PrecomputeRefLogProbs { get; set; } = false;
+    [ConfigKey("Reward model (objective reward): TRL's center_rewards_coefficient c, adding c·mean((r_chosen + r_rejected)²) to the Bradley–Terry loss so rewards stay centred on 0 (0 = off).", Min = 0)]
+    public double CenterRewardsCoefficient { get; set; } = 0.0;
     [ConfigKey("Skip malformed feedback records (counted in run_dir/data/preference_stats.json, listed in rejected.jsonl) instead of stopping at the first.")]
     public bool SkipInvalidRecords { get; set; } = false;
 }

@@ -85,7 +85,7 @@ public sealed class TrainingSection
 {
     [ConfigKey("full | lora | qlora (LoRA over an NF4-quantised base) | ia3 | prompt_tuning | prefix_tuning | iasft (Fisher-sparse delta).")]
     public TuningMethod Method { get; set; } = TuningMethod.Lora;
-    [ConfigKey("sft | dpo | ipo | kto | orpo | simpo (feedback objectives read the `preference` section; docs/PREFERENCE.md). reward is refused in this build.")]
+    [ConfigKey("sft | dpo | ipo | kto | orpo | simpo | reward (feedback objectives read the `preference` section; reward trains a scalar head, saved as reward_head.safetensors; docs/PREFERENCE.md).")]
     public TrainingObjective Objective { get; set; } = TrainingObjective.Sft;
     [ConfigKey("Passes over the training data (used when training.max_steps is -1).", Min = 0)]
     public int Epochs { get; set; } = 1;
