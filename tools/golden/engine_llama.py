@@ -73,8 +73,9 @@ def rms_norm(x, w, eps):
     return w * (x * torch.rsqrt(var + eps))
 
 
-def forward(c, P, ids, pos, labels, key_valid=None, doc=None, lin_adapter=None):
-    """lin_adapter(x, name, P) -> output or None: lets tools/golden/peft_methods.py wrap a projection."""
+def forward(c, P, ids, pos, labels, key_valid=None, doc=None, lin_adapter=None, embed_hook=None, after_layer=None):
+    """lin_adapter(x, name, P) -> output or None: lets tools/golden/peft_methods.py wrap a projection;
+    embed_hook(x) and after_layer(l, x) let tools/golden/instruction_aware.py add its variants."""
     B, T = ids.shape
     H, KV, hd = c["heads"], c["kv"], c["dim"] // c["heads"]
     inv = inv_freq_hf(hd, c["theta"], c.get("scaling"))
@@ -97,7 +98,11 @@ def forward(c, P, ids, pos, labels, key_valid=None, doc=None, lin_adapter=None):
         return F.linear(x, P[name + ".weight"], P.get(name + ".bias")) if y is None else y
 
     x = F.embedding(ids, P["model.embed_tokens.weight"])
+    if embed_hook:
+        x = embed_hook(x)
     for l in range(c["layers"]):
+        if after_layer and l > 0:
+            x = after_layer(l - 1, x)
         p = f"model.layers.{l}."
         h = rms_norm(x, P[p + "input_layernorm.weight"], c["eps"])
         q = lin(h, p + "self_attn.q_proj").view(B, T, H, hd).transpose(1, 2)
@@ -113,6 +118,8 @@ def forward(c, P, ids, pos, labels, key_valid=None, doc=None, lin_adapter=None):
         x = x + lin(a, p + "self_attn.o_proj")
         h = rms_norm(x, P[p + "post_attention_layernorm.weight"], c["eps"])
         x = x + lin(F.silu(lin(h, p + "mlp.gate_proj")) * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
+    if after_layer:
+        x = after_layer(c["layers"] - 1, x)
     x = rms_norm(x, P["model.norm.weight"], c["eps"])
     logits = F.linear(x, P["lm_head.weight"] if "lm_head.weight" in P else P["model.embed_tokens.weight"])
     loss = F.cross_entropy(logits[:, :-1].reshape(-1, c["vocab"]), labels[:, 1:].reshape(-1), ignore_index=-100)

@@ -23,3 +23,22 @@ public static partial class Ops
         return y;
     }
 }
+
+public static partial class Ops
+{
+    /// <summary>y = 1 / (1 + e^(−x)) elementwise; backward dx += dy · y · (1 − y).</summary>
+    public static Tensor Sigmoid(Tensor x)
+    {
+        x = Contiguous(x);
+        var y = Tensor.Empty(x.Shape);
+        var xs = x.Span; var ys = y.Span;
+        for (int i = 0; i < xs.Length; i++) ys[i] = 1f / (1f + MathF.Exp(-xs[i]));
+        if (Tape.Needs(x))
+            Tape.Add(y, () =>
+            {
+                var dy = y.Grad!.Span; var yv = y.Span; var g = x.EnsureGrad().Span;
+                for (int i = 0; i < g.Length; i++) g[i] += dy[i] * yv[i] * (1f - yv[i]);
+            });
+        return y;
+    }
+}

@@ -134,18 +134,20 @@ public sealed class BatchDecoder(InferenceModel model)
     }
 
     // Prefill feeds the prompt, decode the last token; without the cache the whole sequence is fed again.
-    // Segments: the prompt's own (or response when it has none), response for every generated token.
+    // Segments: the prompt's own, or instruction for every prompt token when it has none (a prompt is what the user
+    // asked); response for every generated token.
     private static SequenceChunk Chunk(DecodeSequence s)
     {
-        const byte Response = Models.InstructionAware.InstructionSpans.Response;
+        const byte Response = Models.InstructionAware.InstructionSpans.Response, Instruction = Models.InstructionAware.InstructionSpans.Instruction;
+        var prompt = s.PromptSegments ?? Enumerable.Repeat(Instruction, s.PromptIds.Length).ToArray();
         if (!s.Options.UseCache)
         {
             s.Cache.Clear();
-            byte[]? all = s.PromptSegments == null ? null : [.. s.PromptSegments, .. Enumerable.Repeat(Response, s._generated.Count)];
-            return new SequenceChunk(s.Cache, [.. s.PromptIds, .. s._generated], Adapter: s.Adapter, Segments: all);
+            return new SequenceChunk(s.Cache, [.. s.PromptIds, .. s._generated], Adapter: s.Adapter,
+                Segments: [.. prompt, .. Enumerable.Repeat(Response, s._generated.Count)]);
         }
         return s.Prefilled
-            ? new SequenceChunk(s.Cache, [s._generated[^1]], Adapter: s.Adapter, Segments: s.PromptSegments == null ? null : [Response])
-            : new SequenceChunk(s.Cache, s.PromptIds, Adapter: s.Adapter, Segments: s.PromptSegments);
+            ? new SequenceChunk(s.Cache, [s._generated[^1]], Adapter: s.Adapter, Segments: [Response])
+            : new SequenceChunk(s.Cache, s.PromptIds, Adapter: s.Adapter, Segments: prompt);
     }
 }

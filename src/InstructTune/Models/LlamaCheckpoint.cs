@@ -46,12 +46,14 @@ public static class LlamaCheckpoint
         foreach (var (name, p) in model.NamedParameters())
         {
             if (!seen.Add(p)) continue;                               // tied lm_head: written once, as embed_tokens
+            if (name.StartsWith(InstructionAware.InstructionAwareModule.Name + ".", StringComparison.Ordinal)) continue; // their own file
             var param = p;
             tensors.Add(new TensorToWrite(name, dtype, p.Shape.Select(d => (long)d).ToArray(), () => DTypes.FromF32(dtype, param.ToArray())));
         }
         Directory.CreateDirectory(dir);
         (model.Config with { TorchDtype = TorchDtypeName(dtype) }).Save(Path.Combine(dir, "config.json"));
         SafetensorsWriter.WriteCheckpoint(dir, tensors, maxShardBytes);
+        InstructionAware.InstructionAwareFile.Save(model, dir);       // instruction_aware.safetensors, when the model has variants
     }
 
     public static string TorchDtypeName(DType t) => t switch

@@ -115,6 +115,17 @@ public sealed class LlamaModel : Module
     }
     public IUnaryModule LmHead => Unary("lm_head");
 
+    /// <summary>The instruction-aware variants (model.instruction_aware), or null (the plain model).</summary>
+    public InstructionAwareModule? InstructionAware { get; private set; }
+
+    /// <summary>Adds the instruction-aware variants' parameters (child "instruction_aware", trainable, at their
+    /// identity initial values); forwards then need segment ids.</summary>
+    public InstructionAwareModule AttachInstructionAware(InstructionAwareOptions options)
+    {
+        if (InstructionAware != null) throw new InvalidOperationException("the model already has instruction-aware variants attached");
+        return InstructionAware = RegisterModule(InstructionAwareModule.Name, new InstructionAwareModule(Config, options));
+    }
+
     /// <summary>
     /// Random initialisation as transformers' LlamaPreTrainedModel: weights ~ N(0, std), biases 0, norms 1.
     /// Deterministic for a seed (parameters are filled in NamedParameters order).
@@ -175,6 +186,15 @@ public sealed class LlamaModel : Module
             options.NoiseRng.Uniform(noise.Span, -magnitude, magnitude);
             x = Ops.Add(x, noise);                                  // a constant: no gradient flows into it
         }
+        var ia = InstructionAware;
+        var spans = ctx.Instruction;
+        if (ia != null)
+        {
+            if (spans == null)
+                throw new ArgumentException(P > 0 ? "model.instruction_aware cannot be combined with prompt tuning (training.method)"
+                    : "model.instruction_aware needs segment ids (LlamaBatch.Segments): the data pipeline gives them per token");
+            x = ia.AddSegments(x, spans);                               // (B·T, hidden)
+        }
         if (soft != null) x = Ops.PrependRows(soft.Embeddings(), x, B); // (B·(P+T), hidden)
         var layers = Backbone.Layers;
         for (int l = 0; l < layers.Count; l++)
@@ -182,6 +202,7 @@ public sealed class LlamaModel : Module
             var layer = layers[l];
             var lctx = prefixes == null ? ctx : ctx with { PrefixK = prefixes[l].K, PrefixV = prefixes[l].V };
             x = options.CheckpointLayers ? Checkpoint.Run(h => layer.Forward(h, lctx), x) : layer.Forward(x, lctx);
+            if (ia != null) x = ia.AfterLayer(l, x, spans!);            // (B·T, hidden): instruction gate, if any
         }
         if (soft != null) x = Ops.GatherRows(x, RealRows(B, T, P)); // (B·T, hidden): logits only for real tokens
         x = Backbone.Norm.Forward(x);

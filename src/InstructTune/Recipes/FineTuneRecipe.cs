@@ -104,6 +104,7 @@ public sealed class FineTuneRecipe : IDisposable
                 throw new ConfigException($"{key}.num_virtual_tokens: {p} virtual tokens + the longest example's {longest} tokens exceed the model's max_position_embeddings {mc.MaxPositionEmbeddings}");
         }
         _peft = InjectPeft(config, inputs, resume, comm, folder, say);
+        AttachInstructionAware(config, model);                      // after the PEFT freeze: its parameters always train
         var trainable = model.NamedParameters().Where(p => !p.Parameter.Frozen).ToList();
 
         Parameter? logVars = null;
@@ -284,6 +285,24 @@ public sealed class FineTuneRecipe : IDisposable
         }
     }
 
+    /// <summary>model.instruction_aware: adds the variants' parameters (trainable) to the model; refuses what cannot
+    /// give them segment ids or a place in the sequence.</summary>
+    private static void AttachInstructionAware(TrainConfig config, LlamaModel model)
+    {
+        var ia = InstructionAwareOptions(config);
+        const string key = "model.instruction_aware";
+        if (!ia.Any || model.InstructionAware != null) return;
+        try { model.AttachInstructionAware(ia); }
+        catch (ArgumentException e) { throw new ConfigException($"{key}.gate_layers: {e.Message}", key + ".gate_layers"); }
+    }
+
+    /// <summary>The variants model.instruction_aware asks for.</summary>
+    public static Models.InstructionAware.InstructionAwareOptions InstructionAwareOptions(TrainConfig config)
+    {
+        var s = config.Model.InstructionAware;
+        return new() { SegmentEmbeddings = s.SegmentEmbeddings, GateLayers = [.. s.GateLayers], GateBiasInit = (float)s.GateBiasInit };
+    }
+
     /// <summary>EWC's Fisher on the reference set (or the training data when none is given), at the starting weights.</summary>
     private EwcRegularizer MakeEwc(List<Parameter> parameters, ObjectiveOptions objective)
     {
@@ -395,6 +414,14 @@ public sealed class FineTuneRecipe : IDisposable
         Require(c.Loss.LambdaInstruction > 0 || c.Loss.NextTokenWeight > 0, "loss.lambda_instruction", "and loss.next_token_weight are both 0: nothing to learn");
         Require(c.Data.ValidationFraction is >= 0 and < 1, "data.validation_fraction", "must be in [0, 1)");
         if (c.Training.Objective != TrainingObjective.Sft) PreferenceSetup.Validate(c);
+        if (InstructionAwareOptions(c).Any)
+        {
+            Require(c.Training.Method is not (TuningMethod.PromptTuning or TuningMethod.PrefixTuning), "model.instruction_aware",
+                $"cannot be combined with training.method {(c.Training.Method == TuningMethod.PromptTuning ? "prompt_tuning" : "prefix_tuning")} (virtual tokens have no segment)");
+            var formats = new[] { c.Data.Format }.Concat(c.Data.Datasets.Select(d => string.IsNullOrEmpty(d.Format) ? c.Data.Format : d.Format));
+            Require(!formats.Any(f => f.Equals("text", StringComparison.OrdinalIgnoreCase)), "model.instruction_aware",
+                "needs segment ids (instruction / input / response), which data.format text cannot provide (every token is response text)");
+        }
         Require(c.Distributed.ZeroStage is 0 or 1, "distributed.zero_stage", "must be 0 (off) or 1 (optimizer state sharded)");
         Require(c.Distributed.BucketMb > 0, "distributed.bucket_mb", "must be positive");
         Require(c.Distributed.CollectiveTimeoutS > 0, "distributed.collective_timeout_s", "must be positive");
@@ -467,6 +494,9 @@ public sealed class FineTuneRecipe : IDisposable
                     if (early.Observe(validationLoss.Value)) stoppedEarly = true;
                 }
             }
+            bool logged = extra != null || last.Step == _totalSteps || last.Step % Math.Max(1, c.Logging.EverySteps) == 0;
+            if (logged && _inputs.Model.InstructionAware is { Gates.Count: > 0 } gated)   // per-layer gate statistics (last micro-batch)
+                foreach (var (layer, gate) in gated.Gates) (extra ??= [])[$"instruction_gate_mean/layer_{layer}"] = gate.LastMeanGate;
             reporter?.Log(last, _totalSteps, extra);
             onStep?.Invoke(last);
             if ((stageEnded || c.Checkpoint.SaveEverySteps > 0 && last.Step % c.Checkpoint.SaveEverySteps == 0) && last.Step != _totalSteps)
@@ -526,6 +556,8 @@ public sealed class FineTuneRecipe : IDisposable
             var dir = Path.Combine(_config.Checkpoint.OutputDir, "adapter");
             _peft.Save(_inputs.Model, dir, _inputs.ModelPath);
             if (_inputs.Prompt != null) PromptFormatFile.Write(dir, _inputs.Prompt);
+            Models.InstructionAware.InstructionAwareFile.Save(_inputs.Model, dir);
+            Models.InstructionAware.InstructionAwareFile.Record(_inputs.Model, dir);
             _preference?.Reward?.Head.Save(dir);
             return dir;
         }
@@ -535,6 +567,7 @@ public sealed class FineTuneRecipe : IDisposable
             foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "generation_config.json" })
                 if (File.Exists(Path.Combine(_inputs.ModelPath, f))) File.Copy(Path.Combine(_inputs.ModelPath, f), Path.Combine(final, f), overwrite: true);
         if (_inputs.Prompt != null) PromptFormatFile.Write(final, _inputs.Prompt);
+        Models.InstructionAware.InstructionAwareFile.Record(_inputs.Model, final);   // its tensors: LlamaCheckpoint.Save
         _preference?.Reward?.Head.Save(final);
         return final;
     }

@@ -66,6 +66,17 @@ public sealed class LoadedModel : IDisposable
                 throw new EvalInputException($"adapter folder {adapterDir}: {ex.Message}");
             }
         }
+        // Instruction-aware variants live beside the adapter (LoRA runs) or the model (full fine-tuning).
+        string iaDir = adapterDir != null && File.Exists(Path.Combine(adapterDir, Models.InstructionAware.InstructionAwareFile.FileName)) ? adapterDir : modelDir;
+        try
+        {
+            if (Models.InstructionAware.InstructionAwareFile.TryLoad(iaDir, model.Config) is { } ia) model.ApplyInstructionAware(ia);
+        }
+        catch (Exception ex) when (ex is IOException or InvalidDataException or FormatException or KeyNotFoundException or ArgumentException)
+        {
+            model.Dispose();
+            throw new EvalInputException($"{(iaDir == modelDir ? "model" : "adapter")} folder {iaDir}: {ex.Message}");
+        }
         return new LoadedModel(model, tokenizer, modelDir, adapterDir);
     }
 

@@ -1,5 +1,7 @@
 // The forward pass over KV caches: embed → for each layer (RMSNorm, q/k/v, RoPE, cache append, GQA attention,
 // o_proj residual, RMSNorm, SwiGLU MLP residual) → final RMSNorm → LM head on the rows asked for.
+using InstructTune.Models.InstructionAware;
+
 namespace InstructTune.Models.Inference;
 
 public sealed partial class InferenceModel
@@ -53,6 +55,11 @@ public sealed partial class InferenceModel
         if (inputRows != null)
             for (int n = 0; n < N; n++) inputRows.AsSpan((index[n] % VirtualTokens) * D, D).CopyTo(X.AsSpan(n * D, D));
         else for (int n = 0; n < N; n++) Embed.RowToF32(Tokens(chunks, n), X.AsSpan(n * D, D));
+        var ia = InstructionAware;
+        var segs = ia != null ? SegmentsOf(chunks, N) : null;
+        if (ia?.SegmentEmbeddings is { } segEmb)                     // x_t += E_seg[segment_t]
+            for (int n = 0; n < N; n++)
+                System.Numerics.Tensors.TensorPrimitives.Add(X.AsSpan(n * D, D), segEmb.AsSpan(segs![n] * D, D), X.AsSpan(n * D, D));
         var H = new float[N * D];
         var Q = new float[N * nH * hd];                             // (N, nH, hd)
         var Kn = new float[N * nKv * hd];                           // (N, nKv, hd)
@@ -91,6 +98,7 @@ public sealed partial class InferenceModel
             InferenceOps.SwiGlu(G, U);
             L.Down.Forward(G, T, N, adapters);
             System.Numerics.Tensors.TensorPrimitives.Add(X, T, X);
+            if (ia != null && ia.Gates.TryGetValue(l, out var gate)) Gate(gate, X, N, D, chunks, segs!, l);
         }
         foreach (var ch in chunks) ch.Cache.Length += ch.Tokens.Length;
         return (X, rows);
@@ -163,6 +171,24 @@ public sealed partial class InferenceModel
         return new RowAdapters(groups.Select(g => (g.Key, g.Value.ToArray())).ToList());
     }
 
+    /// <summary>The instruction gate after layer l: X ← X + σ(W_h X + W_c C + b) ⊙ (s ⊙ C), C the causal instruction
+    /// mean of X (InstructionAwareModule; the same formula as the training forward).</summary>
+    private void Gate(GateWeights g, float[] X, int N, int D, IReadOnlyList<SequenceChunk> chunks, byte[] segs, int l)
+    {
+        var C = InstructionContext(X, D, chunks, segs, l + 1, Layers.Length + 1);  // (N, D)
+        var Z = new float[N * D];
+        var Zc = new float[N * D];
+        LinearKernels.Forward(X, WeightMatrix.FromF32(D, D, g.Wh), g.Bias, Z, N);
+        LinearKernels.Forward(C, WeightMatrix.FromF32(D, D, g.Wc), [], Zc, N);
+        for (int n = 0; n < N; n++)
+            for (int d = 0; d < D; d++)
+            {
+                int i = n * D + d;
+                float gate = 1f / (1f + MathF.Exp(-(Z[i] + Zc[i])));
+                X[i] += gate * (C[i] * g.Scale[d]);
+            }
+    }
+
     /// <summary>Segment id of every fed token (chunks without segments: response).</summary>
     private static byte[] SegmentsOf(IReadOnlyList<SequenceChunk> chunks, int N)
     {
@@ -173,11 +199,11 @@ public sealed partial class InferenceModel
             if (ch.Segments != null)
                 for (int j = 0; j < ch.Segments.Length; j++)
                 {
-                    if (ch.Segments[j] >= InstructionAware.InstructionSpans.Count)
-                        throw new ArgumentException($"Forward: segment id {ch.Segments[j]} is outside [0, {InstructionAware.InstructionSpans.Count})");
+                    if (ch.Segments[j] >= InstructionSpans.Count)
+                        throw new ArgumentException($"Forward: segment id {ch.Segments[j]} is outside [0, {InstructionSpans.Count})");
                     segs[at + j] = ch.Segments[j];
                 }
-            else segs.AsSpan(at, ch.Tokens.Length).Fill(InstructionAware.InstructionSpans.Response);
+            else segs.AsSpan(at, ch.Tokens.Length).Fill(InstructionSpans.Response);
             at += ch.Tokens.Length;
         }
         return segs;
@@ -196,7 +222,7 @@ public sealed partial class InferenceModel
         {
             int n = ch.Tokens.Length;
             var select = new byte[n];
-            for (int j = 0; j < n; j++) select[j] = (byte)(segs[at + j] == InstructionAware.InstructionSpans.Instruction ? 1 : 0);
+            for (int j = 0; j < n; j++) select[j] = (byte)(segs[at + j] == InstructionSpans.Instruction ? 1 : 0);
             ref var st = ref ch.Cache.InstructionState(stage, stages, D);
             Engine.Kernels.SegmentMeanKernel.Forward(X.AsSpan(at * D, n * D), C.AsSpan(at * D, n * D), new int[n], select,
                 new byte[n], n, D, st.Sum, ref st.Count);

@@ -4,6 +4,7 @@
 // Linear layers run on all tokens of the step together; attention runs per sequence over its own cache,
 // so padding never enters the computation. Reads top to bottom: weights, loading, forward, attention.
 using InstructTune.Checkpoints;
+using InstructTune.Models.InstructionAware;
 using InstructTune.Peft.Lora;
 
 namespace InstructTune.Models.Inference;
@@ -230,6 +231,17 @@ public sealed partial class InferenceModel : IDisposable
                     _prefixV[l].AsSpan((p * nKv + g) * hd, hd).CopyTo(cache.V[l].AsSpan(dst, hd));
                 }
         cache.Length = P;
+    }
+
+    /// <summary>The instruction-aware variants' weights (instruction_aware.safetensors), or null.</summary>
+    public InstructionAwareWeights? InstructionAware { get; private set; }
+
+    /// <summary>Attaches instruction-aware variants (segment embeddings, instruction gates) loaded for this model.</summary>
+    public void ApplyInstructionAware(InstructionAwareWeights w)
+    {
+        if (InstructionAware != null) throw new InvalidDataException("the model already has instruction-aware variants attached");
+        if (VirtualTokens > 0) throw new InvalidDataException("instruction-aware variants cannot be combined with prompt or prefix tuning");
+        InstructionAware = w;
     }
 
     /// <summary>Attaches LoRA deltas to the named linears (unmerged); throws when a module does not exist or mismatches.</summary>

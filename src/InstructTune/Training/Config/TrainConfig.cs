@@ -59,6 +59,8 @@ public sealed class ModelSection
     public string Tokenizer { get; set; } = "";
     [ConfigKey("Storage of frozen base weights: float32 only for now (bfloat16 is refused as not supported yet).")]
     public WeightStorage WeightStorage { get; set; } = WeightStorage.Float32;
+    [ConfigKey("Instruction-aware model variants (segment embeddings, instruction gates); all off by default.")]
+    public InstructionAwareSection InstructionAware { get; set; } = new();
 }
 
 public sealed partial class DataSection

@@ -1,0 +1,101 @@
+// instruction_aware.safetensors: the instruction-aware variants' tensors (names in InstructionAwareModule's header),
+// float32, beside the base weights (full fine-tuning: run_dir/final) or beside the adapter (LoRA/QLoRA/IA3:
+// run_dir/adapter), and an "instruction_aware" entry in that folder's instructtune.json naming the variants.
+// The tensors present say which variants are on; score, generate, eval and serve load them through LoadedModel.
+using System.Text.Json.Nodes;
+using InstructTune.Checkpoints;
+
+namespace InstructTune.Models.InstructionAware;
+
+/// <summary>The loaded tensors, float32 row-major: segment embeddings (4, D), and per gated layer W_h, W_c (D, D), b, s (D).</summary>
+public sealed record InstructionAwareWeights(float[]? SegmentEmbeddings, IReadOnlyDictionary<int, GateWeights> Gates)
+{
+    public InstructionAwareOptions Options => new() { SegmentEmbeddings = SegmentEmbeddings != null, GateLayers = [.. Gates.Keys.Order()] };
+}
+
+public sealed record GateWeights(float[] Wh, float[] Wc, float[] Bias, float[] Scale);
+
+public static class InstructionAwareFile
+{
+    public const string FileName = "instruction_aware.safetensors";
+    public const string JsonKey = "instruction_aware";
+
+    /// <summary>Writes the model's instruction-aware tensors into dir (nothing when the model has none).</summary>
+    public static void Save(LlamaModel model, string dir)
+    {
+        if (model.InstructionAware is not { } ia) return;
+        Directory.CreateDirectory(dir);
+        var tensors = ia.NamedParameters(InstructionAwareModule.Name + ".")
+            .Select(p => TensorToWrite.FromF32(p.Name, DType.F32, p.Parameter.Shape.Select(d => (long)d).ToArray(), p.Parameter.ToArray()))
+            .ToList();
+        SafetensorsWriter.Write(Path.Combine(dir, FileName), tensors);
+    }
+
+    /// <summary>Adds {"instruction_aware": {...}} to dir/instructtune.json (kept: whatever else it records).</summary>
+    public static void Record(LlamaModel model, string dir)
+    {
+        if (model.InstructionAware is not { } ia) return;
+        var path = Path.Combine(dir, Data.Templating.PromptFormatFile.FileName);
+        JsonObject root;
+        try { root = File.Exists(path) ? JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? [] : []; }
+        catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{path}: not valid JSON: {e.Message}"); }
+        root[JsonKey] = new JsonObject
+        {
+            ["file"] = FileName,
+            ["segment_embeddings"] = ia.Options.SegmentEmbeddings,
+            ["gate_layers"] = new JsonArray(ia.Options.GateLayers.Order().Select(l => (JsonNode)l).ToArray()),
+        };
+        Data.Cache.AtomicFile.WriteAllText(path, root.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>The variants' tensors of dir, or null when it has none; refuses a file whose tensors do not fit the
+    /// model (naming the tensor), and an instructtune.json that records variants whose file is missing.</summary>
+    public static InstructionAwareWeights? TryLoad(string dir, LlamaConfig c)
+    {
+        var path = Path.Combine(dir, FileName);
+        if (!File.Exists(path))
+        {
+            var json = Path.Combine(dir, Data.Templating.PromptFormatFile.FileName);
+            if (File.Exists(json) && File.ReadAllText(json).Contains($"\"{JsonKey}\"", StringComparison.Ordinal))
+                throw new InvalidDataException($"{json} records instruction-aware variants but {FileName} is missing");
+            return null;
+        }
+        using var f = SafetensorsFile.Open(path);
+        int D = c.HiddenSize;
+        float[] Read(string name, params int[] shape)
+        {
+            var info = f.Info(name);
+            if (!info.Shape.SequenceEqual(shape.Select(d => (long)d)))
+                throw new InvalidDataException($"{path}: tensor \"{name}\" has shape [{string.Join(",", info.Shape)}], the model needs [{string.Join(",", shape)}]");
+            return f.ReadF32(name);
+        }
+        const string P = InstructionAwareModule.Name + ".";
+        float[]? seg = null;
+        var gates = new Dictionary<int, GateWeights>();
+        foreach (var name in f.Tensors.Keys)
+        {
+            if (name == P + "segment_embeddings.weight") { seg = Read(name, InstructionSpans.Count, D); continue; }
+            var m = System.Text.RegularExpressions.Regex.Match(name, @"^instruction_aware\.gates\.(\d+)\.(gate_h\.weight|gate_c\.weight|gate\.bias|scale)$");
+            if (!m.Success) throw new InvalidDataException($"{path}: unknown tensor \"{name}\"");
+            int l = int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            if (l >= c.NumHiddenLayers) throw new InvalidDataException($"{path}: tensor \"{name}\" gates layer {l}; the model has {c.NumHiddenLayers}");
+            if (gates.ContainsKey(l)) continue;
+            string g = $"{P}gates.{l}.";
+            gates[l] = new GateWeights(Read(g + "gate_h.weight", D, D), Read(g + "gate_c.weight", D, D), Read(g + "gate.bias", D), Read(g + "scale", D));
+        }
+        return new InstructionAwareWeights(seg, gates);
+    }
+
+    /// <summary>Loads dir's tensors into a model that has the same variants attached (tests, resume of an export).</summary>
+    public static void LoadInto(LlamaModel model, string dir)
+    {
+        var w = TryLoad(dir, model.Config) ?? throw new InvalidDataException($"{dir}: no {FileName}");
+        var ia = model.InstructionAware ?? model.AttachInstructionAware(w.Options);
+        if (w.SegmentEmbeddings is { } s) ia.SegmentEmbeddings!.Load(s);
+        foreach (var (l, g) in w.Gates)
+        {
+            var gate = ia.Gates[l];
+            gate.GateH.Load(g.Wh); gate.GateC.Load(g.Wc); gate.Bias.Load(g.Bias); gate.Scale.Load(g.Scale);
+        }
+    }
+}

@@ -1,0 +1,106 @@
+// The instruction-aware variants' parameters (model.instruction_aware in the recipe), one child module
+// "instruction_aware" of LlamaModel, so they train and checkpoint with the model while the base keeps its HF names:
+//
+//   instruction_aware.segment_embeddings.weight   (4, hidden)        zero at init
+//       x_t = embed(id_t) + E_seg[segment_t]                          added to the token embeddings
+//   instruction_aware.gates.L.gate_h.weight      (hidden, hidden)   zero      W_g = [W_h | W_c]
+//   instruction_aware.gates.L.gate_c.weight      (hidden, hidden)   zero
+//   instruction_aware.gates.L.gate.bias          (hidden)           −4        σ(−4) = 0.018: the gate starts near zero
+//   instruction_aware.gates.L.scale              (hidden)           zero      s
+//       after decoder layer L, with c_t the causal instruction mean of that layer's output (InstructionSpans):
+//       h = h + σ(W_h h + W_c c + b) ⊙ (s ⊙ c)
+//
+// s is the one departure from the seed's h + σ(W_g[h; c]) ⊙ c: with s = 0 the model starts as exactly the base model
+// (logits bit-identical, also under the KV cache), which a near-zero gate alone cannot give; s learns first (its
+// gradient is σ·c·dh) and then the gate opens. Saved in instruction_aware.safetensors by these names.
+using InstructTune.Engine.Autograd;
+using InstructTune.Engine.Modules;
+using InstructTune.Engine.Tensors;
+
+namespace InstructTune.Models.InstructionAware;
+
+/// <summary>Which variants a model carries (recorded in instructtune.json as "instruction_aware").</summary>
+public sealed record InstructionAwareOptions
+{
+    /// <summary>A learned (4, hidden) segment embedding added to the token embeddings.</summary>
+    public bool SegmentEmbeddings { get; init; }
+    /// <summary>Decoder layers (0-based) followed by an instruction gate.</summary>
+    public IReadOnlyList<int> GateLayers { get; init; } = [];
+    public float GateBiasInit { get; init; } = -4f;
+
+    public bool Any => SegmentEmbeddings || GateLayers.Count > 0;
+}
+
+/// <summary>One instruction gate (module "instruction_aware.gates.L").</summary>
+public sealed class InstructionGate : Module
+{
+    public Parameter GateH { get; }
+    public Parameter GateC { get; }
+    public Parameter Bias { get; }
+    public Parameter Scale { get; }
+
+    public InstructionGate(int hidden, float biasInit)
+    {
+        GateH = RegisterModule("gate_h", new Holder(new Parameter(hidden, hidden))).Weight;
+        GateC = RegisterModule("gate_c", new Holder(new Parameter(hidden, hidden))).Weight;
+        var g = RegisterModule("gate", new BiasHolder(new Parameter(hidden)));
+        Bias = g.Bias;
+        Bias.Span.Fill(biasInit);
+        Scale = RegisterParameter("scale", new Parameter(hidden));
+    }
+
+    /// <summary>The mean gate value of the last forward (per-layer statistics for the logs).</summary>
+    public double LastMeanGate { get; private set; }
+
+    /// <summary>h (N, D), c (N, D) → h + σ(W_h h + W_c c + b) ⊙ (s ⊙ c).</summary>
+    public Tensor Forward(Tensor h, Tensor c)
+    {
+        var z = Ops.Add(Ops.Linear(h, GateH, Bias), Ops.Linear(c, GateC));  // (N, D)
+        var g = Ops.Sigmoid(z);                                              // (N, D)
+        LastMeanGate = Mean(g.Span);
+        return Ops.Add(h, Ops.Mul(g, Ops.MulColumns(c, Scale)));             // (N, D)
+    }
+
+    private static double Mean(ReadOnlySpan<float> x) { double s = 0; foreach (var v in x) s += v; return x.Length == 0 ? 0 : s / x.Length; }
+
+    private sealed class Holder : Module { public Parameter Weight { get; } public Holder(Parameter w) => Weight = RegisterParameter("weight", w); }
+    private sealed class BiasHolder : Module { public Parameter Bias { get; } public BiasHolder(Parameter b) => Bias = RegisterParameter("bias", b); }
+}
+
+public sealed class InstructionAwareModule : Module
+{
+    public const string Name = "instruction_aware";
+    public InstructionAwareOptions Options { get; }
+    public Parameter? SegmentEmbeddings { get; }
+    /// <summary>Gate after decoder layer L, or absent.</summary>
+    public IReadOnlyDictionary<int, InstructionGate> Gates { get; }
+
+    public InstructionAwareModule(LlamaConfig c, InstructionAwareOptions o)
+    {
+        Options = o;
+        foreach (int l in o.GateLayers)
+            if (l < 0 || l >= c.NumHiddenLayers)
+                throw new ArgumentException($"instruction gate layer {l} is outside the model's layers [0, {c.NumHiddenLayers})");
+        if (o.GateLayers.Distinct().Count() != o.GateLayers.Count) throw new ArgumentException("instruction gate layers repeat");
+        if (o.SegmentEmbeddings)
+            SegmentEmbeddings = RegisterModule("segment_embeddings", new SegmentTable(InstructionSpans.Count, c.HiddenSize)).Weight;
+        var gates = new Dictionary<int, InstructionGate>();
+        if (o.GateLayers.Count > 0)
+        {
+            var holder = RegisterModule("gates", new GateList());
+            foreach (int l in o.GateLayers.Order()) gates[l] = holder.Add(l, new InstructionGate(c.HiddenSize, o.GateBiasInit));
+        }
+        Gates = gates;
+    }
+
+    /// <summary>x (N, D) token embeddings → x + E_seg[segment].</summary>
+    public Tensor AddSegments(Tensor x, InstructionSpans spans) =>
+        SegmentEmbeddings == null ? x : Ops.Add(x, Ops.Embedding(SegmentEmbeddings, spans.SegmentIds));
+
+    /// <summary>After decoder layer l: the gate's output, or x unchanged.</summary>
+    public Tensor AfterLayer(int l, Tensor x, InstructionSpans spans) =>
+        Gates.TryGetValue(l, out var g) ? g.Forward(x, spans.CausalMean(x)) : x;
+
+    private sealed class SegmentTable : Module { public Parameter Weight { get; } public SegmentTable(int n, int d) => Weight = RegisterParameter("weight", new Parameter(n, d)); }
+    private sealed class GateList : Module { public InstructionGate Add(int l, InstructionGate g) => RegisterModule(l.ToString(System.Globalization.CultureInfo.InvariantCulture), g); }
+}

@@ -1,0 +1,15 @@
+namespace InstructTune.Training.Config;
+
+/// <summary>`model.instruction_aware:` — the instruction-aware model variants (issue 15; docs/ARCHITECTURE.md
+/// "Instruction-aware model variants"). All off by default: a run without them is bit-identical to the plain model.
+/// Their parameters always train (also under LoRA/QLoRA/IA3) and are saved as instruction_aware.safetensors beside
+/// the model or adapter.</summary>
+public sealed class InstructionAwareSection
+{
+    [ConfigKey("Learned segment embedding (template, instruction, input, response; 4 × hidden, zero at start) added to the token embeddings.")]
+    public bool SegmentEmbeddings { get; set; }
+    [ConfigKey("Decoder layers (0-based) followed by an instruction gate h + σ(W_h h + W_c c + b) ⊙ (s ⊙ c), c = causal mean of the layer's instruction states; empty = none.")]
+    public List<int> GateLayers { get; set; } = [];
+    [ConfigKey("Initial gate bias b: σ(b) is where the gates start (−4 → 0.018).", Min = -20, Max = 0)]
+    public double GateBiasInit { get; set; } = -4;
+}

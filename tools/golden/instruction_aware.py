@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Writes tests/fixtures/instruction_aware/<variant>.json: logits, loss and the gradient of every new parameter
+(and of model.embed_tokens.weight) of a tiny Llama (engine_llama.py's PyTorch decoder) with issue 15's
+instruction-aware variants, written here from their formulas (docs/ARCHITECTURE.md "Instruction-aware model variants"):
+
+  segments: x_t = embed(id_t) + E_seg[segment_t],  E_seg (4, D)
+  gates:    after decoder layer L: c_t = mean of x_j over j <= t in t's document with segment_j == 1 (instruction),
+            0 when there is none yet; x = x + sigmoid(x W_h^T + b + c W_c^T) * (s * c)
+  both:     the two together.
+
+The batch packs two documents into row 0 (document ids, block-diagonal causal mask) and pads row 1, so the
+instruction mean must restart per document and skip padding. New parameters are away from their identity init:
+hash_uniform of their names (values stored in the fixture). Run: /usr/bin/python3 tools/golden/instruction_aware.py
+"""
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from engine_common import hash_uniform, t2j, write_json  # noqa: E402
+from engine_llama import fnv1a64, forward, init_param, param_shapes  # noqa: E402
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", "instruction_aware")
+TINY = {"vocab": 96, "dim": 32, "layers": 2, "heads": 4, "kv": 2, "ffn": 48, "eps": 1e-6, "theta": 10000.0,
+        "qkv_bias": True}
+GATES = [0, 1]
+
+
+def u(name, shape):
+    return torch.tensor(hash_uniform(fnv1a64(name), int(np.prod(shape))).reshape(shape))
+
+
+def batch():
+    g = torch.Generator().manual_seed(15)
+    B, T = 2, 9
+    ids = torch.randint(0, TINY["vocab"], (B, T), generator=g)
+    seg = torch.tensor([[0, 1, 1, 2, 3, 3, 1, 3, 3],
+                        [0, 1, 1, 1, 2, 2, 3, 3, 0]])
+    doc = torch.tensor([[0, 0, 0, 0, 0, 0, 1, 1, 1],
+                        [0, 0, 0, 0, 0, 0, 0, 0, -1]])
+    pos = torch.tensor([[0, 1, 2, 3, 4, 5, 0, 1, 2],
+                        [0, 1, 2, 3, 4, 5, 6, 7, 0]])
+    labels = ids.clone()
+    labels[seg != 3] = -100
+    labels[0, 6] = -100
+    labels[1, 8] = -100
+    return ids, seg, doc, pos, labels
+
+
+def causal_instruction_mean(x, seg, doc):
+    """c[b, t] = mean of x[b, j] over j <= t, doc[b, j] == doc[b, t], seg[b, j] == 1 (padding excluded); 0 if none."""
+    B, T, D = x.shape
+    rows = []
+    for b in range(B):
+        out = []
+        for t in range(T):
+            sel = [j for j in range(t + 1) if doc[b, j] == doc[b, t] and doc[b, j] >= 0 and seg[b, j] == 1]
+            out.append(torch.stack([x[b, j] for j in sel]).mean(0) if sel else torch.zeros(D))
+        rows.append(torch.stack(out))
+    return torch.stack(rows)
+
+
+def params(variant):
+    D = TINY["dim"]
+    A = {}
+    if variant in ("segments", "both"):
+        A["instruction_aware.segment_embeddings.weight"] = 0.5 * u("instruction_aware.segment_embeddings.weight", (4, D))
+    if variant in ("gates", "both"):
+        for l in GATES:
+            p = f"instruction_aware.gates.{l}."
+            A[p + "gate_h.weight"] = u(p + "gate_h.weight", (D, D)) / math.sqrt(D)
+            A[p + "gate_c.weight"] = u(p + "gate_c.weight", (D, D)) / math.sqrt(D)
+            A[p + "gate.bias"] = 0.5 * u(p + "gate.bias", (D,)) - 1.0
+            A[p + "scale"] = u(p + "scale", (D,))
+    return A
+
+
+def run(variant):
+    P = {n: init_param(n, s) for n, s in param_shapes(TINY)}
+    P["model.embed_tokens.weight"].requires_grad_(True)
+    A = {k: v.clone().requires_grad_(True) for k, v in params(variant).items()}
+    ids, seg, doc, pos, labels = batch()
+    valid = (doc >= 0).long()
+
+    def embed_hook(x):
+        E = A.get("instruction_aware.segment_embeddings.weight")
+        return x if E is None else x + E[seg]
+
+    def after_layer(l, x):
+        p = f"instruction_aware.gates.{l}."
+        if p + "scale" not in A:
+            return x
+        c = causal_instruction_mean(x, seg, doc)
+        z = x @ A[p + "gate_h.weight"].T + A[p + "gate.bias"] + c @ A[p + "gate_c.weight"].T
+        return x + torch.sigmoid(z) * (A[p + "scale"] * c)
+
+    logits, loss = forward(TINY, P, ids, pos, labels, key_valid=valid, doc=doc, embed_hook=embed_hook, after_layer=after_layer)
+    loss.backward()
+    grads = dict(A)
+    grads["model.embed_tokens.weight"] = P["model.embed_tokens.weight"]
+    write_json(os.path.join(OUT, f"{variant}.json"), {
+        "config": TINY, "gate_layers": GATES if variant in ("gates", "both") else [],
+        "ids": t2j(ids), "segments": t2j(seg), "documents": t2j(doc), "positions": t2j(pos), "labels": t2j(labels),
+        "loss": float(loss), "logits": t2j(logits),
+        "params": [{"name": k, **t2j(v)} for k, v in A.items()],
+        "grads": [{"name": k, **t2j(v.grad)} for k, v in grads.items()],
+    })
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    for v in ("segments", "gates", "both"):
+        run(v)
+        print("wrote", v)
+
+
+if __name__ == "__main__":
+    main()
