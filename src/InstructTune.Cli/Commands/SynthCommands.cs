@@ -2,6 +2,8 @@
 // section of a config file (--config, key=value overrides) and from options, options winning. The pipelines live in
 // src/InstructTune/Recipes/Synth, their filters and the journaled endpoint in src/InstructTune/Data/Synth.
 using System.CommandLine;
+using System.Text.Json.Nodes;
+using InstructTune.Common;
 using InstructTune.Recipes.Synth;
 using InstructTune.Training.Config;
 
@@ -13,6 +15,9 @@ public static class SynthCommands
     {
         var synth = new Command("synth", "Generate instruction data through a chat endpoint: self-instruct, evol-instruct, refine (quality control), review");
         synth.Subcommands.Add(SelfInstruct());
+        synth.Subcommands.Add(EvolInstruct());
+        synth.Subcommands.Add(Refine());
+        synth.Subcommands.Add(Review());
         return synth;
     }
 
@@ -75,6 +80,66 @@ public static class SynthCommands
                               $"{json["rejected"]} rejected -> {Path.Combine(run.OutDir, "data.jsonl")} (report: {Path.Combine(run.OutDir, "report.html")})");
             return run.Endpoint.Totals().Failed > 0 ? 1 : 0;
         }));
+        return cmd;
+    }
+
+    private static Command EvolInstruct()
+    {
+        var cmd = new Command("evol-instruct", "Evol-Instruct: in-depth (constraints, deepening, concretizing, reasoning, complicated input) and in-breadth evolution with the elimination rules");
+        var c = AddCommon(cmd);
+        var data = new Option<string>("--data") { Description = "instructions to evolve: JSONL or JSON array of {instruction, input?, output?, id?} (e.g. a self-instruct data.jsonl)", Required = true };
+        var rounds = new Option<int?>("--rounds") { Description = "evolution rounds (synth.evol_rounds, default 4)" };
+        cmd.Options.Add(data); cmd.Options.Add(rounds);
+        cmd.SetAction(p => WithCancel(ct =>
+        {
+            var s = Section(p, c);
+            if (p.GetValue(rounds) is { } k) s.EvolRounds = k >= 1 ? k : throw new ArgumentException("--rounds: must be at least 1");
+            var records = SynthData.Read(p.GetValue(data)!, requireOutput: false);
+            using var run = new SynthRun(s, p.GetValue(c.Out)!, Console.Error);
+            var result = EvolInstructRecipe.Run(run, records, run.Embedder, ct);
+            var json = SynthPipeline.Finish(run, EvolInstructRecipe.Method, result.Evolved, result.Eliminated, ct,
+                new JsonObject { ["topic_coverage"] = result.Coverage });
+            Console.WriteLine($"evol-instruct: {result.Evolved.Count} evolved, {result.Eliminated.Count} eliminated; {json["accepted"]} accepted, " +
+                              $"{json["flagged"]} flagged -> {Path.Combine(run.OutDir, "data.jsonl")} (report: {Path.Combine(run.OutDir, "report.html")})");
+            return run.Endpoint.Totals().Failed > 0 ? 1 : 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Refine()
+    {
+        var cmd = new Command("refine", "Quality control: coherence, task alignment (judge), contradiction, format, reference similarity, complexity balance -> accept / review / reject");
+        var c = AddCommon(cmd);
+        var data = new Option<string>("--data") { Description = "records to check: JSONL or JSON array of {instruction, input?, output, id?}", Required = true };
+        cmd.Options.Add(data);
+        cmd.SetAction(p => WithCancel(ct =>
+        {
+            var s = Section(p, c);
+            var records = SynthData.Read(p.GetValue(data)!, requireOutput: true);
+            using var run = new SynthRun(s, p.GetValue(c.Out)!, Console.Error);
+            var r = RefineRecipe.Run(run, records, ct);
+            var json = SynthPipeline.Write(run, "refine", r.Accepted, r.Flagged, r.Rejected);
+            Console.WriteLine($"refine: {json["accepted"]} accepted, {json["flagged"]} flagged for review, {json["rejected"]} rejected -> {run.OutDir}");
+            return run.Endpoint.Totals().Failed > 0 ? 1 : 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Review()
+    {
+        var cmd = new Command("review", "Accept or reject the items a synth run flagged (review.jsonl), in the terminal; decisions go to review_decisions.jsonl and data.jsonl / rejected.jsonl");
+        var dir = new Option<string>("--run") { Description = "the synth run folder (holds review.jsonl)", Required = true };
+        var all = new Option<string?>("--all") { Description = "accept or reject every remaining item without asking" };
+        cmd.Options.Add(dir); cmd.Options.Add(all);
+        cmd.SetAction(p =>
+        {
+            var folder = p.GetValue(dir)!;
+            var mode = p.GetValue(all);
+            if (mode is not (null or "accept" or "reject")) throw new ArgumentException($"--all: \"{mode}\" is not accept or reject");
+            var summary = SynthReview.Run(folder, Console.In, Spectre.Console.AnsiConsole.Console, mode);
+            Console.WriteLine(summary);
+            return 0;
+        });
         return cmd;
     }
 }

@@ -31,15 +31,14 @@ public static partial class SelfInstructRules
     /// with "N." so the text continues task N; a chat model may repeat "N. " itself, which is accepted too. Pieces
     /// are whitespace-collapsed and their first letter capitalised (the released code also lower-cases the rest
     /// with Python's str.capitalize; we keep the casing — no filter below depends on it). When the answer was cut
-    /// at max_tokens the released code drops the whole answer; <paramref name="dropAllWhenTruncated"/> = false
-    /// drops only the last, unfinished piece.
+    /// at max_tokens the released code drops the whole answer; <paramref name="dropAllWhenTruncated"/> = false keeps
+    /// it as it is, unfinished last piece included (small local models rarely stop on their own).
     /// </summary>
     public static List<string> SplitInstructions(string text, bool truncated, bool dropAllWhenTruncated = true)
     {
         if (truncated && dropAllWhenTruncated) return [];
         var body = LeadingMarker().IsMatch(text) ? "\n" + text.TrimStart() : "\n0. " + text;
         var pieces = ListMarker().Split(body).Select(p => Spaces().Replace(p, " ").Trim()).ToList();
-        if (truncated && pieces.Count > 0) pieces.RemoveAt(pieces.Count - 1);
         return pieces.Where(p => p.Length > 0).Select(p => char.ToUpperInvariant(p[0]) + p[1..]).ToList();
     }
 

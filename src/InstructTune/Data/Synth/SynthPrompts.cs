@@ -47,4 +47,21 @@ public sealed class SynthPrompts
         }
         return text.TrimEnd('\n', '\r');
     }
+
+    /// <summary>A "name: text" list template (one entry per line), e.g. the Evol-Instruct in-depth methods.</summary>
+    public IReadOnlyDictionary<string, string> Entries(string name)
+    {
+        if (!templates.TryGetValue(name, out var t)) throw new InvalidOperationException($"no synth prompt '{name}'");
+        var map = new Dictionary<string, string>(StringComparer.Ordinal);
+        int no = 0;
+        foreach (var line in t.Text.Split('\n'))
+        {
+            no++;
+            if (line.Trim().Length == 0) continue;
+            int colon = line.IndexOf(':');
+            if (colon <= 0) throw new InputException($"{t.Origin}:{no}: expected \"name: text\"");
+            map[line[..colon].Trim()] = line[(colon + 1)..].Trim();
+        }
+        return map;
+    }
 }

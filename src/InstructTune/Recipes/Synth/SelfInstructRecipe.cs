@@ -152,8 +152,8 @@ public static class SelfInstructRecipe
                 var a = instanceAnswers[i];
                 if (!a.Ok) { f.Add("endpoint_error"); Reject(task, "endpoint_error"); continue; }
                 var instances = task.IsClassification == true
-                    ? SelfInstructRules.ParseOutputFirst(a.Text!, a.Truncated)
-                    : SelfInstructRules.ParseInputFirst(a.Text!, a.Truncated, cfg.LenientInstances);
+                    ? SelfInstructRules.ParseOutputFirst(a.Text!, a.Truncated && cfg.DropTruncated)
+                    : SelfInstructRules.ParseInputFirst(a.Text!, a.Truncated && cfg.DropTruncated, cfg.LenientInstances);
                 if (instances.Count == 0) { Reject(task, "no_valid_instances"); continue; }
                 if (instances.Count > cfg.MaxInstances) instances = Sample(run.Rng, instances, cfg.MaxInstances);
                 tasks++;

@@ -46,7 +46,7 @@ public sealed class SynthRecord
         return o;
     }
 
-    public static SynthRecord FromJson(JsonElement e, string where)
+    public static SynthRecord FromJson(JsonElement e, string where, bool requireOutput = true)
     {
         string Str(string f, bool required = false) =>
             e.TryGetProperty(f, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()!
@@ -54,7 +54,7 @@ public sealed class SynthRecord
         var r = new SynthRecord
         {
             Id = e.TryGetProperty("id", out var id) ? id.ToString() : "",
-            Instruction = Str("instruction", true), Input = Str("input"), Output = Str("output", true),
+            Instruction = Str("instruction", true), Input = Str("input"), Output = Str("output", requireOutput),
             Method = Str("method"), Operation = Str("operation") is { Length: > 0 } op ? op : null,
             ParentId = Str("parent_id") is { Length: > 0 } p ? p : null, RootId = Str("root_id") is { Length: > 0 } rt ? rt : null,
             Round = e.TryGetProperty("round", out var rd) && rd.ValueKind == JsonValueKind.Number ? rd.GetInt32() : 0,
@@ -102,6 +102,11 @@ public sealed class SynthRun : IDisposable
     public TextWriter Progress { get; }
     private readonly IChatClient client;
     private readonly bool ownsClient;
+    private readonly string? apiKey;
+    private ISynthEmbedder? embedder;
+
+    /// <summary>The embeddings synth.embeddings names (created on first use).</summary>
+    public ISynthEmbedder Embedder => embedder ??= SynthEmbedders.Create(Config.Embeddings, client, Config.Endpoint, Config.EmbeddingModel, apiKey);
 
     /// <summary>Opens the run folder (creating it) and the endpoint. <paramref name="client"/> replaces the endpoint
     /// named by synth.endpoint (tests); the caller keeps ownership of it.</summary>
@@ -118,7 +123,7 @@ public sealed class SynthRun : IDisposable
         Journal = new SynthJournal(Path.Combine(outDir, "journal.jsonl"));
         if (Journal.Loaded > 0) Progress.WriteLine($"synth: resuming: {Journal.Loaded} completed requests in {Path.Combine(outDir, "journal.jsonl")}");
         getEnv ??= Environment.GetEnvironmentVariable;
-        string? key = config.ApiKeyEnv.Length > 0 ? getEnv(config.ApiKeyEnv) : null;
+        string? key = apiKey = config.ApiKeyEnv.Length > 0 ? getEnv(config.ApiKeyEnv) : null;
         bool local = config.Endpoint.StartsWith(ChatClients.LocalPrefix, StringComparison.Ordinal);
         try
         {

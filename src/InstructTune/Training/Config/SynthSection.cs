@@ -55,8 +55,46 @@ public sealed class SynthSection
     public List<string> BlockedKeywords { get; set; } = [.. Data.Synth.SelfInstructRules.DefaultBlockedKeywords];
     [ConfigKey("Self-Instruct: most instances kept per task (the paper: 5).", Min = 1)]
     public int MaxInstances { get; set; } = 5;
-    [ConfigKey("Self-Instruct: drop a whole answer cut at max_tokens (the paper); false drops only its unfinished last item.")]
+    [ConfigKey("Self-Instruct: drop a whole answer cut at max_tokens, and the last instance of an instance answer cut there (the paper); false keeps them as they are (for small local models that rarely stop).")]
     public bool DropTruncated { get; set; } = true;
     [ConfigKey("Self-Instruct: an input-first answer without Example/Output markers becomes one input-less instance (for chat models) instead of none (the paper).")]
     public bool LenientInstances { get; set; }
+
+    // ---- embeddings (coherence, reference similarity, topic clusters)
+    [ConfigKey("Embeddings: lexical (hashed word uni/bigrams, no model: wording, not meaning) or endpoint (local: the model's mean-pooled hidden state; remote: /v1/embeddings with embedding_model).")]
+    public string Embeddings { get; set; } = "lexical";
+    [ConfigKey("Embedding model name of a remote endpoint (synth.embeddings endpoint).")]
+    public string EmbeddingModel { get; set; } = "";
+
+    // ---- evol-instruct
+    [ConfigKey("Evol-Instruct: evolution rounds; each round evolves every pool instruction once.", Min = 1, Max = 100)]
+    public int EvolRounds { get; set; } = 4;
+    [ConfigKey("Evol-Instruct: operations drawn from (add_constraints, deepening, concretizing, increase_reasoning, complicate_input, breadth).")]
+    public List<string> EvolOperations { get; set; } = ["add_constraints", "deepening", "concretizing", "increase_reasoning", "complicate_input", "breadth"];
+    [ConfigKey("Evol-Instruct: fewest words a response needs to survive elimination.", Min = 0)]
+    public int EvolMinResponseWords { get; set; } = 3;
+    [ConfigKey("Evol-Instruct: topic clusters over instruction embeddings; in-breadth evolution draws its parents from the sparsest.", Min = 1, Max = 1000)]
+    public int EvolClusters { get; set; } = 8;
+
+    // ---- quality control (refine)
+    [ConfigKey("Quality control as the last stage of self-instruct and evol-instruct (itune synth refine runs it alone).")]
+    public bool Refine { get; set; } = true;
+    [ConfigKey("Coherence (cosine of instruction and response embeddings) below this rejects.", Min = -1, Max = 1)]
+    public double RejectCoherence { get; set; } = -1;
+    [ConfigKey("Coherence below this flags for review.", Min = -1, Max = 1)]
+    public double FlagCoherence { get; set; } = 0;
+    [ConfigKey("Task alignment (judge score 1-10 through the endpoint, the IRS rubric) below this rejects; 0 = alignment not judged.", Min = 0, Max = 10)]
+    public double RejectAlignment { get; set; } = 3;
+    [ConfigKey("Task alignment below this flags for review.", Min = 0, Max = 10)]
+    public double FlagAlignment { get; set; } = 6;
+    [ConfigKey("Ask the endpoint whether the response contradicts itself or the instruction; yes flags for review.")]
+    public bool CheckContradiction { get; set; } = true;
+    [ConfigKey("Regular expressions (.NET syntax) every response must match; a miss flags for review.")]
+    public List<string> FormatPatterns { get; set; } = [];
+    [ConfigKey("JSONL/JSON of known good examples (alpaca fields); best similarity to them below reference_flag flags for review; empty = off.")]
+    public string Reference { get; set; } = "";
+    [ConfigKey("Reference similarity (cosine of embeddings) below which an item is flagged.", Min = -1, Max = 1)]
+    public double ReferenceFlag { get; set; } = 0.1;
+    [ConfigKey("Complexity balance: accepted items of one level (simple, conditional, multi-step) are capped at this multiple of the rarest non-empty level; the rest go to review (0 = off).", Min = 0)]
+    public double BalanceRatio { get; set; } = 0;
 }

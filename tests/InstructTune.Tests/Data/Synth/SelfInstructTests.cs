@@ -20,7 +20,7 @@ public class SelfInstructTests
     private static SynthSection Config(FakeOpenAiServer server, int concurrency = 1) => new()
     {
         Endpoint = server.BaseUrl, Model = "synth-test", ApiKeyEnv = "", Concurrency = concurrency, MaxRounds = 4,
-        Target = 100, MaxAttempts = 3, BaseDelayS = 0.01, AttemptTimeoutS = 5, Seed = 7,
+        Target = 100, MaxAttempts = 3, BaseDelayS = 0.01, AttemptTimeoutS = 5, Seed = 7, Refine = false,
     };
 
     private static (SelfInstructResult Result, string Dir) RunOnce(FakeOpenAiServer server, SynthSection cfg, string? dir = null,
@@ -163,7 +163,7 @@ public class SelfInstructTests
         {
             var (rc, _, stderr) = CliCapture.Run("synth", "self-instruct", "--seeds", Seeds, "--out", dir,
                 "--endpoint", $"http://127.0.0.1:{port}/v1", "--model", "m", "synth.max_attempts=2", "synth.base_delay_s=0.01",
-                "synth.max_failed_rounds=2", "synth.api_key_env=");
+                "synth.max_failed_rounds=2", "synth.api_key_env=", "synth.refine=false");
             Assert.Equal(2, rc);
             Assert.Contains("connection refused", stderr);
             Assert.Contains("rerun to resume", stderr);
@@ -199,7 +199,7 @@ public class SelfInstructTests
         Assert.Equal(["Write a haiku about rain.", "List three colours."],
             SelfInstructRules.SplitInstructions("write a haiku   about rain.\n10. List three colours.", false));
         Assert.Empty(SelfInstructRules.SplitInstructions("A task.\n10. Another", truncated: true));
-        Assert.Equal(["A whole task here."], SelfInstructRules.SplitInstructions("A whole task here.\n10. Unfinis", true, dropAllWhenTruncated: false));
+        Assert.Equal(["A whole task here.", "Unfinis"], SelfInstructRules.SplitInstructions("A whole task here.\n10. Unfinis", true, dropAllWhenTruncated: false));
         // Same input with two different outputs: the task is ambiguous, nothing is kept; identical pairs collapse.
         Assert.Empty(SelfInstructRules.ParseInputFirst("Example 1\nInput: x\nOutput: a\nExample 2\nInput: x\nOutput: b", false));
         Assert.Single(SelfInstructRules.ParseInputFirst("Example 1\nInput: x\nOutput: a\nExample 2\nInput: x\nOutput: a", false));
