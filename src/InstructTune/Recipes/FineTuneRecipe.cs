@@ -183,8 +183,12 @@ public sealed class FineTuneRecipe : IDisposable
             _trainer.Regularizers.Add(new EwcRegularizer(frozenOrAll, fisher, config.Loss.EwcLambda, anchor));
         }
         else if (config.Loss.EwcLambda > 0 && StageSteps == null) _trainer.Regularizers.Add(MakeEwc(frozenOrAll, objective));
+        if (config.Continual.Gem != GemMode.Off && (feedback || StageSteps == null))
+            throw new ConfigException("continual.gem: needs two or more stages (data.datasets[].stage) of instruction data: the memory holds earlier stages' examples", "continual.gem");
         if (!feedback && StageSteps != null)
         {
+            if (comm.Size > 1 && config.Continual.Gem != GemMode.Off)
+                throw new ConfigException("continual.gem: the episodic-memory projection runs in one process (not under mpirun with several ranks yet)", "continual.gem");
             if (comm.Size > 1 && config.Loss.EwcLambda > 0)
                 throw new ConfigException("loss.ewc_lambda: EWC across data.stages runs in one process (not under mpirun with several ranks yet)", "loss.ewc_lambda");
             var stageData = inputs.Stages!.Select((st, k) => new StageData(inputs.StageNames is { } names && k < names.Count ? names[k] : $"stage {k + 1}", st,

@@ -173,7 +173,7 @@ public sealed class CheckpointSection
     public int KeepLast { get; set; } = 3;
 }
 
-public sealed class EvalSection
+public sealed partial class EvalSection
 {
     [ConfigKey("Evaluation loss every this many steps and at the end (0 = off).", Min = 0)]
     public int EverySteps { get; set; } = 0;
