@@ -191,8 +191,12 @@ public sealed class FineTuneRecipe : IDisposable
             _trainer.Regularizers.Add(new EwcRegularizer(frozenOrAll, fisher, config.Loss.EwcLambda, anchor));
         }
         else if (config.Loss.EwcLambda > 0 && StageSteps == null) _trainer.Regularizers.Add(MakeEwc(frozenOrAll, objective));
+        if (config.Continual.Gem != GemMode.Off && (feedback || StageSteps == null))
+            throw new ConfigException("continual.gem: needs two or more stages (data.datasets[].stage) of instruction data: the memory holds earlier stages' examples", "continual.gem");
         if (!feedback && StageSteps != null)
         {
+            if (comm.Size > 1 && config.Continual.Gem != GemMode.Off)
+                throw new ConfigException("continual.gem: the episodic-memory projection runs in one process (not under mpirun with several ranks yet)", "continual.gem");
             if (comm.Size > 1 && config.Loss.EwcLambda > 0)
                 throw new ConfigException("loss.ewc_lambda: EWC across data.stages runs in one process (not under mpirun with several ranks yet)", "loss.ewc_lambda");
             var stageData = inputs.Stages!.Select((st, k) => new StageData(inputs.StageNames is { } names && k < names.Count ? names[k] : $"stage {k + 1}", st,
@@ -443,6 +447,8 @@ public sealed class FineTuneRecipe : IDisposable
         Require(c.Distributed.BucketMb > 0, "distributed.bucket_mb", "must be positive");
         Require(c.Distributed.CollectiveTimeoutS > 0, "distributed.collective_timeout_s", "must be positive");
         Require(c.Distributed.ThreadsPerRank >= 0, "distributed.threads_per_rank", "must be ≥ 0 (0 = cores ÷ ranks on the node)");
+        Require(c.Training.Method != TuningMethod.Ipeft || !c.Training.ActivationCheckpointing, "training.activation_checkpointing",
+            "is not supported with ipeft (its gates enter every layer from outside the checkpoint)");
         Require(c.Training.Method != TuningMethod.Iasft || c.Training.Objective == TrainingObjective.Sft, "training.method",
             "iasft estimates its Fisher from the response loss of training.objective sft; feedback objectives cannot use it yet");
         if (c.Training.Method is TuningMethod.PromptTuning or TuningMethod.PrefixTuning)
