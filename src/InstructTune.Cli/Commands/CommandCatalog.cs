@@ -19,5 +19,6 @@ public static class CommandCatalog
         yield return ServeCommands.Create();
         yield return ExportCommands.Create();
         yield return SynthCommands.Create();
+        yield return AblateCommand.Create();
     }
 }

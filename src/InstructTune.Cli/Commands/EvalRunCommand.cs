@@ -15,14 +15,17 @@ public static class EvalRunCommand
 {
     public static Command Create()
     {
-        var data = new Option<string>("--data") { Description = "dataset file (any format the data pipeline reads, a dataset_info.json with --dataset, or an mc file)", Required = true };
+        var data = new Option<string?>("--data") { Description = "dataset file or folder (any format the data pipeline reads incl. parquet, a dataset_info.json with --dataset, or an mc file); or --config" };
         var format = new Option<string?>("--format") { Description = "alpaca|dolly|sharegpt|messages|gsm8k|sni|csv|self-instruct|mc (default: from the file name where it says, e.g. gsm8k, .csv)" };
         var fields = new Option<string?>("--fields") { Description = "field renames, e.g. instruction=prompt,output=completion" };
         var dataset = new Option<string?>("--dataset") { Description = "entry of a dataset_info.json" };
         var model = new Option<string?>("--model") { Description = "checkpoint folder to generate with" };
-        var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning, IaSFT)" };
+        var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning, IaSFT, iPEFT)" };
         var predictions = new Option<string?>("--predictions") { Description = "JSONL of {id, prediction}: score these instead of generating (with --model, perplexity and log-likelihood choice are added)" };
-        var outDir = new Option<string>("--out") { Description = "output folder: predictions.jsonl, results.json, summary.md, report.html", Required = true };
+        var outDir = new Option<string?>("--out") { Description = "output folder: predictions.jsonl, results.json, summary.md, report.html (with --config: eval.output_dir)" };
+        var config = new Option<string?>("--config") { Description = "recipe YAML whose eval: section names the held-out sets and sections (eval.heldout, eval.multi_turn, eval.robustness, …); the model is the recipe's trained run" };
+        var overrides = new Argument<string[]>("overrides") { Description = "key=value overrides of --config, e.g. eval.limit=50", Arity = ArgumentArity.ZeroOrMore };
+        var split = new Option<string?>("--split") { Description = "split of a Hugging Face Parquet folder (data/<split>-*.parquet; default train)" };
         var template = new Option<string?>("--template") { Description = "prompt format: auto, chat, raw, alpaca, chatml, llama2, llama3, or a format string such as \"{instruction}\\nInput: {input}\\nAnswer:{output}\"" };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "tokens generated per prompt", DefaultValueFactory = _ => 128 };
         var batch = new Option<int>("--batch-size") { Description = "prompts generated together (one forward pass per step)", DefaultValueFactory = _ => 8 };
@@ -45,13 +48,25 @@ public static class EvalRunCommand
         var backTranslateKeyEnv = new Option<string?>("--back-translate-key-env") { Description = "environment variable holding the --back-translate endpoint's API key" };
         var pivot = new Option<string>("--pivot") { Description = "pivot language of back-translation", DefaultValueFactory = _ => "French" };
         var command = new Command("run", "Evaluate a model (or given predictions) on a dataset file: per-example predictions and metrics (EM, F1, ROUGE, BLEU, reference perplexity, GSM8K and multiple-choice answers), results.json and report.html; resumable");
-        foreach (var o in new Option[] { data, format, fields, dataset, model, adapter, predictions, outDir, template, maxNew, batch, temperature, topK, topP, repetition, stop, limit, seed, stem, prefix, force, multiTurn, embedModel, robustness, paraphrases, backTranslate, backTranslateModel, backTranslateKeyEnv, pivot })
+        foreach (var o in new Option[] { data, format, fields, dataset, model, adapter, predictions, outDir, template, maxNew, batch, temperature, topK, topP, repetition, stop, limit, seed, stem, prefix, force, multiTurn, embedModel, robustness, paraphrases, backTranslate, backTranslateModel, backTranslateKeyEnv, pivot, config, split })
             command.Options.Add(o);
+        command.Arguments.Add(overrides);
         command.SetAction(parse =>
         {
+            if (parse.GetValue(config) is not null || parse.GetValue(overrides) is { Length: > 0 })
             {
+                if (parse.GetValue(data) is not null) throw new EvalInputException("--data and --config: give one (the recipe's eval.heldout names the sets)");
+                var cfg = Training.Config.ConfigLoader.Load<Training.Config.TrainConfig>(parse.GetValue(config), parse.GetValue(overrides));
+                if (parse.GetValue(outDir) is { } o) cfg.Eval.OutputDir = o;
+                foreach (var r in EvalRunRecipe.FromConfig(cfg, parse.GetValue(model), parse.GetValue(adapter), line => Console.Error.WriteLine(line)))
+                    Report(r, EvalRunRecipe.Run(r with { Force = parse.GetValue(force) }, line => Console.Error.WriteLine(line)));
+                return 0;
+            }
+            {
+                if (parse.GetValue(data) is null || parse.GetValue(outDir) is null) throw new EvalInputException("give --data FILE and --out DIR (or --config with an eval: section)");
                 var request = new EvalRunRequest(parse.GetValue(data)!, parse.GetValue(outDir)!)
                 {
+                    Split = parse.GetValue(split),
                     Format = parse.GetValue(format),
                     Fields = parse.GetValue(fields),
                     Dataset = parse.GetValue(dataset),
@@ -82,17 +97,22 @@ public static class EvalRunCommand
                 if (request.AdapterDir is not null && request.ModelDir is null) throw new EvalInputException("--adapter needs --model");
                 if (request.Generation.Temperature < 0 || request.Generation.TopK < 0 || !(request.Generation.TopP > 0 && request.Generation.TopP <= 1) || !(request.Generation.RepetitionPenalty > 0))
                     throw new EvalInputException("--temperature must be ≥ 0, --top-k ≥ 0, --top-p in (0, 1], --repetition-penalty > 0");
-                var outcome = EvalRunRecipe.Run(request, line => Console.Error.WriteLine(line));
-                var m = outcome.Results["metrics"]!.AsObject();
-                string V(string k) => m[k] is { } n ? EvalRunReport.Num(n).ToString("0.000", CultureInfo.InvariantCulture) : "–";
-                Console.WriteLine($"{outcome.Examples} examples ({outcome.Resumed} resumed) in {outcome.Seconds:0.0} s: em {V("em")}, exact {V("exact")}, f1 {V("f1")}, rougeL {V("rougeL")}, corpus bleu {EvalRunReport.Num(outcome.Results["corpus_bleu"]!).ToString("0.00", CultureInfo.InvariantCulture)}"
-                    + (m["gsm8k"] is not null ? $", gsm8k {V("gsm8k")}" : "")
-                    + (m["ref_ppl"] is not null ? $", reference perplexity {EvalRunReport.Num(outcome.Results["reference_perplexity"]!["ref_ppl_corpus"]!).ToString("0.###", CultureInfo.InvariantCulture)}" : ""));
-                Console.WriteLine($"wrote {Path.Combine(request.OutDir, "report.html")}");
+                Report(request, EvalRunRecipe.Run(request, line => Console.Error.WriteLine(line)));
                 return 0;
             }
         });
         return command;
+    }
+
+    private static void Report(EvalRunRequest request, EvalRunRecipe.Outcome outcome)
+    {
+        var m = outcome.Results["metrics"]!.AsObject();
+        string V(string k) => m[k] is { } n ? EvalRunReport.Num(n).ToString("0.000", CultureInfo.InvariantCulture) : "–";
+        Console.WriteLine($"{outcome.Examples} examples ({outcome.Resumed} resumed) in {outcome.Seconds:0.0} s: em {V("em")}, exact {V("exact")}, f1 {V("f1")}, rougeL {V("rougeL")}, corpus bleu {EvalRunReport.Num(outcome.Results["corpus_bleu"]!).ToString("0.00", CultureInfo.InvariantCulture)}"
+            + (m["gsm8k"] is not null ? $", gsm8k {V("gsm8k")}" : "")
+            + (m["fidelity"] is not null ? $", fidelity {V("fidelity")}" : "")
+            + (m["ref_ppl"] is not null ? $", reference perplexity {EvalRunReport.Num(outcome.Results["reference_perplexity"]!["ref_ppl_corpus"]!).ToString("0.###", CultureInfo.InvariantCulture)}" : ""));
+        Console.WriteLine($"wrote {Path.Combine(request.OutDir, "report.html")}");
     }
 
     /// <summary><c>itune eval compare RUN_A RUN_B [...] --out DIR</c>: see <see cref="EvalCompare"/>.</summary>

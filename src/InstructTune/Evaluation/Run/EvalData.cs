@@ -27,7 +27,8 @@ public static class EvalData
 {
     public sealed record Loaded(List<EvalExample> Examples, int Rejected, IReadOnlyList<string> FirstRejections, string Format);
 
-    public static Loaded Load(string path, string? format, string? fields = null, string? dataset = null)
+    /// <param name="split">The split of a Hugging Face Parquet folder (data/&lt;split&gt;-*.parquet; default train).</param>
+    public static Loaded Load(string path, string? format, string? fields = null, string? dataset = null, string? split = null)
     {
         if (!File.Exists(path) && !Directory.Exists(path)) throw new EvalInputException($"--data {path}: no such file or folder");
         if (Path.GetFileName(path) == "dataset_info.json") return FromRegistry(path, dataset);
@@ -38,17 +39,29 @@ public static class EvalData
         try { f = DataFormats.Parse(format); map = FieldMap.Parse(fields); }
         catch (ArgumentException ex) { throw new EvalInputException($"--format/--fields: {ex.Message} (or mc for multiple choice)"); }
         if (f == DataFormat.Text) throw new EvalInputException("--format text: plain text has no prompt and reference to evaluate");
-        return FromLoader(path, new LoadOptions(f, map), format.ToLowerInvariant());
+        var options = new LoadOptions(f, map, Split: string.IsNullOrWhiteSpace(split) ? "train" : split);
+        if (f == DataFormat.Parquet || (f is not (DataFormat.Sni or DataFormat.Csv) && IsParquet(path, options.Split)))
+        {
+            try { ParquetRecordReader.Files(path, options.Split); }
+            catch (Exception ex) when (ex is DataFormatException or IOException) { throw new EvalInputException($"--data {path}: {ex.Message}"); }
+        }
+        return FromLoader(path, options, format.ToLowerInvariant());
     }
+
+    private static bool IsParquet(string path, string split) =>
+        path.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase)
+        || (Directory.Exists(path) && ParquetRecordReader.Files(path, split, throwIfNone: false).Count > 0);
 
     // The file's name says it when it can (gsm8k, sni, csv); anything else must be named.
     private static string Guess(string path)
     {
         var name = Path.GetFileName(path).ToLowerInvariant();
         if (name.EndsWith(".csv", StringComparison.Ordinal)) return "csv";
+        // A .parquet file or a Hugging Face folder of data/<split>-*.parquet: its columns say the layout.
+        if (name.EndsWith(".parquet", StringComparison.Ordinal) || (Directory.Exists(path) && ParquetRecordReader.IsParquet(path))) return "parquet";
         if (path.Contains("gsm8k", StringComparison.OrdinalIgnoreCase)) return "gsm8k";
         if (Directory.Exists(path)) return "sni";
-        throw new EvalInputException($"--data {path}: say which format it is with --format (alpaca, dolly, sharegpt, messages, gsm8k, sni, csv, self-instruct, mc)");
+        throw new EvalInputException($"--data {path}: say which format it is with --format (alpaca, dolly, sharegpt, messages, gsm8k, sni, csv, self-instruct, parquet, mc)");
     }
 
     private static Loaded FromRegistry(string path, string? dataset)
@@ -86,7 +99,7 @@ public static class EvalData
             var rec = item.Record!;
             string reference = rec.IsChat ? LastAssistant(rec) : rec.Output;
             string id = ids is not null && ids.TryGetValue(rec.Source.Index, out var given) ? given
-                : (rec.Source.Index >= 0 && options.Format is not (DataFormat.Sni or DataFormat.Csv or DataFormat.SelfInstruct)
+                : (rec.Source.Index >= 0 && options.Format is not (DataFormat.Sni or DataFormat.Csv or DataFormat.SelfInstruct or DataFormat.Parquet)
                     ? rec.Source.Index : position).ToString(System.Globalization.CultureInfo.InvariantCulture);
             examples.Add(new EvalExample(id, rec, [reference]));
             position++;
@@ -108,7 +121,8 @@ public static class EvalData
     // "id" fields of a JSON/JSONL file by record index (null when the format is not one record per element).
     private static Dictionary<int, string>? JsonIds(string path, DataFormat format)
     {
-        if (format is DataFormat.Sni or DataFormat.Csv or DataFormat.SelfInstruct || Directory.Exists(path)) return null;
+        if (format is DataFormat.Sni or DataFormat.Csv or DataFormat.SelfInstruct or DataFormat.Parquet || Directory.Exists(path)
+            || path.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase)) return null;
         var ids = new Dictionary<int, string>();
         foreach (var chunk in JsonRecordSplitter.Split(path))
         {

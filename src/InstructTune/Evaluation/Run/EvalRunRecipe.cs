@@ -20,6 +20,8 @@ public sealed record EvalRunRequest(string DataPath, string OutDir)
     public string? Fields { get; init; }
     /// <summary>The entry of a dataset_info.json to read.</summary>
     public string? Dataset { get; init; }
+    /// <summary>The split of a Hugging Face Parquet folder (default train).</summary>
+    public string? Split { get; init; }
     public string? ModelDir { get; init; }
     public string? AdapterDir { get; init; }
     /// <summary>JSONL of <c>{"id", "prediction"}</c>: scored as given, no generation.</summary>
@@ -76,7 +78,7 @@ public static class EvalRunRecipe
         if (request.Robustness < 0) throw new EvalInputException($"--robustness {request.Robustness}: must be ≥ 0");
         if (request.Generation.MaxNewTokens < 1) throw new EvalInputException("--max-new-tokens must be ≥ 1");
         if (request.Generation.BatchSize < 1) throw new EvalInputException("--batch-size must be ≥ 1");
-        var data = EvalData.Load(request.DataPath, request.Format, request.Fields, request.Dataset);
+        var data = EvalData.Load(request.DataPath, request.Format, request.Fields, request.Dataset, request.Split);
         if (data.Rejected > 0)
             log?.Invoke($"warning: {data.Rejected} record(s) of {request.DataPath} could not be read and are left out; first: {data.FirstRejections[0]}");
         var examples = EvalData.Sample(data.Examples, request.Limit, request.Seed);
@@ -292,6 +294,54 @@ public static class EvalRunRecipe
         finally { own?.Dispose(); }
     }
 
+    /// <summary>
+    /// The runs an <c>eval:</c> recipe section asks for (<c>itune eval run --config FILE</c>): one per
+    /// <c>eval.heldout</c> set, into <c>eval.output_dir</c>/&lt;set name&gt; (default checkpoint.output_dir/eval). The
+    /// model is <paramref name="model"/> when given, else checkpoint.output_dir/final after full fine-tuning, else
+    /// model.path; the adapter is <paramref name="adapter"/> when given, else checkpoint.output_dir/adapter when the run
+    /// exported one (and the model is not final/).
+    /// </summary>
+    public static List<EvalRunRequest> FromConfig(Training.Config.TrainConfig c, string? model = null, string? adapter = null, Action<string>? log = null)
+    {
+        var e = c.Eval;
+        if (e.Heldout.Count == 0) throw new EvalInputException("eval.heldout: no held-out set named (a list of files or folders)");
+        var runDir = c.Checkpoint.OutputDir;
+        string final = Path.Combine(runDir, "final"), exported = Path.Combine(runDir, "adapter");
+        model ??= Directory.Exists(final) ? final : c.Model.Path;
+        if (string.IsNullOrWhiteSpace(model)) throw new EvalInputException("model.path: empty, and the run has no final/ model to evaluate");
+        adapter ??= model != final && Directory.Exists(exported) ? exported : null;
+        log?.Invoke($"eval: model {model}{(adapter is null ? "" : $" + adapter {adapter}")} on {e.Heldout.Count} held-out set(s)");
+        var outRoot = e.OutputDir.Length > 0 ? e.OutputDir : Path.Combine(runDir, "eval");
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        var requests = new List<EvalRunRequest>();
+        foreach (var set in e.Heldout)
+        {
+            var name = Path.GetFileNameWithoutExtension(set.TrimEnd('/', '\\'));
+            if (!names.Add(name)) throw new EvalInputException($"eval.heldout: two sets are named \"{name}\"; their output folders would collide");
+            requests.Add(new EvalRunRequest(set, Path.Combine(outRoot, name))
+            {
+                Format = e.Format.Length > 0 ? e.Format : (set.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase) || Directory.Exists(set) ? null : c.Data.Format),
+                Split = e.Split,
+                ModelDir = model,
+                AdapterDir = adapter,
+                Template = e.Template.Length > 0 ? e.Template : null,
+                Limit = e.Limit,
+                Seed = c.Training.Seed,
+                ReferencePrefix = e.ReferencePrefix,
+                MultiTurn = e.MultiTurn,
+                EmbedModel = e.EmbedModel.Length > 0 ? e.EmbedModel : null,
+                Robustness = e.Robustness,
+                Paraphrases = e.Paraphrases,
+                BackTranslate = e.BackTranslate.Length > 0 ? e.BackTranslate : null,
+                BackTranslateModel = e.BackTranslateModel.Length > 0 ? e.BackTranslateModel : null,
+                BackTranslateKeyEnv = e.BackTranslateKeyEnv.Length > 0 ? e.BackTranslateKeyEnv : null,
+                Pivot = e.Pivot,
+                Generation = new EvalGenerationSettings { MaxNewTokens = e.MaxNewTokens, BatchSize = e.BatchSize, Seed = c.Training.Seed },
+            });
+        }
+        return requests;
+    }
+
     /// <summary>lm-eval's multiple_choice: each option scored as a continuation (after a space) of the prompt; the
     /// choice is the option with the highest sum of log-probs (<c>ll_choice</c>), and with the highest sum divided by
     /// the option's length in characters (<c>ll_norm_choice</c>, lm-eval's acc_norm).</summary>
@@ -317,6 +367,7 @@ public static class EvalRunRecipe
         ["data"] = Path.GetFullPath(r.DataPath),
         ["format"] = format,
         ["dataset"] = r.Dataset,
+        ["split"] = r.Split,
         ["model"] = r.ModelDir is null ? null : Path.GetFullPath(r.ModelDir),
         ["adapter"] = r.AdapterDir is null ? null : Path.GetFullPath(r.AdapterDir),
         ["predictions"] = r.PredictionsPath is null ? null : Path.GetFullPath(r.PredictionsPath),
@@ -342,7 +393,7 @@ public static class EvalRunRecipe
 
     // Keys whose change makes earlier predictions wrong for this run (batch size and timing do not).
     private static readonly string[] IdentityKeys =
-        ["data", "format", "dataset", "model", "adapter", "predictions", "template_requested", "max_new_tokens", "temperature",
+        ["data", "format", "dataset", "split", "model", "adapter", "predictions", "template_requested", "max_new_tokens", "temperature",
          "top_k", "top_p", "repetition_penalty", "stop", "seed", "stem", "reference_prefix"];
 
     /// <summary>Checks the folder belongs to this run (or is new), writes run.json, and returns the predictions

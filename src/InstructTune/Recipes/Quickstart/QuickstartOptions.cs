@@ -44,10 +44,16 @@ public sealed record QuickstartOptions
     public int MaxNewTokens { get; init; } = 16;
 
     // Optional feedback stage after instruction tuning (QuickstartPreference): "" = off, "dpo" = DPO on pairs built
-    // from the suite (correct answer chosen, another input's answer rejected), a fresh LoRA over the merged SFT model.
+    // from the suite (correct answer chosen, a wrong one rejected), a fresh LoRA over the merged SFT model.
     public string Preference { get; init; } = "";
+    /// <summary>"own_mistakes" (rejected = the SFT model's greedy answer when wrong, else its likeliest wrong answer of
+    /// another input; training prompts are fresh inputs in all four phrasings) or "other_answer" (rejected = another
+    /// input's answer; training prompts = the train split).</summary>
+    public string DpoRejected { get; init; } = "own_mistakes";
+    /// <summary>Fresh training prompts per family for "own_mistakes".</summary>
+    public int DpoTrainPerFamily { get; init; } = 200;
     public int DpoSteps { get; init; } = 150;
-    public double DpoLearningRate { get; init; } = 1e-3;
+    public double DpoLearningRate { get; init; } = 3e-4;
     public double DpoBeta { get; init; } = 0.1;
 
     public static QuickstartOptions Default { get; } = new();

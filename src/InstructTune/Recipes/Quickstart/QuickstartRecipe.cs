@@ -32,6 +32,11 @@ public static class QuickstartRecipe
 
     public static QuickstartResult Run(QuickstartOptions o, IQuickstartProgress progress)
     {
+        // Options of the optional DPO stage are checked before any work.
+        if (o.Preference.Length > 0 && !o.Preference.Equals("dpo", StringComparison.OrdinalIgnoreCase))
+            throw new InvalidDataException($"quickstart option Preference: '{o.Preference}' is not \"dpo\" (or empty for none)");
+        if (o.Preference.Length > 0 && o.DpoRejected is not ("own_mistakes" or "other_answer"))
+            throw new InvalidDataException($"quickstart option DpoRejected: '{o.DpoRejected}' is not own_mistakes or other_answer");
         var total = Stopwatch.StartNew();
         var clock = Stopwatch.StartNew();
         var seconds = new Dictionary<string, double>();
@@ -127,12 +132,12 @@ public static class QuickstartRecipe
         // 5b. Optional feedback tuning of the instruction-tuned model (DPO), measured on held-out pairs and examples.
         if (o.Preference.Equals("dpo", StringComparison.OrdinalIgnoreCase))
         {
-            QuickstartPreference.Run(o, tuneModel, tokenizer, template, train.Where(s => s.Record.Complexity == 0).ToList(),
-                evalSplits[SuiteSplit.HeldOutExamples].Where(s => s.Record.Complexity == 0).ToList(), tokenizerDir, outDir, progress);
+            var heldOut = new[] { SuiteSplit.HeldOutExamples, SuiteSplit.HeldOutPhrasings }
+                .ToDictionary(s => s, s => evalSplits[s].Where(x => x.Record.Complexity == 0).ToList());
+            QuickstartPreference.Run(o, tuneModel, tokenizer, template, subset, train.Where(s => s.Record.Complexity == 0).ToList(),
+                heldOut, tokenizerDir, outDir, progress);
             Lap("dpo");
         }
-        else if (o.Preference.Length > 0)
-            throw new InvalidDataException($"quickstart option Preference: '{o.Preference}' is not \"dpo\" (or empty for none)");
 
         // 6. results.json and report.html.
         var resultsPath = Path.Combine(outDir, "results.json");

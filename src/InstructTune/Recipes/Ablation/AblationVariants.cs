@@ -1,0 +1,52 @@
+// The named variants `itune ablate --variants` trains: each is a set of recipe overrides (key=value, as on the
+// command line) applied on top of the ablation's config. Built-ins cover issue 15's instruction-aware variants;
+// other features register theirs with one Register call (issue 16's PEFT methods, for example).
+namespace InstructTune.Recipes.Ablation;
+
+/// <summary>A named set of recipe overrides.</summary>
+public sealed record AblationVariant(string Name, string Description, IReadOnlyList<string> Overrides);
+
+public static class AblationVariants
+{
+    private static readonly Dictionary<string, AblationVariant> Registry = new(StringComparer.Ordinal);
+
+    static AblationVariants()
+    {
+        Register("baseline", "the config as given (instruction-aware variants off)");
+        Register("segments", "segment embeddings (model.instruction_aware.segment_embeddings)",
+            "model.instruction_aware.segment_embeddings=true");
+        Register("gates", "an instruction gate after the first decoder layer (model.instruction_aware.gate_layers)",
+            "model.instruction_aware.gate_layers=[0]");
+        Register("segments_gates", "segment embeddings and the first-layer instruction gate",
+            "model.instruction_aware.segment_embeddings=true", "model.instruction_aware.gate_layers=[0]");
+    }
+
+    /// <summary>Adds (or replaces) a variant; names are lower-case words with '_' or '-'.</summary>
+    public static void Register(string name, string description, params string[] overrides)
+    {
+        if (string.IsNullOrEmpty(name) || !name.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '_' or '-'))
+            throw new ArgumentException($"variant name \"{name}\": use lower-case letters, digits, '_' or '-'");
+        foreach (var o in overrides)
+            if (!o.Contains('=')) throw new ArgumentException($"variant {name}: override \"{o}\" is not key=value");
+        lock (Registry) Registry[name] = new AblationVariant(name, description, overrides);
+    }
+
+    public static IReadOnlyList<AblationVariant> All { get { lock (Registry) return [.. Registry.Values.OrderBy(v => v.Name, StringComparer.Ordinal)]; } }
+
+    /// <summary>The variants named in a comma-separated list, in order; an unknown name is refused listing the known ones.</summary>
+    public static IReadOnlyList<AblationVariant> Parse(string list)
+    {
+        var names = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (names.Length == 0) throw new Common.InputException("variants: name at least one variant (" + string.Join(", ", All.Select(v => v.Name)) + ")");
+        var seen = new HashSet<string>();
+        var result = new List<AblationVariant>();
+        foreach (var n in names)
+        {
+            if (!seen.Add(n)) throw new Common.InputException($"variants: \"{n}\" is named twice");
+            AblationVariant? v;
+            lock (Registry) Registry.TryGetValue(n, out v);
+            result.Add(v ?? throw new Common.InputException($"variants: unknown variant \"{n}\"; known: {string.Join(", ", All.Select(x => x.Name))}"));
+        }
+        return result;
+    }
+}
