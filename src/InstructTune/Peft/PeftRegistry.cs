@@ -49,7 +49,7 @@ public static class PeftRegistry
                     TargetModules = config.Lora.TargetModules, UseRsLora = config.Lora.UseRslora, UseDora = config.Lora.UseDora,
                 };
                 IReadOnlyList<(string Name, LoraLinear Layer)> layers;
-                try { layers = LoraInjector.Inject(model, lora, (ulong)t.Seed, quantizeBase: t.Method == TuningMethod.Qlora); }
+                try { layers = LoraInjector.Inject(model, lora, (ulong)t.Seed, quantizeBase: t.Method == TuningMethod.Qlora, bf16Base: config.Model.WeightStorage == WeightStorage.Bfloat16); }
                 catch (ArgumentException e) { throw new ConfigException($"lora.target_modules: {e.Message}"); }
                 string name = (t.Method == TuningMethod.Qlora ? "qlora" : "lora") + (lora.UseDora ? "+dora" : "");
                 return new PeftMethod(name, "LORA", t.Method == TuningMethod.Lora, (m, dir, basePath) => LoraAdapterIO.Save(m, lora, dir, basePath))
