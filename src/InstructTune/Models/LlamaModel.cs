@@ -113,6 +113,18 @@ public sealed class LlamaModel : Module
         RegisterModule(name, module);
         VirtualTokens = (IVirtualTokens)module;
     }
+    /// <summary>The attached instruction conditioner (iPEFT's gate head), or null.</summary>
+    public IInstructionConditioner? Conditioner { get; private set; }
+
+    /// <summary>Registers a module that reads the instruction once per forward (its parameters train and save with
+    /// the model's). One per model.</summary>
+    public void AttachConditioner(string name, Module module)
+    {
+        if (Conditioner != null) throw new InvalidOperationException("the model already has an instruction conditioner attached");
+        RegisterModule(name, module);
+        Conditioner = (IInstructionConditioner)module;
+    }
+
     public IUnaryModule LmHead => Unary("lm_head");
 
     /// <summary>The instruction-aware variants (model.instruction_aware), or null (the plain model).</summary>
@@ -179,6 +191,7 @@ public sealed class LlamaModel : Module
 
         var x = Backbone.EmbedTokens.Forward(ids);                 // (B, T, hidden)
         x = Ops.Reshape(x, N, Config.HiddenSize);                  // (B·T, hidden)
+        Conditioner?.Prepare(x, ctx.Instruction);                  // iPEFT: gates from the base's instruction embeddings
         if (options.NeftuneAlpha > 0 && options.NoiseRng != null && Tape.IsRecording)
         {
             float magnitude = options.NeftuneAlpha / MathF.Sqrt((float)T * Config.HiddenSize);

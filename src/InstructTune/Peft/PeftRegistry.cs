@@ -8,6 +8,7 @@ using InstructTune.Engine.Tensors;
 using InstructTune.Models.Inference;
 using InstructTune.Peft.Ia3;
 using InstructTune.Peft.Iasft;
+using InstructTune.Peft.Ipeft;
 using InstructTune.Peft.Lora;
 using InstructTune.Peft.PrefixTuning;
 using InstructTune.Peft.PromptTuning;
@@ -25,7 +26,7 @@ public sealed record PeftMethod(string Name, string PeftType, bool Mergeable, Ac
 public static class PeftRegistry
 {
     /// <summary>peft_type values InstructTune reads.</summary>
-    public static readonly IReadOnlyList<string> SupportedTypes = ["LORA", "IA3", "PROMPT_TUNING", "PREFIX_TUNING", IasftAdapterFile.PeftType];
+    public static readonly IReadOnlyList<string> SupportedTypes = ["LORA", "IA3", "PROMPT_TUNING", "PREFIX_TUNING", IasftAdapterFile.PeftType, IpeftAdapterFile.PeftType];
 
     /// <summary>
     /// Injects the method that training.method names (none for full fine-tuning) and freezes the rest. Errors name
@@ -48,7 +49,7 @@ public static class PeftRegistry
                     TargetModules = config.Lora.TargetModules, UseRsLora = config.Lora.UseRslora, UseDora = config.Lora.UseDora,
                 };
                 IReadOnlyList<(string Name, LoraLinear Layer)> layers;
-                try { layers = LoraInjector.Inject(model, lora, (ulong)t.Seed, quantizeBase: t.Method == TuningMethod.Qlora); }
+                try { layers = LoraInjector.Inject(model, lora, (ulong)t.Seed, quantizeBase: t.Method == TuningMethod.Qlora, bf16Base: config.Model.WeightStorage == WeightStorage.Bfloat16); }
                 catch (ArgumentException e) { throw new ConfigException($"lora.target_modules: {e.Message}"); }
                 string name = (t.Method == TuningMethod.Qlora ? "qlora" : "lora") + (lora.UseDora ? "+dora" : "");
                 return new PeftMethod(name, "LORA", t.Method == TuningMethod.Lora, (m, dir, basePath) => LoraAdapterIO.Save(m, lora, dir, basePath))
@@ -96,6 +97,14 @@ public static class PeftRegistry
                 }
                 return new PeftMethod("iasft", IasftAdapterFile.PeftType, true, (m, dir, basePath) => IasftAdapterIO.Save(m, ic, dir, basePath));
             }
+            case TuningMethod.Ipeft:
+            {
+                var s = config.Ipeft;
+                var ic = new IpeftConfig { Rank = s.Rank, Alpha = s.Alpha, TargetModules = s.TargetModules };
+                try { IpeftInjector.Inject(Llama(model), ic, (ulong)t.Seed); }
+                catch (ArgumentException e) { throw new ConfigException($"ipeft.target_modules: {e.Message}"); }
+                return new PeftMethod("ipeft", IpeftAdapterFile.PeftType, false, (m, dir, basePath) => IpeftAdapterIO.Save(Llama(m), ic, dir, basePath));
+            }
             default:
                 throw new ConfigException($"training.method: '{t.Method}' has no PEFT injector");
         }
@@ -128,6 +137,7 @@ public static class PeftRegistry
             case "LORA": model.ApplyAdapter(LoraAdapterFile.Load(dir)); break;
             case "IA3": model.ApplyIa3(Ia3AdapterFile.Load(dir)); break;
             case IasftAdapterFile.PeftType: model.ApplySparseDeltas(IasftAdapterFile.Load(dir)); break;
+            case IpeftAdapterFile.PeftType: model.ApplyIpeft(IpeftAdapterFile.Load(dir)); break;
             default: model.ApplyVirtualTokens(PromptLearningFile.Load(dir)); break;
         }
     }
@@ -143,6 +153,7 @@ public static class PeftRegistry
             case "PROMPT_TUNING": PromptTuningAdapterIO.LoadInto(Llama(model), PromptLearningFile.Load(dir), dir); break;
             case "PREFIX_TUNING": PrefixTuningAdapterIO.LoadInto(Llama(model), PromptLearningFile.Load(dir), dir); break;
             case IasftAdapterFile.PeftType: IasftAdapterIO.LoadInto(model, dir); break;
+            case IpeftAdapterFile.PeftType: IpeftAdapterIO.LoadInto(Llama(model), dir); break;
         }
         return type;
     }
@@ -152,6 +163,8 @@ public static class PeftRegistry
     {
         if (model is Models.LlamaModel { VirtualTokens: not null })
             throw new InvalidDataException("prompt and prefix tuning adapters add virtual tokens and cannot be merged into the weights; use --adapter with score/generate/eval instead");
+        if (model is Models.LlamaModel { Conditioner: not null })
+            throw new InvalidDataException("iPEFT adapters are gated by each input's instruction and cannot be merged into the weights; use --adapter with score/generate/eval instead");
         LoraInjector.MergeAndUnload(model);
         Ia3Injector.MergeAndUnload(model);
         IasftInjector.MergeAndUnload(model);

@@ -8,6 +8,7 @@ using InstructTune.Data.Records;
 using InstructTune.Data.Templating;
 using InstructTune.Distributed;
 using InstructTune.Engine.Autograd;
+using InstructTune.Engine.Modules;
 using InstructTune.Engine.Optim;
 using InstructTune.Engine.Tensors;
 using InstructTune.Models;
@@ -38,6 +39,8 @@ public sealed record TrainingInputs(LlamaModel Model, IReadOnlyList<TokenizedExa
     public IReadOnlyList<string>? StageNames { get; init; }
     /// <summary>The tokenizer as text → ids with special tokens (prompt tuning's init text), when there is one.</summary>
     public Func<string, int[]>? Encode { get; init; }
+    /// <summary>ids → text without special tokens (eval.generation_samples), when there is a tokenizer.</summary>
+    public Func<int[], string>? Decode { get; init; }
 }
 
 /// <summary>What a finished run reports.</summary>
@@ -94,6 +97,10 @@ public sealed class FineTuneRecipe : IDisposable
         if (feedback ? inputs.Preference is not { Count: > 0 } : inputs.Train.Count == 0)
             throw new ConfigException("data.path: the dataset has no usable examples");
         RefuseWhatCannotTrain(config, inputs, feedback, say);
+        if (config.Eval.GenerationSamples > 0 && !feedback && (inputs.Validation.Count == 0 || inputs.Decode == null))
+            throw new ConfigException(inputs.Validation.Count == 0
+                ? "eval.generation_samples: there are no held-out examples to generate from; set data.validation_path or data.validation_fraction > 0"
+                : "eval.generation_samples: the run has no tokenizer to decode generations with", "eval.generation_samples");
 
         if (model.Config is var mc && (t.Method == TuningMethod.PromptTuning || t.Method == TuningMethod.PrefixTuning))
         {
@@ -104,6 +111,7 @@ public sealed class FineTuneRecipe : IDisposable
                 throw new ConfigException($"{key}.num_virtual_tokens: {p} virtual tokens + the longest example's {longest} tokens exceed the model's max_position_embeddings {mc.MaxPositionEmbeddings}");
         }
         _peft = InjectPeft(config, inputs, resume, comm, folder, say);
+        if (config.Model.WeightStorage == WeightStorage.Bfloat16) FrozenBase.ToBf16(model);
         AttachInstructionAware(config, model);                      // after the PEFT freeze: its parameters always train
         var trainable = model.NamedParameters().Where(p => !p.Parameter.Frozen).ToList();
 
@@ -167,7 +175,7 @@ public sealed class FineTuneRecipe : IDisposable
         }
         _trainer = new Trainer(model, trainable, optimizer, batches,
             new TrainerOptions(t.GradientAccumulationSteps, (float)t.MaxGradNorm, schedule, objective, inputs.TaskNames.Count,
-                t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps) { LearningRateAt = stageLr })
+                t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps, t.Precision == TrainingPrecision.Bf16) { LearningRateAt = stageLr })
         { StepObjective = _preference?.StepObjective };
         if (comm.Size > 1) _trainer.Distribute(comm, config.Distributed.ZeroStage, config.Distributed.BucketMb);
         if (objective.NoiseRng != null) _trainer.Rngs["neftune"] = objective.NoiseRng;
@@ -183,8 +191,12 @@ public sealed class FineTuneRecipe : IDisposable
             _trainer.Regularizers.Add(new EwcRegularizer(frozenOrAll, fisher, config.Loss.EwcLambda, anchor));
         }
         else if (config.Loss.EwcLambda > 0 && StageSteps == null) _trainer.Regularizers.Add(MakeEwc(frozenOrAll, objective));
+        if (config.Continual.Gem != GemMode.Off && (feedback || StageSteps == null))
+            throw new ConfigException("continual.gem: needs two or more stages (data.datasets[].stage) of instruction data: the memory holds earlier stages' examples", "continual.gem");
         if (!feedback && StageSteps != null)
         {
+            if (comm.Size > 1 && config.Continual.Gem != GemMode.Off)
+                throw new ConfigException("continual.gem: the episodic-memory projection runs in one process (not under mpirun with several ranks yet)", "continual.gem");
             if (comm.Size > 1 && config.Loss.EwcLambda > 0)
                 throw new ConfigException("loss.ewc_lambda: EWC across data.stages runs in one process (not under mpirun with several ranks yet)", "loss.ewc_lambda");
             var stageData = inputs.Stages!.Select((st, k) => new StageData(inputs.StageNames is { } names && k < names.Count ? names[k] : $"stage {k + 1}", st,
@@ -240,21 +252,27 @@ public sealed class FineTuneRecipe : IDisposable
     /// <summary>
     /// One line for the start of a run: the method, trainable parameters (and their share), and the memory planned for
     /// them — float32 weights, gradients and AdamW's two moments (16 bytes each) — beside the frozen weights
-    /// (float32 parameters, NF4 codes for QLoRA bases).
+    /// (float32 parameters, NF4 codes for QLoRA bases, bf16 for model.weight_storage bfloat16, with what that saves
+    /// against float32).
     /// </summary>
     public string Footprint()
     {
         long trainable = _trainer.Trainable.Sum(t => (long)t.Parameter.Length);
         var all = _inputs.Model.NamedParameters().ToList();
         long frozen = all.Where(p => p.Parameter.Frozen).Sum(p => (long)p.Parameter.Length);
-        var nf4 = _inputs.Model.NamedModules().Select(m => m.Module).OfType<Peft.Qlora.Nf4Linear>().ToList();
-        long nf4Params = nf4.Sum(q => (long)q.InFeatures * q.OutFeatures), nf4Bytes = nf4.Sum(q => q.WeightBytes);
-        long total = trainable + frozen + nf4Params;
+        var compressed = FrozenBase.CompressedLayers(_inputs.Model);
+        long cParams = compressed.Sum(q => (long)q.InFeatures * q.OutFeatures), cBytes = compressed.Sum(q => q.WeightBytes);
+        var nf4 = compressed.OfType<Peft.Qlora.Nf4Linear>().ToList();
+        var bf16 = compressed.OfType<Bf16Linear>().ToList();
+        long nf4Bytes = nf4.Sum(q => q.WeightBytes), bf16Bytes = bf16.Sum(q => q.WeightBytes);
+        long total = trainable + frozen + cParams;
         const double MiB = 1 << 20;
+        string detail = (nf4.Count > 0 ? $" ({nf4Bytes / MiB:F1} MiB of it NF4)" : "")
+            + (bf16.Count > 0 ? $" ({bf16Bytes / MiB:F1} MiB of it bf16 in {bf16.Count} layers: {bf16Bytes / MiB:F1} MiB saved against float32)" : "");
         return string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"method {_peft?.Name ?? "full"}: {trainable:N0} trainable parameters of {total:N0} ({100.0 * trainable / Math.Max(1, total):F3} %); " +
             $"memory: {trainable * 16 / MiB:F1} MiB trainable (weights + gradients + AdamW moments), " +
-            $"{(frozen * 4 + nf4Bytes) / MiB:F1} MiB frozen{(nf4.Count > 0 ? $" ({nf4Bytes / MiB:F1} MiB of it NF4)" : "")}");
+            $"{(frozen * 4 + cBytes) / MiB:F1} MiB frozen{detail}");
     }
 
     /// <summary>
@@ -372,6 +390,7 @@ public sealed class FineTuneRecipe : IDisposable
             data.Stages, data.StageEpochs, data.Prompt.ToRecord(tokenizer))
         {
             Encode = text => tokenizer.Encode(text, addSpecialTokens: true).Ids,
+            Decode = ids => tokenizer.Decode(ids, skipSpecialTokens: true),
             // Stage k's held-out set: the validation split of the datasets of stage k (data.datasets[].stage).
             StageHeldOut = StageNumbers(data).Select(n => (IReadOnlyList<TokenizedExample>)data.Datasets.Where(x => x.Stage == n).SelectMany(x => x.Validation).ToList()).ToList(),
             StageNames = StageNumbers(data).Select(n => string.Join("+", data.Datasets.Where(x => x.Stage == n && !x.PlainText).Select(x => x.Name))).ToList(),
@@ -398,10 +417,12 @@ public sealed class FineTuneRecipe : IDisposable
             "needs loss.ewc_lambda > 0 (the strength of the penalty around the saved anchor)");
         Require(c.Loss.EwcReferencePath.Length == 0 || File.Exists(c.Loss.EwcReferencePath), "loss.ewc_reference_path",
             $"'{c.Loss.EwcReferencePath}' does not exist (a fisher.safetensors written under run_dir/stages/stage-K/)");
-        Require(c.Model.WeightStorage == WeightStorage.Float32, "model.weight_storage",
-            "bfloat16 is not supported yet (frozen base weights are kept in float32); remove the key or set it to float32");
-        Require(c.Eval.GenerationSamples == 0, "eval.generation_samples",
-            "is not supported yet (no generations are written at evaluation); remove the key or set it to 0, and run itune generate on the exported adapter or model");
+        Require(c.Model.WeightStorage == WeightStorage.Float32 || c.Training.Method != TuningMethod.Full, "model.weight_storage",
+            "bfloat16 stores frozen base weights, and training.method full trains every weight (float32 master weights); use a PEFT method (lora, qlora, ia3, prompt_tuning, prefix_tuning) or weight_storage float32");
+        Require(c.Eval.GenerationSamples == 0 || c.Eval.EverySteps > 0, "eval.generation_samples",
+            "generations are written at each evaluation: set eval.every_steps > 0");
+        Require(c.Eval.GenerationSamples == 0 || c.Training.Objective == TrainingObjective.Sft, "eval.generation_samples",
+            "is written by training.objective sft only (feedback objectives evaluate preference pairs)");
         Require(c.Data.ValidationPath.Length == 0 || c.Training.Objective == TrainingObjective.Sft, "data.validation_path",
             "is read by training.objective sft only; feedback objectives hold out data.validation_fraction of data.path");
         Require(c.Training.MicroBatchSize > 0, "training.micro_batch_size", "must be positive");
@@ -426,6 +447,8 @@ public sealed class FineTuneRecipe : IDisposable
         Require(c.Distributed.BucketMb > 0, "distributed.bucket_mb", "must be positive");
         Require(c.Distributed.CollectiveTimeoutS > 0, "distributed.collective_timeout_s", "must be positive");
         Require(c.Distributed.ThreadsPerRank >= 0, "distributed.threads_per_rank", "must be ≥ 0 (0 = cores ÷ ranks on the node)");
+        Require(c.Training.Method != TuningMethod.Ipeft || !c.Training.ActivationCheckpointing, "training.activation_checkpointing",
+            "is not supported with ipeft (its gates enter every layer from outside the checkpoint)");
         Require(c.Training.Method != TuningMethod.Iasft || c.Training.Objective == TrainingObjective.Sft, "training.method",
             "iasft estimates its Fisher from the response loss of training.objective sft; feedback objectives cannot use it yet");
         if (c.Training.Method is TuningMethod.PromptTuning or TuningMethod.PrefixTuning)
@@ -492,6 +515,9 @@ public sealed class FineTuneRecipe : IDisposable
                     validationLoss = v[0];
                     extra = new() { ["eval_loss"] = validationLoss.Value };
                     if (early.Observe(validationLoss.Value)) stoppedEarly = true;
+                    if (root && c.Eval.GenerationSamples > 0)
+                        HeldOutGenerations.Write(c.Checkpoint.OutputDir, last.Step,
+                            HeldOutGenerations.Generate(_inputs.Model, _inputs.Validation, c.Eval.GenerationSamples, _inputs.Decode!));
                 }
             }
             bool logged = extra != null || last.Step == _totalSteps || last.Step % Math.Max(1, c.Logging.EverySteps) == 0;

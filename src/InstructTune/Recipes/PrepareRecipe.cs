@@ -51,6 +51,8 @@ public static class PrepareRecipe
 {
     public const string PreparedFile = "prepared.json";
     public const string ReportFile = "data_report.json";
+    /// <summary>The replay buffer each stage drew its replayed examples from (data.replay_buffer): dataset name and example index.</summary>
+    public const string ReplayBufferFile = "replay_buffer.json";
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
@@ -223,6 +225,18 @@ public static class PrepareRecipe
             : new PlanStage(config.Training.Epochs, 0)).ToList();
         var strategy = d.Mixing switch { DataMixing.Weights => MixStrategy.Weights, DataMixing.Temperature => MixStrategy.Temperature, _ => MixStrategy.ExamplesProportional };
         var plan = MixPlan.Build(sources, strategy, d.Mixing == DataMixing.Temperature ? d.Temperature : 1, d.PretrainRatio, stageSettings, config.Training.Seed);
+        if (d.ReplayBuffer.Size > 0 || d.ReplayBuffer.Fraction > 0)
+        {
+            // Replayed draws come from a buffer of earlier stages' examples (data.replay_buffer), kept in the data folder.
+            var (buffered, buffers) = ReplayBuffer.Apply(plan, sources, new ReplaySettings(d.ReplayBuffer.Size, d.ReplayBuffer.Fraction, d.ReplayBuffer.Sampling, config.Training.Seed));
+            plan = buffered;
+            var file = buffers.Select((b, k) => new Dictionary<string, object>
+            {
+                ["stage"] = k + 1,
+                ["examples"] = b.Select(x => new Dictionary<string, object> { ["dataset"] = datasets[x.Source].Name, ["index"] = x.Index }).ToList(),
+            }).ToList();
+            AtomicFile.WriteAllText(Path.Combine(outDir, ReplayBufferFile), JsonSerializer.Serialize(file, Json));
+        }
         var stages = new List<IReadOnlyList<TokenizedExample>>();
         var reports = new List<StageReport>();
         for (int k = 0; k < plan.Count; k++)
@@ -333,6 +347,11 @@ public static class PrepareRecipe
             Require(d.Stages[k].MaxSteps >= 0, $"data.stages[{k}].max_steps", "must be ≥ 0");
         }
         if (d.Stages.Count > 0) Require(d.Stages[0].Replay == 0, "data.stages[0].replay", "stage 1 has no earlier stage to replay");
+        Require(d.ReplayBuffer.Size >= 0, "data.replay_buffer.size", "must be ≥ 0");
+        Require(d.ReplayBuffer.Fraction is >= 0 and <= 1, "data.replay_buffer.fraction", "must be in [0, 1]");
+        Require(d.ReplayBuffer.Size == 0 || d.ReplayBuffer.Fraction == 0, "data.replay_buffer.fraction", "and data.replay_buffer.size are both set: give one of them");
+        Require(d.ReplayBuffer.Size == 0 && d.ReplayBuffer.Fraction == 0 || d.Stages.Any(x => x.Replay > 0), "data.replay_buffer",
+            "is set but no stage replays: set data.stages[k].replay > 0 for a later stage");
         var a = d.Augment;
         Require(a.InstructionMask is >= 0 and <= 1, "data.augment.instruction_mask", "must be in [0, 1]");
         Require(a.Invert is >= 0 and <= 1, "data.augment.invert", "must be in [0, 1]");

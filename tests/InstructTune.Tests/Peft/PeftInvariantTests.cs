@@ -8,6 +8,7 @@ using InstructTune.Models.Inference;
 using InstructTune.Peft;
 using InstructTune.Peft.Ia3;
 using InstructTune.Peft.Iasft;
+using InstructTune.Peft.Ipeft;
 using InstructTune.Peft.Lora;
 using InstructTune.Peft.PrefixTuning;
 using InstructTune.Peft.PromptTuning;
@@ -36,7 +37,7 @@ public class PeftInvariantTests
     public static TheoryData<string, string> AllTable()
     {
         var data = new TheoryData<string, string>();
-        foreach (var method in new[] { "dora", "ia3", "iasft", "prompt", "prefix", "prefix_proj" })
+        foreach (var method in new[] { "dora", "ia3", "iasft", "ipeft", "prompt", "prefix", "prefix_proj" })
             foreach (var model in new[] { "llama-gqa", "qwen2-tied-bias" })
                 data.Add(method, model);
         return data;
@@ -52,10 +53,17 @@ public class PeftInvariantTests
             case "dora": LoraInjector.Inject(model, new LoraConfig { Rank = 4, Alpha = 8, UseDora = true }, seed: 1); break;
             case "ia3": Ia3Injector.Inject(model, new Ia3Config()); break;
             case "iasft": InjectIasft(model, IasftConfig); break;
+            case "ipeft": IpeftInjector.Inject(model, IpeftConfig, 1); break;
             case "prompt": PromptTuningInjector.Inject(model, PromptConfig, 1); break;
             default: PrefixTuningInjector.Inject(model, PrefixConfig(method), 1); break;
         }
     }
+
+    internal static readonly IpeftConfig IpeftConfig = new() { Rank = 4, Alpha = 8 };
+
+    /// <summary>The shared batch; for iPEFT with instruction segments, so its gate weights see an instruction.</summary>
+    internal static LlamaBatch BatchFor(string method) => method != "ipeft" ? Batch()
+        : Batch() with { Segments = new IntTensor([0, 1, 1, 1, 2, 3, 3, 3, 3, 1, 1, 2, 1, 3, 3, 3, 3, 3], 2, 9) };
 
     internal static readonly IasftConfig IasftConfig = new() { Fraction = 0.05, FisherBatches = 1 };
 
@@ -74,7 +82,7 @@ public class PeftInvariantTests
 
     private static string Marker(string method) => method switch
     {
-        "dora" => ".lora_", "ia3" => ".ia3_l", "iasft" => ".iasft_values", "prompt" => "prompt_encoder.", _ => "prefix_encoder.",
+        "dora" => ".lora_", "ia3" => ".ia3_l", "iasft" => ".iasft_values", "ipeft" => "ipeft_", "prompt" => "prompt_encoder.", _ => "prefix_encoder.",
     };
 
     /// <summary>Moves every adapter parameter away from its identity init.</summary>
@@ -84,7 +92,7 @@ public class PeftInvariantTests
         foreach (var (name, p) in model.NamedParameters().Where(p => !p.Parameter.Frozen))
         {
             var noise = new float[p.Length];
-            bool zeroInit = name.Contains("lora_B") || name.Contains("iasft_values");   // additive deltas that start at 0
+            bool zeroInit = name.Contains("lora_B") || name.Contains("iasft_values") || name.Contains("ipeft_gate");   // additive deltas that start at 0
             rng.Normal(noise, 0, name.Contains("lora_B") ? 0.05f : name.Contains("_encoder.") ? 0.5f : 0.2f);
             var v = p.ToArray();
             for (int i = 0; i < v.Length; i++) v[i] = zeroInit ? noise[i] : v[i] * (1 + noise[i]);
@@ -100,6 +108,7 @@ public class PeftInvariantTests
             case "dora": LoraAdapterIO.Save(model, new LoraConfig { Rank = 4, Alpha = 8, UseDora = true }, dir); break;
             case "ia3": Ia3AdapterIO.Save(model, new Ia3Config(), dir); break;
             case "iasft": IasftAdapterIO.Save(model, IasftConfig, dir); break;
+            case "ipeft": IpeftAdapterIO.Save(model, IpeftConfig, dir); break;
             case "prompt": PromptTuningAdapterIO.Save(model, PromptConfig, dir); break;
             default: PrefixTuningAdapterIO.Save(model, PrefixConfig(method), dir); break;
         }
@@ -114,7 +123,7 @@ public class PeftInvariantTests
         var expected = Logits(TinyModel(kind));
         var model = TinyModel(kind);
         Inject(model, method);
-        if (method is "dora" or "ia3" or "iasft") AssertClose(expected, Logits(model), 1e-5f);   // identity at init
+        if (method is "dora" or "ia3" or "iasft" or "ipeft") AssertClose(expected, Logits(model), 1e-5f);   // identity at init
         Perturb(model);
         Assert.True(MaxDiff(expected, Logits(model)) > 1e-3f, "a trained adapter must change the output");
         Assert.True(AdapterSwitch.SetEnabled(model, false) > 0);
@@ -150,13 +159,13 @@ public class PeftInvariantTests
         var optimizer = new AdamW(model.Parameters().Where(p => !p.Frozen).ToList(), lr: 1e-2f, weightDecay: 0f);
         for (int step = 0; step < 2; step++)
         {
-            using (var tape = Tape.Record()) tape.Backward(model.Forward(Batch()).Loss!);
+            using (var tape = Tape.Record()) tape.Backward(model.Forward(BatchFor(method)).Loss!);
             optimizer.Step();
             model.ZeroGrad();
         }
         foreach (var (name, p) in model.NamedParameters())
         {
-            bool changed = !before[name].AsSpan().SequenceEqual(p.ToArray());
+            bool changed = !before.TryGetValue(name, out var was) || !was.AsSpan().SequenceEqual(p.ToArray());
             Assert.True(changed == name.Contains(marker), $"{name}: changed={changed}");
         }
     }
@@ -192,6 +201,15 @@ public class PeftInvariantTests
                 else Assert.Equal("SAMPLE_VOCAB", root.GetProperty("prompt_tuning_init").GetString());
                 Assert.Equal(prompt ? [4L, 32L] : [3L, 2L * 2 * kvDim], st.Info("prompt_embeddings").Shape);
                 Assert.Single(st.Tensors);
+            }
+            else if (method == "ipeft")
+            {
+                Assert.Equal("IPEFT", root.GetProperty("peft_type").GetString());
+                Assert.Equal(4, root.GetProperty("r").GetInt32());
+                Assert.Equal(["q_proj", "v_proj"], root.GetProperty("target_modules").EnumerateArray().Select(e => e.GetString()));
+                Assert.Equal([4L, 32L], st.Info("base_model.model.model.layers.1.self_attn.q_proj.ipeft_A.weight").Shape);
+                Assert.Equal([1L, 32L], st.Info("base_model.model.ipeft_gate.weight_1").Shape);
+                Assert.Equal(2 * 2 * 2 + 2 * 2, st.Tensors.Count);   // 2 layers × 2 targets × (A, B) + 2 layers × (w, b)
             }
             else if (method == "iasft")
             {

@@ -11,8 +11,8 @@ using InstructTune.Training.Config;
 namespace InstructTune.Tests.Recipes;
 
 /// <summary>
-/// Issue 12: data.validation_path feeds the evaluation loss through the training data pipeline; the keys that are
-/// not wired yet (model.weight_storage: bfloat16, eval.generation_samples) are refused, never accepted and ignored.
+/// Issue 12: data.validation_path feeds the evaluation loss through the training data pipeline, and
+/// eval.generation_samples writes greedy generations of held-out prompts at each evaluation.
 /// </summary>
 public class ValidationPathTests
 {
@@ -91,22 +91,56 @@ public class ValidationPathTests
         Assert.Contains("nope.jsonl", e.Message);
     }
 
-    [Theory]
-    [InlineData("model.weight_storage=bfloat16", "model.weight_storage")]
-    [InlineData("eval.generation_samples=3", "eval.generation_samples")]
-    public void KeysNotWiredYetAreRefusedNotIgnored(string setting, string key)
+    [Fact]
+    public void GenerationSamplesWithoutEvaluationsAreRefusedNotIgnored()
     {
-        var config = ConfigLoader.LoadFromString<TrainConfig>("", [setting]);
+        var config = ConfigLoader.LoadFromString<TrainConfig>("", ["eval.generation_samples=3"]);
         var e = Assert.Throws<ConfigException>(() => FineTuneRecipe.Validate(config));
-        Assert.Contains(key, e.Message);
-        Assert.Contains("not supported yet", e.Message);
+        Assert.Contains("eval.generation_samples", e.Message);
+        Assert.Contains("eval.every_steps", e.Message);
         FineTuneRecipe.Validate(new TrainConfig());   // the defaults pass
 
         var (model, train, _, dir) = Workspace();
-        var (rc, _, err) = PreparePipelineCli.Run("train", $"model.path={model}", $"data.path={train}", "data.max_seq_len=200", setting,
+        var (rc, _, err) = PreparePipelineCli.Run("train", $"model.path={model}", $"data.path={train}", "data.max_seq_len=200", "eval.generation_samples=3",
             $"checkpoint.output_dir={Path.Combine(dir, "cli-run")}", "training.max_steps=1", "logging.tensor_board=false", "logging.progress=false");
         Assert.Equal(2, rc);
-        Assert.Contains(key, err);
+        Assert.Contains("eval.generation_samples", err);
         Assert.DoesNotContain("   at ", err);
+        // With evaluations but no held-out data: refused before step 1, naming the key.
+        e = Assert.Throws<ConfigException>(() => FineTuneRecipe.Setup(Config(model, train, dir, "eval.generation_samples=3", "eval.every_steps=2", "data.validation_fraction=0")));
+        Assert.Contains("eval.generation_samples", e.Message);
+        Assert.Contains("held-out", e.Message);
+    }
+
+    /// <summary>eval.generation_samples: at each evaluation the first N held-out prompts are continued greedily and
+    /// written to run_dir/generations/step_NNNNNN.jsonl; the last evaluation's generations are exactly what the
+    /// inference engine (KV-cached Generator over the exported adapter) produces from the same prompt ids.</summary>
+    [Fact]
+    public void GenerationSamplesAreWrittenAtEachEvaluation()
+    {
+        var (model, train, valid, dir) = Workspace();
+        var config = Config(model, train, dir, $"data.validation_path={valid}", "eval.every_steps=2", "training.max_steps=4", "eval.generation_samples=3");
+        using var run = FineTuneRecipe.Setup(config);
+        var summary = run.Train(quiet: true);
+        var files = Directory.GetFiles(Path.Combine(config.Checkpoint.OutputDir, "generations")).Select(Path.GetFileName).Order().ToList();
+        Assert.Equal(["step_000002.jsonl", "step_000004.jsonl"], files);
+        var lines = File.ReadAllLines(Path.Combine(config.Checkpoint.OutputDir, "generations", "step_000004.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(3, lines.Count);
+        using var loaded = InstructTune.Evaluation.ModelBackends.LoadedModel.Load(model, summary.ExportDir);
+        for (int i = 0; i < 3; i++)
+        {
+            var o = lines[i];
+            Assert.Contains($"Spell the word {HeldOutWords[i]}.", o.GetProperty("prompt").GetString());
+            Assert.StartsWith(HeldOutWords[i], o.GetProperty("reference").GetString()!.Trim());
+            int[] Ids(string name) => o.GetProperty(name).EnumerateArray().Select(e => e.GetInt32()).ToArray();
+            var generated = Ids("generated_ids");
+            Assert.InRange(generated.Length, 1, 256);
+            var expected = InstructTune.Generation.Generator.Generate(loaded.Model, [Ids("prompt_ids")], new InstructTune.Generation.GenerationOptions
+            {
+                MaxNewTokens = generated.Length, Temperature = 0, StopTokenIds = loaded.Model.Config.EosTokenIds,
+            })[0].GeneratedIds;
+            Assert.Equal(expected, generated);
+            Assert.Equal(loaded.Tokenizer.Decode(generated, skipSpecialTokens: true), o.GetProperty("generation").GetString());
+        }
     }
 }

@@ -55,6 +55,7 @@ public sealed partial class InferenceModel
         if (inputRows != null)
             for (int n = 0; n < N; n++) inputRows.AsSpan((index[n] % VirtualTokens) * D, D).CopyTo(X.AsSpan(n * D, D));
         else for (int n = 0; n < N; n++) Embed.RowToF32(Tokens(chunks, n), X.AsSpan(n * D, D));
+        adapters = WithIpeftGates(adapters, X, chunks, N);      // iPEFT: from the plain token embeddings
         var ia = InstructionAware;
         var segs = ia != null ? SegmentsOf(chunks, N) : null;
         if (ia?.SegmentEmbeddings is { } segEmb)                     // x_t += E_seg[segment_t]

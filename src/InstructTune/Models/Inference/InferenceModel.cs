@@ -27,6 +27,8 @@ public sealed class LinearWeights(WeightMatrix w, float[]? bias)
     public float[]? Ia3Output { get; set; }
     /// <summary>IaSFT sparse delta S (Out, In) added beside W, or null: Y += X·Sᵀ.</summary>
     public Peft.Iasft.SparseDelta? Sparse { get; set; }
+    /// <summary>iPEFT's gated adapter (scale·B·A) and its decoder layer (the gate column), or null.</summary>
+    public (LoraDelta Delta, int Layer)? Ipeft { get; set; }
     public int In => W.Cols;
     public int Out => W.Rows;
 
@@ -81,6 +83,13 @@ public sealed class LinearWeights(WeightMatrix w, float[]? bias)
     private void AddAdapters(ReadOnlySpan<float> X, Span<float> Y, int T, RowAdapters? rows)
     {
         if (Sparse is { } s) Engine.Kernels.SparseDeltaKernel.Forward(X, s.Index, s.Values, Y, T, Out, In);   // Y += X·Sᵀ
+        if (Ipeft is { } ip && rows?.Gates is { } gates)
+        {
+            var gd = new float[T * Out];                                     // (T, Out) = scale·B·A·x
+            AddDelta(ip.Delta, X, gd, T);
+            for (int t = 0; t < T; t++)                                      // Y[t] += g[t, layer]·gd[t]
+                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(gd.AsSpan(t * Out, Out), gates[t * rows.GateLayers + ip.Layer], Y.Slice(t * Out, Out), Y.Slice(t * Out, Out));
+        }
         if (Lora is { } d) AddDelta(d, X, Y, T);
         if (DoraScale is { } g)
             for (int t = 0; t < T; t++)
@@ -132,6 +141,9 @@ public sealed class InferenceAdapter(string name, IReadOnlyDictionary<LinearWeig
 public sealed class RowAdapters(IReadOnlyList<(InferenceAdapter Adapter, int[] Rows)> groups)
 {
     public IReadOnlyList<(InferenceAdapter Adapter, int[] Rows)> Groups { get; } = groups;
+    /// <summary>iPEFT gates of this forward, (rows, GateLayers) row-major, or null.</summary>
+    public float[]? Gates { get; init; }
+    public int GateLayers { get; init; }
 }
 
 public sealed class DecoderLayerWeights
@@ -175,6 +187,26 @@ public sealed partial class InferenceModel : IDisposable
         _rope = new RotaryTable(config);
         WeightBytes = embed.ByteLength + (ReferenceEquals(lmHead, embed) ? 0 : lmHead.ByteLength)
             + layers.Sum(l => l.Linears(0).Sum(x => x.L.W.ByteLength));
+    }
+
+    private InferenceCompute _compute = InferenceCompute.Float32;
+
+    /// <summary>
+    /// Arithmetic of the linear layers on many tokens at once (prefill, scoring): Float32 (default; bf16 weights
+    /// widened exactly), or Bf16 — activations rounded to bf16, products accumulated in float32, as PyTorch's
+    /// torch_dtype=bfloat16 matmuls do, on oneDNN's bf16 dot products where the CPU has them. Norms, RoPE,
+    /// attention, softmax and decode GEMVs stay float32. Reached by <c>itune generate|score --compute bf16</c>.
+    /// </summary>
+    public InferenceCompute Compute
+    {
+        get => _compute;
+        set
+        {
+            _compute = value;
+            foreach (var l in Layers)
+                foreach (var (_, lin) in l.Linears(0)) lin.W.ComputeBf16 = value == InferenceCompute.Bf16;
+            LmHead.ComputeBf16 = value == InferenceCompute.Bf16;
+        }
     }
 
     /// <summary>A cache for <paramref name="capacity"/> real tokens (plus room for the virtual tokens, if any).</summary>
@@ -305,6 +337,40 @@ public sealed partial class InferenceModel : IDisposable
         foreach (var (module, d) in adapter.Deltas) byName[module].Sparse = d;
     }
 
+    /// <summary>The iPEFT gate head (W (layers, hidden), b (layers)) when an iPEFT adapter is attached.</summary>
+    private Peft.Ipeft.IpeftAdapterFile? _ipeft;
+
+    /// <summary>Attaches an iPEFT adapter: the gate head and a gated low-rank delta per named linear; throws when the
+    /// model's layers, width or a module do not fit.</summary>
+    public void ApplyIpeft(Peft.Ipeft.IpeftAdapterFile adapter)
+    {
+        if (adapter.Layers != Layers.Length || adapter.Hidden != Config.HiddenSize)
+            throw new InvalidDataException($"iPEFT adapter is for {adapter.Layers} layers of width {adapter.Hidden}; this model has {Layers.Length} of width {Config.HiddenSize}");
+        var byName = Layers.SelectMany((l, i) => l.Linears(i)).ToDictionary(x => x.Name, x => x.L);
+        foreach (var (module, d) in adapter.Deltas)
+        {
+            if (!byName.TryGetValue(module, out var lin))
+                throw new InvalidDataException($"adapter targets \"{module}\", which is not a linear layer of this model");
+            if (d.In != lin.In || d.Out != lin.Out)
+                throw new InvalidDataException($"adapter \"{module}\": A/B give [{d.Out}×{d.In}], the layer is [{lin.Out}×{lin.In}]");
+        }
+        foreach (var (module, d) in adapter.Deltas)
+            byName[module].Ipeft = (new LoraDelta(d.A, d.B, d.Rank, d.In, d.Out, adapter.Config.Scale), d.Layer);
+        _ipeft = adapter;
+    }
+
+    /// <summary>iPEFT gates g[n, l] = tanh(W_l·c_n + b_l) from the causal instruction mean c of the token embeddings X.</summary>
+    private RowAdapters? WithIpeftGates(RowAdapters? adapters, float[] X, IReadOnlyList<SequenceChunk> chunks, int N)
+    {
+        if (_ipeft is not { } ip) return adapters;
+        int D = Config.HiddenSize, L = ip.Layers;
+        var C = InstructionContext(X, D, chunks, SegmentsOf(chunks, N), 0, Layers.Length + 1);   // (N, D): stage 0 (token embeddings) of the cache state the instruction-aware variants share
+        var G = new float[N * L];
+        LinearKernels.Forward(C, WeightMatrix.FromF32(L, D, ip.GateW), ip.GateB, G, N);
+        System.Numerics.Tensors.TensorPrimitives.Tanh(G, G);
+        return new RowAdapters(adapters?.Groups ?? []) { Gates = G, GateLayers = L };
+    }
+
     private bool _disposed;
 
     /// <summary>Unmaps the checkpoint; weights that live in the mapping are gone afterwards, so Forward refuses.</summary>
@@ -313,4 +379,18 @@ public sealed partial class InferenceModel : IDisposable
         _disposed = true;
         _checkpoint?.Dispose();
     }
+}
+
+/// <summary>Arithmetic of the inference linears on prompts (see <see cref="InferenceModel.Compute"/>).</summary>
+public enum InferenceCompute { Float32, Bf16 }
+
+public static class InferenceComputes
+{
+    /// <summary>float32 | bf16 (bfloat16 accepted); anything else names the option and the choices.</summary>
+    public static InferenceCompute Parse(string? value, string what = "--compute") => (value ?? "float32").Trim().ToLowerInvariant() switch
+    {
+        "float32" or "fp32" or "f32" => InferenceCompute.Float32,
+        "bf16" or "bfloat16" => InferenceCompute.Bf16,
+        _ => throw new ArgumentException($"{what} '{value}': expected float32 or bf16"),
+    };
 }

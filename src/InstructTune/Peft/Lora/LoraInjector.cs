@@ -6,12 +6,13 @@ namespace InstructTune.Peft.Lora;
 
 /// <summary>
 /// Wraps every targeted Linear of a model in a <see cref="LoraLinear"/> (optionally over an NF4 copy of its
-/// weight: QLoRA) and freezes everything else, so only lora_A/lora_B train. Initialisation draws from one
+/// weight: QLoRA; or a bf16 copy: model.weight_storage bfloat16) and freezes everything else, so only lora_A/lora_B train. Initialisation draws from one
 /// seeded RNG in module order, so the same seed gives the same adapter.
 /// </summary>
 public static class LoraInjector
 {
-    public static IReadOnlyList<(string Name, LoraLinear Layer)> Inject(Module model, LoraConfig config, ulong seed, bool quantizeBase = false)
+    public static IReadOnlyList<(string Name, LoraLinear Layer)> Inject(Module model, LoraConfig config, ulong seed, bool quantizeBase = false,
+        bool bf16Base = false)
     {
         if (config.Rank <= 0) throw new ArgumentException($"LoRA rank must be positive, got {config.Rank}");
         var initRng = new Rng(seed);
@@ -28,8 +29,8 @@ public static class LoraInjector
             model.ReplaceModule(name, old =>
             {
                 var linear = (Linear)old;
-                made = quantizeBase
-                    ? new LoraLinear(new Nf4Linear(linear), config, initRng, dropoutRng)
+                made = quantizeBase ? new LoraLinear(new Nf4Linear(linear), config, initRng, dropoutRng)
+                    : bf16Base ? new LoraLinear(new Bf16Linear(linear), config, initRng, dropoutRng)
                     : new LoraLinear(linear, config, initRng, dropoutRng);
                 return made;
             });

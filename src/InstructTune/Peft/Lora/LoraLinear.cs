@@ -7,8 +7,8 @@ using Tensor = InstructTune.Engine.Tensors.Tensor;
 namespace InstructTune.Peft.Lora;
 
 /// <summary>
-/// A LoRA-adapted linear layer: y = W·x + b + (B·(A·dropout(x)))·scale, with W frozen (float32, or NF4 for
-/// QLoRA) and A [r, in], B [out, r] trainable. Parameter names keep the wrapped layer's (`weight`, `bias`),
+/// A LoRA-adapted linear layer: y = W·x + b + (B·(A·dropout(x)))·scale, with W frozen (float32, NF4 for
+/// QLoRA, or bf16 with model.weight_storage: bfloat16) and A [r, in], B [out, r] trainable. Parameter names keep the wrapped layer's (`weight`, `bias`),
 /// so checkpoints of the base still load by name, and add `lora_A.weight` / `lora_B.weight` — PEFT's names
 /// without its adapter-name level. Merged: W already holds W + scale·B·A and the adapter path is skipped.
 ///
@@ -25,7 +25,7 @@ public sealed class LoraLinear : Module, IUnaryModule, IAdapterLayer
     public Rng? DropoutRng => DropoutP > 0 ? _dropoutRng : null;
 
     public Linear? Base { get; }          // float32 base (LoRA)
-    public Nf4Linear? QuantizedBase { get; } // NF4 base (QLoRA)
+    public IFrozenLinear? QuantizedBase { get; } // NF4 base (QLoRA) or bf16 base (model.weight_storage: bfloat16)
     public Linear A { get; }
     public Linear B { get; }
     public float Scale { get; }
@@ -51,7 +51,7 @@ public sealed class LoraLinear : Module, IUnaryModule, IAdapterLayer
         _dropoutRng = dropoutRng;
     }
 
-    public LoraLinear(Nf4Linear quantizedBase, LoraConfig config, Rng initRng, Rng? dropoutRng = null)
+    public LoraLinear(IFrozenLinear quantizedBase, LoraConfig config, Rng initRng, Rng? dropoutRng = null)
         : this(quantizedBase.InFeatures, quantizedBase.OutFeatures, config, initRng, dropoutRng)
     {
         QuantizedBase = quantizedBase;

@@ -12,7 +12,7 @@ namespace InstructTune.Peft.Qlora;
 /// y = x·Wᵀ + b with W dequantised block by block inside the GEMM's packing, and dx = dy·W in backward the same
 /// way. W never receives a gradient — QLoRA trains only the LoRA matrices on top.
 /// </summary>
-public sealed class Nf4Linear : Module, IUnaryModule
+public sealed class Nf4Linear : Module, IFrozenLinear
 {
     public Nf4Matrix Weight { get; }
     public Parameter? Bias { get; }
@@ -32,25 +32,9 @@ public sealed class Nf4Linear : Module, IUnaryModule
     public Tensor Forward(Tensor x) => Forward(x, withBias: true);
 
     /// <summary>y = x·Wᵀ (+ b when withBias; DoRA needs the product alone).</summary>
-    public Tensor Forward(Tensor x, bool withBias)
-    {
-        if (x.Size(-1) != InFeatures)
-            throw new ArgumentException($"Nf4Linear: input {Tensor.ShapeString(x.Shape)} does not match weight [{OutFeatures}×{InFeatures}]");
-        x = Ops.Contiguous(x);
-        int K = InFeatures, N = OutFeatures, M = x.Length / Math.Max(1, K);
-        var shape = (int[])x.Shape.Clone(); shape[^1] = N;
-        var y = Tensor.Empty(shape);
-        bool addBias = withBias && Bias != null;
-        if (addBias) for (int m = 0; m < M; m++) Bias!.Span.CopyTo(y.Span.Slice(m * N, N));
-        Gemm.SgemmNf4B(false, true, M, N, K, 1f, x.Span, K, Weight, addBias ? 1f : 0f, y.Span, N);
-        if (Tape.Needs(x))
-            Tape.Add(y, () =>
-            {
-                // y = x·Wᵀ  ⇒  dx (M,K) += dy (M,N) · W (N,K)
-                Gemm.SgemmNf4B(false, false, M, K, N, 1f, y.Grad!.Span, N, Weight, 1f, x.EnsureGrad().Span, K);
-            });
-        return y;
-    }
+    public Tensor Forward(Tensor x, bool withBias) =>
+        FrozenLinearOps.Forward("Nf4Linear", x, withBias ? Bias : null, InFeatures, OutFeatures,
+            (transB, M, N, K, A, lda, beta, C, ldc) => Gemm.SgemmNf4B(false, transB, M, N, K, 1f, A, lda, Weight, beta, C, ldc));
 
     /// <summary>The dequantised weight (out, in), e.g. to merge an adapter into a full-precision checkpoint.</summary>
     public float[] Dequantize()

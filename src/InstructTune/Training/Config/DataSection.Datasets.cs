@@ -39,6 +39,8 @@ public sealed partial class DataSection
     public double PretrainRatio { get; set; } = 0.0;
     [ConfigKey("Per-stage settings, stage 1 first: epochs, max_steps, replay. Datasets name their stage with `stage:`.")]
     public List<StageEntry> Stages { get; set; } = [];
+    [ConfigKey("Replay buffer of earlier stages' examples that data.stages[k].replay draws from (size or fraction; off when both are 0: replay draws from the earlier stages' whole mixtures).")]
+    public ReplayBufferSection ReplayBuffer { get; set; } = new();
     [ConfigKey("Skip malformed records (counted by reason, written to rejected.jsonl) instead of failing on the first.")]
     public bool SkipInvalid { get; set; }
     [ConfigKey("Which assistant turns are learned: assistant (every one) | last_assistant | all (every token of the text).")]
@@ -101,6 +103,17 @@ public sealed class StageEntry
     public double LearningRate { get; set; } = 0.0;
     [ConfigKey("Share of this stage's examples drawn from earlier stages' mixtures (uniformly over them), in [0, 1).", Min = 0, Max = 1, MaxExclusive = true)]
     public double Replay { get; set; } = 0.0;
+}
+
+/// <summary>The replay buffer (Data/Mixing/ReplayBuffer.cs).</summary>
+public sealed class ReplayBufferSection
+{
+    [ConfigKey("Examples the buffer keeps (0 = use fraction).", Min = 0)]
+    public int Size { get; set; } = 0;
+    [ConfigKey("Share of the earlier stages' own examples the buffer keeps, in [0, 1] (used when size is 0).", Min = 0, Max = 1)]
+    public double Fraction { get; set; } = 0.0;
+    [ConfigKey("reservoir (one uniform reservoir, Algorithm R) | stratified (one reservoir per dataset, equal shares).")]
+    public Data.Mixing.ReplaySampling Sampling { get; set; } = Data.Mixing.ReplaySampling.Reservoir;
 }
 
 /// <summary>Quality rules (0 / empty = off). Each failing record is rejected or flagged (data.quality.action).</summary>

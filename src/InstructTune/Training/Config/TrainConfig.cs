@@ -8,8 +8,9 @@ namespace InstructTune.Training.Config;
 // goes in its own file in this folder, with one property line on TrainConfig below. Every key must be read
 // somewhere (ConfigSchemaTests checks the compiled code calls its getter outside this folder).
 
-public enum TuningMethod { Full, Lora, Qlora, Ia3, PromptTuning, PrefixTuning, Iasft }
+public enum TuningMethod { Full, Lora, Qlora, Ia3, PromptTuning, PrefixTuning, Iasft, Ipeft }
 public enum LrSchedule { Constant, Linear, Cosine }
+public enum TrainingPrecision { Float32, Bf16 }
 public enum TaskWeighting { None, Fixed, InverseFrequency, Uncertainty }
 public enum WeightStorage { Float32, Bfloat16 }
 
@@ -33,6 +34,8 @@ public sealed class TrainConfig
     public PrefixTuningSection PrefixTuning { get; set; } = new();
     [ConfigKey("IaSFT (training.method iasft): the top Fisher entries of the weights train as a sparse delta.")]
     public IasftSection Iasft { get; set; } = new();
+    [ConfigKey("iPEFT (training.method ipeft): low-rank adapters gated per layer by the instruction's representation.")]
+    public IpeftSection Ipeft { get; set; } = new();
     [ConfigKey("The run folder and its checkpoints.")]
     public CheckpointSection Checkpoint { get; set; } = new();
     [ConfigKey("Evaluation during training: validation loss, sample generations, early stopping.")]
@@ -57,7 +60,7 @@ public sealed class ModelSection
     public string Path { get; set; } = "";
     [ConfigKey("Tokenizer folder or tokenizer.json/tokenizer.model file; empty = the model folder.")]
     public string Tokenizer { get; set; } = "";
-    [ConfigKey("Storage of frozen base weights: float32 only for now (bfloat16 is refused as not supported yet).")]
+    [ConfigKey("Storage of frozen base weights in PEFT runs: float32, or bfloat16 (every frozen Linear weight held as bf16, half the bytes, computed with the bf16 inference GEMM; trainable weights stay float32). Refused with training.method full.")]
     public WeightStorage WeightStorage { get; set; } = WeightStorage.Float32;
     [ConfigKey("Instruction-aware model variants (segment embeddings, instruction gates); all off by default.")]
     public InstructionAwareSection InstructionAware { get; set; } = new();
@@ -85,7 +88,7 @@ public sealed partial class DataSection
 
 public sealed class TrainingSection
 {
-    [ConfigKey("full | lora | qlora (LoRA over an NF4-quantised base) | ia3 | prompt_tuning | prefix_tuning | iasft (Fisher-sparse delta).")]
+    [ConfigKey("full | lora | qlora (LoRA over an NF4-quantised base) | ia3 | prompt_tuning | prefix_tuning | iasft (Fisher-sparse delta) | ipeft (instruction-gated adapters).")]
     public TuningMethod Method { get; set; } = TuningMethod.Lora;
     [ConfigKey("sft | dpo | ipo | kto | orpo | simpo | reward (feedback objectives read the `preference` section; reward trains a scalar head, saved as reward_head.safetensors; docs/PREFERENCE.md).")]
     public TrainingObjective Objective { get; set; } = TrainingObjective.Sft;
@@ -115,6 +118,8 @@ public sealed class TrainingSection
     public double MaxGradNorm { get; set; } = 1.0;
     [ConfigKey("Recompute each decoder layer in backward instead of keeping its activations.")]
     public bool ActivationCheckpointing { get; set; }
+    [ConfigKey("float32 | bf16: bf16 = mixed precision as PyTorch's CPU autocast (every Linear/MatMul GEMM of forward and backward on bf16 operands with float32 accumulation, oneDNN's bf16 dot products where the CPU has AVX512-BF16; master weights, gradients, optimizer state, norms, softmax, attention and loss stay float32).")]
+    public TrainingPrecision Precision { get; set; } = TrainingPrecision.Float32;
     [ConfigKey("Seed of data order, validation split, adapter init, dropout and NEFTune noise.", Min = 0)]
     public int Seed { get; set; } = 42;
     [ConfigKey("Loss spike guard: skip a step whose loss exceeds this multiple of the running mean (0 = off).", Min = 0)]
@@ -175,7 +180,7 @@ public sealed partial class EvalSection
 {
     [ConfigKey("Evaluation loss every this many steps and at the end (0 = off).", Min = 0)]
     public int EverySteps { get; set; } = 0;
-    [ConfigKey("Greedy generations at each evaluation: not supported yet, only 0 is accepted (use itune generate on the exported adapter or model).", Min = 0)]
+    [ConfigKey("Greedy generations of the first N held-out prompts at each evaluation (eval.every_steps), written with their references to run_dir/generations/step_NNNNNN.jsonl; 0 = off.", Min = 0)]
     public int GenerationSamples { get; set; } = 0;
     [ConfigKey("Stop after this many evaluations without a better loss (0 = off).", Min = 0)]
     public int EarlyStoppingPatience { get; set; } = 0;

@@ -15,6 +15,7 @@ public sealed record StageData(string Name, IReadOnlyList<TokenizedExample> Trai
 /// What happens between the stages of a staged run (data.stages), on one model/adapter: at the end of stage k (its last
 /// optimizer step) — EWC's Fisher of stage k's data at the final weights, written with the anchor weights to
 /// run_dir/stages/stage-k/fisher.safetensors and penalised in every later stage (loss.ewc_lambda, continual.ewc_gamma);
+/// its examples joining GEM / A-GEM's episodic memory (continual.gem);
 /// the forgetting row (every stage's held-out set scored, run_dir/stages/stage-k/eval.json, then forgetting.json/html);
 /// then a checkpoint. A resumed run reloads what the finished stages wrote (the Fisher and anchors exactly as saved), so
 /// it continues bit for bit. Row 0 (the starting model) is scored before step 1.
@@ -32,6 +33,7 @@ public sealed class ContinualStages
     private readonly string _runDir;
     private readonly List<ForgettingReport.Row> _rows = [];
     private EwcRegularizer? _online;
+    private readonly EpisodicMemory? _memory;
     private readonly Action<string>? _say;
 
     /// <summary>Whether the forgetting matrix is written (continual.forgetting_report and every stage has held-out examples).</summary>
@@ -50,6 +52,12 @@ public sealed class ContinualStages
         for (int k = 0; k < stages.Count; k++) { end += stageSteps[k]; _ends[k] = Math.Min(end, totalSteps); }
         _ends[^1] = totalSteps;
         var empty = stages.Select((s, k) => (s, k)).Where(x => x.s.HeldOut.Count(e => e.LearnedTokens > 0) == 0).Select(x => x.k + 1).ToList();
+        if (config.Continual.Gem != GemMode.Off)
+        {
+            _memory = new EpisodicMemory(model, config.Continual.Gem, config.Continual.MemoryBatch, padId, config.Data.MaxSeqLen,
+                trainer.Options.Objective, trainer.Options.TaskCount, config.Training.Seed);
+            trainer.Projection = _memory;
+        }
         Reporting = report && config.Continual.ForgettingReport && stages.Count > 1 && empty.Count == 0;
         if (report && config.Continual.ForgettingReport && stages.Count > 1 && empty.Count > 0)
             say?.Invoke($"warning: no forgetting report: stage(s) {string.Join(", ", empty)} have no held-out examples " +
@@ -82,6 +90,7 @@ public sealed class ContinualStages
                 if (_rows.Count == 0) _rows.Add(ReadRow(0));
                 _rows.Add(ReadRow(stage));
             }
+            if (_memory != null && stage < _stages.Count) _memory.AddTask(_stages[k].Train, _config.Continual.MemoryPerStage, stage);
             if (EwcOn && stage < _stages.Count)
             {
                 var (fisher, anchor) = StageFisher.Read(Path.Combine(StageDir(_runDir, stage), StageFisher.FileName), _protected, "loss.ewc_lambda");
@@ -112,6 +121,7 @@ public sealed class ContinualStages
             AddPenalty(saved, anchor);
             _say?.Invoke($"stage {stage}: EWC Fisher of {n} examples → {path}");
         }
+        if (_memory != null && stage < _stages.Count) _memory.AddTask(_stages[stage - 1].Train, _config.Continual.MemoryPerStage, stage);
         if (Reporting) Score(stage, step);
         foreach (var (name, state) in rngs) _trainer.Rngs[name].State = state;
         return stage;
@@ -164,6 +174,7 @@ public sealed class ContinualStages
         var parts = new List<string>();
         if (c.Data.Stages.Any(s => s.Replay > 0)) parts.Add("replay");
         if (c.Loss.EwcLambda > 0) parts.Add(c.Continual.EwcGamma < 1 ? "online ewc" : "ewc");
+        if (c.Continual.Gem != GemMode.Off) parts.Add(c.Continual.Gem == GemMode.Agem ? "a-gem" : "gem");
         if (c.Loss.L2SpLambda > 0) parts.Add("l2-sp");
         return parts.Count == 0 ? "sequential" : string.Join(" + ", parts);
     }

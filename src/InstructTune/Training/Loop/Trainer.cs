@@ -27,6 +27,15 @@ public interface IStepObjective
 
 public sealed record StepOutcome(double Loss, int Tokens, IReadOnlyDictionary<string, double> Metrics);
 
+/// <summary>
+/// Rewrites the step's accumulated gradient before regularizers, clipping and the optimizer (GEM / A-GEM:
+/// Training/Continual/EpisodicMemory.cs). <paramref name="step"/> is the 0-based step being taken.
+/// </summary>
+public interface IGradientProjection
+{
+    void Project(IReadOnlyList<Parameter> parameters, int step);
+}
+
 public sealed class TrainingDivergedException(string message) : Exception(message);
 
 /// <summary>Settings of the loop that the trainer needs step by step.</summary>
@@ -38,7 +47,8 @@ public sealed record TrainerOptions(
     int TaskCount,
     bool CheckpointLayers = false,
     double SpikeFactor = 0,
-    int MaxBadSteps = 5)
+    int MaxBadSteps = 5,
+    bool Bf16 = false)
 {
     /// <summary>When set, the learning rate of each step instead of <see cref="Schedule"/> (per-stage rates: Training/Continual/StageSchedule.cs).</summary>
     public Func<int, float>? LearningRateAt { get; init; }
@@ -63,6 +73,8 @@ public sealed class Trainer
     public TrainerOptions Options { get; }
     public StepGuard Guard { get; }
     public List<IRegularizer> Regularizers { get; } = [];
+    /// <summary>Projects the data gradient before the regularizers add theirs (null: none).</summary>
+    public IGradientProjection? Projection { get; set; }
     /// <summary>Random generators whose state a checkpoint must keep (dropout, NEFTune), by name.</summary>
     public Dictionary<string, Rng> Rngs { get; } = [];
     public int Step { get; set; }
@@ -100,6 +112,9 @@ public sealed class Trainer
     public StepResult TrainStep()
     {
         var clock = Stopwatch.StartNew();
+        // training.precision: bf16 — forward and backward GEMMs on bf16 operands (Autocast); the optimizer step
+        // below sees float32 gradients and updates float32 master weights either way.
+        using var precision = Autocast.Enter(Options.Bf16);
         int GA = Options.GradientAccumulationSteps;
         var micro = new List<Batch>(GA);
         for (int g = 0; g < GA * Comm.Size; g++)
@@ -145,9 +160,10 @@ public sealed class Trainer
     /// <summary>Regularize → clip → guard → step (gradients are already accumulated), then advance the counter.</summary>
     private (double GradNorm, float Lr, StepVerdict Verdict) RegularizeClipAndStep(ref double loss)
     {
+        var parameters = Trainable.Select(t => t.Parameter).ToList();
+        Projection?.Project(parameters, Step);
         foreach (var regularizer in Regularizers) loss += regularizer.AddToGradients();
 
-        var parameters = Trainable.Select(t => t.Parameter).ToList();
         double gradNorm = GradClip.ClipGlobalNorm(parameters, Options.MaxGradNorm > 0 ? Options.MaxGradNorm : float.PositiveInfinity);
         var verdict = Guard.Check(loss, gradNorm);
         float lr = Options.LearningRateAt?.Invoke(Step) ?? Options.Schedule.LearningRate(Step);

@@ -102,6 +102,28 @@ public class StagedRecipeTests
     }
 
     [Fact]
+    public void AGemKeepsTheFirstTasksLossLowerThanSequentialTuning()
+    {
+        var plain = Forgetting(Runs.Value.Plain.RunDir);
+        var config = Config("agem");
+        (config.Continual.Gem, config.Continual.MemoryPerStage, config.Continual.MemoryBatch) = (GemMode.Agem, 32, 8);
+        var run = FineTuneRecipe.Setup(config).Train(quiet: true);
+        var agem = Forgetting(run.RunDir);
+        Assert.Equal("a-gem", agem.GetProperty("strategy").GetString());
+        Assert.Equal(Cell(plain, "loss", 1, 0), Cell(agem, "loss", 1, 0), 12);   // stage 1 has no memory yet: the same run
+        double risePlain = Cell(plain, "loss", 2, 0) - Cell(plain, "loss", 1, 0), riseAgem = Cell(agem, "loss", 2, 0) - Cell(agem, "loss", 1, 0);
+        Assert.True(riseAgem < 0.5 * risePlain, $"A-GEM: task A's loss rose by {riseAgem:F4}, {risePlain:F4} without it");
+        Assert.True(Cell(agem, "loss", 2, 1) < Cell(agem, "loss", 1, 1));   // and stage 2 still learned task B
+        // GEM needs stages; a one-stage run with continual.gem is refused naming the key.
+        var one = Config("gem-one-stage");
+        one.Continual.Gem = GemMode.Gem;
+        one.Data.Datasets.RemoveAt(1);
+        one.Data.Stages.RemoveAt(1);
+        var e = Assert.Throws<ConfigException>(() => FineTuneRecipe.Setup(one));
+        Assert.Contains("continual.gem", e.Message);
+    }
+
+    [Fact]
     public void ARunCancelledInsideStageTwoResumesBitForBit()
     {
         var full = Runs.Value.Ewc;

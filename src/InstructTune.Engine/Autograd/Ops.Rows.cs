@@ -1,0 +1,39 @@
+// Differentiable per-row scaling: y[r, :] = x[r, :]·s[r]. iPEFT's gates scale each token's adapter output by its
+// example's gate.
+using System.Numerics.Tensors;
+using Tensor = InstructTune.Engine.Tensors.Tensor;
+
+namespace InstructTune.Engine.Autograd;
+
+public static partial class Ops
+{
+    /// <summary>
+    /// y (R, C) = x (R, C) scaled row by row by s (R) (x may have more dimensions: rows are all but the last).
+    /// Backward: dx[r, c] += dy[r, c]·s[r]; ds[r] += Σ_c dy[r, c]·x[r, c].
+    /// </summary>
+    public static Tensor MulRows(Tensor x, Tensor s)
+    {
+        int C = x.Size(-1), R = x.Length / Math.Max(1, C);
+        if (s.Length != R) throw new ArgumentException($"MulRows: {s.Length} scales for the {R} rows of {Tensor.ShapeString(x.Shape)}");
+        x = Contiguous(x); s = Contiguous(s);
+        var y = Tensor.Empty(x.Shape);
+        var xs = x.Span; var ys = y.Span; var ss = s.Span;
+        for (int r = 0; r < R; r++) TensorPrimitives.Multiply(xs.Slice(r * C, C), ss[r], ys.Slice(r * C, C));
+        if (Tape.Needs(x, s))
+            Tape.Add(y, () =>
+            {
+                var dy = y.Grad!.Span;
+                if (x.RequiresGrad)
+                {
+                    var g = x.EnsureGrad().Span;
+                    for (int r = 0; r < R; r++) TensorPrimitives.MultiplyAdd(dy.Slice(r * C, C), s.Span[r], g.Slice(r * C, C), g.Slice(r * C, C));
+                }
+                if (s.RequiresGrad)
+                {
+                    var g = s.EnsureGrad().Span;
+                    for (int r = 0; r < R; r++) g[r] += TensorPrimitives.Dot(dy.Slice(r * C, C), x.Span.Slice(r * C, C));
+                }
+            });
+        return y;
+    }
+}
