@@ -6,6 +6,7 @@ public static class BenchCatalog
     private static readonly Dictionary<string, (string Help, Func<string[], int> Run)> Benches = new()
     {
         ["decode"] = ("prefill and single-stream decode tokens/s of config S|M|L, f32 and bf16, vs PyTorch", DecodeBench.Run),
+        ["prefill"] = ("prompt tokens/s of config S|M|L with --compute bf16|float32 vs PyTorch computing the same way [--dtype bfloat16]", PrefillBench.Run),
         ["gemm"] = ("GEMM GFLOP/s of config-L step products, managed vs OpenBLAS; GEMV GB/s", GemmBench.Run),
         ["step"] = ("training step tokens/s, MFU, peak RSS of config S|M|L vs PyTorch; --ranks 1,2: data parallel under mpirun", StepBench.Run),
         ["step-rank"] = ("(internal) one rank of step --ranks, started by mpirun", DataParallelStepBench.RankMain),

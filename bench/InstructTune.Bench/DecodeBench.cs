@@ -225,7 +225,7 @@ public static class DecodeBench
     }
 
     /// <summary>Resident bytes of the checkpoint's mapped files (Linux /proc/self/smaps): the weights as held.</summary>
-    private static long MappedRss(string dir)
+    internal static long MappedRss(string dir)
     {
         if (!File.Exists("/proc/self/smaps")) return 0;
         long total = 0;
@@ -240,7 +240,7 @@ public static class DecodeBench
         return total;
     }
 
-    private static JsonElement? RunPeer(string config, int decodeTokens, int repeats, double warmupS, string style, string dtype = "float32")
+    internal static JsonElement? RunPeer(string config, int decodeTokens, int repeats, double warmupS, string style, string dtype = "float32")
     {
         string script = Path.Combine(RepoRoot(), "bench", "peers", "torch_decode.py");
         if (!File.Exists("/usr/bin/python3") || !File.Exists(script)) { Console.Error.WriteLine("no python3/peer script: skipping the PyTorch peer"); return null; }

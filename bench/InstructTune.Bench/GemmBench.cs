@@ -32,6 +32,7 @@ public static class GemmBench
     {
         int reps = 3;
         string? only = null;
+        bool bf16 = false;
         for (int i = 0; i < args.Length; i++)
         {
             if (args[i] == "--reps" && i + 1 < args.Length) reps = int.Parse(args[++i], CultureInfo.InvariantCulture);
@@ -45,9 +46,11 @@ public static class GemmBench
             else if (args[i] == "--tile" && i + 1 < args.Length)
                 GemmMicroKernel.Kind = Enum.Parse<GemmTileKind>(args[++i], ignoreCase: true);
             else if (args[i] == "--kernel") { KernelOnly(); return 0; }
+            else if (args[i] == "--bf16") bf16 = true;
             else if (args[i] == "--threads" && i + 1 < args.Length) Gemm.MaxThreads = int.Parse(args[++i], CultureInfo.InvariantCulture);
-            else { Console.Error.WriteLine($"gemm: unknown option '{args[i]}' (options: --reps N, --only NAME, --threads N, --blocks MC,KC,NC, --tile avx512|avx2|portable, --kernel)"); return 2; }
+            else { Console.Error.WriteLine($"gemm: unknown option '{args[i]}' (options: --reps N, --only NAME, --bf16, --threads N, --blocks MC,KC,NC, --tile avx512|avx2|portable, --kernel)"); return 2; }
         }
+        if (bf16) return Bf16(reps, only);
         bool blas = OpenBlas.IsAvailable;
         Gemm.MaxThreads = Gemm.MaxThreads; // also caps OpenBLAS's pool to the same count
         try { Console.WriteLine($"Gemm.Backend (what Gemm.Sgemm uses; both are timed below): {Gemm.Backend}"); }
@@ -73,6 +76,50 @@ public static class GemmBench
         }
         if (only == null || only.StartsWith("lowp")) LowPrecision(reps);
         if (only == null || only.StartsWith("gemv")) Gemv(reps, blas);
+        return 0;
+    }
+
+    /// <summary>
+    /// `gemm --bf16`: each config-L product computed in bf16 (operands already bf16, float32 accumulation) on
+    /// oneDNN and on the managed kernel, against the float32 managed GEMM of the same shape, same process.
+    /// </summary>
+    private static int Bf16(int reps, string? only)
+    {
+        Console.WriteLine($"bf16 GEMM bench: oneDNN {(OneDnn.IsAvailable ? $"{OneDnn.LibraryName} {OneDnn.VersionText}" : $"not available ({OneDnn.Unavailable})")}, " +
+                          $"CPU bf16 dot products: {Gemm.CpuHasBf16DotProduct}, {Gemm.MaxThreads} threads; best of {reps}");
+        Console.WriteLine($"{"shape",-15} {"layout",-6} {"M×N×K",-18} {"f32",8} {"bf16 mgd",9} {"onednn",8} {"×f32",6}  impl");
+        var saved = Gemm.Bf16Backend;
+        try
+        {
+            foreach (var (name, ta, tb, M, N, K) in Shapes)
+            {
+                if (only != null && !name.Contains(only)) continue;
+                var a = Fill((long)M * K, 1); var b = Fill((long)K * N, 2); var c = new float[(long)M * N];
+                var a16 = new ushort[a.Length]; var b16 = new ushort[b.Length];
+                InstructTune.Engine.Tensors.BFloat16.FromFloat(a, a16); InstructTune.Engine.Tensors.BFloat16.FromFloat(b, b16);
+                int lda = ta ? M : K, ldb = tb ? K : N;
+                double flop = 2.0 * M * N * K;
+                var f32t = BestWithCpu(reps, () => Gemm.SgemmOn(GemmBackend.Managed, ta, tb, M, N, K, 1f, a, lda, b, ldb, 0f, c, N));
+                double f32 = flop / f32t.Wall / 1e9, f32Cpu = flop / f32t.CpuPerThread / 1e9;
+                Gemm.Bf16Backend = Bf16GemmBackend.Managed;
+                double mgd = flop / BestWithCpu(reps, () => Gemm.GemmBf16(ta, tb, M, N, K, 1f, a16, lda, b16, ldb, 0f, c, N)).Wall / 1e9;
+                double dnn = double.NaN, dnnCpu = double.NaN;
+                string impl = "-";
+                if (OneDnn.IsAvailable)
+                {
+                    Gemm.Bf16Backend = Bf16GemmBackend.OneDnn;
+                    var dt = BestWithCpu(reps, () => Gemm.GemmBf16(ta, tb, M, N, K, 1f, a16, lda, b16, ldb, 0f, c, N));
+                    dnn = flop / dt.Wall / 1e9; dnnCpu = flop / dt.CpuPerThread / 1e9;
+                    impl = OneDnn.Implementation(ta, tb, M, N, K, lda, ldb, N, 1f, 0f) ?? "none";
+                }
+                string layout = (ta ? "T" : "N") + (tb ? "T" : "N");
+                Console.WriteLine($"{name,-15} {layout,-6} {$"{M}×{N}×{K}",-18} {f32,8:F1} {mgd,9:F1} {dnn,8:F1} {dnn / f32,6:F2}  {impl}; per CPU-second f32 {f32Cpu:F1}, onednn {dnnCpu:F1}");
+                Console.WriteLine(Json(("bench", "gemm-bf16"), ("shape", $"{name} {layout} {M}x{N}x{K}"), ("f32_gflops", f32),
+                    ("bf16_managed_gflops", mgd), ("bf16_onednn_gflops", dnn), ("ratio_vs_f32", dnn / f32),
+                    ("f32_gflops_per_cpu_s", f32Cpu), ("bf16_onednn_gflops_per_cpu_s", dnnCpu)));
+            }
+        }
+        finally { Gemm.Bf16Backend = saved; }
         return 0;
     }
 

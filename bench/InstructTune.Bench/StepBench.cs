@@ -3,6 +3,7 @@
 // data shape and optimizer in PyTorch (bench/peers/torch_step.py, a separate process) and the ratio.
 // Usage: dotnet run -c Release --project bench/InstructTune.Bench -- step --config S|M|L [--no-peer] [--steps N]
 //        [--warmup N] [--checkpoint] [--lora] [--attention gemm|block4] [--peak-gflops G]
+//        [--precision bf16]: training.precision bf16 (autocast GEMMs), timed after our float32 step in the same run
 //        step --profile [--managed]: CPU/wall time of each kernel at config-S shapes (where a step's time goes).
 //        step --config M --ranks 1,2 [--repeat K]: data parallel under mpirun (DataParallelStepBench).
 using System.Diagnostics;
@@ -27,7 +28,7 @@ public static class StepBench
 
     public static int Run(string[] args)
     {
-        string config = "S"; int steps = 5, warmup = 1, repeat = 2; bool peer = true, checkpoint = false, lora = false;
+        string config = "S"; int steps = 5, warmup = 1, repeat = 2; bool peer = true, checkpoint = false, lora = false, bf16 = false;
         int[]? ranks = null;
         double peakGflops = 200; // 2 Zen3 cores × 2 FMA × 8 lanes × 2 flops × ~3.1 GHz
         for (int i = 0; i < args.Length; i++)
@@ -47,6 +48,9 @@ public static class StepBench
                 case "--ranks": ranks = args[++i].Split([',', '|']).Select(r => int.Parse(r, CultureInfo.InvariantCulture)).ToArray(); break;
                 case "--repeat": repeat = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--peak-gflops": peakGflops = double.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--precision": // training.precision: float32 (default) or bf16 (autocast GEMMs; also times float32 in the same run)
+                    bf16 = args[++i] switch { "bf16" => true, "float32" => false, var p => throw new ArgumentException($"--precision {p}: float32 or bf16") };
+                    break;
                 default: Console.Error.WriteLine($"step: unknown option {args[i]}"); return 2;
             }
         if (!Configs.TryGetValue(config, out var c)) { Console.Error.WriteLine($"step: unknown config {config} (S, M, L)"); return 2; }
@@ -62,6 +66,39 @@ public static class StepBench
             VocabSize = c.Vocab, HiddenSize = c.Dim, NumHiddenLayers = c.Layers, NumAttentionHeads = c.Heads,
             NumKeyValueHeads = c.Kv, IntermediateSize = c.Ffn, RmsNormEps = 1e-5,
         };
+        // --precision bf16: our own float32 step first, same model, data and seed, then the bf16 one.
+        double? f32Tps = null;
+        float f32Loss = 0;
+        if (bf16)
+        {
+            var f = Measure(false);
+            f32Tps = f.Tps; f32Loss = f.Loss;
+            Console.WriteLine($"step{(lora ? "-lora" : "")} {config} float32 (reference for --precision bf16): {f.Tps:F0} tokens/s, {f.Tpcs:F0} tokens per CPU-second, loss {f.Loss:F4}");
+        }
+        var (tps, tpcs, loss, allocMiB, gcs, mfu, rss, sw) = Measure(bf16);
+        Console.WriteLine($"step{(lora ? "-lora" : "")} {config}{(bf16 ? " bf16" : "")}: {tps:F0} tokens/s, {sw / steps:F3} s/step, MFU {mfu:P1} (peak {peakGflops} GFLOP/s), peak RSS {rss:F0} MiB, loss {loss:F4}, GEMM {Gemm.Backend}{(bf16 ? $", bf16 GEMM {Gemm.Bf16Backend}" : "")}{(checkpoint ? ", checkpointed" : "")}");
+        Console.WriteLine($"  {tpcs:F0} tokens per CPU-second (load average {LoadAverage()})");
+        Console.WriteLine($"  managed allocation {allocMiB:F2} MiB/step, {gcs} gen-0 collections in {steps} steps");
+        if (f32Tps is double ft) Console.WriteLine($"  bf16 vs our float32 step: {tps / ft:F2}× tokens/s; loss after {warmup + steps} steps {loss:F4} vs {f32Loss:F4}");
+        var json = new Dictionary<string, object?>
+        {
+            ["bench"] = lora ? "step-lora" : "step", ["config"] = config, ["precision"] = bf16 ? "bf16" : "float32", ["tokens_per_s"] = Math.Round(tps, 1), ["mfu"] = Math.Round(mfu, 4),
+            ["peak_rss_mib"] = Math.Round(rss, 1), ["tokens_per_cpu_s"] = Math.Round(tpcs, 1),
+        };
+        if (f32Tps is double f32t) { json["f32_tokens_per_s"] = Math.Round(f32t, 1); json["ratio_vs_f32"] = Math.Round(tps / f32t, 3); json["loss"] = loss; json["f32_loss"] = f32Loss; json["load_average"] = LoadAverage(); }
+        if (torch is { } t)
+        {
+            Console.WriteLine($"  pytorch: {t.Tps:F0} tokens/s, {t.Tpcs:F0} tokens per CPU-second, peak RSS {t.Rss:F0} MiB → ratio {tps / t.Tps:F2}× speed ({tpcs / t.Tpcs:F2}× per CPU-second), {rss / t.Rss:F2}× memory");
+            json["peer"] = "pytorch"; json["peer_tokens_per_s"] = Math.Round(t.Tps, 1); json["ratio"] = Math.Round(tps / t.Tps, 3);
+            json["peer_peak_rss_mib"] = Math.Round(t.Rss, 1); json["memory_ratio"] = Math.Round(rss / t.Rss, 3);
+            json["peer_tokens_per_cpu_s"] = Math.Round(t.Tpcs, 1); json["cpu_ratio"] = Math.Round(tpcs / t.Tpcs, 3);
+        }
+        Console.WriteLine(JsonSerializer.Serialize(json));
+        return 0;
+
+        (double Tps, double Tpcs, float Loss, double AllocMiB, int Gcs, double Mfu, double Rss, double Seconds) Measure(bool lowp)
+        {
+        using var scope = Autocast.Enter(lowp);
         var model = new LlamaModel(cfg);
         model.InitializeWeights(0, 0.02f);
         var rng = new Rng(1);
@@ -101,24 +138,8 @@ public static class StepBench
         double flopsPerToken = matmulFlops + 6.0 * c.Layers * c.Seq * c.Dim;
         double mfu = tps * flopsPerToken / (peakGflops * 1e9);
         double rss = Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024.0);
-
-        Console.WriteLine($"step{(lora ? "-lora" : "")} {config}: {tps:F0} tokens/s, {sw.Elapsed.TotalSeconds / steps:F3} s/step, MFU {mfu:P1} (peak {peakGflops} GFLOP/s), peak RSS {rss:F0} MiB, loss {loss:F4}, GEMM {Gemm.Backend}{(checkpoint ? ", checkpointed" : "")}");
-        Console.WriteLine($"  {tpcs:F0} tokens per CPU-second (load average {LoadAverage()})");
-        Console.WriteLine($"  managed allocation {allocMiB:F2} MiB/step, {gcs} gen-0 collections in {steps} steps");
-        var json = new Dictionary<string, object?>
-        {
-            ["bench"] = lora ? "step-lora" : "step", ["config"] = config, ["tokens_per_s"] = Math.Round(tps, 1), ["mfu"] = Math.Round(mfu, 4),
-            ["peak_rss_mib"] = Math.Round(rss, 1), ["tokens_per_cpu_s"] = Math.Round(tpcs, 1),
-        };
-        if (torch is { } t)
-        {
-            Console.WriteLine($"  pytorch: {t.Tps:F0} tokens/s, {t.Tpcs:F0} tokens per CPU-second, peak RSS {t.Rss:F0} MiB → ratio {tps / t.Tps:F2}× speed ({tpcs / t.Tpcs:F2}× per CPU-second), {rss / t.Rss:F2}× memory");
-            json["peer"] = "pytorch"; json["peer_tokens_per_s"] = Math.Round(t.Tps, 1); json["ratio"] = Math.Round(tps / t.Tps, 3);
-            json["peer_peak_rss_mib"] = Math.Round(t.Rss, 1); json["memory_ratio"] = Math.Round(rss / t.Rss, 3);
-            json["peer_tokens_per_cpu_s"] = Math.Round(t.Tpcs, 1); json["cpu_ratio"] = Math.Round(tpcs / t.Tpcs, 3);
+        return (tps, tpcs, loss, allocMiB, gcs, mfu, rss, sw.Elapsed.TotalSeconds);
         }
-        Console.WriteLine(JsonSerializer.Serialize(json));
-        return 0;
     }
 
     /// <summary>Model and batch shape of a config (S, M, L).</summary>

@@ -54,14 +54,19 @@ public static class ModelCommands
         var template = new Option<string?>("--template") { Description = "prompt format of {\"prompt\",\"response\"} lines: auto (default: the format the adapter or model was trained with, recorded in its instructtune.json; else the text as given), raw, chat, alpaca, chatml, llama2, llama3 or a format string. With --reward: the data.template the reward model was trained with (default alpaca)" };
         var reward = new Option<bool>("--reward") { Description = "reward model: score the chosen and rejected completions of preference records (JSONL) with the reward_head.safetensors of --adapter (else --model); prints one {index, chosen, rejected} line per pair and the pairwise accuracy" };
         var maxLen = new Option<int>("--max-seq-len") { Description = "with --reward: cut sequences at this many tokens (data.max_seq_len)", DefaultValueFactory = _ => 1024 };
+        var compute = ComputeOption();
         var cmd = new Command("score", "Next-token log-probabilities and loss of token sequences; {\"prompt\",\"response\"} lines also get the response's loss under the model's prompt format; --reward: a reward model's rewards of preference pairs")
-            { modelOpt, input, output, logits, adapter, template, reward, maxLen };
+            { modelOpt, input, output, logits, adapter, template, reward, maxLen, compute };
         cmd.SetAction(p => Guard(() =>
         {
+            var arithmetic = InferenceComputes.Parse(p.GetValue(compute));
+            if (p.GetValue(reward) && arithmetic != InferenceCompute.Float32)
+                throw new ArgumentException("--compute bf16 applies to log-probabilities, not to --reward (the reward model scores in float32)");
             if (p.GetValue(reward)) return RewardScoreCommand.Run(p.GetValue(modelOpt)!, p.GetValue(adapter), p.GetValue(input)!, p.GetValue(output),
                 p.GetValue(template) ?? "alpaca", p.GetValue(maxLen));
             using var loaded = LoadedModel.Load(p.GetValue(modelOpt)!, p.GetValue(adapter), requireTokenizer: false);
             var model = loaded.Model;
+            model.Compute = arithmetic;
             var mt = ModelTokenizer.Of(loaded);
             Func<string, int[]>? encode = mt is null ? null : text => mt.Encode(text);
             Func<string, string, (int[], int)>? encodePair = null;
@@ -95,6 +100,13 @@ public static class ModelCommands
         return cmd;
     }
 
+    /// <summary>--compute float32|bf16: the prompt's (prefill's) matmul arithmetic (InferenceModel.Compute).</summary>
+    private static Option<string> ComputeOption() => new("--compute")
+    {
+        Description = "prefill matmuls: float32 | bf16 (bf16 activations × bf16 weights, float32 accumulation; oneDNN on CPUs with AVX512-BF16)",
+        DefaultValueFactory = _ => "float32",
+    };
+
     private static Command Generate()
     {
         var modelOpt = new Option<string>("--model") { Description = "checkpoint folder", Required = true };
@@ -111,13 +123,16 @@ public static class ModelCommands
         var json = new Option<bool>("--json") { Description = "print {\"prompt_ids\",\"generated_ids\",\"text\"}" };
         var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning, IaSFT, iPEFT)" };
         var template = new Option<string?>("--template") { Description = "prompt format for --prompt: auto (default: the format the adapter or model was trained with, recorded in its instructtune.json; else the text as given), raw, chat, alpaca, chatml, llama2, llama3 or a format string" };
+        var compute = ComputeOption();
         var cmd = new Command("generate", "Generate a continuation of a prompt")
-            { modelOpt, prompt, promptIds, maxNew, temperature, topK, topP, repPenalty, seed, stop, ignoreEos, json, adapter, template };
+            { modelOpt, prompt, promptIds, maxNew, temperature, topK, topP, repPenalty, seed, stop, ignoreEos, json, adapter, template, compute };
         cmd.SetAction(p => Guard(() =>
         {
             string dir = p.GetValue(modelOpt)!;
+            var arithmetic = InferenceComputes.Parse(p.GetValue(compute));
             using var loaded = LoadedModel.Load(dir, p.GetValue(adapter), requireTokenizer: false);
             var model = loaded.Model;
+            model.Compute = arithmetic;
             var tokenizer = ModelTokenizer.Of(loaded);
             int[] ids;
             if (p.GetValue(promptIds) is { } s)

@@ -205,19 +205,20 @@ public static partial class Ops
         var y = Tensor.Empty(shape);
         var ys = y.Span;
         if (b != null) for (int m = 0; m < M; m++) b.Span.CopyTo(ys.Slice(m * N, N));
-        Gemm.Sgemm(false, true, M, N, K, 1f, x.Span, K, W.Span, K, b == null ? 0f : 1f, ys, N);
+        bool bf16 = Autocast.Bf16;
+        Product(bf16, false, true, M, N, K, x.Span, K, W.Span, K, b == null ? 0f : 1f, ys, N);
         if (Tape.Needs(x, W, b))
-            Tape.Add(y, () => LinearBackward(x, W, b, y.Grad!, M, N, K));
+            Tape.Add(y, () => LinearBackward(x, W, b, y.Grad!, M, N, K, bf16));
         return y;
     }
 
-    private static void LinearBackward(Tensor x, Tensor W, Tensor? b, Tensor dy, int M, int N, int K)
+    private static void LinearBackward(Tensor x, Tensor W, Tensor? b, Tensor dy, int M, int N, int K, bool bf16)
     {
         var dys = dy.Span;
         // y = x·Wᵀ  ⇒  dx (M,K) += dy (M,N) · W (N,K)
-        if (x.RequiresGrad) Gemm.Sgemm(false, false, M, K, N, 1f, dys, N, W.Span, K, 1f, x.EnsureGrad().Span, K);
+        if (x.RequiresGrad) Product(bf16, false, false, M, K, N, dys, N, W.Span, K, 1f, x.EnsureGrad().Span, K);
         // dW (N,K) += dyᵀ (N,M) · x (M,K)
-        if (W.RequiresGrad) Gemm.Sgemm(true, false, N, K, M, 1f, dys, N, x.Span, K, 1f, W.EnsureGrad().Span, K);
+        if (W.RequiresGrad) Product(bf16, true, false, N, K, M, dys, N, x.Span, K, 1f, W.EnsureGrad().Span, K);
         if (b != null && b.RequiresGrad)
         {
             var db = b.EnsureGrad().Span;
@@ -237,17 +238,27 @@ public static partial class Ops
         var (ta, lda) = Operand(ref a);
         var (tb, ldb) = Operand(ref b);
         var y = Tensor.Empty([M, N]);
-        Gemm.Sgemm(ta, tb, M, N, K, 1f, Raw(a), lda, Raw(b), ldb, 0f, y.Span, N);
+        bool bf16 = Autocast.Bf16;
+        Product(bf16, ta, tb, M, N, K, Raw(a), lda, Raw(b), ldb, 0f, y.Span, N);
         if (Tape.Needs(a, b))
             Tape.Add(y, () =>
             {
                 var dy = y.Grad!.Span;
                 // y = op(a)·op(b) ⇒ da = dy·op(b)ᵀ (M,K), db = op(a)ᵀ·dy (K,N), both in logical row-major order
                 // (a transposed view's gradient is logical too; Transpose's backward maps it to the source).
-                if (a.RequiresGrad) Gemm.Sgemm(false, !tb, M, K, N, 1f, dy, N, Raw(b), ldb, 1f, a.EnsureGrad().Span, K);
-                if (b.RequiresGrad) Gemm.Sgemm(!ta, false, K, N, M, 1f, Raw(a), lda, dy, N, 1f, b.EnsureGrad().Span, N);
+                if (a.RequiresGrad) Product(bf16, false, !tb, M, K, N, dy, N, Raw(b), ldb, 1f, a.EnsureGrad().Span, K);
+                if (b.RequiresGrad) Product(bf16, !ta, false, K, N, M, Raw(a), lda, dy, N, 1f, b.EnsureGrad().Span, N);
             });
         return y;
+    }
+
+    /// <summary>One GEMM of a Linear/MatMul node: float32, or under <see cref="Autocast"/> bf16 operands with
+    /// float32 accumulation (the float32 tensors themselves are never rounded).</summary>
+    private static void Product(bool bf16, bool ta, bool tb, int M, int N, int K, ReadOnlySpan<float> A, int lda,
+        ReadOnlySpan<float> B, int ldb, float beta, Span<float> C, int ldc)
+    {
+        if (bf16) Gemm.SgemmAsBf16(ta, tb, M, N, K, 1f, A, lda, B, ldb, beta, C, ldc);
+        else Gemm.Sgemm(ta, tb, M, N, K, 1f, A, lda, B, ldb, beta, C, ldc);
     }
 
     // A 2-D operand as (stored transposed?, leading dimension); other non-contiguous views are copied first.

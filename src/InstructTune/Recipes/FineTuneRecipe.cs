@@ -175,7 +175,7 @@ public sealed class FineTuneRecipe : IDisposable
         }
         _trainer = new Trainer(model, trainable, optimizer, batches,
             new TrainerOptions(t.GradientAccumulationSteps, (float)t.MaxGradNorm, schedule, objective, inputs.TaskNames.Count,
-                t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps) { LearningRateAt = stageLr })
+                t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps, t.Precision == TrainingPrecision.Bf16) { LearningRateAt = stageLr })
         { StepObjective = _preference?.StepObjective };
         if (comm.Size > 1) _trainer.Distribute(comm, config.Distributed.ZeroStage, config.Distributed.BucketMb);
         if (objective.NoiseRng != null) _trainer.Rngs["neftune"] = objective.NoiseRng;

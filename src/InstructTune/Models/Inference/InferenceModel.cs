@@ -189,6 +189,26 @@ public sealed partial class InferenceModel : IDisposable
             + layers.Sum(l => l.Linears(0).Sum(x => x.L.W.ByteLength));
     }
 
+    private InferenceCompute _compute = InferenceCompute.Float32;
+
+    /// <summary>
+    /// Arithmetic of the linear layers on many tokens at once (prefill, scoring): Float32 (default; bf16 weights
+    /// widened exactly), or Bf16 — activations rounded to bf16, products accumulated in float32, as PyTorch's
+    /// torch_dtype=bfloat16 matmuls do, on oneDNN's bf16 dot products where the CPU has them. Norms, RoPE,
+    /// attention, softmax and decode GEMVs stay float32. Reached by <c>itune generate|score --compute bf16</c>.
+    /// </summary>
+    public InferenceCompute Compute
+    {
+        get => _compute;
+        set
+        {
+            _compute = value;
+            foreach (var l in Layers)
+                foreach (var (_, lin) in l.Linears(0)) lin.W.ComputeBf16 = value == InferenceCompute.Bf16;
+            LmHead.ComputeBf16 = value == InferenceCompute.Bf16;
+        }
+    }
+
     /// <summary>A cache for <paramref name="capacity"/> real tokens (plus room for the virtual tokens, if any).</summary>
     public KvCache CreateCache(int capacity) => new(Config, capacity + VirtualTokens);
 
@@ -359,4 +379,18 @@ public sealed partial class InferenceModel : IDisposable
         _disposed = true;
         _checkpoint?.Dispose();
     }
+}
+
+/// <summary>Arithmetic of the inference linears on prompts (see <see cref="InferenceModel.Compute"/>).</summary>
+public enum InferenceCompute { Float32, Bf16 }
+
+public static class InferenceComputes
+{
+    /// <summary>float32 | bf16 (bfloat16 accepted); anything else names the option and the choices.</summary>
+    public static InferenceCompute Parse(string? value, string what = "--compute") => (value ?? "float32").Trim().ToLowerInvariant() switch
+    {
+        "float32" or "fp32" or "f32" => InferenceCompute.Float32,
+        "bf16" or "bfloat16" => InferenceCompute.Bf16,
+        _ => throw new ArgumentException($"{what} '{value}': expected float32 or bf16"),
+    };
 }

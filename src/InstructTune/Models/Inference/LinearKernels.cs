@@ -28,7 +28,10 @@ public static class LinearKernels
         if (T >= GemmMinTokens)
         {
             // Prefill: the engine's packed, cache-blocked GEMM (bf16 B widened while packing) beats dot-product tiles.
-            if (W.IsBf16) Gemm.SgemmBf16B(false, true, T, O, K, 1f, X, K, W.Bf16, K, 0f, Y, O);
+            // --compute bf16: X rounded to bf16, bf16 × bf16 products accumulated in float32 (oneDNN where the CPU
+            // has bf16 dot products).
+            if (W.ComputeBf16) Gemm.SgemmAsBf16(false, true, T, O, K, 1f, X, K, W.Bf16Operand, K, 0f, Y, O);
+            else if (W.IsBf16) Gemm.SgemmBf16B(false, true, T, O, K, 1f, X, K, W.Bf16, K, 0f, Y, O);
             else Gemm.SgemmSharedTeam(false, true, T, O, K, 1f, X, K, W.F32, K, 0f, Y, O);
             if (bias.Length != 0)
                 for (int t = 0; t < T; t++) TensorPrimitives.Add(Y.Slice(t * O, O), bias, Y.Slice(t * O, O));

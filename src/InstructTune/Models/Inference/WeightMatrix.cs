@@ -43,6 +43,33 @@ public sealed class WeightMatrix
     public ReadOnlySpan<ushort> Bf16 => !IsBf16 ? throw new InvalidOperationException("f32 weight")
         : _bf16 ?? (ReadOnlySpan<ushort>)NativeSpan.Create<ushort>(_mapped, checked(Rows * Cols));
 
+    private ushort[]? _bf16Operand;
+
+    /// <summary>
+    /// True when products with many tokens (prefill, scoring) compute in bf16: activations rounded to bf16 and
+    /// multiplied by bf16 weights with float32 accumulation (<c>--compute bf16</c>). Decode (fewer than
+    /// LinearKernels.GemmMinTokens tokens) keeps its float32 GEMV: it is bound by the bytes of W, not by arithmetic.
+    /// </summary>
+    public bool ComputeBf16 { get; set; }
+
+    /// <summary>The weights as bf16 for bf16 compute: the matrix itself when it is bf16, else a rounded copy made
+    /// on first use (float32 checkpoints then hold both; a bf16 checkpoint costs nothing extra).</summary>
+    public ReadOnlySpan<ushort> Bf16Operand
+    {
+        get
+        {
+            if (IsBf16) return Bf16;
+            var copy = _bf16Operand;
+            if (copy == null)
+            {
+                copy = GC.AllocateUninitializedArray<ushort>(checked(Rows * Cols));
+                Engine.Tensors.BFloat16.FromFloat(F32, copy);
+                copy = Interlocked.CompareExchange(ref _bf16Operand, copy, null) ?? copy;
+            }
+            return copy;
+        }
+    }
+
     /// <summary>Row r converted to float32 (embedding lookup).</summary>
     public void RowToF32(int r, Span<float> dst)
     {

@@ -10,6 +10,7 @@ namespace InstructTune.Training.Config;
 
 public enum TuningMethod { Full, Lora, Qlora, Ia3, PromptTuning, PrefixTuning, Iasft, Ipeft }
 public enum LrSchedule { Constant, Linear, Cosine }
+public enum TrainingPrecision { Float32, Bf16 }
 public enum TaskWeighting { None, Fixed, InverseFrequency, Uncertainty }
 public enum WeightStorage { Float32, Bfloat16 }
 
@@ -117,6 +118,8 @@ public sealed class TrainingSection
     public double MaxGradNorm { get; set; } = 1.0;
     [ConfigKey("Recompute each decoder layer in backward instead of keeping its activations.")]
     public bool ActivationCheckpointing { get; set; }
+    [ConfigKey("float32 | bf16: bf16 = mixed precision as PyTorch's CPU autocast (every Linear/MatMul GEMM of forward and backward on bf16 operands with float32 accumulation, oneDNN's bf16 dot products where the CPU has AVX512-BF16; master weights, gradients, optimizer state, norms, softmax, attention and loss stay float32).")]
+    public TrainingPrecision Precision { get; set; } = TrainingPrecision.Float32;
     [ConfigKey("Seed of data order, validation split, adapter init, dropout and NEFTune noise.", Min = 0)]
     public int Seed { get; set; } = 42;
     [ConfigKey("Loss spike guard: skip a step whose loss exceeds this multiple of the running mean (0 = off).", Min = 0)]

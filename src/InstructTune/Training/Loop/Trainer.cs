@@ -47,7 +47,8 @@ public sealed record TrainerOptions(
     int TaskCount,
     bool CheckpointLayers = false,
     double SpikeFactor = 0,
-    int MaxBadSteps = 5)
+    int MaxBadSteps = 5,
+    bool Bf16 = false)
 {
     /// <summary>When set, the learning rate of each step instead of <see cref="Schedule"/> (per-stage rates: Training/Continual/StageSchedule.cs).</summary>
     public Func<int, float>? LearningRateAt { get; init; }
@@ -111,6 +112,9 @@ public sealed class Trainer
     public StepResult TrainStep()
     {
         var clock = Stopwatch.StartNew();
+        // training.precision: bf16 — forward and backward GEMMs on bf16 operands (Autocast); the optimizer step
+        // below sees float32 gradients and updates float32 master weights either way.
+        using var precision = Autocast.Enter(Options.Bf16);
         int GA = Options.GradientAccumulationSteps;
         var micro = new List<Batch>(GA);
         for (int g = 0; g < GA * Comm.Size; g++)
