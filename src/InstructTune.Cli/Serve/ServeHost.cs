@@ -348,7 +348,9 @@ public static class ServeHost
         OnlyKnown(b, "model", "input", "encoding_format", "user");
         string model = Get<string>(b, "model") ?? served.Name;
         var adapter = served.Resolve(model);
-        if (Get<string>(b, "encoding_format") is { } ef && ef != "float") throw new ServeRequestException("encoding_format must be \"float\"", "encoding_format");
+        // The OpenAI SDKs ask for base64 (little-endian float32 bytes) by default; both forms are served.
+        string format = Get<string>(b, "encoding_format") ?? "float";
+        if (format is not ("float" or "base64")) throw new ServeRequestException("encoding_format must be \"float\" or \"base64\"", "encoding_format");
         List<string> inputs = b["input"] switch
         {
             JsonValue s when s.TryGetValue<string>(out var one) => [one],
@@ -368,7 +370,11 @@ public static class ServeHost
         {
             @object = "list",
             model,
-            data = vectors.Select((v, i) => new { @object = "embedding", index = i, embedding = v }),
+            data = vectors.Select((v, i) => new
+            {
+                @object = "embedding", index = i,
+                embedding = format == "base64" ? (object)Convert.ToBase64String(System.Runtime.InteropServices.MemoryMarshal.AsBytes(v.AsSpan())) : v,
+            }),
             usage = new { prompt_tokens = ids.Sum(x => x.Length), total_tokens = ids.Sum(x => x.Length) },
         });
     }

@@ -29,7 +29,7 @@ public static class SynthReport
             ["funnel"] = run.Funnel.ToJson(),
             ["rejected_by_reason"] = Counts(rejected.SelectMany(r => r.Reasons.Take(1))),
             ["flagged_by_reason"] = Counts(flagged.SelectMany(r => r.Reasons)),
-            ["requests"] = new JsonObject { ["sent"] = sent, ["from_journal"] = fromJournal, ["failed"] = failed, ["prompt_tokens"] = pt, ["completion_tokens"] = ctoks },
+            ["requests"] = new JsonObject { ["sent"] = sent, ["from_journal"] = fromJournal, ["failed"] = failed, ["prompt_tokens"] = pt, ["completion_tokens"] = ctoks, ["cost"] = run.Cost(pt, ctoks) },
             ["usage_by_stage"] = run.UsageJson(),
             ["instruction_words"] = Histogram(accepted.Select(r => Words(r.Instruction))),
             ["output_words"] = Histogram(accepted.Select(r => Words(r.Output))),
@@ -73,9 +73,9 @@ public static class SynthReport
             fs.Bar(new BarChart("Funnel", "count", funnel.Select(x => x.Name).ToList(),
                 [("count", funnel.Select(x => new Bar(x.Count)).ToList())]).Validate());
         var usage = run.Endpoint.Usage.OrderBy(x => x.Key, StringComparer.Ordinal).ToList();
-        report.Section("Requests and tokens per stage").Table(["stage", "sent", "from journal", "failed", "prompt tokens", "completion tokens"],
+        report.Section("Requests, tokens and cost per stage").Table(["stage", "sent", "from journal", "failed", "prompt tokens", "completion tokens", "cost"],
             usage.Select(x => (IReadOnlyList<string>)[x.Key, x.Value.Sent.ToString(), x.Value.FromJournal.ToString(), x.Value.Failed.ToString(),
-                x.Value.PromptTokens.ToString(), x.Value.CompletionTokens.ToString()]));
+                x.Value.PromptTokens.ToString(), x.Value.CompletionTokens.ToString(), run.Cost(x.Value.PromptTokens, x.Value.CompletionTokens).ToString("0.######")]));
         var words = (JsonObject)json["instruction_words"]!;
         var outWords = (JsonObject)json["output_words"]!;
         report.Section("Length distribution (words)").Bar(new BarChart("Accepted examples by length", "examples", Buckets.Select(b => b.Name).ToList(),

@@ -174,9 +174,14 @@ public sealed class SynthRun : IDisposable
             {
                 ["sent"] = u.Sent, ["from_journal"] = u.FromJournal, ["failed"] = u.Failed,
                 ["prompt_tokens"] = u.PromptTokens, ["completion_tokens"] = u.CompletionTokens,
+                ["cost"] = Cost(u.PromptTokens, u.CompletionTokens),
             };
         return o;
     }
+
+    /// <summary>Cost of the tokens at synth.prompt_price_per_mtok / completion_price_per_mtok (0 when unpriced).</summary>
+    public double Cost(long promptTokens, long completionTokens) =>
+        Math.Round((promptTokens * Config.PromptPricePerMtok + completionTokens * Config.CompletionPricePerMtok) / 1e6, 6);
 
     public void Dispose()
     {

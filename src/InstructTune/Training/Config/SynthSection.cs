@@ -27,6 +27,10 @@ public sealed class SynthSection
     public double MaxRetryAfterS { get; set; } = 60;
     [ConfigKey("Largest response body read from a remote endpoint, bytes.", Min = 1024)]
     public long MaxResponseBytes { get; set; } = 1 << 20;
+    [ConfigKey("Price of a million prompt tokens (any currency) for the report's cost per stage; 0 = not priced.", Min = 0)]
+    public double PromptPricePerMtok { get; set; }
+    [ConfigKey("Price of a million completion tokens for the report's cost per stage; 0 = not priced.", Min = 0)]
+    public double CompletionPricePerMtok { get; set; }
     [ConfigKey("Sampling temperature of generation requests (judgement requests use 0).", Min = 0, Max = 2)]
     public double Temperature { get; set; } = 0.7;
     [ConfigKey("Nucleus sampling top_p of generation requests (Self-Instruct used 0.5).", Min = 0, Max = 1, MinExclusive = true)]

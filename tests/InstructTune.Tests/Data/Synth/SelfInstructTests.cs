@@ -127,16 +127,20 @@ public class SelfInstructTests
         var script = new SynthScript(TestPaths.Fixtures("synth", "self_instruct_answers.json"));
         script.FailClassify.Add("Translate the given English sentence into French and explain any idioms.");
         int calls = 0;
-        // The first request gets a 429 with Retry-After, the second a body that is not JSON, the third a 500: all retried.
+        // The first request gets a 429 with Retry-After, the second a body that is not JSON, the third a 500, the fourth
+        // hangs past the attempt timeout: all retried.
         server.Script = prompt => Interlocked.Increment(ref calls) switch
         {
             1 => new ScriptedReply(null, Status: 429, RetryAfter: "0"),
             2 => new ScriptedReply(null, RawBody: "<<<not json>>>"),
             3 => new ScriptedReply(null, Status: 500),
+            4 => new ScriptedReply(null, Hang: true),
             _ => script.Answer(prompt),
         };
         var cfg = Config(server);
-        cfg.MaxAttempts = 4;
+        cfg.MaxAttempts = 5;
+        cfg.AttemptTimeoutS = 1;
+        cfg.PromptPricePerMtok = 2; cfg.CompletionPricePerMtok = 8;
         var (result, dir) = RunOnce(server, cfg);
         try
         {
@@ -145,6 +149,13 @@ public class SelfInstructTests
             Assert.StartsWith("Translate", failed.Instruction);
             var report = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "report.json"))).RootElement;
             Assert.Equal(1, report.GetProperty("usage_by_stage").GetProperty("classify").GetProperty("failed").GetInt32());
+            Assert.Equal(5, JsonDocument.Parse(File.ReadAllLines(Path.Combine(dir, "journal.jsonl"))[0]).RootElement.GetProperty("attempts").GetInt32());
+            // Token accounting: the fake server reports 10 prompt and 5 completion tokens per answer.
+            var requests = report.GetProperty("requests");
+            long sent = requests.GetProperty("sent").GetInt64();
+            Assert.Equal(10 * sent, requests.GetProperty("prompt_tokens").GetInt64());
+            Assert.Equal(5 * sent, requests.GetProperty("completion_tokens").GetInt64());
+            Assert.Equal((10 * sent * 2 + 5 * sent * 8) / 1e6, requests.GetProperty("cost").GetDouble(), 9);
             var journal = File.ReadAllLines(Path.Combine(dir, "journal.jsonl"));
             Assert.Contains(journal, l => l.Contains("HTTP 500"));
         }
