@@ -47,8 +47,11 @@ public static class EvalRunCommand
         var backTranslateModel = new Option<string?>("--back-translate-model") { Description = "model name at a remote --back-translate endpoint" };
         var backTranslateKeyEnv = new Option<string?>("--back-translate-key-env") { Description = "environment variable holding the --back-translate endpoint's API key" };
         var pivot = new Option<string>("--pivot") { Description = "pivot language of back-translation", DefaultValueFactory = _ => "French" };
+        var shotsFrom = new Option<string?>("--shots-from") { Description = "training file (same --format) to draw worked examples from: adds zero-/few-shot curves on seen and held-out tasks and cross-task generalisation" };
+        var shots = new Option<string>("--shots") { Description = "k values of the shot curves", DefaultValueFactory = _ => "0,1,2,4,8" };
+        var shotsLimit = new Option<int>("--shots-limit") { Description = "examples evaluated at each k (spread evenly)", DefaultValueFactory = _ => 50 };
         var command = new Command("run", "Evaluate a model (or given predictions) on a dataset file: per-example predictions and metrics (EM, F1, ROUGE, BLEU, reference perplexity, GSM8K and multiple-choice answers), results.json and report.html; resumable");
-        foreach (var o in new Option[] { data, format, fields, dataset, model, adapter, predictions, outDir, template, maxNew, batch, temperature, topK, topP, repetition, stop, limit, seed, stem, prefix, force, multiTurn, embedModel, robustness, paraphrases, backTranslate, backTranslateModel, backTranslateKeyEnv, pivot, config, split })
+        foreach (var o in new Option[] { data, format, fields, dataset, model, adapter, predictions, outDir, template, maxNew, batch, temperature, topK, topP, repetition, stop, limit, seed, stem, prefix, force, multiTurn, embedModel, robustness, paraphrases, backTranslate, backTranslateModel, backTranslateKeyEnv, pivot, config, split, shotsFrom, shots, shotsLimit })
             command.Options.Add(o);
         command.Arguments.Add(overrides);
         command.SetAction(parse =>
@@ -67,6 +70,9 @@ public static class EvalRunCommand
                 var request = new EvalRunRequest(parse.GetValue(data)!, parse.GetValue(outDir)!)
                 {
                     Split = parse.GetValue(split),
+                    ShotsFrom = parse.GetValue(shotsFrom),
+                    Shots = ParseShots(parse.GetValue(shots) ?? "0,1,2,4,8"),
+                    ShotsLimit = parse.GetValue(shotsLimit),
                     Format = parse.GetValue(format),
                     Fields = parse.GetValue(fields),
                     Dataset = parse.GetValue(dataset),
@@ -102,6 +108,14 @@ public static class EvalRunCommand
             }
         });
         return command;
+    }
+
+    private static List<int> ParseShots(string text)
+    {
+        var ks = new List<int>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            ks.Add(int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out var k) ? k : throw new EvalInputException($"--shots {text}: \"{part}\" is not a whole number"));
+        return ks;
     }
 
     private static void Report(EvalRunRequest request, EvalRunRecipe.Outcome outcome)

@@ -116,5 +116,12 @@ public class ReplayBufferTests
             var e = Assert.ThrowsAny<Exception>(() => PrepareRecipe.Run(Config(buffer, replay), tok, tokDir, Path.Combine(dir, "bad")));
             Assert.Contains(key, e.Message);
         }
+        // A stage list with a stage that has no data: more data.stages entries than stages, or a gap in the numbering.
+        var extra = Config("{size: 10}");
+        extra.Data.Stages.Add(new StageEntry { Epochs = 1 });
+        Assert.Contains("data.stages", Assert.ThrowsAny<Exception>(() => PrepareRecipe.Run(extra, tok, tokDir, Path.Combine(dir, "bad2"))).Message);
+        var gap = Config("{size: 10}");
+        gap.Data.Datasets[2].Stage = 3;
+        Assert.Contains("data.datasets", Assert.ThrowsAny<Exception>(() => PrepareRecipe.Run(gap, tok, tokDir, Path.Combine(dir, "bad3"))).Message);
     }
 }

@@ -59,6 +59,19 @@ public class AblationTests
     }
 
     [Fact]
+    public void TheQuickstartAblationConfigBindsForEveryBuiltInVariant()
+    {
+        var path = Path.Combine(TestPaths.RepoRoot, "configs", "ablation-quickstart.yaml");
+        Assert.StartsWith("# Quickstart-scale ablation", File.ReadAllText(path));
+        foreach (var v in AblationVariants.Parse("baseline,segments,gates,segments_gates"))
+        {
+            var c = InstructTune.Training.Config.ConfigLoader.Load<InstructTune.Training.Config.TrainConfig>(path, [.. v.Overrides]);
+            InstructTune.Recipes.FineTuneRecipe.Validate(c);
+            Assert.Equal(150, c.Training.MaxSteps);
+        }
+    }
+
+    [Fact]
     public void UnknownVariantsAndBadOverridesAreRefusedBeforeTraining()
     {
         var e = Assert.Throws<InstructTune.Common.InputException>(() => AblationVariants.Parse("baseline,nope"));

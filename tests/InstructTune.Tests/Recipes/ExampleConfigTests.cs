@@ -17,6 +17,7 @@ public class ExampleConfigTests
         { "mixture.yaml", "llama2" },
         { "curriculum.yaml", "llama2" },
         { "chat-qwen.yaml", "qwen2.5" },
+        { "continual.yaml", "llama2" },
     };
 
     private static readonly Dictionary<string, string> Models = new();

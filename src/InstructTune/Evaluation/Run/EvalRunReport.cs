@@ -222,6 +222,22 @@ public static class EvalRunReport
                     [e["id"]!.GetValue<string>(), v["kind"]!.GetValue<string>(), Clip(v["instruction"]!.GetValue<string>()), Clip(v["output"]!.GetValue<string>()), F(v["f1"])])));
         }
 
+        if (results["few_shot"] is JsonObject fs)
+        {
+            var section = report.Section("Zero-/few-shot curves and cross-task generalisation");
+            var byK = fs["by_k"]!.AsArray().OfType<JsonObject>().ToList();
+            List<(double X, double Y)> Points(string key) =>
+                byK.Where(r => r[key] is not null).Select(r => ((double)r["k"]!.GetValue<int>(), Num(r[key]!))).ToList();
+            var series = new[] { ("seen tasks", "seen"), ("held-out tasks", "held_out"), ("held-out, in-cluster", "in_cluster"), ("held-out, cross-cluster", "cross_cluster") }
+                .Select(x => new Series(x.Item1, Points(x.Item2))).Where(x => x.Points.Count > 0).ToList();
+            if (series.Count > 0) section.Line(new LineChart("Token F1 by examples in the prompt", "k (examples in the prompt)", "F1", series));
+            section.Table(["k", "seen", "held-out", "seen − held-out", "in-cluster", "cross-cluster", "cross-task drop", "seen / held-out examples"], byK.Select(r =>
+                (IReadOnlyList<string>)[r["k"]!.ToJsonString(), F(r["seen"]), F(r["held_out"]), F(r["seen_minus_held_out"]), F(r["in_cluster"]), F(r["cross_cluster"]),
+                    F(r["cross_task_drop"]), $"{r["seen_count"]} / {r["held_out_count"]}"]));
+            section.Paragraph($"{fs["examples"]} evaluated examples ({fs["seen_tasks"]} seen and {fs["held_out_tasks"]} held-out tasks, {fs["clusters"]} clusters); examples drawn from {fs["train_file"]?.GetValue<string>()} ({fs["train_examples"]} records).");
+            section.Paragraph(fs["definition"]!.GetValue<string>());
+        }
+
         var worst = lines.OrderBy(l => Num(l["metrics"]!["f1"]!)).Take(10).ToList();
         report.Section("Lowest-F1 examples").Table(["id", "task", "reference", "prediction", "f1"], worst.Select(l =>
             (IReadOnlyList<string>)[l["id"]!.GetValue<string>(), l["task"]?.GetValue<string>() ?? "", Clip(l["reference"]!.GetValue<string>()),

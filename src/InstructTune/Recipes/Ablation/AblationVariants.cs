@@ -19,6 +19,14 @@ public static class AblationVariants
             "model.instruction_aware.gate_layers=[0]");
         Register("segments_gates", "segment embeddings and the first-layer instruction gate",
             "model.instruction_aware.segment_embeddings=true", "model.instruction_aware.gate_layers=[0]");
+        // Issue 16's PEFT methods (docs/ARCHITECTURE.md "PEFT methods"); each keeps its section's defaults.
+        Register("lora", "LoRA (training.method lora)", "training.method=lora");
+        Register("dora", "DoRA (lora.use_dora)", "training.method=lora", "lora.use_dora=true");
+        Register("ia3", "IA3 scaling vectors (training.method ia3)", "training.method=ia3");
+        Register("prompt", "prompt tuning, 20 soft tokens (training.method prompt_tuning; unpacked rows)", "training.method=prompt_tuning", "data.pack=false");
+        Register("prefix", "prefix tuning, 20 key/value prefixes per layer (training.method prefix_tuning; unpacked rows)", "training.method=prefix_tuning", "data.pack=false");
+        Register("iasft", "Fisher-sparse tuning: the top 0.5 % weight entries (training.method iasft)", "training.method=iasft");
+        Register("ipeft", "instruction-gated low-rank adapters (training.method ipeft)", "training.method=ipeft");
     }
 
     /// <summary>Adds (or replaces) a variant; names are lower-case words with '_' or '-'.</summary>

@@ -41,4 +41,10 @@ public sealed partial class EvalSection
     public string BackTranslateKeyEnv { get; set; } = "";
     [ConfigKey("Pivot language of back-translation.")]
     public string Pivot { get; set; } = "French";
+    [ConfigKey("Training file to draw worked examples from for zero-/few-shot curves and cross-task generalisation; empty = off (data.path is a natural choice).")]
+    public string ShotsFrom { get; set; } = "";
+    [ConfigKey("k values of the shot curves (examples in the prompt).")]
+    public List<int> Shots { get; set; } = [0, 1, 2, 4, 8];
+    [ConfigKey("Examples evaluated at each k (spread evenly).", Min = 1)]
+    public int ShotsLimit { get; set; } = 50;
 }
