@@ -6,7 +6,7 @@
 // run in the same invocation after an untimed warm-up on both sides, and llama.cpp's float32 decode
 // figures on this machine (1,600 / 210 / 65 tok/s, from the issue). One JSON line per result.
 // Usage: dotnet run -c Release --project bench/InstructTune.Bench -- decode --config S|M|L [--no-peer]
-//        [--decode-tokens N] [--dtype float32|bfloat16|both] [--repeats R] [--threads N] [--warmup-s S]
+//        [--decode-tokens N] [--dtype float32|bfloat16|both|q8_0] [--repeats R] [--threads N] [--warmup-s S]
 //        … -- decode --tinyllama [--dir DIR]   (scale check: bf16 TinyLlama-1.1B shapes, load + score 128 tokens)
 using System.Diagnostics;
 using System.Text.Json;
@@ -58,7 +58,9 @@ public static class DecodeBench
         if (peer != null) Console.WriteLine($"pytorch {config} (hf): prefill {peerPrefill:F1} tok/s, decode {peerDecode:F1} tok/s");
         if (tuned != null) Console.WriteLine($"pytorch {config} (tuned): prefill {tunedPrefill:F1} tok/s, decode {tunedDecode:F1} tok/s");
 
-        foreach (var dtype in dtypes == "both" ? new[] { DType.F32, DType.BF16 } : [LlamaCheckpoint.ParseDtype(dtypes)])
+        // --dtype q8_0: a float32 checkpoint held as q8_0 after loading (itune generate --quantize q8_0).
+        bool q8 = dtypes == "q8_0";
+        foreach (var dtype in dtypes == "both" ? new[] { DType.F32, DType.BF16 } : q8 ? [DType.F32] : [LlamaCheckpoint.ParseDtype(dtypes)])
         {
             // A bf16 checkpoint has a third PyTorch reading: torch_dtype=bfloat16, which computes in bf16 (activations
             // rounded; not the float32 numbers this engine and the two peers above compute) on the CPU's bf16 dot
@@ -72,6 +74,7 @@ public static class DecodeBench
             {
                 RandomCheckpoint.Create(cfg, dir, 0, dtype);
                 using var model = InferenceModel.Load(dir);
+                if (q8) model.QuantizeQ8_0();
                 var rng = new Random(1);
                 var prompt = Enumerable.Range(0, k.T).Select(_ => rng.Next(k.V)).ToArray();
                 double prefill = 0, decode = 0, cpuMs = double.MaxValue;
@@ -114,7 +117,7 @@ public static class DecodeBench
                 double streamGBs = Math.Max(streamBefore, BandwidthProbe.MeasureGBs());
                 long streamedBytes = StreamedBytesPerToken(model);
                 double decodeGBs = streamedBytes * decode / 1e9;
-                string dt = LlamaCheckpoint.TorchDtypeName(dtype);
+                string dt = q8 ? "q8_0" : LlamaCheckpoint.TorchDtypeName(dtype);
                 double weightMib = model.WeightBytes / 1048576.0, modelRssMib = MappedRss(dir) / 1048576.0;
                 Console.WriteLine($"{config} {dt}: prefill {prefill:F1} tok/s{Ratio(prefill, peerPrefill, tunedPrefill, bf16PeerPrefill)}, decode {decode:F1} tok/s{Ratio(decode, peerDecode, tunedDecode, bf16PeerDecode)} (CPU {cpuMs:F2} ms/token)" +
                                   $", llama.cpp f32 {k.LlamaCpp} → {decode / k.LlamaCpp:F2}×; weights {weightMib:F1} MiB, resident weights {modelRssMib:F1} MiB");

@@ -54,7 +54,7 @@ public static class DataCommands
                 if (!File.Exists(tokPath) && !Directory.Exists(tokPath)) throw new ConfigException($"model.tokenizer: '{tokPath}' does not exist");
                 var tok = Tokenizers.TokenizerLoader.Load(tokPath);
                 var prepared = PrepareRecipe.Run(recipe, tok, tokPath, outPath, parse.GetValue(force));
-                PrintSummary(prepared, outPath, recipe.Data.SkipInvalid);
+                PrintSummary(prepared, outPath, recipe.Data.SkipInvalid, recipe.Data.MaxSeqLen);
                 if (parse.GetValue(dump) is > 0 and var n)
                     Console.WriteLine($"dump: {PrepareDump.Write(prepared, tok, n, Path.Combine(outPath, PrepareDump.FileName))}");
                 return 0;
@@ -131,7 +131,7 @@ public static class DataCommands
 
     private static string YamlQuote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
 
-    private static void PrintSummary(PreparedData prepared, string outDir, bool skipInvalid)
+    private static void PrintSummary(PreparedData prepared, string outDir, bool skipInvalid, int maxSeqLen)
     {
         foreach (var d in prepared.Datasets)
         {
@@ -157,7 +157,7 @@ public static class DataCommands
             AnsiConsole.Write(table);
             if (skipInvalid && s.RecordsRejected > 0) Console.WriteLine($"rejected: {Path.Combine(d.Dir, PreparePipeline.RejectedFile)}");
         }
-        foreach (var line in DataReport.Lines(prepared)) Console.WriteLine(line);
+        foreach (var line in DataReport.Lines(prepared, maxSeqLen)) Console.WriteLine(line);
         Console.WriteLine($"stats: {Path.Combine(outDir, PrepareRecipe.ReportFile)}; train with data.path={outDir}");
     }
 

@@ -55,18 +55,19 @@ public static class ModelCommands
         var reward = new Option<bool>("--reward") { Description = "reward model: score the chosen and rejected completions of preference records (JSONL) with the reward_head.safetensors of --adapter (else --model); prints one {index, chosen, rejected} line per pair and the pairwise accuracy" };
         var maxLen = new Option<int>("--max-seq-len") { Description = "with --reward: cut sequences at this many tokens (data.max_seq_len)", DefaultValueFactory = _ => 1024 };
         var compute = ComputeOption();
+        var quantize = QuantizeOption();
         var cmd = new Command("score", "Next-token log-probabilities and loss of token sequences; {\"prompt\",\"response\"} lines also get the response's loss under the model's prompt format; --reward: a reward model's rewards of preference pairs")
-            { modelOpt, input, output, logits, adapter, template, reward, maxLen, compute };
+            { modelOpt, input, output, logits, adapter, template, reward, maxLen, compute, quantize };
         cmd.SetAction(p => Guard(() =>
         {
             var arithmetic = InferenceComputes.Parse(p.GetValue(compute));
-            if (p.GetValue(reward) && arithmetic != InferenceCompute.Float32)
-                throw new ArgumentException("--compute bf16 applies to log-probabilities, not to --reward (the reward model scores in float32)");
+            if (p.GetValue(reward) && (arithmetic != InferenceCompute.Float32 || (p.GetValue(quantize) ?? "none") != "none"))
+                throw new ArgumentException("--compute bf16 and --quantize apply to log-probabilities, not to --reward (the reward model scores in float32)");
             if (p.GetValue(reward)) return RewardScoreCommand.Run(p.GetValue(modelOpt)!, p.GetValue(adapter), p.GetValue(input)!, p.GetValue(output),
                 p.GetValue(template) ?? "alpaca", p.GetValue(maxLen));
             using var loaded = LoadedModel.Load(p.GetValue(modelOpt)!, p.GetValue(adapter), requireTokenizer: false);
             var model = loaded.Model;
-            model.Compute = arithmetic;
+            ApplyArithmetic(model, arithmetic, p.GetValue(quantize));
             var mt = ModelTokenizer.Of(loaded);
             Func<string, int[]>? encode = mt is null ? null : text => mt.Encode(text);
             Func<string, string, (int[], int)>? encodePair = null;
@@ -107,6 +108,27 @@ public static class ModelCommands
         DefaultValueFactory = _ => "float32",
     };
 
+    /// <summary>--quantize none|q8_0: hold the linear layers as q8_0 after loading (InferenceModel.QuantizeQ8_0).</summary>
+    private static Option<string> QuantizeOption() => new("--quantize")
+    {
+        Description = "none | q8_0: quantise every linear layer and the LM head to llama.cpp's q8_0 at load (1.125 bytes/weight; decode on int8 dot products, AVX-VNNI where present)",
+        DefaultValueFactory = _ => "none",
+    };
+
+    private static void ApplyArithmetic(InferenceModel model, InferenceCompute compute, string? quantize)
+    {
+        switch ((quantize ?? "none").Trim().ToLowerInvariant())
+        {
+            case "none": model.Compute = compute; break;
+            case "q8_0":
+                if (compute != InferenceCompute.Float32)
+                    throw new ArgumentException("--compute bf16 does not apply to --quantize q8_0 (q8_0 weights compute on int8 dot products)");
+                model.QuantizeQ8_0();
+                break;
+            default: throw new ArgumentException($"--quantize '{quantize}': expected none or q8_0");
+        }
+    }
+
     private static Command Generate()
     {
         var modelOpt = new Option<string>("--model") { Description = "checkpoint folder", Required = true };
@@ -124,15 +146,16 @@ public static class ModelCommands
         var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning, IaSFT, iPEFT)" };
         var template = new Option<string?>("--template") { Description = "prompt format for --prompt: auto (default: the format the adapter or model was trained with, recorded in its instructtune.json; else the text as given), raw, chat, alpaca, chatml, llama2, llama3 or a format string" };
         var compute = ComputeOption();
+        var quantize = QuantizeOption();
         var cmd = new Command("generate", "Generate a continuation of a prompt")
-            { modelOpt, prompt, promptIds, maxNew, temperature, topK, topP, repPenalty, seed, stop, ignoreEos, json, adapter, template, compute };
+            { modelOpt, prompt, promptIds, maxNew, temperature, topK, topP, repPenalty, seed, stop, ignoreEos, json, adapter, template, compute, quantize };
         cmd.SetAction(p => Guard(() =>
         {
             string dir = p.GetValue(modelOpt)!;
             var arithmetic = InferenceComputes.Parse(p.GetValue(compute));
             using var loaded = LoadedModel.Load(dir, p.GetValue(adapter), requireTokenizer: false);
             var model = loaded.Model;
-            model.Compute = arithmetic;
+            ApplyArithmetic(model, arithmetic, p.GetValue(quantize));
             var tokenizer = ModelTokenizer.Of(loaded);
             int[] ids;
             if (p.GetValue(promptIds) is { } s)

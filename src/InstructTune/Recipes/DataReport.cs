@@ -10,7 +10,8 @@ namespace InstructTune.Recipes;
 /// </summary>
 public static class DataReport
 {
-    public static IEnumerable<string> Lines(PreparedData data)
+    /// <param name="maxSeqLen">data.max_seq_len, named in the truncation warning.</param>
+    public static IEnumerable<string> Lines(PreparedData data, int maxSeqLen)
     {
         var inv = CultureInfo.InvariantCulture;
         foreach (var d in data.Datasets)
@@ -20,6 +21,7 @@ public static class DataReport
                 $"read {s.RecordsRead}, rejected {s.RecordsRejected}{Reasons(s.RejectedByReason)}, flagged {s.Flagged}, quality-rejected {s.QualityRejected}, " +
                 $"duplicates {s.DuplicatesRemoved}, truncated {s.Truncated}, dropped {s.Dropped}{Reasons(s.DroppedByReason)}, kept {s.RecordsKept}, " +
                 $"learned tokens {s.Tokens.Learned}");
+            if (TruncationWarning(d.Name, s, maxSeqLen) is { } warning) yield return warning;
         }
         foreach (var st in data.StageReports)
         {
@@ -28,6 +30,19 @@ public static class DataReport
             foreach (var (name, share) in st.ByDataset)
                 yield return string.Create(inv, $"  {name}: rate {share.Rate:F4}, {share.Examples} examples, {share.Tokens} tokens, {share.LearnedTokens} learned");
         }
+    }
+
+    /// <summary>
+    /// "warning: dataset NAME: L of N examples (P %) lost their whole response to truncation …" when more than 10 %
+    /// of a dataset's tokenized examples (kept + dropped after tokenization) were dropped because truncation at
+    /// data.max_seq_len left them no learned token; null otherwise.
+    /// </summary>
+    public static string? TruncationWarning(string dataset, PrepareStats s, int maxSeqLen)
+    {
+        int lost = s.DroppedByReason.GetValueOrDefault(PreparePipeline.ResponseTruncatedAway), n = s.RecordsKept + s.Dropped;
+        if (lost * 10 <= n) return null;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"warning: dataset {dataset}: {lost} of {n} examples ({100.0 * lost / n:F0} %) lost their whole response to truncation at data.max_seq_len={maxSeqLen} and were dropped; raise data.max_seq_len or shorten the prompts");
     }
 
     private static string Reasons(IReadOnlyDictionary<string, int> byReason) =>

@@ -385,7 +385,7 @@ public sealed class FineTuneRecipe : IDisposable
         PreparedData? first = comm.Rank == 0 ? Prepare() : null;
         comm.Barrier("data preparation on rank 0");
         var data = first ?? Prepare();
-        if (comm.Rank == 0) foreach (var line in DataReport.Lines(data)) say?.Invoke(line);
+        if (comm.Rank == 0) foreach (var line in DataReport.Lines(data, config.Data.MaxSeqLen)) say?.Invoke(line);
         var inputs = new TrainingInputs(model, data.Stages.SelectMany(x => x).ToList(), data.Validation, padId, data.TaskNames, modelPath,
             data.Stages, data.StageEpochs, data.Prompt.ToRecord(tokenizer))
         {

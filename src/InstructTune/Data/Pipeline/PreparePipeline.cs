@@ -92,15 +92,18 @@ public static class PreparePipeline
                     {
                         var e = transforms.ApplyToTokens(tokenized[i], index++);
                         tokenized[i] = null!;
+                        bool cut = false;
                         if (o.MaxSeqLen > 0 && e.Length > o.MaxSeqLen)
                         {
                             if (o.TooLong == TooLongPolicy.Error)
                                 throw new DataFormatException($"{chunk[i].Source}: {e.Length} tokens, longer than max_seq_len {o.MaxSeqLen} (too_long: error; use truncate or drop)");
                             if (o.TooLong == TooLongPolicy.Drop) { Count(dropped, "too_long"); continue; }
+                            cut = e.LearnedTokens > 0;
                             e = ExampleTokenizer.Truncate(e, o.MaxSeqLen);
                             truncated++;
                         }
-                        if (e.LearnedTokens == 0) { Count(dropped, "no_learned_tokens"); continue; }
+                        // An example whose whole response was cut away is counted apart: DataReport warns per dataset.
+                        if (e.LearnedTokens == 0) { Count(dropped, cut ? ResponseTruncatedAway : "no_learned_tokens"); continue; }
                         learned += e.LearnedTokens;
                         lengths.Add(e.Length);
                         writer.Add(e);
@@ -136,6 +139,9 @@ public static class PreparePipeline
         manifest.Write(o.OutDir);
         return new PrepareResult(stats, manifest, o.OutDir);
     }
+
+    /// <summary>The dropped_by_reason key of examples that lost every learned token to truncation at max_seq_len.</summary>
+    public const string ResponseTruncatedAway = "response_truncated_away";
 
     private static void Count(SortedDictionary<string, int> counts, string reason) => counts[reason] = counts.GetValueOrDefault(reason) + 1;
 

@@ -17,7 +17,7 @@ namespace InstructTune.Models.Inference;
 /// </summary>
 public sealed class LinearWeights(WeightMatrix w, float[]? bias)
 {
-    public WeightMatrix W { get; } = w;
+    public WeightMatrix W { get; internal set; } = w;
     public float[]? Bias { get; } = bias;
     public LoraDelta? Lora { get; private set; }
     /// <summary>DoRA's per-output factor g = m / ‖W + scale·B·A‖_row, or null.</summary>
@@ -170,12 +170,12 @@ public sealed partial class InferenceModel : IDisposable
 {
     public LlamaConfig Config { get; }
     public WeightMatrix Embed { get; }
-    public WeightMatrix LmHead { get; }
+    public WeightMatrix LmHead { get; private set; }
     public float[] FinalNorm { get; }
     public DecoderLayerWeights[] Layers { get; }
     public IReadOnlyList<string> UnusedTensors { get; }
     /// <summary>Bytes of weights as held (bf16 checkpoints stay bf16).</summary>
-    public long WeightBytes { get; }
+    public long WeightBytes { get; private set; }
     private readonly RotaryTable _rope;
     private readonly CheckpointFolder? _checkpoint;
 
@@ -207,6 +207,20 @@ public sealed partial class InferenceModel : IDisposable
                 foreach (var (_, lin) in l.Linears(0)) lin.W.ComputeBf16 = value == InferenceCompute.Bf16;
             LmHead.ComputeBf16 = value == InferenceCompute.Bf16;
         }
+    }
+
+    /// <summary>
+    /// Re-holds every linear layer and the LM head as q8_0 (ggml's blocks of 32 with a half scale, quantised as
+    /// llama.cpp and our GGUF export do): 1.125 bytes per weight in memory, decode on int8 dot products
+    /// (<see cref="Engine.Kernels.Q8Gemv"/>). The embedding table stays as loaded (rows are looked up, not
+    /// streamed). Reached by <c>itune generate|score --quantize q8_0</c>. Adapters stay float32 beside it.
+    /// </summary>
+    public void QuantizeQ8_0()
+    {
+        for (int l = 0; l < Layers.Length; l++)
+            foreach (var (name, lin) in Layers[l].Linears(l)) lin.W = WeightMatrix.QuantizeQ8_0(lin.W, name);
+        LmHead = WeightMatrix.QuantizeQ8_0(LmHead, "lm_head.weight");
+        WeightBytes = Embed.ByteLength + LmHead.ByteLength + Layers.Sum(l => l.Linears(0).Sum(x => x.L.W.ByteLength));
     }
 
     /// <summary>A cache for <paramref name="capacity"/> real tokens (plus room for the virtual tokens, if any).</summary>

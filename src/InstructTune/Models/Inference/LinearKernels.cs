@@ -25,6 +25,21 @@ public static class LinearKernels
         int O = W.Rows, K = W.Cols;
         if (X.Length < T * K || Y.Length < T * O || (bias.Length != 0 && bias.Length != O))
             throw new ArgumentException($"Linear: X {X.Length} / Y {Y.Length} / bias {bias.Length} do not fit T={T}, W [{O},{K}]");
+        if (W.IsQ8)
+        {
+            if (T >= GemmMinTokens)
+            {
+                // Prefill over q8_0 weights: dequantised once per call into a reused buffer, then the packed GEMM
+                // (weights reused across the prompt's tokens; the float32 copy is transient).
+                var wf = Q8Scratch((long)O * K);
+                for (int r = 0; r < O; r++) W.RowToF32(r, wf.AsSpan(r * K, K));
+                Gemm.SgemmSharedTeam(false, true, T, O, K, 1f, X, K, wf, K, 0f, Y, O);
+            }
+            else Q8Gemv.Forward(X, W.Q8, W.Q8Scales, O, K, Y, T);
+            if (bias.Length != 0)
+                for (int t = 0; t < T; t++) TensorPrimitives.Add(Y.Slice(t * O, O), bias, Y.Slice(t * O, O));
+            return;
+        }
         if (T >= GemmMinTokens)
         {
             // Prefill: the engine's packed, cache-blocked GEMM (bf16 B widened while packing) beats dot-product tiles.
@@ -46,9 +61,17 @@ public static class LinearKernels
 
     /// <summary>Several products of the same input X [T, K] (e.g. q/k/v, or gate/up) in one parallel region, so
     /// a decode step pays one dispatch for them instead of one each. Each output is [T, W.Rows].</summary>
+    [ThreadStatic] private static float[]? q8Dequantised;
+
+    private static float[] Q8Scratch(long n)
+    {
+        if (q8Dequantised == null || q8Dequantised.Length < n) q8Dequantised = GC.AllocateUninitializedArray<float>(checked((int)n));
+        return q8Dequantised;
+    }
+
     public static void ForwardMany(float[] X, int T, params (WeightMatrix W, float[]? Bias, float[] Y)[] products)
     {
-        if (T >= GemmMinTokens)
+        if (T >= GemmMinTokens || products.Any(p => p.W.IsQ8))
         {
             foreach (var (w, b, y) in products) Forward(X, w, b, y, T);
             return;
