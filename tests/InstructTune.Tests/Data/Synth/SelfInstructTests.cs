@@ -224,3 +224,59 @@ public class SelfInstructTests
         Assert.False(SelfInstructRules.IsYes("No, it is not"));
     }
 }
+
+/// <summary>A real kill: `itune synth self-instruct` in a child process, SIGKILLed once 7 answers are journaled, then
+/// rerun in the same folder.</summary>
+[Collection("Console")]
+public class SelfInstructProcessKillTests
+{
+    [Fact]
+    public void A_process_killed_mid_run_resumes_to_the_same_output()
+    {
+        var seeds = TestPaths.SharedTestData("datasets", "self-instruct", "seed_tasks.jsonl");
+        string[] Args(FakeOpenAiServer s, string dir) =>
+            ["synth", "self-instruct", "--seeds", seeds, "--out", dir, "--endpoint", s.BaseUrl, "--model", "m", "--concurrency", "1", "--seed", "7",
+             "synth.api_key_env=", "synth.max_rounds=4", "synth.refine=false", "synth.base_delay_s=0.01"];
+        using var full = new FakeOpenAiServer();
+        full.Script = new SynthScript(TestPaths.Fixtures("synth", "self_instruct_answers.json")).Answer;
+        var fullDir = Directory.CreateTempSubdirectory("itune-synth-full-").FullName;
+        using var server = new FakeOpenAiServer();
+        var script = new SynthScript(TestPaths.Fixtures("synth", "self_instruct_answers.json"));
+        int served = 0;
+        bool slow = true;
+        // From the 7th request on, each answer takes 300 ms while the child runs, so the kill lands mid-run on a loaded machine.
+        server.Script = prompt => { if (Interlocked.Increment(ref served) >= 7 && Volatile.Read(ref slow)) Thread.Sleep(300); return script.Answer(prompt); };
+        var dir = Directory.CreateTempSubdirectory("itune-synth-kill-").FullName;
+        try
+        {
+            Assert.Equal(0, CliCapture.Run(Args(full, fullDir)).Rc);
+            var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "itune.dll") }.Concat(Args(server, dir))) psi.ArgumentList.Add(a);
+            using (var p = System.Diagnostics.Process.Start(psi)!)
+            {
+                p.OutputDataReceived += (_, _) => { };
+                p.ErrorDataReceived += (_, _) => { };
+                p.BeginOutputReadLine();
+                p.BeginErrorReadLine();
+                var journal = Path.Combine(dir, "journal.jsonl");
+                var until = DateTime.UtcNow.AddMinutes(2);
+                while (!p.HasExited && DateTime.UtcNow < until && (!File.Exists(journal) || File.ReadAllLines(journal).Length < 7)) Thread.Sleep(5);
+                Assert.False(p.HasExited, "the run finished before it could be killed");
+                p.Kill();
+                p.WaitForExit();
+            }
+            Volatile.Write(ref slow, false);
+            int before = server.Total;
+            Assert.True(before < full.Total);
+            var (rc, _, stderr) = CliCapture.Run(Args(server, dir));
+            Assert.True(rc == 0, stderr);
+            Assert.Contains("resuming", stderr);
+            Assert.Equal(File.ReadAllText(Path.Combine(fullDir, "data.jsonl")), File.ReadAllText(Path.Combine(dir, "data.jsonl")));
+            Assert.Equal(File.ReadAllText(Path.Combine(fullDir, "rejected.jsonl")), File.ReadAllText(Path.Combine(dir, "rejected.jsonl")));
+            // At most the one request in flight at the kill (answered but not yet journaled) is sent again.
+            Assert.InRange(server.Total - full.Total, 0, 1);
+            Assert.True(server.Prompts.Count(x => x.Value > 1) <= 1);
+        }
+        finally { Directory.Delete(dir, true); Directory.Delete(fullDir, true); }
+    }
+}
