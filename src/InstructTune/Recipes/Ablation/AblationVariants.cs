@@ -27,6 +27,12 @@ public static class AblationVariants
         Register("prefix", "prefix tuning, 20 key/value prefixes per layer (training.method prefix_tuning; unpacked rows)", "training.method=prefix_tuning", "data.pack=false");
         Register("iasft", "Fisher-sparse tuning: the top 0.5 % weight entries (training.method iasft)", "training.method=iasft");
         Register("ipeft", "instruction-gated low-rank adapters (training.method ipeft)", "training.method=ipeft");
+        // Issue 17's continual-learning strategies, on top of a staged config with none of its own (docs/CONTINUAL.md);
+        // each run also writes its forgetting matrix (run_dir/forgetting.json).
+        Register("continual-ewc", "EWC across stages, λ = 1000 (loss.ewc_lambda)", "loss.ewc_lambda=1000");
+        Register("continual-online-ewc", "online EWC, λ = 1000, γ = 0.9 (continual.ewc_gamma)", "loss.ewc_lambda=1000", "continual.ewc_gamma=0.9");
+        Register("continual-agem", "A-GEM over an episodic memory of earlier stages (continual.gem agem)", "continual.gem=agem");
+        Register("continual-gem", "GEM, one constraint per earlier stage (continual.gem gem)", "continual.gem=gem");
     }
 
     /// <summary>Adds (or replaces) a variant; names are lower-case words with '_' or '-'.</summary>

@@ -40,6 +40,8 @@ public sealed record QuickstartOptions
     public double LoraAlpha { get; init; } = 64;
     /// <summary>"lora" (default) or "qlora": the same adapter over an NF4-quantised frozen base.</summary>
     public string Method { get; init; } = "lora";
+    /// <summary>training.precision of both training stages: "float32" (default) or "bf16" (mixed precision).</summary>
+    public string Precision { get; init; } = "float32";
 
     public int MaxNewTokens { get; init; } = 16;
 

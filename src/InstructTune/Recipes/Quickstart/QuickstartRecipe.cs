@@ -171,6 +171,12 @@ public static class QuickstartRecipe
     {
         var c = new TrainConfig();
         c.Training.Method = method;
+        c.Training.Precision = o.Precision.ToLowerInvariant() switch
+        {
+            "float32" => TrainingPrecision.Float32,
+            "bf16" => TrainingPrecision.Bf16,
+            _ => throw new InvalidDataException($"quickstart option Precision: '{o.Precision}' is not float32 or bf16"),
+        };
         c.Training.MaxSteps = steps;
         c.Training.MicroBatchSize = batch;
         c.Training.LearningRate = lr;

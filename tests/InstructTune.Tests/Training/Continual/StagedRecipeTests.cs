@@ -198,3 +198,19 @@ public class StagedRecipeTests
         Assert.Equal(((0.8 - 0.5) + (0.9 - 0.7)) / 2, s.Forgetting, 12);
     }
 }
+
+/// <summary>The continual strategies are `itune ablate` variants whose overrides bind to the recipe keys.</summary>
+public class ContinualAblationVariantsTests
+{
+    [Fact]
+    public void StrategiesAreAblationVariantsThatBind()
+    {
+        var variants = InstructTune.Recipes.Ablation.AblationVariants.Parse("continual-ewc,continual-online-ewc,continual-agem,continual-gem");
+        var configs = variants.Select(v => ConfigLoader.LoadFromString<TrainConfig>("training: {learning_rate: 1.0e-4}\n", v.Overrides)).ToList();
+        Assert.Equal(1000, configs[0].Loss.EwcLambda);
+        Assert.Equal(0.9, configs[1].Continual.EwcGamma);
+        Assert.Equal(GemMode.Agem, configs[2].Continual.Gem);
+        Assert.Equal(GemMode.Gem, configs[3].Continual.Gem);
+        Assert.Equal("gem", ContinualStages.Strategy(configs[3]));
+    }
+}
