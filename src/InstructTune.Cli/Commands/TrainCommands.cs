@@ -136,11 +136,15 @@ public static class TrainCommands
             var m = LlamaCheckpoint.Load(baseDir);
             var type = Peft.PeftRegistry.LoadInto(m, p.GetValue(adapter)!);
             Peft.PeftRegistry.MergeAndUnload(m);
+            // Instruction-aware variants trained beside the adapter go with the merged model (saved by LlamaCheckpoint.Save).
+            bool aware = File.Exists(Path.Combine(p.GetValue(adapter)!, Models.InstructionAware.InstructionAwareFile.FileName));
+            if (aware) Models.InstructionAware.InstructionAwareFile.LoadInto(m, p.GetValue(adapter)!);
             var dt = LlamaCheckpoint.ParseDtype(p.GetValue(dtype) ?? m.Config.TorchDtype);
             var outDir = p.GetValue(output)!;
             LlamaCheckpoint.Save(m, outDir, dt);
             foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "generation_config.json" })
                 if (File.Exists(Path.Combine(baseDir, f))) File.Copy(Path.Combine(baseDir, f), Path.Combine(outDir, f), overwrite: true);
+            if (aware) Models.InstructionAware.InstructionAwareFile.Record(m, outDir);
             Console.Error.WriteLine($"merged {type} adapter {p.GetValue(adapter)} into {baseDir} → {outDir}");
             return 0;
         }));

@@ -119,7 +119,10 @@ public sealed class PreferenceSetup
             if (precompute)
             {
                 var path = Path.Combine(config.Checkpoint.OutputDir, ReferenceFile);
-                (reference, validationReference) = LoadOrComputeReference(path, inputs, config.Training.MicroBatchSize, resuming, say);
+                // Scored at the training step's rows (pairs: chosen + rejected), so the scoring pass rents the
+                // buffer shapes the steps rent next instead of adding a second set to the pool.
+                int rows = config.Training.MicroBatchSize * (options.Paired ? 2 : 1);
+                (reference, validationReference) = LoadOrComputeReference(path, inputs, rows, resuming, say);
             }
             else reference = validationReference = ReferenceLogps.AdapterDisabled();
         }
