@@ -28,21 +28,11 @@ public static class Ia3Injector
         return layers;
     }
 
-    public static IReadOnlyList<(string Name, Ia3Linear Layer)> Find(Module model) =>
-        model.NamedModules().Where(m => m.Module is Ia3Linear).Select(m => (m.Name, (Ia3Linear)m.Module)).ToList();
+    public static IReadOnlyList<(string Name, Ia3Linear Layer)> Find(Module model) => MergeableLayers.Find<Ia3Linear>(model);
 
-    public static void Merge(Module model) { foreach (var (_, l) in Find(model)) l.Merge(); }
-    public static void Unmerge(Module model) { foreach (var (_, l) in Find(model)) l.Unmerge(); }
+    public static void Merge(Module model) => MergeableLayers.Merge<Ia3Linear>(model);
+    public static void Unmerge(Module model) => MergeableLayers.Unmerge<Ia3Linear>(model);
 
     /// <summary>Merges every vector into its base weight and puts the plain Linear back.</summary>
-    public static void MergeAndUnload(Module model)
-    {
-        foreach (var (name, layer) in Find(model))
-        {
-            layer.Merge();
-            layer.Base.Weight.Frozen = false;
-            if (layer.Base.Bias != null) layer.Base.Bias.Frozen = false;
-            model.ReplaceModule(name, _ => layer.Base);
-        }
-    }
+    public static void MergeAndUnload(Module model) => MergeableLayers.MergeAndUnload<Ia3Linear>(model);
 }

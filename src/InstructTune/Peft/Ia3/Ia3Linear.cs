@@ -11,7 +11,7 @@ namespace InstructTune.Peft.Ia3;
 /// y = W·(x ⊙ l) + b. Only l trains. Parameter names keep the wrapped layer's (`weight`, `bias`) and add `ia3_l`
 /// (PEFT's name without its adapter level). Mergeable: W ← W·diag(l) (input) or diag(l)·W, b ← b ⊙ l (output).
 /// </summary>
-public sealed class Ia3Linear : Module, IUnaryModule, IAdapterLayer
+public sealed class Ia3Linear : Module, IUnaryModule, IMergeableLinear
 {
     public Linear Base { get; }
     public Parameter L { get; }

@@ -25,21 +25,11 @@ public static class IasftInjector
         return layers;
     }
 
-    public static IReadOnlyList<(string Name, SparseDeltaLinear Layer)> Find(Module model) =>
-        model.NamedModules().Where(m => m.Module is SparseDeltaLinear).Select(m => (m.Name, (SparseDeltaLinear)m.Module)).ToList();
+    public static IReadOnlyList<(string Name, SparseDeltaLinear Layer)> Find(Module model) => MergeableLayers.Find<SparseDeltaLinear>(model);
 
-    public static void Merge(Module model) { foreach (var (_, l) in Find(model)) l.Merge(); }
-    public static void Unmerge(Module model) { foreach (var (_, l) in Find(model)) l.Unmerge(); }
+    public static void Merge(Module model) => MergeableLayers.Merge<SparseDeltaLinear>(model);
+    public static void Unmerge(Module model) => MergeableLayers.Unmerge<SparseDeltaLinear>(model);
 
     /// <summary>Adds every delta into its base weight and puts the plain Linear back.</summary>
-    public static void MergeAndUnload(Module model)
-    {
-        foreach (var (name, layer) in Find(model))
-        {
-            layer.Merge();
-            layer.Base.Weight.Frozen = false;
-            if (layer.Base.Bias != null) layer.Base.Bias.Frozen = false;
-            model.ReplaceModule(name, _ => layer.Base);
-        }
-    }
+    public static void MergeAndUnload(Module model) => MergeableLayers.MergeAndUnload<SparseDeltaLinear>(model);
 }

@@ -12,7 +12,7 @@ namespace InstructTune.Peft.Iasft;
 /// gradients and AdamW moments, so the optimizer memory scales with k. Parameter names keep the wrapped layer's
 /// (`weight`, `bias`) and add `iasft_values`. Mergeable: W[index] += values.
 /// </summary>
-public sealed class SparseDeltaLinear : Module, IUnaryModule, IAdapterLayer
+public sealed class SparseDeltaLinear : Module, IUnaryModule, IMergeableLinear
 {
     public Linear Base { get; }
     public int[] Index { get; }

@@ -41,8 +41,7 @@ public static class LoraInjector
     }
 
     /// <summary>The adapted layers of a model, by module name.</summary>
-    public static IReadOnlyList<(string Name, LoraLinear Layer)> Find(Module model) =>
-        model.NamedModules().Where(m => m.Module is LoraLinear).Select(m => (m.Name, (LoraLinear)m.Module)).ToList();
+    public static IReadOnlyList<(string Name, LoraLinear Layer)> Find(Module model) => MergeableLayers.Find<LoraLinear>(model);
 
     public static void SetEnabled(Module model, bool enabled) { foreach (var (_, l) in Find(model)) l.Enabled = enabled; }
     // (AdapterSwitch.SetEnabled switches the adapters of every method at once.)
