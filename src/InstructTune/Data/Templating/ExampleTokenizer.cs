@@ -44,9 +44,7 @@ public sealed class ExampleTokenizer(ITokenizer tokenizer, IPromptTemplate templ
         {
             var (start, end) = enc.Offsets[t];
             ids[t] = enc.Ids[t];
-            Segment seg = Segment.Template;
-            for (int c = Math.Max(0, start); c < end && c < charSeg.Length; c++)
-                if (charSeg[c] > seg) seg = charSeg[c];
+            Segment seg = TokenSegment(charSeg, enc.Offsets[t]);
             segs[t] = (byte)seg;
             bool zeroWidth = end <= start;   // added specials (BOS) cover no characters
             bool learned = seg == Segment.Response || ((_o.TrainOnInputs || plainText) && !(zeroWidth && t == 0));
@@ -60,6 +58,15 @@ public sealed class ExampleTokenizer(ITokenizer tokenizer, IPromptTemplate templ
         }
         var example = new TokenizedExample(ids, labels, segs, taskId, complexity);
         return _o.MaxSeqLen > 0 && total > _o.MaxSeqLen ? Truncate(example, _o.MaxSeqLen) : example;
+    }
+
+    /// <summary>A token's segment: the largest among the characters its offsets cover (Template for zero-width tokens).</summary>
+    public static Segment TokenSegment(Segment[] charSegments, (int Start, int End) offset)
+    {
+        Segment seg = Segment.Template;
+        for (int c = Math.Max(0, offset.Start); c < offset.End && c < charSegments.Length; c++)
+            if (charSegments[c] > seg) seg = charSegments[c];
+        return seg;
     }
 
     /// <summary>Drops tokens to fit maxLen: input first (from its end), then instruction, then the tail.</summary>

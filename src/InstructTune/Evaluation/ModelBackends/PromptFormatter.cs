@@ -27,6 +27,7 @@ public sealed class PromptFormatter
 {
     private readonly Func<string, string> _format;
     private readonly Func<InstructionRecord, string> _formatRecord;
+    private readonly Func<InstructionRecord, RenderedText>? _renderRecord;
 
     public string Name { get; }
     public bool AddSpecialTokens { get; }
@@ -36,17 +37,39 @@ public sealed class PromptFormatter
     /// <summary>"NAME (ORIGIN)": what <c>generate</c>, <c>score</c>, <c>eval</c> and <c>serve</c> say they used.</summary>
     public string Describe() => Origin.Length == 0 ? Name : $"{Name} ({Origin})";
 
-    private PromptFormatter From(string origin) => new(Name, _format, _formatRecord, AddSpecialTokens) { Origin = origin };
+    private PromptFormatter From(string origin) => new(Name, _format, _formatRecord, AddSpecialTokens, _renderRecord) { Origin = origin };
 
-    private PromptFormatter(string name, Func<string, string> format, Func<InstructionRecord, string> formatRecord, bool addSpecialTokens)
+    private PromptFormatter(string name, Func<string, string> format, Func<InstructionRecord, string> formatRecord, bool addSpecialTokens,
+        Func<InstructionRecord, RenderedText>? renderRecord = null)
     {
-        Name = name; _format = format; _formatRecord = formatRecord; AddSpecialTokens = addSpecialTokens;
+        Name = name; _format = format; _formatRecord = formatRecord; AddSpecialTokens = addSpecialTokens; _renderRecord = renderRecord;
     }
 
     public string Format(string instruction) => _format(instruction);
 
     /// <summary>The prompt of a dataset record: everything before its (last) response.</summary>
     public string Format(InstructionRecord record) => _formatRecord(record);
+
+    /// <summary>
+    /// The per-token segments (template / instruction / input, <see cref="Segment"/>) of <paramref name="ids"/>, the
+    /// encoded prompt of <paramref name="record"/> (possibly left-truncated), by the rule training uses
+    /// (<see cref="ExampleTokenizer.TokenSegment"/>), so instruction-aware models and iPEFT see at inference the spans
+    /// they were trained on. Null where the spans are not known (raw and chat formats: the model then treats the
+    /// whole prompt as instruction) or the ids are not that prompt's encoding.
+    /// </summary>
+    public byte[]? PromptSegments(InstructionRecord record, Tokenizers.ITokenizer tokenizer, int[] ids)
+    {
+        if (_renderRecord is null || ids.Length == 0) return null;
+        var rendered = _renderRecord(record);
+        if (rendered.Text != _formatRecord(record)) return null;
+        var enc = tokenizer.Encode(rendered.Text, AddSpecialTokens);
+        int skip = enc.Ids.Length - ids.Length;
+        if (skip < 0 || !enc.Ids.AsSpan(skip).SequenceEqual(ids)) return null;
+        var charSeg = rendered.CharSegments();
+        var segs = new byte[ids.Length];
+        for (int t = 0; t < ids.Length; t++) segs[t] = (byte)ExampleTokenizer.TokenSegment(charSeg, enc.Offsets[skip + t]);
+        return segs;
+    }
 
     public static PromptFormatter Raw { get; } = new("raw", s => s, RawText, true);
 
@@ -95,7 +118,7 @@ public sealed class PromptFormatter
         try { template = PromptTemplates.Get(name); }
         catch (ArgumentException ex) { throw new EvalInputException($"--template: {ex.Message}; or raw, chat, auto"); }
         return new PromptFormatter(template.Name, instruction => PrefixOf(template, new InstructionRecord(instruction, "", "", "eval")),
-            record => PrefixOf(template, record), true);
+            record => PrefixOf(template, record), true, record => RenderedPrefixOf(template, record));
     }
 
     private static PromptFormatter Chat(string dir)
@@ -149,7 +172,10 @@ public sealed class PromptFormatter
     // Render with a one-character response and keep the text before it: templates put the response right after
     // their prompt text, and what follows it (end-of-turn markers) must not be in the prompt.
     // Chat records keep their earlier turns; their last assistant turn becomes the marker.
-    private static string PrefixOf(IPromptTemplate template, InstructionRecord record)
+    private static string PrefixOf(IPromptTemplate template, InstructionRecord record) => RenderedPrefixOf(template, record).Text;
+
+    /// <summary>The prompt prefix with its segment spans cut at the response's start.</summary>
+    private static RenderedText RenderedPrefixOf(IPromptTemplate template, InstructionRecord record)
     {
         const string Marker = "\u0001";
         var withMarker = record.Messages is { Count: > 0 }
@@ -159,7 +185,9 @@ public sealed class PromptFormatter
         var response = rendered.Spans.LastOrDefault(s => s.Segment == Segment.Response);
         int at = response.Length > 0 ? response.Start : rendered.Text.IndexOf(Marker, StringComparison.Ordinal);
         if (at < 0) throw new InvalidOperationException($"template {template.Name}: cannot find where the response starts");
-        return rendered.Text[..at];
+        var spans = rendered.Spans.Where(sp => sp.Start < at)
+            .Select(sp => sp with { Length = Math.Min(sp.Length, at - sp.Start) }).ToArray();
+        return new RenderedText(rendered.Text[..at], spans);
     }
 
     private static bool HasChatTemplate(string dir)
