@@ -158,6 +158,7 @@ public static class ModelCommands
             ApplyArithmetic(model, arithmetic, p.GetValue(quantize));
             var tokenizer = ModelTokenizer.Of(loaded);
             int[] ids;
+            byte[]? segments = null;   // a template-formatted prompt's segments, as training gives them (instruction-aware models, iPEFT)
             if (p.GetValue(promptIds) is { } s)
                 ids = s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                        .Select(x => int.TryParse(x, out var v) ? v : throw new FormatException($"--prompt-ids: \"{x}\" is not an integer")).ToArray();
@@ -167,6 +168,7 @@ public static class ModelCommands
                 var format = loaded.PromptFormat(p.GetValue(template), Console.Error.WriteLine, fallback: "raw");
                 Console.Error.WriteLine($"prompt format: {format.Describe()}");
                 ids = tokenizer.Encode(format.Format(text), format.AddSpecialTokens);
+                if (loaded.Tokenizer is { } itok) segments = format.PromptSegments(new InstructTune.Data.Records.InstructionRecord(text, "", "", "generate"), itok, ids);
             }
             else throw new ArgumentException("give --prompt TEXT or --prompt-ids 1,2,3");
             if (ids.Length == 0) throw new ArgumentException("the prompt is empty");
@@ -198,7 +200,7 @@ public static class ModelCommands
                     Console.Out.Flush();
                 },
             };
-            var r = Generator.Generate(model, [ids], options)[0];
+            var r = Generator.Generate(model, [ids], options, segments == null ? null : [segments])[0];
             if (asJson)
             {
                 var o = new Dictionary<string, object?>
