@@ -17,14 +17,7 @@ public class ComputeBf16Tests
     /// every weight of a float32 checkpoint, entering a matmul: about 0.4 % relative per product).</summary>
     private static double Tolerance(double golden) => 0.05 + 0.02 * Math.Abs(golden);
 
-    private static (int Rc, string Out, string Err) Run(params string[] args)
-    {
-        var (o, e) = (new StringWriter(), new StringWriter());
-        var (po, pe) = (Console.Out, Console.Error);
-        Console.SetOut(o); Console.SetError(e);
-        try { return (CliApp.Run(args), o.ToString(), e.ToString()); }
-        finally { Console.SetOut(po); Console.SetError(pe); }
-    }
+    private static (int Rc, string Out, string Err) Run(params string[] args) => CliCapture.Run(args);
 
     private static double[][] Score(string dir, string input, string compute, TempDir tmp)
     {

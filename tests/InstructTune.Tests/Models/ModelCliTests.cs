@@ -10,14 +10,7 @@ namespace InstructTune.Tests.Models;
 [Collection("Console")]
 public class ModelCliTests
 {
-    private static (int Rc, string Out, string Err) Run(params string[] args)
-    {
-        var (o, e) = (new StringWriter(), new StringWriter());
-        var (po, pe) = (Console.Out, Console.Error);
-        Console.SetOut(o); Console.SetError(e);
-        try { return (CliApp.Run(args), o.ToString(), e.ToString()); }
-        finally { Console.SetOut(po); Console.SetError(pe); }
-    }
+    private static (int Rc, string Out, string Err) Run(params string[] args) => CliCapture.Run(args);
 
     [Fact]
     public void Score_matches_pytorch_and_names_bad_lines()

@@ -11,14 +11,7 @@ namespace InstructTune.Tests.Models;
 [Collection("Console")]
 public class QuantizeQ8Tests
 {
-    private static (int Rc, string Out, string Err) Run(params string[] args)
-    {
-        var (o, e) = (new StringWriter(), new StringWriter());
-        var (po, pe) = (Console.Out, Console.Error);
-        Console.SetOut(o); Console.SetError(e);
-        try { return (CliApp.Run(args), o.ToString(), e.ToString()); }
-        finally { Console.SetOut(po); Console.SetError(pe); }
-    }
+    private static (int Rc, string Out, string Err) Run(params string[] args) => CliCapture.Run(args);
 
     [Theory]
     [InlineData("llama_gqa_f32")]

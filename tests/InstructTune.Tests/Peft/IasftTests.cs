@@ -19,23 +19,11 @@ namespace InstructTune.Tests.Peft;
 public class IasftTests
 {
     private static readonly JsonElement Root = JsonDocument.Parse(File.ReadAllText(TestPaths.Fixtures("peft", "iasft.json"))).RootElement;
-    private static int[] Ints(JsonElement t) => t.GetProperty("data").EnumerateArray().Select(x => x.GetInt32()).ToArray();
+    private static int[] Ints(JsonElement t) => PeftGoldenTests.Ints(t);
     private static int[] IntList(JsonElement a) => a.EnumerateArray().Select(x => x.GetInt32()).ToArray();
     private static float[] FloatList(JsonElement a) => a.EnumerateArray().Select(x => (float)x.GetDouble()).ToArray();
 
-    private static LlamaModel GoldenModel()
-    {
-        var c = Root.GetProperty("config");
-        var model = new LlamaModel(new LlamaConfig
-        {
-            VocabSize = c.GetProperty("vocab").GetInt32(), HiddenSize = c.GetProperty("dim").GetInt32(),
-            NumHiddenLayers = c.GetProperty("layers").GetInt32(), NumAttentionHeads = c.GetProperty("heads").GetInt32(),
-            NumKeyValueHeads = c.GetProperty("kv").GetInt32(), IntermediateSize = c.GetProperty("ffn").GetInt32(),
-            RmsNormEps = c.GetProperty("eps").GetDouble(), RopeTheta = c.GetProperty("theta").GetDouble(), QkvBias = true,
-        });
-        HashInit.Initialize(model);
-        return model;
-    }
+    private static LlamaModel GoldenModel() => PeftGoldenTests.Model(Root.GetProperty("config"));
 
     private static LlamaBatch GoldenBatch(int n)
     {

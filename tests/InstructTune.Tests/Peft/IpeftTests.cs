@@ -19,21 +19,13 @@ namespace InstructTune.Tests.Peft;
 public class IpeftTests
 {
     private static readonly JsonElement Root = JsonDocument.Parse(File.ReadAllText(TestPaths.Fixtures("peft", "ipeft.json"))).RootElement;
-    private static int[] Ints(JsonElement t) => t.GetProperty("data").EnumerateArray().Select(x => x.GetInt32()).ToArray();
-    private static float[] Floats(JsonElement t) => t.GetProperty("data").EnumerateArray().Select(x => (float)x.GetDouble()).ToArray();
+    private static int[] Ints(JsonElement t) => PeftGoldenTests.Ints(t);
+    private static float[] Floats(JsonElement t) => PeftGoldenTests.Floats(t);
 
     [Fact]
     public void LogitsLossAndGradientsMatchPyTorch()
     {
-        var c = Root.GetProperty("config");
-        var model = new LlamaModel(new LlamaConfig
-        {
-            VocabSize = c.GetProperty("vocab").GetInt32(), HiddenSize = c.GetProperty("dim").GetInt32(),
-            NumHiddenLayers = c.GetProperty("layers").GetInt32(), NumAttentionHeads = c.GetProperty("heads").GetInt32(),
-            NumKeyValueHeads = c.GetProperty("kv").GetInt32(), IntermediateSize = c.GetProperty("ffn").GetInt32(),
-            RmsNormEps = c.GetProperty("eps").GetDouble(), RopeTheta = c.GetProperty("theta").GetDouble(), QkvBias = true,
-        });
-        HashInit.Initialize(model);
+        var model = PeftGoldenTests.Model(Root.GetProperty("config"));
         IpeftInjector.Inject(model, new IpeftConfig { Rank = Root.GetProperty("rank").GetInt32(), Alpha = Root.GetProperty("alpha").GetDouble() }, 1);
         foreach (var p in Root.GetProperty("params").EnumerateArray()) model.GetParameter(p.GetProperty("name").GetString()!).Load(Floats(p));
         var batch = new LlamaBatch(new IntTensor(Ints(Root.GetProperty("ids")), 2, 9))

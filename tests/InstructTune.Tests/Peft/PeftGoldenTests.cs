@@ -19,10 +19,11 @@ namespace InstructTune.Tests.Peft;
 public class PeftGoldenTests
 {
     private static JsonElement Load(string method) => JsonDocument.Parse(File.ReadAllText(TestPaths.Fixtures("peft", method + ".json"))).RootElement;
-    private static int[] Ints(JsonElement t) => t.GetProperty("data").EnumerateArray().Select(x => x.GetInt32()).ToArray();
-    private static float[] Floats(JsonElement t) => t.GetProperty("data").EnumerateArray().Select(x => (float)x.GetDouble()).ToArray();
+    internal static int[] Ints(JsonElement t) => t.GetProperty("data").EnumerateArray().Select(x => x.GetInt32()).ToArray();
+    internal static float[] Floats(JsonElement t) => t.GetProperty("data").EnumerateArray().Select(x => (float)x.GetDouble()).ToArray();
 
-    private static LlamaModel Model(JsonElement c)
+    /// <summary>The tiny golden Llama a PEFT fixture's "config" describes, hash-initialised as the golden scripts do.</summary>
+    internal static LlamaModel Model(JsonElement c)
     {
         var model = new LlamaModel(new LlamaConfig
         {
