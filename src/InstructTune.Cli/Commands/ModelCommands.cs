@@ -168,7 +168,7 @@ public static class ModelCommands
                 var format = loaded.PromptFormat(p.GetValue(template), Console.Error.WriteLine, fallback: "raw");
                 Console.Error.WriteLine($"prompt format: {format.Describe()}");
                 ids = tokenizer.Encode(format.Format(text), format.AddSpecialTokens);
-                if (loaded.Tokenizer is { } itok) segments = format.PromptSegments(new InstructTune.Data.Records.InstructionRecord(text, "", "", "generate"), itok, ids);
+                if (model.ReadsSegments && loaded.Tokenizer is { } itok) segments = format.PromptSegments(new InstructTune.Data.Records.InstructionRecord(text, "", "", "generate"), itok, ids);
             }
             else throw new ArgumentException("give --prompt TEXT or --prompt-ids 1,2,3");
             if (ids.Length == 0) throw new ArgumentException("the prompt is empty");

@@ -132,8 +132,9 @@ public static class EvalRunRecipe
                 else
                 {
                     var ids = prompts.Select(generator!.FormattedPromptIds).ToList();
-                    var segments = chunk.Select((e, i) => formatter.PromptSegments(e.Record, loaded!.Tokenizer, ids[i])).ToList();
-                    var generated = Generator.Generate(loaded!.Model, ids, generator.Options(), segments.Any(x => x != null) ? segments : null);
+                    var segments = loaded!.Model.ReadsSegments
+                        ? chunk.Select((e, i) => formatter.PromptSegments(e.Record, loaded.Tokenizer, ids[i])).ToList() : null;
+                    var generated = Generator.Generate(loaded.Model, ids, generator.Options(), segments);
                     generationSeconds += watch.Elapsed.TotalSeconds;
                     generationTokens += generated.Sum(g => g.GeneratedIds.Length);
                     predictions = new string[chunk.Count];

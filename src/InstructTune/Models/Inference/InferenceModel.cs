@@ -354,6 +354,10 @@ public sealed partial class InferenceModel : IDisposable
     /// <summary>The iPEFT gate head (W (layers, hidden), b (layers)) when an iPEFT adapter is attached.</summary>
     private Peft.Ipeft.IpeftAdapterFile? _ipeft;
 
+    /// <summary>Whether the forward reads per-token segments (instruction-aware variants or iPEFT); callers skip
+    /// computing them otherwise.</summary>
+    public bool ReadsSegments => InstructionAware != null || _ipeft != null;
+
     /// <summary>Attaches an iPEFT adapter: the gate head and a gated low-rank delta per named linear; throws when the
     /// model's layers, width or a module do not fit.</summary>
     public void ApplyIpeft(Peft.Ipeft.IpeftAdapterFile adapter)
