@@ -7,7 +7,7 @@ namespace InstructTune.Tests.Evaluation.Run;
 
 /// <summary>
 /// The per-token segments <c>itune eval run</c> hands an instruction-aware model (or iPEFT) at inference are the ones
-/// training gave the same prompt tokens: for every built-in template and three real tokenizers, the prompt's
+/// training gave the same prompt tokens: for every built-in template, a format string and three real tokenizers, the prompt's
 /// segments equal the training example's segments over the ids both share (a token straddling the prompt/response
 /// boundary is a response token in training and is not in the prompt), they mark instruction and input tokens
 /// apart, a left-truncated prompt keeps its tail's segments, and formats without spans give none.
@@ -29,7 +29,7 @@ public class PromptSegmentsTests
     {
         var d = new TheoryData<string, string>();
         foreach (var tok in new[] { "llama2", "llama3", "qwen2.5" })
-            foreach (var tpl in PromptTemplates.Names) d.Add(tok, tpl);
+            foreach (var tpl in PromptTemplates.Names.Append("{instruction}\nInput: {input}\nAnswer:{output}")) d.Add(tok, tpl);  // + the quickstart's format string
         return d;
     }
 
