@@ -311,14 +311,19 @@ public sealed class FineTuneRecipe : IDisposable
         const string key = "model.instruction_aware";
         if (!ia.Any || model.InstructionAware != null) return;
         try { model.AttachInstructionAware(ia); }
-        catch (ArgumentException e) { throw new ConfigException($"{key}.gate_layers: {e.Message}", key + ".gate_layers"); }
+        catch (ArgumentException e)
+        {
+            string k = key + (e.Message.StartsWith("two_stream_layers", StringComparison.Ordinal) ? ".two_stream_layers" : ".gate_layers");
+            throw new ConfigException($"{k}: {e.Message}", k);
+        }
     }
 
     /// <summary>The variants model.instruction_aware asks for.</summary>
     public static Models.InstructionAware.InstructionAwareOptions InstructionAwareOptions(TrainConfig config)
     {
         var s = config.Model.InstructionAware;
-        return new() { SegmentEmbeddings = s.SegmentEmbeddings, GateLayers = [.. s.GateLayers], GateBiasInit = (float)s.GateBiasInit };
+        return new() { SegmentEmbeddings = s.SegmentEmbeddings, GateLayers = [.. s.GateLayers], GateBiasInit = (float)s.GateBiasInit,
+            TwoStreamLayers = s.TwoStreamLayers };
     }
 
     /// <summary>EWC's Fisher on the reference set (or the training data when none is given), at the starting weights.</summary>
@@ -449,6 +454,8 @@ public sealed class FineTuneRecipe : IDisposable
         Require(c.Distributed.ThreadsPerRank >= 0, "distributed.threads_per_rank", "must be ≥ 0 (0 = cores ÷ ranks on the node)");
         Require(c.Training.Method != TuningMethod.Ipeft || !c.Training.ActivationCheckpointing, "training.activation_checkpointing",
             "is not supported with ipeft (its gates enter every layer from outside the checkpoint)");
+        Require(c.Training.Method != TuningMethod.Iapt || !c.Training.ActivationCheckpointing, "training.activation_checkpointing",
+            "is not supported with iapt (its prompts enter every layer from outside the checkpoint)");
         Require(c.Training.Method != TuningMethod.Iasft || c.Training.Objective == TrainingObjective.Sft, "training.method",
             "iasft estimates its Fisher from the response loss of training.objective sft; feedback objectives cannot use it yet");
         if (c.Training.Method is TuningMethod.PromptTuning or TuningMethod.PrefixTuning)

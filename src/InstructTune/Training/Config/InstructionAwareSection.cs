@@ -12,4 +12,6 @@ public sealed class InstructionAwareSection
     public List<int> GateLayers { get; set; } = [];
     [ConfigKey("Initial gate bias b: σ(b) is where the gates start (−4 → 0.018).", Min = -20, Max = 0)]
     public double GateBiasInit { get; set; } = -4;
+    [ConfigKey("Two-stream fusion: the base model's first K decoder layers run over the instruction tokens alone (the instruction stream); its causal mean c is fused into the input embeddings x + W_x x + W_c c + b (zero at start); 0 = off.", Min = 0)]
+    public int TwoStreamLayers { get; set; }
 }
