@@ -46,6 +46,8 @@ public sealed class TrainConfig
     public PreferenceSection Preference { get; set; } = new();
     [ConfigKey("Continual learning across data.stages: per-stage schedules, EWC's Fisher per stage, the forgetting report.")]
     public ContinualSection Continual { get; set; } = new();
+    [ConfigKey("Meta-learning an initialisation over task families (Reptile, first-order MAML) and the fast-adaptation comparison on held-out tasks.")]
+    public MetaSection Meta { get; set; } = new();
     [ConfigKey("Data-parallel training under mpirun: ZeRO-1, threads per rank, collective timeout, allreduce buckets.")]
     public DistributedSection Distributed { get; set; } = new();
     [ConfigKey("itune serve: bind address, auth, adapters, batching and request limits.")]
