@@ -207,6 +207,9 @@ public sealed class FineTuneRecipe : IDisposable
         else if (config.Loss.EwcLambda > 0 && StageSteps == null) _trainer.Regularizers.Add(MakeEwc(frozenOrAll, objective));
         if (config.Continual.Gem != GemMode.Off && (feedback || StageSteps == null))
             throw new ConfigException("continual.gem: needs two or more stages (data.datasets[].stage) of instruction data: the memory holds earlier stages' examples", "continual.gem");
+        if (config.Training.Method == TuningMethod.Progressive && (feedback || config.Loss.EwcLambda > 0 || config.Continual.Gem != GemMode.Off || comm.Size > 1))
+            throw new ConfigException("training.method: progressive columns keep every earlier stage exactly; they are not combined with " +
+                "loss.ewc_lambda, continual.gem, feedback objectives or mpirun", "training.method");
         if (!feedback && StageSteps != null)
         {
             if (comm.Size > 1 && config.Continual.Gem != GemMode.Off)
@@ -217,7 +220,7 @@ public sealed class FineTuneRecipe : IDisposable
                 inputs.StageHeldOut is { } held && k < held.Count ? held[k] : [])).ToList();
             // Under mpirun every rank trains the same stages; the forgetting report is not written there yet.
             _continual = new ContinualStages(config, model, _trainer, stageData, StageSteps, _totalSteps, protectedNamed, inputs.PadId, say,
-                report: comm.Size == 1);
+                report: comm.Size == 1, baseModelPath: inputs.ModelPath);
         }
 
         _store = new CheckpointStore(config.Checkpoint.OutputDir, Math.Max(1, config.Checkpoint.KeepLast));
@@ -276,7 +279,7 @@ public sealed class FineTuneRecipe : IDisposable
     /// </summary>
     private static PeftMethod? InjectPeft(TrainConfig config, TrainingInputs inputs, string? resume, ICommunicator comm, RunFolder? folder, Action<string>? say)
     {
-        if (config.Training.Method != TuningMethod.Iasft) return PeftRegistry.Inject(inputs.Model, config, inputs.Encode);
+        if (config.Training.Method != TuningMethod.Iasft) return PeftRegistry.Inject(inputs.Model, config, inputs.Encode, stages: inputs.Stages?.Count ?? 1);
         string maskDir = Path.Combine(config.Checkpoint.OutputDir, "iasft_mask");
         bool reuse = resume != null && Directory.Exists(maskDir);
         var sampler = new DataSampler(inputs.Train, new BatchOptions(BatchMode.Bucketed, config.Training.MicroBatchSize, config.Data.MaxSeqLen), inputs.PadId, config.Training.Seed);

@@ -8,7 +8,7 @@ namespace InstructTune.Training.Config;
 // goes in its own file in this folder, with one property line on TrainConfig below. Every key must be read
 // somewhere (ConfigSchemaTests checks the compiled code calls its getter outside this folder).
 
-public enum TuningMethod { Full, Lora, Qlora, Ia3, PromptTuning, PrefixTuning, Iasft, Ipeft }
+public enum TuningMethod { Full, Lora, Qlora, Ia3, PromptTuning, PrefixTuning, Iasft, Ipeft, Progressive }
 public enum LrSchedule { Constant, Linear, Cosine }
 public enum TrainingPrecision { Float32, Bf16 }
 public enum TaskWeighting { None, Fixed, InverseFrequency, Uncertainty }
@@ -90,7 +90,7 @@ public sealed partial class DataSection
 
 public sealed class TrainingSection
 {
-    [ConfigKey("full | lora | qlora (LoRA over an NF4-quantised base) | ia3 | prompt_tuning | prefix_tuning | iasft (Fisher-sparse delta) | ipeft (instruction-gated adapters).")]
+    [ConfigKey("full | lora | qlora (LoRA over an NF4-quantised base) | ia3 | prompt_tuning | prefix_tuning | iasft (Fisher-sparse delta) | ipeft (instruction-gated adapters) | progressive (one LoRA column per data.stages stage, lora.rank/alpha/target_modules, earlier columns frozen, lateral scalars).")]
     public TuningMethod Method { get; set; } = TuningMethod.Lora;
     [ConfigKey("sft | dpo | ipo | kto | orpo | simpo | reward (feedback objectives read the `preference` section; reward trains a scalar head, saved as reward_head.safetensors; docs/PREFERENCE.md).")]
     public TrainingObjective Objective { get; set; } = TrainingObjective.Sft;
