@@ -10,8 +10,22 @@ namespace InstructTune.Models.InstructionAware;
 /// <summary>The loaded tensors, float32 row-major: segment embeddings (4, D), and per gated layer W_h, W_c (D, D), b, s (D).</summary>
 public sealed record InstructionAwareWeights(float[]? SegmentEmbeddings, IReadOnlyDictionary<int, GateWeights> Gates)
 {
-    public InstructionAwareOptions Options => new() { SegmentEmbeddings = SegmentEmbeddings != null, GateLayers = [.. Gates.Keys.Order()] };
+    /// <summary>Two-stream fusion, or null.</summary>
+    public TwoStreamWeights? TwoStream { get; init; }
+    /// <summary>The training-only heads (task_head, representation_head: name → weight, bias), kept for resuming.</summary>
+    public IReadOnlyDictionary<string, (float[] Weight, float[] Bias, int Outputs)> Heads { get; init; } = new Dictionary<string, (float[], float[], int)>();
+
+    public InstructionAwareOptions Options => new()
+    {
+        SegmentEmbeddings = SegmentEmbeddings != null, GateLayers = [.. Gates.Keys.Order()], TwoStreamLayers = TwoStream?.Layers ?? 0,
+        TaskClasses = Heads.TryGetValue(InstructionHeads.TaskHeadName, out var t) ? t.Outputs : 0,
+        RepresentationHead = Heads.ContainsKey(InstructionHeads.RepresentationHeadName),
+    };
 }
+
+/// <summary>Two-stream fusion: the first <paramref name="Layers"/> decoder layers are the instruction encoder;
+/// W_x, W_c (D, D) row-major (out, in), b (D).</summary>
+public sealed record TwoStreamWeights(int Layers, float[] Wx, float[] Wc, float[] Bias);
 
 public sealed record GateWeights(float[] Wh, float[] Wc, float[] Bias, float[] Scale);
 
@@ -19,6 +33,8 @@ public static class InstructionAwareFile
 {
     public const string FileName = "instruction_aware.safetensors";
     public const string JsonKey = "instruction_aware";
+    /// <summary>The safetensors metadata key holding two-stream fusion's K.</summary>
+    public const string TwoStreamLayersKey = "two_stream_layers";
 
     /// <summary>Writes the model's instruction-aware tensors into dir (nothing when the model has none).</summary>
     public static void Save(LlamaModel model, string dir)
@@ -28,7 +44,10 @@ public static class InstructionAwareFile
         var tensors = ia.NamedParameters(InstructionAwareModule.Name + ".")
             .Select(p => TensorToWrite.FromF32(p.Name, DType.F32, p.Parameter.Shape.Select(d => (long)d).ToArray(), p.Parameter.ToArray()))
             .ToList();
-        SafetensorsWriter.Write(Path.Combine(dir, FileName), tensors);
+        var metadata = ia.Fusion is { } f
+            ? new Dictionary<string, string> { [TwoStreamLayersKey] = f.Layers.ToString(System.Globalization.CultureInfo.InvariantCulture) }
+            : null;
+        SafetensorsWriter.Write(Path.Combine(dir, FileName), tensors, metadata);
     }
 
     /// <summary>Adds {"instruction_aware": {...}} to dir/instructtune.json (kept: whatever else it records).</summary>
@@ -44,6 +63,7 @@ public static class InstructionAwareFile
             ["file"] = FileName,
             ["segment_embeddings"] = ia.Options.SegmentEmbeddings,
             ["gate_layers"] = new JsonArray(ia.Options.GateLayers.Order().Select(l => (JsonNode)l).ToArray()),
+            [TwoStreamLayersKey] = ia.Options.TwoStreamLayers,
         };
         Data.Cache.AtomicFile.WriteAllText(path, root.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
     }
@@ -72,9 +92,28 @@ public static class InstructionAwareFile
         const string P = InstructionAwareModule.Name + ".";
         float[]? seg = null;
         var gates = new Dictionary<int, GateWeights>();
+        TwoStreamWeights? twoStream = null;
+        var heads = new Dictionary<string, (float[], float[], int)>();
         foreach (var name in f.Tensors.Keys)
         {
+            var head = System.Text.RegularExpressions.Regex.Match(name, $@"^instruction_aware\.({InstructionHeads.TaskHeadName}|{InstructionHeads.RepresentationHeadName})\.(weight|bias)$");
+            if (head.Success)
+            {
+                string h = head.Groups[1].Value;
+                if (heads.ContainsKey(h)) continue;
+                var wInfo = f.Info($"{P}{h}.weight");
+                int outputs = wInfo.Shape.Length == 2 ? (int)wInfo.Shape[0] : -1;
+                if (outputs < 1 || h == InstructionHeads.RepresentationHeadName && outputs != D)
+                    throw new InvalidDataException($"{path}: tensor \"{P}{h}.weight\" has shape [{string.Join(",", wInfo.Shape)}]; the model needs [{(h == InstructionHeads.TaskHeadName ? "tasks" : D.ToString(System.Globalization.CultureInfo.InvariantCulture))},{D}]");
+                heads[h] = (Read($"{P}{h}.weight", outputs, D), Read($"{P}{h}.bias", outputs), outputs);
+                continue;
+            }
             if (name == P + "segment_embeddings.weight") { seg = Read(name, InstructionSpans.Count, D); continue; }
+            if (name.StartsWith(P + TwoStreamFusion.Name + ".", StringComparison.Ordinal))
+            {
+                twoStream ??= ReadTwoStream();
+                continue;
+            }
             var m = System.Text.RegularExpressions.Regex.Match(name, @"^instruction_aware\.gates\.(\d+)\.(gate_h\.weight|gate_c\.weight|gate\.bias|scale)$");
             if (!m.Success) throw new InvalidDataException($"{path}: unknown tensor \"{name}\"");
             int l = int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
@@ -83,7 +122,18 @@ public static class InstructionAwareFile
             string g = $"{P}gates.{l}.";
             gates[l] = new GateWeights(Read(g + "gate_h.weight", D, D), Read(g + "gate_c.weight", D, D), Read(g + "gate.bias", D), Read(g + "scale", D));
         }
-        return new InstructionAwareWeights(seg, gates);
+        return new InstructionAwareWeights(seg, gates) { TwoStream = twoStream, Heads = heads };
+
+        TwoStreamWeights ReadTwoStream()
+        {
+            const string F = P + TwoStreamFusion.Name + ".";
+            foreach (var n in f.Tensors.Keys.Where(n => n.StartsWith(F, StringComparison.Ordinal)))
+                if (n is not (F + "x_proj.weight" or F + "c_proj.weight" or F + "bias")) throw new InvalidDataException($"{path}: unknown tensor \"{n}\"");
+            if (!f.Metadata.TryGetValue(TwoStreamLayersKey, out var k) || !int.TryParse(k, System.Globalization.CultureInfo.InvariantCulture, out int K)
+                || K < 1 || K > c.NumHiddenLayers)
+                throw new InvalidDataException($"{path}: tensor \"{F}x_proj.weight\" needs metadata \"{TwoStreamLayersKey}\" in [1, {c.NumHiddenLayers}] (the instruction encoder's layers), found \"{k}\"");
+            return new TwoStreamWeights(K, Read(F + "x_proj.weight", D, D), Read(F + "c_proj.weight", D, D), Read(F + "bias", D));
+        }
     }
 
     /// <summary>Loads dir's tensors into a model that has the same variants attached (tests, resume of an export).</summary>
@@ -96,6 +146,17 @@ public static class InstructionAwareFile
         {
             var gate = ia.Gates[l];
             gate.GateH.Load(g.Wh); gate.GateC.Load(g.Wc); gate.Bias.Load(g.Bias); gate.Scale.Load(g.Scale);
+        }
+        if (w.TwoStream is { } ts)
+        {
+            var fusion = ia.Fusion ?? throw new InvalidDataException($"{dir}: {FileName} has two-stream fusion; the model's variants do not");
+            fusion.XProj.Load(ts.Wx); fusion.CProj.Load(ts.Wc); fusion.Bias.Load(ts.Bias);
+        }
+        foreach (var (name, (weight, bias, _)) in w.Heads)
+        {
+            var head = (name == InstructionHeads.TaskHeadName ? ia.TaskHead : ia.RepresentationHead)
+                ?? throw new InvalidDataException($"{dir}: {FileName} has instruction_aware.{name}; the model's variants do not");
+            head.Weight.Load(weight); head.Bias.Load(bias);
         }
     }
 }
