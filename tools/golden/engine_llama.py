@@ -73,9 +73,11 @@ def rms_norm(x, w, eps):
     return w * (x * torch.rsqrt(var + eps))
 
 
-def forward(c, P, ids, pos, labels, key_valid=None, doc=None, lin_adapter=None, embed_hook=None, after_layer=None):
+def forward(c, P, ids, pos, labels, key_valid=None, doc=None, lin_adapter=None, embed_hook=None, after_layer=None,
+            score_bias=None, final_hook=None):
     """lin_adapter(x, name, P) -> output or None: lets tools/golden/peft_methods.py wrap a projection;
-    embed_hook(x) and after_layer(l, x) let tools/golden/instruction_aware.py add its variants."""
+    embed_hook(x), after_layer(l, x), score_bias(l) -> additive (B, H, T|1, T) scores and final_hook(x) (the final
+    normed hidden states) let tools/golden/instruction_aware.py add its variants."""
     B, T = ids.shape
     H, KV, hd = c["heads"], c["kv"], c["dim"] // c["heads"]
     inv = inv_freq_hf(hd, c["theta"], c.get("scaling"))
@@ -113,6 +115,8 @@ def forward(c, P, ids, pos, labels, key_valid=None, doc=None, lin_adapter=None, 
         k = k.repeat_interleave(H // KV, dim=1)                        # repeat_kv
         v = v.repeat_interleave(H // KV, dim=1)
         s = q @ k.transpose(2, 3) / math.sqrt(hd) + mask
+        if score_bias:
+            s = s + score_bias(l)
         a = torch.softmax(s, dim=-1, dtype=torch.float32) @ v
         a = a.transpose(1, 2).reshape(B, T, H * hd)
         x = x + lin(a, p + "self_attn.o_proj")
@@ -121,6 +125,8 @@ def forward(c, P, ids, pos, labels, key_valid=None, doc=None, lin_adapter=None, 
     if after_layer:
         x = after_layer(c["layers"] - 1, x)
     x = rms_norm(x, P["model.norm.weight"], c["eps"])
+    if final_hook:
+        final_hook(x)
     logits = F.linear(x, P["lm_head.weight"] if "lm_head.weight" in P else P["model.embed_tokens.weight"])
     loss = F.cross_entropy(logits[:, :-1].reshape(-1, c["vocab"]), labels[:, 1:].reshape(-1), ignore_index=-100)
     return logits, loss

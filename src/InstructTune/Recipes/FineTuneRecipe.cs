@@ -318,7 +318,11 @@ public sealed class FineTuneRecipe : IDisposable
     public static Models.InstructionAware.InstructionAwareOptions InstructionAwareOptions(TrainConfig config)
     {
         var s = config.Model.InstructionAware;
-        return new() { SegmentEmbeddings = s.SegmentEmbeddings, GateLayers = [.. s.GateLayers], GateBiasInit = (float)s.GateBiasInit };
+        return new()
+        {
+            SegmentEmbeddings = s.SegmentEmbeddings, GateLayers = [.. s.GateLayers], GateBiasInit = (float)s.GateBiasInit,
+            BiasedAttention = s.BiasedAttention,
+        };
     }
 
     /// <summary>EWC's Fisher on the reference set (or the training data when none is given), at the starting weights.</summary>

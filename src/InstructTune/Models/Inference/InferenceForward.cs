@@ -61,6 +61,8 @@ public sealed partial class InferenceModel
         if (ia?.SegmentEmbeddings is { } segEmb)                     // x_t += E_seg[segment_t]
             for (int n = 0; n < N; n++)
                 System.Numerics.Tensors.TensorPrimitives.Add(X.AsSpan(n * D, D), segEmb.AsSpan(segs![n] * D, D), X.AsSpan(n * D, D));
+        if (ia?.AttentionBias != null)                               // instruction keys for biased attention
+            for (int n = 0; n < N; n++) caches[n].InstructionKeys[index[n]] = (byte)(segs![n] == InstructionSpans.Instruction ? 1 : 0);
         var H = new float[N * D];
         var Q = new float[N * nH * hd];                             // (N, nH, hd)
         var Kn = new float[N * nKv * hd];                           // (N, nKv, hd)
@@ -91,7 +93,7 @@ public sealed partial class InferenceModel
                     Vn.AsSpan((n * nKv + g) * hd, hd).CopyTo(cache.V[l].AsSpan((int)dst, hd));
                 }
             }
-            CachedAttention.Step(Q, A, N, nH, nKv, hd, l, caches, index, window);
+            CachedAttention.Step(Q, A, N, nH, nKv, hd, l, caches, index, window, ia?.AttentionBias?[l]);
             L.O.Forward(A, T, N, adapters);
             System.Numerics.Tensors.TensorPrimitives.Add(X, T, X);
             InferenceOps.RmsNorm(X, L.PostAttentionNorm, eps, H, N, D);

@@ -33,5 +33,10 @@ public sealed class KvCache
         return ref st;
     }
 
+    /// <summary>Instruction-biased attention: 1 where cache row i holds an instruction token (Capacity), written as
+    /// tokens are fed; allocated on first use.</summary>
+    internal byte[] InstructionKeys => _instructionKeys ??= new byte[Capacity];
+    private byte[]? _instructionKeys;
+
     public long Bytes => (long)K.Length * 2 * K[0].Length * sizeof(float);
 }

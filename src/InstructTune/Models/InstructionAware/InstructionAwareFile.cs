@@ -7,10 +7,17 @@ using InstructTune.Checkpoints;
 
 namespace InstructTune.Models.InstructionAware;
 
-/// <summary>The loaded tensors, float32 row-major: segment embeddings (4, D), and per gated layer W_h, W_c (D, D), b, s (D).</summary>
+/// <summary>The loaded tensors, float32 row-major: segment embeddings (4, D), per gated layer W_h, W_c (D, D), b, s (D),
+/// and per layer the instruction key bias β (heads) of biased attention.</summary>
 public sealed record InstructionAwareWeights(float[]? SegmentEmbeddings, IReadOnlyDictionary<int, GateWeights> Gates)
 {
-    public InstructionAwareOptions Options => new() { SegmentEmbeddings = SegmentEmbeddings != null, GateLayers = [.. Gates.Keys.Order()] };
+    /// <summary>β per decoder layer (heads each), or null without biased attention.</summary>
+    public float[][]? AttentionBias { get; init; }
+
+    public InstructionAwareOptions Options => new()
+    {
+        SegmentEmbeddings = SegmentEmbeddings != null, GateLayers = [.. Gates.Keys.Order()], BiasedAttention = AttentionBias != null,
+    };
 }
 
 public sealed record GateWeights(float[] Wh, float[] Wc, float[] Bias, float[] Scale);
@@ -44,6 +51,7 @@ public static class InstructionAwareFile
             ["file"] = FileName,
             ["segment_embeddings"] = ia.Options.SegmentEmbeddings,
             ["gate_layers"] = new JsonArray(ia.Options.GateLayers.Order().Select(l => (JsonNode)l).ToArray()),
+            ["biased_attention"] = ia.Options.BiasedAttention,
         };
         Data.Cache.AtomicFile.WriteAllText(path, root.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
     }
@@ -72,9 +80,19 @@ public static class InstructionAwareFile
         const string P = InstructionAwareModule.Name + ".";
         float[]? seg = null;
         var gates = new Dictionary<int, GateWeights>();
+        float[][]? bias = null;
         foreach (var name in f.Tensors.Keys)
         {
             if (name == P + "segment_embeddings.weight") { seg = Read(name, InstructionSpans.Count, D); continue; }
+            var a = System.Text.RegularExpressions.Regex.Match(name, @"^instruction_aware\.attention_bias\.(\d+)$");
+            if (a.Success)
+            {
+                int layer = int.Parse(a.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+                if (layer >= c.NumHiddenLayers) throw new InvalidDataException($"{path}: tensor \"{name}\" biases layer {layer}; the model has {c.NumHiddenLayers}");
+                bias ??= new float[c.NumHiddenLayers][];
+                bias[layer] = Read(name, c.NumAttentionHeads);
+                continue;
+            }
             var m = System.Text.RegularExpressions.Regex.Match(name, @"^instruction_aware\.gates\.(\d+)\.(gate_h\.weight|gate_c\.weight|gate\.bias|scale)$");
             if (!m.Success) throw new InvalidDataException($"{path}: unknown tensor \"{name}\"");
             int l = int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
@@ -83,7 +101,9 @@ public static class InstructionAwareFile
             string g = $"{P}gates.{l}.";
             gates[l] = new GateWeights(Read(g + "gate_h.weight", D, D), Read(g + "gate_c.weight", D, D), Read(g + "gate.bias", D), Read(g + "scale", D));
         }
-        return new InstructionAwareWeights(seg, gates);
+        if (bias != null && Array.FindIndex(bias, x => x == null) is var missing and >= 0)
+            throw new InvalidDataException($"{path}: tensor \"{P}attention_bias.{missing}\" is missing (biased attention needs one per layer)");
+        return new InstructionAwareWeights(seg, gates) { AttentionBias = bias };
     }
 
     /// <summary>Loads dir's tensors into a model that has the same variants attached (tests, resume of an export).</summary>
@@ -97,5 +117,6 @@ public static class InstructionAwareFile
             var gate = ia.Gates[l];
             gate.GateH.Load(g.Wh); gate.GateC.Load(g.Wc); gate.Bias.Load(g.Bias); gate.Scale.Load(g.Scale);
         }
+        if (w.AttentionBias is { } ab) for (int l = 0; l < ab.Length; l++) ia.AttentionBias![l].Load(ab[l]);
     }
 }

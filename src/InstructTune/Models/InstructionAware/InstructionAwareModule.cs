@@ -9,6 +9,9 @@
 //   instruction_aware.gates.L.scale              (hidden)           zero      s
 //       after decoder layer L, with c_t the causal instruction mean of that layer's output (InstructionSpans):
 //       h = h + σ(W_h h + W_c c + b) ⊙ (s ⊙ c)
+//   instruction_aware.attention_bias.L           (heads)            zero      β, per decoder layer L
+//       instruction-biased attention: s_ij = q_i·k_j/√hd + β_h·[segment_j = instruction] (keys of the instruction
+//       segment of the query's own document; GQA, sliding window, packing and the KV cache as without)
 //
 // s is the one departure from the seed's h + σ(W_g[h; c]) ⊙ c: with s = 0 the model starts as exactly the base model
 // (logits bit-identical, also under the KV cache), which a near-zero gate alone cannot give; s learns first (its
@@ -27,8 +30,10 @@ public sealed record InstructionAwareOptions
     /// <summary>Decoder layers (0-based) followed by an instruction gate.</summary>
     public IReadOnlyList<int> GateLayers { get; init; } = [];
     public float GateBiasInit { get; init; } = -4f;
+    /// <summary>A learned per-layer, per-head bias on the attention scores of instruction keys.</summary>
+    public bool BiasedAttention { get; init; }
 
-    public bool Any => SegmentEmbeddings || GateLayers.Count > 0;
+    public bool Any => SegmentEmbeddings || GateLayers.Count > 0 || BiasedAttention;
 }
 
 /// <summary>One instruction gate (module "instruction_aware.gates.L").</summary>
@@ -74,6 +79,8 @@ public sealed class InstructionAwareModule : Module
     public Parameter? SegmentEmbeddings { get; }
     /// <summary>Gate after decoder layer L, or absent.</summary>
     public IReadOnlyDictionary<int, InstructionGate> Gates { get; }
+    /// <summary>β of decoder layer l (heads), zero at init; null without biased attention.</summary>
+    public IReadOnlyList<Parameter>? AttentionBias { get; }
 
     public InstructionAwareModule(LlamaConfig c, InstructionAwareOptions o)
     {
@@ -91,7 +98,16 @@ public sealed class InstructionAwareModule : Module
             foreach (int l in o.GateLayers.Order()) gates[l] = holder.Add(l, new InstructionGate(c.HiddenSize, o.GateBiasInit));
         }
         Gates = gates;
+        if (o.BiasedAttention)
+        {
+            var holder = RegisterModule("attention_bias", new BiasList());
+            AttentionBias = [.. Enumerable.Range(0, c.NumHiddenLayers).Select(l => holder.Add(l, c.NumAttentionHeads))];
+        }
     }
+
+    /// <summary>Layer l's key bias for LlamaLayerContext: β (heads) and the instruction keys (B·T), or null.</summary>
+    public (Tensor HeadBias, byte[] KeyFlags)? KeyBias(int l, InstructionSpans spans) =>
+        AttentionBias == null ? null : (AttentionBias[l], spans.Select);
 
     /// <summary>x (N, D) token embeddings → x + E_seg[segment].</summary>
     public Tensor AddSegments(Tensor x, InstructionSpans spans) =>
@@ -102,5 +118,6 @@ public sealed class InstructionAwareModule : Module
         Gates.TryGetValue(l, out var g) ? g.Forward(x, spans.CausalMean(x)) : x;
 
     private sealed class SegmentTable : Module { public Parameter Weight { get; } public SegmentTable(int n, int d) => Weight = RegisterParameter("weight", new Parameter(n, d)); }
+    private sealed class BiasList : Module { public Parameter Add(int l, int heads) => RegisterParameter(l.ToString(System.Globalization.CultureInfo.InvariantCulture), new Parameter(heads)); }
     private sealed class GateList : Module { public InstructionGate Add(int l, InstructionGate g) => RegisterModule(l.ToString(System.Globalization.CultureInfo.InvariantCulture), g); }
 }

@@ -17,6 +17,8 @@ public sealed record LlamaLayerContext(int B, int T, Tensor Cos, Tensor Sin, Att
     public Tensor? PrefixV { get; init; }
     /// <summary>Where the instruction sits (from LlamaBatch.Segments), or null when the batch carries no segments.</summary>
     public InstructionAware.InstructionSpans? Instruction { get; init; }
+    /// <summary>Instruction-biased attention of this layer: β (heads) added to the scores of flagged keys (B·T), or null.</summary>
+    public (Tensor HeadBias, byte[] KeyFlags)? KeyBias { get; init; }
 }
 
 public sealed class LlamaAttention : Module
@@ -56,7 +58,9 @@ public sealed class LlamaAttention : Module
             Tk += pk.Size(0);
         }
         var dims = new AttentionDims(ctx.B, ctx.T, Tk, Heads, KvHeads, HeadDim);
-        var a = Ops.Attention(q, k, v, dims, 1f / MathF.Sqrt(HeadDim), ctx.Mask); // (B·T, H·hd)
+        var a = ctx.KeyBias is { } kb                               // (B·T, H·hd)
+            ? Ops.KeyBiasedAttention(q, k, v, dims, 1f / MathF.Sqrt(HeadDim), ctx.Mask, kb.HeadBias, kb.KeyFlags)
+            : Ops.Attention(q, k, v, dims, 1f / MathF.Sqrt(HeadDim), ctx.Mask);
         return OProj.Forward(a);                                    // (B·T, hidden)
     }
 }

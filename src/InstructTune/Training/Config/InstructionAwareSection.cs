@@ -12,4 +12,6 @@ public sealed class InstructionAwareSection
     public List<int> GateLayers { get; set; } = [];
     [ConfigKey("Initial gate bias b: σ(b) is where the gates start (−4 → 0.018).", Min = -20, Max = 0)]
     public double GateBiasInit { get; set; } = -4;
+    [ConfigKey("Instruction-biased attention: a learned bias β (per layer and head, zero at start) added to the attention scores of keys in the instruction segment: s_ij = q_i·k_j/√hd + β_h·[segment_j = instruction].")]
+    public bool BiasedAttention { get; set; }
 }
