@@ -12,12 +12,7 @@ public class CliSmokeTests
     [Fact]
     public void HelpListsEveryCatalogCommand()
     {
-        var output = new StringWriter();
-        var previous = Console.Out;
-        Console.SetOut(output);
-        int rc;
-        try { rc = CliApp.Run(["--help"]); }
-        finally { Console.SetOut(previous); }
+        var (rc, output, _) = TestConsole.Run("--help");
 
         Assert.Equal(0, rc);
         foreach (var command in CliApp.BuildRoot().Subcommands)

@@ -73,17 +73,17 @@ def rms_norm(x, w, eps):
     return w * (x * torch.rsqrt(var + eps))
 
 
-def forward(c, P, ids, pos, labels, key_valid=None, doc=None, lin_adapter=None, embed_hook=None, after_layer=None,
-            score_bias=None, final_hook=None):
-    """lin_adapter(x, name, P) -> output or None: lets tools/golden/peft_methods.py wrap a projection;
-    embed_hook(x), after_layer(l, x), score_bias(l) -> additive (B, H, T|1, T) scores and final_hook(x) (the final
-    normed hidden states) let tools/golden/instruction_aware.py add its variants."""
-    B, T = ids.shape
-    H, KV, hd = c["heads"], c["kv"], c["dim"] // c["heads"]
+def rope_tables(c, pos):
+    """cos, sin (B, 1, T, hd) for positions pos (B, T)."""
+    hd = c["dim"] // c["heads"]
     inv = inv_freq_hf(hd, c["theta"], c.get("scaling"))
     freqs = (inv[None, :, None] @ pos[:, None, :].float()).transpose(1, 2)
     emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos()[:, None], emb.sin()[:, None]                  # (B, 1, T, hd)
+    return emb.cos()[:, None], emb.sin()[:, None]
+
+
+def attention_mask(c, B, T, key_valid=None, doc=None):
+    """(B, 1, T, T) additive mask: causal, sliding window, padding keys, block-diagonal documents."""
     i = torch.arange(T)[:, None]
     j = torch.arange(T)[None, :]
     allowed = (j <= i).expand(B, T, T).clone()
@@ -93,35 +93,53 @@ def forward(c, P, ids, pos, labels, key_valid=None, doc=None, lin_adapter=None, 
         allowed &= key_valid[:, None, :].bool()
     if doc is not None:
         allowed &= doc[:, :, None] == doc[:, None, :]
-    mask = torch.zeros(B, 1, T, T).masked_fill(~allowed[:, None], torch.finfo(torch.float32).min)
+    return torch.zeros(B, 1, T, T).masked_fill(~allowed[:, None], torch.finfo(torch.float32).min)
+
+
+def decoder_layer(c, P, l, x, cos, sin, mask, lin_adapter=None, score_bias=None):
+    """x (B, T, D) -> decoder layer l's output: the two residual lines of LlamaDecoderLayer. score_bias: an additive
+    (B, H, T|1, T) term on the attention scores, or None."""
+    B, T, _ = x.shape
+    H, KV, hd = c["heads"], c["kv"], c["dim"] // c["heads"]
 
     def lin(x, name):
         y = lin_adapter(x, name, P) if lin_adapter else None
         return F.linear(x, P[name + ".weight"], P.get(name + ".bias")) if y is None else y
 
+    p = f"model.layers.{l}."
+    h = rms_norm(x, P[p + "input_layernorm.weight"], c["eps"])
+    q = lin(h, p + "self_attn.q_proj").view(B, T, H, hd).transpose(1, 2)
+    k = lin(h, p + "self_attn.k_proj").view(B, T, KV, hd).transpose(1, 2)
+    v = lin(h, p + "self_attn.v_proj").view(B, T, KV, hd).transpose(1, 2)
+    q = q * cos + rotate_half(q) * sin
+    k = k * cos + rotate_half(k) * sin
+    k = k.repeat_interleave(H // KV, dim=1)                        # repeat_kv
+    v = v.repeat_interleave(H // KV, dim=1)
+    s = q @ k.transpose(2, 3) / math.sqrt(hd) + mask
+    if score_bias is not None:
+        s = s + score_bias
+    a = torch.softmax(s, dim=-1, dtype=torch.float32) @ v
+    a = a.transpose(1, 2).reshape(B, T, H * hd)
+    x = x + lin(a, p + "self_attn.o_proj")
+    h = rms_norm(x, P[p + "post_attention_layernorm.weight"], c["eps"])
+    return x + lin(F.silu(lin(h, p + "mlp.gate_proj")) * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
+
+
+def forward(c, P, ids, pos, labels, key_valid=None, doc=None, lin_adapter=None, embed_hook=None, after_layer=None,
+            score_bias=None, final_hook=None):
+    """lin_adapter(x, name, P) -> output or None: lets tools/golden/peft_methods.py wrap a projection;
+    embed_hook(x), after_layer(l, x), score_bias(l) -> additive (B, H, T|1, T) scores or None, and final_hook(x) (the
+    final normed hidden states) let tools/golden/instruction_aware.py add its variants."""
+    B, T = ids.shape
+    cos, sin = rope_tables(c, pos)                                     # (B, 1, T, hd)
+    mask = attention_mask(c, B, T, key_valid, doc)
     x = F.embedding(ids, P["model.embed_tokens.weight"])
     if embed_hook:
         x = embed_hook(x)
     for l in range(c["layers"]):
         if after_layer and l > 0:
             x = after_layer(l - 1, x)
-        p = f"model.layers.{l}."
-        h = rms_norm(x, P[p + "input_layernorm.weight"], c["eps"])
-        q = lin(h, p + "self_attn.q_proj").view(B, T, H, hd).transpose(1, 2)
-        k = lin(h, p + "self_attn.k_proj").view(B, T, KV, hd).transpose(1, 2)
-        v = lin(h, p + "self_attn.v_proj").view(B, T, KV, hd).transpose(1, 2)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
-        k = k.repeat_interleave(H // KV, dim=1)                        # repeat_kv
-        v = v.repeat_interleave(H // KV, dim=1)
-        s = q @ k.transpose(2, 3) / math.sqrt(hd) + mask
-        if score_bias:
-            s = s + score_bias(l)
-        a = torch.softmax(s, dim=-1, dtype=torch.float32) @ v
-        a = a.transpose(1, 2).reshape(B, T, H * hd)
-        x = x + lin(a, p + "self_attn.o_proj")
-        h = rms_norm(x, P[p + "post_attention_layernorm.weight"], c["eps"])
-        x = x + lin(F.silu(lin(h, p + "mlp.gate_proj")) * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
+        x = decoder_layer(c, P, l, x, cos, sin, mask, lin_adapter, score_bias(l) if score_bias else None)
     if after_layer:
         x = after_layer(c["layers"] - 1, x)
     x = rms_norm(x, P["model.norm.weight"], c["eps"])

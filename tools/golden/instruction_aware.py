@@ -9,6 +9,12 @@ instruction-aware variants, written here from their formulas (docs/ARCHITECTURE.
   both:     the two together.
   biased:   instruction-biased attention, per layer l and head h: s_ij = q_i.k_j / sqrt(hd) + beta_lh * [segment_j == 1]
             (added inside the usual causal / document / padding mask).
+  two_stream (two_stream_layers K = 1) and all (segments + gates + two_stream with K = 2):
+            the instruction stream: each row's instruction tokens (segment 1, not padding) in order, with their
+            own positions and document ids, run alone through the base model's decoder layers 0..K-1 (the same
+            weights; causal, documents apart); u_j = that stream's output at instruction token j; c_t = mean of u_j
+            over instruction tokens j <= t of t's document (0 before the first); the fused input embedding
+            x_t = x_t + x_t W_x^T + c_t W_c^T + b_f  (concat [x; c] -> linear, stored as its difference from [I | 0]).
 
 The batch packs two documents into row 0 (document ids, block-diagonal causal mask) and pads row 1, so the
 instruction mean must restart per document and skip padding. New parameters are away from their identity init:
@@ -23,24 +29,27 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 from engine_common import hash_uniform, t2j, write_json  # noqa: E402
-from engine_llama import fnv1a64, forward, init_param, param_shapes  # noqa: E402
+from engine_llama import attention_mask, decoder_layer, fnv1a64, forward, init_param, param_shapes, rope_tables  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", "instruction_aware")
 TINY = {"vocab": 96, "dim": 32, "layers": 2, "heads": 4, "kv": 2, "ffn": 48, "eps": 1e-6, "theta": 10000.0,
         "qkv_bias": True}
 GATES = [0, 1]
+TWO_STREAM = {"two_stream": 1, "all": 2}
 
 
 def u(name, shape):
     return torch.tensor(hash_uniform(fnv1a64(name), int(np.prod(shape))).reshape(shape))
 
 
-def batch():
+def batch(variant):
     g = torch.Generator().manual_seed(15)
     B, T = 2, 9
     ids = torch.randint(0, TINY["vocab"], (B, T), generator=g)
     seg = torch.tensor([[0, 1, 1, 2, 3, 3, 1, 3, 3],
                         [0, 1, 1, 1, 2, 2, 3, 3, 0]])
+    if variant in TWO_STREAM:   # row 1 with fewer instruction tokens: the instruction stream has a padded row
+        seg[1] = torch.tensor([0, 2, 1, 1, 2, 2, 3, 3, 0])
     doc = torch.tensor([[0, 0, 0, 0, 0, 0, 1, 1, 1],
                         [0, 0, 0, 0, 0, 0, 0, 0, -1]])
     pos = torch.tensor([[0, 1, 2, 3, 4, 5, 0, 1, 2],
@@ -68,13 +77,18 @@ def causal_instruction_mean(x, seg, doc):
 def params(variant):
     D = TINY["dim"]
     A = {}
-    if variant in ("segments", "both"):
+    if variant in ("segments", "both", "all"):
         A["instruction_aware.segment_embeddings.weight"] = 0.5 * u("instruction_aware.segment_embeddings.weight", (4, D))
     if variant == "biased":
         for l in range(TINY["layers"]):
             n = f"instruction_aware.attention_bias.{l}"
             A[n] = 2.0 * u(n, (TINY["heads"],))
-    if variant in ("gates", "both"):
+    if variant in TWO_STREAM:
+        p = "instruction_aware.fusion."
+        A[p + "x_proj.weight"] = 0.5 * u(p + "x_proj.weight", (D, D)) / math.sqrt(D)
+        A[p + "c_proj.weight"] = u(p + "c_proj.weight", (D, D)) / math.sqrt(D)
+        A[p + "bias"] = 0.1 * u(p + "bias", (D,))
+    if variant in ("gates", "both", "all"):
         for l in GATES:
             p = f"instruction_aware.gates.{l}."
             A[p + "gate_h.weight"] = u(p + "gate_h.weight", (D, D)) / math.sqrt(D)
@@ -84,16 +98,49 @@ def params(variant):
     return A
 
 
+def instruction_stream(P, x, seg, doc, pos, K):
+    """u (B, T, D): decoder layers 0..K-1 run over each row's instruction tokens alone (zeros elsewhere)."""
+    B, T, D = x.shape
+    rows = [[t for t in range(T) if seg[b, t] == 1 and doc[b, t] >= 0] for b in range(B)]
+    Ti = max(1, max(len(r) for r in rows))
+    xe = torch.zeros(B, Ti, D)
+    pe = torch.zeros(B, Ti, dtype=torch.long)
+    de = torch.full((B, Ti), -1, dtype=torch.long)
+    ve = torch.zeros(B, Ti, dtype=torch.long)
+    for b, r in enumerate(rows):
+        for k, t in enumerate(r):
+            xe[b, k] = x[b, t]
+            pe[b, k], de[b, k], ve[b, k] = pos[b, t], doc[b, t], 1
+    cos, sin = rope_tables(TINY, pe)
+    mask = attention_mask(TINY, B, Ti, ve, de)
+    for l in range(K):
+        xe = decoder_layer(TINY, P, l, xe, cos, sin, mask)
+    out = torch.zeros(B, T, D)
+    for b, r in enumerate(rows):
+        for k, t in enumerate(r):
+            out[b, t] = xe[b, k]
+    return out
+
+
 def run(variant):
     P = {n: init_param(n, s) for n, s in param_shapes(TINY)}
-    P["model.embed_tokens.weight"].requires_grad_(True)
+    # Two-stream: the instruction stream shares layer 0's weights, so their gradients are checked too.
+    shared = ["model.embed_tokens.weight"] + (["model.layers.0.self_attn.q_proj.weight", "model.layers.0.mlp.down_proj.weight"]
+                                              if variant in TWO_STREAM else [])
+    for n in shared:
+        P[n].requires_grad_(True)
     A = {k: v.clone().requires_grad_(True) for k, v in params(variant).items()}
-    ids, seg, doc, pos, labels = batch()
+    ids, seg, doc, pos, labels = batch(variant)
     valid = (doc >= 0).long()
 
     def embed_hook(x):
         E = A.get("instruction_aware.segment_embeddings.weight")
-        return x if E is None else x + E[seg]
+        x = x if E is None else x + E[seg]
+        if variant not in TWO_STREAM:
+            return x
+        f = "instruction_aware.fusion."
+        c = causal_instruction_mean(instruction_stream(P, x, seg, doc, pos, TWO_STREAM[variant]), seg, doc)
+        return x + x @ A[f + "x_proj.weight"].T + c @ A[f + "c_proj.weight"].T + A[f + "bias"]
 
     def after_layer(l, x):
         p = f"instruction_aware.gates.{l}."
@@ -105,15 +152,17 @@ def run(variant):
 
     def score_bias(l):
         beta = A.get(f"instruction_aware.attention_bias.{l}")
-        return 0.0 if beta is None else beta[None, :, None, None] * (seg == 1).float()[:, None, None, :]
+        return None if beta is None else beta[None, :, None, None] * (seg == 1).float()[:, None, None, :]
 
     logits, loss = forward(TINY, P, ids, pos, labels, key_valid=valid, doc=doc, embed_hook=embed_hook, after_layer=after_layer,
                            score_bias=score_bias)
     loss.backward()
     grads = dict(A)
-    grads["model.embed_tokens.weight"] = P["model.embed_tokens.weight"]
+    for n in shared:
+        grads[n] = P[n]
     write_json(os.path.join(OUT, f"{variant}.json"), {
-        "config": TINY, "gate_layers": GATES if variant in ("gates", "both") else [],
+        "config": TINY, "gate_layers": GATES if variant in ("gates", "both", "all") else [],
+        "two_stream_layers": TWO_STREAM.get(variant, 0),
         "ids": t2j(ids), "segments": t2j(seg), "documents": t2j(doc), "positions": t2j(pos), "labels": t2j(labels),
         "loss": float(loss), "logits": t2j(logits),
         "params": [{"name": k, **t2j(v)} for k, v in A.items()],
@@ -123,7 +172,7 @@ def run(variant):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    for v in sys.argv[1:] or ("segments", "gates", "both", "biased"):
+    for v in sys.argv[1:] or ("segments", "gates", "both", "two_stream", "all", "biased"):
         run(v)
         print("wrote", v)
 

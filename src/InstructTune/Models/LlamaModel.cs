@@ -207,6 +207,7 @@ public sealed class LlamaModel : Module
                 throw new ArgumentException(P > 0 ? "model.instruction_aware cannot be combined with prompt tuning (training.method)"
                     : "model.instruction_aware needs segment ids (LlamaBatch.Segments): the data pipeline gives them per token");
             x = ia.AddSegments(x, spans);                               // (B·T, hidden)
+            if (ia.Fusion is { } fusion) x = fusion.Forward(this, x, positions, spans, options.CheckpointLayers); // two-stream fusion
         }
         if (soft != null) x = Ops.PrependRows(soft.Embeddings(), x, B); // (B·(P+T), hidden)
         var layers = Backbone.Layers;

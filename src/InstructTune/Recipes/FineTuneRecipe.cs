@@ -311,7 +311,11 @@ public sealed class FineTuneRecipe : IDisposable
         const string key = "model.instruction_aware";
         if (!ia.Any || model.InstructionAware != null) return;
         try { model.AttachInstructionAware(ia); }
-        catch (ArgumentException e) { throw new ConfigException($"{key}.gate_layers: {e.Message}", key + ".gate_layers"); }
+        catch (ArgumentException e)
+        {
+            string k = key + (e.Message.StartsWith("two_stream_layers", StringComparison.Ordinal) ? ".two_stream_layers" : ".gate_layers");
+            throw new ConfigException($"{k}: {e.Message}", k);
+        }
     }
 
     /// <summary>The variants model.instruction_aware asks for.</summary>
@@ -321,7 +325,7 @@ public sealed class FineTuneRecipe : IDisposable
         return new()
         {
             SegmentEmbeddings = s.SegmentEmbeddings, GateLayers = [.. s.GateLayers], GateBiasInit = (float)s.GateBiasInit,
-            BiasedAttention = s.BiasedAttention,
+            TwoStreamLayers = s.TwoStreamLayers, BiasedAttention = s.BiasedAttention,
         };
     }
 

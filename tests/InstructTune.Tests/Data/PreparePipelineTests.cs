@@ -91,16 +91,7 @@ public class PreparePipelineTests
 public class DataCliTests
 {
     private static (int Rc, string Out, string Err) Cli(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        var (o, e) = (Console.Out, Console.Error);
-        Console.SetOut(output);
-        Console.SetError(error);
-        Spectre.Console.AnsiConsole.Console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings { Out = new Spectre.Console.AnsiConsoleOutput(output), ColorSystem = Spectre.Console.ColorSystemSupport.NoColors });
-        try { return (CliApp.Run(args), output.ToString(), error.ToString()); }
-        finally { Console.SetOut(o); Console.SetError(e); }
-    }
+        => TestConsole.Run(args);
 
     public static TheoryData<string, string> SmallDatasets() => new()
     {

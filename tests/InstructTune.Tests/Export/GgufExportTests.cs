@@ -129,13 +129,8 @@ public class GgufExportTests(ITestOutputHelper output)
         var args = new List<string> { "export", "gguf", "--model", model, "--out", outFile, "--dtype", dtype };
         if (adapter != null) args.AddRange(["--adapter", adapter]);
         if (adapterOnly) args.Add("--adapter-only");
-        var (o, e) = (new StringWriter(), new StringWriter());
-        var (po, pe) = (Console.Out, Console.Error);
-        Console.SetOut(o); Console.SetError(e);
-        int rc;
-        try { rc = CliApp.Run([.. args]); }
-        finally { Console.SetOut(po); Console.SetError(pe); }
-        Assert.True(rc == 0, e.ToString());
+        var (rc, _, e) = TestConsole.Run([.. args]);
+        Assert.True(rc == 0, e);
         return e.ToString();
     }
 
@@ -271,11 +266,7 @@ public class GgufExportTests(ITestOutputHelper output)
 
         // `itune tokenize --add-special-tokens` over the 50 strings, in-process.
         File.WriteAllLines(tmp["in.jsonl"], Texts.Select(t => JsonSerializer.Serialize(new { text = t })));
-        var (o, err) = (new StringWriter(), new StringWriter());
-        var (po, pe) = (Console.Out, Console.Error);
-        Console.SetOut(o); Console.SetError(err);
-        try { Assert.Equal(0, CliApp.Run(["tokenize", "--tokenizer", dir, "--add-special-tokens", "--input", tmp["in.jsonl"], "--output", tmp["out.jsonl"]])); }
-        finally { Console.SetOut(po); Console.SetError(pe); }
+        Assert.Equal(0, TestConsole.Run("tokenize", "--tokenizer", dir, "--add-special-tokens", "--input", tmp["in.jsonl"], "--output", tmp["out.jsonl"]).Rc);
         var expected = File.ReadAllLines(tmp["out.jsonl"]).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("ids").EnumerateArray().Select(x => x.GetInt32()).ToArray()).ToList();
 
         using var cpp = new LlamaCpp(tmp["t.gguf"]);

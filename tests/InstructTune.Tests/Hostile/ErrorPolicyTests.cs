@@ -49,11 +49,9 @@ public class ErrorPolicyTests
     [Fact]
     public void CliRunAppliesThePolicyAndDebugPrintsTheStack()
     {
-        var err = new StringWriter();
-        var old = Console.Error;
-        Console.SetError(err);
-        try
+        using (var scope = TestConsole.Capture())
         {
+            var err = scope.Err;
             Assert.Equal(2, CliApp.Run(["init", "--config", "/nonexistent/config.json", "--out", Path.GetTempPath()]));
             Assert.Contains("itune init: error: ", err.ToString());
             Assert.Contains("/nonexistent/config.json", err.ToString());
@@ -61,6 +59,5 @@ public class ErrorPolicyTests
             Assert.Equal(2, CliApp.Run(["init", "--config", "/nonexistent/config.json", "--out", Path.GetTempPath(), "--debug"]));
             Assert.Contains("   at ", err.ToString());
         }
-        finally { Console.SetError(old); }
     }
 }

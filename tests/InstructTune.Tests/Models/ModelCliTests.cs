@@ -135,24 +135,17 @@ public class ModelCliTokenizerTests
         RandomCheckpoint.Create(cfg, tmp.Path, 1, DType.F32);
         foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json" })
             File.Copy(Path.Combine(src, f), tmp[f]);
-        var (o, e) = (new StringWriter(), new StringWriter());
-        var (po, pe) = (Console.Out, Console.Error);
-        Console.SetOut(o); Console.SetError(e);
-        int rc;
-        try { rc = CliApp.Run(["generate", "--model", tmp.Path, "--prompt", "Hello world", "--max-new-tokens", "3", "--json"]); }
-        finally { Console.SetOut(po); Console.SetError(pe); }
-        Assert.True(rc == 0, e.ToString());
-        using var d = JsonDocument.Parse(o.ToString());
+        var (rc, o, e) = TestConsole.Run("generate", "--model", tmp.Path, "--prompt", "Hello world", "--max-new-tokens", "3", "--json");
+        Assert.True(rc == 0, e);
+        using var d = JsonDocument.Parse(o);
         // Llama-2's sentencepiece: <s> ▁Hello ▁world
         Assert.Equal([1, 15043, 3186], d.RootElement.GetProperty("prompt_ids").EnumerateArray().Select(x => x.GetInt32()));
         Assert.Equal(JsonValueKind.String, d.RootElement.GetProperty("text").ValueKind);
 
         File.WriteAllText(tmp["in.jsonl"], "{\"text\":\"Hello world\"}\n");
-        Console.SetOut(o = new StringWriter()); Console.SetError(e);
-        try { rc = CliApp.Run(["score", "--model", tmp.Path, "--input", tmp["in.jsonl"]]); }
-        finally { Console.SetOut(po); Console.SetError(pe); }
-        Assert.True(rc == 0, e.ToString());
-        using var s = JsonDocument.Parse(o.ToString());
+        (rc, o, e) = TestConsole.Run("score", "--model", tmp.Path, "--input", tmp["in.jsonl"]);
+        Assert.True(rc == 0, e);
+        using var s = JsonDocument.Parse(o);
         Assert.Equal(2, s.RootElement.GetProperty("next_token_logprobs").GetArrayLength());
     }
 }
@@ -166,18 +159,10 @@ public class ModelCliStreamingTests
         string dir = GoldenFixture.Dir("qwen2_tied_f32");
         var g = GoldenFixture.Load(Path.Combine(dir, "expected.json"));
         var gr = g.Greedy[1];
-        var (o, e) = (new StringWriter(), new StringWriter());
-        var (po, pe) = (Console.Out, Console.Error);
-        Console.SetOut(o); Console.SetError(e);
-        int rc;
-        try
-        {
-            rc = CliApp.Run(["generate", "--model", dir, "--prompt-ids", string.Join(",", gr.PromptIds),
-                "--max-new-tokens", gr.GeneratedIds.Length.ToString(), "--ignore-eos"]);
-        }
-        finally { Console.SetOut(po); Console.SetError(pe); }
-        Assert.True(rc == 0, e.ToString());
-        Assert.Equal(gr.GeneratedIds, o.ToString().Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse));
+        var (rc, o, e) = TestConsole.Run("generate", "--model", dir, "--prompt-ids", string.Join(",", gr.PromptIds),
+            "--max-new-tokens", gr.GeneratedIds.Length.ToString(), "--ignore-eos");
+        Assert.True(rc == 0, e);
+        Assert.Equal(gr.GeneratedIds, o.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse));
 
         // float16 weights (converted at load to float32): logits within f16 rounding of the f32 golden.
         using var tmp = new TempDir();

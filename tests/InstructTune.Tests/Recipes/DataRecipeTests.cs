@@ -97,16 +97,7 @@ public class DataRecipeTests
 internal static class PreparePipelineCli
 {
     public static (int Rc, string Output, string Error) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        var (o, e) = (Console.Out, Console.Error);
-        Console.SetOut(output);
-        Console.SetError(error);
-        Spectre.Console.AnsiConsole.Console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings { Out = new Spectre.Console.AnsiConsoleOutput(output), ColorSystem = Spectre.Console.ColorSystemSupport.NoColors });
-        try { return (InstructTune.Cli.CliApp.Run(args), output.ToString(), error.ToString()); }
-        finally { Console.SetOut(o); Console.SetError(e); }
-    }
+        => TestConsole.Run(args);
 }
 
 /// <summary>Issue 12: `itune prepare --dump 3` shows correct masks, checked against the source records.</summary>

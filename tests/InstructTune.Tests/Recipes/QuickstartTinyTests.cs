@@ -19,13 +19,7 @@ public sealed class QuickstartTinyTests : IDisposable
     [Fact]
     public void TinyRunWritesEveryOutput()
     {
-        var previous = Console.Out;
-        var captured = new StringWriter();
-        Console.SetOut(captured);
-        int rc;
-        try { rc = CliApp.Run(["quickstart", "--tiny", "--out", _out, "--seed", "7"]); }
-        finally { Console.SetOut(previous); }
-        var stdout = captured.ToString();
+        var (rc, stdout, _) = TestConsole.Run("quickstart", "--tiny", "--out", _out, "--seed", "7");
 
         Assert.Equal(0, rc);
         var report = Path.Combine(_out, "report.html");

@@ -10,11 +10,8 @@ public class ServeCliTests
 {
     private static (int Rc, string Err) Run(params string[] args)
     {
-        var (o, e) = (new StringWriter(), new StringWriter());
-        var (po, pe) = (Console.Out, Console.Error);
-        Console.SetOut(o); Console.SetError(e);
-        try { return (CliApp.Run(args), e.ToString()); }
-        finally { Console.SetOut(po); Console.SetError(pe); }
+        var (rc, _, err) = TestConsole.Run(args);
+        return (rc, err);
     }
 
     [Fact]

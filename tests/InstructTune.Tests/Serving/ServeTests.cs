@@ -120,14 +120,9 @@ public class ServeTests
         // /v1/completions against `itune generate --prompt … --json` run in-process.
         var (cs, cb) = await s.Post("/v1/completions", new { model = "base", prompt = "Once upon a time", max_tokens = 12, temperature = 0 });
         Assert.Equal(HttpStatusCode.OK, cs);
-        var (o, e) = (new StringWriter(), new StringWriter());
-        var (po, pe) = (Console.Out, Console.Error);
-        Console.SetOut(o); Console.SetError(e);
-        int rc;
-        try { rc = CliApp.Run(["generate", "--model", ServeTestModel.Model, "--prompt", "Once upon a time", "--max-new-tokens", "12", "--json"]); }
-        finally { Console.SetOut(po); Console.SetError(pe); }
-        Assert.True(rc == 0, e.ToString());
-        using var gen = JsonDocument.Parse(o.ToString());
+        var (rc, o, e) = TestConsole.Run("generate", "--model", ServeTestModel.Model, "--prompt", "Once upon a time", "--max-new-tokens", "12", "--json");
+        Assert.True(rc == 0, e);
+        using var gen = JsonDocument.Parse(o);
         Assert.Equal(gen.RootElement.GetProperty("text").GetString(), cb.GetProperty("choices")[0].GetProperty("text").GetString());
 
         // Streaming: SSE chunks concatenate to the same text and end with [DONE].

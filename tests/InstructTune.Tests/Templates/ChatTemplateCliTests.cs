@@ -8,16 +8,7 @@ namespace InstructTune.Tests.Templates;
 public class ChatTemplateCliTests
 {
     private static (int Rc, string Out, string Err) Run(string[] args, string? stdin = null)
-    {
-        var (prevOut, prevErr, prevIn) = (Console.Out, Console.Error, Console.In);
-        var output = new StringWriter();
-        var error = new StringWriter();
-        Console.SetOut(output);
-        Console.SetError(error);
-        if (stdin is not null) Console.SetIn(new StringReader(stdin));
-        try { return (CliApp.Run(args), output.ToString(), error.ToString()); }
-        finally { Console.SetOut(prevOut); Console.SetError(prevErr); Console.SetIn(prevIn); }
-    }
+        => TestConsole.Run(() => CliApp.Run(args), stdin);
 
     private static List<JsonElement> GoldenFor(string template, bool agp) =>
         Enumerable.Range(0, GoldenCases.RenderCount).Select(GoldenCases.RenderCase)

@@ -15,11 +15,9 @@ public class TokenizerCliTests : IDisposable
 
     private static int Run(params string[] args)
     {
-        var err = new StringWriter();
-        var prev = Console.Error;
-        Console.SetError(err);
-        try { return CliApp.Run(args); }
-        finally { Console.SetError(prev); LastError = err.ToString(); }
+        var (rc, _, err) = TestConsole.Run(args);
+        LastError = err;
+        return rc;
     }
 
     private static string LastError = "";

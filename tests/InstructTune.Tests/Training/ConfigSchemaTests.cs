@@ -136,16 +136,7 @@ public class ConfigSchemaTests
         Assert.Equal(["never"], unread);
     }
 
-    private static (int Rc, string Out, string Err) Cli(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        var (o, e) = (Console.Out, Console.Error);
-        Console.SetOut(output);
-        Console.SetError(error);
-        try { return (CliApp.Run(args), output.ToString(), error.ToString()); }
-        finally { Console.SetOut(o); Console.SetError(e); }
-    }
+    private static (int Rc, string Out, string Err) Cli(params string[] args) => TestConsole.Run(args);
 
     [Fact]
     public void SchemaCommandListsEveryKeyWithTypeDefaultAndRange()

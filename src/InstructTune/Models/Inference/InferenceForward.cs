@@ -16,7 +16,7 @@ public sealed partial class InferenceModel
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (inputRows == null) chunks = WithVirtualTokens(chunks);
         var c = Config;
-        int D = c.HiddenSize, nH = c.NumAttentionHeads, nKv = c.NumKeyValueHeads, hd = c.HeadDim, V = c.VocabSize;
+        int D = c.HiddenSize, V = c.VocabSize;
         int N = chunks.Sum(ch => ch.Tokens.Length);
         if (N == 0) throw new ArgumentException("Forward: no tokens");
         var caches = new KvCache[N];
@@ -61,50 +61,65 @@ public sealed partial class InferenceModel
         if (ia?.SegmentEmbeddings is { } segEmb)                     // x_t += E_seg[segment_t]
             for (int n = 0; n < N; n++)
                 System.Numerics.Tensors.TensorPrimitives.Add(X.AsSpan(n * D, D), segEmb.AsSpan(segs![n] * D, D), X.AsSpan(n * D, D));
+        if (ia?.TwoStream is { } twoStream) FuseTwoStream(twoStream, X, N, chunks, segs!, pos, adapters);
         if (ia?.AttentionBias != null)                               // instruction keys for biased attention
             for (int n = 0; n < N; n++) caches[n].InstructionKeys[index[n]] = (byte)(segs![n] == InstructionSpans.Instruction ? 1 : 0);
-        var H = new float[N * D];
-        var Q = new float[N * nH * hd];                             // (N, nH, hd)
-        var Kn = new float[N * nKv * hd];                           // (N, nKv, hd)
-        var Vn = new float[N * nKv * hd];
-        var A = new float[N * nH * hd];                             // attention output (N, nH·hd)
-        var T = new float[N * D];
-        int F = c.IntermediateSize;
-        var G = new float[N * F];
-        var U = new float[N * F];
-        float eps = (float)c.RmsNormEps;
-        int window = c.SlidingWindow ?? 0;
+        var scratch = new LayerScratch(N, c);
 
         for (int l = 0; l < Layers.Length; l++)
         {
-            var L = Layers[l];
-            InferenceOps.RmsNorm(X, L.InputNorm, eps, H, N, D);
-            LinearWeights.ForwardMany(H, N, adapters, (L.Q, Q), (L.K, Kn), (L.V, Vn));
-            for (int n = 0; n < N; n++)
-            {
-                _rope.At(pos[n], out var cos, out var sin);
-                InferenceOps.Rope(Q.AsSpan(n * nH * hd, nH * hd), nH, hd, cos, sin);
-                InferenceOps.Rope(Kn.AsSpan(n * nKv * hd, nKv * hd), nKv, hd, cos, sin);
-                var cache = caches[n];
-                for (int g = 0; g < nKv; g++)
-                {
-                    long dst = ((long)g * cache.Capacity + index[n]) * hd;
-                    Kn.AsSpan((n * nKv + g) * hd, hd).CopyTo(cache.K[l].AsSpan((int)dst, hd));
-                    Vn.AsSpan((n * nKv + g) * hd, hd).CopyTo(cache.V[l].AsSpan((int)dst, hd));
-                }
-            }
-            CachedAttention.Step(Q, A, N, nH, nKv, hd, l, caches, index, window, ia?.AttentionBias?[l]);
-            L.O.Forward(A, T, N, adapters);
-            System.Numerics.Tensors.TensorPrimitives.Add(X, T, X);
-            InferenceOps.RmsNorm(X, L.PostAttentionNorm, eps, H, N, D);
-            LinearWeights.ForwardMany(H, N, adapters, (L.Gate, G), (L.Up, U));
-            InferenceOps.SwiGlu(G, U);
-            L.Down.Forward(G, T, N, adapters);
-            System.Numerics.Tensors.TensorPrimitives.Add(X, T, X);
+            DecoderLayer(l, X, N, caches, index, pos, adapters, scratch, ia?.AttentionBias?[l]);
             if (ia != null && ia.Gates.TryGetValue(l, out var gate)) Gate(gate, X, N, D, chunks, segs!, l);
         }
         foreach (var ch in chunks) ch.Cache.Length += ch.Tokens.Length;
         return (X, rows);
+    }
+
+    /// <summary>One forward's work buffers for N rows (reused by every layer).</summary>
+    private sealed class LayerScratch(int N, LlamaConfig c)
+    {
+        public readonly float[] H = new float[N * c.HiddenSize];
+        public readonly float[] Q = new float[N * c.NumAttentionHeads * c.HeadDim];   // (N, nH, hd)
+        public readonly float[] K = new float[N * c.NumKeyValueHeads * c.HeadDim];    // (N, nKv, hd)
+        public readonly float[] V = new float[N * c.NumKeyValueHeads * c.HeadDim];
+        public readonly float[] A = new float[N * c.NumAttentionHeads * c.HeadDim];   // attention output (N, nH·hd)
+        public readonly float[] T = new float[N * c.HiddenSize];
+        public readonly float[] G = new float[N * c.IntermediateSize];
+        public readonly float[] U = new float[N * c.IntermediateSize];
+    }
+
+    /// <summary>Decoder layer l over X [N, D] in place: token n's keys/values go to caches[n] at index[n] (layer l of
+    /// that cache), its rotation is at pos[n].</summary>
+    private void DecoderLayer(int l, float[] X, int N, KvCache[] caches, int[] index, int[] pos, RowAdapters? adapters, LayerScratch s,
+        float[]? instructionBias = null)
+    {
+        var c = Config;
+        int nH = c.NumAttentionHeads, nKv = c.NumKeyValueHeads, hd = c.HeadDim, D = c.HiddenSize;
+        float eps = (float)c.RmsNormEps;
+        var L = Layers[l];
+        InferenceOps.RmsNorm(X, L.InputNorm, eps, s.H, N, D);
+        LinearWeights.ForwardMany(s.H, N, adapters, (L.Q, s.Q), (L.K, s.K), (L.V, s.V));
+        for (int n = 0; n < N; n++)
+        {
+            _rope.At(pos[n], out var cos, out var sin);
+            InferenceOps.Rope(s.Q.AsSpan(n * nH * hd, nH * hd), nH, hd, cos, sin);
+            InferenceOps.Rope(s.K.AsSpan(n * nKv * hd, nKv * hd), nKv, hd, cos, sin);
+            var cache = caches[n];
+            for (int g = 0; g < nKv; g++)
+            {
+                long dst = ((long)g * cache.Capacity + index[n]) * hd;
+                s.K.AsSpan((n * nKv + g) * hd, hd).CopyTo(cache.K[l].AsSpan((int)dst, hd));
+                s.V.AsSpan((n * nKv + g) * hd, hd).CopyTo(cache.V[l].AsSpan((int)dst, hd));
+            }
+        }
+        CachedAttention.Step(s.Q, s.A, N, nH, nKv, hd, l, caches, index, c.SlidingWindow ?? 0, instructionBias);
+        L.O.Forward(s.A, s.T, N, adapters);
+        System.Numerics.Tensors.TensorPrimitives.Add(X, s.T, X);
+        InferenceOps.RmsNorm(X, L.PostAttentionNorm, eps, s.H, N, D);
+        LinearWeights.ForwardMany(s.H, N, adapters, (L.Gate, s.G), (L.Up, s.U));
+        InferenceOps.SwiGlu(s.G, s.U);
+        L.Down.Forward(s.G, s.T, N, adapters);
+        System.Numerics.Tensors.TensorPrimitives.Add(X, s.T, X);
     }
 
     /// <summary>

@@ -18,7 +18,7 @@ public sealed class KvCache
     }
 
     /// <summary>Forgets the cached tokens (the buffers are reused) and the instruction state.</summary>
-    public void Clear() { Length = 0; _instruction = null; }
+    public void Clear() { Length = 0; _instruction = null; _encoder?.Clear(); }
 
     // The running instruction sums of the instruction-aware variants, one per stage (0 = token embeddings, l + 1 =
     // after decoder layer l): (D) sum of the instruction rows seen so far and their count, so a decode step gets
@@ -28,6 +28,7 @@ public sealed class KvCache
     internal ref (float[] Sum, int Count) InstructionState(int stage, int stages, int D)
     {
         _instruction ??= new (float[], int)[stages];
+        if (stage >= _instruction.Length) Array.Resize(ref _instruction, stage + 1);   // a caller with more stages
         ref var st = ref _instruction[stage];
         st.Sum ??= new float[D];
         return ref st;
@@ -37,6 +38,13 @@ public sealed class KvCache
     /// tokens are fed; allocated on first use.</summary>
     internal byte[] InstructionKeys => _instructionKeys ??= new byte[Capacity];
     private byte[]? _instructionKeys;
+
+    // Two-stream fusion's instruction stream: its own cache for the encoder layers 0..K−1, indexed by instruction
+    // token (InferenceTwoStream.cs).
+    private KvCache? _encoder;
+
+    internal KvCache EncoderCache(LlamaConfig c, int layers) =>
+        _encoder ??= new KvCache(c with { NumHiddenLayers = layers }, Capacity);
 
     public long Bytes => (long)K.Length * 2 * K[0].Length * sizeof(float);
 }

@@ -11,14 +11,21 @@ namespace InstructTune.Models.InstructionAware;
 /// and per layer the instruction key bias β (heads) of biased attention.</summary>
 public sealed record InstructionAwareWeights(float[]? SegmentEmbeddings, IReadOnlyDictionary<int, GateWeights> Gates)
 {
+    /// <summary>Two-stream fusion, or null.</summary>
+    public TwoStreamWeights? TwoStream { get; init; }
     /// <summary>β per decoder layer (heads each), or null without biased attention.</summary>
     public float[][]? AttentionBias { get; init; }
 
     public InstructionAwareOptions Options => new()
     {
-        SegmentEmbeddings = SegmentEmbeddings != null, GateLayers = [.. Gates.Keys.Order()], BiasedAttention = AttentionBias != null,
+        SegmentEmbeddings = SegmentEmbeddings != null, GateLayers = [.. Gates.Keys.Order()], TwoStreamLayers = TwoStream?.Layers ?? 0,
+        BiasedAttention = AttentionBias != null,
     };
 }
+
+/// <summary>Two-stream fusion: the first <paramref name="Layers"/> decoder layers are the instruction encoder;
+/// W_x, W_c (D, D) row-major (out, in), b (D).</summary>
+public sealed record TwoStreamWeights(int Layers, float[] Wx, float[] Wc, float[] Bias);
 
 public sealed record GateWeights(float[] Wh, float[] Wc, float[] Bias, float[] Scale);
 
@@ -26,6 +33,8 @@ public static class InstructionAwareFile
 {
     public const string FileName = "instruction_aware.safetensors";
     public const string JsonKey = "instruction_aware";
+    /// <summary>The safetensors metadata key holding two-stream fusion's K.</summary>
+    public const string TwoStreamLayersKey = "two_stream_layers";
 
     /// <summary>Writes the model's instruction-aware tensors into dir (nothing when the model has none).</summary>
     public static void Save(LlamaModel model, string dir)
@@ -35,7 +44,10 @@ public static class InstructionAwareFile
         var tensors = ia.NamedParameters(InstructionAwareModule.Name + ".")
             .Select(p => TensorToWrite.FromF32(p.Name, DType.F32, p.Parameter.Shape.Select(d => (long)d).ToArray(), p.Parameter.ToArray()))
             .ToList();
-        SafetensorsWriter.Write(Path.Combine(dir, FileName), tensors);
+        var metadata = ia.Fusion is { } f
+            ? new Dictionary<string, string> { [TwoStreamLayersKey] = f.Layers.ToString(System.Globalization.CultureInfo.InvariantCulture) }
+            : null;
+        SafetensorsWriter.Write(Path.Combine(dir, FileName), tensors, metadata);
     }
 
     /// <summary>Adds {"instruction_aware": {...}} to dir/instructtune.json (kept: whatever else it records).</summary>
@@ -51,6 +63,7 @@ public static class InstructionAwareFile
             ["file"] = FileName,
             ["segment_embeddings"] = ia.Options.SegmentEmbeddings,
             ["gate_layers"] = new JsonArray(ia.Options.GateLayers.Order().Select(l => (JsonNode)l).ToArray()),
+            [TwoStreamLayersKey] = ia.Options.TwoStreamLayers,
             ["biased_attention"] = ia.Options.BiasedAttention,
         };
         Data.Cache.AtomicFile.WriteAllText(path, root.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
@@ -81,6 +94,7 @@ public static class InstructionAwareFile
         float[]? seg = null;
         var gates = new Dictionary<int, GateWeights>();
         float[][]? bias = null;
+        TwoStreamWeights? twoStream = null;
         foreach (var name in f.Tensors.Keys)
         {
             if (name == P + "segment_embeddings.weight") { seg = Read(name, InstructionSpans.Count, D); continue; }
@@ -93,6 +107,11 @@ public static class InstructionAwareFile
                 bias[layer] = Read(name, c.NumAttentionHeads);
                 continue;
             }
+            if (name.StartsWith(P + TwoStreamFusion.Name + ".", StringComparison.Ordinal))
+            {
+                twoStream ??= ReadTwoStream();
+                continue;
+            }
             var m = System.Text.RegularExpressions.Regex.Match(name, @"^instruction_aware\.gates\.(\d+)\.(gate_h\.weight|gate_c\.weight|gate\.bias|scale)$");
             if (!m.Success) throw new InvalidDataException($"{path}: unknown tensor \"{name}\"");
             int l = int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
@@ -103,7 +122,18 @@ public static class InstructionAwareFile
         }
         if (bias != null && Array.FindIndex(bias, x => x == null) is var missing and >= 0)
             throw new InvalidDataException($"{path}: tensor \"{P}attention_bias.{missing}\" is missing (biased attention needs one per layer)");
-        return new InstructionAwareWeights(seg, gates) { AttentionBias = bias };
+        return new InstructionAwareWeights(seg, gates) { TwoStream = twoStream, AttentionBias = bias };
+
+        TwoStreamWeights ReadTwoStream()
+        {
+            const string F = P + TwoStreamFusion.Name + ".";
+            foreach (var n in f.Tensors.Keys.Where(n => n.StartsWith(F, StringComparison.Ordinal)))
+                if (n is not (F + "x_proj.weight" or F + "c_proj.weight" or F + "bias")) throw new InvalidDataException($"{path}: unknown tensor \"{n}\"");
+            if (!f.Metadata.TryGetValue(TwoStreamLayersKey, out var k) || !int.TryParse(k, System.Globalization.CultureInfo.InvariantCulture, out int K)
+                || K < 1 || K > c.NumHiddenLayers)
+                throw new InvalidDataException($"{path}: tensor \"{F}x_proj.weight\" needs metadata \"{TwoStreamLayersKey}\" in [1, {c.NumHiddenLayers}] (the instruction encoder's layers), found \"{k}\"");
+            return new TwoStreamWeights(K, Read(F + "x_proj.weight", D, D), Read(F + "c_proj.weight", D, D), Read(F + "bias", D));
+        }
     }
 
     /// <summary>Loads dir's tensors into a model that has the same variants attached (tests, resume of an export).</summary>
@@ -118,5 +148,10 @@ public static class InstructionAwareFile
             gate.GateH.Load(g.Wh); gate.GateC.Load(g.Wc); gate.Bias.Load(g.Bias); gate.Scale.Load(g.Scale);
         }
         if (w.AttentionBias is { } ab) for (int l = 0; l < ab.Length; l++) ia.AttentionBias![l].Load(ab[l]);
+        if (w.TwoStream is { } ts)
+        {
+            var fusion = ia.Fusion ?? throw new InvalidDataException($"{dir}: {FileName} has two-stream fusion; the model's variants do not");
+            fusion.XProj.Load(ts.Wx); fusion.CProj.Load(ts.Wc); fusion.Bias.Load(ts.Bias);
+        }
     }
 }

@@ -16,6 +16,9 @@
 // s is the one departure from the seed's h + σ(W_g[h; c]) ⊙ c: with s = 0 the model starts as exactly the base model
 // (logits bit-identical, also under the KV cache), which a near-zero gate alone cannot give; s learns first (its
 // gradient is σ·c·dh) and then the gate opens. Saved in instruction_aware.safetensors by these names.
+//
+//   instruction_aware.fusion.{x_proj,c_proj}.weight (hidden, hidden) zero, .bias (hidden) zero: two-stream fusion
+//       (TwoStreamFusion.cs; two_stream_layers = K: the base model's first K layers run over the instruction alone)
 using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Modules;
 using InstructTune.Engine.Tensors;
@@ -30,10 +33,13 @@ public sealed record InstructionAwareOptions
     /// <summary>Decoder layers (0-based) followed by an instruction gate.</summary>
     public IReadOnlyList<int> GateLayers { get; init; } = [];
     public float GateBiasInit { get; init; } = -4f;
+    /// <summary>Two-stream fusion: the base model's first K decoder layers run over the instruction tokens alone
+    /// (the instruction stream) and fused into the input embeddings; 0 = off.</summary>
+    public int TwoStreamLayers { get; init; }
     /// <summary>A learned per-layer, per-head bias on the attention scores of instruction keys.</summary>
     public bool BiasedAttention { get; init; }
 
-    public bool Any => SegmentEmbeddings || GateLayers.Count > 0 || BiasedAttention;
+    public bool Any => SegmentEmbeddings || GateLayers.Count > 0 || TwoStreamLayers > 0 || BiasedAttention;
 }
 
 /// <summary>One instruction gate (module "instruction_aware.gates.L").</summary>
@@ -79,6 +85,8 @@ public sealed class InstructionAwareModule : Module
     public Parameter? SegmentEmbeddings { get; }
     /// <summary>Gate after decoder layer L, or absent.</summary>
     public IReadOnlyDictionary<int, InstructionGate> Gates { get; }
+    /// <summary>Two-stream fusion (module "instruction_aware.fusion"), or null.</summary>
+    public TwoStreamFusion? Fusion { get; }
     /// <summary>β of decoder layer l (heads), zero at init; null without biased attention.</summary>
     public IReadOnlyList<Parameter>? AttentionBias { get; }
 
@@ -98,6 +106,9 @@ public sealed class InstructionAwareModule : Module
             foreach (int l in o.GateLayers.Order()) gates[l] = holder.Add(l, new InstructionGate(c.HiddenSize, o.GateBiasInit));
         }
         Gates = gates;
+        if (o.TwoStreamLayers < 0 || o.TwoStreamLayers > c.NumHiddenLayers)
+            throw new ArgumentException($"two_stream_layers {o.TwoStreamLayers} is outside [0, {c.NumHiddenLayers}] (the model's layers)");
+        if (o.TwoStreamLayers > 0) Fusion = RegisterModule(TwoStreamFusion.Name, new TwoStreamFusion(c.HiddenSize, o.TwoStreamLayers));
         if (o.BiasedAttention)
         {
             var holder = RegisterModule("attention_bias", new BiasList());

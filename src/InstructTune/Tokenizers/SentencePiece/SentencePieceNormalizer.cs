@@ -34,6 +34,11 @@ internal sealed class SentencePieceNormalizer(SentencePieceModelProto proto, Pre
         {
             if (charsmap != null)
             {
+                if (charsmap.TryAscii(input[i], out var fixedRep))
+                {
+                    consumed = 1;
+                    return fixedRep ?? input.AsSpan(i, 1);
+                }
                 int b0 = charToByte![i];
                 int len = charsmap.LongestMatch(utf8.AsSpan(b0), out var rep);
                 if (len > 0)

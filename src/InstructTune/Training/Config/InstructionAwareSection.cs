@@ -12,6 +12,8 @@ public sealed class InstructionAwareSection
     public List<int> GateLayers { get; set; } = [];
     [ConfigKey("Initial gate bias b: σ(b) is where the gates start (−4 → 0.018).", Min = -20, Max = 0)]
     public double GateBiasInit { get; set; } = -4;
+    [ConfigKey("Two-stream fusion: the base model's first K decoder layers run over the instruction tokens alone (the instruction stream); its causal mean c is fused into the input embeddings x + W_x x + W_c c + b (zero at start); 0 = off.", Min = 0)]
+    public int TwoStreamLayers { get; set; }
     [ConfigKey("Instruction-biased attention: a learned bias β (per layer and head, zero at start) added to the attention scores of keys in the instruction segment: s_ij = q_i·k_j/√hd + β_h·[segment_j = instruction].")]
     public bool BiasedAttention { get; set; }
 }

@@ -75,13 +75,7 @@ public class IFEvalInputAndCliTests : IDisposable
         var eval = new Command("eval", "Evaluation");
         eval.Subcommands.Add(IFEvalCommands.CreateIfevalCommand());
         root.Subcommands.Add(eval);
-        var (stdout, stderr) = (Console.Out, Console.Error);
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        Console.SetOut(o);
-        Console.SetError(e);
-        try { return (root.Parse(args).Invoke(), o.ToString(), e.ToString()); }
-        finally { Console.SetOut(stdout); Console.SetError(stderr); }
+        return TestConsole.Run(() => root.Parse(args).Invoke());
     }
 
     [Fact]

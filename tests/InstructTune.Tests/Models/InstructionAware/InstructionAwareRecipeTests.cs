@@ -17,7 +17,7 @@ public class InstructionAwareRecipeTests
 {
     private static TrainConfig Config(string modelDir, string data, params string[] extra) =>
         ConfigLoader.LoadFromString<TrainConfig>("", [$"model.path={modelDir}", $"data.path={data}", "data.max_seq_len=128", RecipeSetupTests.ShortTemplate,
-            "model.instruction_aware.segment_embeddings=true", "model.instruction_aware.gate_layers=[0]",
+            "model.instruction_aware.segment_embeddings=true", "model.instruction_aware.gate_layers=[0]", "model.instruction_aware.two_stream_layers=1",
             $"checkpoint.output_dir={Directory.CreateTempSubdirectory("run").FullName}", "training.max_steps=3",
             "training.learning_rate=1e-2", "logging.tensor_board=false", .. extra]);
 
@@ -31,6 +31,7 @@ public class InstructionAwareRecipeTests
         var names = recipe.Trainer.Trainable.Select(t => t.Name).ToList();
         Assert.Contains("instruction_aware.segment_embeddings.weight", names);
         Assert.Contains("instruction_aware.gates.0.scale", names);
+        Assert.Contains("instruction_aware.fusion.c_proj.weight", names);
         var summary = recipe.Train(quiet: true);
 
         Assert.True(File.Exists(Path.Combine(summary.ExportDir, InstructionAwareFile.FileName)));
@@ -39,12 +40,14 @@ public class InstructionAwareRecipeTests
             var ia = json.RootElement.GetProperty("instruction_aware");
             Assert.True(ia.GetProperty("segment_embeddings").GetBoolean());
             Assert.Equal(0, ia.GetProperty("gate_layers")[0].GetInt32());
+            Assert.Equal(1, ia.GetProperty("two_stream_layers").GetInt32());
             Assert.True(json.RootElement.TryGetProperty("prompt_format", out _));
         }
         var metrics = File.ReadAllLines(Path.Combine(summary.RunDir, "metrics.jsonl"));
         Assert.Contains(metrics, l => l.Contains("instruction_gate_mean/layer_0"));   // per-layer gate statistics
         var scale = recipe.Model.GetParameter("instruction_aware.gates.0.scale").ToArray();
         Assert.Contains(scale, v => v != 0);                                        // it trained
+        Assert.Contains(recipe.Model.GetParameter("instruction_aware.fusion.c_proj.weight").ToArray(), v => v != 0);
 
         int[] ids = [5, 17, 42, 8, 99, 3, 7];
         int[] segs = [0, 1, 1, 2, 0, 3, 3];
@@ -64,6 +67,7 @@ public class InstructionAwareRecipeTests
     [InlineData("data.format=text", "data.format text")]
     [InlineData("training.method=prompt_tuning data.pack=false", "prompt_tuning")]
     [InlineData("model.instruction_aware.gate_layers=[5]", "model.instruction_aware.gate_layers")]
+    [InlineData("model.instruction_aware.two_stream_layers=9", "model.instruction_aware.two_stream_layers")]
     public void WhatCannotGiveSegmentsIsRefusedNamingTheKey(string overrides, string named)
     {
         var (modelDir, data) = RecipeSetupTests.Workspace();

@@ -11,7 +11,7 @@ using InstructTune.Tests.Checkpoints;
 namespace InstructTune.Tests.Models.InstructionAware;
 
 /// <summary>
-/// The instruction-aware variants (segment embeddings, instruction gates) against PyTorch written from their
+/// The instruction-aware variants (segment embeddings, instruction gates, two-stream fusion) against PyTorch written from their
 /// formulas (tools/golden/instruction_aware.py → tests/fixtures/instruction_aware/&lt;variant&gt;.json), finite
 /// differences, identity at init (training forward and KV-cache inference), save → load → score, cached = uncached.
 /// </summary>
@@ -30,24 +30,25 @@ public class InstructionAwareTests
         MaxPositionEmbeddings = 64,
     };
 
-    private static InstructionAwareOptions Options(string v) => new()
+    private static InstructionAwareOptions Options(string v, JsonElement root) => new()
     {
-        SegmentEmbeddings = v is "segments" or "both", GateLayers = v is "gates" or "both" ? [0, 1] : [],
+        SegmentEmbeddings = v is "segments" or "both" or "all", GateLayers = v is "gates" or "both" or "all" ? [0, 1] : [],
+        TwoStreamLayers = root.TryGetProperty("two_stream_layers", out var k) ? k.GetInt32() : 0,
     };
 
-    public static TheoryData<string> Variants() => new() { "segments", "gates", "both" };
+    public static TheoryData<string> Variants() => new() { "segments", "gates", "both", "two_stream", "all" };
 
     [Theory, MemberData(nameof(Variants))]
-    public void LogitsLossAndGradientsMatchPyTorch(string variant) => MatchesGolden(variant, Options(variant));
+    public void LogitsLossAndGradientsMatchPyTorch(string variant) => MatchesGolden(variant, root => Options(variant, root));
 
     /// <summary>The fixture's batch through a model with the given variants at the fixture's parameter values: loss,
     /// every valid logit, and the gradient of every parameter the fixture lists, against PyTorch.</summary>
-    internal static void MatchesGolden(string variant, InstructionAwareOptions options)
+    internal static void MatchesGolden(string variant, Func<JsonElement, InstructionAwareOptions> options)
     {
         var root = Load(variant);
         var model = new LlamaModel(Golden(root.GetProperty("config")));
         HashInit.Initialize(model);
-        model.AttachInstructionAware(options);
+        model.AttachInstructionAware(options(root));
         foreach (var p in root.GetProperty("params").EnumerateArray()) model.GetParameter(p.GetProperty("name").GetString()!).Load(Floats(p));
 
         var docs = Ints(root.GetProperty("documents"));
@@ -92,7 +93,7 @@ public class InstructionAwareTests
         var m = new LlamaModel(Tiny());
         m.InitializeWeights(3, 0.3f);
         if (!withVariants) return m;
-        var ia = m.AttachInstructionAware(new InstructionAwareOptions { SegmentEmbeddings = true, GateLayers = [0, 1] });
+        var ia = m.AttachInstructionAware(new InstructionAwareOptions { SegmentEmbeddings = true, GateLayers = [0, 1], TwoStreamLayers = 1 });
         if (perturb)
         {
             var rng = new Rng(9);
@@ -103,7 +104,7 @@ public class InstructionAwareTests
 
     internal static (int[] Ids, int[] Segs) Sequence()
     {
-        int[] segs = [0, 1, 1, 1, 2, 2, 0, 3, 3, 3, 3, 3];
+        int[] segs = [0, 1, 1, 1, 2, 2, 0, 3, 3, 1, 3, 3];   // an instruction token after the prompt too (a later turn)
         var rng = new Rng(4);
         return (segs.Select(_ => rng.NextInt(40)).ToArray(), segs);
     }
@@ -142,11 +143,12 @@ public class InstructionAwareTests
         Assert.Equal(Decode(a.Model, ids, bytes), Decode(b.Model, ids, bytes));
     }
 
-    // Prefill of 7 tokens, then one token at a time: every step's logits.
+    // Prefill of 7 tokens in two chunks (the instruction split across them), then one token at a time: every step's logits.
     internal static float[] Decode(InferenceModel m, int[] ids, byte[] segs)
     {
         var cache = m.CreateCache(ids.Length);
-        var all = new List<float>(m.Forward([new SequenceChunk(cache, ids[..7], AllLogits: true, Segments: segs[..7])]));
+        var all = new List<float>(m.Forward([new SequenceChunk(cache, ids[..3], AllLogits: true, Segments: segs[..3])]));
+        all.AddRange(m.Forward([new SequenceChunk(cache, ids[3..7], AllLogits: true, Segments: segs[3..7])]));
         for (int t = 7; t < ids.Length; t++) all.AddRange(m.Forward([new SequenceChunk(cache, [ids[t]], Segments: [segs[t]])]));
         return [.. all];
     }
