@@ -191,7 +191,10 @@ public sealed class LlamaModel : Module
 
         var x = Backbone.EmbedTokens.Forward(ids);                 // (B, T, hidden)
         x = Ops.Reshape(x, N, Config.HiddenSize);                  // (B·T, hidden)
-        Conditioner?.Prepare(x, ctx.Instruction);                  // iPEFT: gates from the base's instruction embeddings
+        Conditioner?.Prepare(x, ctx.Instruction);                  // iPEFT: gates, IAPT: prompts, from the base's instruction embeddings
+        var prompts = Conditioner as IInstructionPrompts;
+        if (prompts != null && options.CheckpointLayers)
+            throw new ArgumentException("IAPT does not support activation checkpointing (training.activation_checkpointing): its prompts enter every layer from outside the checkpoint");
         if (options.NeftuneAlpha > 0 && options.NoiseRng != null && Tape.IsRecording)
         {
             float magnitude = options.NeftuneAlpha / MathF.Sqrt((float)T * Config.HiddenSize);
@@ -215,6 +218,7 @@ public sealed class LlamaModel : Module
         {
             var layer = layers[l];
             var lctx = prefixes == null ? ctx : ctx with { PrefixK = prefixes[l].K, PrefixV = prefixes[l].V };
+            if (prompts?.Layer(l) is { } lp) lctx = lctx with { Prompts = lp };
             if (ia?.KeyBias(l, spans!) is { } kb) lctx = lctx with { KeyBias = kb };   // instruction-biased attention
             x = options.CheckpointLayers ? Checkpoint.Run(h => layer.Forward(h, lctx), x) : layer.Forward(x, lctx);
             if (ia != null) x = ia.AfterLayer(l, x, spans!);            // (B·T, hidden): instruction gate, if any

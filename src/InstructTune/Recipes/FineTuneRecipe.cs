@@ -457,6 +457,8 @@ public sealed class FineTuneRecipe : IDisposable
         Require(c.Distributed.ThreadsPerRank >= 0, "distributed.threads_per_rank", "must be ≥ 0 (0 = cores ÷ ranks on the node)");
         Require(c.Training.Method != TuningMethod.Ipeft || !c.Training.ActivationCheckpointing, "training.activation_checkpointing",
             "is not supported with ipeft (its gates enter every layer from outside the checkpoint)");
+        Require(c.Training.Method != TuningMethod.Iapt || !c.Training.ActivationCheckpointing, "training.activation_checkpointing",
+            "is not supported with iapt (its prompts enter every layer from outside the checkpoint)");
         Require(c.Training.Method != TuningMethod.Iasft || c.Training.Objective == TrainingObjective.Sft, "training.method",
             "iasft estimates its Fisher from the response loss of training.objective sft; feedback objectives cannot use it yet");
         if (c.Training.Method is TuningMethod.PromptTuning or TuningMethod.PrefixTuning)

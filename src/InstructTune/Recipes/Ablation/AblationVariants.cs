@@ -31,6 +31,7 @@ public static class AblationVariants
         Register("prefix", "prefix tuning, 20 key/value prefixes per layer (training.method prefix_tuning; unpacked rows)", "training.method=prefix_tuning", "data.pack=false");
         Register("iasft", "Fisher-sparse tuning: the top 0.5 % weight entries (training.method iasft)", "training.method=iasft");
         Register("ipeft", "instruction-gated low-rank adapters (training.method ipeft)", "training.method=ipeft");
+        Register("iapt", "instruction-aware prompt tuning: 4 soft tokens per layer generated from each instruction (training.method iapt)", "training.method=iapt");
         // Issue 17's continual-learning strategies, on top of a staged config with none of its own (docs/CONTINUAL.md);
         // each run also writes its forgetting matrix (run_dir/forgetting.json).
         Register("continual-ewc", "EWC across stages, λ = 1000 (loss.ewc_lambda)", "loss.ewc_lambda=1000");
