@@ -19,6 +19,8 @@
 //
 //   instruction_aware.fusion.{x_proj,c_proj}.weight (hidden, hidden) zero, .bias (hidden) zero: two-stream fusion
 //       (TwoStreamFusion.cs; two_stream_layers = K: the base model's first K layers run over the instruction alone)
+//   instruction_aware.task_head.{weight (tasks, hidden), bias}, instruction_aware.representation_head.{weight (hidden,
+//       hidden), bias}: zero; the dual-head and instruction-representation losses (InstructionHeads.cs; training only)
 using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Modules;
 using InstructTune.Engine.Tensors;
@@ -38,8 +40,12 @@ public sealed record InstructionAwareOptions
     public int TwoStreamLayers { get; init; }
     /// <summary>A learned per-layer, per-head bias on the attention scores of instruction keys.</summary>
     public bool BiasedAttention { get; init; }
+    /// <summary>Classes of the dual-head task classifier over the pooled instruction representation; 0 = none.</summary>
+    public int TaskClasses { get; init; }
+    /// <summary>The projection head of the instruction-representation loss.</summary>
+    public bool RepresentationHead { get; init; }
 
-    public bool Any => SegmentEmbeddings || GateLayers.Count > 0 || TwoStreamLayers > 0 || BiasedAttention;
+    public bool Any => SegmentEmbeddings || GateLayers.Count > 0 || TwoStreamLayers > 0 || TaskClasses > 0 || RepresentationHead || BiasedAttention;
 }
 
 /// <summary>One instruction gate (module "instruction_aware.gates.L").</summary>
@@ -89,6 +95,13 @@ public sealed class InstructionAwareModule : Module
     public TwoStreamFusion? Fusion { get; }
     /// <summary>β of decoder layer l (heads), zero at init; null without biased attention.</summary>
     public IReadOnlyList<Parameter>? AttentionBias { get; }
+    /// <summary>The dual head (task classifier), or null.</summary>
+    public LinearHead? TaskHead { get; }
+    /// <summary>The instruction-representation projection, or null; its target encoder's table: <see cref="RepresentationTable"/>.</summary>
+    public LinearHead? RepresentationHead { get; }
+    /// <summary>The frozen token-embedding table (V, D) the representation loss encodes instructions with: a float32
+    /// copy taken by <see cref="LlamaModel.AttachInstructionAware"/> (training starts there), so it stays fixed.</summary>
+    public float[]? RepresentationTable { get; internal set; }
 
     public InstructionAwareModule(LlamaConfig c, InstructionAwareOptions o)
     {
@@ -114,6 +127,8 @@ public sealed class InstructionAwareModule : Module
             var holder = RegisterModule("attention_bias", new BiasList());
             AttentionBias = [.. Enumerable.Range(0, c.NumHiddenLayers).Select(l => holder.Add(l, c.NumAttentionHeads))];
         }
+        if (o.TaskClasses > 0) TaskHead = RegisterModule(InstructionHeads.TaskHeadName, new LinearHead(o.TaskClasses, c.HiddenSize));
+        if (o.RepresentationHead) RepresentationHead = RegisterModule(InstructionHeads.RepresentationHeadName, new LinearHead(c.HiddenSize, c.HiddenSize));
     }
 
     /// <summary>Layer l's key bias for LlamaLayerContext: β (heads) and the instruction keys (B·T), or null.</summary>
