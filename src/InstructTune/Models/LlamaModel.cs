@@ -135,7 +135,12 @@ public sealed class LlamaModel : Module
     public InstructionAwareModule AttachInstructionAware(InstructionAwareOptions options)
     {
         if (InstructionAware != null) throw new InvalidOperationException("the model already has instruction-aware variants attached");
-        return InstructionAware = RegisterModule(InstructionAwareModule.Name, new InstructionAwareModule(Config, options));
+        InstructionAware = RegisterModule(InstructionAwareModule.Name, new InstructionAwareModule(Config, options));
+        if (options.RepresentationHead)   // the representation loss's frozen target encoder (InstructionHeads.cs)
+        {
+            InstructionAware.RepresentationTable = Backbone.EmbedTokens.Weight.ToArray();   // (V, D) float32 copy, as it is now
+        }
+        return InstructionAware;
     }
 
     /// <summary>
