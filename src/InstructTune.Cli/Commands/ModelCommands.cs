@@ -222,15 +222,22 @@ public static class ModelCommands
     {
         var modelOpt = new Option<string>("--model") { Description = "checkpoint folder to read", Required = true };
         var output = new Option<string>("--out") { Description = "folder to write", Required = true };
-        var dtype = new Option<string>("--dtype") { Description = "bfloat16 | float32", Required = true };
+        var dtype = new Option<string>("--dtype")
+        {
+            Description = "bfloat16 | float32 | float16 | q8_0 (q8_0: llama.cpp's 8-bit blocks for inference — generate, score, serve, export gguf; loaded in place, 1.06 bytes per weight)",
+            Required = true,
+        };
         var shard = new Option<string?>("--shard-size") { Description = "largest shard, e.g. 2GB (default: one file)" };
-        var cmd = new Command("convert", "Rewrite a checkpoint in another dtype and/or shard size") { modelOpt, output, dtype, shard };
+        var cmd = new Command("convert", "Rewrite a checkpoint in another dtype (or as q8_0 for inference) and/or shard size") { modelOpt, output, dtype, shard };
         cmd.SetAction(p => Guard(() =>
         {
             string src = p.GetValue(modelOpt)!, dst = p.GetValue(output)!;
             if (Path.GetFullPath(src).TrimEnd('/') == Path.GetFullPath(dst).TrimEnd('/'))
                 throw new ArgumentException("--out must differ from --model");
-            var dt = LlamaCheckpoint.ParseDtype(p.GetValue(dtype)!);
+            string dt = p.GetValue(dtype)!;
+            // A bad name fails before any work.
+            if (dt.Trim().ToLowerInvariant() != "q8_0" && dt is not ("float32" or "fp32" or "f32" or "bfloat16" or "bf16" or "float16" or "fp16" or "f16"))
+                throw new ArgumentException($"--dtype '{dt}': expected float32, bfloat16, float16 or q8_0");
             long maxShard = p.GetValue(shard) is { } s ? SafetensorsWriter.ParseSize(s) : long.MaxValue;
             CheckpointConverter.Convert(src, dst, dt, maxShard);
             Console.Error.WriteLine($"wrote {dst} ({p.GetValue(dtype)})");

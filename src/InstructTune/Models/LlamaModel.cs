@@ -135,7 +135,12 @@ public sealed class LlamaModel : Module
     public InstructionAwareModule AttachInstructionAware(InstructionAwareOptions options)
     {
         if (InstructionAware != null) throw new InvalidOperationException("the model already has instruction-aware variants attached");
-        return InstructionAware = RegisterModule(InstructionAwareModule.Name, new InstructionAwareModule(Config, options));
+        InstructionAware = RegisterModule(InstructionAwareModule.Name, new InstructionAwareModule(Config, options));
+        if (options.RepresentationHead)   // the representation loss's frozen target encoder (InstructionHeads.cs)
+        {
+            InstructionAware.RepresentationTable = Backbone.EmbedTokens.Weight.ToArray();   // (V, D) float32 copy, as it is now
+        }
+        return InstructionAware;
     }
 
     /// <summary>
@@ -222,6 +227,7 @@ public sealed class LlamaModel : Module
             var layer = layers[l];
             var lctx = prefixes == null ? ctx : ctx with { PrefixK = prefixes[l].K, PrefixV = prefixes[l].V };
             if (prompts?.Layer(l) is { } lp) lctx = lctx with { Prompts = lp };
+            if (ia?.KeyBias(l, spans!) is { } kb) lctx = lctx with { KeyBias = kb };   // instruction-biased attention
             x = options.CheckpointLayers ? Checkpoint.Run(h => layer.Forward(h, lctx), x) : layer.Forward(x, lctx);
             if (ia != null) x = ia.AfterLayer(l, x, spans!);            // (B·T, hidden): instruction gate, if any
         }
