@@ -1,12 +1,15 @@
 // bench decode: prefill tokens/s (one prompt of the config's seq length) and single-stream greedy decode
-// tokens/s with the KV cache, for configs S/M/L of the engine issue, float32 and bf16 checkpoints (written to a
-// temp folder with RandomCheckpoint and memory-mapped, as users load them), against the same model in PyTorch
-// (bench/peers/torch_decode.py, 2 threads; float32 computed as transformers does, a tuned torch.mv variant, and for bf16
-// checkpoints also PyTorch computing in bf16, as torch_dtype=bfloat16 does)
-// run in the same invocation after an untimed warm-up on both sides, and llama.cpp's float32 decode
-// figures on this machine (1,600 / 210 / 65 tok/s, from the issue). One JSON line per result.
-// Usage: dotnet run -c Release --project bench/InstructTune.Bench -- decode --config S|M|L [--no-peer]
-//        [--decode-tokens N] [--dtype float32|bfloat16|both|q8_0] [--repeats R] [--threads N] [--warmup-s S]
+// tokens/s with the KV cache, for configs S/M/L of the engine issue, float32, bf16 and q8_0 weights (written to a
+// temp folder with RandomCheckpoint and memory-mapped, as users load them), against two peers:
+//   * the same model in PyTorch (bench/peers/torch_decode.py, 2 threads; float32 computed as transformers does, a
+//     tuned torch.mv variant, and for bf16 checkpoints also PyTorch computing in bf16, as torch_dtype=bfloat16 does),
+//     run first in a child process;
+//   * llama.cpp in this process (LlamaCppPeer: the same checkpoint exported to GGUF at the same precision — f32,
+//     bf16, q8_0 — same thread count), timed in alternation with ours repeat by repeat, so both see the same
+//     machine state; `--no-llamacpp` skips it.
+// Everything after an untimed warm-up on every side. One JSON line per result.
+// Usage: dotnet run -c Release --project bench/InstructTune.Bench -- decode --config S|M|L [--no-peer] [--no-llamacpp]
+//        [--decode-tokens N] [--dtype float32|bfloat16|both|q8_0|all] [--repeats R] [--threads N] [--warmup-s S]
 //        … -- decode --tinyllama [--dir DIR]   (scale check: bf16 TinyLlama-1.1B shapes, load + score 128 tokens)
 using System.Diagnostics;
 using System.Text.Json;
@@ -18,11 +21,11 @@ namespace InstructTune.Bench;
 
 public static class DecodeBench
 {
-    private static readonly Dictionary<string, (int D, int L, int H, int KV, int F, int V, int T, double LlamaCpp)> Configs = new()
+    private static readonly Dictionary<string, (int D, int L, int H, int KV, int F, int V, int T)> Configs = new()
     {
-        ["S"] = (256, 4, 4, 4, 688, 4096, 256, 1600),
-        ["M"] = (512, 8, 8, 4, 1376, 8192, 512, 210),
-        ["L"] = (768, 12, 12, 12, 2048, 32000, 512, 65),
+        ["S"] = (256, 4, 4, 4, 688, 4096, 256),
+        ["M"] = (512, 8, 8, 4, 1376, 8192, 512),
+        ["L"] = (768, 12, 12, 12, 2048, 32000, 512),
     };
 
     /// <summary>Prefills timed per repeat (best kept), on both sides: one prefill of S lasts ~20 ms, so a single
@@ -58,10 +61,19 @@ public static class DecodeBench
         if (peer != null) Console.WriteLine($"pytorch {config} (hf): prefill {peerPrefill:F1} tok/s, decode {peerDecode:F1} tok/s");
         if (tuned != null) Console.WriteLine($"pytorch {config} (tuned): prefill {tunedPrefill:F1} tok/s, decode {tunedDecode:F1} tok/s");
 
-        // --dtype q8_0: a float32 checkpoint held as q8_0 after loading (itune generate --quantize q8_0).
-        bool q8 = dtypes == "q8_0";
-        foreach (var dtype in dtypes == "both" ? new[] { DType.F32, DType.BF16 } : q8 ? [DType.F32] : [LlamaCheckpoint.ParseDtype(dtypes)])
+        // --dtype q8_0: the float32 checkpoint converted as `itune convert --dtype q8_0` does (ggml's q8_0 blocks,
+        // memory-mapped and streamed in place), the same weights llama.cpp gets as a q8_0 GGUF.
+        bool noCpp = args.Contains("--no-llamacpp");
+        var runs = dtypes switch
         {
+            "both" => new[] { "float32", "bfloat16" },
+            "all" => ["float32", "bfloat16", "q8_0"],
+            _ => [dtypes],
+        };
+        foreach (var dtName in runs)
+        {
+            bool q8 = dtName == "q8_0";
+            var dtype = q8 ? DType.F32 : LlamaCheckpoint.ParseDtype(dtName);
             // A bf16 checkpoint has a third PyTorch reading: torch_dtype=bfloat16, which computes in bf16 (activations
             // rounded; not the float32 numbers this engine and the two peers above compute) on the CPU's bf16 dot
             // products where it has them. Reported beside the others, not instead of them.
@@ -73,11 +85,14 @@ public static class DecodeBench
             try
             {
                 RandomCheckpoint.Create(cfg, dir, 0, dtype);
-                using var model = InferenceModel.Load(dir);
-                if (q8) model.QuantizeQ8_0();
+                string ggufDtype = q8 ? "q8_0" : dtype == DType.BF16 ? "bf16" : "f32";
+                using var cpp = noCpp ? null : LlamaCppPeer.Open(dir, ggufDtype, k.T + decodeTokens + 16, InstructTune.Engine.Kernels.Parallel2.Threads);
+                string modelDir = dir;
+                if (q8) CheckpointConverter.ConvertQ8_0(dir, modelDir = Path.Combine(dir, "q8_0"));
+                using var model = InferenceModel.Load(modelDir);
                 var rng = new Random(1);
                 var prompt = Enumerable.Range(0, k.T).Select(_ => rng.Next(k.V)).ToArray();
-                double prefill = 0, decode = 0, cpuMs = double.MaxValue;
+                double prefill = 0, decode = 0, cpuMs = double.MaxValue, cppPrefill = 0, cppDecode = 0, cppCpuMs = double.MaxValue;
                 // Warm-up, untimed: the JIT's tiering (tier 0 → instrumented → optimised) takes a few hundred ms of
                 // calls to settle, and timing it measures the JIT rather than the kernels. BenchmarkDotNet does the same.
                 var warm = Stopwatch.StartNew();
@@ -87,6 +102,11 @@ public static class DecodeBench
                     var logits = model.Forward([new SequenceChunk(cache, prompt)]);
                     for (int i = 0; i < decodeTokens; i++)
                         logits = model.Forward([new SequenceChunk(cache, [InstructTune.Generation.LogitsSampler.ArgMax(logits)])]);
+                }
+                if (cpp != null)
+                {
+                    warm.Restart();
+                    while (warm.Elapsed.TotalSeconds < warmupS) { cpp.Prefill(prompt); cpp.Decode(prompt[..16], decodeTokens); }
                 }
                 double streamBefore = BandwidthProbe.MeasureGBs();
                 for (int r = 0; r < repeats; r++)
@@ -113,19 +133,31 @@ public static class DecodeBench
                     decode = Math.Max(decode, decodeTokens / sw.Elapsed.TotalSeconds);
                     // CPU time per token: on a shared machine this shows what the kernels cost when not descheduled.
                     cpuMs = Math.Min(cpuMs, (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalMilliseconds / decodeTokens);
+                    if (cpp == null) continue;
+                    // llama.cpp right after ours, in the same repeat: the same machine state for both.
+                    for (int p = 0; p < PrefillsPerRepeat; p++) cppPrefill = Math.Max(cppPrefill, cpp.Prefill(prompt));
+                    var (tps, ms) = cpp.Decode(prompt[..16], decodeTokens);
+                    cppDecode = Math.Max(cppDecode, tps);
+                    cppCpuMs = Math.Min(cppCpuMs, ms);
                 }
                 double streamGBs = Math.Max(streamBefore, BandwidthProbe.MeasureGBs());
                 long streamedBytes = StreamedBytesPerToken(model);
                 double decodeGBs = streamedBytes * decode / 1e9;
                 string dt = q8 ? "q8_0" : LlamaCheckpoint.TorchDtypeName(dtype);
-                double weightMib = model.WeightBytes / 1048576.0, modelRssMib = MappedRss(dir) / 1048576.0;
-                Console.WriteLine($"{config} {dt}: prefill {prefill:F1} tok/s{Ratio(prefill, peerPrefill, tunedPrefill, bf16PeerPrefill)}, decode {decode:F1} tok/s{Ratio(decode, peerDecode, tunedDecode, bf16PeerDecode)} (CPU {cpuMs:F2} ms/token)" +
-                                  $", llama.cpp f32 {k.LlamaCpp} → {decode / k.LlamaCpp:F2}×; weights {weightMib:F1} MiB, resident weights {modelRssMib:F1} MiB");
+                double weightMib = model.WeightBytes / 1048576.0, modelRssMib = MappedRss(modelDir) / 1048576.0;
+                double? cppP = cpp != null ? cppPrefill : null, cppD = cpp != null ? cppDecode : null;
+                Console.WriteLine($"{config} {dt}: prefill {prefill:F1} tok/s{Ratio(prefill, peerPrefill, tunedPrefill, bf16PeerPrefill, cppP, ggufDtype)}, " +
+                                  $"decode {decode:F1} tok/s{Ratio(decode, peerDecode, tunedDecode, bf16PeerDecode, cppD, ggufDtype)} (CPU {cpuMs:F2} ms/token)" +
+                                  $"; weights {weightMib:F1} MiB, resident weights {modelRssMib:F1} MiB");
+                if (cpp != null)
+                    Console.WriteLine($"{config} llama.cpp {ggufDtype} (same checkpoint as GGUF, {cpp.GgufBytes / 1048576.0:F1} MiB, {InstructTune.Engine.Kernels.Parallel2.Threads} threads, " +
+                                      $"alternated with ours): prefill {cppPrefill:F1} tok/s, decode {cppDecode:F1} tok/s (CPU {cppCpuMs:F2} ms/token)");
                 Console.WriteLine($"{config} {dt}: decode streams {streamedBytes / 1e6:F1} MB/token = {decodeGBs:F1} GB/s; " +
                                   $"machine read bandwidth around the run {streamGBs:F1} GB/s ({decodeGBs / streamGBs:P0} of it)" +
                                   (peerDecode is double pd ? $"; 3× the PyTorch peer would need {3 * pd * streamedBytes / 1e9:F1} GB/s" : ""));
-                Emit("prefill", config, dt, prefill, peerPrefill, tunedPrefill, bf16PeerPrefill, null, weightMib, modelRssMib);
-                Emit("decode", config, dt, decode, peerDecode, tunedDecode, bf16PeerDecode, k.LlamaCpp, weightMib, modelRssMib, cpuMs, (decodeGBs, streamGBs));
+                Emit("prefill", config, dt, prefill, peerPrefill, tunedPrefill, bf16PeerPrefill, cppP, ggufDtype, weightMib, modelRssMib);
+                Emit("decode", config, dt, decode, peerDecode, tunedDecode, bf16PeerDecode, cppD, ggufDtype, weightMib, modelRssMib, cpuMs, (decodeGBs, streamGBs),
+                    cpp != null ? cppCpuMs : null);
             }
             finally { try { Directory.Delete(dir, true); } catch (IOException) { } }
         }
@@ -191,9 +223,10 @@ public static class DecodeBench
         return 0;
     }
 
-    private static string Ratio(double v, double? peer, double? tuned, double? bf16Peer)
+    private static string Ratio(double v, double? peer, double? tuned, double? bf16Peer, double? cpp, string cppDtype)
     {
         var parts = new List<string>();
+        if (cpp is double c && c > 0) parts.Add($"{v / c:F2}× llama.cpp {cppDtype}");
         if (peer is double p && p > 0) parts.Add($"{v / p:F2}× pytorch");
         if (tuned is double t && t > 0) parts.Add($"{v / t:F2}× tuned pytorch");
         if (bf16Peer is double b && b > 0) parts.Add($"{v / b:F2}× pytorch bf16 compute");
@@ -201,7 +234,7 @@ public static class DecodeBench
     }
 
     private static void Emit(string bench, string config, string dtype, double tps, double? peer, double? tuned, double? bf16Peer, double? llamaCpp,
-        double weightMib, double rssMib, double? cpuMs = null, (double Decode, double Machine)? gbs = null)
+        string llamaCppDtype, double weightMib, double rssMib, double? cpuMs = null, (double Decode, double Machine)? gbs = null, double? llamaCppCpuMs = null)
     {
         var o = new Dictionary<string, object?>
         {
@@ -216,7 +249,11 @@ public static class DecodeBench
         }
         if (tuned is double t) { o["tuned_peer_tokens_per_s"] = t; o["ratio_tuned"] = Math.Round(tps / t, 2); }
         if (bf16Peer is double bp) { o["bf16_peer_tokens_per_s"] = bp; o["ratio_bf16_peer"] = Math.Round(tps / bp, 2); }
-        if (llamaCpp is double l) { o["llamacpp_tokens_per_s"] = l; o["ratio_llamacpp"] = Math.Round(tps / l, 2); }
+        if (llamaCpp is double l)
+        {
+            o["llamacpp_dtype"] = llamaCppDtype; o["llamacpp_tokens_per_s"] = Math.Round(l, 1); o["ratio_llamacpp"] = Math.Round(tps / l, 2);
+            if (llamaCppCpuMs is double lc) o["llamacpp_cpu_ms_per_token"] = Math.Round(lc, 3);
+        }
         Console.WriteLine(JsonSerializer.Serialize(o));
     }
 

@@ -50,7 +50,7 @@ public static class ModelCommands
         var input = new Option<string>("--input") { Description = "JSONL: {\"ids\":[…]} or {\"text\":…} per line", Required = true };
         var output = new Option<string?>("--output") { Description = "JSONL output (default: stdout)" };
         var logits = new Option<bool>("--logits") { Description = "add \"logits\" for every position" };
-        var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning, IaSFT, iPEFT)" };
+        var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning, IaSFT, iPEFT, IAPT)" };
         var template = new Option<string?>("--template") { Description = "prompt format of {\"prompt\",\"response\"} lines: auto (default: the format the adapter or model was trained with, recorded in its instructtune.json; else the text as given), raw, chat, alpaca, chatml, llama2, llama3 or a format string. With --reward: the data.template the reward model was trained with (default alpaca)" };
         var reward = new Option<bool>("--reward") { Description = "reward model: score the chosen and rejected completions of preference records (JSONL) with the reward_head.safetensors of --adapter (else --model); prints one {index, chosen, rejected} line per pair and the pairwise accuracy" };
         var maxLen = new Option<int>("--max-seq-len") { Description = "with --reward: cut sequences at this many tokens (data.max_seq_len)", DefaultValueFactory = _ => 1024 };
@@ -143,7 +143,7 @@ public static class ModelCommands
         var stop = new Option<string[]>("--stop") { Description = "stop string (repeatable)", AllowMultipleArgumentsPerToken = false };
         var ignoreEos = new Option<bool>("--ignore-eos") { Description = "do not stop at the config's eos ids" };
         var json = new Option<bool>("--json") { Description = "print {\"prompt_ids\",\"generated_ids\",\"text\"}" };
-        var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning, IaSFT, iPEFT)" };
+        var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning, IaSFT, iPEFT, IAPT)" };
         var template = new Option<string?>("--template") { Description = "prompt format for --prompt: auto (default: the format the adapter or model was trained with, recorded in its instructtune.json; else the text as given), raw, chat, alpaca, chatml, llama2, llama3 or a format string" };
         var compute = ComputeOption();
         var quantize = QuantizeOption();
@@ -222,15 +222,22 @@ public static class ModelCommands
     {
         var modelOpt = new Option<string>("--model") { Description = "checkpoint folder to read", Required = true };
         var output = new Option<string>("--out") { Description = "folder to write", Required = true };
-        var dtype = new Option<string>("--dtype") { Description = "bfloat16 | float32", Required = true };
+        var dtype = new Option<string>("--dtype")
+        {
+            Description = "bfloat16 | float32 | float16 | q8_0 (q8_0: llama.cpp's 8-bit blocks for inference — generate, score, serve, export gguf; loaded in place, 1.06 bytes per weight)",
+            Required = true,
+        };
         var shard = new Option<string?>("--shard-size") { Description = "largest shard, e.g. 2GB (default: one file)" };
-        var cmd = new Command("convert", "Rewrite a checkpoint in another dtype and/or shard size") { modelOpt, output, dtype, shard };
+        var cmd = new Command("convert", "Rewrite a checkpoint in another dtype (or as q8_0 for inference) and/or shard size") { modelOpt, output, dtype, shard };
         cmd.SetAction(p => Guard(() =>
         {
             string src = p.GetValue(modelOpt)!, dst = p.GetValue(output)!;
             if (Path.GetFullPath(src).TrimEnd('/') == Path.GetFullPath(dst).TrimEnd('/'))
                 throw new ArgumentException("--out must differ from --model");
-            var dt = LlamaCheckpoint.ParseDtype(p.GetValue(dtype)!);
+            string dt = p.GetValue(dtype)!;
+            // A bad name fails before any work.
+            if (dt.Trim().ToLowerInvariant() != "q8_0" && dt is not ("float32" or "fp32" or "f32" or "bfloat16" or "bf16" or "float16" or "fp16" or "f16"))
+                throw new ArgumentException($"--dtype '{dt}': expected float32, bfloat16, float16 or q8_0");
             long maxShard = p.GetValue(shard) is { } s ? SafetensorsWriter.ParseSize(s) : long.MaxValue;
             CheckpointConverter.Convert(src, dst, dt, maxShard);
             Console.Error.WriteLine($"wrote {dst} ({p.GetValue(dtype)})");

@@ -78,9 +78,20 @@ public static class SynthCommands
             var json = SynthPipeline.Finish(run, SelfInstructRecipe.Method, result.Records, result.Rejected, ct);
             Console.WriteLine($"self-instruct: {result.Tasks} tasks, {json["accepted"]} examples accepted, {json["flagged"]} flagged, " +
                               $"{json["rejected"]} rejected -> {Path.Combine(run.OutDir, "data.jsonl")} (report: {Path.Combine(run.OutDir, "report.html")})");
-            return run.Endpoint.Totals().Failed > 0 ? 1 : 0;
+            return ExitCode(run, json);
         }));
         return cmd;
+    }
+
+    /// <summary>0 when the run accepted something and every request was answered; 1 (with a line saying why) when some
+    /// requests failed (each is in journal.jsonl and rejected.jsonl) or nothing was accepted: never a silent success.</summary>
+    private static int ExitCode(SynthRun run, JsonObject report)
+    {
+        long failed = run.Endpoint.Totals().Failed;
+        if (failed > 0) Console.Error.WriteLine($"synth: {failed} request(s) failed (errors in {Path.Combine(run.OutDir, "journal.jsonl")}); exit code 1");
+        bool none = report["accepted"]!.GetValue<int>() == 0 && report["flagged"]!.GetValue<int>() == 0;
+        if (none) Console.Error.WriteLine($"synth: nothing was accepted or flagged (reasons in {Path.Combine(run.OutDir, "rejected.jsonl")}); exit code 1");
+        return failed > 0 || none ? 1 : 0;
     }
 
     private static Command EvolInstruct()
@@ -101,7 +112,7 @@ public static class SynthCommands
                 new JsonObject { ["topic_coverage"] = result.Coverage });
             Console.WriteLine($"evol-instruct: {result.Evolved.Count} evolved, {result.Eliminated.Count} eliminated; {json["accepted"]} accepted, " +
                               $"{json["flagged"]} flagged -> {Path.Combine(run.OutDir, "data.jsonl")} (report: {Path.Combine(run.OutDir, "report.html")})");
-            return run.Endpoint.Totals().Failed > 0 ? 1 : 0;
+            return ExitCode(run, json);
         }));
         return cmd;
     }
@@ -120,7 +131,7 @@ public static class SynthCommands
             var r = RefineRecipe.Run(run, records, ct);
             var json = SynthPipeline.Write(run, "refine", r.Accepted, r.Flagged, r.Rejected);
             Console.WriteLine($"refine: {json["accepted"]} accepted, {json["flagged"]} flagged for review, {json["rejected"]} rejected -> {run.OutDir}");
-            return run.Endpoint.Totals().Failed > 0 ? 1 : 0;
+            return ExitCode(run, json);
         }));
         return cmd;
     }

@@ -133,7 +133,9 @@ public static unsafe class OneDnn
         Unavailable ??= "libdnnl.so.2 not found (Debian: apt-get install libdnnl2)";
     }
 
-    private static void SetNativeEnvIfUnset(string name, string value)
+    /// <summary>Sets a variable in the C runtime's environment (what native libraries read when they load) unless
+    /// the user set it; a no-op off glibc.</summary>
+    public static void SetNativeEnvIfUnset(string name, string value)
     {
         try
         {

@@ -54,8 +54,10 @@ public static class SafetensorsWriter
     }
 
     /// <summary>Writes a checkpoint into <paramref name="dir"/>: one model.safetensors when it fits in
-    /// <paramref name="maxShardBytes"/>, else model-0000i-of-0000n.safetensors shards plus the index.</summary>
-    public static IReadOnlyList<string> WriteCheckpoint(string dir, IReadOnlyList<TensorToWrite> tensors, long maxShardBytes = long.MaxValue)
+    /// <paramref name="maxShardBytes"/>, else model-0000i-of-0000n.safetensors shards plus the index; every file
+    /// carries <paramref name="metadata"/> in its __metadata__.</summary>
+    public static IReadOnlyList<string> WriteCheckpoint(string dir, IReadOnlyList<TensorToWrite> tensors, long maxShardBytes = long.MaxValue,
+        IReadOnlyDictionary<string, string>? metadata = null)
     {
         Directory.CreateDirectory(dir);
         var shards = new List<List<TensorToWrite>> { new() };
@@ -68,7 +70,7 @@ public static class SafetensorsWriter
         }
         if (shards.Count == 1)
         {
-            Write(Path.Combine(dir, "model.safetensors"), tensors);
+            Write(Path.Combine(dir, "model.safetensors"), tensors, metadata);
             // The index wins over model.safetensors when both exist: remove a stale one (the switch to the new
             // weights is that one unlink; a crash before it leaves the old, complete, sharded checkpoint), then its shards.
             RemoveStale(dir, keep: ["model.safetensors"]);
@@ -79,7 +81,7 @@ public static class SafetensorsWriter
         for (int i = 0; i < shards.Count; i++)
         {
             string file = $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors";
-            Write(Path.Combine(dir, file), shards[i]);
+            Write(Path.Combine(dir, file), shards[i], metadata);
             foreach (var t in shards[i]) weightMap[t.Name] = file;
             names.Add(file);
         }

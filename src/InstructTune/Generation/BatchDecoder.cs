@@ -108,10 +108,14 @@ public sealed class BatchDecoder(InferenceModel model)
             s.Prefilled = true;
             var row = logits.AsSpan(i * V, V);
             LogitsSampler.ApplyRepetitionPenalty(row, s.PromptIds.Concat(s._generated), o.RepetitionPenalty);
+            // min_new_tokens as vLLM's min_tokens: stop tokens get -inf (HF's MinNewTokensLengthLogitsProcessor) and
+            // stop strings are not checked until enough tokens are out.
+            if (s._generated.Count < o.MinNewTokens)
+                foreach (int stop in o.StopTokenIds) if ((uint)stop < (uint)V) row[stop] = float.NegativeInfinity;
             int tok = Choose(row, s);
             s._generated.Add(tok);
             if (o.StopTokenIds.Contains(tok)) s.StopReason = "stop_token";
-            else if (o.StopStrings.Count > 0 && o.StopStrings.Any(o.Decode!(s._generated).Contains)) s.StopReason = "stop_string";
+            else if (o.StopStrings.Count > 0 && s._generated.Count >= o.MinNewTokens && o.StopStrings.Any(o.Decode!(s._generated).Contains)) s.StopReason = "stop_string";
             else if (s._generated.Count >= o.MaxNewTokens) s.StopReason = "max_new_tokens";
             if (s.Finished) _active.Remove(s);
             chosen[i] = new DecodeToken(s, tok, s.Finished);

@@ -14,6 +14,9 @@ public sealed record GenerationOptions
     public double RepetitionPenalty { get; init; } = 1.0;
     public int Seed { get; init; }
     public IReadOnlyList<int> StopTokenIds { get; init; } = [];
+    /// <summary>Nothing ends a sequence before this many new tokens (vLLM's min_tokens): the stop tokens cannot be chosen
+    /// (HF's min_new_tokens) and stop strings are not checked; for base models that would end at once.</summary>
+    public int MinNewTokens { get; init; }
     /// <summary>Stop when the decoded continuation contains one of these (needs <see cref="Decode"/>).</summary>
     public IReadOnlyList<string> StopStrings { get; init; } = [];
     public Func<IReadOnlyList<int>, string>? Decode { get; init; }
@@ -27,6 +30,7 @@ public sealed record GenerationOptions
     public void Validate()
     {
         if (MaxNewTokens < 0) throw new ArgumentOutOfRangeException(nameof(MaxNewTokens), "max new tokens must be ≥ 0");
+        if (MinNewTokens < 0) throw new ArgumentOutOfRangeException(nameof(MinNewTokens), "min new tokens must be ≥ 0");
         if (Temperature < 0 || double.IsNaN(Temperature)) throw new ArgumentOutOfRangeException(nameof(Temperature), "temperature must be ≥ 0");
         if (TopK < 0) throw new ArgumentOutOfRangeException(nameof(TopK), "top-k must be ≥ 0");
         if (!(TopP > 0 && TopP <= 1)) throw new ArgumentOutOfRangeException(nameof(TopP), "top-p must be in (0, 1]");

@@ -12,3 +12,15 @@ public interface IInstructionConditioner
     /// batch carries no segments: then no token is an instruction token).</summary>
     void Prepare(Tensor embeddings, InstructionSpans? spans);
 }
+
+/// <summary>IAPT's per-layer output: per-document prompt keys/values (docs·P, kvHeads·hd) and a gate (heads·hd) on
+/// their attention term; <see cref="DocOf"/> maps each token row of the batch to its document (−1 = none).</summary>
+public sealed record InstructionPrompts(Tensor K, Tensor V, Tensor Gate, int[] DocOf, int P);
+
+/// <summary>A conditioner that generates soft prompts per example and per decoder layer (IAPT): every layer's
+/// attention adds gate ⊙ (attention of each token over its own example's prompts).</summary>
+public interface IInstructionPrompts : IInstructionConditioner
+{
+    /// <summary>Layer l's prompts of the current forward, or null (disabled, or no forward yet).</summary>
+    InstructionPrompts? Layer(int l);
+}

@@ -31,6 +31,8 @@ public static class LlamaCheckpoint
                 throw new InvalidDataException($"{ckpt.Directory}: checkpoint has no tensor \"{name}\"");
             }
             var (file, info) = ckpt.Find(source);
+            if (info.DType == DType.U8 && file.Metadata.ContainsKey(Inference.WeightMatrix.Q8MetadataKey))
+                throw new InvalidDataException($"{file.Path}: tensor \"{name}\" is q8_0 (a checkpoint for inference: generate, score, serve, export gguf); `itune convert --dtype float32` makes a float copy to train on");
             if (!info.Shape.SequenceEqual(p.Shape.Select(d => (long)d)))
                 throw new InvalidDataException($"{file.Path}: tensor \"{name}\" has shape [{string.Join(",", info.Shape)}], the model expects [{string.Join(",", p.Shape)}]");
             p.Load(file.ReadF32(name));

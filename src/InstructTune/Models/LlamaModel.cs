@@ -135,7 +135,12 @@ public sealed class LlamaModel : Module
     public InstructionAwareModule AttachInstructionAware(InstructionAwareOptions options)
     {
         if (InstructionAware != null) throw new InvalidOperationException("the model already has instruction-aware variants attached");
-        return InstructionAware = RegisterModule(InstructionAwareModule.Name, new InstructionAwareModule(Config, options));
+        InstructionAware = RegisterModule(InstructionAwareModule.Name, new InstructionAwareModule(Config, options));
+        if (options.RepresentationHead)   // the representation loss's frozen target encoder (InstructionHeads.cs)
+        {
+            InstructionAware.RepresentationTable = Backbone.EmbedTokens.Weight.ToArray();   // (V, D) float32 copy, as it is now
+        }
+        return InstructionAware;
     }
 
     /// <summary>
@@ -191,7 +196,10 @@ public sealed class LlamaModel : Module
 
         var x = Backbone.EmbedTokens.Forward(ids);                 // (B, T, hidden)
         x = Ops.Reshape(x, N, Config.HiddenSize);                  // (B·T, hidden)
-        Conditioner?.Prepare(x, ctx.Instruction);                  // iPEFT: gates from the base's instruction embeddings
+        Conditioner?.Prepare(x, ctx.Instruction);                  // iPEFT: gates, IAPT: prompts, from the base's instruction embeddings
+        var prompts = Conditioner as IInstructionPrompts;
+        if (prompts != null && options.CheckpointLayers)
+            throw new ArgumentException("IAPT does not support activation checkpointing (training.activation_checkpointing): its prompts enter every layer from outside the checkpoint");
         if (options.NeftuneAlpha > 0 && options.NoiseRng != null && Tape.IsRecording)
         {
             float magnitude = options.NeftuneAlpha / MathF.Sqrt((float)T * Config.HiddenSize);
@@ -215,6 +223,7 @@ public sealed class LlamaModel : Module
         {
             var layer = layers[l];
             var lctx = prefixes == null ? ctx : ctx with { PrefixK = prefixes[l].K, PrefixV = prefixes[l].V };
+            if (prompts?.Layer(l) is { } lp) lctx = lctx with { Prompts = lp };
             x = options.CheckpointLayers ? Checkpoint.Run(h => layer.Forward(h, lctx), x) : layer.Forward(x, lctx);
             if (ia != null) x = ia.AfterLayer(l, x, spans!);            // (B·T, hidden): instruction gate, if any
         }

@@ -7,6 +7,7 @@ using InstructTune.Engine.Modules;
 using InstructTune.Engine.Tensors;
 using InstructTune.Models.Inference;
 using InstructTune.Peft.Ia3;
+using InstructTune.Peft.Iapt;
 using InstructTune.Peft.Iasft;
 using InstructTune.Peft.Ipeft;
 using InstructTune.Peft.Lora;
@@ -26,7 +27,7 @@ public sealed record PeftMethod(string Name, string PeftType, bool Mergeable, Ac
 public static class PeftRegistry
 {
     /// <summary>peft_type values InstructTune reads.</summary>
-    public static readonly IReadOnlyList<string> SupportedTypes = ["LORA", "IA3", "PROMPT_TUNING", "PREFIX_TUNING", IasftAdapterFile.PeftType, IpeftAdapterFile.PeftType];
+    public static readonly IReadOnlyList<string> SupportedTypes = ["LORA", "IA3", "PROMPT_TUNING", "PREFIX_TUNING", IasftAdapterFile.PeftType, IpeftAdapterFile.PeftType, IaptAdapterFile.PeftType];
 
     /// <summary>
     /// Injects the method that training.method names (none for full fine-tuning) and freezes the rest. Errors name
@@ -105,6 +106,14 @@ public static class PeftRegistry
                 catch (ArgumentException e) { throw new ConfigException($"ipeft.target_modules: {e.Message}"); }
                 return new PeftMethod("ipeft", IpeftAdapterFile.PeftType, false, (m, dir, basePath) => IpeftAdapterIO.Save(Llama(m), ic, dir, basePath));
             }
+            case TuningMethod.Iapt:
+            {
+                var s = config.Iapt;
+                var ac = new IaptConfig { NumVirtualTokens = s.NumVirtualTokens, Bottleneck = s.Bottleneck, Activation = s.Activation };
+                try { IaptInjector.Inject(Llama(model), ac, (ulong)t.Seed); }
+                catch (ArgumentException e) { throw new ConfigException($"iapt: {e.Message}"); }
+                return new PeftMethod("iapt", IaptAdapterFile.PeftType, false, (m, dir, basePath) => IaptAdapterIO.Save(Llama(m), ac, dir, basePath));
+            }
             default:
                 throw new ConfigException($"training.method: '{t.Method}' has no PEFT injector");
         }
@@ -138,6 +147,7 @@ public static class PeftRegistry
             case "IA3": model.ApplyIa3(Ia3AdapterFile.Load(dir)); break;
             case IasftAdapterFile.PeftType: model.ApplySparseDeltas(IasftAdapterFile.Load(dir)); break;
             case IpeftAdapterFile.PeftType: model.ApplyIpeft(IpeftAdapterFile.Load(dir)); break;
+            case IaptAdapterFile.PeftType: model.ApplyIapt(IaptAdapterFile.Load(dir)); break;
             default: model.ApplyVirtualTokens(PromptLearningFile.Load(dir)); break;
         }
     }
@@ -154,6 +164,7 @@ public static class PeftRegistry
             case "PREFIX_TUNING": PrefixTuningAdapterIO.LoadInto(Llama(model), PromptLearningFile.Load(dir), dir); break;
             case IasftAdapterFile.PeftType: IasftAdapterIO.LoadInto(model, dir); break;
             case IpeftAdapterFile.PeftType: IpeftAdapterIO.LoadInto(Llama(model), dir); break;
+            case IaptAdapterFile.PeftType: IaptAdapterIO.LoadInto(Llama(model), dir); break;
         }
         return type;
     }
@@ -163,6 +174,8 @@ public static class PeftRegistry
     {
         if (model is Models.LlamaModel { VirtualTokens: not null })
             throw new InvalidDataException("prompt and prefix tuning adapters add virtual tokens and cannot be merged into the weights; use --adapter with score/generate/eval instead");
+        if (model is Models.LlamaModel { Conditioner: IaptGenerator })
+            throw new InvalidDataException("IAPT adapters generate each input's prompts from its instruction and cannot be merged into the weights; use --adapter with score/generate/eval instead");
         if (model is Models.LlamaModel { Conditioner: not null })
             throw new InvalidDataException("iPEFT adapters are gated by each input's instruction and cannot be merged into the weights; use --adapter with score/generate/eval instead");
         LoraInjector.MergeAndUnload(model);

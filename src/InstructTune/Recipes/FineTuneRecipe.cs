@@ -112,7 +112,7 @@ public sealed class FineTuneRecipe : IDisposable
         }
         _peft = InjectPeft(config, inputs, resume, comm, folder, say);
         if (config.Model.WeightStorage == WeightStorage.Bfloat16) FrozenBase.ToBf16(model);
-        AttachInstructionAware(config, model);                      // after the PEFT freeze: its parameters always train
+        AttachInstructionAware(config, model, inputs.TaskNames);   // after the PEFT freeze: its parameters always train
         var trainable = model.NamedParameters().Where(p => !p.Parameter.Frozen).ToList();
 
         Parameter? logVars = null;
@@ -123,7 +123,8 @@ public sealed class FineTuneRecipe : IDisposable
         }
         var objective = new ObjectiveOptions(config.Loss.NextTokenWeight, config.Loss.LambdaInstruction, (float)config.Loss.LabelSmoothing,
             TaskWeights.Compute(config.Loss.TaskWeighting, inputs.TaskNames, inputs.Train, config.Loss.TaskWeights), logVars,
-            (float)t.NeftuneAlpha, t.NeftuneAlpha > 0 ? new Rng((ulong)t.Seed ^ 0x4E45465455UL) : null);
+            (float)t.NeftuneAlpha, t.NeftuneAlpha > 0 ? new Rng((ulong)t.Seed ^ 0x4E45465455UL) : null,
+            TaskHeadWeight: config.Model.InstructionAware.TaskHeadWeight, RepresentationAlpha: config.Model.InstructionAware.RepresentationAlpha);
 
         var batchOptions = new BatchOptions(config.Data.Pack ? BatchMode.Packed : BatchMode.Bucketed, t.MicroBatchSize, config.Data.MaxSeqLen);
         IBatchSource batches;
@@ -305,11 +306,14 @@ public sealed class FineTuneRecipe : IDisposable
 
     /// <summary>model.instruction_aware: adds the variants' parameters (trainable) to the model; refuses what cannot
     /// give them segment ids or a place in the sequence.</summary>
-    private static void AttachInstructionAware(TrainConfig config, LlamaModel model)
+    private static void AttachInstructionAware(TrainConfig config, LlamaModel model, IReadOnlyList<string> tasks)
     {
-        var ia = InstructionAwareOptions(config);
+        var ia = InstructionAwareOptions(config, tasks.Count);
         const string key = "model.instruction_aware";
         if (!ia.Any || model.InstructionAware != null) return;
+        if (ia.TaskClasses > 0 && tasks.Count < 2)
+            throw new ConfigException($"{key}.task_head_weight: the dual head classifies the dataset's tasks, and the training data has {tasks.Count} " +
+                $"({string.Join(", ", tasks)}); give examples a task (data.datasets entries with a task name, or a task field per record)", key + ".task_head_weight");
         try { model.AttachInstructionAware(ia); }
         catch (ArgumentException e)
         {
@@ -318,12 +322,12 @@ public sealed class FineTuneRecipe : IDisposable
         }
     }
 
-    /// <summary>The variants model.instruction_aware asks for.</summary>
-    public static Models.InstructionAware.InstructionAwareOptions InstructionAwareOptions(TrainConfig config)
+    /// <summary>The variants model.instruction_aware asks for (the dual head has one class per task of the data).</summary>
+    public static Models.InstructionAware.InstructionAwareOptions InstructionAwareOptions(TrainConfig config, int tasks = 0)
     {
         var s = config.Model.InstructionAware;
         return new() { SegmentEmbeddings = s.SegmentEmbeddings, GateLayers = [.. s.GateLayers], GateBiasInit = (float)s.GateBiasInit,
-            TwoStreamLayers = s.TwoStreamLayers };
+            TwoStreamLayers = s.TwoStreamLayers, TaskClasses = s.TaskHeadWeight > 0 ? Math.Max(tasks, 1) : 0, RepresentationHead = s.RepresentationAlpha > 0 };
     }
 
     /// <summary>EWC's Fisher on the reference set (or the training data when none is given), at the starting weights.</summary>
@@ -454,6 +458,8 @@ public sealed class FineTuneRecipe : IDisposable
         Require(c.Distributed.ThreadsPerRank >= 0, "distributed.threads_per_rank", "must be ≥ 0 (0 = cores ÷ ranks on the node)");
         Require(c.Training.Method != TuningMethod.Ipeft || !c.Training.ActivationCheckpointing, "training.activation_checkpointing",
             "is not supported with ipeft (its gates enter every layer from outside the checkpoint)");
+        Require(c.Training.Method != TuningMethod.Iapt || !c.Training.ActivationCheckpointing, "training.activation_checkpointing",
+            "is not supported with iapt (its prompts enter every layer from outside the checkpoint)");
         Require(c.Training.Method != TuningMethod.Iasft || c.Training.Objective == TrainingObjective.Sft, "training.method",
             "iasft estimates its Fisher from the response loss of training.objective sft; feedback objectives cannot use it yet");
         if (c.Training.Method is TuningMethod.PromptTuning or TuningMethod.PrefixTuning)
@@ -559,7 +565,7 @@ public sealed class FineTuneRecipe : IDisposable
             var counts = InstructionObjective.Count([b], objective, _inputs.TaskNames.Count);
             if (counts.InstructionTokens == 0) continue;
             using var tape = Tape.Record(recordGrad: false);
-            var r = InstructionObjective.Forward(_inputs.Model, b, counts, objective with { NextTokenWeight = 0, LambdaInstruction = 1 }, true);
+            var r = InstructionObjective.Forward(_inputs.Model, b, counts, objective with { NextTokenWeight = 0, LambdaInstruction = 1, TaskHeadWeight = 0, RepresentationAlpha = 0 }, true);
             sum += r.InstructionSum; tokens += counts.InstructionTokens;
         }
         return tokens == 0 ? double.NaN : sum / tokens;

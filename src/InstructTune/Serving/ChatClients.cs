@@ -4,6 +4,7 @@
 using System.ClientModel;
 using System.ClientModel.Primitives;
 using System.Runtime.CompilerServices;
+using InstructTune.Evaluation.ModelBackends;
 using Microsoft.Extensions.AI;
 using OpenAI;
 using TemplateMessage = InstructTune.Templates.ChatMessage;
@@ -26,8 +27,10 @@ public static class ChatClients
     /// </summary>
     /// <paramref name="maxResponseBytes"/> (remote only, 0 = no cap) bounds the body read from the server
     /// (<see cref="ResponseSizeLimitHandler"/>).
+    /// <paramref name="completionFallback"/> (local only): a model with no chat template and no recorded prompt format
+    /// gets its messages as plain completion text (<see cref="PromptFormatter.Raw"/>) instead of refusing them.
     public static IChatClient Create(string endpoint, string? model = null, string? apiKey = null, ServeLimits? limits = null,
-        TimeSpan? networkTimeout = null, long maxResponseBytes = 0)
+        TimeSpan? networkTimeout = null, long maxResponseBytes = 0, bool completionFallback = false)
     {
         if (endpoint.StartsWith(LocalPrefix, StringComparison.Ordinal))
         {
@@ -36,7 +39,8 @@ public static class ChatClients
             if (parts[0].Length == 0) throw new ArgumentException($"endpoint \"{endpoint}\": give local:MODEL_DIR or local:MODEL_DIR+ADAPTER_DIR");
             var adapters = parts.Length == 2 ? new[] { ("adapter", parts[1]) } : [];
             var served = ServedModel.Load(parts[0], adapters, limits ?? new ServeLimits());
-            return new LocalChatClient(served, ownsModel: true, defaultModel: parts.Length == 2 ? "adapter" : null);
+            return new LocalChatClient(served, ownsModel: true, defaultModel: parts.Length == 2 ? "adapter" : null,
+                completionFallback: completionFallback);
         }
         if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
             throw new ArgumentException($"endpoint \"{endpoint}\" is neither local:DIR nor an http(s) URL");
@@ -56,11 +60,36 @@ public static class ChatClients
 /// <summary>
 /// <see cref="IChatClient"/> over a <see cref="ServedModel"/> in this process: ChatOptions map to the OpenAI request
 /// fields `itune serve` takes (ModelId picks an adapter by name, Temperature, TopP, MaxOutputTokens, StopSequences,
-/// Seed, ResponseFormat JSON), defaults as OpenAI's (temperature 1).
+/// Seed, ResponseFormat JSON), defaults as OpenAI's (temperature 1); AdditionalProperties["min_tokens"] (an int) is
+/// vLLM's min_tokens.
 /// </summary>
-public sealed class LocalChatClient(ServedModel served, bool ownsModel = false, string? defaultModel = null) : IChatClient
+/// <paramref name="completionFallback"/>: a model without a chat template or recorded prompt format is sent its
+/// messages as plain completion text (<see cref="PromptFormatter.Raw"/>: a lone user message as is, several as
+/// "role: content" lines) rather than refused.
+public sealed class LocalChatClient(ServedModel served, bool ownsModel = false, string? defaultModel = null,
+    bool completionFallback = false) : IChatClient
 {
     public ServedModel Served { get; } = served;
+
+    /// <summary>The ChatOptions.AdditionalProperties key of vLLM's min_tokens.</summary>
+    public const string MinTokensProperty = "min_tokens";
+
+    /// <summary>The model's context: prompt and answer together hold at most this many tokens.</summary>
+    public int ContextTokens => Served.Model.Config.MaxPositionEmbeddings;
+
+    private PromptFormatter? Fallback => completionFallback ? PromptFormatter.Raw : null;
+
+    /// <summary>How chat requests for <paramref name="model"/> (default: this client's) become prompt text, for logs.</summary>
+    public string DescribeFormat(string? model = null)
+    {
+        model ??= defaultModel ?? Served.Name;
+        return Served.FormatOf(model)?.Describe()
+            ?? (completionFallback ? "plain completion (raw text: no chat template and no recorded prompt format)" : "none (chat requests are refused)");
+    }
+
+    /// <summary>Prompt tokens <paramref name="messages"/> take once rendered for <paramref name="model"/>, as sent.</summary>
+    public int CountPromptTokens(IEnumerable<ChatMessage> messages, string? model = null) =>
+        Served.ChatPromptIds(messages.Select(m => new TemplateMessage(m.Role.Value, m.Text)).ToList(), model ?? defaultModel ?? Served.Name, Fallback).Length;
 
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
         CancellationToken cancellationToken = default)
@@ -111,8 +140,9 @@ public sealed class LocalChatClient(ServedModel served, bool ownsModel = false, 
             Stop = o?.StopSequences?.ToList() ?? [],
             Seed = o?.Seed is { } s ? unchecked((int)s) : null,
             JsonObject = o?.ResponseFormat is ChatResponseFormatJson,
+            MinTokens = o?.AdditionalProperties?.TryGetValue(MinTokensProperty, out var mt) == true && mt is int m ? m : 0,
         };
-        return (Served.Start(Served.ChatPromptIds(list, modelName), request, adapter, ct), modelName);
+        return (Served.Start(Served.ChatPromptIds(list, modelName, Fallback), request, adapter, ct), modelName);
     }
 
     public object? GetService(Type serviceType, object? serviceKey = null) =>

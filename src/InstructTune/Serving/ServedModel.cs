@@ -26,6 +26,8 @@ public sealed record SamplingRequest
     public int N { get; init; } = 1;
     /// <summary>response_format json_object: decoding is constrained to one JSON object (<see cref="JsonObjectConstraint"/>).</summary>
     public bool JsonObject { get; init; }
+    /// <summary>vLLM's min_tokens: the end-of-sequence tokens are not sampled before this many tokens.</summary>
+    public int MinTokens { get; init; }
 }
 
 /// <summary>Bad request content (HTTP 400 with the OpenAI error object; <see cref="Param"/> names the field).</summary>
@@ -112,7 +114,8 @@ public sealed class ServedModel : IDisposable
     public IReadOnlyList<(string Model, string Format)> ChatFormats =>
         [(Name, ChatFormat?.Describe() ?? "none"), .. _adapters.Keys.Order(StringComparer.Ordinal).Select(a => (a, FormatOf(a)?.Describe() ?? "none"))];
 
-    private PromptFormatter? FormatOf(string? model) =>
+    /// <summary>The prompt format chat requests for <paramref name="model"/> are rendered with (null: none).</summary>
+    public PromptFormatter? FormatOf(string? model) =>
         string.IsNullOrEmpty(model) || model == Name || !_formats.TryGetValue(model, out var f) ? ChatFormat : f;
 
     /// <summary>Model names clients can ask for: the base, then each adapter.</summary>
@@ -144,9 +147,11 @@ public sealed class ServedModel : IDisposable
     /// format that model was trained with (<see cref="PromptFormatter.FormatConversation"/>): a chat template rendered
     /// with the generation prompt and encoded without adding special tokens (the template writes its own BOS, as
     /// transformers' apply_chat_template does); a prompt template (alpaca, …) cut where the response starts, with BOS.</summary>
-    public int[] ChatPromptIds(IReadOnlyList<ChatMessage> messages, string? model = null)
+    /// <paramref name="fallback"/> renders the messages of a model that has neither (the in-process <c>local:</c> client
+    /// of data generation passes <see cref="PromptFormatter.Raw"/>: plain completion); without one such a model refuses.
+    public int[] ChatPromptIds(IReadOnlyList<ChatMessage> messages, string? model = null, PromptFormatter? fallback = null)
     {
-        var format = FormatOf(model)
+        var format = FormatOf(model) ?? fallback
             ?? throw new ServeRequestException($"model {model ?? Name} has no chat template (tokenizer_config.json chat_template or chat_template.jinja) and records no prompt format (instructtune.json); use /v1/completions or serve with --chat-template FILE", "messages");
         if (messages.Count == 0) throw new ServeRequestException("messages must hold at least one message", "messages");
         string text;
@@ -168,6 +173,8 @@ public sealed class ServedModel : IDisposable
             throw new ServeRequestException($"max_tokens must be in [1, {L.MaxTokensLimit}] (got {mt})", "max_tokens");
         if (!(r.Temperature >= 0 && r.Temperature <= 2)) throw new ServeRequestException($"temperature must be in [0, 2] (got {r.Temperature})", "temperature");
         if (!(r.TopP > 0 && r.TopP <= 1)) throw new ServeRequestException($"top_p must be in (0, 1] (got {r.TopP})", "top_p");
+        if (r.MinTokens < 0 || r.MinTokens > (r.MaxTokens ?? L.MaxTokensLimit))
+            throw new ServeRequestException($"min_tokens must be in [0, max_tokens] (got {r.MinTokens})", "min_tokens");
         if (r.N < 1 || r.N > L.MaxChoices) throw new ServeRequestException($"n must be in [1, {L.MaxChoices}] (got {r.N})", "n");
         if (r.Stop.Count > 4 || r.Stop.Any(string.IsNullOrEmpty)) throw new ServeRequestException("stop takes at most 4 non-empty strings", "stop");
         int maxPos = Model.Config.MaxPositionEmbeddings;
@@ -180,6 +187,7 @@ public sealed class ServedModel : IDisposable
             Temperature = r.Temperature,
             TopP = r.TopP,
             StopTokenIds = StopIds,
+            MinNewTokens = r.MinTokens,
             StopStrings = r.Stop,
             Decode = r.Stop.Count > 0 ? ids => Tokenizer.Decode(ids.ToArray(), skipSpecialTokens: true) : null,
             Constraint = r.JsonObject ? new JsonObjectConstraint(Tokenizer, StopIds) : null,

@@ -25,6 +25,9 @@ public class FiniteDifferenceTests
     [Fact] public void SwiGlu() => AssertGrad(t => Ops.SwiGlu(t[0], t[1]), RandTensor(1, 2, 13), RandTensor(2, 1, 13));
     /// <summary>IaSFT's sparse delta (duplicate index included: terms add): y + x·Sᵀ against finite differences.</summary>
     [Fact] public void AddSparseProduct() => AssertGrad(t => Ops.AddSparseProduct(t[0], t[1], [0, 7, 7, 19], t[2], 4, 5), RandTensor(1, 1, 3, 4), RandTensor(2, 1, 3, 5), RandTensor(3, 1, 4));
+    /// <summary>IAPT's per-document prompt attention: 4 rows over 2 documents of P = 2 keys (one row without a document), GQA 4/2.</summary>
+    [Fact] public void PrefixAttention() => AssertGrad(t => Ops.PrefixAttention(t[0], t[1], t[2], [1, 0, -1, 1], 2, 4, 2, 3, 0.7f),
+        RandTensor(1, 1, 4, 12), RandTensor(2, 1, 4, 6), RandTensor(3, 1, 4, 6));
     [Fact] public void MulRows() => AssertGrad(t => Ops.MulRows(t[0], t[1]), RandTensor(1, 1, 3, 5), RandTensor(2, 1, 3));
     [Fact] public void Softmax() => AssertGrad(t => Ops.Softmax(t[0]), RandTensor(1, 2, 3, 7));
 

@@ -8,20 +8,14 @@ namespace InstructTune.Engine.Tests.Kernels;
 /// float32 product of the dequantised weights within the error that quantising x to q8_0 allows.</summary>
 public class Q8GemvTests
 {
-    /// <summary>W quantised by ggml's rule (the GGUF exporter's Q8_0.Quantize), split into quants and scales.</summary>
-    private static (sbyte[] Q, float[] D, float[] Deq) Quantize(float[] w, int O, int K)
+    /// <summary>W quantised by ggml's rule (the GGUF exporter's Q8_0.Quantize) into ggml's blocks, and dequantised.</summary>
+    private static (byte[] Blocks, float[] Deq) Quantize(float[] w, int O, int K)
     {
         var bytes = new byte[Q8_0.ByteCount((long)O * K)];
         Q8_0.Quantize(w, bytes);
         var deq = new float[O * K];
         Q8_0.Dequantize(bytes, deq);
-        var q = new sbyte[O * K]; var d = new float[O * K / 32];
-        for (int b = 0; b < O * K / 32; b++)
-        {
-            d[b] = (float)System.Buffers.Binary.BinaryPrimitives.ReadHalfLittleEndian(bytes.AsSpan(b * 34));
-            for (int j = 0; j < 32; j++) q[b * 32 + j] = (sbyte)bytes[b * 34 + 2 + j];
-        }
-        return (q, d, deq);
+        return (bytes, deq);
     }
 
     [Fact]
@@ -34,14 +28,14 @@ public class Q8GemvTests
             {
                 Q8Gemv.UseVnni = vnni;
                 int seed = 1;
-                foreach (var (O, K, T) in new[] { (1, 32, 1), (7, 64, 1), (63, 96, 3), (65, 800, 1), (300, 256, 2) })
+                foreach (var (O, K, T) in new[] { (1, 32, 1), (7, 64, 1), (63, 96, 3), (65, 800, 1), (300, 256, 2), (1000, 64, 1) })
                 {
                     var w = Random(O * K, seed++); var x = Random(T * K, seed++, -3f, 3f);
                     x[0] = 0f; // a zero block value: sign trick must give 0
-                    var (q, d, deq) = Quantize(w, O, K);
+                    var (blocks, deq) = Quantize(w, O, K);
                     var y = new float[T * O]; var expected = new float[T * O]; var f32 = new float[T * O];
-                    Q8Gemv.Forward(x, q, d, O, K, y, T);
-                    Q8Gemv.ForwardNaive(x, q, d, O, K, expected, T);
+                    Q8Gemv.Forward(x, blocks, O, K, y, T);
+                    Q8Gemv.ForwardNaive(x, blocks, O, K, expected, T);
                     Gemm.SgemmNaive(false, true, T, O, K, 1f, x, K, deq, K, 0f, f32, O);
                     for (int i = 0; i < y.Length; i++)
                     {
@@ -60,7 +54,21 @@ public class Q8GemvTests
     [Fact]
     public void RejectsARowLengthThatIsNotBlocks()
     {
-        var e = Assert.Throws<ArgumentException>(() => Q8Gemv.Forward(new float[33], new sbyte[33], new float[2], 1, 33, new float[1], 1));
+        var e = Assert.Throws<ArgumentException>(() => Q8Gemv.Forward(new float[33], new byte[68], 1, 33, new float[1], 1));
         Assert.Contains("multiple of 32", e.Message);
+        e = Assert.Throws<ArgumentException>(() => Q8Gemv.Forward(new float[64], new byte[67], 1, 64, new float[1], 1));
+        Assert.Contains("do not fit", e.Message);
+    }
+
+    /// <summary>The scale decoder against .NET's own Half → float conversion for every finite half.</summary>
+    [Fact]
+    public void HalfToSingle_is_exact_for_every_finite_half()
+    {
+        for (int h = 0; h < 65536; h++)
+        {
+            var half = BitConverter.UInt16BitsToHalf((ushort)h);
+            if (!Half.IsFinite(half)) continue;
+            Assert.Equal(BitConverter.SingleToInt32Bits((float)half), BitConverter.SingleToInt32Bits(Q8Gemv.HalfToSingle((ushort)h)));
+        }
     }
 }

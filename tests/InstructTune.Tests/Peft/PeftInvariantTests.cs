@@ -7,6 +7,7 @@ using InstructTune.Models;
 using InstructTune.Models.Inference;
 using InstructTune.Peft;
 using InstructTune.Peft.Ia3;
+using InstructTune.Peft.Iapt;
 using InstructTune.Peft.Iasft;
 using InstructTune.Peft.Ipeft;
 using InstructTune.Peft.Lora;
@@ -37,7 +38,7 @@ public class PeftInvariantTests
     public static TheoryData<string, string> AllTable()
     {
         var data = new TheoryData<string, string>();
-        foreach (var method in new[] { "dora", "ia3", "iasft", "ipeft", "prompt", "prefix", "prefix_proj" })
+        foreach (var method in new[] { "dora", "ia3", "iasft", "ipeft", "iapt", "prompt", "prefix", "prefix_proj" })
             foreach (var model in new[] { "llama-gqa", "qwen2-tied-bias" })
                 data.Add(method, model);
         return data;
@@ -54,15 +55,17 @@ public class PeftInvariantTests
             case "ia3": Ia3Injector.Inject(model, new Ia3Config()); break;
             case "iasft": InjectIasft(model, IasftConfig); break;
             case "ipeft": IpeftInjector.Inject(model, IpeftConfig, 1); break;
+            case "iapt": IaptInjector.Inject(model, IaptConfig, 1); break;
             case "prompt": PromptTuningInjector.Inject(model, PromptConfig, 1); break;
             default: PrefixTuningInjector.Inject(model, PrefixConfig(method), 1); break;
         }
     }
 
     internal static readonly IpeftConfig IpeftConfig = new() { Rank = 4, Alpha = 8 };
+    internal static readonly IaptConfig IaptConfig = new() { NumVirtualTokens = 3, Bottleneck = 5 };
 
-    /// <summary>The shared batch; for iPEFT with instruction segments, so its gate weights see an instruction.</summary>
-    internal static LlamaBatch BatchFor(string method) => method != "ipeft" ? Batch()
+    /// <summary>The shared batch; for iPEFT and IAPT with instruction segments, so their weights see an instruction.</summary>
+    internal static LlamaBatch BatchFor(string method) => method is not ("ipeft" or "iapt") ? Batch()
         : Batch() with { Segments = new IntTensor([0, 1, 1, 1, 2, 3, 3, 3, 3, 1, 1, 2, 1, 3, 3, 3, 3, 3], 2, 9) };
 
     internal static readonly IasftConfig IasftConfig = new() { Fraction = 0.05, FisherBatches = 1 };
@@ -82,7 +85,7 @@ public class PeftInvariantTests
 
     private static string Marker(string method) => method switch
     {
-        "dora" => ".lora_", "ia3" => ".ia3_l", "iasft" => ".iasft_values", "ipeft" => "ipeft_", "prompt" => "prompt_encoder.", _ => "prefix_encoder.",
+        "dora" => ".lora_", "ia3" => ".ia3_l", "iasft" => ".iasft_values", "ipeft" => "ipeft_", "iapt" => "iapt_generator.", "prompt" => "prompt_encoder.", _ => "prefix_encoder.",
     };
 
     /// <summary>Moves every adapter parameter away from its identity init.</summary>
@@ -92,7 +95,7 @@ public class PeftInvariantTests
         foreach (var (name, p) in model.NamedParameters().Where(p => !p.Parameter.Frozen))
         {
             var noise = new float[p.Length];
-            bool zeroInit = name.Contains("lora_B") || name.Contains("iasft_values") || name.Contains("ipeft_gate");   // additive deltas that start at 0
+            bool zeroInit = name.Contains("lora_B") || name.Contains("iasft_values") || name.Contains("ipeft_gate") || name.Contains("iapt_generator.gate_");   // additive deltas that start at 0
             rng.Normal(noise, 0, name.Contains("lora_B") ? 0.05f : name.Contains("_encoder.") ? 0.5f : 0.2f);
             var v = p.ToArray();
             for (int i = 0; i < v.Length; i++) v[i] = zeroInit ? noise[i] : v[i] * (1 + noise[i]);
@@ -109,6 +112,7 @@ public class PeftInvariantTests
             case "ia3": Ia3AdapterIO.Save(model, new Ia3Config(), dir); break;
             case "iasft": IasftAdapterIO.Save(model, IasftConfig, dir); break;
             case "ipeft": IpeftAdapterIO.Save(model, IpeftConfig, dir); break;
+            case "iapt": IaptAdapterIO.Save(model, IaptConfig, dir); break;
             case "prompt": PromptTuningAdapterIO.Save(model, PromptConfig, dir); break;
             default: PrefixTuningAdapterIO.Save(model, PrefixConfig(method), dir); break;
         }
@@ -123,7 +127,7 @@ public class PeftInvariantTests
         var expected = Logits(TinyModel(kind));
         var model = TinyModel(kind);
         Inject(model, method);
-        if (method is "dora" or "ia3" or "iasft" or "ipeft") AssertClose(expected, Logits(model), 1e-5f);   // identity at init
+        if (method is "dora" or "ia3" or "iasft" or "ipeft" or "iapt") AssertClose(expected, Logits(model), 1e-5f);   // identity at init
         Perturb(model);
         Assert.True(MaxDiff(expected, Logits(model)) > 1e-3f, "a trained adapter must change the output");
         Assert.True(AdapterSwitch.SetEnabled(model, false) > 0);
@@ -210,6 +214,18 @@ public class PeftInvariantTests
                 Assert.Equal([4L, 32L], st.Info("base_model.model.model.layers.1.self_attn.q_proj.ipeft_A.weight").Shape);
                 Assert.Equal([1L, 32L], st.Info("base_model.model.ipeft_gate.weight_1").Shape);
                 Assert.Equal(2 * 2 * 2 + 2 * 2, st.Tensors.Count);   // 2 layers × 2 targets × (A, B) + 2 layers × (w, b)
+            }
+            else if (method == "iapt")
+            {
+                Assert.Equal("IAPT", root.GetProperty("peft_type").GetString());
+                Assert.Equal(3, root.GetProperty("num_virtual_tokens").GetInt32());
+                Assert.Equal(5, root.GetProperty("bottleneck").GetInt32());
+                Assert.Equal("gelu", root.GetProperty("activation").GetString());
+                int kvDim = (kind == "llama-gqa" ? 2 : 1) * 8;
+                Assert.Equal([5L, 32L], st.Info("base_model.model.iapt_generator.down_1.weight").Shape);
+                Assert.Equal([3L * 2 * kvDim, 5L], st.Info("base_model.model.iapt_generator.up_0.weight").Shape);
+                Assert.Equal([32L], st.Info("base_model.model.iapt_generator.gate_1").Shape);
+                Assert.Equal(2 * 5, st.Tensors.Count);   // 2 layers × (down w, b, up w, b, gate)
             }
             else if (method == "iasft")
             {

@@ -18,6 +18,7 @@ public class PeftRecipeTests
     [InlineData("lora.use_dora=true", "LORA", ".lora_", 1 * 7 * 3)]
     [InlineData("training.method=ia3", "IA3", ".ia3_l", 1 * 3)]
     [InlineData("training.method=ipeft ipeft.rank=4", "IPEFT", "ipeft_", 1 * 2 * 2 + 2)]
+    [InlineData("training.method=iapt iapt.num_virtual_tokens=3 iapt.bottleneck=4", "IAPT", "iapt_generator.", 1 * 5)]
     [InlineData("training.method=iasft iasft.fraction=0.02 iasft.fisher_batches=2", "IASFT", ".iasft_values", 1 * 7 * 2)]
     [InlineData("training.method=iasft iasft.fraction=0.01 iasft.selection=global iasft.target_modules=[q_proj,down_proj]", "IASFT", ".iasft_values", -1)]
     [InlineData("training.method=prompt_tuning data.pack=false data.max_seq_len=100 prompt_tuning.num_virtual_tokens=5 prompt_tuning.init=text prompt_tuning.init_text=Say", "PROMPT_TUNING", "prompt_encoder.", 1)]
@@ -64,6 +65,8 @@ public class PeftRecipeTests
     [InlineData("training.method=ipeft ipeft.target_modules=[nope_proj]", "ipeft.target_modules")]
     [InlineData("training.method=ipeft training.activation_checkpointing=true", "training.activation_checkpointing")]
     [InlineData("training.method=iasft iasft.target_modules=[lm_head]", "lm_head")]
+    [InlineData("training.method=iapt training.activation_checkpointing=true", "training.activation_checkpointing")]
+    [InlineData("training.method=iapt iapt.activation=swish", "iapt: activation 'swish'")]
     public void BadMethodSettingsAreRefusedInSetupNamingTheKey(string overrides, string named)
     {
         var (modelDir, data) = RecipeSetupTests.Workspace();

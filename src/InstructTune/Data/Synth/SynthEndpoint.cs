@@ -13,11 +13,12 @@ namespace InstructTune.Data.Synth;
 
 /// <summary>One request: a stage name (for accounting), an optional system message, the user message, sampling.</summary>
 public sealed record SynthRequest(string Stage, string User, string? System = null, float Temperature = 0.7f,
-    float TopP = 1f, int MaxTokens = 512, IReadOnlyList<string>? Stop = null);
+    float TopP = 1f, int MaxTokens = 512, IReadOnlyList<string>? Stop = null, int MinTokens = 0);
 
 /// <summary>One answer: <see cref="Text"/> when the endpoint answered, else <see cref="Error"/> (after all retries).
-/// <see cref="Truncated"/>: the endpoint stopped at max_tokens (finish_reason length).</summary>
-public sealed record SynthReply(string? Text, bool Truncated, string? Error, bool FromJournal)
+/// <see cref="Truncated"/>: the endpoint stopped at max_tokens (finish_reason length). <see cref="Permanent"/>: the
+/// error is one a retry cannot fix (a 4xx other than 408/409/429, a prompt the model refuses, …).</summary>
+public sealed record SynthReply(string? Text, bool Truncated, string? Error, bool FromJournal, bool Permanent = false)
 {
     public bool Ok => Error is null;
 }
@@ -53,6 +54,7 @@ public sealed class SynthEndpoint
     private readonly Dictionary<string, int> occurrences = new(StringComparer.Ordinal);
     private readonly object rateGate = new();
     private DateTime nextSlot = DateTime.MinValue;
+    private volatile bool answeredAny;
 
     public ConcurrentDictionary<string, StageUsage> Usage { get; } = new();
 
@@ -85,16 +87,21 @@ public sealed class SynthEndpoint
     /// <summary>
     /// Answers every request, at most <c>Concurrency</c> at a time; the result list is in request order whatever order
     /// the answers arrive in. Journal keys are fixed here, in list order, before anything is sent: the n-th identical
-    /// request of a run gets occurrence n, so replay is exact.
+    /// request of a run gets occurrence n, so replay is exact. A failed request is an item's failure (its reply says
+    /// why, the journal keeps the error); but when every request of the list failed with an error no retry can fix —
+    /// and the list held two or more, or nothing has been answered yet in this run — the endpoint cannot do this step
+    /// at all, and an <see cref="Common.InputException"/> stops the run at once instead of running on to a false success.
     /// </summary>
-    public async Task<IReadOnlyList<SynthReply>> CompleteAllAsync(IReadOnlyList<SynthRequest> requests, CancellationToken ct)
+    /// <param name="hint">added to that error: how to do without this step (e.g. the key that turns it off).</param>
+    public async Task<IReadOnlyList<SynthReply>> CompleteAllAsync(IReadOnlyList<SynthRequest> requests, CancellationToken ct, string? hint = null)
     {
         var keys = new string[requests.Count];
         lock (occurrences)
             for (int i = 0; i < requests.Count; i++)
             {
                 var r = requests[i];
-                string opts = string.Create(CultureInfo.InvariantCulture, $"t={r.Temperature};p={r.TopP};m={r.MaxTokens};s={string.Join('\u0002', r.Stop ?? [])};seed={options.Seed}");
+                string opts = string.Create(CultureInfo.InvariantCulture, $"t={r.Temperature};p={r.TopP};m={r.MaxTokens};s={string.Join('\u0002', r.Stop ?? [])};seed={options.Seed}")
+                    + (r.MinTokens > 0 ? $";min={r.MinTokens}" : "");
                 var messages = new List<(string, string)>();
                 if (r.System is not null) messages.Add(("system", r.System));
                 messages.Add(("user", r.User));
@@ -103,7 +110,12 @@ public sealed class SynthEndpoint
                 keys[i] = SynthJournal.KeyOf(r.Stage, options.Model, opts, messages, n);
             }
         var tasks = requests.Select((r, i) => CompleteAsync(r, keys[i], ct)).ToArray();
-        return await Task.WhenAll(tasks);
+        var replies = await Task.WhenAll(tasks);
+        if (replies.Length > 0 && replies.All(r => r is { Ok: false, Permanent: true }) && (replies.Length >= 2 || !answeredAny))
+            throw new Common.InputException($"synth.endpoint {options.Endpoint}: all {replies.Length} {requests[0].Stage} request(s) failed with an error " +
+                $"a retry cannot fix: {replies[0].Error}. Stopping{(hint is null ? "" : $" ({hint})")}; each request's error is in journal.jsonl, " +
+                "completed requests are kept there (rerun to resume)");
+        return replies;
     }
 
     private async Task<SynthReply> CompleteAsync(SynthRequest r, string key, CancellationToken ct)
@@ -111,6 +123,7 @@ public sealed class SynthEndpoint
         var usage = Usage.GetOrAdd(r.Stage, _ => new StageUsage());
         if (journal.TryGet(key, out var hit))
         {
+            answeredAny = true;
             Interlocked.Increment(ref usage.FromJournal);
             return new SynthReply(hit.Text, hit.Finish == "length", null, true);
         }
@@ -128,6 +141,7 @@ public sealed class SynthEndpoint
                 Temperature = r.Temperature, TopP = r.TopP, MaxOutputTokens = r.MaxTokens, Seed = options.Seed,
                 StopSequences = r.Stop?.ToList(),
             };
+            if (r.MinTokens > 0) chatOptions.AdditionalProperties = new() { [Serving.LocalChatClient.MinTokensProperty] = r.MinTokens };
             try
             {
                 var response = await pipeline.ExecuteAsync(async t =>
@@ -149,6 +163,7 @@ public sealed class SynthEndpoint
                 Interlocked.Increment(ref usage.Sent);
                 Interlocked.Add(ref usage.PromptTokens, pt);
                 Interlocked.Add(ref usage.CompletionTokens, ctoks);
+                answeredAny = true;
                 return new SynthReply(text, finish == "length", null, false);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
@@ -157,7 +172,9 @@ public sealed class SynthEndpoint
                 log($"synth: {r.Stage} request failed after {attempts} attempt(s): {why}");
                 journal.Append(new JournalEntry(key, r.Stage, null, null, 0, 0, attempts, why));
                 Interlocked.Increment(ref usage.Failed);
-                return new SynthReply(null, false, why, false);
+                // Timeouts and cancellations from the transport are transient like LlmJudge's own rules say.
+                bool permanent = !LlmJudge.IsTransient(ex) && ex is not OperationCanceledException;
+                return new SynthReply(null, false, why, false, permanent);
             }
         }
         finally { slots.Release(); }

@@ -56,6 +56,7 @@ public sealed partial class InferenceModel
             for (int n = 0; n < N; n++) inputRows.AsSpan((index[n] % VirtualTokens) * D, D).CopyTo(X.AsSpan(n * D, D));
         else for (int n = 0; n < N; n++) Embed.RowToF32(Tokens(chunks, n), X.AsSpan(n * D, D));
         adapters = WithIpeftGates(adapters, X, chunks, N);      // iPEFT: from the plain token embeddings
+        GenerateIaptPrompts(X, chunks, N);                      // IAPT: the same, once per sequence
         var ia = InstructionAware;
         var segs = ia != null ? SegmentsOf(chunks, N) : null;
         if (ia?.SegmentEmbeddings is { } segEmb)                     // x_t += E_seg[segment_t]
@@ -124,6 +125,7 @@ public sealed partial class InferenceModel
             }
         }
         CachedAttention.Step(s.Q, s.A, N, nH, nKv, hd, s.Kv, index, c.SlidingWindow ?? 0);
+        AddIaptAttention(s.Q, s.A, N, caches, l);
         L.O.Forward(s.A, s.T, N, adapters);
         System.Numerics.Tensors.TensorPrimitives.Add(X, s.T, X);
         RmsNormKernel.Forward(X, L.PostAttentionNorm, s.H, s.Rstd, N, D, eps);

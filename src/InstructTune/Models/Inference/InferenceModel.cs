@@ -211,17 +211,29 @@ public sealed partial class InferenceModel : IDisposable
 
     /// <summary>
     /// Re-holds every linear layer and the LM head as q8_0 (ggml's blocks of 32 with a half scale, quantised as
-    /// llama.cpp and our GGUF export do): 1.125 bytes per weight in memory, decode on int8 dot products
+    /// llama.cpp and our GGUF export do): 1.0625 bytes per weight in memory, decode on int8 dot products
     /// (<see cref="Engine.Kernels.Q8Gemv"/>). The embedding table stays as loaded (rows are looked up, not
-    /// streamed). Reached by <c>itune generate|score --quantize q8_0</c>. Adapters stay float32 beside it.
+    /// streamed). The float32/bf16 pages the quantised matrices came from are dropped from resident memory
+    /// (the checkpoint stays mapped). Reached by <c>itune generate|score --quantize q8_0</c>; a checkpoint written
+    /// by <c>itune convert --dtype q8_0</c> loads as q8_0 without this step. Adapters stay float32 beside it.
     /// </summary>
     public void QuantizeQ8_0()
     {
         for (int l = 0; l < Layers.Length; l++)
-            foreach (var (name, lin) in Layers[l].Linears(l)) lin.W = WeightMatrix.QuantizeQ8_0(lin.W, name);
-        LmHead = WeightMatrix.QuantizeQ8_0(LmHead, "lm_head.weight");
-        WeightBytes = Embed.ByteLength + LmHead.ByteLength + Layers.Sum(l => l.Linears(0).Sum(x => x.L.W.ByteLength));
+            foreach (var (name, lin) in Layers[l].Linears(l))
+            {
+                var old = lin.W;
+                lin.W = WeightMatrix.QuantizeQ8_0(old, name);
+                if (!ReferenceEquals(old, lin.W)) old.ReleaseMappedPages();
+            }
+        var head = LmHead;
+        LmHead = WeightMatrix.QuantizeQ8_0(head, "lm_head.weight");
+        if (!ReferenceEquals(head, Embed) && !ReferenceEquals(head, LmHead)) head.ReleaseMappedPages();
+        WeightBytes = Embed.ByteLength + (ReferenceEquals(LmHead, Embed) ? 0 : LmHead.ByteLength) + Layers.Sum(l => l.Linears(0).Sum(x => x.L.W.ByteLength));
     }
+
+    /// <summary>True when the linear layers hold q8_0 weights (quantised at load or read from a q8_0 checkpoint).</summary>
+    public bool IsQ8 => Layers.Length > 0 && Layers[0].Q.W.IsQ8;
 
     /// <summary>A cache for <paramref name="capacity"/> real tokens (plus room for the virtual tokens, if any).</summary>
     public KvCache CreateCache(int capacity) => new(Config, capacity + VirtualTokens);
@@ -356,12 +368,13 @@ public sealed partial class InferenceModel : IDisposable
 
     /// <summary>Whether the forward reads per-token segments (instruction-aware variants or iPEFT); callers skip
     /// computing them otherwise.</summary>
-    public bool ReadsSegments => InstructionAware != null || _ipeft != null;
+    public bool ReadsSegments => InstructionAware != null || _ipeft != null || _iapt != null;
 
     /// <summary>Attaches an iPEFT adapter: the gate head and a gated low-rank delta per named linear; throws when the
     /// model's layers, width or a module do not fit.</summary>
     public void ApplyIpeft(Peft.Ipeft.IpeftAdapterFile adapter)
     {
+        if (_iapt != null) throw new InvalidDataException("the model already has an instruction-conditioned adapter attached");
         if (adapter.Layers != Layers.Length || adapter.Hidden != Config.HiddenSize)
             throw new InvalidDataException($"iPEFT adapter is for {adapter.Layers} layers of width {adapter.Hidden}; this model has {Layers.Length} of width {Config.HiddenSize}");
         var byName = Layers.SelectMany((l, i) => l.Linears(i)).ToDictionary(x => x.Name, x => x.L);

@@ -26,7 +26,8 @@ public sealed partial class InferenceModel
         {
             var (f, info) = ckpt.Find(name);
             used.Add(name);
-            if (info.Shape.Length != 2 || info.Shape[0] != rows || info.Shape[1] != cols)
+            // q8_0 blocks (U8) check their own byte shape in FromCheckpoint.
+            if (info.DType != DType.U8 && (info.Shape.Length != 2 || info.Shape[0] != rows || info.Shape[1] != cols))
                 throw new InvalidDataException($"{f.Path}: tensor \"{name}\" has shape [{string.Join(",", info.Shape)}], config.json implies [{rows},{cols}]");
             return WeightMatrix.FromCheckpoint(f, info, rows, cols);
         }

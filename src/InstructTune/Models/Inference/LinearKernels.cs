@@ -25,17 +25,9 @@ public static class LinearKernels
         int O = W.Rows, K = W.Cols;
         if (X.Length < T * K || Y.Length < T * O || (bias.Length != 0 && bias.Length != O))
             throw new ArgumentException($"Linear: X {X.Length} / Y {Y.Length} / bias {bias.Length} do not fit T={T}, W [{O},{K}]");
-        if (W.IsQ8)
+        if (W.IsQ8 && T >= GemmMinTokens)
         {
-            if (T >= GemmMinTokens)
-            {
-                // Prefill over q8_0 weights: dequantised once per call into a reused buffer, then the packed GEMM
-                // (weights reused across the prompt's tokens; the float32 copy is transient).
-                var wf = Q8Scratch((long)O * K);
-                for (int r = 0; r < O; r++) W.RowToF32(r, wf.AsSpan(r * K, K));
-                Gemm.SgemmSharedTeam(false, true, T, O, K, 1f, X, K, wf, K, 0f, Y, O);
-            }
-            else Q8Gemv.Forward(X, W.Q8, W.Q8Scales, O, K, Y, T);
+            ForwardQ8Prefill(X, W, Y, T);
             if (bias.Length != 0)
                 for (int t = 0; t < T; t++) TensorPrimitives.Add(Y.Slice(t * O, O), bias, Y.Slice(t * O, O));
             return;
@@ -59,6 +51,22 @@ public static class LinearKernels
         }
     }
 
+    /// <summary>Rows of q8_0 weights dequantised per slab for the packed GEMM of a prompt: the float32 copy is
+    /// transient and bounded (about 4 MiB), not a second copy of the matrix.</summary>
+    private static void ForwardQ8Prefill(ReadOnlySpan<float> X, WeightMatrix W, Span<float> Y, int T)
+    {
+        int O = W.Rows, K = W.Cols;
+        int slab = Math.Clamp((1 << 20) / K / 16 * 16, 16, O);
+        var wf = Q8Scratch((long)slab * K);
+        for (int o0 = 0; o0 < O; o0 += slab)
+        {
+            int n = Math.Min(slab, O - o0);
+            for (int r = 0; r < n; r++) W.RowToF32(o0 + r, wf.AsSpan(r * K, K));
+            // Y[:, o0:o0+n] = X · slabᵀ (ldc = O)
+            Gemm.SgemmSharedTeam(false, true, T, n, K, 1f, X, K, wf, K, 0f, Y[o0..], O);
+        }
+    }
+
     /// <summary>Several products of the same input X [T, K] (e.g. q/k/v, or gate/up) in one parallel region, so
     /// a decode step pays one dispatch for them instead of one each. Each output is [T, W.Rows].</summary>
     [ThreadStatic] private static float[]? q8Dequantised;
@@ -71,7 +79,7 @@ public static class LinearKernels
 
     public static void ForwardMany(float[] X, int T, params (WeightMatrix W, float[]? Bias, float[] Y)[] products)
     {
-        if (T >= GemmMinTokens || products.Any(p => p.W.IsQ8))
+        if (T >= GemmMinTokens)
         {
             foreach (var (w, b, y) in products) Forward(X, w, b, y, T);
             return;
@@ -95,8 +103,21 @@ public static class LinearKernels
 
     private readonly record struct Job(WeightMatrix W, nint Bias, nint Y);
 
-    /// <summary>Splits the 4-row blocks of all jobs into one contiguous range per thread.</summary>
-    private static void Tiled(int T, nint xp, Job[] jobs)
+    /// <summary>Splits the 4-row blocks of all jobs into one contiguous range per thread. q8_0 jobs read X
+    /// quantised to q8_0 once for all of them (as llama.cpp does for its q8_0 × q8_0 dot products).</summary>
+    private static unsafe void Tiled(int T, nint xp, Job[] jobs)
+    {
+        if (jobs.Any(j => j.W.IsQ8))
+        {
+            int K = jobs[0].W.Cols;
+            if (jobs.Any(j => j.W.Cols != K)) throw new ArgumentException("Linear: products of one input must share its width");
+            var (xq, xd) = Q8Gemv.QuantizeActivations(new ReadOnlySpan<float>((float*)xp, T * K), T, K);
+            fixed (sbyte* q = xq) fixed (float* d = xd) TiledParts(T, xp, jobs, (nint)q, (nint)d);
+        }
+        else TiledParts(T, xp, jobs, 0, 0);
+    }
+
+    private static void TiledParts(int T, nint xp, Job[] jobs, nint xq, nint xd)
     {
         int totalBlocks = 0;
         long elements = 0;
@@ -110,7 +131,7 @@ public static class LinearKernels
             {
                 int nb = (j.W.Rows + 3) / 4;
                 int lo = Math.Max(b0, first), hi = Math.Min(b1, first + nb);
-                if (lo < hi) Range(xp, j.W, j.Bias, j.Y, T, (lo - first) * 4, Math.Min(j.W.Rows, (hi - first) * 4));
+                if (lo < hi) Range(xp, j.W, j.Bias, j.Y, T, (lo - first) * 4, Math.Min(j.W.Rows, (hi - first) * 4), xq, xd);
                 first += nb;
             }
         }
@@ -118,11 +139,22 @@ public static class LinearKernels
         else Parallel2.RunParts(threads, Part);
     }
 
-    private static unsafe void Range(nint xp, WeightMatrix W, nint bp, nint yp, int T, int r0, int r1)
+    private static unsafe void Range(nint xp, WeightMatrix W, nint bp, nint yp, int T, int r0, int r1, nint xqp, nint xdp)
     {
         int O = W.Rows, K = W.Cols;
         float* x = (float*)xp, y = (float*)yp, b = (float*)bp;
-        if (W.IsBf16)
+        if (W.IsQ8)
+        {
+            int nb = K / Q8Gemv.Block;
+            fixed (byte* w = W.Q8Blocks)
+                for (int t = 0; t < T; t++)
+                {
+                    float* yt = y + (long)t * O;
+                    Q8Gemv.Rows(w, K, (sbyte*)xqp + (long)t * K, (float*)xdp + (long)t * nb, yt, r0, r1);
+                    if (b != null) for (int o = r0; o < r1; o++) yt[o] += b[o];
+                }
+        }
+        else if (W.IsBf16)
             fixed (ushort* w = W.Bf16) Tiles(x, null, w, b, y, T, O, K, r0, r1);
         else
             fixed (float* w = W.F32) Tiles(x, w, null, b, y, T, O, K, r0, r1);

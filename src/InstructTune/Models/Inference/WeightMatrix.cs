@@ -8,70 +8,83 @@ public sealed class WeightMatrix
 {
     private readonly float[]? _f32;
     private readonly ushort[]? _bf16;
+    private readonly byte[]? _q8;
     private readonly IntPtr _mapped;
 
     public int Rows { get; }
     public int Cols { get; }
     public bool IsBf16 { get; }
-    public long ByteLength => IsQ8 ? (long)Rows * Cols + (long)Rows * (Cols / 32) * 4 : (long)Rows * Cols * (IsBf16 ? 2 : 4);
 
-    private readonly sbyte[]? _q8;
-    private readonly float[]? _q8Scales;
+    /// <summary>True for q8_0 weights: ggml's blocks of 32 (a half scale, then 32 int8 quants; 34 bytes), as GGUF
+    /// and `itune convert --dtype q8_0` store them, read in place from the mapping or quantised at load.</summary>
+    public bool IsQ8 { get; }
 
-    /// <summary>True for q8_0 weights (ggml's blocks of 32 with one scale each), quantised at load.</summary>
-    public bool IsQ8 => _q8 != null;
+    public long ByteLength => IsQ8 ? (long)Rows * (Cols / Q8Block) * Q8BlockBytes : (long)Rows * Cols * (IsBf16 ? 2 : 4);
 
-    private WeightMatrix(int rows, int cols, bool bf16, float[]? f32, ushort[]? b16, IntPtr mapped)
+    private const int Q8Block = Engine.Quantization.Q8_0.BlockSize, Q8BlockBytes = Engine.Quantization.Q8_0.BlockBytes;
+
+    private WeightMatrix(int rows, int cols, bool bf16, float[]? f32, ushort[]? b16, IntPtr mapped, bool q8 = false, byte[]? q8Blocks = null)
     {
-        Rows = rows; Cols = cols; IsBf16 = bf16; _f32 = f32; _bf16 = b16; _mapped = mapped;
-    }
-
-    private WeightMatrix(int rows, int cols, sbyte[] q, float[] d)
-    {
-        Rows = rows; Cols = cols; _q8 = q; _q8Scales = d;
+        Rows = rows; Cols = cols; IsBf16 = bf16; _f32 = f32; _bf16 = b16; _mapped = mapped; IsQ8 = q8; _q8 = q8Blocks;
     }
 
     /// <summary>
-    /// The q8_0 version of a float32/bf16 matrix: each row cut into blocks of 32, quantised exactly as ggml (and
-    /// our GGUF export) does — scale max|x|/127 stored as half, quants round-half-away — then held as int8 quants
-    /// and float32 scales (1.125 bytes per weight). Cols must be a multiple of 32.
+    /// The q8_0 version of a float32/bf16 matrix: each row cut into blocks of 32 and quantised exactly as ggml (and
+    /// our GGUF export) does — scale max|x|/127 stored as half, quants round-half-away — into ggml's block layout
+    /// (1.0625 bytes per weight). Cols must be a multiple of 32.
     /// </summary>
     public static WeightMatrix QuantizeQ8_0(WeightMatrix w, string name)
     {
         if (w.IsQ8) return w;
-        if (w.Cols % Engine.Quantization.Q8_0.BlockSize != 0)
-            throw new InvalidDataException($"{name}: q8_0 needs rows of a multiple of {Engine.Quantization.Q8_0.BlockSize} values, this one has {w.Cols}");
-        int nb = w.Cols / Engine.Quantization.Q8_0.BlockSize;
-        var q = new sbyte[(long)w.Rows * w.Cols];
-        var d = new float[(long)w.Rows * nb];
+        if (w.Cols % Q8Block != 0)
+            throw new InvalidDataException($"{name}: q8_0 needs rows of a multiple of {Q8Block} values, this one has {w.Cols}");
+        long rowBytes = w.Cols / Q8Block * Q8BlockBytes;
+        var blocks = GC.AllocateUninitializedArray<byte>(checked((int)(w.Rows * rowBytes)));
         var row = new float[w.Cols];
-        var blocks = new byte[Engine.Quantization.Q8_0.ByteCount(w.Cols)];
         for (int r = 0; r < w.Rows; r++)
         {
             w.RowToF32(r, row);
-            Engine.Quantization.Q8_0.Quantize(row, blocks);
-            for (int b = 0; b < nb; b++)
-            {
-                var blk = blocks.AsSpan(b * Engine.Quantization.Q8_0.BlockBytes, Engine.Quantization.Q8_0.BlockBytes);
-                d[(long)r * nb + b] = (float)System.Buffers.Binary.BinaryPrimitives.ReadHalfLittleEndian(blk);
-                System.Runtime.InteropServices.MemoryMarshal.Cast<byte, sbyte>(blk[2..]).CopyTo(q.AsSpan((int)((long)r * w.Cols + b * 32), 32));
-            }
+            Engine.Quantization.Q8_0.Quantize(row, blocks.AsSpan((int)(r * rowBytes), (int)rowBytes));
         }
-        return new WeightMatrix(w.Rows, w.Cols, q, d);
+        return new WeightMatrix(w.Rows, w.Cols, false, null, null, 0, q8: true, q8Blocks: blocks);
     }
 
-    /// <summary>q8_0 quants [Rows, Cols] (int8).</summary>
-    public ReadOnlySpan<sbyte> Q8 => _q8 ?? throw new InvalidOperationException("not a q8_0 weight");
+    /// <summary>q8_0 blocks [Rows, Cols/32 × 34 bytes].</summary>
+    public ReadOnlySpan<byte> Q8Blocks => !IsQ8 ? throw new InvalidOperationException("not a q8_0 weight")
+        : _q8 ?? (ReadOnlySpan<byte>)NativeSpan.Create<byte>(_mapped, checked((int)ByteLength));
 
-    /// <summary>q8_0 block scales [Rows, Cols/32].</summary>
-    public ReadOnlySpan<float> Q8Scales => _q8Scales ?? throw new InvalidOperationException("not a q8_0 weight");
+    /// <summary>Name of the safetensors metadata key that marks a file's U8 weight tensors as q8_0 blocks.</summary>
+    public const string Q8MetadataKey = "instructtune.q8_0";
+
+    /// <summary>
+    /// Drops the resident pages of a memory-mapped matrix (Linux madvise MADV_DONTNEED; the file stays mapped and a
+    /// later read pages it back in). Called after quantising at load, so the float32 pages no longer count in the
+    /// process's memory. No-op for arrays and off Linux.
+    /// </summary>
+    public void ReleaseMappedPages()
+    {
+        if (_mapped == 0 || !OperatingSystem.IsLinux()) return;
+        long page = Environment.SystemPageSize, start = ((long)_mapped + page - 1) / page * page, end = ((long)_mapped + ByteLength) / page * page;
+        if (end > start) _ = Madvise((nint)start, (nuint)(end - start), 4 /* MADV_DONTNEED */);
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "madvise", SetLastError = true)]
+    private static extern int Madvise(nint addr, nuint length, int advice);
 
     public static WeightMatrix FromF32(int rows, int cols, float[] data) => new(rows, cols, false, data, null, 0);
     public static WeightMatrix FromBf16(int rows, int cols, ushort[] data) => new(rows, cols, true, null, data, 0);
 
-    /// <summary>Views a checkpoint tensor: F32 and BF16 stay in the mapping; F16 is converted to a float32 array.</summary>
+    /// <summary>Views a checkpoint tensor: F32, BF16 and q8_0 blocks (U8 [rows, cols/32·34] in a file whose
+    /// metadata carries <see cref="Q8MetadataKey"/>) stay in the mapping; F16 is converted to a float32 array.</summary>
     public static WeightMatrix FromCheckpoint(SafetensorsFile file, TensorInfo t, int rows, int cols)
     {
+        if (t.DType == DType.U8 && file.Metadata.ContainsKey(Q8MetadataKey))
+        {
+            long rowBytes = cols % Q8Block == 0 ? cols / Q8Block * Q8BlockBytes : -1;
+            if (t.Shape.Length != 2 || t.Shape[0] != rows || t.Shape[1] != rowBytes)
+                throw new InvalidDataException($"{file.Path}: q8_0 tensor \"{t.Name}\" has shape [{string.Join(",", t.Shape)}], config.json implies [{rows},{cols}] = [{rows},{rowBytes}] bytes of blocks");
+            return new WeightMatrix(rows, cols, false, null, null, file.Address(t), q8: true);
+        }
         if (t.ElementCount != (long)rows * cols)
             throw new InvalidDataException($"{file.Path}: tensor \"{t.Name}\" has shape [{string.Join(",", t.Shape)}], expected [{rows},{cols}]");
         return t.DType switch
@@ -119,7 +132,7 @@ public sealed class WeightMatrix
     /// <summary>Row r converted to float32 (embedding lookup).</summary>
     public void RowToF32(int r, Span<float> dst)
     {
-        if (IsQ8) { var q = Q8.Slice(r * Cols, Cols); var d = Q8Scales.Slice(r * (Cols / 32), Cols / 32); for (int i = 0; i < Cols; i++) dst[i] = d[i / 32] * q[i]; }
+        if (IsQ8) { long rb = Cols / Q8Block * Q8BlockBytes; Engine.Quantization.Q8_0.Dequantize(Q8Blocks.Slice((int)(r * rb), (int)rb), dst[..Cols]); }
         else if (IsBf16) { var src = Bf16.Slice(r * Cols, Cols); for (int i = 0; i < Cols; i++) dst[i] = DTypes.Bf16ToF32(src[i]); }
         else F32.Slice(r * Cols, Cols).CopyTo(dst);
     }

@@ -12,10 +12,14 @@ public sealed record InstructionAwareWeights(float[]? SegmentEmbeddings, IReadOn
 {
     /// <summary>Two-stream fusion, or null.</summary>
     public TwoStreamWeights? TwoStream { get; init; }
+    /// <summary>The training-only heads (task_head, representation_head: name → weight, bias), kept for resuming.</summary>
+    public IReadOnlyDictionary<string, (float[] Weight, float[] Bias, int Outputs)> Heads { get; init; } = new Dictionary<string, (float[], float[], int)>();
 
     public InstructionAwareOptions Options => new()
     {
         SegmentEmbeddings = SegmentEmbeddings != null, GateLayers = [.. Gates.Keys.Order()], TwoStreamLayers = TwoStream?.Layers ?? 0,
+        TaskClasses = Heads.TryGetValue(InstructionHeads.TaskHeadName, out var t) ? t.Outputs : 0,
+        RepresentationHead = Heads.ContainsKey(InstructionHeads.RepresentationHeadName),
     };
 }
 
@@ -89,8 +93,21 @@ public static class InstructionAwareFile
         float[]? seg = null;
         var gates = new Dictionary<int, GateWeights>();
         TwoStreamWeights? twoStream = null;
+        var heads = new Dictionary<string, (float[], float[], int)>();
         foreach (var name in f.Tensors.Keys)
         {
+            var head = System.Text.RegularExpressions.Regex.Match(name, $@"^instruction_aware\.({InstructionHeads.TaskHeadName}|{InstructionHeads.RepresentationHeadName})\.(weight|bias)$");
+            if (head.Success)
+            {
+                string h = head.Groups[1].Value;
+                if (heads.ContainsKey(h)) continue;
+                var wInfo = f.Info($"{P}{h}.weight");
+                int outputs = wInfo.Shape.Length == 2 ? (int)wInfo.Shape[0] : -1;
+                if (outputs < 1 || h == InstructionHeads.RepresentationHeadName && outputs != D)
+                    throw new InvalidDataException($"{path}: tensor \"{P}{h}.weight\" has shape [{string.Join(",", wInfo.Shape)}]; the model needs [{(h == InstructionHeads.TaskHeadName ? "tasks" : D.ToString(System.Globalization.CultureInfo.InvariantCulture))},{D}]");
+                heads[h] = (Read($"{P}{h}.weight", outputs, D), Read($"{P}{h}.bias", outputs), outputs);
+                continue;
+            }
             if (name == P + "segment_embeddings.weight") { seg = Read(name, InstructionSpans.Count, D); continue; }
             if (name.StartsWith(P + TwoStreamFusion.Name + ".", StringComparison.Ordinal))
             {
@@ -105,7 +122,7 @@ public static class InstructionAwareFile
             string g = $"{P}gates.{l}.";
             gates[l] = new GateWeights(Read(g + "gate_h.weight", D, D), Read(g + "gate_c.weight", D, D), Read(g + "gate.bias", D), Read(g + "scale", D));
         }
-        return new InstructionAwareWeights(seg, gates) { TwoStream = twoStream };
+        return new InstructionAwareWeights(seg, gates) { TwoStream = twoStream, Heads = heads };
 
         TwoStreamWeights ReadTwoStream()
         {
@@ -134,6 +151,12 @@ public static class InstructionAwareFile
         {
             var fusion = ia.Fusion ?? throw new InvalidDataException($"{dir}: {FileName} has two-stream fusion; the model's variants do not");
             fusion.XProj.Load(ts.Wx); fusion.CProj.Load(ts.Wc); fusion.Bias.Load(ts.Bias);
+        }
+        foreach (var (name, (weight, bias, _)) in w.Heads)
+        {
+            var head = (name == InstructionHeads.TaskHeadName ? ia.TaskHead : ia.RepresentationHead)
+                ?? throw new InvalidDataException($"{dir}: {FileName} has instruction_aware.{name}; the model's variants do not");
+            head.Weight.Load(weight); head.Bias.Load(bias);
         }
     }
 }

@@ -16,6 +16,8 @@
 //
 //   instruction_aware.fusion.{x_proj,c_proj}.weight (hidden, hidden) zero, .bias (hidden) zero: two-stream fusion
 //       (TwoStreamFusion.cs; two_stream_layers = K: the base model's first K layers run over the instruction alone)
+//   instruction_aware.task_head.{weight (tasks, hidden), bias}, instruction_aware.representation_head.{weight (hidden,
+//       hidden), bias}: zero; the dual-head and instruction-representation losses (InstructionHeads.cs; training only)
 using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Modules;
 using InstructTune.Engine.Tensors;
@@ -33,8 +35,12 @@ public sealed record InstructionAwareOptions
     /// <summary>Two-stream fusion: the base model's first K decoder layers run over the instruction tokens alone
     /// (the instruction stream) and fused into the input embeddings; 0 = off.</summary>
     public int TwoStreamLayers { get; init; }
+    /// <summary>Classes of the dual-head task classifier over the pooled instruction representation; 0 = none.</summary>
+    public int TaskClasses { get; init; }
+    /// <summary>The projection head of the instruction-representation loss.</summary>
+    public bool RepresentationHead { get; init; }
 
-    public bool Any => SegmentEmbeddings || GateLayers.Count > 0 || TwoStreamLayers > 0;
+    public bool Any => SegmentEmbeddings || GateLayers.Count > 0 || TwoStreamLayers > 0 || TaskClasses > 0 || RepresentationHead;
 }
 
 /// <summary>One instruction gate (module "instruction_aware.gates.L").</summary>
@@ -82,6 +88,13 @@ public sealed class InstructionAwareModule : Module
     public IReadOnlyDictionary<int, InstructionGate> Gates { get; }
     /// <summary>Two-stream fusion (module "instruction_aware.fusion"), or null.</summary>
     public TwoStreamFusion? Fusion { get; }
+    /// <summary>The dual head (task classifier), or null.</summary>
+    public LinearHead? TaskHead { get; }
+    /// <summary>The instruction-representation projection, or null; its target encoder's table: <see cref="RepresentationTable"/>.</summary>
+    public LinearHead? RepresentationHead { get; }
+    /// <summary>The frozen token-embedding table (V, D) the representation loss encodes instructions with: a float32
+    /// copy taken by <see cref="LlamaModel.AttachInstructionAware"/> (training starts there), so it stays fixed.</summary>
+    public float[]? RepresentationTable { get; internal set; }
 
     public InstructionAwareModule(LlamaConfig c, InstructionAwareOptions o)
     {
@@ -102,6 +115,8 @@ public sealed class InstructionAwareModule : Module
         if (o.TwoStreamLayers < 0 || o.TwoStreamLayers > c.NumHiddenLayers)
             throw new ArgumentException($"two_stream_layers {o.TwoStreamLayers} is outside [0, {c.NumHiddenLayers}] (the model's layers)");
         if (o.TwoStreamLayers > 0) Fusion = RegisterModule(TwoStreamFusion.Name, new TwoStreamFusion(c.HiddenSize, o.TwoStreamLayers));
+        if (o.TaskClasses > 0) TaskHead = RegisterModule(InstructionHeads.TaskHeadName, new LinearHead(o.TaskClasses, c.HiddenSize));
+        if (o.RepresentationHead) RepresentationHead = RegisterModule(InstructionHeads.RepresentationHeadName, new LinearHead(c.HiddenSize, c.HiddenSize));
     }
 
     /// <summary>x (N, D) token embeddings → x + E_seg[segment].</summary>

@@ -17,6 +17,8 @@ public sealed record LlamaLayerContext(int B, int T, Tensor Cos, Tensor Sin, Att
     public Tensor? PrefixV { get; init; }
     /// <summary>Where the instruction sits (from LlamaBatch.Segments), or null when the batch carries no segments.</summary>
     public InstructionAware.InstructionSpans? Instruction { get; init; }
+    /// <summary>IAPT: this layer's per-example prompts, attended beside the sequence with their own softmax, or null.</summary>
+    public InstructionPrompts? Prompts { get; init; }
 }
 
 public sealed class LlamaAttention : Module
@@ -57,6 +59,8 @@ public sealed class LlamaAttention : Module
         }
         var dims = new AttentionDims(ctx.B, ctx.T, Tk, Heads, KvHeads, HeadDim);
         var a = Ops.Attention(q, k, v, dims, 1f / MathF.Sqrt(HeadDim), ctx.Mask); // (B·T, H·hd)
+        if (ctx.Prompts is { } ip)                                  // IAPT: + gate ⊙ attention over the example's own prompts
+            a = Ops.Add(a, Ops.MulColumns(Ops.PrefixAttention(q, ip.K, ip.V, ip.DocOf, ip.P, Heads, KvHeads, HeadDim, 1f / MathF.Sqrt(HeadDim)), ip.Gate));
         return OProj.Forward(a);                                    // (B·T, hidden)
     }
 }

@@ -114,7 +114,12 @@ public static class QuickstartRecipe
         tuneConfig.Lora.Rank = o.LoraRank;
         tuneConfig.Lora.Alpha = o.LoraAlpha;
         tuneConfig.Eval.EverySteps = o.TuneSteps;
-        var tune = FineTuneRecipe.FromInputs(tuneConfig, new TrainingInputs(tuneModel, tuneExamples, heldOutExamples, PadId(tokenizer), taskNames, baseDir))
+        // The adapter records its prompt format (instructtune.json), so eval, generate, serve and `synth --endpoint
+        // local:base+adapter` format prompts as it was tuned without being told; the base records none (it was
+        // pre-trained on plain sentences: raw text is its format).
+        var prompt = InstructTune.Data.Templating.PromptFormat.Resolve(PromptFormat, null).ToRecord(tokenizer);
+        var tune = FineTuneRecipe.FromInputs(tuneConfig, new TrainingInputs(tuneModel, tuneExamples, heldOutExamples, PadId(tokenizer), taskNames, baseDir,
+                Prompt: prompt))
             .Train(r => progress.Step("tune", r.Step, o.TuneSteps, r.Loss), quiet: true);
         var adapterDir = Path.Combine(outDir, "adapter");
         CopyFolder(tune.ExportDir, adapterDir);

@@ -107,9 +107,9 @@ public static partial class EvolInstructRecipe
                     int sparsest = sizes.OrderBy(k => k.Value).ThenBy(k => k.Key).First().Key;
                     var members = Enumerable.Range(0, pool.Count).Where(j => assign[j] == sparsest).ToList();
                     parent = pool[members[run.Rng.Next(members.Count)]];
-                    prompt = run.Prompts.Render("evol_breadth", ("instruction", parent.Instruction));
+                    prompt = run.Prompt("evol_breadth", run.Config.MaxTokens, ("instruction", parent.Instruction));
                 }
-                else prompt = run.Prompts.Render("evol_depth", ("method", methods[op]), ("instruction", parent.Instruction));
+                else prompt = run.Prompt("evol_depth", run.Config.MaxTokens, ("method", methods[op]), ("instruction", parent.Instruction));
                 steps.Add((parent, op, i));
                 requests.Add(run.Generate("evolve_" + op, prompt));
             }
@@ -135,7 +135,7 @@ public static partial class EvolInstructRecipe
                 candidates.Add((s, rec));
             }
             var equal = run.Endpoint.CompleteAllAsync(candidates.Select(c => SynthRun.Judge("equality",
-                run.Prompts.Render("evol_equal", ("first", steps[c.Step].Parent.Instruction), ("second", c.Rec.Instruction)))).ToList(), ct).GetAwaiter().GetResult();
+                run.Prompt("evol_equal", SynthRun.JudgeMaxTokens, ("first", steps[c.Step].Parent.Instruction), ("second", c.Rec.Instruction)))).ToList(), ct).GetAwaiter().GetResult();
             var survivors = new List<(int Step, SynthRecord Rec)>();
             for (int i = 0; i < candidates.Count; i++)
             {

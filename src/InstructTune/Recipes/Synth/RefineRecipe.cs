@@ -49,11 +49,13 @@ public static class RefineRecipe
         // Alignment (IRS judge) and contradiction, through the endpoint.
         bool judgeAlignment = cfg.RejectAlignment > 0 || cfg.FlagAlignment > 0;
         var alignment = judgeAlignment
-            ? run.Endpoint.CompleteAllAsync(records.Select(r => SynthRun.Judge("alignment", JudgePrompts.Irs(Prompt(r), r.Output, null), JudgePrompts.IrsSystem)).ToList(), ct).GetAwaiter().GetResult()
+            ? run.Endpoint.CompleteAllAsync(records.Select(r => SynthRun.Judge("alignment", JudgePrompts.Irs(Prompt(r), r.Output, null), JudgePrompts.IrsSystem)).ToList(), ct,
+                "synth.reject_alignment=0 synth.flag_alignment=0 turn the alignment judge off").GetAwaiter().GetResult()
             : [];
         var contradiction = cfg.CheckContradiction
             ? run.Endpoint.CompleteAllAsync(records.Select(r => SynthRun.Judge("contradiction",
-                run.Prompts.Render("refine_contradiction", ("instruction", Prompt(r)), ("response", r.Output)))).ToList(), ct).GetAwaiter().GetResult()
+                run.Prompt("refine_contradiction", SynthRun.JudgeMaxTokens, ("instruction", Prompt(r)), ("response", r.Output)))).ToList(), ct,
+                "synth.check_contradiction=false turns this check off").GetAwaiter().GetResult()
             : [];
 
         var accepted = new List<SynthRecord>();

@@ -96,9 +96,14 @@ public static class SelfInstructRecipe
                 var chosen = Sample(run.Rng, machine, Math.Min(cfg.PromptMachineInstructions, machine.Count));
                 chosen.AddRange(Sample(run.Rng, seedInstructions, Math.Min(cfg.PromptInstructions - chosen.Count, seedInstructions.Count)));
                 Shuffle(run.Rng, chosen);
-                var list = string.Join("\n", chosen.Select((s, i) => $"{i + 1}. {System.Text.RegularExpressions.Regex.Replace(s, @"\s+", " ").Trim().TrimEnd(':')}"));
-                prompts.Add(run.Generate("instructions", run.Prompts.Render("self_instruct_tasks", ("tasks", list), ("next", (chosen.Count + 1).ToString())),
-                    stop: ["\n\n", $"\n{chosen.Count + 8}", $"{chosen.Count + 8}.", $"{chosen.Count + 8} ."]));
+                // A local model with a small context gets the first k of the shuffled list (SynthRun.Fit).
+                var fitted = run.Fit("self_instruct_tasks", cfg.MaxTokens, chosen.Count, k =>
+                [
+                    ("tasks", string.Join("\n", chosen.Take(k).Select((s, i) => $"{i + 1}. {System.Text.RegularExpressions.Regex.Replace(s, @"\s+", " ").Trim().TrimEnd(':')}"))),
+                    ("next", (k + 1).ToString()),
+                ]);
+                int n = fitted.Items;
+                prompts.Add(run.Generate("instructions", fitted.Text, stop: ["\n\n", $"\n{n + 8}", $"{n + 8}.", $"{n + 8} ."]));
             }
             var answers = run.Endpoint.CompleteAllAsync(prompts, ct).GetAwaiter().GetResult();
             run.CheckEndpointAlive(answers, ref failedRounds);
@@ -131,7 +136,7 @@ public static class SelfInstructRecipe
 
             // 3. classification or not
             var clfAnswers = run.Endpoint.CompleteAllAsync(fresh.Select(r =>
-                SynthRun.Judge("classify", run.Prompts.Render("self_instruct_classify", ("instruction", r.Instruction)))).ToList(), ct).GetAwaiter().GetResult();
+                SynthRun.Judge("classify", run.Prompt("self_instruct_classify", SynthRun.JudgeMaxTokens, ("instruction", r.Instruction)))).ToList(), ct).GetAwaiter().GetResult();
             // 4. instances, output-first for classification tasks
             var instanceRequests = new List<SynthRequest>();
             var pending = new List<SynthRecord>();
@@ -143,7 +148,7 @@ public static class SelfInstructRecipe
                 if (clf) f.Add("classification");
                 pending.Add(fresh[i]);
                 instanceRequests.Add(run.Generate(clf ? "instances_output_first" : "instances_input_first",
-                    run.Prompts.Render(clf ? "self_instruct_output_first" : "self_instruct_input_first", ("instruction", fresh[i].Instruction))));
+                    run.Prompt(clf ? "self_instruct_output_first" : "self_instruct_input_first", cfg.MaxTokens, ("instruction", fresh[i].Instruction))));
             }
             var instanceAnswers = run.Endpoint.CompleteAllAsync(instanceRequests, ct).GetAwaiter().GetResult();
             for (int i = 0; i < pending.Count && tasks < cfg.Target; i++)

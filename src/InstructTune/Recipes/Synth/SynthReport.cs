@@ -22,6 +22,7 @@ public static class SynthReport
         {
             ["method"] = method,
             ["endpoint"] = run.Config.Endpoint,
+            ["prompt_format"] = run.LocalFormat,
             ["seed"] = run.Config.Seed,
             ["accepted"] = accepted.Count,
             ["flagged"] = flagged.Count,

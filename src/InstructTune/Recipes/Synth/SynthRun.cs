@@ -101,6 +101,8 @@ public sealed class SynthRun : IDisposable
     public Funnel Funnel { get; } = new();
     public TextWriter Progress { get; }
     private readonly IChatClient client;
+    private readonly LocalChatClient? local;
+    private readonly HashSet<string> shortenedSaid = new(StringComparer.Ordinal);
     private readonly bool ownsClient;
     private readonly string? apiKey;
     private ISynthEmbedder? embedder;
@@ -128,10 +130,22 @@ public sealed class SynthRun : IDisposable
         try
         {
             this.client = client ?? ChatClients.Create(config.Endpoint, local ? null : config.Model.Length > 0 ? config.Model : null, key,
-                networkTimeout: TimeSpan.FromSeconds(config.AttemptTimeoutS + 5), maxResponseBytes: config.MaxResponseBytes);
+                networkTimeout: TimeSpan.FromSeconds(config.AttemptTimeoutS + 5), maxResponseBytes: config.MaxResponseBytes,
+                completionFallback: true);
         }
         catch (ArgumentException ex) { throw new InputException($"synth.endpoint: {ex.Message}"); }
         ownsClient = client is null;
+        // A model in this process: say how the prompts reach it (a base model without a chat template gets plain
+        // completions) and fit each prompt to its context (Prompt below).
+        this.local = this.client.GetService(typeof(LocalChatClient)) as LocalChatClient;
+        if (this.local is null && config.MinTokens > 0)
+        {
+            if (ownsClient) this.client.Dispose();
+            throw new InputException($"synth.min_tokens: {config.MinTokens} needs a local: endpoint (OpenAI-compatible APIs have no such field); set it to 0");
+        }
+        if (this.local is { } lc)
+            Progress.WriteLine($"synth: {(config.Endpoint.Length > 0 ? config.Endpoint : "local model")}: prompt format {lc.DescribeFormat()}; " +
+                               $"context {lc.ContextTokens} tokens (prompts leave at least synth.min_completion_tokens = {config.MinCompletionTokens} for the answer)");
         Rng = new Random(config.Seed);
         Endpoint = new SynthEndpoint(this.client, new SynthEndpointOptions
         {
@@ -142,12 +156,55 @@ public sealed class SynthRun : IDisposable
         }, Journal, line => Progress.WriteLine(line));
     }
 
+    /// <summary>How chat messages reach a local model (null for a remote endpoint), for the report.</summary>
+    public string? LocalFormat => local?.DescribeFormat();
+
+    /// <summary>Template <paramref name="name"/> for a request of <paramref name="maxTokens"/> answer tokens.</summary>
+    public string Prompt(string name, int maxTokens, params (string Key, string Value)[] values) => Fit(name, maxTokens, 0, _ => values).Text;
+
+    /// <summary>
+    /// Template <paramref name="name"/> rendered with <c>valuesFor(k)</c> (<paramref name="items"/>: in-context list
+    /// entries, 0 for none). A remote endpoint gets it whole (its context is unknown; a prompt it refuses fails that
+    /// item). A local model gets it shortened until its prompt tokens leave min(max_tokens, synth.min_completion_tokens)
+    /// of the context for the answer (<see cref="SynthPrompts.RenderFitted"/>); the first shortening of each template is
+    /// said in the progress lines and every one counted (funnel prompts_shortened, prompts_over_context).
+    /// </summary>
+    public SynthPrompts.Fitted Fit(string name, int maxTokens, int items, Func<int, (string Key, string Value)[]> valuesFor)
+    {
+        if (local is null) return new SynthPrompts.Fitted(Prompts.Render(name, valuesFor(items)), items, items, 0, true);
+        int budget = local.ContextTokens - Math.Min(maxTokens, Config.MinCompletionTokens);
+        int tokens = 0;
+        var fitted = Prompts.RenderFitted(name, items, valuesFor, text => (tokens = local.CountPromptTokens([new ChatMessage(ChatRole.User, text)])) <= budget);
+        if (!fitted.Fits)
+        {
+            Funnel.Add("prompts_over_context");
+            if (shortenedSaid.Add(name + "/over"))
+                Progress.WriteLine($"synth: the {name} prompt has {tokens} tokens even at its shortest ({(fitted.ItemsGiven > 0 ? "one in-context task, " : "")}" +
+                                   $"no examples, no description): it leaves {local.ContextTokens - tokens} of the model's {local.ContextTokens} context tokens for the answer " +
+                                   $"(wanted {local.ContextTokens - budget}); a prompt over the whole context fails, per item, with its reason in journal.jsonl. " +
+                                   "Shorter templates: synth.prompts_dir");
+        }
+        else if (fitted.Shortened)
+        {
+            Funnel.Add("prompts_shortened");
+            if (shortenedSaid.Add(name))
+                Progress.WriteLine($"synth: the {name} prompt is shortened to fit the model's context of {local.ContextTokens} tokens " +
+                                   $"({tokens} prompt tokens, at least {local.ContextTokens - tokens} left for the answer): " +
+                                   (fitted.ItemsGiven > 0 ? $"{fitted.Items} of {fitted.ItemsGiven} in-context tasks, " : "") +
+                                   $"{fitted.ParagraphsDropped} example/description paragraph(s) left out");
+        }
+        return fitted;
+    }
+
     /// <summary>A generation request (the configured temperature, top_p and max_tokens).</summary>
     public SynthRequest Generate(string stage, string user, IReadOnlyList<string>? stop = null) =>
-        new(stage, user, null, (float)Config.Temperature, (float)Config.TopP, Config.MaxTokens, stop);
+        new(stage, user, null, (float)Config.Temperature, (float)Config.TopP, Config.MaxTokens, stop, Config.MinTokens);
 
     /// <summary>A judgement request: temperature 0, short answer.</summary>
-    public static SynthRequest Judge(string stage, string user, string? system = null) => new(stage, user, system, 0f, 1f, 64);
+    public static SynthRequest Judge(string stage, string user, string? system = null) => new(stage, user, system, 0f, 1f, JudgeMaxTokens);
+
+    /// <summary>max_tokens of a judgement request.</summary>
+    public const int JudgeMaxTokens = 64;
 
     /// <summary>Rounds in a row in which every request failed: past synth.max_failed_rounds the run stops with an
     /// error (what completed stays in the journal; a rerun resumes).</summary>

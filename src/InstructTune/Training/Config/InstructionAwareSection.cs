@@ -14,4 +14,8 @@ public sealed class InstructionAwareSection
     public double GateBiasInit { get; set; } = -4;
     [ConfigKey("Two-stream fusion: the base model's first K decoder layers run over the instruction tokens alone (the instruction stream); its causal mean c is fused into the input embeddings x + W_x x + W_c c + b (zero at start); 0 = off.", Min = 0)]
     public int TwoStreamLayers { get; set; }
+    [ConfigKey("Dual head: weight λ of a task classifier over the pooled instruction representation (final hidden states over the instruction tokens), trained on the data's task labels: L = L_objective + λ·L_task; 0 = off. Logged as task_head_loss.", Min = 0)]
+    public double TaskHeadWeight { get; set; }
+    [ConfigKey("Instruction-representation loss α: L = (1−α)·L_output + α·MSE(W_r·pooled instruction representation, mean of the frozen token embeddings of the instruction); 0 = off. Logged as representation_loss.", Min = 0, Max = 1, MaxExclusive = true)]
+    public double RepresentationAlpha { get; set; }
 }

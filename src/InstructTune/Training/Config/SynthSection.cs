@@ -37,6 +37,10 @@ public sealed class SynthSection
     public double TopP { get; set; } = 0.5;
     [ConfigKey("max_tokens of each generation request.", Min = 1)]
     public int MaxTokens { get; set; } = 1024;
+    [ConfigKey("Local endpoints: a prompt that would leave less than this many tokens of the model's context for the answer (or less than the request's max_tokens, if smaller) is shortened: fewer in-context tasks, then without few-shot examples and the task description.", Min = 1)]
+    public int MinCompletionTokens { get; set; } = 64;
+    [ConfigKey("Generation requests to a local: model: its end-of-sequence token cannot come before this many answer tokens (vLLM's min_tokens, HF's min_new_tokens), for base models that would stop at once; 0 = off. Remote endpoints refuse a value above 0.", Min = 0)]
+    public int MinTokens { get; set; }
     [ConfigKey("Seed of every sampling decision (prompt sampling, operations) and of the endpoint's sampling where it takes one.")]
     public int Seed { get; set; } = 42;
     [ConfigKey("Folder of .txt prompt templates replacing the built-in ones (a copy of configs/synth/); empty = built-in.")]

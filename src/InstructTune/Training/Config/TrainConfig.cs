@@ -8,7 +8,7 @@ namespace InstructTune.Training.Config;
 // goes in its own file in this folder, with one property line on TrainConfig below. Every key must be read
 // somewhere (ConfigSchemaTests checks the compiled code calls its getter outside this folder).
 
-public enum TuningMethod { Full, Lora, Qlora, Ia3, PromptTuning, PrefixTuning, Iasft, Ipeft }
+public enum TuningMethod { Full, Lora, Qlora, Ia3, PromptTuning, PrefixTuning, Iasft, Ipeft, Iapt }
 public enum LrSchedule { Constant, Linear, Cosine }
 public enum TrainingPrecision { Float32, Bf16 }
 public enum TaskWeighting { None, Fixed, InverseFrequency, Uncertainty }
@@ -36,6 +36,8 @@ public sealed class TrainConfig
     public IasftSection Iasft { get; set; } = new();
     [ConfigKey("iPEFT (training.method ipeft): low-rank adapters gated per layer by the instruction's representation.")]
     public IpeftSection Ipeft { get; set; } = new();
+    [ConfigKey("IAPT (training.method iapt): per-layer soft prompts generated from each example's instruction.")]
+    public IaptSection Iapt { get; set; } = new();
     [ConfigKey("The run folder and its checkpoints.")]
     public CheckpointSection Checkpoint { get; set; } = new();
     [ConfigKey("Evaluation during training: validation loss, sample generations, early stopping.")]
@@ -88,7 +90,7 @@ public sealed partial class DataSection
 
 public sealed class TrainingSection
 {
-    [ConfigKey("full | lora | qlora (LoRA over an NF4-quantised base) | ia3 | prompt_tuning | prefix_tuning | iasft (Fisher-sparse delta) | ipeft (instruction-gated adapters).")]
+    [ConfigKey("full | lora | qlora (LoRA over an NF4-quantised base) | ia3 | prompt_tuning | prefix_tuning | iasft (Fisher-sparse delta) | ipeft (instruction-gated adapters) | iapt (instruction-aware prompt tuning).")]
     public TuningMethod Method { get; set; } = TuningMethod.Lora;
     [ConfigKey("sft | dpo | ipo | kto | orpo | simpo | reward (feedback objectives read the `preference` section; reward trains a scalar head, saved as reward_head.safetensors; docs/PREFERENCE.md).")]
     public TrainingObjective Objective { get; set; } = TrainingObjective.Sft;

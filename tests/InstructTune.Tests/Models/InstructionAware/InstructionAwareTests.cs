@@ -17,11 +17,11 @@ namespace InstructTune.Tests.Models.InstructionAware;
 /// </summary>
 public class InstructionAwareTests
 {
-    private static JsonElement Load(string v) => JsonDocument.Parse(File.ReadAllText(TestPaths.Fixtures("instruction_aware", v + ".json"))).RootElement;
-    private static int[] Ints(JsonElement t) => t.GetProperty("data").EnumerateArray().Select(x => x.GetInt32()).ToArray();
-    private static float[] Floats(JsonElement t) => t.GetProperty("data").EnumerateArray().Select(x => (float)x.GetDouble()).ToArray();
+    internal static JsonElement Load(string v) => JsonDocument.Parse(File.ReadAllText(TestPaths.Fixtures("instruction_aware", v + ".json"))).RootElement;
+    internal static int[] Ints(JsonElement t) => t.GetProperty("data").EnumerateArray().Select(x => x.GetInt32()).ToArray();
+    internal static float[] Floats(JsonElement t) => t.GetProperty("data").EnumerateArray().Select(x => (float)x.GetDouble()).ToArray();
 
-    private static LlamaConfig Golden(JsonElement c) => new()
+    internal static LlamaConfig Golden(JsonElement c) => new()
     {
         VocabSize = c.GetProperty("vocab").GetInt32(), HiddenSize = c.GetProperty("dim").GetInt32(),
         NumHiddenLayers = c.GetProperty("layers").GetInt32(), NumAttentionHeads = c.GetProperty("heads").GetInt32(),
@@ -67,6 +67,12 @@ public class InstructionAwareTests
         for (int i = 0; i < expected.Length; i++)
             if (docs[i / V] >= 0)   // a padding row's own logits follow each side's mask convention
                 Assert.True(Math.Abs(logits[i] - expected[i]) <= 1e-5, $"logit {i}: torch {expected[i]}, ours {logits[i]}");
+        GradientsMatch(model, root);
+    }
+
+    /// <summary>Every gradient the fixture lists, |Δ| ≤ 1e-5·max(1, max|g|).</summary>
+    internal static void GradientsMatch(LlamaModel model, JsonElement root)
+    {
         foreach (var g in root.GetProperty("grads").EnumerateArray())
         {
             string name = g.GetProperty("name").GetString()!;
