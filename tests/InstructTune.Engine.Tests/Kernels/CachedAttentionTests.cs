@@ -29,22 +29,25 @@ public class CachedAttentionTests
     }
 
     [Theory]
-    [InlineData(1, 4, 4, 16, 0)]     // one decode token, multi-head
-    [InlineData(3, 8, 2, 8, 0)]      // GQA: 4 query heads per kv head
-    [InlineData(9, 6, 3, 24, 4)]     // window, odd rows
-    [InlineData(40, 8, 8, 64, 0)]    // above the parallel threshold
-    public void Step_matches_the_naive_row_for_every_query_and_head(int N, int nH, int nKv, int hd, int window)
+    [InlineData(1, 4, 4, 16, 0, false)]     // one decode token, multi-head
+    [InlineData(3, 8, 2, 8, 0, false)]      // GQA: 4 query heads per kv head
+    [InlineData(9, 6, 3, 24, 4, false)]     // window, odd rows
+    [InlineData(40, 8, 8, 64, 0, false)]    // above the parallel threshold
+    [InlineData(9, 4, 2, 16, 0, true)]      // instruction-biased: β per head over flagged keys
+    public void Step_matches_the_naive_row_for_every_query_and_head(int N, int nH, int nKv, int hd, int window, bool biased)
     {
         // N queries spread over two caches of different capacities, at increasing cache indices.
         int[] caps = [N + 5, 2 * N + 1];
         var K = caps.Select((c, k) => Rand(nKv * c * hd, (ulong)(10 + k))).ToArray();
         var V = caps.Select((c, k) => Rand(nKv * c * hd, (ulong)(20 + k))).ToArray();
+        var flags = caps.Select(c => Enumerable.Range(0, c).Select(j => (byte)(j % 3 == 1 ? 1 : 0)).ToArray()).ToArray();
         var kv = new CachedAttention.KvLayer[N];
         var index = new int[N];
-        for (int n = 0; n < N; n++) { int k = n % 2; kv[n] = new(K[k], V[k], caps[k]); index[n] = n / 2 + (k == 1 ? N : 0); }
+        for (int n = 0; n < N; n++) { int k = n % 2; kv[n] = new(K[k], V[k], caps[k], flags[k]); index[n] = n / 2 + (k == 1 ? N : 0); }
         var Q = Rand(N * nH * hd, 30);
         var Out = new float[N * nH * hd];
-        CachedAttention.Step(Q, Out, N, nH, nKv, hd, kv, index, window);
+        float[]? bias = biased ? Enumerable.Range(0, nH).Select(h => h == 0 ? 0f : 0.7f * h).ToArray() : null;
+        CachedAttention.Step(Q, Out, N, nH, nKv, hd, kv, index, window, bias);
         int group = nH / nKv;
         for (int n = 0; n < N; n++)
             for (int h = 0; h < nH; h++)
@@ -52,7 +55,7 @@ public class CachedAttentionTests
                 var expected = new float[hd];
                 int cap = kv[n].Capacity, g = h / group;
                 CachedAttention.RowNaive(Q.AsSpan((n * nH + h) * hd, hd), kv[n].K.AsSpan(g * cap * hd, cap * hd),
-                    kv[n].V.AsSpan(g * cap * hd, cap * hd), hd, index[n], window, expected);
+                    kv[n].V.AsSpan(g * cap * hd, cap * hd), hd, index[n], window, expected, kv[n].InstructionKeys, bias?[h] ?? 0f);
                 Close(expected, Out.AsSpan((n * nH + h) * hd, hd), 1e-5, 1e-5, $"query {n} head {h}");
             }
     }
