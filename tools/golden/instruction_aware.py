@@ -7,6 +7,8 @@ instruction-aware variants, written here from their formulas (docs/ARCHITECTURE.
   gates:    after decoder layer L: c_t = mean of x_j over j <= t in t's document with segment_j == 1 (instruction),
             0 when there is none yet; x = x + sigmoid(x W_h^T + b + c W_c^T) * (s * c)
   both:     the two together.
+  biased:   instruction-biased attention, per layer l and head h: s_ij = q_i.k_j / sqrt(hd) + beta_lh * [segment_j == 1]
+            (added inside the usual causal / document / padding mask).
   two_stream (two_stream_layers K = 1) and all (segments + gates + two_stream with K = 2):
             the instruction stream: each row's instruction tokens (segment 1, not padding) in order, with their
             own positions and document ids, run alone through the base model's decoder layers 0..K-1 (the same
@@ -77,6 +79,10 @@ def params(variant):
     A = {}
     if variant in ("segments", "both", "all"):
         A["instruction_aware.segment_embeddings.weight"] = 0.5 * u("instruction_aware.segment_embeddings.weight", (4, D))
+    if variant == "biased":
+        for l in range(TINY["layers"]):
+            n = f"instruction_aware.attention_bias.{l}"
+            A[n] = 2.0 * u(n, (TINY["heads"],))
     if variant in TWO_STREAM:
         p = "instruction_aware.fusion."
         A[p + "x_proj.weight"] = 0.5 * u(p + "x_proj.weight", (D, D)) / math.sqrt(D)
@@ -144,7 +150,12 @@ def run(variant):
         z = x @ A[p + "gate_h.weight"].T + A[p + "gate.bias"] + c @ A[p + "gate_c.weight"].T
         return x + torch.sigmoid(z) * (A[p + "scale"] * c)
 
-    logits, loss = forward(TINY, P, ids, pos, labels, key_valid=valid, doc=doc, embed_hook=embed_hook, after_layer=after_layer)
+    def score_bias(l):
+        beta = A.get(f"instruction_aware.attention_bias.{l}")
+        return None if beta is None else beta[None, :, None, None] * (seg == 1).float()[:, None, None, :]
+
+    logits, loss = forward(TINY, P, ids, pos, labels, key_valid=valid, doc=doc, embed_hook=embed_hook, after_layer=after_layer,
+                           score_bias=score_bias)
     loss.backward()
     grads = dict(A)
     for n in shared:
@@ -161,7 +172,7 @@ def run(variant):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    for v in sys.argv[1:] or ("segments", "gates", "both", "two_stream", "all"):
+    for v in sys.argv[1:] or ("segments", "gates", "both", "two_stream", "all", "biased"):
         run(v)
         print("wrote", v)
 

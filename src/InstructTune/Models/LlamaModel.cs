@@ -224,6 +224,7 @@ public sealed class LlamaModel : Module
             var layer = layers[l];
             var lctx = prefixes == null ? ctx : ctx with { PrefixK = prefixes[l].K, PrefixV = prefixes[l].V };
             if (prompts?.Layer(l) is { } lp) lctx = lctx with { Prompts = lp };
+            if (ia?.KeyBias(l, spans!) is { } kb) lctx = lctx with { KeyBias = kb };   // instruction-biased attention
             x = options.CheckpointLayers ? Checkpoint.Run(h => layer.Forward(h, lctx), x) : layer.Forward(x, lctx);
             if (ia != null) x = ia.AfterLayer(l, x, spans!);            // (B·T, hidden): instruction gate, if any
         }

@@ -63,11 +63,13 @@ public sealed partial class InferenceModel
             for (int n = 0; n < N; n++)
                 System.Numerics.Tensors.TensorPrimitives.Add(X.AsSpan(n * D, D), segEmb.AsSpan(segs![n] * D, D), X.AsSpan(n * D, D));
         if (ia?.TwoStream is { } twoStream) FuseTwoStream(twoStream, X, N, chunks, segs!, pos, adapters);
+        if (ia?.AttentionBias != null)                               // instruction keys for biased attention
+            for (int n = 0; n < N; n++) caches[n].InstructionKeys[index[n]] = (byte)(segs![n] == InstructionSpans.Instruction ? 1 : 0);
         var scratch = new LayerScratch(N, c);
 
         for (int l = 0; l < Layers.Length; l++)
         {
-            DecoderLayer(l, X, N, caches, index, pos, adapters, scratch);
+            DecoderLayer(l, X, N, caches, index, pos, adapters, scratch, ia?.AttentionBias?[l]);
             if (ia != null && ia.Gates.TryGetValue(l, out var gate)) Gate(gate, X, N, D, chunks, segs!, l);
         }
         foreach (var ch in chunks) ch.Cache.Length += ch.Tokens.Length;
@@ -89,7 +91,8 @@ public sealed partial class InferenceModel
 
     /// <summary>Decoder layer l over X [N, D] in place: token n's keys/values go to caches[n] at index[n] (layer l of
     /// that cache), its rotation is at pos[n].</summary>
-    private void DecoderLayer(int l, float[] X, int N, KvCache[] caches, int[] index, int[] pos, RowAdapters? adapters, LayerScratch s)
+    private void DecoderLayer(int l, float[] X, int N, KvCache[] caches, int[] index, int[] pos, RowAdapters? adapters, LayerScratch s,
+        float[]? instructionBias = null)
     {
         var c = Config;
         int nH = c.NumAttentionHeads, nKv = c.NumKeyValueHeads, hd = c.HeadDim, D = c.HiddenSize;
@@ -110,7 +113,7 @@ public sealed partial class InferenceModel
                 s.V.AsSpan((n * nKv + g) * hd, hd).CopyTo(cache.V[l].AsSpan((int)dst, hd));
             }
         }
-        CachedAttention.Step(s.Q, s.A, N, nH, nKv, hd, l, caches, index, c.SlidingWindow ?? 0);
+        CachedAttention.Step(s.Q, s.A, N, nH, nKv, hd, l, caches, index, c.SlidingWindow ?? 0, instructionBias);
         AddIaptAttention(s.Q, s.A, N, caches, l);
         L.O.Forward(s.A, s.T, N, adapters);
         System.Numerics.Tensors.TensorPrimitives.Add(X, s.T, X);

@@ -7,17 +7,21 @@ using InstructTune.Checkpoints;
 
 namespace InstructTune.Models.InstructionAware;
 
-/// <summary>The loaded tensors, float32 row-major: segment embeddings (4, D), and per gated layer W_h, W_c (D, D), b, s (D).</summary>
+/// <summary>The loaded tensors, float32 row-major: segment embeddings (4, D), per gated layer W_h, W_c (D, D), b, s (D),
+/// and per layer the instruction key bias β (heads) of biased attention.</summary>
 public sealed record InstructionAwareWeights(float[]? SegmentEmbeddings, IReadOnlyDictionary<int, GateWeights> Gates)
 {
     /// <summary>Two-stream fusion, or null.</summary>
     public TwoStreamWeights? TwoStream { get; init; }
+    /// <summary>β per decoder layer (heads each), or null without biased attention.</summary>
+    public float[][]? AttentionBias { get; init; }
     /// <summary>The training-only heads (task_head, representation_head: name → weight, bias), kept for resuming.</summary>
     public IReadOnlyDictionary<string, (float[] Weight, float[] Bias, int Outputs)> Heads { get; init; } = new Dictionary<string, (float[], float[], int)>();
 
     public InstructionAwareOptions Options => new()
     {
         SegmentEmbeddings = SegmentEmbeddings != null, GateLayers = [.. Gates.Keys.Order()], TwoStreamLayers = TwoStream?.Layers ?? 0,
+        BiasedAttention = AttentionBias != null,
         TaskClasses = Heads.TryGetValue(InstructionHeads.TaskHeadName, out var t) ? t.Outputs : 0,
         RepresentationHead = Heads.ContainsKey(InstructionHeads.RepresentationHeadName),
     };
@@ -64,6 +68,7 @@ public static class InstructionAwareFile
             ["segment_embeddings"] = ia.Options.SegmentEmbeddings,
             ["gate_layers"] = new JsonArray(ia.Options.GateLayers.Order().Select(l => (JsonNode)l).ToArray()),
             [TwoStreamLayersKey] = ia.Options.TwoStreamLayers,
+            ["biased_attention"] = ia.Options.BiasedAttention,
         };
         Data.Cache.AtomicFile.WriteAllText(path, root.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
     }
@@ -92,6 +97,7 @@ public static class InstructionAwareFile
         const string P = InstructionAwareModule.Name + ".";
         float[]? seg = null;
         var gates = new Dictionary<int, GateWeights>();
+        float[][]? bias = null;
         TwoStreamWeights? twoStream = null;
         var heads = new Dictionary<string, (float[], float[], int)>();
         foreach (var name in f.Tensors.Keys)
@@ -109,6 +115,15 @@ public static class InstructionAwareFile
                 continue;
             }
             if (name == P + "segment_embeddings.weight") { seg = Read(name, InstructionSpans.Count, D); continue; }
+            var a = System.Text.RegularExpressions.Regex.Match(name, @"^instruction_aware\.attention_bias\.(\d+)$");
+            if (a.Success)
+            {
+                int layer = int.Parse(a.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+                if (layer >= c.NumHiddenLayers) throw new InvalidDataException($"{path}: tensor \"{name}\" biases layer {layer}; the model has {c.NumHiddenLayers}");
+                bias ??= new float[c.NumHiddenLayers][];
+                bias[layer] = Read(name, c.NumAttentionHeads);
+                continue;
+            }
             if (name.StartsWith(P + TwoStreamFusion.Name + ".", StringComparison.Ordinal))
             {
                 twoStream ??= ReadTwoStream();
@@ -122,7 +137,9 @@ public static class InstructionAwareFile
             string g = $"{P}gates.{l}.";
             gates[l] = new GateWeights(Read(g + "gate_h.weight", D, D), Read(g + "gate_c.weight", D, D), Read(g + "gate.bias", D), Read(g + "scale", D));
         }
-        return new InstructionAwareWeights(seg, gates) { TwoStream = twoStream, Heads = heads };
+        if (bias != null && Array.FindIndex(bias, x => x == null) is var missing and >= 0)
+            throw new InvalidDataException($"{path}: tensor \"{P}attention_bias.{missing}\" is missing (biased attention needs one per layer)");
+        return new InstructionAwareWeights(seg, gates) { TwoStream = twoStream, AttentionBias = bias, Heads = heads };
 
         TwoStreamWeights ReadTwoStream()
         {
@@ -147,6 +164,7 @@ public static class InstructionAwareFile
             var gate = ia.Gates[l];
             gate.GateH.Load(g.Wh); gate.GateC.Load(g.Wc); gate.Bias.Load(g.Bias); gate.Scale.Load(g.Scale);
         }
+        if (w.AttentionBias is { } ab) for (int l = 0; l < ab.Length; l++) ia.AttentionBias![l].Load(ab[l]);
         if (w.TwoStream is { } ts)
         {
             var fusion = ia.Fusion ?? throw new InvalidDataException($"{dir}: {FileName} has two-stream fusion; the model's variants do not");

@@ -25,6 +25,8 @@ public static class AblationVariants
             "model.instruction_aware.task_head_weight=0.5");
         Register("representation", "the instruction-representation loss, α = 0.1 (model.instruction_aware.representation_alpha)",
             "model.instruction_aware.representation_alpha=0.1");
+        Register("biased_attention", "instruction-biased attention, a learned per-layer, per-head bias on instruction keys (model.instruction_aware.biased_attention)",
+            "model.instruction_aware.biased_attention=true");
         // Issue 16's PEFT methods (docs/ARCHITECTURE.md "PEFT methods"); each keeps its section's defaults.
         Register("lora", "LoRA (training.method lora)", "training.method=lora");
         Register("dora", "DoRA (lora.use_dora)", "training.method=lora", "lora.use_dora=true");

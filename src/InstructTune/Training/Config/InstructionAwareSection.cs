@@ -18,4 +18,6 @@ public sealed class InstructionAwareSection
     public double TaskHeadWeight { get; set; }
     [ConfigKey("Instruction-representation loss α: L = (1−α)·L_output + α·MSE(W_r·pooled instruction representation, mean of the frozen token embeddings of the instruction); 0 = off. Logged as representation_loss.", Min = 0, Max = 1, MaxExclusive = true)]
     public double RepresentationAlpha { get; set; }
+    [ConfigKey("Instruction-biased attention: a learned bias β (per layer and head, zero at start) added to the attention scores of keys in the instruction segment: s_ij = q_i·k_j/√hd + β_h·[segment_j = instruction].")]
+    public bool BiasedAttention { get; set; }
 }

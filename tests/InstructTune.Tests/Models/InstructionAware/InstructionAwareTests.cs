@@ -39,12 +39,16 @@ public class InstructionAwareTests
     public static TheoryData<string> Variants() => new() { "segments", "gates", "both", "two_stream", "all" };
 
     [Theory, MemberData(nameof(Variants))]
-    public void LogitsLossAndGradientsMatchPyTorch(string variant)
+    public void LogitsLossAndGradientsMatchPyTorch(string variant) => MatchesGolden(variant, root => Options(variant, root));
+
+    /// <summary>The fixture's batch through a model with the given variants at the fixture's parameter values: loss,
+    /// every valid logit, and the gradient of every parameter the fixture lists, against PyTorch.</summary>
+    internal static void MatchesGolden(string variant, Func<JsonElement, InstructionAwareOptions> options)
     {
         var root = Load(variant);
         var model = new LlamaModel(Golden(root.GetProperty("config")));
         HashInit.Initialize(model);
-        model.AttachInstructionAware(Options(variant, root));
+        model.AttachInstructionAware(options(root));
         foreach (var p in root.GetProperty("params").EnumerateArray()) model.GetParameter(p.GetProperty("name").GetString()!).Load(Floats(p));
 
         var docs = Ints(root.GetProperty("documents"));
@@ -84,7 +88,7 @@ public class InstructionAwareTests
         }
     }
 
-    private static LlamaConfig Tiny() => new()
+    internal static LlamaConfig Tiny() => new()
     {
         VocabSize = 40, HiddenSize = 16, IntermediateSize = 24, NumHiddenLayers = 2, NumAttentionHeads = 4,
         NumKeyValueHeads = 2, RmsNormEps = 1e-5, MaxPositionEmbeddings = 64,
@@ -104,14 +108,14 @@ public class InstructionAwareTests
         return m;
     }
 
-    private static (int[] Ids, int[] Segs) Sequence()
+    internal static (int[] Ids, int[] Segs) Sequence()
     {
         int[] segs = [0, 1, 1, 1, 2, 2, 0, 3, 3, 1, 3, 3];   // an instruction token after the prompt too (a later turn)
         var rng = new Rng(4);
         return (segs.Select(_ => rng.NextInt(40)).ToArray(), segs);
     }
 
-    private static float[] TrainingLogits(LlamaModel m, int[] ids, int[] segs) =>
+    internal static float[] TrainingLogits(LlamaModel m, int[] ids, int[] segs) =>
         m.Forward(new LlamaBatch(new IntTensor(ids, 1, ids.Length)) { Segments = new IntTensor(segs, 1, segs.Length) }).Logits!.ToArray();
 
     [Fact]
@@ -146,7 +150,7 @@ public class InstructionAwareTests
     }
 
     // Prefill of 7 tokens in two chunks (the instruction split across them), then one token at a time: every step's logits.
-    private static float[] Decode(InferenceModel m, int[] ids, byte[] segs)
+    internal static float[] Decode(InferenceModel m, int[] ids, byte[] segs)
     {
         var cache = m.CreateCache(ids.Length);
         var all = new List<float>(m.Forward([new SequenceChunk(cache, ids[..3], AllLogits: true, Segments: segs[..3])]));
@@ -174,9 +178,12 @@ public class InstructionAwareTests
     }
 
     [Fact]
-    public void CachedGenerationEqualsUncachedGeneration()
+    public void CachedGenerationEqualsUncachedGeneration() => CachedEqualsUncached(Model(true, perturb: true));
+
+    /// <summary>Greedy generation of 10 tokens from a saved and reloaded m, with and without prompt segments: the KV
+    /// cache changes nothing.</summary>
+    internal static void CachedEqualsUncached(LlamaModel m)
     {
-        var m = Model(true, perturb: true);
         using var dir = new TempDir();
         LlamaCheckpoint.Save(m, dir.Path);
         using var loaded = LoadedModel.Load(dir.Path, requireTokenizer: false);
