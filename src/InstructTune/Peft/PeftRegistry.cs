@@ -35,7 +35,7 @@ public static class PeftRegistry
     /// the Fisher) unless <paramref name="iasftMask"/> names a folder whose mask it reuses (a resumed run).
     /// </summary>
     public static PeftMethod? Inject(Module model, TrainConfig config, Func<string, int[]>? encode = null,
-        Action<int>? fisherBackward = null, string? iasftMask = null)
+        Action<int>? fisherBackward = null, string? iasftMask = null, int stages = 1)
     {
         var t = config.Training;
         switch (t.Method)
@@ -105,6 +105,17 @@ public static class PeftRegistry
                 try { IpeftInjector.Inject(Llama(model), ic, (ulong)t.Seed); }
                 catch (ArgumentException e) { throw new ConfigException($"ipeft.target_modules: {e.Message}"); }
                 return new PeftMethod("ipeft", IpeftAdapterFile.PeftType, false, (m, dir, basePath) => IpeftAdapterIO.Save(Llama(m), ic, dir, basePath));
+            }
+            case TuningMethod.Progressive:
+            {
+                // One LoRA column per stage (Peft/Progressive); the columns are selected and frozen stage by stage by Training/Continual.
+                if (stages < 2) throw new ConfigException("training.method: progressive adds one adapter column per stage: it needs two or more data.stages (data.datasets[].stage)", "training.method");
+                if (config.Lora.UseDora || config.Lora.UseRslora || config.Lora.Dropout > 0)
+                    throw new ConfigException("training.method: progressive columns are plain LoRA columns: lora.use_dora, lora.use_rslora and lora.dropout must be off", "training.method");
+                var lora = new LoraConfig { Rank = config.Lora.Rank, Alpha = config.Lora.Alpha, TargetModules = config.Lora.TargetModules };
+                try { Progressive.ProgressiveInjector.Inject(model, lora, stages, (ulong)t.Seed); }
+                catch (ArgumentException e) { throw new ConfigException($"lora.target_modules: {e.Message}", "lora.target_modules"); }
+                return new PeftMethod("progressive", "LORA", false, (m, dir, basePath) => Progressive.ProgressiveAdapterIO.Save(m, lora, dir, basePath));
             }
             case TuningMethod.Iapt:
             {
