@@ -6,6 +6,8 @@
 //        [--precision bf16]: training.precision bf16 (autocast GEMMs), timed after our float32 step in the same run
 //        step --profile [--managed]: CPU/wall time of each kernel at config-S shapes (where a step's time goes).
 //        step --config M --ranks 1,2 [--repeat K]: data parallel under mpirun (DataParallelStepBench).
+//        step --variant two_stream,gates [--repeat K]: the step-time overhead of `itune ablate` variants (their
+//        model.instruction_aware overrides) over baseline, measured in the same process, interleaved K times (median).
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -30,6 +32,7 @@ public static class StepBench
     {
         string config = "S"; int steps = 5, warmup = 1, repeat = 2; bool peer = true, checkpoint = false, lora = false, bf16 = false;
         int[]? ranks = null;
+        List<Recipes.Ablation.AblationVariant>? variants = null;
         double peakGflops = 200; // 2 Zen3 cores × 2 FMA × 8 lanes × 2 flops × ~3.1 GHz
         for (int i = 0; i < args.Length; i++)
             switch (args[i])
@@ -47,6 +50,10 @@ public static class StepBench
                 case "--managed": break;
                 case "--ranks": ranks = args[++i].Split([',', '|']).Select(r => int.Parse(r, CultureInfo.InvariantCulture)).ToArray(); break;
                 case "--repeat": repeat = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--variant":
+                    try { variants = [.. Recipes.Ablation.AblationVariants.Parse(args[++i])]; }
+                    catch (Common.InputException e) { Console.Error.WriteLine($"step --variant: {e.Message}"); return 2; }
+                    break;
                 case "--peak-gflops": peakGflops = double.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--precision": // training.precision: float32 (default) or bf16 (autocast GEMMs; also times float32 in the same run)
                     bf16 = args[++i] switch { "bf16" => true, "float32" => false, var p => throw new ArgumentException($"--precision {p}: float32 or bf16") };
@@ -57,7 +64,7 @@ public static class StepBench
         if (ranks != null) return DataParallelStepBench.Run(config, ranks, steps, warmup, repeat, lora);
 
         // The peer runs first, in its own process, so neither run's memory shows in the other's peak RSS.
-        (double Tps, double Rss, double Tpcs)? torch = peer ? RunPeer(config, steps, warmup, lora) : null;
+        (double Tps, double Rss, double Tpcs)? torch = peer && variants == null ? RunPeer(config, steps, warmup, lora) : null;
 
         Parallel2.Threads = 2;
         Gemm.MaxThreads = 2;
@@ -66,6 +73,7 @@ public static class StepBench
             VocabSize = c.Vocab, HiddenSize = c.Dim, NumHiddenLayers = c.Layers, NumAttentionHeads = c.Heads,
             NumKeyValueHeads = c.Kv, IntermediateSize = c.Ffn, RmsNormEps = 1e-5,
         };
+        if (variants != null) return VariantOverheads(variants, repeat, v => Measure(bf16, v), $"step{(lora ? "-lora" : "")} {config}");
         // --precision bf16: our own float32 step first, same model, data and seed, then the bf16 one.
         double? f32Tps = null;
         float f32Loss = 0;
@@ -96,16 +104,18 @@ public static class StepBench
         Console.WriteLine(JsonSerializer.Serialize(json));
         return 0;
 
-        (double Tps, double Tpcs, float Loss, double AllocMiB, int Gcs, double Mfu, double Rss, double Seconds) Measure(bool lowp)
+        (double Tps, double Tpcs, float Loss, double AllocMiB, int Gcs, double Mfu, double Rss, double Seconds) Measure(bool lowp,
+            Models.InstructionAware.InstructionAwareOptions? variant = null)
         {
         using var scope = Autocast.Enter(lowp);
         var model = new LlamaModel(cfg);
         model.InitializeWeights(0, 0.02f);
         var rng = new Rng(1);
         var ids = new IntTensor(Enumerable.Range(0, c.Batch * c.Seq).Select(_ => rng.NextInt(c.Vocab)).ToArray(), c.Batch, c.Seq);
-        var batch = new LlamaBatch(ids) { Labels = ids };
+        var batch = new LlamaBatch(ids) { Labels = ids, Segments = variant != null ? SyntheticSegments(c.Batch, c.Seq) : null };
         if (lora)   // rank 8 on all seven projections, base frozen: only dX flows through the base Linears
             InstructTune.Peft.Lora.LoraInjector.Inject(model, new InstructTune.Peft.Lora.LoraConfig { Rank = 8, Alpha = 16 }, seed: 2);
+        if (variant is { Any: true }) model.AttachInstructionAware(variant);   // after the freeze, as the recipe does
         var opt = new AdamW(model.Parameters().Where(p => !p.Frozen), lr: 1e-4f, weightDecay: 0.01f);
         var options = new LlamaForwardOptions { ReturnLogits = false, CheckpointLayers = checkpoint };
         float loss = 0;
@@ -140,6 +150,69 @@ public static class StepBench
         double rss = Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024.0);
         return (tps, tpcs, loss, allocMiB, gcs, mfu, rss, sw.Elapsed.TotalSeconds);
         }
+    }
+
+    /// <summary>Segment ids of an instruction-tuning row: 5 % template, 30 % instruction, 15 % input, 50 % response.</summary>
+    private static IntTensor SyntheticSegments(int B, int T)
+    {
+        var s = new int[B * T];
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++)
+                s[b * T + t] = t < T / 20 ? 0 : t < T * 35 / 100 ? 1 : t < T / 2 ? 2 : 3;
+        return new IntTensor(s, B, T);
+    }
+
+    /// <summary>`--variant`: baseline and each variant measured in turn, <paramref name="repeat"/> rounds interleaved
+    /// and rotated (so a load change on a shared machine, or running first, hits all of them), every model on the same batch (with segment ids);
+    /// prints the median tokens/s and tokens per CPU-second and each variant's step-time overhead over baseline.</summary>
+    private static int VariantOverheads(List<Recipes.Ablation.AblationVariant> variants, int repeat,
+        Func<Models.InstructionAware.InstructionAwareOptions, (double Tps, double Tpcs, float Loss, double AllocMiB, int Gcs, double Mfu, double Rss, double Seconds)> measure,
+        string label)
+    {
+        var all = new List<Recipes.Ablation.AblationVariant>();
+        if (!variants.Any(v => v.Name == "baseline")) all.Add(Recipes.Ablation.AblationVariants.Parse("baseline")[0]);
+        all.AddRange(variants);
+        var options = new Dictionary<string, Models.InstructionAware.InstructionAwareOptions>();
+        foreach (var v in all)
+        {
+            var other = v.Overrides.Where(o => !o.StartsWith("model.instruction_aware.", StringComparison.Ordinal)).ToList();
+            if (other.Count > 0)
+            {
+                Console.Error.WriteLine($"step --variant {v.Name}: only model.instruction_aware variants can be timed here ({string.Join(", ", other)}); use --lora for LoRA");
+                return 2;
+            }
+            options[v.Name] = Recipes.FineTuneRecipe.InstructionAwareOptions(
+                Training.Config.ConfigLoader.LoadFromString<Training.Config.TrainConfig>("", v.Overrides));
+            if (options[v.Name] is { TaskClasses: > 0 } or { RepresentationHead: true })
+            {
+                Console.Error.WriteLine($"step --variant {v.Name}: a loss variant (its heads run in the training objective, not in this model step); `itune ablate` reports its step time");
+                return 2;
+            }
+        }
+        var tps = all.ToDictionary(v => v.Name, _ => new List<double>());
+        var tpcs = all.ToDictionary(v => v.Name, _ => new List<double>());
+        var parameters = new Dictionary<string, long>();
+        for (int r = 0; r < Math.Max(1, repeat); r++)
+            foreach (var v in all.Skip(r % all.Count).Concat(all.Take(r % all.Count)))   // each round starts one later: no variant always runs first
+            {
+                var m = measure(options[v.Name]);
+                tps[v.Name].Add(m.Tps); tpcs[v.Name].Add(m.Tpcs);
+                Console.WriteLine($"  round {r + 1} {v.Name,-16} {m.Tps,8:F0} tokens/s  {m.Tpcs,8:F0} tokens per CPU-second  loss {m.Loss:F4}");
+            }
+        static double Median(List<double> x) { var s = x.Order().ToList(); return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2; }
+        double baseTps = Median(tps["baseline"]), baseTpcs = Median(tpcs["baseline"]);
+        var rows = new List<Dictionary<string, object?>>();
+        Console.WriteLine($"{label} variants (median of {Math.Max(1, repeat)} interleaved rounds; load average {LoadAverage()}):");
+        foreach (var v in all)
+        {
+            double t = Median(tps[v.Name]), tc = Median(tpcs[v.Name]);
+            double overWall = baseTps / t - 1, overCpu = baseTpcs / tc - 1;   // step time ∝ 1 / tokens per second
+            Console.WriteLine($"  {v.Name,-16} {t,8:F0} tokens/s ({overWall,7:+0.0%;-0.0%} step time vs baseline)  {tc,8:F0} tokens per CPU-second ({overCpu,7:+0.0%;-0.0%})");
+            rows.Add(new() { ["variant"] = v.Name, ["tokens_per_s"] = Math.Round(t, 1), ["tokens_per_cpu_s"] = Math.Round(tc, 1),
+                ["step_time_overhead"] = Math.Round(overWall, 4), ["cpu_time_overhead"] = Math.Round(overCpu, 4) });
+        }
+        Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?> { ["bench"] = "step-variant", ["label"] = label, ["rounds"] = Math.Max(1, repeat), ["load_average"] = LoadAverage(), ["variants"] = rows }));
+        return 0;
     }
 
     /// <summary>Model and batch shape of a config (S, M, L).</summary>

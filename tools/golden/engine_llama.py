@@ -96,8 +96,9 @@ def attention_mask(c, B, T, key_valid=None, doc=None):
     return torch.zeros(B, 1, T, T).masked_fill(~allowed[:, None], torch.finfo(torch.float32).min)
 
 
-def decoder_layer(c, P, l, x, cos, sin, mask, lin_adapter=None):
-    """x (B, T, D) -> decoder layer l's output: the two residual lines of LlamaDecoderLayer."""
+def decoder_layer(c, P, l, x, cos, sin, mask, lin_adapter=None, score_bias=None):
+    """x (B, T, D) -> decoder layer l's output: the two residual lines of LlamaDecoderLayer. score_bias: an additive
+    (B, H, T|1, T) term on the attention scores, or None."""
     B, T, _ = x.shape
     H, KV, hd = c["heads"], c["kv"], c["dim"] // c["heads"]
 
@@ -115,6 +116,8 @@ def decoder_layer(c, P, l, x, cos, sin, mask, lin_adapter=None):
     k = k.repeat_interleave(H // KV, dim=1)                        # repeat_kv
     v = v.repeat_interleave(H // KV, dim=1)
     s = q @ k.transpose(2, 3) / math.sqrt(hd) + mask
+    if score_bias is not None:
+        s = s + score_bias
     a = torch.softmax(s, dim=-1, dtype=torch.float32) @ v
     a = a.transpose(1, 2).reshape(B, T, H * hd)
     x = x + lin(a, p + "self_attn.o_proj")
@@ -122,9 +125,11 @@ def decoder_layer(c, P, l, x, cos, sin, mask, lin_adapter=None):
     return x + lin(F.silu(lin(h, p + "mlp.gate_proj")) * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
 
 
-def forward(c, P, ids, pos, labels, key_valid=None, doc=None, lin_adapter=None, embed_hook=None, after_layer=None):
+def forward(c, P, ids, pos, labels, key_valid=None, doc=None, lin_adapter=None, embed_hook=None, after_layer=None,
+            score_bias=None, final_hook=None):
     """lin_adapter(x, name, P) -> output or None: lets tools/golden/peft_methods.py wrap a projection;
-    embed_hook(x) and after_layer(l, x) let tools/golden/instruction_aware.py add its variants."""
+    embed_hook(x), after_layer(l, x), score_bias(l) -> additive (B, H, T|1, T) scores or None, and final_hook(x) (the
+    final normed hidden states) let tools/golden/instruction_aware.py add its variants."""
     B, T = ids.shape
     cos, sin = rope_tables(c, pos)                                     # (B, 1, T, hd)
     mask = attention_mask(c, B, T, key_valid, doc)
@@ -134,10 +139,12 @@ def forward(c, P, ids, pos, labels, key_valid=None, doc=None, lin_adapter=None, 
     for l in range(c["layers"]):
         if after_layer and l > 0:
             x = after_layer(l - 1, x)
-        x = decoder_layer(c, P, l, x, cos, sin, mask, lin_adapter)
+        x = decoder_layer(c, P, l, x, cos, sin, mask, lin_adapter, score_bias(l) if score_bias else None)
     if after_layer:
         x = after_layer(c["layers"] - 1, x)
     x = rms_norm(x, P["model.norm.weight"], c["eps"])
+    if final_hook:
+        final_hook(x)
     logits = F.linear(x, P["lm_head.weight"] if "lm_head.weight" in P else P["model.embed_tokens.weight"])
     loss = F.cross_entropy(logits[:, :-1].reshape(-1, c["vocab"]), labels[:, 1:].reshape(-1), ignore_index=-100)
     return logits, loss

@@ -179,6 +179,65 @@ public static partial class Ops
     }
 
     /// <summary>
+    /// Attention with a learnable per-head bias β (H) on flagged keys (instruction-biased attention):
+    /// s_ij = scale·q_i·k_j + β_h·f_j, f = keyFlags (B, Tk) ∈ {0, 1}; otherwise as <see cref="Attention"/>.
+    /// With β all zero the bias is skipped (adding 0 is exact), so the output is bit-identical to Attention's.
+    /// dβ_h = Σ_{b,i} Σ_j ds_ij f_j with ds_ij = p_ij (do_i·v_j − do_i·o_i), i.e. Σ_{b,i} (do_i·o^f_i − (do_i·o_i)·π_i),
+    /// where o^f_i = Σ_j p_ij f_j v_j and π_i = Σ_j p_ij f_j: two more forward passes over the same probabilities
+    /// (values v ⊙ f and f broadcast), so the fused kernels stay as they are.
+    /// </summary>
+    public static Tensor KeyBiasedAttention(Tensor q, Tensor k, Tensor v, AttentionDims d, float scale, AttentionMask? mask,
+        Tensor headBias, byte[] keyFlags)
+    {
+        if (headBias.Length != d.H) throw new ArgumentException($"KeyBiasedAttention: head bias has {headBias.Length} entries for {d.H} heads");
+        if (keyFlags.Length != d.B * d.Tk) throw new ArgumentException($"KeyBiasedAttention: {keyFlags.Length} key flags for (B={d.B}, Tk={d.Tk})");
+        q = Contiguous(q); k = Contiguous(k); v = Contiguous(v);
+        mask ??= AttentionMask.CausalOnly;
+        var beta = headBias.ToArray();
+        var m = Array.TrueForAll(beta, x => x == 0f) ? mask : mask.WithKeyBias(keyFlags, beta);
+        var o = Tensor.Empty(q.Shape);
+        var lse = Tensor.Empty([d.B * d.H * d.Tq]);
+        AttentionKernel.Forward(q.Span, k.Span, v.Span, o.Span, lse.Span, d, scale, m);
+        if (Tape.Needs(q, k, v) || Tape.Needs(headBias))
+            Tape.Add(o, () =>
+            {
+                var dout = o.Grad!.Span;
+                if (q.RequiresGrad || k.RequiresGrad || v.RequiresGrad)
+                {
+                    var dq = q.RequiresGrad ? q.EnsureGrad().Span : Tensor.Empty(q.Shape, zero: true).Span;
+                    var dk = k.RequiresGrad ? k.EnsureGrad().Span : Tensor.Empty(k.Shape, zero: true).Span;
+                    var dv = v.RequiresGrad ? v.EnsureGrad().Span : Tensor.Empty(v.Shape, zero: true).Span;
+                    AttentionKernel.Backward(dout, q.Span, k.Span, v.Span, o.Span, lse.Span, dq, dk, dv, d, scale, m);
+                }
+                if (!headBias.RequiresGrad) return;
+                int row = d.KV * d.hd, hd = d.hd;
+                var vf = new float[v.Length];                                   // v ⊙ f   (B·Tk, KV·hd)
+                var ones = new float[v.Length];                                 // f broadcast
+                var vs = v.Span;
+                for (int r = 0; r < d.B * d.Tk; r++)
+                    if (keyFlags[r] != 0) { vs.Slice(r * row, row).CopyTo(vf.AsSpan(r * row, row)); ones.AsSpan(r * row, row).Fill(1f); }
+                var of = new float[o.Length];
+                var op = new float[o.Length];
+                var scratch = new float[lse.Length];
+                AttentionKernel.Forward(q.Span, k.Span, vf, of, scratch, d, scale, m);      // o^f_i
+                AttentionKernel.Forward(q.Span, k.Span, ones, op, scratch, d, scale, m);    // π_i in every column
+                var os = o.Span;
+                var db = headBias.EnsureGrad().Span;
+                var acc = new double[d.H];
+                for (int bi = 0; bi < d.B * d.Tq; bi++)
+                    for (int h = 0; h < d.H; h++)
+                    {
+                        int at = (bi * d.H + h) * hd;
+                        var doi = dout.Slice(at, hd);
+                        acc[h] += System.Numerics.Tensors.TensorPrimitives.Dot(doi, of.AsSpan(at, hd))
+                            - (double)System.Numerics.Tensors.TensorPrimitives.Dot(doi, os.Slice(at, hd)) * op[at];
+                    }
+                for (int h = 0; h < d.H; h++) db[h] += (float)acc[h];
+            });
+        return o;
+    }
+
+    /// <summary>
     /// Per-row cross-entropy losses (N) of logits (N, V) against targets (N) (ignore index −100 → 0), fused with
     /// log-softmax, optional label smoothing. Sum or scale the result for a batch loss (see CrossEntropy).
     /// </summary>

@@ -36,7 +36,7 @@ public static unsafe partial class AttentionKernel
         int openLo = int.MaxValue, openHi = int.MinValue, doc = 0;
         int[]? docs = mask.DocIds;
         int docBase = b * Tk;
-        if (mask.KeyValid == null && mask.Bias == null && OneDocument(docs, docBase + pos0, out doc))
+        if (mask.KeyValid == null && !mask.HasBias && OneDocument(docs, docBase + pos0, out doc))
         {
             openLo = mask.Window > 0 ? Math.Max(lo, pos0 + R - mask.Window) : lo;
             openHi = mask.Causal ? pos0 : hi;
@@ -64,7 +64,7 @@ public static unsafe partial class AttentionKernel
             float Masked(float v, int r)
             {
                 if (!mask.Allows(b, pos0 + r, j, Tk)) return float.NegativeInfinity;
-                return mask.Bias == null ? v : v + mask.Bias[mask.BiasOffset(b, h, i0 + r, d) + j];
+                return mask.HasBias ? v + mask.BiasAt(b, h, i0 + r, j, d) : v;
             }
         }
         return (lo, hi);

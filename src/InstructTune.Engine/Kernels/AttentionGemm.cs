@@ -119,15 +119,15 @@ public static unsafe partial class AttentionKernel
         row[..lo].Clear();
         row[(hi + 1)..].Clear();
         var open = row[lo..(hi + 1)];
-        if (mask.KeyValid != null || mask.DocIds != null || mask.Bias != null)
+        if (mask.KeyValid != null || mask.DocIds != null || mask.HasBias)
         {
             // Causality and the window are already cut away by [lo, hi]; padding, documents and bias remain.
-            int biasOff = mask.Bias == null ? 0 : mask.BiasOffset(b, h, i, d);
+            bool biased = mask.HasBias;
             for (int c = 0; c < open.Length; c++)
             {
                 int j = jLo + lo + c;
                 if (!mask.Allows(b, pos, j, Tk)) open[c] = float.NegativeInfinity;
-                else if (mask.Bias != null) open[c] += mask.Bias[biasOff + j];
+                else if (biased) open[c] += mask.BiasAt(b, h, i, j, d);
             }
         }
         if (!float.IsNaN(knownLse))

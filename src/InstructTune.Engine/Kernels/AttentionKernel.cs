@@ -45,6 +45,25 @@ public sealed class AttentionMask
     public float[]? Bias { get; init; }
     public int BiasBatches { get; init; } = 1;
     public int BiasHeads { get; init; } = 1;
+    /// <summary>A compact additive key bias (instruction-biased attention): every query of head h adds HeadKeyBias[h]
+    /// to its score of key j when KeyFlags[b·Tk + j] ≠ 0. KeyFlags (B, Tk), HeadKeyBias (H); both or neither; not
+    /// differentiated here (Ops.KeyBiasedAttention computes its gradient).</summary>
+    public byte[]? KeyFlags { get; init; }
+    public float[]? HeadKeyBias { get; init; }
+
+    /// <summary>This mask plus the per-key bias (replacing any it had).</summary>
+    public AttentionMask WithKeyBias(byte[] keyFlags, float[] headKeyBias) => new()
+    {
+        Causal = Causal, Window = Window, KeyValid = KeyValid, DocIds = DocIds,
+        Bias = Bias, BiasBatches = BiasBatches, BiasHeads = BiasHeads, KeyFlags = keyFlags, HeadKeyBias = headKeyBias,
+    };
+
+    /// <summary>Whether any additive bias (dense or per key) applies.</summary>
+    internal bool HasBias => Bias != null || KeyFlags != null;
+
+    /// <summary>The additive bias of (b, head h, query row i, key j), 0 when none.</summary>
+    internal float BiasAt(int b, int h, int i, int j, AttentionDims d) =>
+        (Bias == null ? 0f : Bias[BiasOffset(b, h, i, d) + j]) + (KeyFlags != null && KeyFlags[b * d.Tk + j] != 0 ? HeadKeyBias![h] : 0f);
 
     public static readonly AttentionMask CausalOnly = new();
 
@@ -65,6 +84,9 @@ public sealed class AttentionMask
         if (KeyValid != null) KernelChecks.Len(k, "mask.KeyValid", KeyValid.Length, (long)d.B * d.Tk);
         if (DocIds != null) KernelChecks.Len(k, "mask.DocIds", DocIds.Length, (long)d.B * d.Tk);
         if (Bias != null) KernelChecks.Len(k, "mask.Bias", Bias.Length, (long)BiasBatches * BiasHeads * d.Tq * d.Tk);
+        if ((KeyFlags == null) != (HeadKeyBias == null)) throw new ArgumentException($"{k}: mask.KeyFlags and mask.HeadKeyBias go together");
+        if (KeyFlags != null) KernelChecks.Len(k, "mask.KeyFlags", KeyFlags.Length, (long)d.B * d.Tk);
+        if (HeadKeyBias != null) KernelChecks.Len(k, "mask.HeadKeyBias", HeadKeyBias.Length, d.H);
     }
 }
 
@@ -194,13 +216,13 @@ public static unsafe partial class AttentionKernel
         int pos = d.QueryOffset + i;
         j0 = mask.Window > 0 ? Math.Max(0, pos - mask.Window + 1) : 0;
         j1 = mask.Causal ? pos : d.Tk - 1;
-        int biasOff = mask.Bias == null ? 0 : mask.BiasOffset(b, h, i, d);
+        bool biased = mask.HasBias;
         float max = float.NegativeInfinity;
         for (int j = j0; j <= j1; j++)
         {
             if (!mask.Allows(b, pos, j, d.Tk)) { scores[j] = float.NegativeInfinity; continue; }
             float sc = TensorPrimitives.Dot(qi, new ReadOnlySpan<float>(K + KvIndex(b, j, kvh, d), d.hd)) * scale;
-            if (mask.Bias != null) sc += mask.Bias[biasOff + j];
+            if (biased) sc += mask.BiasAt(b, h, i, j, d);
             scores[j] = sc;
             if (sc > max) max = sc;
         }
@@ -237,7 +259,7 @@ public static unsafe partial class AttentionKernel
                         if (!ok) { s[j] = double.NegativeInfinity; continue; }
                         double acc = 0;
                         for (int c = 0; c < d.hd; c++) acc += (double)q[(((b * d.Tq) + i) * d.H + h) * d.hd + c] * k[(int)KvIndex(b, j, kvh, d) + c];
-                        s[j] = acc * scale + (mask.Bias == null ? 0 : mask.Bias[mask.BiasOffset(b, h, i, d) + j]);
+                        s[j] = acc * scale + mask.BiasAt(b, h, i, j, d);
                         max = Math.Max(max, s[j]);
                     }
                     int oo = (((b * d.Tq) + i) * d.H + h) * d.hd;
@@ -277,7 +299,7 @@ public static unsafe partial class AttentionKernel
                         if (!mask.Allows(b, pos, j, d.Tk) || (mask.Window > 0 && j <= pos - mask.Window)) { s[j] = double.NegativeInfinity; continue; }
                         double acc = 0;
                         for (int c = 0; c < d.hd; c++) acc += (double)q[qo + c] * k[(int)KvIndex(b, j, kvh, d) + c];
-                        s[j] = acc * scale + (mask.Bias == null ? 0 : mask.Bias[mask.BiasOffset(b, h, i, d) + j]);
+                        s[j] = acc * scale + mask.BiasAt(b, h, i, j, d);
                         max = Math.Max(max, s[j]);
                     }
                     if (double.IsNegativeInfinity(max)) continue;

@@ -37,6 +37,11 @@ public sealed class KvCache
         return ref st;
     }
 
+    /// <summary>Instruction-biased attention: 1 where cache row i holds an instruction token (Capacity), written as
+    /// tokens are fed; allocated on first use.</summary>
+    internal byte[] InstructionKeys => _instructionKeys ??= new byte[Capacity];
+    private byte[]? _instructionKeys;
+
     // Two-stream fusion's instruction stream: its own cache for the encoder layers 0..K−1, indexed by instruction
     // token (InferenceTwoStream.cs).
     private KvCache? _encoder;

@@ -7,20 +7,33 @@ using InstructTune.Checkpoints;
 
 namespace InstructTune.Models.InstructionAware;
 
-/// <summary>The loaded tensors, float32 row-major: segment embeddings (4, D), and per gated layer W_h, W_c (D, D), b, s (D).</summary>
+/// <summary>The loaded tensors, float32 row-major: segment embeddings (4, D), per gated layer W_h, W_c (D, D), b, s (D),
+/// and per layer the instruction key bias β (heads) of biased attention.</summary>
 public sealed record InstructionAwareWeights(float[]? SegmentEmbeddings, IReadOnlyDictionary<int, GateWeights> Gates)
 {
     /// <summary>Two-stream fusion, or null.</summary>
     public TwoStreamWeights? TwoStream { get; init; }
+    /// <summary>β per decoder layer (heads each), or null without biased attention.</summary>
+    public float[][]? AttentionBias { get; init; }
+    /// <summary>The training-only heads (task_head, representation_head: name → weight, bias), kept for resuming.</summary>
+    public IReadOnlyDictionary<string, (float[] Weight, float[] Bias, int Outputs)> Heads { get; init; } = new Dictionary<string, (float[], float[], int)>();
+    /// <summary>Chain-of-thought pathways, or null.</summary>
+    public CotWeights? Cot { get; init; }
 
     public InstructionAwareOptions Options => new()
     {
         SegmentEmbeddings = SegmentEmbeddings != null, GateLayers = [.. Gates.Keys.Order()], TwoStreamLayers = TwoStream?.Layers ?? 0,
+        BiasedAttention = AttentionBias != null,
+        TaskClasses = Heads.TryGetValue(InstructionHeads.TaskHeadName, out var t) ? t.Outputs : 0,
+        RepresentationHead = Heads.ContainsKey(InstructionHeads.RepresentationHeadName), CotWidth = Cot?.Width ?? 0,
     };
 }
 
 /// <summary>Two-stream fusion: the first <paramref name="Layers"/> decoder layers are the instruction encoder;
 /// W_x, W_c (D, D) row-major (out, in), b (D).</summary>
+/// <summary>Chain-of-thought pathways: per path k, W_k (r, D), b_k (r), W_o,k (D, r), row-major (out, in).</summary>
+public sealed record CotWeights(int Width, float[][] W, float[][] B, float[][] Out);
+
 public sealed record TwoStreamWeights(int Layers, float[] Wx, float[] Wc, float[] Bias);
 
 public sealed record GateWeights(float[] Wh, float[] Wc, float[] Bias, float[] Scale);
@@ -60,6 +73,8 @@ public static class InstructionAwareFile
             ["segment_embeddings"] = ia.Options.SegmentEmbeddings,
             ["gate_layers"] = new JsonArray(ia.Options.GateLayers.Order().Select(l => (JsonNode)l).ToArray()),
             [TwoStreamLayersKey] = ia.Options.TwoStreamLayers,
+            ["cot_width"] = ia.Options.CotWidth,
+            ["biased_attention"] = ia.Options.BiasedAttention,
         };
         Data.Cache.AtomicFile.WriteAllText(path, root.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
     }
@@ -88,10 +103,39 @@ public static class InstructionAwareFile
         const string P = InstructionAwareModule.Name + ".";
         float[]? seg = null;
         var gates = new Dictionary<int, GateWeights>();
+        float[][]? bias = null;
         TwoStreamWeights? twoStream = null;
+        var heads = new Dictionary<string, (float[], float[], int)>();
+        CotWeights? cot = null;
         foreach (var name in f.Tensors.Keys)
         {
+            if (name.StartsWith(P + CotPathways.Name + ".", StringComparison.Ordinal))
+            {
+                cot ??= ReadCot();
+                continue;
+            }
+            var head = System.Text.RegularExpressions.Regex.Match(name, $@"^instruction_aware\.({InstructionHeads.TaskHeadName}|{InstructionHeads.RepresentationHeadName})\.(weight|bias)$");
+            if (head.Success)
+            {
+                string h = head.Groups[1].Value;
+                if (heads.ContainsKey(h)) continue;
+                var wInfo = f.Info($"{P}{h}.weight");
+                int outputs = wInfo.Shape.Length == 2 ? (int)wInfo.Shape[0] : -1;
+                if (outputs < 1 || h == InstructionHeads.RepresentationHeadName && outputs != D)
+                    throw new InvalidDataException($"{path}: tensor \"{P}{h}.weight\" has shape [{string.Join(",", wInfo.Shape)}]; the model needs [{(h == InstructionHeads.TaskHeadName ? "tasks" : D.ToString(System.Globalization.CultureInfo.InvariantCulture))},{D}]");
+                heads[h] = (Read($"{P}{h}.weight", outputs, D), Read($"{P}{h}.bias", outputs), outputs);
+                continue;
+            }
             if (name == P + "segment_embeddings.weight") { seg = Read(name, InstructionSpans.Count, D); continue; }
+            var a = System.Text.RegularExpressions.Regex.Match(name, @"^instruction_aware\.attention_bias\.(\d+)$");
+            if (a.Success)
+            {
+                int layer = int.Parse(a.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+                if (layer >= c.NumHiddenLayers) throw new InvalidDataException($"{path}: tensor \"{name}\" biases layer {layer}; the model has {c.NumHiddenLayers}");
+                bias ??= new float[c.NumHiddenLayers][];
+                bias[layer] = Read(name, c.NumAttentionHeads);
+                continue;
+            }
             if (name.StartsWith(P + TwoStreamFusion.Name + ".", StringComparison.Ordinal))
             {
                 twoStream ??= ReadTwoStream();
@@ -105,7 +149,26 @@ public static class InstructionAwareFile
             string g = $"{P}gates.{l}.";
             gates[l] = new GateWeights(Read(g + "gate_h.weight", D, D), Read(g + "gate_c.weight", D, D), Read(g + "gate.bias", D), Read(g + "scale", D));
         }
-        return new InstructionAwareWeights(seg, gates) { TwoStream = twoStream };
+        if (bias != null && Array.FindIndex(bias, x => x == null) is var missing and >= 0)
+            throw new InvalidDataException($"{path}: tensor \"{P}attention_bias.{missing}\" is missing (biased attention needs one per layer)");
+        return new InstructionAwareWeights(seg, gates) { TwoStream = twoStream, AttentionBias = bias, Heads = heads, Cot = cot };
+
+        CotWeights ReadCot()
+        {
+            const string C = P + CotPathways.Name + ".";
+            var known = Enumerable.Range(1, CotPathways.Paths).SelectMany(k => new[] { $"{C}path{k}.weight", $"{C}path{k}.bias", $"{C}out_{k}.weight" }).ToHashSet();
+            foreach (var n in f.Tensors.Keys.Where(n => n.StartsWith(C, StringComparison.Ordinal)))
+                if (!known.Contains(n)) throw new InvalidDataException($"{path}: unknown tensor \"{n}\"");
+            var first = f.Info(C + "path1.weight");
+            int r = first.Shape.Length == 2 ? (int)first.Shape[0] : 0;
+            if (r < 1) throw new InvalidDataException($"{path}: tensor \"{C}path1.weight\" has shape [{string.Join(",", first.Shape)}], the model needs [r,{D}]");
+            var W = new float[CotPathways.Paths][]; var B = new float[CotPathways.Paths][]; var O = new float[CotPathways.Paths][];
+            for (int k = 0; k < CotPathways.Paths; k++)
+            {
+                W[k] = Read($"{C}path{k + 1}.weight", r, D); B[k] = Read($"{C}path{k + 1}.bias", r); O[k] = Read($"{C}out_{k + 1}.weight", D, r);
+            }
+            return new CotWeights(r, W, B, O);
+        }
 
         TwoStreamWeights ReadTwoStream()
         {
@@ -130,10 +193,22 @@ public static class InstructionAwareFile
             var gate = ia.Gates[l];
             gate.GateH.Load(g.Wh); gate.GateC.Load(g.Wc); gate.Bias.Load(g.Bias); gate.Scale.Load(g.Scale);
         }
+        if (w.AttentionBias is { } ab) for (int l = 0; l < ab.Length; l++) ia.AttentionBias![l].Load(ab[l]);
         if (w.TwoStream is { } ts)
         {
             var fusion = ia.Fusion ?? throw new InvalidDataException($"{dir}: {FileName} has two-stream fusion; the model's variants do not");
             fusion.XProj.Load(ts.Wx); fusion.CProj.Load(ts.Wc); fusion.Bias.Load(ts.Bias);
+        }
+        if (w.Cot is { } cw)
+        {
+            var cot = ia.Cot ?? throw new InvalidDataException($"{dir}: {FileName} has chain-of-thought pathways; the model's variants do not");
+            for (int k = 0; k < CotPathways.Paths; k++) { cot.In[k].Weight.Load(cw.W[k]); cot.In[k].Bias.Load(cw.B[k]); cot.Out[k].Load(cw.Out[k]); }
+        }
+        foreach (var (name, (weight, bias, _)) in w.Heads)
+        {
+            var head = (name == InstructionHeads.TaskHeadName ? ia.TaskHead : ia.RepresentationHead)
+                ?? throw new InvalidDataException($"{dir}: {FileName} has instruction_aware.{name}; the model's variants do not");
+            head.Weight.Load(weight); head.Bias.Load(bias);
         }
     }
 }

@@ -9,6 +9,9 @@
 //   instruction_aware.gates.L.scale              (hidden)           zero      s
 //       after decoder layer L, with c_t the causal instruction mean of that layer's output (InstructionSpans):
 //       h = h + σ(W_h h + W_c c + b) ⊙ (s ⊙ c)
+//   instruction_aware.attention_bias.L           (heads)            zero      β, per decoder layer L
+//       instruction-biased attention: s_ij = q_i·k_j/√hd + β_h·[segment_j = instruction] (keys of the instruction
+//       segment of the query's own document; GQA, sliding window, packing and the KV cache as without)
 //
 // s is the one departure from the seed's h + σ(W_g[h; c]) ⊙ c: with s = 0 the model starts as exactly the base model
 // (logits bit-identical, also under the KV cache), which a near-zero gate alone cannot give; s learns first (its
@@ -16,6 +19,9 @@
 //
 //   instruction_aware.fusion.{x_proj,c_proj}.weight (hidden, hidden) zero, .bias (hidden) zero: two-stream fusion
 //       (TwoStreamFusion.cs; two_stream_layers = K: the base model's first K layers run over the instruction alone)
+//   instruction_aware.task_head.{weight (tasks, hidden), bias}, instruction_aware.representation_head.{weight (hidden,
+//       hidden), bias}: zero; the dual-head and instruction-representation losses (InstructionHeads.cs; training only)
+//   instruction_aware.cot.{path1..3.weight/bias, out_1..3.weight}: chain-of-thought pathways (CotPathways.cs)
 using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Modules;
 using InstructTune.Engine.Tensors;
@@ -33,8 +39,18 @@ public sealed record InstructionAwareOptions
     /// <summary>Two-stream fusion: the base model's first K decoder layers run over the instruction tokens alone
     /// (the instruction stream) and fused into the input embeddings; 0 = off.</summary>
     public int TwoStreamLayers { get; init; }
+    /// <summary>A learned per-layer, per-head bias on the attention scores of instruction keys.</summary>
+    public bool BiasedAttention { get; init; }
+    /// <summary>Classes of the dual-head task classifier over the pooled instruction representation; 0 = none.</summary>
+    public int TaskClasses { get; init; }
+    /// <summary>The projection head of the instruction-representation loss.</summary>
+    public bool RepresentationHead { get; init; }
+    /// <summary>Width r of each of the three chain-of-thought pathways over the final hidden states; 0 = off.</summary>
+    public int CotWidth { get; init; }
+    /// <summary>Seed of the pathways' random input projections (training.seed).</summary>
+    public ulong Seed { get; init; }
 
-    public bool Any => SegmentEmbeddings || GateLayers.Count > 0 || TwoStreamLayers > 0;
+    public bool Any => SegmentEmbeddings || GateLayers.Count > 0 || TwoStreamLayers > 0 || TaskClasses > 0 || RepresentationHead || BiasedAttention || CotWidth > 0;
 }
 
 /// <summary>One instruction gate (module "instruction_aware.gates.L").</summary>
@@ -82,6 +98,17 @@ public sealed class InstructionAwareModule : Module
     public IReadOnlyDictionary<int, InstructionGate> Gates { get; }
     /// <summary>Two-stream fusion (module "instruction_aware.fusion"), or null.</summary>
     public TwoStreamFusion? Fusion { get; }
+    /// <summary>β of decoder layer l (heads), zero at init; null without biased attention.</summary>
+    public IReadOnlyList<Parameter>? AttentionBias { get; }
+    /// <summary>The dual head (task classifier), or null.</summary>
+    public LinearHead? TaskHead { get; }
+    /// <summary>The instruction-representation projection, or null; its target encoder's table: <see cref="RepresentationTable"/>.</summary>
+    public LinearHead? RepresentationHead { get; }
+    /// <summary>Chain-of-thought pathways after the last decoder layer, or null.</summary>
+    public CotPathways? Cot { get; }
+    /// <summary>The frozen token-embedding table (V, D) the representation loss encodes instructions with: a float32
+    /// copy taken by <see cref="LlamaModel.AttachInstructionAware"/> (training starts there), so it stays fixed.</summary>
+    public float[]? RepresentationTable { get; internal set; }
 
     public InstructionAwareModule(LlamaConfig c, InstructionAwareOptions o)
     {
@@ -102,7 +129,20 @@ public sealed class InstructionAwareModule : Module
         if (o.TwoStreamLayers < 0 || o.TwoStreamLayers > c.NumHiddenLayers)
             throw new ArgumentException($"two_stream_layers {o.TwoStreamLayers} is outside [0, {c.NumHiddenLayers}] (the model's layers)");
         if (o.TwoStreamLayers > 0) Fusion = RegisterModule(TwoStreamFusion.Name, new TwoStreamFusion(c.HiddenSize, o.TwoStreamLayers));
+        if (o.BiasedAttention)
+        {
+            var holder = RegisterModule("attention_bias", new BiasList());
+            AttentionBias = [.. Enumerable.Range(0, c.NumHiddenLayers).Select(l => holder.Add(l, c.NumAttentionHeads))];
+        }
+        if (o.TaskClasses > 0) TaskHead = RegisterModule(InstructionHeads.TaskHeadName, new LinearHead(o.TaskClasses, c.HiddenSize));
+        if (o.CotWidth < 0) throw new ArgumentException($"cot_width {o.CotWidth} must be ≥ 0");
+        if (o.CotWidth > 0) Cot = RegisterModule(CotPathways.Name, new CotPathways(c.HiddenSize, o.CotWidth, o.Seed));
+        if (o.RepresentationHead) RepresentationHead = RegisterModule(InstructionHeads.RepresentationHeadName, new LinearHead(c.HiddenSize, c.HiddenSize));
     }
+
+    /// <summary>Layer l's key bias for LlamaLayerContext: β (heads) and the instruction keys (B·T), or null.</summary>
+    public (Tensor HeadBias, byte[] KeyFlags)? KeyBias(int l, InstructionSpans spans) =>
+        AttentionBias == null ? null : (AttentionBias[l], spans.Select);
 
     /// <summary>x (N, D) token embeddings → x + E_seg[segment].</summary>
     public Tensor AddSegments(Tensor x, InstructionSpans spans) =>
@@ -113,5 +153,6 @@ public sealed class InstructionAwareModule : Module
         Gates.TryGetValue(l, out var g) ? g.Forward(x, spans.CausalMean(x)) : x;
 
     private sealed class SegmentTable : Module { public Parameter Weight { get; } public SegmentTable(int n, int d) => Weight = RegisterParameter("weight", new Parameter(n, d)); }
+    private sealed class BiasList : Module { public Parameter Add(int l, int heads) => RegisterParameter(l.ToString(System.Globalization.CultureInfo.InvariantCulture), new Parameter(heads)); }
     private sealed class GateList : Module { public InstructionGate Add(int l, InstructionGate g) => RegisterModule(l.ToString(System.Globalization.CultureInfo.InvariantCulture), g); }
 }

@@ -19,6 +19,8 @@ public sealed record LlamaLayerContext(int B, int T, Tensor Cos, Tensor Sin, Att
     public InstructionAware.InstructionSpans? Instruction { get; init; }
     /// <summary>IAPT: this layer's per-example prompts, attended beside the sequence with their own softmax, or null.</summary>
     public InstructionPrompts? Prompts { get; init; }
+    /// <summary>Instruction-biased attention of this layer: β (heads) added to the scores of flagged keys (B·T), or null.</summary>
+    public (Tensor HeadBias, byte[] KeyFlags)? KeyBias { get; init; }
 }
 
 public sealed class LlamaAttention : Module
@@ -58,7 +60,9 @@ public sealed class LlamaAttention : Module
             Tk += pk.Size(0);
         }
         var dims = new AttentionDims(ctx.B, ctx.T, Tk, Heads, KvHeads, HeadDim);
-        var a = Ops.Attention(q, k, v, dims, 1f / MathF.Sqrt(HeadDim), ctx.Mask); // (B·T, H·hd)
+        var a = ctx.KeyBias is { } kb                               // (B·T, H·hd)
+            ? Ops.KeyBiasedAttention(q, k, v, dims, 1f / MathF.Sqrt(HeadDim), ctx.Mask, kb.HeadBias, kb.KeyFlags)
+            : Ops.Attention(q, k, v, dims, 1f / MathF.Sqrt(HeadDim), ctx.Mask);
         if (ctx.Prompts is { } ip)                                  // IAPT: + gate ⊙ attention over the example's own prompts
             a = Ops.Add(a, Ops.MulColumns(Ops.PrefixAttention(q, ip.K, ip.V, ip.DocOf, ip.P, Heads, KvHeads, HeadDim, 1f / MathF.Sqrt(HeadDim)), ip.Gate));
         return OProj.Forward(a);                                    // (B·T, hidden)

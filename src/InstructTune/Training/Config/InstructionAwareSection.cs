@@ -14,4 +14,12 @@ public sealed class InstructionAwareSection
     public double GateBiasInit { get; set; } = -4;
     [ConfigKey("Two-stream fusion: the base model's first K decoder layers run over the instruction tokens alone (the instruction stream); its causal mean c is fused into the input embeddings x + W_x x + W_c c + b (zero at start); 0 = off.", Min = 0)]
     public int TwoStreamLayers { get; set; }
+    [ConfigKey("Dual head: weight λ of a task classifier over the pooled instruction representation (final hidden states over the instruction tokens), trained on the data's task labels: L = L_objective + λ·L_task; 0 = off. Logged as task_head_loss.", Min = 0)]
+    public double TaskHeadWeight { get; set; }
+    [ConfigKey("Instruction-representation loss α: L = (1−α)·L_output + α·MSE(W_r·pooled instruction representation, mean of the frozen token embeddings of the instruction); 0 = off. Logged as representation_loss.", Min = 0, Max = 1, MaxExclusive = true)]
+    public double RepresentationAlpha { get; set; }
+    [ConfigKey("Instruction-biased attention: a learned bias β (per layer and head, zero at start) added to the attention scores of keys in the instruction segment: s_ij = q_i·k_j/√hd + β_h·[segment_j = instruction].")]
+    public bool BiasedAttention { get; set; }
+    [ConfigKey("Chain-of-thought pathways: width r of three parallel linear+activation paths (SiLU, GELU, tanh) over the final hidden states, concatenated and projected back, residual with a zero-initialised output projection; 0 = off.", Min = 0)]
+    public int CotWidth { get; set; }
 }

@@ -122,7 +122,7 @@ public sealed class Trainer
         if (StepObjective != null) return Finish(StepObjective.ForwardBackward(Model, micro, Options.CheckpointLayers), clock);
         var counts = SumOverRanks(InstructionObjective.Count(micro, Options.Objective, Options.TaskCount));
 
-        double loss = 0, instrSum = 0, lmSum = 0;
+        double loss = 0, instrSum = 0, lmSum = 0, taskSum = 0, reprSum = 0;
         int tokens = 0;
         var rngBase = Rngs.Values.Select(r => r.State).ToArray();
         for (int i = 0; i < micro.Count; i++)
@@ -134,20 +134,21 @@ public sealed class Trainer
             loss += r.Loss.Item();
             instrSum += r.InstructionSum;
             lmSum += r.LmSum;
+            taskSum += r.TaskSum; reprSum += r.RepresentationSum;
             tokens += micro[i].RealTokens;
         }
         SeedRngs(rngBase, GA * Comm.Size);
         if (_reducer != null)
         {
-            Span<double> sums = [loss, instrSum, lmSum, tokens];
+            Span<double> sums = [loss, instrSum, lmSum, tokens, taskSum, reprSum];
             _reducer.Reduce(sums);   // gradients and these sums, over all ranks
-            (loss, instrSum, lmSum, tokens) = (sums[0], sums[1], sums[2], (int)sums[3]);
+            (loss, instrSum, lmSum, tokens, taskSum, reprSum) = (sums[0], sums[1], sums[2], (int)sums[3], sums[4], sums[5]);
         }
         var (gradNorm, lr, verdict) = RegularizeClipAndStep(ref loss);
-        return new StepResult(Step, loss,
-            counts.InstructionTokens == 0 ? 0 : instrSum / counts.InstructionTokens,
+        double instructionLoss = counts.InstructionTokens == 0 ? 0 : instrSum / counts.InstructionTokens;
+        return new StepResult(Step, loss, instructionLoss,
             counts.LmTokens == 0 ? 0 : lmSum / counts.LmTokens,
-            gradNorm, lr, tokens, verdict, Guard.LastReason, clock.Elapsed.TotalSeconds);
+            gradNorm, lr, tokens, verdict, Guard.LastReason, clock.Elapsed.TotalSeconds, HeadMetrics(counts, instructionLoss, taskSum, reprSum));
     }
 
     private StepResult Finish(StepOutcome o, Stopwatch clock)
@@ -194,14 +195,25 @@ public sealed class Trainer
         }
     }
 
+    /// <summary>The instruction-aware heads' losses (model.instruction_aware.task_head_weight / representation_alpha)
+    /// beside the instruction loss, as step means; null when neither is on.</summary>
+    private Dictionary<string, double>? HeadMetrics(StepCounts c, double instructionLoss, double taskSum, double reprSum)
+    {
+        if (c.TaskDocuments == 0 && c.RepresentationDocuments == 0) return null;
+        var m = new Dictionary<string, double> { ["instruction_loss"] = instructionLoss };
+        if (c.TaskDocuments > 0) m["task_head_loss"] = taskSum / c.TaskDocuments;
+        if (c.RepresentationDocuments > 0) m["representation_loss"] = reprSum / ((double)c.RepresentationDocuments * Model.Config.HiddenSize);
+        return m;
+    }
+
     /// <summary>The step's token counts over every rank's micro-batches (the losses' common denominators).</summary>
     private StepCounts SumOverRanks(StepCounts c)
     {
         if (Comm.Size == 1) return c;
-        var v = new double[3 + c.TokensPerTask.Length];
-        (v[0], v[1], v[2]) = (c.InstructionTokens, c.InstructionWeight, c.LmTokens);
-        for (int k = 0; k < c.TokensPerTask.Length; k++) v[3 + k] = c.TokensPerTask[k];
+        var v = new double[5 + c.TokensPerTask.Length];
+        (v[0], v[1], v[2], v[3], v[4]) = (c.InstructionTokens, c.InstructionWeight, c.LmTokens, c.TaskDocuments, c.RepresentationDocuments);
+        for (int k = 0; k < c.TokensPerTask.Length; k++) v[5 + k] = c.TokensPerTask[k];
         Comm.AllreduceSum(v);
-        return new StepCounts((int)v[0], v[1], (int)v[2], v[3..].Select(x => (int)x).ToArray());
+        return new StepCounts((int)v[0], v[1], (int)v[2], v[5..].Select(x => (int)x).ToArray()) { TaskDocuments = (int)v[3], RepresentationDocuments = (int)v[4] };
     }
 }

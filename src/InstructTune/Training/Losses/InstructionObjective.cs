@@ -3,6 +3,7 @@ using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Kernels;
 using InstructTune.Engine.Tensors;
 using InstructTune.Models;
+using InstructTune.Models.InstructionAware;
 using Tensor = InstructTune.Engine.Tensors.Tensor;
 
 namespace InstructTune.Training.Losses;
@@ -15,13 +16,26 @@ public sealed record ObjectiveOptions(
     float[]? TaskWeights = null,         // fixed or inverse-frequency weights by task id
     Parameter? UncertaintyLogVars = null, // learned task weighting
     float NeftuneAlpha = 0f,             // NEFTune noise on embeddings while training (0 = off)
-    Rng? NoiseRng = null);
+    Rng? NoiseRng = null,
+    double TaskHeadWeight = 0,           // λ_task: the dual head's task-classification loss (model.instruction_aware.task_head_weight)
+    double RepresentationAlpha = 0);     // α: the instruction-representation loss (model.instruction_aware.representation_alpha)
 
 /// <summary>Token counts of a whole optimizer step: every micro-batch's loss is divided by these, not by its own.</summary>
-public sealed record StepCounts(int InstructionTokens, double InstructionWeight, int LmTokens, int[] TokensPerTask);
+public sealed record StepCounts(int InstructionTokens, double InstructionWeight, int LmTokens, int[] TokensPerTask)
+{
+    /// <summary>Documents with a task label (the dual head's denominator) and with instruction tokens (the
+    /// representation loss's), over the step; 0 when those losses are off.</summary>
+    public int TaskDocuments { get; init; }
+    public int RepresentationDocuments { get; init; }
+}
 
 /// <summary>One micro-batch's contribution: the tensor to backpropagate and the parts' unnormalised sums for logging.</summary>
-public sealed record ObjectiveResult(Tensor Loss, double InstructionSum, double LmSum);
+public sealed record ObjectiveResult(Tensor Loss, double InstructionSum, double LmSum)
+{
+    /// <summary>Σ of the dual head's CE and of the representation loss's squared errors (logging), 0 when off.</summary>
+    public double TaskSum { get; init; }
+    public double RepresentationSum { get; init; }
+}
 
 /// <summary>
 /// The training objective L_total = w_nt·L_next-token + λ·L_instruction. L_instruction is cross-entropy over
@@ -61,7 +75,7 @@ public static class InstructionObjective
 
     public static StepCounts Count(IReadOnlyList<Batch> microBatches, ObjectiveOptions o, int taskCount)
     {
-        int instr = 0, lm = 0;
+        int instr = 0, lm = 0, taskDocs = 0, reprDocs = 0;
         double weight = 0;
         var perTask = new int[Math.Max(taskCount, 1)];
         foreach (var b in microBatches)
@@ -78,8 +92,14 @@ public static class InstructionObjective
             }
             if (o.NextTokenWeight > 0)
                 foreach (var t in NextTokenTargets(b)) if (t != CrossEntropyKernel.IgnoreIndex) lm++;
+            if ((o.TaskHeadWeight > 0 || o.RepresentationAlpha > 0) && InstructionSpans.From(ToModelBatch(b)) is { } spans)
+            {
+                var (task, has) = InstructionHeads.Documents(spans, b.TaskIds);
+                taskDocs += task.Count(k => k >= 0 && k < perTask.Length);
+                reprDocs += has.Count(h => h);
+            }
         }
-        return new StepCounts(instr, weight, lm, perTask);
+        return new StepCounts(instr, weight, lm, perTask) { TaskDocuments = taskDocs, RepresentationDocuments = reprDocs };
     }
 
     public static LlamaBatch ToModelBatch(Batch b) => new(new IntTensor(b.Ids, b.B, b.T))
@@ -95,12 +115,16 @@ public static class InstructionObjective
     public static ObjectiveResult Forward(LlamaModel model, Batch b, StepCounts counts, ObjectiveOptions o,
         bool firstMicroBatch, bool checkpointLayers = false)
     {
-        var output = model.Forward(ToModelBatch(b), new LlamaForwardOptions
+        var heads = model.InstructionAware is { } ia && (o.TaskHeadWeight > 0 && ia.TaskHead != null || o.RepresentationAlpha > 0 && ia.RepresentationHead != null)
+            ? ia : null;
+        var modelBatch = ToModelBatch(b);
+        var output = model.Forward(modelBatch, new LlamaForwardOptions
         {
             ReturnLogits = true, CheckpointLayers = checkpointLayers, NeftuneAlpha = o.NeftuneAlpha, NoiseRng = o.NoiseRng,
+            HiddenOnly = heads != null,   // the heads read the final hidden states; the logits are the LM head's of them
         });
         int V = model.Config.VocabSize, N = b.B * b.T;
-        var logits = Ops.Reshape(output.Logits!, N, V);                     // (B·T, V)
+        var logits = heads != null ? model.LmHead.Forward(output.Hidden!) : Ops.Reshape(output.Logits!, N, V);   // (B·T, V)
         Tensor? total = null;
         double instrSum = 0, lmSum = 0;
 
@@ -129,7 +153,32 @@ public static class InstructionObjective
             var term = Ops.Scale(Ops.Sum(lmLosses), (float)(o.NextTokenWeight / counts.LmTokens));
             total = total == null ? term : Ops.Add(total, term);
         }
-        return new ObjectiveResult(total ?? Ops.Scale(Ops.Sum(logits), 0f), instrSum, lmSum);
+        total ??= Ops.Scale(Ops.Sum(logits), 0f);
+        if (heads == null) return new ObjectiveResult(total, instrSum, lmSum);
+        return InstructionLosses(heads, output.Hidden!, modelBatch, b, counts, o, total, instrSum, lmSum);
+    }
+
+    /// <summary>L = (1 − α)·(L_objective + λ·L_task) + α·L_repr (Models/InstructionAware/InstructionHeads.cs), each
+    /// part normalised by the step's document counts.</summary>
+    private static ObjectiveResult InstructionLosses(Models.InstructionAware.InstructionAwareModule ia, Tensor hidden, LlamaBatch modelBatch,
+        Batch b, StepCounts counts, ObjectiveOptions o, Tensor total, double instrSum, double lmSum)
+    {
+        var spans = InstructionSpans.From(modelBatch)!;
+        double taskSum = 0, reprSum = 0;
+        if (o.TaskHeadWeight > 0 && ia.TaskHead != null && counts.TaskDocuments > 0)
+        {
+            var (sum, _) = InstructionHeads.TaskLossSum(ia.TaskHead, hidden, spans, b.TaskIds);
+            taskSum = sum.Item();
+            total = Ops.Add(total, Ops.Scale(sum, (float)(o.TaskHeadWeight / counts.TaskDocuments)));
+        }
+        if (o.RepresentationAlpha > 0 && ia.RepresentationHead != null && counts.RepresentationDocuments > 0)
+        {
+            var (sum, _) = InstructionHeads.RepresentationLossSum(ia.RepresentationHead, hidden, spans, b.Ids, ia.RepresentationTable!);
+            reprSum = sum.Item();
+            double a = o.RepresentationAlpha;
+            total = Ops.Add(Ops.Scale(total, (float)(1 - a)), Ops.Scale(sum, (float)(a / ((double)counts.RepresentationDocuments * hidden.Shape[^1]))));
+        }
+        return new ObjectiveResult(total, instrSum, lmSum) { TaskSum = taskSum, RepresentationSum = reprSum };
     }
 
     private static double Sum(ReadOnlySpan<float> x) { double s = 0; foreach (var v in x) s += v; return s; }

@@ -17,11 +17,11 @@ namespace InstructTune.Tests.Models.InstructionAware;
 /// </summary>
 public class InstructionAwareTests
 {
-    private static JsonElement Load(string v) => JsonDocument.Parse(File.ReadAllText(TestPaths.Fixtures("instruction_aware", v + ".json"))).RootElement;
-    private static int[] Ints(JsonElement t) => t.GetProperty("data").EnumerateArray().Select(x => x.GetInt32()).ToArray();
-    private static float[] Floats(JsonElement t) => t.GetProperty("data").EnumerateArray().Select(x => (float)x.GetDouble()).ToArray();
+    internal static JsonElement Load(string v) => JsonDocument.Parse(File.ReadAllText(TestPaths.Fixtures("instruction_aware", v + ".json"))).RootElement;
+    internal static int[] Ints(JsonElement t) => t.GetProperty("data").EnumerateArray().Select(x => x.GetInt32()).ToArray();
+    internal static float[] Floats(JsonElement t) => t.GetProperty("data").EnumerateArray().Select(x => (float)x.GetDouble()).ToArray();
 
-    private static LlamaConfig Golden(JsonElement c) => new()
+    internal static LlamaConfig Golden(JsonElement c) => new()
     {
         VocabSize = c.GetProperty("vocab").GetInt32(), HiddenSize = c.GetProperty("dim").GetInt32(),
         NumHiddenLayers = c.GetProperty("layers").GetInt32(), NumAttentionHeads = c.GetProperty("heads").GetInt32(),
@@ -32,19 +32,24 @@ public class InstructionAwareTests
 
     private static InstructionAwareOptions Options(string v, JsonElement root) => new()
     {
-        SegmentEmbeddings = v is "segments" or "both" or "all", GateLayers = v is "gates" or "both" or "all" ? [0, 1] : [],
+        SegmentEmbeddings = v is "segments" or "both" or "all", GateLayers = v is "gates" or "both" or "all" or "cot" ? [0, 1] : [],
         TwoStreamLayers = root.TryGetProperty("two_stream_layers", out var k) ? k.GetInt32() : 0,
+        CotWidth = root.TryGetProperty("cot_width", out var r) ? r.GetInt32() : 0,
     };
 
-    public static TheoryData<string> Variants() => new() { "segments", "gates", "both", "two_stream", "all" };
+    public static TheoryData<string> Variants() => new() { "segments", "gates", "both", "two_stream", "all", "cot" };
 
     [Theory, MemberData(nameof(Variants))]
-    public void LogitsLossAndGradientsMatchPyTorch(string variant)
+    public void LogitsLossAndGradientsMatchPyTorch(string variant) => MatchesGolden(variant, root => Options(variant, root));
+
+    /// <summary>The fixture's batch through a model with the given variants at the fixture's parameter values: loss,
+    /// every valid logit, and the gradient of every parameter the fixture lists, against PyTorch.</summary>
+    internal static void MatchesGolden(string variant, Func<JsonElement, InstructionAwareOptions> options)
     {
         var root = Load(variant);
         var model = new LlamaModel(Golden(root.GetProperty("config")));
         HashInit.Initialize(model);
-        model.AttachInstructionAware(Options(variant, root));
+        model.AttachInstructionAware(options(root));
         foreach (var p in root.GetProperty("params").EnumerateArray()) model.GetParameter(p.GetProperty("name").GetString()!).Load(Floats(p));
 
         var docs = Ints(root.GetProperty("documents"));
@@ -67,6 +72,12 @@ public class InstructionAwareTests
         for (int i = 0; i < expected.Length; i++)
             if (docs[i / V] >= 0)   // a padding row's own logits follow each side's mask convention
                 Assert.True(Math.Abs(logits[i] - expected[i]) <= 1e-5, $"logit {i}: torch {expected[i]}, ours {logits[i]}");
+        GradientsMatch(model, root);
+    }
+
+    /// <summary>Every gradient the fixture lists, |Δ| ≤ 1e-5·max(1, max|g|).</summary>
+    internal static void GradientsMatch(LlamaModel model, JsonElement root)
+    {
         foreach (var g in root.GetProperty("grads").EnumerateArray())
         {
             string name = g.GetProperty("name").GetString()!;
@@ -78,7 +89,7 @@ public class InstructionAwareTests
         }
     }
 
-    private static LlamaConfig Tiny() => new()
+    internal static LlamaConfig Tiny() => new()
     {
         VocabSize = 40, HiddenSize = 16, IntermediateSize = 24, NumHiddenLayers = 2, NumAttentionHeads = 4,
         NumKeyValueHeads = 2, RmsNormEps = 1e-5, MaxPositionEmbeddings = 64,
@@ -89,7 +100,7 @@ public class InstructionAwareTests
         var m = new LlamaModel(Tiny());
         m.InitializeWeights(3, 0.3f);
         if (!withVariants) return m;
-        var ia = m.AttachInstructionAware(new InstructionAwareOptions { SegmentEmbeddings = true, GateLayers = [0, 1], TwoStreamLayers = 1 });
+        var ia = m.AttachInstructionAware(new InstructionAwareOptions { SegmentEmbeddings = true, GateLayers = [0, 1], TwoStreamLayers = 1, CotWidth = 4 });
         if (perturb)
         {
             var rng = new Rng(9);
@@ -98,14 +109,14 @@ public class InstructionAwareTests
         return m;
     }
 
-    private static (int[] Ids, int[] Segs) Sequence()
+    internal static (int[] Ids, int[] Segs) Sequence()
     {
         int[] segs = [0, 1, 1, 1, 2, 2, 0, 3, 3, 1, 3, 3];   // an instruction token after the prompt too (a later turn)
         var rng = new Rng(4);
         return (segs.Select(_ => rng.NextInt(40)).ToArray(), segs);
     }
 
-    private static float[] TrainingLogits(LlamaModel m, int[] ids, int[] segs) =>
+    internal static float[] TrainingLogits(LlamaModel m, int[] ids, int[] segs) =>
         m.Forward(new LlamaBatch(new IntTensor(ids, 1, ids.Length)) { Segments = new IntTensor(segs, 1, segs.Length) }).Logits!.ToArray();
 
     [Fact]
@@ -140,7 +151,7 @@ public class InstructionAwareTests
     }
 
     // Prefill of 7 tokens in two chunks (the instruction split across them), then one token at a time: every step's logits.
-    private static float[] Decode(InferenceModel m, int[] ids, byte[] segs)
+    internal static float[] Decode(InferenceModel m, int[] ids, byte[] segs)
     {
         var cache = m.CreateCache(ids.Length);
         var all = new List<float>(m.Forward([new SequenceChunk(cache, ids[..3], AllLogits: true, Segments: segs[..3])]));
@@ -168,9 +179,12 @@ public class InstructionAwareTests
     }
 
     [Fact]
-    public void CachedGenerationEqualsUncachedGeneration()
+    public void CachedGenerationEqualsUncachedGeneration() => CachedEqualsUncached(Model(true, perturb: true));
+
+    /// <summary>Greedy generation of 10 tokens from a saved and reloaded m, with and without prompt segments: the KV
+    /// cache changes nothing.</summary>
+    internal static void CachedEqualsUncached(LlamaModel m)
     {
-        var m = Model(true, perturb: true);
         using var dir = new TempDir();
         LlamaCheckpoint.Save(m, dir.Path);
         using var loaded = LoadedModel.Load(dir.Path, requireTokenizer: false);

@@ -1,13 +1,13 @@
 // Causal grouped-query attention of new tokens over a sequence's KV cache, one query row at a time
-// (no T×T score matrix). Query head h reads kv head h / (nH / nKv). With a sliding window W, the query at
-// cache index i sees keys j with i − W < j ≤ i (Mistral's convention).
+// (no T×T score matrix): the inference path's attention (InferenceModel's decoder layer calls Step; training uses
+// AttentionKernel). Query head h reads kv head h / (nH / nKv). With a sliding window W, the query at
+// cache index i sees keys j with i − W < j ≤ i (Mistral's convention). A cache layer holds K and V as
+// [nKv, Capacity, hd] (kv head major), so one head's rows are contiguous.
 using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using InstructTune.Engine.Kernels;
-
-namespace InstructTune.Models.Inference;
+namespace InstructTune.Engine.Kernels;
 
 public static class CachedAttention
 {
@@ -15,8 +15,10 @@ public static class CachedAttention
     /// out[hd] = softmax_j(q·K[j] / √hd) · V[j] over j in [lo, i], where K, V are the kv head's rows
     /// [Capacity, hd] and i is the query's cache index. scores must hold at least i + 1 floats.
     /// </summary>
+    /// With <paramref name="keyBias"/> ≠ 0 (instruction-biased attention), keys j with keyFlags[j] ≠ 0 score
+    /// q·K[j] / √hd + keyBias; a zero bias takes the unbiased path (adding 0 is exact).
     public static void Row(ReadOnlySpan<float> q, ReadOnlySpan<float> K, ReadOnlySpan<float> V, int hd,
-        int i, int window, Span<float> scores, Span<float> output)
+        int i, int window, Span<float> scores, Span<float> output, ReadOnlySpan<byte> keyFlags = default, float keyBias = 0f)
     {
         int lo = window > 0 ? Math.Max(0, i - window + 1) : 0;
         int n = i - lo + 1;
@@ -25,10 +27,20 @@ public static class CachedAttention
         bool fast = Avx2.IsSupported && Fma.IsSupported && hd % 8 == 0;
         if (fast) Scores(q, K.Slice(lo * hd, n * hd), hd, s);
         else for (int j = 0; j < n; j++) s[j] = TensorPrimitives.Dot(q, K.Slice((lo + j) * hd, hd));
-        // softmax(s·scale): exp((s − max)·scale), normalised after the weighted sum.
-        float max = TensorPrimitives.Max(s);
-        TensorPrimitives.Multiply(s, scale, s);
-        TensorPrimitives.Subtract(s, max * scale, s);
+        if (keyBias != 0f)
+        {
+            // softmax(s·scale + β·f): the biased scores, then exp(s − max).
+            TensorPrimitives.Multiply(s, scale, s);
+            for (int j = 0; j < n; j++) if (keyFlags[lo + j] != 0) s[j] += keyBias;
+            TensorPrimitives.Subtract(s, TensorPrimitives.Max(s), s);
+        }
+        else
+        {
+            // softmax(s·scale): exp((s − max)·scale), normalised after the weighted sum.
+            float max = TensorPrimitives.Max(s);
+            TensorPrimitives.Multiply(s, scale, s);
+            TensorPrimitives.Subtract(s, max * scale, s);
+        }
         VectorMath.Exp(s, s);
         float inv = 1f / TensorPrimitives.Sum(s);
         if (fast) WeightedSum(s, V.Slice(lo * hd, n * hd), hd, output);
@@ -108,7 +120,7 @@ public static class CachedAttention
 
     /// <summary>The definition in double precision: scores, softmax and weighted sum over the same key range.</summary>
     public static void RowNaive(ReadOnlySpan<float> q, ReadOnlySpan<float> K, ReadOnlySpan<float> V, int hd,
-        int i, int window, Span<float> output)
+        int i, int window, Span<float> output, ReadOnlySpan<byte> keyFlags = default, float keyBias = 0f)
     {
         var p = new double[i + 1];
         double max = double.NegativeInfinity;
@@ -117,7 +129,7 @@ public static class CachedAttention
             if (window > 0 && j <= i - window) { p[j] = double.NegativeInfinity; continue; }
             double d = 0;
             for (int k = 0; k < hd; k++) d += (double)q[k] * K[j * hd + k];
-            p[j] = d / Math.Sqrt(hd);
+            p[j] = d / Math.Sqrt(hd) + (keyBias != 0f && keyFlags[j] != 0 ? keyBias : 0.0);
             max = Math.Max(max, p[j]);
         }
         double sum = 0;
@@ -130,21 +142,34 @@ public static class CachedAttention
         }
     }
 
+    /// <summary>One sequence's cache at one layer: K and V [nKv, Capacity, hd]; InstructionKeys (Capacity) flags
+    /// the rows holding instruction tokens, read only when Step is given a head bias.</summary>
+    public readonly record struct KvLayer(float[] K, float[] V, int Capacity, byte[]? InstructionKeys = null);
+
     /// <summary>Runs <see cref="Row"/> for every (query, head) pair of a step, split across cores when worth it.
-    /// Q rows are [N, nH·hd]; output rows likewise. For query n: its cache, cache index and window.</summary>
-    public static void Step(float[] Q, float[] Out, int N, int nH, int nKv, int hd, int layer,
-        KvCache[] caches, int[] index, int window)
+    /// Q rows are [N, nH·hd]; output rows likewise. For query n: its cache layer kv[n], cache index index[n]
+    /// (keys 0..index[n] must be written), and the window.
+    /// <paramref name="headBias"/> (nH): instruction-biased attention's β of this layer over kv[n].InstructionKeys.</summary>
+    public static void Step(float[] Q, float[] Out, int N, int nH, int nKv, int hd, KvLayer[] kv, int[] index, int window,
+        float[]? headBias = null)
     {
+        if (nKv <= 0 || nH % nKv != 0) throw new ArgumentException($"CachedAttention.Step: {nH} query heads are not a multiple of {nKv} kv heads");
+        KernelChecks.Len("CachedAttention.Step", "Q", Q.Length, (long)N * nH * hd);
+        KernelChecks.Len("CachedAttention.Step", "Out", Out.Length, (long)N * nH * hd);
+        KernelChecks.Len("CachedAttention.Step", "kv", kv.Length, N);
+        KernelChecks.Len("CachedAttention.Step", "index", index.Length, N);
+        if (headBias != null) KernelChecks.Len("CachedAttention.Step", "headBias", headBias.Length, nH);
         int group = nH / nKv;
         int work = N * nH;
         void Run(int w)
         {
             int n = w / nH, h = w % nH, kvh = h / group;
-            var cache = caches[n];
+            var cache = kv[n];
             int cap = cache.Capacity;
             var scores = ArrayPool<float>.Shared.Rent(index[n] + 1);
-            Row(Q.AsSpan((n * nH + h) * hd, hd), cache.K[layer].AsSpan(kvh * cap * hd, cap * hd),
-                cache.V[layer].AsSpan(kvh * cap * hd, cap * hd), hd, index[n], window, scores, Out.AsSpan((n * nH + h) * hd, hd));
+            Row(Q.AsSpan((n * nH + h) * hd, hd), cache.K.AsSpan(kvh * cap * hd, cap * hd),
+                cache.V.AsSpan(kvh * cap * hd, cap * hd), hd, index[n], window, scores, Out.AsSpan((n * nH + h) * hd, hd),
+                headBias == null ? default : cache.InstructionKeys, headBias?[h] ?? 0f);
             ArrayPool<float>.Shared.Return(scores);
         }
         long cost = 0;
