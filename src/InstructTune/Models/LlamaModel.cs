@@ -228,6 +228,7 @@ public sealed class LlamaModel : Module
             x = options.CheckpointLayers ? Checkpoint.Run(h => layer.Forward(h, lctx), x) : layer.Forward(x, lctx);
             if (ia != null) x = ia.AfterLayer(l, x, spans!);            // (B·T, hidden): instruction gate, if any
         }
+        if (ia?.Cot is { } cot) x = cot.Forward(x);                 // (B·T, hidden): chain-of-thought pathways
         if (soft != null) x = Ops.GatherRows(x, RealRows(B, T, P)); // (B·T, hidden): logits only for real tokens
         x = Backbone.Norm.Forward(x);
         if (options.HiddenOnly) return new LlamaOutput(null, null, 0) { Hidden = x };   // (B·T, hidden)

@@ -380,7 +380,7 @@ public sealed class FineTuneRecipe : IDisposable
         var s = config.Model.InstructionAware;
         return new() { SegmentEmbeddings = s.SegmentEmbeddings, GateLayers = [.. s.GateLayers], GateBiasInit = (float)s.GateBiasInit,
             TwoStreamLayers = s.TwoStreamLayers, TaskClasses = s.TaskHeadWeight > 0 ? Math.Max(tasks, 1) : 0, RepresentationHead = s.RepresentationAlpha > 0,
-            BiasedAttention = s.BiasedAttention };
+            BiasedAttention = s.BiasedAttention, CotWidth = s.CotWidth, Seed = (ulong)config.Training.Seed };
     }
 
     /// <summary>EWC's Fisher on the reference set (or the training data when none is given), at the starting weights.</summary>

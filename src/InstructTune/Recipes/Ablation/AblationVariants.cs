@@ -21,6 +21,8 @@ public static class AblationVariants
             "model.instruction_aware.segment_embeddings=true", "model.instruction_aware.gate_layers=[0]");
         Register("two_stream", "two-stream fusion: the first decoder layer run over the instruction alone, fused into the input embeddings (model.instruction_aware.two_stream_layers)",
             "model.instruction_aware.two_stream_layers=1");
+        Register("cot", "chain-of-thought pathways: three parallel paths of width 32 over the final hidden states (model.instruction_aware.cot_width)",
+            "model.instruction_aware.cot_width=32");
         Register("task_head", "the dual head: a task classifier over the pooled instruction representation, λ = 0.5 (model.instruction_aware.task_head_weight; needs tasks in the data)",
             "model.instruction_aware.task_head_weight=0.5");
         Register("representation", "the instruction-representation loss, α = 0.1 (model.instruction_aware.representation_alpha)",
