@@ -37,6 +37,7 @@ public static class AblationVariants
         Register("prefix", "prefix tuning, 20 key/value prefixes per layer (training.method prefix_tuning; unpacked rows)", "training.method=prefix_tuning", "data.pack=false");
         Register("iasft", "Fisher-sparse tuning: the top 0.5 % weight entries (training.method iasft)", "training.method=iasft");
         Register("ipeft", "instruction-gated low-rank adapters (training.method ipeft)", "training.method=ipeft");
+        Register("hint", "HINT: instructions encoded once per task per batch, hypernetwork-generated adapter gates and prompts (training.method hint; unpacked rows)", "training.method=hint", "data.pack=false");
         Register("iapt", "instruction-aware prompt tuning: 4 soft tokens per layer generated from each instruction (training.method iapt)", "training.method=iapt");
         // Issue 17's continual-learning strategies, on top of a staged config with none of its own (docs/CONTINUAL.md);
         // each run also writes its forgetting matrix (run_dir/forgetting.json).
