@@ -6,6 +6,7 @@ using System.Text.Json;
 using InstructTune.Engine.Modules;
 using InstructTune.Engine.Tensors;
 using InstructTune.Models.Inference;
+using InstructTune.Peft.Hint;
 using InstructTune.Peft.Ia3;
 using InstructTune.Peft.Iapt;
 using InstructTune.Peft.Iasft;
@@ -27,7 +28,7 @@ public sealed record PeftMethod(string Name, string PeftType, bool Mergeable, Ac
 public static class PeftRegistry
 {
     /// <summary>peft_type values InstructTune reads.</summary>
-    public static readonly IReadOnlyList<string> SupportedTypes = ["LORA", "IA3", "PROMPT_TUNING", "PREFIX_TUNING", IasftAdapterFile.PeftType, IpeftAdapterFile.PeftType, IaptAdapterFile.PeftType];
+    public static readonly IReadOnlyList<string> SupportedTypes = ["LORA", "IA3", "PROMPT_TUNING", "PREFIX_TUNING", IasftAdapterFile.PeftType, IpeftAdapterFile.PeftType, IaptAdapterFile.PeftType, HintInjector.PeftType];
 
     /// <summary>
     /// Injects the method that training.method names (none for full fine-tuning) and freezes the rest. Errors name
@@ -125,6 +126,18 @@ public static class PeftRegistry
                 catch (ArgumentException e) { throw new ConfigException($"iapt: {e.Message}"); }
                 return new PeftMethod("iapt", IaptAdapterFile.PeftType, false, (m, dir, basePath) => IaptAdapterIO.Save(Llama(m), ac, dir, basePath));
             }
+            case TuningMethod.Hint:
+            {
+                var s = config.Hint;
+                var hc = new HintConfig
+                {
+                    EncoderLayers = s.EncoderLayers, Rank = s.Rank, Alpha = s.Alpha, TargetModules = s.TargetModules,
+                    NumVirtualTokens = s.NumVirtualTokens, Bottleneck = s.Bottleneck,
+                };
+                try { HintInjector.Inject(Llama(model), hc, (ulong)t.Seed); }
+                catch (ArgumentException e) { throw new ConfigException($"hint: {e.Message}"); }
+                return new PeftMethod("hint", HintInjector.PeftType, false, (m, dir, basePath) => HintInjector.Save(Llama(m), dir, basePath));
+            }
             default:
                 throw new ConfigException($"training.method: '{t.Method}' has no PEFT injector");
         }
@@ -159,6 +172,8 @@ public static class PeftRegistry
             case IasftAdapterFile.PeftType: model.ApplySparseDeltas(IasftAdapterFile.Load(dir)); break;
             case IpeftAdapterFile.PeftType: model.ApplyIpeft(IpeftAdapterFile.Load(dir)); break;
             case IaptAdapterFile.PeftType: model.ApplyIapt(IaptAdapterFile.Load(dir)); break;
+            case HintInjector.PeftType:
+                throw new InvalidDataException("HINT adapters run in the training forward only (LlamaModel, `itune train`); the KV-cache inference path (score, generate, eval) does not apply them yet");
             default: model.ApplyVirtualTokens(PromptLearningFile.Load(dir)); break;
         }
     }
@@ -176,6 +191,7 @@ public static class PeftRegistry
             case IasftAdapterFile.PeftType: IasftAdapterIO.LoadInto(model, dir); break;
             case IpeftAdapterFile.PeftType: IpeftAdapterIO.LoadInto(Llama(model), dir); break;
             case IaptAdapterFile.PeftType: IaptAdapterIO.LoadInto(Llama(model), dir); break;
+            case HintInjector.PeftType: HintInjector.LoadInto(Llama(model), dir); break;
         }
         return type;
     }
@@ -185,6 +201,8 @@ public static class PeftRegistry
     {
         if (model is Models.LlamaModel { VirtualTokens: not null })
             throw new InvalidDataException("prompt and prefix tuning adapters add virtual tokens and cannot be merged into the weights; use --adapter with score/generate/eval instead");
+        if (model is Models.LlamaModel { Conditioner: HintHypernetwork })
+            throw new InvalidDataException("HINT adapters are generated per task from its instruction and cannot be merged into the weights");
         if (model is Models.LlamaModel { Conditioner: IaptGenerator })
             throw new InvalidDataException("IAPT adapters generate each input's prompts from its instruction and cannot be merged into the weights; use --adapter with score/generate/eval instead");
         if (model is Models.LlamaModel { Conditioner: not null })

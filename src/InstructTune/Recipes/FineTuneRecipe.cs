@@ -380,7 +380,7 @@ public sealed class FineTuneRecipe : IDisposable
         var s = config.Model.InstructionAware;
         return new() { SegmentEmbeddings = s.SegmentEmbeddings, GateLayers = [.. s.GateLayers], GateBiasInit = (float)s.GateBiasInit,
             TwoStreamLayers = s.TwoStreamLayers, TaskClasses = s.TaskHeadWeight > 0 ? Math.Max(tasks, 1) : 0, RepresentationHead = s.RepresentationAlpha > 0,
-            BiasedAttention = s.BiasedAttention };
+            BiasedAttention = s.BiasedAttention, CotWidth = s.CotWidth, Seed = (ulong)config.Training.Seed };
     }
 
     /// <summary>EWC's Fisher on the reference set (or the training data when none is given), at the starting weights.</summary>
@@ -515,6 +515,10 @@ public sealed class FineTuneRecipe : IDisposable
             "is not supported with ipeft (its gates enter every layer from outside the checkpoint)");
         Require(c.Training.Method != TuningMethod.Iapt || !c.Training.ActivationCheckpointing, "training.activation_checkpointing",
             "is not supported with iapt (its prompts enter every layer from outside the checkpoint)");
+        Require(c.Training.Method != TuningMethod.Hint || !c.Training.ActivationCheckpointing, "training.activation_checkpointing",
+            "is not supported with hint (its adapter gates and prompts enter every layer from outside the checkpoint)");
+        Require(c.Training.Method != TuningMethod.Hint || !c.Data.Pack, "data.pack",
+            "must be false for hint: each example's instruction leaves its row, and a packed row holds several examples");
         Require(c.Training.Method != TuningMethod.Iasft || c.Training.Objective == TrainingObjective.Sft, "training.method",
             "iasft estimates its Fisher from the response loss of training.objective sft; feedback objectives cannot use it yet");
         if (c.Training.Method is TuningMethod.PromptTuning or TuningMethod.PrefixTuning)

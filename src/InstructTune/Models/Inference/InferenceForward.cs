@@ -72,6 +72,7 @@ public sealed partial class InferenceModel
             DecoderLayer(l, X, N, caches, index, pos, adapters, scratch, ia?.AttentionBias?[l]);
             if (ia != null && ia.Gates.TryGetValue(l, out var gate)) Gate(gate, X, N, D, chunks, segs!, l);
         }
+        if (ia?.Cot is { } cot) ApplyCot(cot, X, N);              // chain-of-thought pathways (per token)
         foreach (var ch in chunks) ch.Cache.Length += ch.Tokens.Length;
         return (X, rows);
     }

@@ -21,6 +21,7 @@
 //       (TwoStreamFusion.cs; two_stream_layers = K: the base model's first K layers run over the instruction alone)
 //   instruction_aware.task_head.{weight (tasks, hidden), bias}, instruction_aware.representation_head.{weight (hidden,
 //       hidden), bias}: zero; the dual-head and instruction-representation losses (InstructionHeads.cs; training only)
+//   instruction_aware.cot.{path1..3.weight/bias, out_1..3.weight}: chain-of-thought pathways (CotPathways.cs)
 using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Modules;
 using InstructTune.Engine.Tensors;
@@ -44,8 +45,12 @@ public sealed record InstructionAwareOptions
     public int TaskClasses { get; init; }
     /// <summary>The projection head of the instruction-representation loss.</summary>
     public bool RepresentationHead { get; init; }
+    /// <summary>Width r of each of the three chain-of-thought pathways over the final hidden states; 0 = off.</summary>
+    public int CotWidth { get; init; }
+    /// <summary>Seed of the pathways' random input projections (training.seed).</summary>
+    public ulong Seed { get; init; }
 
-    public bool Any => SegmentEmbeddings || GateLayers.Count > 0 || TwoStreamLayers > 0 || TaskClasses > 0 || RepresentationHead || BiasedAttention;
+    public bool Any => SegmentEmbeddings || GateLayers.Count > 0 || TwoStreamLayers > 0 || TaskClasses > 0 || RepresentationHead || BiasedAttention || CotWidth > 0;
 }
 
 /// <summary>One instruction gate (module "instruction_aware.gates.L").</summary>
@@ -99,6 +104,8 @@ public sealed class InstructionAwareModule : Module
     public LinearHead? TaskHead { get; }
     /// <summary>The instruction-representation projection, or null; its target encoder's table: <see cref="RepresentationTable"/>.</summary>
     public LinearHead? RepresentationHead { get; }
+    /// <summary>Chain-of-thought pathways after the last decoder layer, or null.</summary>
+    public CotPathways? Cot { get; }
     /// <summary>The frozen token-embedding table (V, D) the representation loss encodes instructions with: a float32
     /// copy taken by <see cref="LlamaModel.AttachInstructionAware"/> (training starts there), so it stays fixed.</summary>
     public float[]? RepresentationTable { get; internal set; }
@@ -128,6 +135,8 @@ public sealed class InstructionAwareModule : Module
             AttentionBias = [.. Enumerable.Range(0, c.NumHiddenLayers).Select(l => holder.Add(l, c.NumAttentionHeads))];
         }
         if (o.TaskClasses > 0) TaskHead = RegisterModule(InstructionHeads.TaskHeadName, new LinearHead(o.TaskClasses, c.HiddenSize));
+        if (o.CotWidth < 0) throw new ArgumentException($"cot_width {o.CotWidth} must be ≥ 0");
+        if (o.CotWidth > 0) Cot = RegisterModule(CotPathways.Name, new CotPathways(c.HiddenSize, o.CotWidth, o.Seed));
         if (o.RepresentationHead) RepresentationHead = RegisterModule(InstructionHeads.RepresentationHeadName, new LinearHead(c.HiddenSize, c.HiddenSize));
     }
 

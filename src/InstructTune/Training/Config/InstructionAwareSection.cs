@@ -20,4 +20,6 @@ public sealed class InstructionAwareSection
     public double RepresentationAlpha { get; set; }
     [ConfigKey("Instruction-biased attention: a learned bias β (per layer and head, zero at start) added to the attention scores of keys in the instruction segment: s_ij = q_i·k_j/√hd + β_h·[segment_j = instruction].")]
     public bool BiasedAttention { get; set; }
+    [ConfigKey("Chain-of-thought pathways: width r of three parallel linear+activation paths (SiLU, GELU, tanh) over the final hidden states, concatenated and projected back, residual with a zero-initialised output projection; 0 = off.", Min = 0)]
+    public int CotWidth { get; set; }
 }
