@@ -44,8 +44,11 @@ public sealed record InstructionAwareOptions
     public int TaskClasses { get; init; }
     /// <summary>The projection head of the instruction-representation loss.</summary>
     public bool RepresentationHead { get; init; }
+    /// <summary>The temperature head and the range its predictions are clamped to at use (TemperatureHead.cs), or null.</summary>
+    public (float Min, float Max)? TemperatureRange { get; init; }
 
-    public bool Any => SegmentEmbeddings || GateLayers.Count > 0 || TwoStreamLayers > 0 || TaskClasses > 0 || RepresentationHead || BiasedAttention;
+    public bool Any => SegmentEmbeddings || GateLayers.Count > 0 || TwoStreamLayers > 0 || TaskClasses > 0 || RepresentationHead || BiasedAttention
+        || TemperatureRange != null;
 }
 
 /// <summary>One instruction gate (module "instruction_aware.gates.L").</summary>
@@ -99,6 +102,8 @@ public sealed class InstructionAwareModule : Module
     public LinearHead? TaskHead { get; }
     /// <summary>The instruction-representation projection, or null; its target encoder's table: <see cref="RepresentationTable"/>.</summary>
     public LinearHead? RepresentationHead { get; }
+    /// <summary>The temperature head (weight (1, D), bias (1)), or null.</summary>
+    public LinearHead? TemperatureHead { get; }
     /// <summary>The frozen token-embedding table (V, D) the representation loss encodes instructions with: a float32
     /// copy taken by <see cref="LlamaModel.AttachInstructionAware"/> (training starts there), so it stays fixed.</summary>
     public float[]? RepresentationTable { get; internal set; }
@@ -129,6 +134,11 @@ public sealed class InstructionAwareModule : Module
         }
         if (o.TaskClasses > 0) TaskHead = RegisterModule(InstructionHeads.TaskHeadName, new LinearHead(o.TaskClasses, c.HiddenSize));
         if (o.RepresentationHead) RepresentationHead = RegisterModule(InstructionHeads.RepresentationHeadName, new LinearHead(c.HiddenSize, c.HiddenSize));
+        if (o.TemperatureRange is { } range)
+        {
+            if (!(range.Min > 0 && range.Max >= range.Min)) throw new ArgumentException($"temperature range [{range.Min}, {range.Max}] must satisfy 0 < min ≤ max");
+            TemperatureHead = RegisterModule(global::InstructTune.Models.InstructionAware.TemperatureHead.Name, global::InstructTune.Models.InstructionAware.TemperatureHead.Create(c.HiddenSize, range));
+        }
     }
 
     /// <summary>Layer l's key bias for LlamaLayerContext: β (heads) and the instruction keys (B·T), or null.</summary>
