@@ -13,6 +13,7 @@ public static class BenchCatalog
         ["data"] = ("prepare 50k Alpaca-sized records (llama2, alpaca template, dedup, packing): records/s, memory", DataBench.Run),
         ["serve"] = ("itune serve requests/s and tokens/s at 1, 4, 16 concurrent clients on config S over HTTP [--requests 32 --max-tokens 64]", ServeBench.Run),
         ["tokenizers"] = ("encode MB/s: llama2 .model and T5 unigram vs sentencepiece, llama3 tokenizer.json vs HF tokenizers [--mb 10]", TokenizerBench.Run),
+        ["hint"] = ("HINT (instruction encoded once per task) vs LoRA with the instruction in context: FLOPs per example and step time on SNI tasks [--examples 8 --shots 2]", HintBench.Run),
         ["tokenize"] = ("alias of tokenizers", TokenizerBench.Run),
     };
 

@@ -19,6 +19,8 @@ instruction-aware variants, written here from their formulas (docs/ARCHITECTURE.
             weights; causal, documents apart); u_j = that stream's output at instruction token j; c_t = mean of u_j
             over instruction tokens j <= t of t's document (0 before the first); the fused input embedding
             x_t = x_t + x_t W_x^T + c_t W_c^T + b_f  (concat [x; c] -> linear, stored as its difference from [I | 0]).
+  cot (cot_width r = 8, with gates): after the last decoder layer (and its gate), before the final norm,
+            h = h + sum_k act_k(h W_k^T + b_k) W_o,k^T, act = silu, gelu (erf), tanh.
 
 The batch packs two documents into row 0 (document ids, block-diagonal causal mask) and pads row 1, so the
 instruction mean must restart per document and skip padding. New parameters are away from their identity init:
@@ -43,6 +45,7 @@ GATES = [0, 1]
 TWO_STREAM = {"two_stream": 1, "all": 2}
 TEMPERATURE_TARGETS = [0.2, None, 1.0]
 MU = 0.7
+COT = 8
 
 
 def u(name, shape):
@@ -99,7 +102,13 @@ def params(variant):
         A[p + "x_proj.weight"] = 0.5 * u(p + "x_proj.weight", (D, D)) / math.sqrt(D)
         A[p + "c_proj.weight"] = u(p + "c_proj.weight", (D, D)) / math.sqrt(D)
         A[p + "bias"] = 0.1 * u(p + "bias", (D,))
-    if variant in ("gates", "both", "all"):
+    if variant == "cot":
+        for k in (1, 2, 3):
+            p = f"instruction_aware.cot.path{k}."
+            A[p + "weight"] = u(p + "weight", (COT, D)) / math.sqrt(D)
+            A[p + "bias"] = 0.1 * u(p + "bias", (COT,))
+            A[f"instruction_aware.cot.out_{k}.weight"] = u(f"instruction_aware.cot.out_{k}.weight", (D, COT)) / math.sqrt(COT)
+    if variant in ("gates", "both", "all", "cot"):
         for l in GATES:
             p = f"instruction_aware.gates.{l}."
             A[p + "gate_h.weight"] = u(p + "gate_h.weight", (D, D)) / math.sqrt(D)
@@ -155,11 +164,17 @@ def run(variant):
 
     def after_layer(l, x):
         p = f"instruction_aware.gates.{l}."
-        if p + "scale" not in A:
-            return x
-        c = causal_instruction_mean(x, seg, doc)
-        z = x @ A[p + "gate_h.weight"].T + A[p + "gate.bias"] + c @ A[p + "gate_c.weight"].T
-        return x + torch.sigmoid(z) * (A[p + "scale"] * c)
+        if p + "scale" in A:
+            c = causal_instruction_mean(x, seg, doc)
+            z = x @ A[p + "gate_h.weight"].T + A[p + "gate.bias"] + c @ A[p + "gate_c.weight"].T
+            x = x + torch.sigmoid(z) * (A[p + "scale"] * c)
+        if l == TINY["layers"] - 1 and "instruction_aware.cot.out_1.weight" in A:
+            y = 0
+            for k, act in zip((1, 2, 3), (F.silu, F.gelu, torch.tanh)):
+                q = f"instruction_aware.cot.path{k}."
+                y = y + act(x @ A[q + "weight"].T + A[q + "bias"]) @ A[f"instruction_aware.cot.out_{k}.weight"].T
+            x = x + y
+        return x
 
     def score_bias(l):
         beta = A.get(f"instruction_aware.attention_bias.{l}")
@@ -189,7 +204,8 @@ def run(variant):
     for n in shared:
         grads[n] = P[n]
     write_json(os.path.join(OUT, f"{variant}.json"), {
-        "config": TINY, "gate_layers": GATES if variant in ("gates", "both", "all") else [],
+        "config": TINY, "gate_layers": GATES if variant in ("gates", "both", "all", "cot") else [],
+        "cot_width": COT if variant == "cot" else 0,
         "two_stream_layers": TWO_STREAM.get(variant, 0),
         "ids": t2j(ids), "segments": t2j(seg), "documents": t2j(doc), "positions": t2j(pos), "labels": t2j(labels),
         "loss": float(loss), "logits": t2j(logits), **extra,
@@ -200,7 +216,7 @@ def run(variant):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    for v in sys.argv[1:] or ("segments", "gates", "both", "two_stream", "all", "biased", "temperature"):
+    for v in sys.argv[1:] or ("segments", "gates", "both", "two_stream", "all", "biased", "cot", "temperature"):
         run(v)
         print("wrote", v)
 

@@ -58,7 +58,7 @@ public static class TrainCommands
         var launcher = new Option<string?>("--launcher") { Description = "'mpi': re-run this command data-parallel under mpirun (also: start it with `mpirun -np N itune train …` yourself)" };
         var ranks = new Option<int>("--ranks") { Description = "with --launcher mpi: number of processes (ranks)", DefaultValueFactory = _ => 2 };
         var hostfile = new Option<string?>("--hostfile") { Description = "with --launcher mpi: Open MPI hostfile for a multi-node job" };
-        var cmd = new Command("train", "Instruction fine-tuning (training.method): full, lora, qlora, ia3, prompt_tuning, prefix_tuning, iasft, ipeft, iapt (lora.use_dora for DoRA); data-parallel under mpirun (distributed.*); feedback tuning with training.objective dpo, ipo, kto, orpo or simpo (docs/PREFERENCE.md)")
+        var cmd = new Command("train", "Instruction fine-tuning (training.method): full, lora, qlora, ia3, prompt_tuning, prefix_tuning, iasft, ipeft, iapt, hint (lora.use_dora for DoRA); data-parallel under mpirun (distributed.*); feedback tuning with training.objective dpo, ipo, kto, orpo or simpo (docs/PREFERENCE.md)")
             { config, resume, overwrite, resumeForce, overrides, launcher, ranks, hostfile };
         cmd.SetAction(p => p.GetValue(launcher) is { } l
             ? MpiLauncher.Relaunch(l, p.GetValue(ranks), p.GetValue(hostfile), Environment.GetCommandLineArgs().Skip(1).ToList())

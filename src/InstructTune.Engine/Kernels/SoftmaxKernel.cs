@@ -52,4 +52,19 @@ public static class SoftmaxKernel
             for (int c = 0; c < C; c++) dx[n * C + c] += (float)(y[n * C + c] * (dy[n * C + c] - dot));
         }
     }
+
+    /// <summary>
+    /// Log-softmax of one row of logits (C) into double: dst[c] = x[c] − (max + log Σ exp(x − max)), the normaliser
+    /// summed in double (scoring reads per-token log-probabilities of long continuations; float would lose the small
+    /// ones). The inference scorer's kernel.
+    /// </summary>
+    public static void LogSoftmaxRow(ReadOnlySpan<float> x, Span<double> dst)
+    {
+        KernelChecks.Len("Softmax.LogSoftmaxRow", "dst", dst.Length, x.Length);
+        float max = TensorPrimitives.Max(x);
+        double sum = 0;
+        for (int i = 0; i < x.Length; i++) sum += Math.Exp(x[i] - max);
+        double lse = max + Math.Log(sum);
+        for (int i = 0; i < x.Length; i++) dst[i] = x[i] - lse;
+    }
 }

@@ -24,3 +24,11 @@ public interface IInstructionPrompts : IInstructionConditioner
     /// <summary>Layer l's prompts of the current forward, or null (disabled, or no forward yet).</summary>
     InstructionPrompts? Layer(int l);
 }
+
+/// <summary>A conditioner that rewrites the batch before the forward (HINT): it takes each example's instruction out
+/// of its row, encodes the batch's distinct instructions once, and returns the batch the decoder then runs and, per
+/// token of the input batch (b·T + t), its row in that batch (−1: taken out; its logits are 0), or null = unchanged.</summary>
+public interface ITaskConditioner : IInstructionPrompts
+{
+    (LlamaBatch Batch, int[]? Rows) Begin(LlamaModel model, LlamaBatch batch);
+}

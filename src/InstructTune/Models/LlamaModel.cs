@@ -162,6 +162,9 @@ public sealed class LlamaModel : Module
     public LlamaOutput Forward(LlamaBatch batch, LlamaForwardOptions? options = null)
     {
         options ??= new LlamaForwardOptions();
+        int B0 = batch.InputIds.Shape[0], T0 = batch.InputIds.Shape.Length == 2 ? batch.InputIds.Shape[1] : 0;
+        int[]? keptRows = null;
+        if (Conditioner is ITaskConditioner tasks) (batch, keptRows) = tasks.Begin(this, batch);   // HINT: instructions out, encoded once per task
         var ids = batch.InputIds;
         if (ids.Shape.Length != 2) throw new ArgumentException($"LlamaModel.Forward: input_ids must be (B, T), got {Tensor.ShapeString(ids.Shape)}");
         int B = ids.Shape[0], T = ids.Shape[1], N = B * T;
@@ -228,6 +231,7 @@ public sealed class LlamaModel : Module
             x = options.CheckpointLayers ? Checkpoint.Run(h => layer.Forward(h, lctx), x) : layer.Forward(x, lctx);
             if (ia != null) x = ia.AfterLayer(l, x, spans!);            // (B·T, hidden): instruction gate, if any
         }
+        if (ia?.Cot is { } cot) x = cot.Forward(x);                 // (B·T, hidden): chain-of-thought pathways
         if (soft != null) x = Ops.GatherRows(x, RealRows(B, T, P)); // (B·T, hidden): logits only for real tokens
         x = Backbone.Norm.Forward(x);
         if (options.HiddenOnly) return new LlamaOutput(null, null, 0) { Hidden = x };   // (B·T, hidden)
@@ -240,6 +244,12 @@ public sealed class LlamaModel : Module
             var targets = ShiftedTargets(batch.Labels.Data, B, T);  // target of position t = labels[t+1]
             var sum = Ops.CrossEntropySum(logits, targets, out count, options.LabelSmoothing);
             loss = options.Reduction == LossReduction.Sum ? sum : Ops.Scale(sum, count == 0 ? 0f : 1f / count);
+        }
+        if (keptRows != null && options.ReturnLogits)             // HINT: back to the input's rows; taken-out tokens get 0
+        {
+            var padded = Ops.PrependRows(Tensor.Zeros(1, Config.VocabSize), logits, 1);   // row 0 = zeros
+            logits = Ops.GatherRows(padded, keptRows.Select(r => r + 1).ToArray());
+            (B, T) = (B0, T0);
         }
         return new LlamaOutput(options.ReturnLogits ? Ops.Reshape(logits, B, T, Config.VocabSize) : null, loss, count);
     }

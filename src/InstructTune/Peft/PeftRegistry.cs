@@ -6,6 +6,7 @@ using System.Text.Json;
 using InstructTune.Engine.Modules;
 using InstructTune.Engine.Tensors;
 using InstructTune.Models.Inference;
+using InstructTune.Peft.Hint;
 using InstructTune.Peft.Ia3;
 using InstructTune.Peft.Iapt;
 using InstructTune.Peft.Iasft;
@@ -27,7 +28,7 @@ public sealed record PeftMethod(string Name, string PeftType, bool Mergeable, Ac
 public static class PeftRegistry
 {
     /// <summary>peft_type values InstructTune reads.</summary>
-    public static readonly IReadOnlyList<string> SupportedTypes = ["LORA", "IA3", "PROMPT_TUNING", "PREFIX_TUNING", IasftAdapterFile.PeftType, IpeftAdapterFile.PeftType, IaptAdapterFile.PeftType];
+    public static readonly IReadOnlyList<string> SupportedTypes = ["LORA", "IA3", "PROMPT_TUNING", "PREFIX_TUNING", IasftAdapterFile.PeftType, IpeftAdapterFile.PeftType, IaptAdapterFile.PeftType, HintInjector.PeftType];
 
     /// <summary>
     /// Injects the method that training.method names (none for full fine-tuning) and freezes the rest. Errors name
@@ -35,7 +36,7 @@ public static class PeftRegistry
     /// the Fisher) unless <paramref name="iasftMask"/> names a folder whose mask it reuses (a resumed run).
     /// </summary>
     public static PeftMethod? Inject(Module model, TrainConfig config, Func<string, int[]>? encode = null,
-        Action<int>? fisherBackward = null, string? iasftMask = null)
+        Action<int>? fisherBackward = null, string? iasftMask = null, int stages = 1)
     {
         var t = config.Training;
         switch (t.Method)
@@ -106,6 +107,17 @@ public static class PeftRegistry
                 catch (ArgumentException e) { throw new ConfigException($"ipeft.target_modules: {e.Message}"); }
                 return new PeftMethod("ipeft", IpeftAdapterFile.PeftType, false, (m, dir, basePath) => IpeftAdapterIO.Save(Llama(m), ic, dir, basePath));
             }
+            case TuningMethod.Progressive:
+            {
+                // One LoRA column per stage (Peft/Progressive); the columns are selected and frozen stage by stage by Training/Continual.
+                if (stages < 2) throw new ConfigException("training.method: progressive adds one adapter column per stage: it needs two or more data.stages (data.datasets[].stage)", "training.method");
+                if (config.Lora.UseDora || config.Lora.UseRslora || config.Lora.Dropout > 0)
+                    throw new ConfigException("training.method: progressive columns are plain LoRA columns: lora.use_dora, lora.use_rslora and lora.dropout must be off", "training.method");
+                var lora = new LoraConfig { Rank = config.Lora.Rank, Alpha = config.Lora.Alpha, TargetModules = config.Lora.TargetModules };
+                try { Progressive.ProgressiveInjector.Inject(model, lora, stages, (ulong)t.Seed); }
+                catch (ArgumentException e) { throw new ConfigException($"lora.target_modules: {e.Message}", "lora.target_modules"); }
+                return new PeftMethod("progressive", "LORA", false, (m, dir, basePath) => Progressive.ProgressiveAdapterIO.Save(m, lora, dir, basePath));
+            }
             case TuningMethod.Iapt:
             {
                 var s = config.Iapt;
@@ -113,6 +125,18 @@ public static class PeftRegistry
                 try { IaptInjector.Inject(Llama(model), ac, (ulong)t.Seed); }
                 catch (ArgumentException e) { throw new ConfigException($"iapt: {e.Message}"); }
                 return new PeftMethod("iapt", IaptAdapterFile.PeftType, false, (m, dir, basePath) => IaptAdapterIO.Save(Llama(m), ac, dir, basePath));
+            }
+            case TuningMethod.Hint:
+            {
+                var s = config.Hint;
+                var hc = new HintConfig
+                {
+                    EncoderLayers = s.EncoderLayers, Rank = s.Rank, Alpha = s.Alpha, TargetModules = s.TargetModules,
+                    NumVirtualTokens = s.NumVirtualTokens, Bottleneck = s.Bottleneck,
+                };
+                try { HintInjector.Inject(Llama(model), hc, (ulong)t.Seed); }
+                catch (ArgumentException e) { throw new ConfigException($"hint: {e.Message}"); }
+                return new PeftMethod("hint", HintInjector.PeftType, false, (m, dir, basePath) => HintInjector.Save(Llama(m), dir, basePath));
             }
             default:
                 throw new ConfigException($"training.method: '{t.Method}' has no PEFT injector");
@@ -148,6 +172,8 @@ public static class PeftRegistry
             case IasftAdapterFile.PeftType: model.ApplySparseDeltas(IasftAdapterFile.Load(dir)); break;
             case IpeftAdapterFile.PeftType: model.ApplyIpeft(IpeftAdapterFile.Load(dir)); break;
             case IaptAdapterFile.PeftType: model.ApplyIapt(IaptAdapterFile.Load(dir)); break;
+            case HintInjector.PeftType:
+                throw new InvalidDataException($"{dir}: HINT adapters run in the training forward only (LlamaModel, `itune train`); the KV-cache inference path (score, generate, eval) does not apply them yet");
             default: model.ApplyVirtualTokens(PromptLearningFile.Load(dir)); break;
         }
     }
@@ -165,6 +191,7 @@ public static class PeftRegistry
             case IasftAdapterFile.PeftType: IasftAdapterIO.LoadInto(model, dir); break;
             case IpeftAdapterFile.PeftType: IpeftAdapterIO.LoadInto(Llama(model), dir); break;
             case IaptAdapterFile.PeftType: IaptAdapterIO.LoadInto(Llama(model), dir); break;
+            case HintInjector.PeftType: HintInjector.LoadInto(Llama(model), dir); break;
         }
         return type;
     }
@@ -174,6 +201,8 @@ public static class PeftRegistry
     {
         if (model is Models.LlamaModel { VirtualTokens: not null })
             throw new InvalidDataException("prompt and prefix tuning adapters add virtual tokens and cannot be merged into the weights; use --adapter with score/generate/eval instead");
+        if (model is Models.LlamaModel { Conditioner: HintHypernetwork })
+            throw new InvalidDataException("HINT adapters are generated per task from its instruction and cannot be merged into the weights");
         if (model is Models.LlamaModel { Conditioner: IaptGenerator })
             throw new InvalidDataException("IAPT adapters generate each input's prompts from its instruction and cannot be merged into the weights; use --adapter with score/generate/eval instead");
         if (model is Models.LlamaModel { Conditioner: not null })

@@ -70,6 +70,15 @@ public sealed class FineTuneRecipe : IDisposable
     private readonly PreferenceSetup? _preference;
     private readonly ICommunicator _comm;
     private readonly ContinualStages? _continual;
+    private readonly MetaRun? _meta;
+    private readonly Action<string>? _say;
+
+    /// <summary>A meta-learning run's parts: the step objective, its inner loop, the held-out tasks and the starting weights.</summary>
+    private sealed record MetaRun(MetaLearner Learner, InnerLoop Inner, IReadOnlyList<Parameter> Parameters,
+        IReadOnlyList<(string Name, List<TokenizedExample> Train, List<TokenizedExample> HeldOut)> AdaptTasks)
+    {
+        public float[][]? Start { get; init; }
+    }
 
     public Trainer Trainer => _trainer;
     /// <summary>The model being trained (with its adapters injected).</summary>
@@ -88,6 +97,7 @@ public sealed class FineTuneRecipe : IDisposable
         RunInfo? run = null, bool resumeForce = false, Action<string>? say = null)
     {
         _config = config;
+        _say = say;
         _comm = comm;
         _inputs = inputs;
         _folder = folder;
@@ -175,10 +185,14 @@ public sealed class FineTuneRecipe : IDisposable
                 ? config.Data.Stages[k].LearningRate : t.LearningRate)).ToList();
             stageLr = new StageSchedule(schedule.Kind, t.WarmupSteps, _totalSteps, stageSteps, peaks, config.Continual.RestartSchedule).LearningRate;
         }
+        // meta.algorithm: every step is a Reptile / FO-MAML meta-iteration over the task labels (Training/Continual/MetaLearning.cs).
+        var metaParameters = trainable.Select(p => p.Parameter).Where(p => p != logVars).ToList();
+        var meta = config.Meta.Algorithm == MetaAlgorithm.Off ? null : SetupMeta(config, inputs, metaParameters, objective, feedback, comm);
         _trainer = new Trainer(model, trainable, optimizer, batches,
             new TrainerOptions(t.GradientAccumulationSteps, (float)t.MaxGradNorm, schedule, objective, inputs.TaskNames.Count,
                 t.ActivationCheckpointing, t.SpikeFactor, t.MaxBadSteps, t.Precision == TrainingPrecision.Bf16) { LearningRateAt = stageLr })
-        { StepObjective = _preference?.StepObjective };
+        { StepObjective = (IStepObjective?)_preference?.StepObjective ?? meta?.Learner };
+        if (meta != null) _meta = meta with { Start = config.Meta.AdaptTasks.Count > 0 ? MetaLearner.Snapshot(metaParameters) : null };
         if (comm.Size > 1) _trainer.Distribute(comm, config.Distributed.ZeroStage, config.Distributed.BucketMb);
         if (objective.NoiseRng != null) _trainer.Rngs["neftune"] = objective.NoiseRng;
         if (_peft?.Rng != null) _trainer.Rngs["lora_dropout"] = _peft.Rng;
@@ -195,6 +209,9 @@ public sealed class FineTuneRecipe : IDisposable
         else if (config.Loss.EwcLambda > 0 && StageSteps == null) _trainer.Regularizers.Add(MakeEwc(frozenOrAll, objective));
         if (config.Continual.Gem != GemMode.Off && (feedback || StageSteps == null))
             throw new ConfigException("continual.gem: needs two or more stages (data.datasets[].stage) of instruction data: the memory holds earlier stages' examples", "continual.gem");
+        if (config.Training.Method == TuningMethod.Progressive && (feedback || config.Loss.EwcLambda > 0 || config.Continual.Gem != GemMode.Off || comm.Size > 1))
+            throw new ConfigException("training.method: progressive columns keep every earlier stage exactly; they are not combined with " +
+                "loss.ewc_lambda, continual.gem, feedback objectives or mpirun", "training.method");
         if (!feedback && StageSteps != null)
         {
             if (comm.Size > 1 && config.Continual.Gem != GemMode.Off)
@@ -205,7 +222,7 @@ public sealed class FineTuneRecipe : IDisposable
                 inputs.StageHeldOut is { } held && k < held.Count ? held[k] : [])).ToList();
             // Under mpirun every rank trains the same stages; the forgetting report is not written there yet.
             _continual = new ContinualStages(config, model, _trainer, stageData, StageSteps, _totalSteps, protectedNamed, inputs.PadId, say,
-                report: comm.Size == 1);
+                report: comm.Size == 1, baseModelPath: inputs.ModelPath);
         }
 
         _store = new CheckpointStore(config.Checkpoint.OutputDir, Math.Max(1, config.Checkpoint.KeepLast));
@@ -223,13 +240,48 @@ public sealed class FineTuneRecipe : IDisposable
     }
 
     /// <summary>
+    /// meta.algorithm: the meta-training tasks (the training examples grouped by task label, without meta.adapt_tasks)
+    /// and the held-out tasks of the fast-adaptation comparison (their training examples and validation split).
+    /// </summary>
+    private MetaRun SetupMeta(TrainConfig config, TrainingInputs inputs, List<Parameter> parameters, ObjectiveOptions objective, bool feedback,
+        ICommunicator comm)
+    {
+        const string key = "meta.algorithm";
+        if (feedback) throw new ConfigException($"{key}: meta-learning trains on instruction tasks (training.objective sft)", key);
+        if (inputs.Stages is { Count: > 1 }) throw new ConfigException($"{key}: cannot be combined with data.stages (stages train in sequence; meta-learning samples tasks)", key);
+        if (comm.Size > 1) throw new ConfigException($"{key}: meta-learning runs in one process (not under mpirun with several ranks yet)", key);
+        string Name(int id) => id >= 0 && id < inputs.TaskNames.Count ? inputs.TaskNames[id] : $"task {id}";
+        var adapt = new List<(string, List<TokenizedExample>, List<TokenizedExample>)>();
+        foreach (var name in config.Meta.AdaptTasks)
+        {
+            int id = inputs.TaskNames.ToList().IndexOf(name);
+            if (id < 0) throw new ConfigException($"meta.adapt_tasks: no task labelled '{name}' in the data (tasks: {string.Join(", ", inputs.TaskNames)})", "meta.adapt_tasks");
+            var train = inputs.Train.Where(e => e.TaskId == id && e.LearnedTokens > 0).ToList();
+            var held = inputs.Validation.Where(e => e.TaskId == id && e.LearnedTokens > 0).ToList();
+            if (train.Count == 0 || held.Count == 0)
+                throw new ConfigException($"meta.adapt_tasks: task '{name}' has {train.Count} training and {held.Count} held-out examples; it needs both " +
+                    "(its held-out examples are its share of data.validation_fraction)", "meta.adapt_tasks");
+            adapt.Add((name, train, held));
+        }
+        var tasks = inputs.Train.Where(e => e.LearnedTokens > 0 && !config.Meta.AdaptTasks.Contains(Name(e.TaskId)))
+            .GroupBy(e => e.TaskId).OrderBy(g => g.Key).Select(g => (IReadOnlyList<TokenizedExample>)g.ToList()).ToList();
+        if (tasks.Count < 2)
+            throw new ConfigException($"{key}: meta-learning needs a family of at least 2 tasks (task labels) outside meta.adapt_tasks; the data has {tasks.Count}", key);
+        var t = config.Training;
+        var inner = new InnerLoop(inputs.Model, parameters, t.MicroBatchSize, config.Data.MaxSeqLen, inputs.PadId, objective, inputs.TaskNames.Count,
+            t.ActivationCheckpointing);
+        var learner = new MetaLearner(parameters, tasks, config.Meta, inner, t.Seed, () => _trainer.Step);
+        return new MetaRun(learner, inner, parameters, adapt);
+    }
+
+    /// <summary>
     /// Injects training.method's adapters. IaSFT first estimates the Fisher on iasft.fisher_batches training batches
     /// (bucketed, micro_batch_size rows, the response loss), and keeps its mask in run_dir/iasft_mask so a resumed run
     /// trains the same entries without estimating again.
     /// </summary>
     private static PeftMethod? InjectPeft(TrainConfig config, TrainingInputs inputs, string? resume, ICommunicator comm, RunFolder? folder, Action<string>? say)
     {
-        if (config.Training.Method != TuningMethod.Iasft) return PeftRegistry.Inject(inputs.Model, config, inputs.Encode);
+        if (config.Training.Method != TuningMethod.Iasft) return PeftRegistry.Inject(inputs.Model, config, inputs.Encode, stages: inputs.Stages?.Count ?? 1);
         string maskDir = Path.Combine(config.Checkpoint.OutputDir, "iasft_mask");
         bool reuse = resume != null && Directory.Exists(maskDir);
         var sampler = new DataSampler(inputs.Train, new BatchOptions(BatchMode.Bucketed, config.Training.MicroBatchSize, config.Data.MaxSeqLen), inputs.PadId, config.Training.Seed);
@@ -329,7 +381,7 @@ public sealed class FineTuneRecipe : IDisposable
         var s = config.Model.InstructionAware;
         return new() { SegmentEmbeddings = s.SegmentEmbeddings, GateLayers = [.. s.GateLayers], GateBiasInit = (float)s.GateBiasInit,
             TwoStreamLayers = s.TwoStreamLayers, TaskClasses = s.TaskHeadWeight > 0 ? Math.Max(tasks, 1) : 0, RepresentationHead = s.RepresentationAlpha > 0,
-            BiasedAttention = s.BiasedAttention,
+            BiasedAttention = s.BiasedAttention, CotWidth = s.CotWidth, Seed = (ulong)config.Training.Seed,
             TemperatureRange = s.TemperatureTargets is { Count: > 0 } && s.TemperatureWeight > 0 ? ((float)s.TemperatureMin, (float)s.TemperatureMax) : null };
     }
 
@@ -467,6 +519,8 @@ public sealed class FineTuneRecipe : IDisposable
         Require(c.Loss.LambdaInstruction >= 0 && c.Loss.NextTokenWeight >= 0, "loss.lambda_instruction", "weights must be ≥ 0");
         Require(c.Loss.LambdaInstruction > 0 || c.Loss.NextTokenWeight > 0, "loss.lambda_instruction", "and loss.next_token_weight are both 0: nothing to learn");
         Require(c.Data.ValidationFraction is >= 0 and < 1, "data.validation_fraction", "must be in [0, 1)");
+        Require(c.Meta.AdaptTasks.Count == 0 || c.Meta.Algorithm != MetaAlgorithm.Off, "meta.adapt_tasks",
+            "compares a meta-learned start with the plain one: set meta.algorithm to reptile or fomaml");
         if (c.Training.Objective != TrainingObjective.Sft) PreferenceSetup.Validate(c);
         if (InstructionAwareOptions(c).Any)
         {
@@ -484,6 +538,10 @@ public sealed class FineTuneRecipe : IDisposable
             "is not supported with ipeft (its gates enter every layer from outside the checkpoint)");
         Require(c.Training.Method != TuningMethod.Iapt || !c.Training.ActivationCheckpointing, "training.activation_checkpointing",
             "is not supported with iapt (its prompts enter every layer from outside the checkpoint)");
+        Require(c.Training.Method != TuningMethod.Hint || !c.Training.ActivationCheckpointing, "training.activation_checkpointing",
+            "is not supported with hint (its adapter gates and prompts enter every layer from outside the checkpoint)");
+        Require(c.Training.Method != TuningMethod.Hint || !c.Data.Pack, "data.pack",
+            "must be false for hint: each example's instruction leaves its row, and a packed row holds several examples");
         Require(c.Training.Method != TuningMethod.Iasft || c.Training.Objective == TrainingObjective.Sft, "training.method",
             "iasft estimates its Fisher from the response loss of training.objective sft; feedback objectives cannot use it yet");
         if (c.Training.Method is TuningMethod.PromptTuning or TuningMethod.PrefixTuning)
@@ -565,9 +623,25 @@ public sealed class FineTuneRecipe : IDisposable
             if (stoppedEarly) break;
         }
         SaveCheckpoint();
+        if (root && _meta is { Start: { } start, AdaptTasks.Count: > 0 } && _trainer.Step == _totalSteps) FastAdapt(_meta, start);
         var export = root ? Export() : "";
         Dispose();   // the run is over: release the folder's lock
         return new TrainingSummary(_trainer.Step, last?.Loss ?? double.NaN, validationLoss, curve, c.Checkpoint.OutputDir, export, stoppedEarly, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>meta.adapt_tasks: fine-tunes each held-out task from the meta-learned and the starting weights (meta.json, meta.html).</summary>
+    private void FastAdapt(MetaRun meta, float[][] start)
+    {
+        var c = _config;
+        var learned = MetaLearner.Snapshot(meta.Parameters);
+        var results = meta.AdaptTasks.Select(a => FastAdaptation.Run(_inputs.Model, meta.Parameters, meta.Inner, learned, start, a.Name, a.Train, a.HeldOut,
+            c.Meta, c.Training.MicroBatchSize, c.Data.MaxSeqLen, _inputs.PadId, c.Training.Seed)).ToList();
+        FastAdaptation.Write(c.Checkpoint.OutputDir, c, _trainer.Step, results);
+        foreach (var r in results)
+            _say?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"fast adaptation on {r.Task}: held-out loss {r.Plain.Loss[0]:F3} (plain start) / {r.Meta.Loss[0]:F3} (meta start) → target {r.TargetLoss:F3}: " +
+                $"{r.Meta.StepsToTarget?.ToString() ?? "not reached"} steps from the meta start, {r.Plain.StepsToTarget?.ToString() ?? "not reached"} from the plain start " +
+                $"(ratio {(r.StepRatio is { } x ? x.ToString("F2") : "n/a")}) → {Path.Combine(c.Checkpoint.OutputDir, FastAdaptation.JsonFile)}"));
     }
 
     /// <summary>Releases the run folder's lock (also done at the end of <see cref="Train"/>).</summary>

@@ -1,4 +1,6 @@
-// Optimised inference kernels against their naive double-precision twins on awkward shapes.
+// The inference linear layer (decode GEMV tiles, prefill GEMM) against its naive double-precision twin on awkward
+// shapes. Attention over the KV cache, RoPE, RMSNorm, SwiGLU and log-softmax are the engine's kernels: their twin
+// tests are in tests/InstructTune.Engine.Tests/Kernels (CachedAttentionTests, KernelTwinTests).
 using InstructTune.Checkpoints;
 using InstructTune.Models.Inference;
 
@@ -57,62 +59,5 @@ public class InferenceKernelTests
             LinearKernels.ForwardNaive(x, w, b ?? [], yn, T);
             GoldenFixture.AssertClose(yn, y, 1e-5 * Math.Sqrt(K), $"rows {w.Rows}");
         }
-    }
-
-    [Theory]
-    [InlineData(0, 8, 0)]
-    [InlineData(5, 16, 0)]
-    [InlineData(12, 16, 5)]
-    [InlineData(63, 24, 7)]
-    [InlineData(64, 64, 1)]
-    [InlineData(301, 64, 0)]    // many 4-key blocks and a remainder of 2
-    [InlineData(130, 128, 50)]  // two 64-wide output blocks, window
-    [InlineData(33, 80, 0)]     // one 64-wide block and two 8-wide chunks
-    [InlineData(17, 12, 0)]     // head width not a multiple of 8: the portable path
-    public void Cached_attention_row_matches_naive(int i, int hd, int window)
-    {
-        var r = new Random(i + hd + window);
-        int cap = i + 3;
-        var q = Rand(r, hd, 3); var K = Rand(r, cap * hd, 3); var V = Rand(r, cap * hd);
-        var o = new float[hd]; var on = new float[hd];
-        CachedAttention.Row(q, K, V, hd, i, window, new float[cap], o);
-        CachedAttention.RowNaive(q, K, V, hd, i, window, on);
-        GoldenFixture.AssertClose(on, o, 1e-5, "attention");
-    }
-
-    [Theory]
-    [InlineData(1)]
-    [InlineData(688)]
-    [InlineData(1300)] // two full blocks and a tail
-    public void SwiGlu_matches_the_engine_definition(int n)
-    {
-        var r = new Random(n);
-        var g = Rand(r, n, 6); var u = Rand(r, n);
-        var expected = new float[n];
-        InstructTune.Engine.Kernels.ActivationKernels.SwiGluForwardNaive(g, u, expected);
-        InferenceOps.SwiGlu(g, u);
-        GoldenFixture.AssertClose(expected, g, 1e-6, "swiglu");
-    }
-
-    [Fact]
-    public void Rope_rotates_pairs_half_split()
-    {
-        // Hand-worked: hd = 4, pairs (x0, x2) and (x1, x3) rotate by angles a and b.
-        float a = 0.3f, b = 1.1f;
-        var x = new float[] { 1, 2, 3, 4 };
-        InferenceOps.Rope(x, 1, 4, [MathF.Cos(a), MathF.Cos(b)], [MathF.Sin(a), MathF.Sin(b)]);
-        Assert.Equal(1 * MathF.Cos(a) - 3 * MathF.Sin(a), x[0], 6);
-        Assert.Equal(3 * MathF.Cos(a) + 1 * MathF.Sin(a), x[2], 6);
-        Assert.Equal(2 * MathF.Cos(b) - 4 * MathF.Sin(b), x[1], 6);
-        Assert.Equal(4 * MathF.Cos(b) + 2 * MathF.Sin(b), x[3], 6);
-    }
-
-    [Fact]
-    public void Rms_norm_hand_worked()
-    {
-        var y = new float[2];
-        InferenceOps.RmsNorm([3, 4], [1, 2], 0f, y, 1, 2);   // rms = √12.5
-        Assert.Equal(3 / MathF.Sqrt(12.5f), y[0], 6);
-        Assert.Equal(8 / MathF.Sqrt(12.5f), y[1], 6);
     }
 }

@@ -11,9 +11,13 @@ public class MixedPrecisionTests
         ConfigLoader.Load<TrainConfig>(Path.Combine(dir, "train.yaml"), [$"checkpoint.output_dir={run}", .. overrides]);
 
     [Fact]
-    public void Bf16_training_follows_the_float32_loss_curve_and_is_not_ignored()
+    public void Bf16_training_follows_the_float32_loss_curve_and_is_not_ignored() => TrainAndCompare("mixedprec");
+
+    /// <summary>Trains the tiny recipe 10 steps in float32 and in bf16 (on whatever bf16 GEMM backend is current)
+    /// and checks bf16 learns, stays within bf16 rounding of float32 per step, and differs from it.</summary>
+    internal static void TrainAndCompare(string tag)
     {
-        var (dir, modelDir, data) = TinyTrainingWorkspace.Create("mixedprec", records: 64, maxPositions: 256);
+        var (dir, modelDir, data) = TinyTrainingWorkspace.Create(tag, records: 64, maxPositions: 256);
         try
         {
             File.WriteAllText(Path.Combine(dir, "train.yaml"), $"""
@@ -62,5 +66,27 @@ public class MixedPrecisionTests
             Assert.Contains("training.precision", e.Message);
         }
         finally { try { Directory.Delete(dir, true); } catch (IOException) { } }
+    }
+}
+
+/// <summary>
+/// Without libdnnl every bf16 path runs on the managed kernels: the backend is forced off (as
+/// INSTRUCTTUNE_BF16_GEMM=managed or a machine without libdnnl.so does) and the same recipe still trains in bf16.
+/// In the Console collection (not parallel) because the backend is process-wide, as ComputeBf16Tests sets it too.
+/// </summary>
+[Collection("Console")]
+public class MixedPrecisionManagedTests
+{
+    [Fact]
+    public void Bf16_training_with_the_onednn_backend_forced_off_runs_on_the_managed_kernels()
+    {
+        var saved = InstructTune.Engine.Kernels.Gemm.Bf16Backend;
+        try
+        {
+            InstructTune.Engine.Kernels.Gemm.Bf16Backend = InstructTune.Engine.Kernels.Bf16GemmBackend.Managed;
+            MixedPrecisionTests.TrainAndCompare("mixedprec-managed");
+            Assert.Equal(InstructTune.Engine.Kernels.Bf16GemmBackend.Managed, InstructTune.Engine.Kernels.Gemm.Bf16Backend);
+        }
+        finally { InstructTune.Engine.Kernels.Gemm.Bf16Backend = saved; }
     }
 }

@@ -23,6 +23,13 @@ public static class TinyTrainingWorkspace
                 ? JsonSerializer.Serialize(new { instruction = "Add the two numbers.", input = $"{a} and {b}", output = $"{a + b}" })
                 : JsonSerializer.Serialize(new { instruction = "Repeat the word twice.", input = $"w{a}", output = $"w{a} w{a}" }));
         }
+        var (modelDir, dataPath) = Create(dir, lines, maxPositions);
+        return (dir, modelDir, dataPath);
+    }
+
+    /// <summary>Writes <paramref name="lines"/> (JSONL records) to dir/train.jsonl and a tiny random Llama with a tokenizer trained on them to dir/base.</summary>
+    public static (string ModelDir, string DataPath) Create(string dir, IReadOnlyList<string> lines, int maxPositions)
+    {
         var dataPath = Path.Combine(dir, "train.jsonl");
         File.WriteAllLines(dataPath, lines);
         var modelDir = Path.Combine(dir, "base");
@@ -34,6 +41,6 @@ public static class TinyTrainingWorkspace
             NumKeyValueHeads = 2, MaxPositionEmbeddings = maxPositions, BosTokenId = 0, EosTokenIds = [1],
         };
         RandomCheckpoint.Create(config, modelDir, 3, DType.F32);
-        return (dir, modelDir, dataPath);
+        return (modelDir, dataPath);
     }
 }

@@ -1,5 +1,6 @@
 // The forward pass over KV caches: embed → for each layer (RMSNorm, q/k/v, RoPE, cache append, GQA attention,
 // o_proj residual, RMSNorm, SwiGLU MLP residual) → final RMSNorm → LM head on the rows asked for.
+using InstructTune.Engine.Kernels;
 using InstructTune.Models.InstructionAware;
 
 namespace InstructTune.Models.Inference;
@@ -48,7 +49,6 @@ public sealed partial class InferenceModel
                 if (ch.AllLogits || j == ch.Tokens.Length - 1) rows.Add(at);
             }
         }
-        for (int n = 0; n < N; n++) _rope.Ensure(pos[n]); // grow the table before any parallel reads
         var adapters = RowAdaptersOf(chunks);
 
         var X = new float[N * D];                                   // (N, D) residual stream
@@ -72,6 +72,7 @@ public sealed partial class InferenceModel
             DecoderLayer(l, X, N, caches, index, pos, adapters, scratch, ia?.AttentionBias?[l]);
             if (ia != null && ia.Gates.TryGetValue(l, out var gate)) Gate(gate, X, N, D, chunks, segs!, l);
         }
+        if (ia?.Cot is { } cot) ApplyCot(cot, X, N);              // chain-of-thought pathways (per token)
         foreach (var ch in chunks) ch.Cache.Length += ch.Tokens.Length;
         return (X, rows);
     }
@@ -87,6 +88,19 @@ public sealed partial class InferenceModel
         public readonly float[] T = new float[N * c.HiddenSize];
         public readonly float[] G = new float[N * c.IntermediateSize];
         public readonly float[] U = new float[N * c.IntermediateSize];
+        public readonly float[] Cos = new float[N * (c.HeadDim / 2)], Sin = new float[N * (c.HeadDim / 2)]; // (N, hd/2)
+        public readonly float[] Rstd = new float[N];                                  // RMSNorm's 1/rms per row (unused)
+        public readonly CachedAttention.KvLayer[] Kv = new CachedAttention.KvLayer[N];
+        private int[]? _ropeFor;
+
+        /// <summary>Fills Cos/Sin for positions pos once per forward (every layer rotates at the same positions),
+        /// with the training path's tables (RopeKernel.CosSin: angle = pos·inv_freq in float32, as transformers).</summary>
+        public void RopeAt(int[] pos, float[] invFreq)
+        {
+            if (ReferenceEquals(_ropeFor, pos)) return;
+            RopeKernel.CosSin(pos, invFreq, Cos, Sin);
+            _ropeFor = pos;
+        }
     }
 
     /// <summary>Decoder layer l over X [N, D] in place: token n's keys/values go to caches[n] at index[n] (layer l of
@@ -98,14 +112,15 @@ public sealed partial class InferenceModel
         int nH = c.NumAttentionHeads, nKv = c.NumKeyValueHeads, hd = c.HeadDim, D = c.HiddenSize;
         float eps = (float)c.RmsNormEps;
         var L = Layers[l];
-        InferenceOps.RmsNorm(X, L.InputNorm, eps, s.H, N, D);
+        RmsNormKernel.Forward(X, L.InputNorm, s.H, s.Rstd, N, D, eps);
         LinearWeights.ForwardMany(s.H, N, adapters, (L.Q, s.Q), (L.K, s.K), (L.V, s.V));
+        s.RopeAt(pos, _invFreq);
+        RopeKernel.Forward(s.Q, s.Cos, s.Sin, s.Q, N, nH, hd);                      // (N, nH, hd) rotated at pos[n]
+        RopeKernel.Forward(s.K, s.Cos, s.Sin, s.K, N, nKv, hd);
         for (int n = 0; n < N; n++)
         {
-            _rope.At(pos[n], out var cos, out var sin);
-            InferenceOps.Rope(s.Q.AsSpan(n * nH * hd, nH * hd), nH, hd, cos, sin);
-            InferenceOps.Rope(s.K.AsSpan(n * nKv * hd, nKv * hd), nKv, hd, cos, sin);
             var cache = caches[n];
+            s.Kv[n] = new CachedAttention.KvLayer(cache.K[l], cache.V[l], cache.Capacity, instructionBias != null ? cache.InstructionKeys : null);
             for (int g = 0; g < nKv; g++)
             {
                 long dst = ((long)g * cache.Capacity + index[n]) * hd;
@@ -113,13 +128,13 @@ public sealed partial class InferenceModel
                 s.V.AsSpan((n * nKv + g) * hd, hd).CopyTo(cache.V[l].AsSpan((int)dst, hd));
             }
         }
-        CachedAttention.Step(s.Q, s.A, N, nH, nKv, hd, l, caches, index, c.SlidingWindow ?? 0, instructionBias);
+        CachedAttention.Step(s.Q, s.A, N, nH, nKv, hd, s.Kv, index, c.SlidingWindow ?? 0, instructionBias);
         AddIaptAttention(s.Q, s.A, N, caches, l);
         L.O.Forward(s.A, s.T, N, adapters);
         System.Numerics.Tensors.TensorPrimitives.Add(X, s.T, X);
-        InferenceOps.RmsNorm(X, L.PostAttentionNorm, eps, s.H, N, D);
+        RmsNormKernel.Forward(X, L.PostAttentionNorm, s.H, s.Rstd, N, D, eps);
         LinearWeights.ForwardMany(s.H, N, adapters, (L.Gate, s.G), (L.Up, s.U));
-        InferenceOps.SwiGlu(s.G, s.U);
+        VectorMath.SwiGlu(s.G, s.U, s.G);                                          // g ← silu(g) ⊙ u
         L.Down.Forward(s.G, s.T, N, adapters);
         System.Numerics.Tensors.TensorPrimitives.Add(X, s.T, X);
     }
@@ -137,7 +152,7 @@ public sealed partial class InferenceModel
         int R = rows.Count;
         var Xs = new float[R * D];
         for (int r = 0; r < R; r++) X.AsSpan(rows[r] * D, D).CopyTo(Xs.AsSpan(r * D, D));
-        InferenceOps.RmsNorm(Xs, FinalNorm, eps, Xs, R, D);
+        RmsNormKernel.Forward(Xs, FinalNorm, Xs, new float[R], R, D, eps);
         var logits = new float[(long)R * V];
         LinearKernels.Forward(Xs, LmHead, [], logits, R);
         return logits;
@@ -152,7 +167,7 @@ public sealed partial class InferenceModel
     {
         int D = Config.HiddenSize, N = tokens.Length;
         var (X, _) = Hidden([new SequenceChunk(CreateCache(N), tokens, Adapter: adapter)]);
-        InferenceOps.RmsNorm(X, FinalNorm, (float)Config.RmsNormEps, X, N, D);
+        RmsNormKernel.Forward(X, FinalNorm, X, new float[N], N, D, (float)Config.RmsNormEps);
         var mean = new float[D];
         for (int n = 0; n < N; n++) System.Numerics.Tensors.TensorPrimitives.Add(mean, X.AsSpan(n * D, D), mean);
         System.Numerics.Tensors.TensorPrimitives.Divide(mean, N, mean);

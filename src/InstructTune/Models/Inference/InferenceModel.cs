@@ -176,7 +176,7 @@ public sealed partial class InferenceModel : IDisposable
     public IReadOnlyList<string> UnusedTensors { get; }
     /// <summary>Bytes of weights as held (bf16 checkpoints stay bf16).</summary>
     public long WeightBytes { get; private set; }
-    private readonly RotaryTable _rope;
+    private readonly float[] _invFreq; // RoPE inverse frequencies: the training path's (RotaryEmbedding → RopeKernel)
     private readonly CheckpointFolder? _checkpoint;
 
     public InferenceModel(LlamaConfig config, WeightMatrix embed, WeightMatrix lmHead, float[] finalNorm,
@@ -184,7 +184,7 @@ public sealed partial class InferenceModel : IDisposable
     {
         Config = config; Embed = embed; LmHead = lmHead; FinalNorm = finalNorm; Layers = layers;
         _checkpoint = owner; UnusedTensors = unused ?? [];
-        _rope = new RotaryTable(config);
+        _invFreq = new Layers.RotaryEmbedding(config).InverseFrequencies;
         WeightBytes = embed.ByteLength + (ReferenceEquals(lmHead, embed) ? 0 : lmHead.ByteLength)
             + layers.Sum(l => l.Linears(0).Sum(x => x.L.W.ByteLength));
     }

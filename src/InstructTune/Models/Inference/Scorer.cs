@@ -36,7 +36,7 @@ public static class Scorer
                 var lp = new double[T - 1];
                 for (int t = 0; t < T - 1; t++)
                 {
-                    InferenceOps.LogSoftmax(logits.AsSpan((int)((row + t) * V), V), lsm);
+                    InstructTune.Engine.Kernels.SoftmaxKernel.LogSoftmaxRow(logits.AsSpan((int)((row + t) * V), V), lsm);
                     lp[t] = lsm[ids[t + 1]];
                 }
                 double? loss = T > 1 ? -lp.Average() : null;

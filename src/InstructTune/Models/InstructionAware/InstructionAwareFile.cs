@@ -28,19 +28,24 @@ public sealed record InstructionAwareWeights(float[]? SegmentEmbeddings, IReadOn
             throw new InvalidDataException("the model has no temperature head (train it with model.instruction_aware.temperature_targets)");
         return TemperatureHead.Temperature(h.Weight, h.Bias[0], pooled, TemperatureRange);
     }
+    /// <summary>Chain-of-thought pathways, or null.</summary>
+    public CotWeights? Cot { get; init; }
 
     public InstructionAwareOptions Options => new()
     {
         SegmentEmbeddings = SegmentEmbeddings != null, GateLayers = [.. Gates.Keys.Order()], TwoStreamLayers = TwoStream?.Layers ?? 0,
         BiasedAttention = AttentionBias != null,
         TaskClasses = Heads.TryGetValue(InstructionHeads.TaskHeadName, out var t) ? t.Outputs : 0,
-        RepresentationHead = Heads.ContainsKey(InstructionHeads.RepresentationHeadName),
+        RepresentationHead = Heads.ContainsKey(InstructionHeads.RepresentationHeadName), CotWidth = Cot?.Width ?? 0,
         TemperatureRange = Heads.ContainsKey(TemperatureHead.Name) ? TemperatureRange : null,
     };
 }
 
 /// <summary>Two-stream fusion: the first <paramref name="Layers"/> decoder layers are the instruction encoder;
 /// W_x, W_c (D, D) row-major (out, in), b (D).</summary>
+/// <summary>Chain-of-thought pathways: per path k, W_k (r, D), b_k (r), W_o,k (D, r), row-major (out, in).</summary>
+public sealed record CotWeights(int Width, float[][] W, float[][] B, float[][] Out);
+
 public sealed record TwoStreamWeights(int Layers, float[] Wx, float[] Wc, float[] Bias);
 
 public sealed record GateWeights(float[] Wh, float[] Wc, float[] Bias, float[] Scale);
@@ -85,6 +90,7 @@ public static class InstructionAwareFile
             ["gate_layers"] = new JsonArray(ia.Options.GateLayers.Order().Select(l => (JsonNode)l).ToArray()),
             [TwoStreamLayersKey] = ia.Options.TwoStreamLayers,
             ["temperature_head"] = ia.TemperatureHead != null,
+            ["cot_width"] = ia.Options.CotWidth,
             ["biased_attention"] = ia.Options.BiasedAttention,
         };
         Data.Cache.AtomicFile.WriteAllText(path, root.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
@@ -117,8 +123,14 @@ public static class InstructionAwareFile
         float[][]? bias = null;
         TwoStreamWeights? twoStream = null;
         var heads = new Dictionary<string, (float[], float[], int)>();
+        CotWeights? cot = null;
         foreach (var name in f.Tensors.Keys)
         {
+            if (name.StartsWith(P + CotPathways.Name + ".", StringComparison.Ordinal))
+            {
+                cot ??= ReadCot();
+                continue;
+            }
             var head = System.Text.RegularExpressions.Regex.Match(name, $@"^instruction_aware\.({InstructionHeads.TaskHeadName}|{InstructionHeads.RepresentationHeadName}|{TemperatureHead.Name})\.(weight|bias)$");
             if (head.Success)
             {
@@ -157,11 +169,28 @@ public static class InstructionAwareFile
         if (bias != null && Array.FindIndex(bias, x => x == null) is var missing and >= 0)
             throw new InvalidDataException($"{path}: tensor \"{P}attention_bias.{missing}\" is missing (biased attention needs one per layer)");
         var range = heads.ContainsKey(TemperatureHead.Name) ? (MetaFloat(TemperatureHead.MinKey), MetaFloat(TemperatureHead.MaxKey)) : default;
-        return new InstructionAwareWeights(seg, gates) { TwoStream = twoStream, AttentionBias = bias, Heads = heads, TemperatureRange = range };
+        return new InstructionAwareWeights(seg, gates) { TwoStream = twoStream, AttentionBias = bias, Heads = heads, TemperatureRange = range, Cot = cot };
 
         float MetaFloat(string key) =>
             f.Metadata.TryGetValue(key, out var v) && float.TryParse(v, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out float x) && x > 0
                 ? x : throw new InvalidDataException($"{path}: tensor \"{P}{TemperatureHead.Name}.weight\" needs a positive metadata \"{key}\" (the clamp range), found \"{v}\"");
+
+        CotWeights ReadCot()
+        {
+            const string C = P + CotPathways.Name + ".";
+            var known = Enumerable.Range(1, CotPathways.Paths).SelectMany(k => new[] { $"{C}path{k}.weight", $"{C}path{k}.bias", $"{C}out_{k}.weight" }).ToHashSet();
+            foreach (var n in f.Tensors.Keys.Where(n => n.StartsWith(C, StringComparison.Ordinal)))
+                if (!known.Contains(n)) throw new InvalidDataException($"{path}: unknown tensor \"{n}\"");
+            var first = f.Info(C + "path1.weight");
+            int r = first.Shape.Length == 2 ? (int)first.Shape[0] : 0;
+            if (r < 1) throw new InvalidDataException($"{path}: tensor \"{C}path1.weight\" has shape [{string.Join(",", first.Shape)}], the model needs [r,{D}]");
+            var W = new float[CotPathways.Paths][]; var B = new float[CotPathways.Paths][]; var O = new float[CotPathways.Paths][];
+            for (int k = 0; k < CotPathways.Paths; k++)
+            {
+                W[k] = Read($"{C}path{k + 1}.weight", r, D); B[k] = Read($"{C}path{k + 1}.bias", r); O[k] = Read($"{C}out_{k + 1}.weight", D, r);
+            }
+            return new CotWeights(r, W, B, O);
+        }
 
         TwoStreamWeights ReadTwoStream()
         {
@@ -191,6 +220,11 @@ public static class InstructionAwareFile
         {
             var fusion = ia.Fusion ?? throw new InvalidDataException($"{dir}: {FileName} has two-stream fusion; the model's variants do not");
             fusion.XProj.Load(ts.Wx); fusion.CProj.Load(ts.Wc); fusion.Bias.Load(ts.Bias);
+        }
+        if (w.Cot is { } cw)
+        {
+            var cot = ia.Cot ?? throw new InvalidDataException($"{dir}: {FileName} has chain-of-thought pathways; the model's variants do not");
+            for (int k = 0; k < CotPathways.Paths; k++) { cot.In[k].Weight.Load(cw.W[k]); cot.In[k].Bias.Load(cw.B[k]); cot.Out[k].Load(cw.Out[k]); }
         }
         foreach (var (name, (weight, bias, _)) in w.Heads)
         {

@@ -21,6 +21,7 @@
 //       (TwoStreamFusion.cs; two_stream_layers = K: the base model's first K layers run over the instruction alone)
 //   instruction_aware.task_head.{weight (tasks, hidden), bias}, instruction_aware.representation_head.{weight (hidden,
 //       hidden), bias}: zero; the dual-head and instruction-representation losses (InstructionHeads.cs; training only)
+//   instruction_aware.cot.{path1..3.weight/bias, out_1..3.weight}: chain-of-thought pathways (CotPathways.cs)
 using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Modules;
 using InstructTune.Engine.Tensors;
@@ -47,7 +48,12 @@ public sealed record InstructionAwareOptions
     /// <summary>The temperature head and the range its predictions are clamped to at use (TemperatureHead.cs), or null.</summary>
     public (float Min, float Max)? TemperatureRange { get; init; }
 
-    public bool Any => SegmentEmbeddings || GateLayers.Count > 0 || TwoStreamLayers > 0 || TaskClasses > 0 || RepresentationHead || BiasedAttention
+    /// <summary>Width r of each of the three chain-of-thought pathways over the final hidden states; 0 = off.</summary>
+    public int CotWidth { get; init; }
+    /// <summary>Seed of the pathways' random input projections (training.seed).</summary>
+    public ulong Seed { get; init; }
+
+    public bool Any => SegmentEmbeddings || GateLayers.Count > 0 || TwoStreamLayers > 0 || TaskClasses > 0 || RepresentationHead || BiasedAttention || CotWidth > 0
         || TemperatureRange != null;
 }
 
@@ -104,6 +110,8 @@ public sealed class InstructionAwareModule : Module
     public LinearHead? RepresentationHead { get; }
     /// <summary>The temperature head (weight (1, D), bias (1)), or null.</summary>
     public LinearHead? TemperatureHead { get; }
+    /// <summary>Chain-of-thought pathways after the last decoder layer, or null.</summary>
+    public CotPathways? Cot { get; }
     /// <summary>The frozen token-embedding table (V, D) the representation loss encodes instructions with: a float32
     /// copy taken by <see cref="LlamaModel.AttachInstructionAware"/> (training starts there), so it stays fixed.</summary>
     public float[]? RepresentationTable { get; internal set; }
@@ -133,6 +141,8 @@ public sealed class InstructionAwareModule : Module
             AttentionBias = [.. Enumerable.Range(0, c.NumHiddenLayers).Select(l => holder.Add(l, c.NumAttentionHeads))];
         }
         if (o.TaskClasses > 0) TaskHead = RegisterModule(InstructionHeads.TaskHeadName, new LinearHead(o.TaskClasses, c.HiddenSize));
+        if (o.CotWidth < 0) throw new ArgumentException($"cot_width {o.CotWidth} must be ≥ 0");
+        if (o.CotWidth > 0) Cot = RegisterModule(CotPathways.Name, new CotPathways(c.HiddenSize, o.CotWidth, o.Seed));
         if (o.RepresentationHead) RepresentationHead = RegisterModule(InstructionHeads.RepresentationHeadName, new LinearHead(c.HiddenSize, c.HiddenSize));
         if (o.TemperatureRange is { } range)
         {

@@ -31,8 +31,14 @@ public static class LoraAdapterIO
         }
         SafetensorsWriter.Write(Path.Combine(dir, "adapter_model.safetensors"), tensors);
 
+        WriteConfig(dir, config, layers.Select(l => l.Name), baseModelPath);
+    }
+
+    /// <summary>adapter_config.json for LoRA layers at <paramref name="layerNames"/> (also progressive columns exported as LoRA).</summary>
+    public static void WriteConfig(string dir, LoraConfig config, IEnumerable<string> layerNames, string baseModelPath)
+    {
         // Target modules as PEFT records them: the distinct last name components that were adapted.
-        var targetNames = layers.Select(l => l.Name[(l.Name.LastIndexOf('.') + 1)..]).Distinct().Order().ToArray();
+        var targetNames = layerNames.Select(n => n[(n.LastIndexOf('.') + 1)..]).Distinct().Order().ToArray();
         var json = new JsonObject
         {
             ["peft_type"] = "LORA",

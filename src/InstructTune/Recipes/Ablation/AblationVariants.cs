@@ -21,6 +21,8 @@ public static class AblationVariants
             "model.instruction_aware.segment_embeddings=true", "model.instruction_aware.gate_layers=[0]");
         Register("two_stream", "two-stream fusion: the first decoder layer run over the instruction alone, fused into the input embeddings (model.instruction_aware.two_stream_layers)",
             "model.instruction_aware.two_stream_layers=1");
+        Register("cot", "chain-of-thought pathways: three parallel paths of width 32 over the final hidden states (model.instruction_aware.cot_width)",
+            "model.instruction_aware.cot_width=32");
         Register("task_head", "the dual head: a task classifier over the pooled instruction representation, λ = 0.5 (model.instruction_aware.task_head_weight; needs tasks in the data)",
             "model.instruction_aware.task_head_weight=0.5");
         Register("representation", "the instruction-representation loss, α = 0.1 (model.instruction_aware.representation_alpha)",
@@ -37,6 +39,7 @@ public static class AblationVariants
         Register("prefix", "prefix tuning, 20 key/value prefixes per layer (training.method prefix_tuning; unpacked rows)", "training.method=prefix_tuning", "data.pack=false");
         Register("iasft", "Fisher-sparse tuning: the top 0.5 % weight entries (training.method iasft)", "training.method=iasft");
         Register("ipeft", "instruction-gated low-rank adapters (training.method ipeft)", "training.method=ipeft");
+        Register("hint", "HINT: instructions encoded once per task per batch, hypernetwork-generated adapter gates and prompts (training.method hint; unpacked rows)", "training.method=hint", "data.pack=false");
         Register("iapt", "instruction-aware prompt tuning: 4 soft tokens per layer generated from each instruction (training.method iapt)", "training.method=iapt");
         // Issue 17's continual-learning strategies, on top of a staged config with none of its own (docs/CONTINUAL.md);
         // each run also writes its forgetting matrix (run_dir/forgetting.json).

@@ -20,6 +20,8 @@ public sealed class InstructionAwareSection
     public double RepresentationAlpha { get; set; }
     [ConfigKey("Instruction-biased attention: a learned bias β (per layer and head, zero at start) added to the attention scores of keys in the instruction segment: s_ij = q_i·k_j/√hd + β_h·[segment_j = instruction].")]
     public bool BiasedAttention { get; set; }
+    [ConfigKey("Chain-of-thought pathways: width r of three parallel linear+activation paths (SiLU, GELU, tanh) over the final hidden states, concatenated and projected back, residual with a zero-initialised output projection; 0 = off.", Min = 0)]
+    public int CotWidth { get; set; }
     [ConfigKey("Temperature head: target sampling temperature per task of the data, e.g. {factual: 0.2, creative: 1.0}; a head τ = softplus(w·p + b) on the pooled instruction representation p learns them with an MSE loss (documents of other tasks add nothing); `itune generate --temperature auto` uses it. Empty = off.")]
     public Dictionary<string, double>? TemperatureTargets { get; set; }
     [ConfigKey("Weight μ of the temperature head's loss: L = L_objective + μ·mean (τ − τ*)²; 0 = no head even with temperature_targets (the baseline of the temperature_head ablation variant). Logged as temperature_loss.", Min = 0)]

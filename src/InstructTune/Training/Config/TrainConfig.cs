@@ -8,7 +8,7 @@ namespace InstructTune.Training.Config;
 // goes in its own file in this folder, with one property line on TrainConfig below. Every key must be read
 // somewhere (ConfigSchemaTests checks the compiled code calls its getter outside this folder).
 
-public enum TuningMethod { Full, Lora, Qlora, Ia3, PromptTuning, PrefixTuning, Iasft, Ipeft, Iapt }
+public enum TuningMethod { Full, Lora, Qlora, Ia3, PromptTuning, PrefixTuning, Iasft, Ipeft, Iapt, Progressive, Hint }
 public enum LrSchedule { Constant, Linear, Cosine }
 public enum TrainingPrecision { Float32, Bf16 }
 public enum TaskWeighting { None, Fixed, InverseFrequency, Uncertainty }
@@ -38,6 +38,8 @@ public sealed class TrainConfig
     public IpeftSection Ipeft { get; set; } = new();
     [ConfigKey("IAPT (training.method iapt): per-layer soft prompts generated from each example's instruction.")]
     public IaptSection Iapt { get; set; } = new();
+    [ConfigKey("HINT (training.method hint): instructions encoded once per task per batch; a hypernetwork generates adapter gates and prompts.")]
+    public HintSection Hint { get; set; } = new();
     [ConfigKey("The run folder and its checkpoints.")]
     public CheckpointSection Checkpoint { get; set; } = new();
     [ConfigKey("Evaluation during training: validation loss, sample generations, early stopping.")]
@@ -48,6 +50,8 @@ public sealed class TrainConfig
     public PreferenceSection Preference { get; set; } = new();
     [ConfigKey("Continual learning across data.stages: per-stage schedules, EWC's Fisher per stage, the forgetting report.")]
     public ContinualSection Continual { get; set; } = new();
+    [ConfigKey("Meta-learning an initialisation over task families (Reptile, first-order MAML) and the fast-adaptation comparison on held-out tasks.")]
+    public MetaSection Meta { get; set; } = new();
     [ConfigKey("Data-parallel training under mpirun: ZeRO-1, threads per rank, collective timeout, allreduce buckets.")]
     public DistributedSection Distributed { get; set; } = new();
     [ConfigKey("itune serve: bind address, auth, adapters, batching and request limits.")]
@@ -90,7 +94,7 @@ public sealed partial class DataSection
 
 public sealed class TrainingSection
 {
-    [ConfigKey("full | lora | qlora (LoRA over an NF4-quantised base) | ia3 | prompt_tuning | prefix_tuning | iasft (Fisher-sparse delta) | ipeft (instruction-gated adapters) | iapt (instruction-aware prompt tuning).")]
+    [ConfigKey("full | lora | qlora (LoRA over an NF4-quantised base) | ia3 | prompt_tuning | prefix_tuning | iasft (Fisher-sparse delta) | ipeft (instruction-gated adapters) | iapt (instruction-aware prompt tuning) | progressive (one LoRA column per data.stages stage, lora.rank/alpha/target_modules, earlier columns frozen, lateral scalars) | hint (hypernetwork instruction tuning).")]
     public TuningMethod Method { get; set; } = TuningMethod.Lora;
     [ConfigKey("sft | dpo | ipo | kto | orpo | simpo | reward (feedback objectives read the `preference` section; reward trains a scalar head, saved as reward_head.safetensors; docs/PREFERENCE.md).")]
     public TrainingObjective Objective { get; set; } = TrainingObjective.Sft;

@@ -1,6 +1,7 @@
 using InstructTune.Data.Records;
 using InstructTune.Engine.Tensors;
 using InstructTune.Models;
+using InstructTune.Peft.Progressive;
 using InstructTune.Training.Config;
 using InstructTune.Training.Loop;
 using InstructTune.Training.Losses;
@@ -35,6 +36,9 @@ public sealed class ContinualStages
     private EwcRegularizer? _online;
     private readonly EpisodicMemory? _memory;
     private readonly Action<string>? _say;
+    /// <summary>training.method progressive: the column layers (column k trains in stage k; stage j is scored with column j).</summary>
+    private readonly bool _progressive;
+    private readonly string _baseModelPath;
 
     /// <summary>Whether the forgetting matrix is written (continual.forgetting_report and every stage has held-out examples).</summary>
     public bool Reporting { get; }
@@ -43,8 +47,11 @@ public sealed class ContinualStages
     /// <param name="protectedParameters">The parameters EWC protects (the trainable ones, without loss weights).</param>
     public ContinualStages(TrainConfig config, LlamaModel model, Trainer trainer, IReadOnlyList<StageData> stages, IReadOnlyList<long> stageSteps,
         int totalSteps, IReadOnlyList<(string Name, Parameter Parameter)> protectedParameters, int padId, Action<string>? say,
-        bool report = true)
+        bool report = true, string baseModelPath = "")
     {
+        _baseModelPath = baseModelPath;
+        _progressive = ProgressiveInjector.Find(model).Count > 0;
+        if (_progressive) ProgressiveInjector.Select(model, 0, train: true);   // stage 1 trains column 1 alone
         _config = config; _model = model; _trainer = trainer; _stages = stages; _protected = protectedParameters; _padId = padId; _say = say;
         _runDir = config.Checkpoint.OutputDir;
         _ends = new long[stages.Count];
@@ -91,6 +98,7 @@ public sealed class ContinualStages
                 _rows.Add(ReadRow(stage));
             }
             if (_memory != null && stage < _stages.Count) _memory.AddTask(_stages[k].Train, _config.Continual.MemoryPerStage, stage);
+            if (_progressive && stage < _stages.Count) ProgressiveInjector.Select(_model, stage, train: true);
             if (EwcOn && stage < _stages.Count)
             {
                 var (fisher, anchor) = StageFisher.Read(Path.Combine(StageDir(_runDir, stage), StageFisher.FileName), _protected, "loss.ewc_lambda");
@@ -123,6 +131,14 @@ public sealed class ContinualStages
         }
         if (_memory != null && stage < _stages.Count) _memory.AddTask(_stages[stage - 1].Train, _config.Continual.MemoryPerStage, stage);
         if (Reporting) Score(stage, step);
+        if (_progressive)
+        {
+            // Column `stage` is finished: export it (a plain LoRA adapter), freeze it, and train the next one.
+            var dir = Path.Combine(StageDir(_runDir, stage), "adapter");
+            ProgressiveAdapterIO.Save(_model, ProgressiveConfig(_config), dir, _baseModelPath);
+            _say?.Invoke($"stage {stage}: progressive column {stage} frozen → {dir}");
+            if (stage < _stages.Count) ProgressiveInjector.Select(_model, stage, train: true);
+        }
         foreach (var (name, state) in rngs) _trainer.Rngs[name].State = state;
         return stage;
     }
@@ -147,9 +163,20 @@ public sealed class ContinualStages
         _trainer.Regularizers.Add(_online);
     }
 
+    /// <summary>The LoRA settings of the progressive columns (what PeftRegistry injected).</summary>
+    private static Peft.Lora.LoraConfig ProgressiveConfig(TrainConfig c) =>
+        new() { Rank = c.Lora.Rank, Alpha = c.Lora.Alpha, TargetModules = c.Lora.TargetModules };
+
     private void Score(int stage, int step)
     {
-        var scores = _stages.Select(s => HeldOutEvaluator.Score(_model, s.HeldOut, _config.Training.MicroBatchSize, _config.Data.MaxSeqLen, _padId)).ToList();
+        int trainingColumn = _progressive ? ProgressiveInjector.Find(_model)[0].Layer.Active : 0;
+        var scores = _stages.Select((s, j) =>
+        {
+            // Progressive columns: stage j's held-out set is scored with its own column once trained, else the newest.
+            if (_progressive) ProgressiveInjector.Show(_model, stage == 0 ? 0 : Math.Min(j, stage - 1));
+            return HeldOutEvaluator.Score(_model, s.HeldOut, _config.Training.MicroBatchSize, _config.Data.MaxSeqLen, _padId);
+        }).ToList();
+        if (_progressive) ProgressiveInjector.Show(_model, trainingColumn);
         var row = new ForgettingReport.Row(stage, step, scores);
         var dir = StageDir(_runDir, stage);
         Directory.CreateDirectory(dir);
@@ -176,6 +203,7 @@ public sealed class ContinualStages
         if (c.Loss.EwcLambda > 0) parts.Add(c.Continual.EwcGamma < 1 ? "online ewc" : "ewc");
         if (c.Continual.Gem != GemMode.Off) parts.Add(c.Continual.Gem == GemMode.Agem ? "a-gem" : "gem");
         if (c.Loss.L2SpLambda > 0) parts.Add("l2-sp");
+        if (c.Training.Method == TuningMethod.Progressive) parts.Add("progressive");
         return parts.Count == 0 ? "sequential" : string.Join(" + ", parts);
     }
 }

@@ -18,6 +18,7 @@ public class InstructionAwareRecipeTests
     private static TrainConfig Config(string modelDir, string data, params string[] extra) =>
         ConfigLoader.LoadFromString<TrainConfig>("", [$"model.path={modelDir}", $"data.path={data}", "data.max_seq_len=128", RecipeSetupTests.ShortTemplate,
             "model.instruction_aware.segment_embeddings=true", "model.instruction_aware.gate_layers=[0]", "model.instruction_aware.two_stream_layers=1",
+            "model.instruction_aware.cot_width=4",
             $"checkpoint.output_dir={Directory.CreateTempSubdirectory("run").FullName}", "training.max_steps=3",
             "training.learning_rate=1e-2", "logging.tensor_board=false", .. extra]);
 
@@ -32,6 +33,7 @@ public class InstructionAwareRecipeTests
         Assert.Contains("instruction_aware.segment_embeddings.weight", names);
         Assert.Contains("instruction_aware.gates.0.scale", names);
         Assert.Contains("instruction_aware.fusion.c_proj.weight", names);
+        Assert.Contains("instruction_aware.cot.out_3.weight", names);
         var summary = recipe.Train(quiet: true);
 
         Assert.True(File.Exists(Path.Combine(summary.ExportDir, InstructionAwareFile.FileName)));

@@ -1,13 +1,13 @@
 // Causal grouped-query attention of new tokens over a sequence's KV cache, one query row at a time
-// (no T×T score matrix). Query head h reads kv head h / (nH / nKv). With a sliding window W, the query at
-// cache index i sees keys j with i − W < j ≤ i (Mistral's convention).
+// (no T×T score matrix): the inference path's attention (InferenceModel's decoder layer calls Step; training uses
+// AttentionKernel). Query head h reads kv head h / (nH / nKv). With a sliding window W, the query at
+// cache index i sees keys j with i − W < j ≤ i (Mistral's convention). A cache layer holds K and V as
+// [nKv, Capacity, hd] (kv head major), so one head's rows are contiguous.
 using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using InstructTune.Engine.Kernels;
-
-namespace InstructTune.Models.Inference;
+namespace InstructTune.Engine.Kernels;
 
 public static class CachedAttention
 {
@@ -142,22 +142,33 @@ public static class CachedAttention
         }
     }
 
+    /// <summary>One sequence's cache at one layer: K and V [nKv, Capacity, hd]; InstructionKeys (Capacity) flags
+    /// the rows holding instruction tokens, read only when Step is given a head bias.</summary>
+    public readonly record struct KvLayer(float[] K, float[] V, int Capacity, byte[]? InstructionKeys = null);
+
     /// <summary>Runs <see cref="Row"/> for every (query, head) pair of a step, split across cores when worth it.
-    /// Q rows are [N, nH·hd]; output rows likewise. For query n: its cache, cache index and window.</summary>
-    /// <paramref name="headBias"/> (nH): instruction-biased attention's β of this layer over the caches' instruction keys.
-    public static void Step(float[] Q, float[] Out, int N, int nH, int nKv, int hd, int layer,
-        KvCache[] caches, int[] index, int window, float[]? headBias = null)
+    /// Q rows are [N, nH·hd]; output rows likewise. For query n: its cache layer kv[n], cache index index[n]
+    /// (keys 0..index[n] must be written), and the window.
+    /// <paramref name="headBias"/> (nH): instruction-biased attention's β of this layer over kv[n].InstructionKeys.</summary>
+    public static void Step(float[] Q, float[] Out, int N, int nH, int nKv, int hd, KvLayer[] kv, int[] index, int window,
+        float[]? headBias = null)
     {
+        if (nKv <= 0 || nH % nKv != 0) throw new ArgumentException($"CachedAttention.Step: {nH} query heads are not a multiple of {nKv} kv heads");
+        KernelChecks.Len("CachedAttention.Step", "Q", Q.Length, (long)N * nH * hd);
+        KernelChecks.Len("CachedAttention.Step", "Out", Out.Length, (long)N * nH * hd);
+        KernelChecks.Len("CachedAttention.Step", "kv", kv.Length, N);
+        KernelChecks.Len("CachedAttention.Step", "index", index.Length, N);
+        if (headBias != null) KernelChecks.Len("CachedAttention.Step", "headBias", headBias.Length, nH);
         int group = nH / nKv;
         int work = N * nH;
         void Run(int w)
         {
             int n = w / nH, h = w % nH, kvh = h / group;
-            var cache = caches[n];
+            var cache = kv[n];
             int cap = cache.Capacity;
             var scores = ArrayPool<float>.Shared.Rent(index[n] + 1);
-            Row(Q.AsSpan((n * nH + h) * hd, hd), cache.K[layer].AsSpan(kvh * cap * hd, cap * hd),
-                cache.V[layer].AsSpan(kvh * cap * hd, cap * hd), hd, index[n], window, scores, Out.AsSpan((n * nH + h) * hd, hd),
+            Row(Q.AsSpan((n * nH + h) * hd, hd), cache.K.AsSpan(kvh * cap * hd, cap * hd),
+                cache.V.AsSpan(kvh * cap * hd, cap * hd), hd, index[n], window, scores, Out.AsSpan((n * nH + h) * hd, hd),
                 headBias == null ? default : cache.InstructionKeys, headBias?[h] ?? 0f);
             ArrayPool<float>.Shared.Return(scores);
         }

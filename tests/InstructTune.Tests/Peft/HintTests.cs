@@ -1,0 +1,174 @@
+using InstructTune.Engine.Autograd;
+using InstructTune.Engine.Optim;
+using InstructTune.Engine.Tensors;
+using InstructTune.Models;
+using InstructTune.Models.Inference;
+using InstructTune.Peft;
+using InstructTune.Peft.Hint;
+using InstructTune.Recipes;
+using InstructTune.Tests.Training;
+using InstructTune.Training.Config;
+using static InstructTune.Tests.Peft.LoraInvariantTests;
+
+namespace InstructTune.Tests.Peft;
+
+/// <summary>
+/// HINT: the instruction leaves each example's row and is encoded once per distinct instruction (task) per batch
+/// (a counter), the examples run as the base model without their instruction at init, a step moves only HINT's
+/// parameters, save → load reproduces the logits, and the recipe trains it from `training.method: hint`.
+/// </summary>
+public class HintTests
+{
+    internal static readonly HintConfig Config = new() { Rank = 4, Alpha = 8, NumVirtualTokens = 3, Bottleneck = 5 };
+
+    // 4 rows, 2 tasks: rows 0 and 2 share instruction [11 12 13], rows 1 and 3 share [21 22]; segment 1 = instruction.
+    private static readonly int[] Ids =
+    [
+        7, 11, 12, 13, 40, 41, 42, 43,
+        7, 21, 22, 50, 51, 52, 53, 0,
+        7, 11, 12, 13, 60, 61, 62, 0,
+        7, 21, 22, 70, 71, 72, 73, 74,
+    ];
+    private static readonly int[] Segs =
+    [
+        0, 1, 1, 1, 2, 3, 3, 3,
+        0, 1, 1, 2, 3, 3, 3, 0,
+        0, 1, 1, 1, 2, 3, 3, 0,
+        0, 1, 1, 2, 3, 3, 3, 3,
+    ];
+    private static readonly int[] Mask = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1];
+
+    private static LlamaBatch TaskBatch(int[]? ids = null) => new(new IntTensor(ids ?? Ids, 4, 8))
+    {
+        Segments = new IntTensor(Segs, 4, 8), AttentionMask = new IntTensor(Mask, 4, 8),
+        Labels = new IntTensor((ids ?? Ids).Select((x, i) => Segs[i] == 3 && Mask[i] == 1 ? x : -100).ToArray(), 4, 8),
+    };
+
+    /// <summary>The same examples without their instruction tokens, left-aligned, positions 0.. (what HINT's decoder runs).</summary>
+    private static LlamaBatch Stripped()
+    {
+        int[][] rows = [[7, 40, 41, 42, 43], [7, 50, 51, 52, 53], [7, 60, 61, 62], [7, 70, 71, 72, 73, 74]];
+        int T = 6; var ids = new int[4 * T]; var mask = new int[4 * T]; var pos = new int[4 * T];
+        for (int b = 0; b < 4; b++) for (int t = 0; t < rows[b].Length; t++) { ids[b * T + t] = rows[b][t]; mask[b * T + t] = 1; pos[b * T + t] = t; }
+        return new LlamaBatch(new IntTensor(ids, 4, T)) { AttentionMask = new IntTensor(mask, 4, T), PositionIds = new IntTensor(pos, 4, T) };
+    }
+
+    private static float[] Run(LlamaModel m, LlamaBatch b)
+    {
+        using var tape = Tape.Record(recordGrad: false);
+        return m.Forward(b).Logits!.ToArray();
+    }
+
+    private static LlamaModel Perturbed(string kind, out HintHypernetwork hyper)
+    {
+        var model = TinyModel(kind);
+        hyper = HintInjector.Inject(model, Config, 1);
+        var rng = new Rng(5);
+        foreach (var (name, p) in model.NamedParameters().Where(p => !p.Parameter.Frozen && (p.Name.Contains("gate"))))
+            rng.Normal(p.Span, 0, 0.5f);
+        return model;
+    }
+
+    [Theory, InlineData("llama-gqa"), InlineData("qwen2-tied-bias")]
+    public void TheHypernetworkRunsOncePerTaskPerBatchAndStartsAsTheBaseWithoutTheInstruction(string kind)
+    {
+        var model = TinyModel(kind);
+        var hyper = HintInjector.Inject(model, Config, 1);
+        var logits = Run(model, TaskBatch());
+        Assert.Equal(2, hyper.Runs);                                         // 2 tasks, 4 examples: 2 encodings
+        Run(model, TaskBatch());
+        Assert.Equal(4, hyper.Runs);
+        var plain = Run(TinyModel(kind), Stripped());                         // at init: the base without the instruction
+        int V = model.Config.VocabSize;
+        for (int b = 0; b < 4; b++)
+            for (int t = 0, j = 0; t < 8; t++)
+            {
+                var got = logits.AsSpan((b * 8 + t) * V, V).ToArray();
+                if (Mask[b * 8 + t] == 1 && Segs[b * 8 + t] != 1) Assert.Equal(plain.AsSpan((b * 6 + j++) * V, V).ToArray(), got);
+                else Assert.All(got, x => Assert.Equal(0f, x));                  // instruction tokens and padding: not predicted
+            }
+        var disabled = AdapterSwitch.WithAdaptersDisabled(model, () => Run(model, TaskBatch()));
+        Assert.Equal(Run(TinyModel(kind), TaskBatch()), disabled);            // disabled: the base on the full rows
+    }
+
+    [Fact]
+    public void TheTasksInstructionReachesItsExamplesOnly()
+    {
+        var model = Perturbed("llama-gqa", out _);
+        var a = Run(model, TaskBatch());
+        int[] other = [.. Ids]; other[9] = 30; other[25] = 30;                // task 2's instruction changes (rows 1 and 3)
+        var b = Run(model, TaskBatch(other));
+        int V = model.Config.VocabSize, T = 8;
+        float Diff(int row) => Enumerable.Range(row * T * V, T * V).Max(i => Math.Abs(a[i] - b[i]));
+        Assert.True(Diff(1) > 1e-3f && Diff(3) > 1e-3f, "task 2's examples must follow its instruction");
+        Assert.Equal(0f, Diff(0)); Assert.Equal(0f, Diff(2));
+    }
+
+    [Theory, InlineData("llama-gqa"), InlineData("qwen2-tied-bias")]
+    public void AStepChangesOnlyHintParametersAndSaveLoadReproducesTheLogits(string kind)
+    {
+        var model = TinyModel(kind);
+        HintInjector.Inject(model, Config, 1);
+        var before = model.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter.ToArray());
+        var optimizer = new AdamW(model.Parameters().Where(p => !p.Frozen).ToList(), lr: 1e-2f, weightDecay: 0f);
+        for (int step = 0; step < 2; step++)
+        {
+            using (var tape = Tape.Record()) tape.Backward(model.Forward(TaskBatch()).Loss!);
+            optimizer.Step();
+            model.ZeroGrad();
+        }
+        foreach (var (name, p) in model.NamedParameters())
+        {
+            bool changed = !before.TryGetValue(name, out var was) || !was.AsSpan().SequenceEqual(p.ToArray());
+            bool hint = name.Contains("hint_");
+            Assert.True(changed == hint, $"{name}: changed={changed}");
+        }
+        var expected = Run(model, TaskBatch());
+        var dir = Directory.CreateTempSubdirectory("hint").FullName;
+        HintInjector.Save(model, dir);
+        var reloaded = TinyModel(kind);
+        Assert.Equal("HINT", PeftRegistry.LoadInto(reloaded, dir));
+        Assert.Equal(expected, Run(reloaded, TaskBatch()));
+        var wrong = Assert.Throws<InvalidDataException>(() => PeftRegistry.LoadInto(TinyModel(kind == "llama-gqa" ? "qwen2-tied-bias" : "llama-gqa"), dir));
+        Assert.Contains("kv", wrong.Message);
+        var merge = Assert.Throws<InvalidDataException>(() => PeftRegistry.MergeAndUnload(model));
+        Assert.Contains("cannot be merged", merge.Message);
+        var baseDir = Directory.CreateTempSubdirectory("base").FullName;
+        LlamaCheckpoint.Save(TinyModel(kind), baseDir);
+        using var inference = InferenceModel.Load(baseDir);
+        var refused = Assert.Throws<InvalidDataException>(() => PeftRegistry.ApplyTo(inference, dir));
+        Assert.Contains("HINT", refused.Message);
+    }
+
+    [Fact]
+    public void BadSettingsAreRefusedNamingThem()
+    {
+        var e = Assert.Throws<ArgumentException>(() => HintInjector.Inject(TinyModel("llama-gqa"), Config with { EncoderLayers = 3 }, 1));
+        Assert.Contains("encoder_layers 3", e.Message);
+        e = Assert.Throws<ArgumentException>(() => HintInjector.Inject(TinyModel("llama-gqa"), Config with { TargetModules = ["nope_proj"] }, 1));
+        Assert.Contains("nope_proj", e.Message);
+        e = Assert.Throws<ArgumentException>(() => HintInjector.Inject(TinyModel("llama-gqa"), Config with { NumVirtualTokens = 0 }, 1));
+        Assert.Contains("num_virtual_tokens", e.Message);
+    }
+
+    [Fact]
+    public void TheRecipeTrainsHintFromItsKeyAndExportsIt()
+    {
+        var (modelDir, data) = RecipeSetupTests.Workspace();
+        var config = ConfigLoader.LoadFromString<TrainConfig>("", [$"model.path={modelDir}", $"data.path={data}", "data.max_seq_len=128", RecipeSetupTests.ShortTemplate,
+            "training.method=hint", "data.pack=false", "hint.rank=4", $"checkpoint.output_dir={Directory.CreateTempSubdirectory("run").FullName}",
+            "training.max_steps=3", "training.learning_rate=1e-2", "logging.tensor_board=false"]);
+        var recipe = FineTuneRecipe.Setup(config);
+        Assert.All(recipe.Trainer.Trainable, t => Assert.Contains("hint_", t.Name));
+        var summary = recipe.Train(quiet: true);
+        Assert.Equal(3, summary.Steps);
+        var hyper = (HintHypernetwork)recipe.Model.Conditioner!;
+        Assert.True(hyper.Runs > 0, "the instructions must have been encoded");
+        var reloaded = LlamaCheckpoint.Load(modelDir);
+        PeftRegistry.LoadInto(reloaded, summary.ExportDir);
+        Assert.Equal(Run(recipe.Model, TaskBatch()), Run(reloaded, TaskBatch()));
+        var packed = ConfigLoader.LoadFromString<TrainConfig>("", [$"model.path={modelDir}", $"data.path={data}", RecipeSetupTests.ShortTemplate,
+            "training.method=hint", $"checkpoint.output_dir={Directory.CreateTempSubdirectory("run").FullName}"]);
+        Assert.Contains("data.pack", Assert.Throws<ConfigException>(() => FineTuneRecipe.Setup(packed)).Message);
+    }
+}
