@@ -27,7 +27,7 @@ public sealed partial class InferenceModel
         for (int n = 0; n < N; n++)
         {
             if (segments[n] != InstructionSpans.Instruction) continue;
-            InferenceOps.RmsNorm(X.AsSpan(n * D, D), FinalNorm, (float)Config.RmsNormEps, row, 1, D);
+            Engine.Kernels.RmsNormKernel.Forward(X.AsSpan(n * D, D), FinalNorm, row, new float[1], 1, D, (float)Config.RmsNormEps);
             System.Numerics.Tensors.TensorPrimitives.Add(pooled, row, pooled);
             count++;
         }
