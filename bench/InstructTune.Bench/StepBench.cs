@@ -206,7 +206,8 @@ public static class StepBench
         foreach (var v in all)
         {
             double t = Median(tps[v.Name]), tc = Median(tpcs[v.Name]);
-            double overWall = baseTps / t - 1, overCpu = baseTpcs / tc - 1;   // step time ∝ 1 / tokens per second
+            double overWall = Math.Round(baseTps / t - 1, 3), overCpu = Math.Round(baseTpcs / tc - 1, 3);   // step time ∝ 1 / tokens per second
+            if (overWall == 0) overWall = 0; if (overCpu == 0) overCpu = 0;   // no "-0.0 %"
             Console.WriteLine($"  {v.Name,-16} {t,8:F0} tokens/s ({overWall,7:+0.0%;-0.0%} step time vs baseline)  {tc,8:F0} tokens per CPU-second ({overCpu,7:+0.0%;-0.0%})");
             rows.Add(new() { ["variant"] = v.Name, ["tokens_per_s"] = Math.Round(t, 1), ["tokens_per_cpu_s"] = Math.Round(tc, 1),
                 ["step_time_overhead"] = Math.Round(overWall, 4), ["cpu_time_overhead"] = Math.Round(overCpu, 4) });

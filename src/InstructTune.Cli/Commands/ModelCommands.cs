@@ -71,6 +71,8 @@ public static class ModelCommands
             var mt = ModelTokenizer.Of(loaded);
             Func<string, int[]>? encode = mt is null ? null : text => mt.Encode(text);
             Func<string, string, (int[], int)>? encodePair = null;
+            // {"prompt","response"} pairs' segments as training gives them, for models that read them (instruction-aware, iPEFT, IAPT)
+            var pairSegments = new Dictionary<int[], byte[]?>(ReferenceEqualityComparer.Instance);
             if (mt != null)
             {
                 PromptFormatter? format = null;
@@ -81,12 +83,16 @@ public static class ModelCommands
                         format = loaded.PromptFormat(p.GetValue(template), Console.Error.WriteLine, fallback: "raw");
                         Console.Error.WriteLine($"prompt format: {format.Describe()}");
                     }
-                    return new InstructTune.Evaluation.Run.ContinuationScorer(model, loaded.Tokenizer, format.AddSpecialTokens)
+                    var encoded = new InstructTune.Evaluation.Run.ContinuationScorer(model, loaded.Tokenizer, format.AddSpecialTokens)
                         .Encode(format.Format(prompt), response, cut: false);
+                    if (model.ReadsSegments && loaded.Tokenizer is { } stok)
+                        pairSegments[encoded.Ids] = format.PromptResponseSegments(new InstructTune.Data.Records.InstructionRecord(prompt, "", "", "score"), response, stok, encoded.Ids);
+                    return encoded;
                 };
             }
             var inputs = JsonlScoring.ReadInputs(p.GetValue(input)!, encode, model.Config.VocabSize, model.Config.MaxPositionEmbeddings, encodePair);
-            var results = Scorer.Score(model, inputs.Select(i => i.Ids).ToList(), p.GetValue(logits));
+            var results = Scorer.Score(model, inputs.Select(i => i.Ids).ToList(), p.GetValue(logits),
+                segments: pairSegments.Count == 0 ? null : inputs.Select(i => pairSegments.GetValueOrDefault(i.Ids)).ToList());
             void Write(Stream s) { for (int i = 0; i < results.Length; i++) JsonlScoring.WriteLine(s, results[i], model.Config.VocabSize, inputs[i].ResponseStart); }
             if (p.GetValue(output) is { } outPath) AtomicFile.Write(outPath, Write);
             else

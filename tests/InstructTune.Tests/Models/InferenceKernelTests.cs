@@ -22,7 +22,25 @@ public class InferenceKernelTests
     [InlineData(7, 63, 257)]
     [InlineData(8, 65, 63)]      // GEMM path from 8 tokens on
     [InlineData(33, 257, 100)]
+    [InlineData(1, 13, 48)]      // one 512-bit step, then one 256-bit step
+    [InlineData(1, 300, 1008)]   // 512-bit steps, a 256-bit step, parallel
+    [InlineData(1, 6, 1031)]     // 512-bit steps, a 256-bit step and a scalar tail
     public void Linear_matches_naive_for_f32_and_bf16(int T, int O, int K)
+    {
+        // Decode tiles at 512 bits (where the CPU has AVX-512) and at 256 bits.
+        bool saved = LinearKernels.UseAvx512;
+        try
+        {
+            foreach (bool wide in System.Runtime.Intrinsics.X86.Avx512BW.IsSupported ? new[] { true, false } : [false])
+            {
+                LinearKernels.UseAvx512 = wide;
+                LinearMatchesNaive(T, O, K);
+            }
+        }
+        finally { LinearKernels.UseAvx512 = saved; }
+    }
+
+    private static void LinearMatchesNaive(int T, int O, int K)
     {
         var r = new Random(T * 1000 + O + K);
         var x = Rand(r, T * K);

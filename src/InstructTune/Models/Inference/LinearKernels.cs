@@ -164,10 +164,11 @@ public static class LinearKernels
     {
         // One token of bf16 weights: the unpack kernel wants x in its lane order, permuted once per call.
         float[]? xPerm = null;
+        bool use512 = UseAvx512;   // read once: the permutation and the tile must agree
         if (wb != null && T % 2 == 1 && K >= 16 && Avx2.IsSupported && Fma.IsSupported)
         {
             xPerm = System.Buffers.ArrayPool<float>.Shared.Rent(K);
-            PermuteForBf16Unpack(x + (long)(T - 1) * K, xPerm, K);
+            PermuteForBf16Unpack(x + (long)(T - 1) * K, xPerm, K, use512);
         }
         try
         {
@@ -179,7 +180,7 @@ public static class LinearKernels
                     for (; t + 2 <= T; t += 2) Tile(x, wf, wb, b, y, T, O, K, o, nr, t, 2);
                     if (t < T)
                     {
-                        if (xp != null) TileOneBf16(x, xp, wb, b, y, O, K, o, nr, t);
+                        if (xp != null) TileOneBf16(x, xp, wb, b, y, O, K, o, nr, t, use512);
                         else TileOne(x, wf, wb, b, y, O, K, o, nr, t);
                     }
                 }
@@ -187,11 +188,20 @@ public static class LinearKernels
         finally { if (xPerm != null) System.Buffers.ArrayPool<float>.Shared.Return(xPerm); }
     }
 
-    /// <summary>Per 16 values: [0..3, 8..11, 4..7, 12..15], the order in which unpacking 16 bf16 values against
-    /// zero (within 128-bit lanes) yields them as two float32 vectors. The tail past the last 16 is left as is.</summary>
-    private static unsafe void PermuteForBf16Unpack(float* x, float[] dst, int K)
+    /// <summary>Per 32 values (AVX-512): [0..3, 8..11, 16..19, 24..27, 4..7, 12..15, 20..23, 28..31]; then per 16:
+    /// [0..3, 8..11, 4..7, 12..15] — the orders in which unpacking bf16 values against zero within 128-bit lanes
+    /// yields them as two float32 vectors. The tail past the last 16 is left as is.</summary>
+    private static unsafe void PermuteForBf16Unpack(float* x, float[] dst, int K, bool use512)
     {
         int k = 0;
+        if (use512)
+            for (; k + 32 <= K; k += 32)
+                for (int j = 0; j < 4; j++)
+                    for (int i = 0; i < 4; i++)
+                    {
+                        dst[k + 4 * j + i] = x[k + 8 * j + i];
+                        dst[k + 16 + 4 * j + i] = x[k + 8 * j + 4 + i];
+                    }
         for (; k + 16 <= K; k += 16)
             for (int i = 0; i < 4; i++)
             {
@@ -201,11 +211,17 @@ public static class LinearKernels
         for (; k < K; k++) dst[k] = x[k];
     }
 
+    /// <summary>Decode tiles use 512-bit vectors where the CPU has AVX-512 (half the loads and FMAs of the 256-bit
+    /// loop for the same bytes); tests switch it off to cover the 256-bit path on AVX-512 machines, and
+    /// INSTRUCTTUNE_DECODE_AVX512=0 does for an A/B measurement (docs/PERFORMANCE.md).</summary>
+    internal static bool UseAvx512 = Avx512F.IsSupported && Avx512BW.IsSupported
+        && Environment.GetEnvironmentVariable("INSTRUCTTUNE_DECODE_AVX512") != "0";
+
     /// <summary>TileOne for bf16 weights: one 32-byte load of 16 weights per row, widened by interleaving zero
     /// words below them (the bf16 bits land in the high half of each float32), which costs two shuffles where
     /// zero-extend + shift costs two loads and two shifts. Decode of a cache-resident bf16 model is bound by
     /// these instructions rather than by memory, so it was slower than float32 before this.</summary>
-    private static unsafe void TileOneBf16(float* x, float* xp, ushort* wb, float* b, float* y, int O, int K, int o, int nr, int t)
+    private static unsafe void TileOneBf16(float* x, float* xp, ushort* wb, float* b, float* y, int O, int K, int o, int nr, int t, bool use512)
     {
         long w0 = (long)o * K, w1 = (long)(o + Math.Min(1, nr - 1)) * K, w2 = (long)(o + Math.Min(2, nr - 1)) * K, w3 = (long)(o + Math.Min(3, nr - 1)) * K;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default,
@@ -214,6 +230,27 @@ public static class LinearKernels
         byte* next = (byte*)(wb + w3 + K);
         bool prefetch = o + 4 < O;
         int k = 0;
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        if (use512 && K >= 32)
+        {
+            // 32 weights of each row per step: one 64-byte load, widened by the same unpacks at 512 bits.
+            Vector512<float> A0 = default, A1 = default, A2 = default, A3 = default, C0 = default, C1 = default, C2 = default, C3 = default;
+            var z = Vector512<ushort>.Zero;
+            for (; k + 32 <= K; k += 32)
+            {
+                if (prefetch) { Sse.Prefetch1(next); Sse.Prefetch1(next + 64); Sse.Prefetch1(next + 128); Sse.Prefetch1(next + 192); next += 256; }
+                var v = Vector512.Load(xp + k); var u = Vector512.Load(xp + k + 16);
+                var r = Vector512.Load(wb + w0 + k);
+                A0 = Avx512F.FusedMultiplyAdd(Avx512BW.UnpackLow(z, r).AsSingle(), v, A0); C0 = Avx512F.FusedMultiplyAdd(Avx512BW.UnpackHigh(z, r).AsSingle(), u, C0);
+                r = Vector512.Load(wb + w1 + k);
+                A1 = Avx512F.FusedMultiplyAdd(Avx512BW.UnpackLow(z, r).AsSingle(), v, A1); C1 = Avx512F.FusedMultiplyAdd(Avx512BW.UnpackHigh(z, r).AsSingle(), u, C1);
+                r = Vector512.Load(wb + w2 + k);
+                A2 = Avx512F.FusedMultiplyAdd(Avx512BW.UnpackLow(z, r).AsSingle(), v, A2); C2 = Avx512F.FusedMultiplyAdd(Avx512BW.UnpackHigh(z, r).AsSingle(), u, C2);
+                r = Vector512.Load(wb + w3 + k);
+                A3 = Avx512F.FusedMultiplyAdd(Avx512BW.UnpackLow(z, r).AsSingle(), v, A3); C3 = Avx512F.FusedMultiplyAdd(Avx512BW.UnpackHigh(z, r).AsSingle(), u, C3);
+            }
+            s0 = Vector512.Sum(A0 + C0); s1 = Vector512.Sum(A1 + C1); s2 = Vector512.Sum(A2 + C2); s3 = Vector512.Sum(A3 + C3);
+        }
         for (; k + 16 <= K; k += 16)
         {
             if (prefetch) { Sse.Prefetch1(next); Sse.Prefetch1(next + 64); next += 128; }
@@ -228,7 +265,7 @@ public static class LinearKernels
             a3 = Fma.MultiplyAdd(Avx2.UnpackLow(zero, r).AsSingle(), v, a3); c3 = Fma.MultiplyAdd(Avx2.UnpackHigh(zero, r).AsSingle(), u, c3);
         }
         FinishRows4(x + (long)t * K, null, wb, b, y + (long)t * O, K, o, nr, k, w0, w1, w2, w3,
-            Vector256.Sum(a0 + c0), Vector256.Sum(a1 + c1), Vector256.Sum(a2 + c2), Vector256.Sum(a3 + c3));
+            s0 + Vector256.Sum(a0 + c0), s1 + Vector256.Sum(a1 + c1), s2 + Vector256.Sum(a2 + c2), s3 + Vector256.Sum(a3 + c3));
     }
 
     /// <summary>The scalar tail k..K of four row dot products, then bias and store of the nr real rows.</summary>
@@ -305,13 +342,33 @@ public static class LinearKernels
         float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         if (Avx2.IsSupported && Fma.IsSupported && K >= 16)
         {
-            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default,
-                c0 = default, c1 = default, c2 = default, c3 = default;
             // The next 4-row block follows this one in memory. Touching its lines at the pace this block is read
             // (into L2) keeps DRAM busy across 4 KiB page boundaries, where the hardware prefetcher stops and a
             // plain stream stalls: L float32 decode went from about 24 to 30+ GB/s with it.
             byte* next = wf != null ? (byte*)(wf + w3 + K) : (byte*)(wb + w3 + K);
             bool prefetch = o + 4 < O, wide = wf != null;
+            if (UseAvx512 && wide && K >= 32)
+            {
+                // float32 at 512 bits: 32 weights of each row per step (512 bytes of the block), 8 FMA chains.
+                Vector512<float> A0 = default, A1 = default, A2 = default, A3 = default, C0 = default, C1 = default, C2 = default, C3 = default;
+                for (; k + 32 <= K; k += 32)
+                {
+                    if (prefetch)
+                    {
+                        Sse.Prefetch1(next); Sse.Prefetch1(next + 64); Sse.Prefetch1(next + 128); Sse.Prefetch1(next + 192);
+                        Sse.Prefetch1(next + 256); Sse.Prefetch1(next + 320); Sse.Prefetch1(next + 384); Sse.Prefetch1(next + 448);
+                        next += 512;
+                    }
+                    var v = Vector512.Load(x0 + k); var u = Vector512.Load(x0 + k + 16);
+                    A0 = Avx512F.FusedMultiplyAdd(Vector512.Load(wf + w0 + k), v, A0); C0 = Avx512F.FusedMultiplyAdd(Vector512.Load(wf + w0 + k + 16), u, C0);
+                    A1 = Avx512F.FusedMultiplyAdd(Vector512.Load(wf + w1 + k), v, A1); C1 = Avx512F.FusedMultiplyAdd(Vector512.Load(wf + w1 + k + 16), u, C1);
+                    A2 = Avx512F.FusedMultiplyAdd(Vector512.Load(wf + w2 + k), v, A2); C2 = Avx512F.FusedMultiplyAdd(Vector512.Load(wf + w2 + k + 16), u, C2);
+                    A3 = Avx512F.FusedMultiplyAdd(Vector512.Load(wf + w3 + k), v, A3); C3 = Avx512F.FusedMultiplyAdd(Vector512.Load(wf + w3 + k + 16), u, C3);
+                }
+                s0 = Vector512.Sum(A0 + C0); s1 = Vector512.Sum(A1 + C1); s2 = Vector512.Sum(A2 + C2); s3 = Vector512.Sum(A3 + C3);
+            }
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default,
+                c0 = default, c1 = default, c2 = default, c3 = default;
             for (; k + 16 <= K; k += 16)
             {
                 if (prefetch)
@@ -327,7 +384,7 @@ public static class LinearKernels
                 a2 = Fma.MultiplyAdd(LoadW(wf, wb, w2 + k), v, a2); c2 = Fma.MultiplyAdd(LoadW(wf, wb, w2 + k + 8), u, c2);
                 a3 = Fma.MultiplyAdd(LoadW(wf, wb, w3 + k), v, a3); c3 = Fma.MultiplyAdd(LoadW(wf, wb, w3 + k + 8), u, c3);
             }
-            s0 = Vector256.Sum(a0 + c0); s1 = Vector256.Sum(a1 + c1); s2 = Vector256.Sum(a2 + c2); s3 = Vector256.Sum(a3 + c3);
+            s0 += Vector256.Sum(a0 + c0); s1 += Vector256.Sum(a1 + c1); s2 += Vector256.Sum(a2 + c2); s3 += Vector256.Sum(a3 + c3);
         }
         FinishRows4(x0, wf, wb, b, y + (long)t * O, K, o, nr, k, w0, w1, w2, w3, s0, s1, s2, s3);
     }

@@ -1,9 +1,11 @@
+using System.Diagnostics;
 using System.Text.Json;
 using InstructTune.Data.Batching;
 using InstructTune.Engine.Autograd;
 using InstructTune.Models;
 using InstructTune.Peft.Progressive;
 using InstructTune.Recipes;
+using InstructTune.Training.Checkpointing;
 using InstructTune.Training.Config;
 using InstructTune.Training.Continual;
 using InstructTune.Training.Losses;
@@ -105,6 +107,50 @@ public class ProgressiveAdapterTests
         var served = inference.Forward([new InstructTune.Models.Inference.SequenceChunk(inference.CreateCache(T), batch.Ids[..T], AllLogits: true)]);
         var trained = Logits(model, batch)[..(T * V)];
         for (int i = 0; i < served.Length; i++) Assert.True(Math.Abs(served[i] - trained[i]) <= 1e-4f, $"logit {i}: {served[i]} vs {trained[i]}");
+    }
+
+    /// <summary>
+    /// `itune train` as a child process, SIGKILLed inside stage 2 (after step 40 is logged; the last checkpoint is stage 1's
+    /// end, step 30), resumed with --resume latest in another child: the final weights and forgetting.json are
+    /// byte-identical to an uninterrupted in-process run (the resumed run re-selects and re-freezes the columns).
+    /// </summary>
+    [Fact]
+    public void AKilledRunResumesToTheSameWeightsAndForgettingMatrix()
+    {
+        var reference = FineTuneRecipe.Setup(Config("kill-reference")).Train(quiet: true);
+        var config = Config("kill-child");
+        var (dir, _) = Workspace.Value;
+        var yaml = Path.Combine(dir, "kill-child.yaml");
+        File.WriteAllText(yaml, ConfigLoader.ToYaml(config));
+        string run = config.Checkpoint.OutputDir;
+        Process Start(bool resume)
+        {
+            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "itune.dll"), "train", "--config", yaml }) psi.ArgumentList.Add(a);
+            if (resume) { psi.ArgumentList.Add("--resume"); psi.ArgumentList.Add("latest"); }
+            var p = Process.Start(psi)!;
+            p.OutputDataReceived += (_, _) => { }; p.ErrorDataReceived += (_, _) => { };
+            p.BeginOutputReadLine(); p.BeginErrorReadLine();
+            return p;
+        }
+        var first = Start(resume: false);
+        var clock = Stopwatch.StartNew();
+        var metrics = Path.Combine(run, "metrics.jsonl");
+        while (!(File.Exists(metrics) && File.ReadLines(metrics).Any(l => l.StartsWith("{\"step\":40,"))))
+        {
+            Assert.False(first.HasExited, $"the training process exited (code {(first.HasExited ? first.ExitCode : 0)}) before step 40");
+            Assert.True(clock.Elapsed < TimeSpan.FromMinutes(3), "timed out waiting for step 40");
+            Thread.Sleep(20);
+        }
+        first.Kill(entireProcessTree: true);
+        first.WaitForExit();
+        Assert.Equal(30L, new CheckpointStore(run).List()[^1].Step);   // stage 1's end: the resume restarts inside stage 2
+        var second = Start(resume: true);
+        Assert.True(second.WaitForExit(TimeSpan.FromMinutes(3)), "the resumed run did not finish");
+        Assert.Equal(0, second.ExitCode);
+        byte[] Weights(string runDir) => File.ReadAllBytes(Path.Combine(new CheckpointStore(runDir).Latest()!, TrainerCheckpoint.WeightsFile));
+        Assert.Equal(Weights(reference.RunDir), Weights(run));
+        Assert.Equal(File.ReadAllText(Path.Combine(reference.RunDir, ForgettingReport.JsonFile)), File.ReadAllText(Path.Combine(run, ForgettingReport.JsonFile)));
     }
 
     [Fact]
