@@ -270,9 +270,9 @@ public static class ServeHost
         var adapter = served.Resolve(model);
         var messages = Messages(b);
         var sampling = Sampling(b);
-        var prompt = served.ChatPromptIds(messages, model);
+        var (prompt, segments) = served.ChatPrompt(messages, model);
         if (o.LogPrompts) log.LogInformation("prompt {prompt}", JsonSerializer.Serialize(messages.Select(m => new { m.Role, m.Content })));
-        var choices = served.Start(prompt, sampling, adapter, ctx.RequestAborted);
+        var choices = served.Start(prompt, sampling, adapter, ctx.RequestAborted, segments);
         await Respond(ctx, b, choices, model, prompt.Length, chat: true, o, log);
     }
 

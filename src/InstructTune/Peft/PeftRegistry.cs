@@ -173,7 +173,7 @@ public static class PeftRegistry
             case IpeftAdapterFile.PeftType: model.ApplyIpeft(IpeftAdapterFile.Load(dir)); break;
             case IaptAdapterFile.PeftType: model.ApplyIapt(IaptAdapterFile.Load(dir)); break;
             case HintInjector.PeftType:
-                throw new InvalidDataException($"{dir}: HINT adapters run in the training forward only (LlamaModel, `itune train`); the KV-cache inference path (score, generate, eval) does not apply them yet");
+                throw new InvalidDataException("HINT adapters run in the training forward only (LlamaModel, `itune train`); the KV-cache inference path (score, generate, eval) does not apply them yet");
             default: model.ApplyVirtualTokens(PromptLearningFile.Load(dir)); break;
         }
     }

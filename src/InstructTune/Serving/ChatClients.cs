@@ -142,7 +142,8 @@ public sealed class LocalChatClient(ServedModel served, bool ownsModel = false, 
             JsonObject = o?.ResponseFormat is ChatResponseFormatJson,
             MinTokens = o?.AdditionalProperties?.TryGetValue(MinTokensProperty, out var mt) == true && mt is int m ? m : 0,
         };
-        return (Served.Start(Served.ChatPromptIds(list, modelName, Fallback), request, adapter, ct), modelName);
+        var (ids, segments) = Served.ChatPrompt(list, modelName, Fallback);
+        return (Served.Start(ids, request, adapter, ct, segments), modelName);
     }
 
     public object? GetService(Type serviceType, object? serviceKey = null) =>

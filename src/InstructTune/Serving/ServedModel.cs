@@ -89,6 +89,8 @@ public sealed class ServedModel : IDisposable
         {
             if (tokenizer.VocabSize > model.Config.VocabSize)
                 throw new InvalidDataException($"{modelDir}: the tokenizer has {tokenizer.VocabSize} tokens, more than the model's vocab_size {model.Config.VocabSize}");
+            // Instruction-aware variants of a fully fine-tuned (or merged) model: instruction_aware.safetensors beside it.
+            if (Models.InstructionAware.InstructionAwareFile.TryLoad(modelDir, model.Config) is { } ia) model.ApplyInstructionAware(ia);
             served = new ServedModel(name ?? Path.GetFileName(Path.GetFullPath(modelDir).TrimEnd('/')), model, tokenizer, format, limits,
                 modelDir, chatTemplateFile != null);
             foreach (var (n, dir) in adapters) served.AddAdapter(n, dir);
@@ -127,6 +129,8 @@ public sealed class ServedModel : IDisposable
         if (string.IsNullOrWhiteSpace(name) || name == Name)
             throw new ArgumentException($"adapter name \"{name}\" is empty or the base model's name");
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"adapter folder {dir} not found");
+        if (File.Exists(Path.Combine(dir, Models.InstructionAware.InstructionAwareFile.FileName)))
+            throw new ArgumentException($"adapter folder {dir} holds {Models.InstructionAware.InstructionAwareFile.FileName} (instruction-aware variants change the whole model, not one request's adapter): merge it with `itune merge` and serve the merged folder");
         var adapter = Model.PrepareAdapter(LoraAdapterFile.Load(dir), name);
         // An adapter that records its own format is served with it (unless --chat-template was given for all);
         // one that records none talks like the base.
@@ -149,7 +153,14 @@ public sealed class ServedModel : IDisposable
     /// transformers' apply_chat_template does); a prompt template (alpaca, …) cut where the response starts, with BOS.</summary>
     /// <paramref name="fallback"/> renders the messages of a model that has neither (the in-process <c>local:</c> client
     /// of data generation passes <see cref="PromptFormatter.Raw"/>: plain completion); without one such a model refuses.
-    public int[] ChatPromptIds(IReadOnlyList<ChatMessage> messages, string? model = null, PromptFormatter? fallback = null)
+    public int[] ChatPromptIds(IReadOnlyList<ChatMessage> messages, string? model = null, PromptFormatter? fallback = null) =>
+        ChatPrompt(messages, model, fallback).Ids;
+
+    /// <summary><see cref="ChatPromptIds"/> with the prompt tokens' segments (template / instruction / input /
+    /// response) exactly as training gives them (<see cref="PromptFormatter.ConversationSegments"/>), for a model that
+    /// reads them (<see cref="InferenceModel.ReadsSegments"/>: instruction-aware variants, iPEFT, IAPT); null for
+    /// every other model (no cost) and for a raw fallback format (the whole prompt counts as instruction).</summary>
+    public (int[] Ids, byte[]? Segments) ChatPrompt(IReadOnlyList<ChatMessage> messages, string? model = null, PromptFormatter? fallback = null)
     {
         var format = FormatOf(model) ?? fallback
             ?? throw new ServeRequestException($"model {model ?? Name} has no chat template (tokenizer_config.json chat_template or chat_template.jinja) and records no prompt format (instructtune.json); use /v1/completions or serve with --chat-template FILE", "messages");
@@ -157,7 +168,8 @@ public sealed class ServedModel : IDisposable
         string text;
         try { text = format.FormatConversation(messages); }
         catch (ChatTemplateException e) { throw new ServeRequestException($"the chat template refused the messages: {e.Message}", "messages"); }
-        return Tokenizer.Encode(text, addSpecialTokens: format.AddSpecialTokens).Ids;
+        var ids = Tokenizer.Encode(text, addSpecialTokens: format.AddSpecialTokens).Ids;
+        return (ids, Model.ReadsSegments ? format.ConversationSegments(messages, Tokenizer, ids) : null);
     }
 
     /// <summary>Completion prompt ids: the text encoded with the tokenizer's special tokens (a leading BOS where it has
@@ -165,7 +177,8 @@ public sealed class ServedModel : IDisposable
     public int[] CompletionPromptIds(string prompt) => Tokenizer.Encode(prompt, addSpecialTokens: true).Ids;
 
     /// <summary>Validates the sampling settings, submits one sequence per choice and returns their text streams.</summary>
-    public IReadOnlyList<ChoiceStream> Start(int[] prompt, SamplingRequest r, InferenceAdapter? adapter, CancellationToken ct)
+    /// <param name="segments">the prompt tokens' segments (<see cref="ChatPrompt"/>); null: the prompt counts as instruction.</param>
+    public IReadOnlyList<ChoiceStream> Start(int[] prompt, SamplingRequest r, InferenceAdapter? adapter, CancellationToken ct, byte[]? segments = null)
     {
         var L = Engine.Limits;
         if (prompt.Length == 0) throw new ServeRequestException("the prompt is empty", "prompt");
@@ -193,7 +206,7 @@ public sealed class ServedModel : IDisposable
             Constraint = r.JsonObject ? new JsonObjectConstraint(Tokenizer, StopIds) : null,
         };
         int seed = r.Seed ?? Random.Shared.Next();
-        var seqs = Engine.Submit(prompt, options, Enumerable.Range(0, r.N).Select(i => unchecked(seed + i)).ToList(), adapter, ct);
+        var seqs = Engine.Submit(prompt, options, Enumerable.Range(0, r.N).Select(i => unchecked(seed + i)).ToList(), adapter, ct, segments);
         return seqs.Select(s => new ChoiceStream(s, Tokenizer, r.Stop)).ToList();
     }
 

@@ -49,10 +49,14 @@ public sealed class ServerBusyException(int retryAfterSeconds)
 /// <summary>One submitted sequence: its tokens as they are chosen, then its stop reason.</summary>
 public sealed class ServedSequence
 {
-    internal ServedSequence(int[] prompt, GenerationOptions options, int seed, InferenceAdapter? adapter, DateTime deadline, CancellationToken ct)
+    internal ServedSequence(int[] prompt, GenerationOptions options, int seed, InferenceAdapter? adapter, DateTime deadline, CancellationToken ct,
+        byte[]? segments = null)
     {
-        Prompt = prompt; Options = options; Seed = seed; Adapter = adapter; Deadline = deadline; Cancellation = ct;
+        Prompt = prompt; Options = options; Seed = seed; Adapter = adapter; Deadline = deadline; Cancellation = ct; Segments = segments;
     }
+
+    /// <summary>The prompt tokens' segments for instruction-aware models (null: the prompt counts as instruction).</summary>
+    internal readonly byte[]? Segments;
 
     internal readonly int[] Prompt;
     internal readonly GenerationOptions Options;
@@ -124,7 +128,7 @@ public sealed class ServingEngine : IDisposable
     /// <see cref="ServerBusyException"/> when the running batch is full and the queue has no room for them.
     /// </summary>
     public IReadOnlyList<ServedSequence> Submit(int[] prompt, GenerationOptions options, IReadOnlyList<int> seeds,
-        InferenceAdapter? adapter, CancellationToken cancellationToken)
+        InferenceAdapter? adapter, CancellationToken cancellationToken, byte[]? segments = null)
     {
         ObjectDisposedException.ThrowIf(_stopping, this);
         options.Validate();
@@ -133,7 +137,9 @@ public sealed class ServingEngine : IDisposable
         if (prompt.Length >= maxPos)
             throw new ArgumentException($"the prompt has {prompt.Length} tokens; the model's context is {maxPos} tokens and leaves no room to generate");
         var deadline = DateTime.UtcNow + Limits.RequestTimeout;
-        var seqs = seeds.Select(s => new ServedSequence(prompt, options, s, adapter, deadline, cancellationToken)).ToList();
+        if (segments != null && segments.Length != prompt.Length)
+            throw new ArgumentException($"{segments.Length} segments for a prompt of {prompt.Length} tokens");
+        var seqs = seeds.Select(s => new ServedSequence(prompt, options, s, adapter, deadline, cancellationToken, segments)).ToList();
         lock (_lock)
         {
             int free = Math.Max(0, Limits.MaxConcurrent - _running.Count - _queue.Count);
@@ -224,7 +230,7 @@ public sealed class ServingEngine : IDisposable
                 if (DateTime.UtcNow >= s.Deadline) { s.Complete("timeout"); continue; }
                 _running.Add(s);
             }
-            try { s.Decoding = _decoder.Add(s.Prompt, s.Options, s.Seed, s.Adapter, s); }
+            try { s.Decoding = _decoder.Add(s.Prompt, s.Options, s.Seed, s.Adapter, s, promptSegments: s.Segments); }
             catch (Exception e) { lock (_lock) _running.Remove(s); s.Fail(e); continue; }
             if (s.Decoding.Finished) { lock (_lock) _running.Remove(s); s.Complete(s.Decoding.StopReason!); }
         }

@@ -67,12 +67,26 @@ public class PeftRecipeTests
     [InlineData("training.method=iasft iasft.target_modules=[lm_head]", "lm_head")]
     [InlineData("training.method=iapt training.activation_checkpointing=true", "training.activation_checkpointing")]
     [InlineData("training.method=iapt iapt.activation=swish", "iapt: activation 'swish'")]
+    [InlineData("training.method=hint data.pack=false hint.encoder_layers=5", "hint: encoder_layers 5")]
+    [InlineData("training.method=hint data.pack=false hint.target_modules=[nope_proj]", "nope_proj")]
+    [InlineData("training.method=hint data.pack=false training.activation_checkpointing=true", "training.activation_checkpointing")]
     public void BadMethodSettingsAreRefusedInSetupNamingTheKey(string overrides, string named)
     {
         var (modelDir, data) = RecipeSetupTests.Workspace();
         var config = ConfigLoader.LoadFromString<TrainConfig>("", [$"model.path={modelDir}", $"data.path={data}", "data.max_seq_len=128", RecipeSetupTests.ShortTemplate, .. overrides.Split(' '),
             $"checkpoint.output_dir={Directory.CreateTempSubdirectory("run").FullName}"]);
         var e = Assert.Throws<ConfigException>(() => FineTuneRecipe.Setup(config));
+        Assert.Contains(named, e.Message);
+    }
+
+    /// <summary>IAPT's and HINT's prompts hold no position, so their budget is the key's range: beyond it is refused naming the key.</summary>
+    [Theory]
+    [InlineData("iapt.num_virtual_tokens=1000", "iapt.num_virtual_tokens")]
+    [InlineData("hint.num_virtual_tokens=0", "hint.num_virtual_tokens")]
+    [InlineData("iapt.bottleneck=0", "iapt.bottleneck")]
+    public void PromptCountsOutsideTheirRangeAreRefusedNamingTheKey(string key, string named)
+    {
+        var e = Assert.ThrowsAny<Exception>(() => ConfigLoader.LoadFromString<TrainConfig>("", ["model.path=m", "data.path=d", key]));
         Assert.Contains(named, e.Message);
     }
 }

@@ -63,7 +63,21 @@ public sealed class ChatTemplatePrompt : IPromptTemplate
             splitAt = r.Input.Length > 0 ? r.Instruction.Length : -1;
             messages = [new ChatMessage("user", user), new ChatMessage("assistant", r.Output)];
         }
-        var rendered = _template.Render(messages);
+        return Spans(messages, splitAt, _template.Render(messages));
+    }
+
+    /// <summary>
+    /// The prompt of the next assistant turn after <paramref name="messages"/> (rendered with the template's generation
+    /// prompt), with the segment spans <see cref="Render"/> gives those characters in training: system and user turns
+    /// instruction, tool results input, earlier assistant turns as their policy says. <paramref name="splitAt"/>: where a
+    /// single-turn record's instruction ends in the first user message ("\n\n" + input follows), −1 for none. Inference
+    /// (<c>eval</c>, <c>generate</c>, <c>serve</c>, <c>score</c>) reads instruction-aware models' segments from here.
+    /// </summary>
+    public RenderedText RenderPrompt(IReadOnlyList<ChatMessage> messages, int splitAt = -1) =>
+        Spans(messages, splitAt, _template.Render(messages, addGenerationPrompt: true));
+
+    private RenderedText Spans(IReadOnlyList<ChatMessage> messages, int splitAt, RenderedChat rendered)
+    {
         var text = rendered.Text;
 
         // Prompt spans: every non-assistant message's characters.

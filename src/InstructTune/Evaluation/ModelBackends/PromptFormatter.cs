@@ -54,14 +54,41 @@ public sealed class PromptFormatter
     /// The per-token segments (template / instruction / input, <see cref="Segment"/>) of <paramref name="ids"/>, the
     /// encoded prompt of <paramref name="record"/> (possibly left-truncated), by the rule training uses
     /// (<see cref="ExampleTokenizer.TokenSegment"/>), so instruction-aware models and iPEFT see at inference the spans
-    /// they were trained on. Null where the spans are not known (raw and chat formats: the model then treats the
+    /// they were trained on: prompt templates by their spans, chat templates by <see cref="ChatTemplatePrompt.RenderPrompt"/>
+    /// (system/user turns instruction, a single-turn record's input after its instruction input, tool results input,
+    /// earlier assistant turns response). Null where the spans are not known (raw format: the model then treats the
     /// whole prompt as instruction) or the ids are not that prompt's encoding.
     /// </summary>
     public byte[]? PromptSegments(InstructionRecord record, Tokenizers.ITokenizer tokenizer, int[] ids)
     {
         if (_renderRecord is null || ids.Length == 0) return null;
         var rendered = _renderRecord(record);
-        if (rendered.Text != _formatRecord(record)) return null;
+        return rendered.Text == _formatRecord(record) ? SegmentsOf(rendered, tokenizer, ids) : null;
+    }
+
+    /// <summary>
+    /// The segments of <paramref name="ids"/> = the encoding of <paramref name="record"/>'s prompt followed by
+    /// <paramref name="response"/> (<c>itune score</c>'s {"prompt","response"} lines): the prompt's as
+    /// <see cref="PromptSegments"/>, the response's characters <see cref="Segment.Response"/>, a token that straddles
+    /// both a response token, as in training. Null where <see cref="PromptSegments"/> would be.
+    /// </summary>
+    public byte[]? PromptResponseSegments(InstructionRecord record, string response, Tokenizers.ITokenizer tokenizer, int[] ids)
+    {
+        if (_renderRecord is null || ids.Length == 0) return null;
+        var prompt = _renderRecord(record);
+        if (prompt.Text != _formatRecord(record)) return null;
+        var whole = new RenderedText(prompt.Text + response, [.. prompt.Spans, new SegmentSpan(prompt.Text.Length, response.Length, Segment.Response)]);
+        return SegmentsOf(whole, tokenizer, ids);
+    }
+
+    /// <summary>The segments of a conversation's prompt (<see cref="FormatConversation"/>, <c>itune serve</c>).</summary>
+    public byte[]? ConversationSegments(IReadOnlyList<ChatMessage> messages, Tokenizers.ITokenizer tokenizer, int[] ids) =>
+        PromptSegments(ConversationRecord(messages), tokenizer, ids);
+
+    // Encodes the rendered text and reads each of the trailing ids' segments from its characters (ids may be a
+    // left-truncated encoding); null when ids are not the text's encoding.
+    private byte[]? SegmentsOf(RenderedText rendered, Tokenizers.ITokenizer tokenizer, int[] ids)
+    {
         var enc = tokenizer.Encode(rendered.Text, AddSpecialTokens);
         int skip = enc.Ids.Length - ids.Length;
         if (skip < 0 || !enc.Ids.AsSpan(skip).SequenceEqual(ids)) return null;
@@ -100,9 +127,12 @@ public sealed class PromptFormatter
     /// </summary>
     /// A single user message is formatted as an instruction (<see cref="Format(string)"/>), exactly as a one-turn
     /// training record with that instruction.
-    public string FormatConversation(IReadOnlyList<ChatMessage> messages) =>
-        messages is [{ Role: "user" } only] ? _format(only.Content)
-            : _formatRecord(new InstructionRecord("", "", "", "conversation") { Messages = [.. messages, new ChatMessage("assistant", "")] });
+    public string FormatConversation(IReadOnlyList<ChatMessage> messages) => _formatRecord(ConversationRecord(messages));
+
+    // A single user message is a one-turn record with that instruction; more turns a chat record whose reply is next.
+    private static InstructionRecord ConversationRecord(IReadOnlyList<ChatMessage> messages) =>
+        messages is [{ Role: "user" } only] ? new InstructionRecord(only.Content, "", "", "conversation")
+            : new InstructionRecord("", "", "", "conversation") { Messages = [.. messages, new ChatMessage("assistant", "")] };
 
     /// <summary>The formatter named by <c>--template</c>; <paramref name="tokenizerDir"/> supplies the chat template.</summary>
     public static PromptFormatter Create(string? name, string tokenizerDir)
@@ -132,9 +162,14 @@ public sealed class PromptFormatter
     /// <summary>A formatter over a given chat template (<c>itune serve --chat-template FILE</c>).</summary>
     public static PromptFormatter FromChatTemplate(IChatTemplate template, string origin) => Chat(template).From(origin);
 
-    private static PromptFormatter Chat(IChatTemplate template) =>
-        new("chat", instruction => template.Render([new ChatMessage("user", instruction)], addGenerationPrompt: true).Text,
-            record => template.Render(PromptMessages(record), addGenerationPrompt: true).Text, false);
+    private static PromptFormatter Chat(IChatTemplate template, TrainOn trainOn = TrainOn.Assistant, TrainOnEos trainOnEos = TrainOnEos.Turn)
+    {
+        // The spans training gives these characters (ChatTemplatePrompt, the policy the model was trained with).
+        var spans = new ChatTemplatePrompt(template, "chat", trainOn: trainOn, trainOnEos: trainOnEos);
+        return new("chat", instruction => template.Render([new ChatMessage("user", instruction)], addGenerationPrompt: true).Text,
+            record => template.Render(PromptMessages(record), addGenerationPrompt: true).Text, false,
+            record => spans.RenderPrompt(PromptMessages(record), record.Messages is { Count: > 0 } || string.IsNullOrEmpty(record.Input) ? -1 : record.Instruction.Length));
+    }
 
     /// <summary>
     /// The formatter for a trained model: the prompt format its adapter (or model) folder records in instructtune.json
@@ -158,7 +193,9 @@ public sealed class PromptFormatter
             return Create(name, modelDir).From($"--template; {file} records {recorded.Template}");
         }
         if (recorded.ChatTemplate != null)
-            return Chat(new JinjaChatTemplate(recorded.ChatTemplate, recorded.SpecialTokens.ToDictionary(kv => kv.Key, kv => (object?)kv.Value)))
+            return Chat(new JinjaChatTemplate(recorded.ChatTemplate, recorded.SpecialTokens.ToDictionary(kv => kv.Key, kv => (object?)kv.Value)),
+                    Enum.TryParse<TrainOn>(recorded.TrainOn, out var on) ? on : TrainOn.Assistant,
+                    Enum.TryParse<TrainOnEos>(recorded.TrainOnEos, out var eos) ? eos : TrainOnEos.Turn)
                 .From($"recorded in {file}");
         return Create(recorded.Template, modelDir).From($"recorded in {file}");
     }
