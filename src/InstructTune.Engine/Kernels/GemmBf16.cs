@@ -43,15 +43,18 @@ public static unsafe partial class Gemm
 
     /// <summary>True when the CPU has bf16 dot-product instructions (AVX512-BF16 or AMX-BF16), read from
     /// /proc/cpuinfo (.NET 10 exposes no intrinsic class for them).</summary>
-    public static bool CpuHasBf16DotProduct { get; } = ReadCpuHasBf16();
+    public static bool CpuHasBf16DotProduct { get; } = CpuFlag(" avx512_bf16") || CpuFlag(" amx_bf16");
 
-    private static bool ReadCpuHasBf16()
+    /// <summary>True when /proc/cpuinfo lists amx_bf16 (tile matrix multiply: many bf16 products per cycle).</summary>
+    public static bool CpuHasAmxBf16 { get; } = CpuFlag(" amx_bf16");
+
+    private static bool CpuFlag(string flag)
     {
         try
         {
             foreach (var line in File.ReadLines("/proc/cpuinfo"))
                 if (line.StartsWith("flags", StringComparison.Ordinal))
-                    return line.Contains(" avx512_bf16", StringComparison.Ordinal) || line.Contains(" amx_bf16", StringComparison.Ordinal);
+                    return line.Contains(flag, StringComparison.Ordinal);
         }
         catch (IOException) { }
         catch (UnauthorizedAccessException) { }
@@ -66,13 +69,21 @@ public static unsafe partial class Gemm
         _ => throw new InvalidOperationException($"{Bf16BackendVariable}='{value}': expected managed, onednn or auto"),
     };
 
-    /// <summary>The documented rule: oneDNN when it loaded and the CPU has bf16 dot products; without them
-    /// oneDNN would emulate bf16 with float32 FMAs, no faster than the managed kernel, so managed serves.</summary>
+    /// <summary>The documented rule: oneDNN when it loaded and the CPU has AMX-BF16. With AVX512-BF16 alone the bf16
+    /// dot product (vdpbf16ps) issues once per two cycles, half the float32 FMA's FLOP rate (bench/native/bf16_peak.c:
+    /// 85 against 174 GFLOP per CPU-second), so bf16 operands widened to float32 for our FMA kernel are faster than
+    /// oneDNN's bf16 kernel (training step M: 1.00× against 0.74× of float32, docs/PERFORMANCE.md); without either,
+    /// oneDNN would emulate bf16. INSTRUCTTUNE_BF16_GEMM=onednn still selects oneDNN.</summary>
     private static Bf16GemmBackend AutoBf16(out string why)
     {
         if (!OneDnn.IsAvailable) { why = $"auto; {OneDnn.Unavailable}"; return Bf16GemmBackend.Managed; }
         if (!CpuHasBf16DotProduct) { why = "auto; the CPU has no AVX512-BF16/AMX, oneDNN would emulate bf16"; return Bf16GemmBackend.Managed; }
-        why = "auto; CPU has bf16 dot products";
+        if (!CpuHasAmxBf16)
+        {
+            why = "auto; the CPU has AVX512-BF16 but no AMX: its bf16 dot product runs at half the float32 FMA rate, so widening to float32 is faster (INSTRUCTTUNE_BF16_GEMM=onednn to override)";
+            return Bf16GemmBackend.Managed;
+        }
+        why = "auto; CPU has AMX-BF16";
         return Bf16GemmBackend.OneDnn;
     }
 
