@@ -9,6 +9,10 @@ instruction-aware variants, written here from their formulas (docs/ARCHITECTURE.
   both:     the two together.
   biased:   instruction-biased attention, per layer l and head h: s_ij = q_i.k_j / sqrt(hd) + beta_lh * [segment_j == 1]
             (added inside the usual causal / document / padding mask).
+  temperature: the temperature head on the pooled instruction representation p_d = mean of the final normed hidden
+            states over document d's instruction tokens: tau_d = softplus(w . p_d + b); the loss is the response
+            cross-entropy + MU * sum over documents with a target of (tau_d - target_d)^2 / (documents with a target);
+            documents (row 0 doc 0, row 0 doc 1, row 1) have targets TEMPERATURE_TARGETS (None: no target).
   two_stream (two_stream_layers K = 1) and all (segments + gates + two_stream with K = 2):
             the instruction stream: each row's instruction tokens (segment 1, not padding) in order, with their
             own positions and document ids, run alone through the base model's decoder layers 0..K-1 (the same
@@ -39,6 +43,8 @@ TINY = {"vocab": 96, "dim": 32, "layers": 2, "heads": 4, "kv": 2, "ffn": 48, "ep
         "qkv_bias": True}
 GATES = [0, 1]
 TWO_STREAM = {"two_stream": 1, "all": 2}
+TEMPERATURE_TARGETS = [0.2, None, 1.0]
+MU = 0.7
 COT = 8
 
 
@@ -83,6 +89,10 @@ def params(variant):
     A = {}
     if variant in ("segments", "both", "all"):
         A["instruction_aware.segment_embeddings.weight"] = 0.5 * u("instruction_aware.segment_embeddings.weight", (4, D))
+    if variant == "temperature":
+        n = "instruction_aware.temperature_head."
+        A[n + "weight"] = u(n + "weight", (1, D))
+        A[n + "bias"] = u(n + "bias", (1,)) + 0.5
     if variant == "biased":
         for l in range(TINY["layers"]):
             n = f"instruction_aware.attention_bias.{l}"
@@ -170,8 +180,25 @@ def run(variant):
         beta = A.get(f"instruction_aware.attention_bias.{l}")
         return None if beta is None else beta[None, :, None, None] * (seg == 1).float()[:, None, None, :]
 
+    final = {}
+
+    def final_hook(x):
+        final["x"] = x
+
     logits, loss = forward(TINY, P, ids, pos, labels, key_valid=valid, doc=doc, embed_hook=embed_hook, after_layer=after_layer,
-                           score_bias=score_bias)
+                           score_bias=score_bias, final_hook=final_hook)
+    extra = {}
+    if variant == "temperature":
+        x = final["x"]
+        docs = [(b, d) for b in range(x.shape[0]) for d in sorted(set(doc[b].tolist())) if d >= 0]
+        taus = []
+        for b, d in docs:
+            rows = [t for t in range(x.shape[1]) if doc[b, t] == d and seg[b, t] == 1]
+            p = torch.stack([x[b, t] for t in rows]).mean(0)
+            taus.append(F.softplus(p @ A["instruction_aware.temperature_head.weight"][0] + A["instruction_aware.temperature_head.bias"][0]))
+        sq = [(tau - t) ** 2 for tau, t in zip(taus, TEMPERATURE_TARGETS) if t is not None]
+        loss = loss + MU * torch.stack(sq).sum() / len(sq)
+        extra = {"temperatures": [float(t) for t in taus], "targets": TEMPERATURE_TARGETS, "mu": MU}
     loss.backward()
     grads = dict(A)
     for n in shared:
@@ -181,7 +208,7 @@ def run(variant):
         "cot_width": COT if variant == "cot" else 0,
         "two_stream_layers": TWO_STREAM.get(variant, 0),
         "ids": t2j(ids), "segments": t2j(seg), "documents": t2j(doc), "positions": t2j(pos), "labels": t2j(labels),
-        "loss": float(loss), "logits": t2j(logits),
+        "loss": float(loss), "logits": t2j(logits), **extra,
         "params": [{"name": k, **t2j(v)} for k, v in A.items()],
         "grads": [{"name": k, **t2j(v.grad)} for k, v in grads.items()],
     })
@@ -189,7 +216,7 @@ def run(variant):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    for v in sys.argv[1:] or ("segments", "gates", "both", "two_stream", "all", "biased", "cot"):
+    for v in sys.argv[1:] or ("segments", "gates", "both", "two_stream", "all", "biased", "cot", "temperature"):
         run(v)
         print("wrote", v)
 

@@ -141,14 +141,18 @@ public static class ModelCommands
         var prompt = new Option<string?>("--prompt") { Description = "prompt text (needs a tokenizer in the folder)" };
         var promptIds = new Option<string?>("--prompt-ids") { Description = "prompt token ids, e.g. 1,2,3" };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "tokens to generate", DefaultValueFactory = _ => 64 };
-        var temperature = new Option<double>("--temperature") { Description = "0 = greedy", DefaultValueFactory = _ => 0.0 };
+        var temperature = new Option<string>("--temperature")
+        {
+            Description = "sampling temperature (0 = greedy), or auto: the one the model's temperature head predicts for the prompt (model.instruction_aware.temperature_targets)",
+            DefaultValueFactory = _ => "0",
+        };
         var topK = new Option<int>("--top-k") { Description = "keep the K most likely tokens (0 = off)" };
         var topP = new Option<double>("--top-p") { Description = "nucleus mass (1 = off)", DefaultValueFactory = _ => 1.0 };
         var repPenalty = new Option<double>("--repetition-penalty") { Description = "HF repetition penalty (1 = off)", DefaultValueFactory = _ => 1.0 };
         var seed = new Option<int>("--seed") { Description = "sampling seed" };
         var stop = new Option<string[]>("--stop") { Description = "stop string (repeatable)", AllowMultipleArgumentsPerToken = false };
         var ignoreEos = new Option<bool>("--ignore-eos") { Description = "do not stop at the config's eos ids" };
-        var json = new Option<bool>("--json") { Description = "print {\"prompt_ids\",\"generated_ids\",\"text\"}" };
+        var json = new Option<bool>("--json") { Description = "print {\"prompt_ids\",\"generated_ids\",\"text\",\"stop_reason\",\"temperature\"}" };
         var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning, IaSFT, iPEFT, IAPT)" };
         var template = new Option<string?>("--template") { Description = "prompt format for --prompt: auto (default: the format the adapter or model was trained with, recorded in its instructtune.json; else the text as given), raw, chat, alpaca, chatml, llama2, llama3 or a format string" };
         var compute = ComputeOption();
@@ -188,11 +192,21 @@ public static class ModelCommands
                 n = maxPos - ids.Length;
             }
             bool asJson = p.GetValue(json);
+            double temp;
+            if (p.GetValue(temperature) is "auto")
+            {
+                if (!model.HasTemperatureHead)
+                    throw new ArgumentException($"--temperature auto needs a temperature head; {dir} has none (train with model.instruction_aware.temperature_targets)");
+                temp = model.PredictTemperature(ids, segments);
+                Console.Error.WriteLine($"temperature: {temp:0.###} (the model's temperature head)");
+            }
+            else if (!double.TryParse(p.GetValue(temperature), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out temp) || temp < 0)
+                throw new ArgumentException($"--temperature: \"{p.GetValue(temperature)}\" is neither a number ≥ 0 nor auto");
             var stream = tokenizer?.Streaming();
             var options = new GenerationOptions
             {
                 MaxNewTokens = n,
-                Temperature = p.GetValue(temperature),
+                Temperature = temp,
                 TopK = p.GetValue(topK),
                 TopP = p.GetValue(topP),
                 RepetitionPenalty = p.GetValue(repPenalty),
@@ -215,6 +229,7 @@ public static class ModelCommands
                     ["generated_ids"] = r.GeneratedIds,
                     ["text"] = tokenizer?.Decode(r.GeneratedIds),
                     ["stop_reason"] = r.StopReason,
+                    ["temperature"] = temp,
                 };
                 Console.Out.WriteLine(JsonSerializer.Serialize(o));
             }

@@ -41,4 +41,20 @@ public static partial class Ops
             });
         return y;
     }
+
+    /// <summary>y = log(1 + e^x) elementwise (x for x &gt; 20, where the two agree in float); backward dx += dy · σ(x).</summary>
+    public static Tensor Softplus(Tensor x)
+    {
+        x = Contiguous(x);
+        var y = Tensor.Empty(x.Shape);
+        var xs = x.Span; var ys = y.Span;
+        for (int i = 0; i < xs.Length; i++) ys[i] = xs[i] > 20f ? xs[i] : (float)Math.Log(1 + Math.Exp(xs[i]));
+        if (Tape.Needs(x))
+            Tape.Add(y, () =>
+            {
+                var dy = y.Grad!.Span; var xv = x.Span; var g = x.EnsureGrad().Span;
+                for (int i = 0; i < g.Length; i++) g[i] += dy[i] / (1f + MathF.Exp(-xv[i]));
+            });
+        return y;
+    }
 }

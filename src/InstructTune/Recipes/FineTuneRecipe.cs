@@ -134,7 +134,8 @@ public sealed class FineTuneRecipe : IDisposable
         var objective = new ObjectiveOptions(config.Loss.NextTokenWeight, config.Loss.LambdaInstruction, (float)config.Loss.LabelSmoothing,
             TaskWeights.Compute(config.Loss.TaskWeighting, inputs.TaskNames, inputs.Train, config.Loss.TaskWeights), logVars,
             (float)t.NeftuneAlpha, t.NeftuneAlpha > 0 ? new Rng((ulong)t.Seed ^ 0x4E45465455UL) : null,
-            TaskHeadWeight: config.Model.InstructionAware.TaskHeadWeight, RepresentationAlpha: config.Model.InstructionAware.RepresentationAlpha);
+            TaskHeadWeight: config.Model.InstructionAware.TaskHeadWeight, RepresentationAlpha: config.Model.InstructionAware.RepresentationAlpha,
+            TemperatureTargets: TemperatureTargets(config, inputs.TaskNames), TemperatureWeight: config.Model.InstructionAware.TemperatureWeight);
 
         var batchOptions = new BatchOptions(config.Data.Pack ? BatchMode.Packed : BatchMode.Bucketed, t.MicroBatchSize, config.Data.MaxSeqLen);
         IBatchSource batches;
@@ -380,7 +381,29 @@ public sealed class FineTuneRecipe : IDisposable
         var s = config.Model.InstructionAware;
         return new() { SegmentEmbeddings = s.SegmentEmbeddings, GateLayers = [.. s.GateLayers], GateBiasInit = (float)s.GateBiasInit,
             TwoStreamLayers = s.TwoStreamLayers, TaskClasses = s.TaskHeadWeight > 0 ? Math.Max(tasks, 1) : 0, RepresentationHead = s.RepresentationAlpha > 0,
-            BiasedAttention = s.BiasedAttention, CotWidth = s.CotWidth, Seed = (ulong)config.Training.Seed };
+            BiasedAttention = s.BiasedAttention, CotWidth = s.CotWidth, Seed = (ulong)config.Training.Seed,
+            TemperatureRange = s.TemperatureTargets is { Count: > 0 } && s.TemperatureWeight > 0 ? ((float)s.TemperatureMin, (float)s.TemperatureMax) : null };
+    }
+
+    /// <summary>model.instruction_aware.temperature_targets by task id (NaN: no target), or null when off; a task the
+    /// data does not have, a target outside [temperature_min, temperature_max] or a reversed range is refused naming the key.</summary>
+    private static float[]? TemperatureTargets(TrainConfig config, IReadOnlyList<string> taskNames)
+    {
+        var s = config.Model.InstructionAware;
+        if (s.TemperatureTargets is not { Count: > 0 } targets || s.TemperatureWeight == 0) return null;
+        const string key = "model.instruction_aware.temperature_targets";
+        if (s.TemperatureMax < s.TemperatureMin)
+            throw new ConfigException($"model.instruction_aware.temperature_max ({s.TemperatureMax}) is below temperature_min ({s.TemperatureMin})", "model.instruction_aware.temperature_max");
+        var t = Enumerable.Repeat(float.NaN, taskNames.Count).ToArray();
+        foreach (var (name, tau) in targets)
+        {
+            int k = taskNames.ToList().IndexOf(name);
+            if (k < 0) throw new ConfigException($"{key} names task '{name}', which the dataset does not have (tasks: {string.Join(", ", taskNames)})", key);
+            if (tau < s.TemperatureMin || tau > s.TemperatureMax)
+                throw new ConfigException($"{key}.{name} = {tau} is outside [temperature_min, temperature_max] = [{s.TemperatureMin}, {s.TemperatureMax}]", key);
+            t[k] = (float)tau;
+        }
+        return t;
     }
 
     /// <summary>EWC's Fisher on the reference set (or the training data when none is given), at the starting weights.</summary>

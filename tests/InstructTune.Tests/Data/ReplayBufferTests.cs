@@ -111,6 +111,7 @@ public class ReplayBufferTests
         {
             ("{size: 20}", "0", "data.replay_buffer"), ("{size: 10, fraction: 0.5}", "0.5", "data.replay_buffer.fraction"),
             ("{fraction: 1.5}", "0.5", "data.replay_buffer.fraction"), ("{size: 10}", "1.2", "data.stages[1].replay"),
+            ("{size: 10}", "1", "data.stages[1].replay"), ("{size: 10}", "-0.1", "data.stages[1].replay"),   // [0, 1): 1 and negatives too
         })
         {
             var e = Assert.ThrowsAny<Exception>(() => PrepareRecipe.Run(Config(buffer, replay), tok, tokDir, Path.Combine(dir, "bad")));

@@ -122,7 +122,7 @@ public class ModelProbeTests
     {
         var run = Path.Combine(HostileWorkspace.NewFolder("run"), "out");
         var cfg = TrainConfig(run, 2);
-        Probe.AssertSuccess(Probe.Run(["train", "--config", cfg], timeoutSeconds: 60));
+        Probe.AssertSuccess(Probe.Run(["train", "--config", cfg], timeoutSeconds: 180));
         var latest = new CheckpointStore(run).Latest()!;
         File.WriteAllText(Path.Combine(latest, TrainerCheckpoint.StateFile), "{\"Step\": 4, \"Sampler\": ");
         Probe.AssertClearError(Probe.Run(["train", "--config", cfg, "--resume", latest, "training.max_steps=6"]), "trainer_state.json", "damaged");

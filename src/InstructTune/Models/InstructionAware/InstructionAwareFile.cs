@@ -17,6 +17,17 @@ public sealed record InstructionAwareWeights(float[]? SegmentEmbeddings, IReadOn
     public float[][]? AttentionBias { get; init; }
     /// <summary>The training-only heads (task_head, representation_head: name → weight, bias), kept for resuming.</summary>
     public IReadOnlyDictionary<string, (float[] Weight, float[] Bias, int Outputs)> Heads { get; init; } = new Dictionary<string, (float[], float[], int)>();
+    /// <summary>The temperature head's clamp range (metadata temperature_min/max), when Heads has temperature_head.</summary>
+    public (float Min, float Max) TemperatureRange { get; init; }
+
+    /// <summary>τ = clamp(softplus(w·p + b), min, max) for a pooled instruction representation p (D); throws when
+    /// the model has no temperature head.</summary>
+    public float Temperature(ReadOnlySpan<float> pooled)
+    {
+        if (!Heads.TryGetValue(TemperatureHead.Name, out var h))
+            throw new InvalidDataException("the model has no temperature head (train it with model.instruction_aware.temperature_targets)");
+        return TemperatureHead.Temperature(h.Weight, h.Bias[0], pooled, TemperatureRange);
+    }
     /// <summary>Chain-of-thought pathways, or null.</summary>
     public CotWeights? Cot { get; init; }
 
@@ -26,6 +37,7 @@ public sealed record InstructionAwareWeights(float[]? SegmentEmbeddings, IReadOn
         BiasedAttention = AttentionBias != null,
         TaskClasses = Heads.TryGetValue(InstructionHeads.TaskHeadName, out var t) ? t.Outputs : 0,
         RepresentationHead = Heads.ContainsKey(InstructionHeads.RepresentationHeadName), CotWidth = Cot?.Width ?? 0,
+        TemperatureRange = Heads.ContainsKey(TemperatureHead.Name) ? TemperatureRange : null,
     };
 }
 
@@ -53,10 +65,14 @@ public static class InstructionAwareFile
         var tensors = ia.NamedParameters(InstructionAwareModule.Name + ".")
             .Select(p => TensorToWrite.FromF32(p.Name, DType.F32, p.Parameter.Shape.Select(d => (long)d).ToArray(), p.Parameter.ToArray()))
             .ToList();
-        var metadata = ia.Fusion is { } f
-            ? new Dictionary<string, string> { [TwoStreamLayersKey] = f.Layers.ToString(System.Globalization.CultureInfo.InvariantCulture) }
-            : null;
-        SafetensorsWriter.Write(Path.Combine(dir, FileName), tensors, metadata);
+        var metadata = new Dictionary<string, string>();
+        if (ia.Fusion is { } f) metadata[TwoStreamLayersKey] = f.Layers.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (ia.Options.TemperatureRange is { } range)
+        {
+            metadata[TemperatureHead.MinKey] = range.Min.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+            metadata[TemperatureHead.MaxKey] = range.Max.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        }
+        SafetensorsWriter.Write(Path.Combine(dir, FileName), tensors, metadata.Count == 0 ? null : metadata);
     }
 
     /// <summary>Adds {"instruction_aware": {...}} to dir/instructtune.json (kept: whatever else it records).</summary>
@@ -73,6 +89,7 @@ public static class InstructionAwareFile
             ["segment_embeddings"] = ia.Options.SegmentEmbeddings,
             ["gate_layers"] = new JsonArray(ia.Options.GateLayers.Order().Select(l => (JsonNode)l).ToArray()),
             [TwoStreamLayersKey] = ia.Options.TwoStreamLayers,
+            ["temperature_head"] = ia.TemperatureHead != null,
             ["cot_width"] = ia.Options.CotWidth,
             ["biased_attention"] = ia.Options.BiasedAttention,
         };
@@ -114,14 +131,14 @@ public static class InstructionAwareFile
                 cot ??= ReadCot();
                 continue;
             }
-            var head = System.Text.RegularExpressions.Regex.Match(name, $@"^instruction_aware\.({InstructionHeads.TaskHeadName}|{InstructionHeads.RepresentationHeadName})\.(weight|bias)$");
+            var head = System.Text.RegularExpressions.Regex.Match(name, $@"^instruction_aware\.({InstructionHeads.TaskHeadName}|{InstructionHeads.RepresentationHeadName}|{TemperatureHead.Name})\.(weight|bias)$");
             if (head.Success)
             {
                 string h = head.Groups[1].Value;
                 if (heads.ContainsKey(h)) continue;
                 var wInfo = f.Info($"{P}{h}.weight");
                 int outputs = wInfo.Shape.Length == 2 ? (int)wInfo.Shape[0] : -1;
-                if (outputs < 1 || h == InstructionHeads.RepresentationHeadName && outputs != D)
+                if (outputs < 1 || h == InstructionHeads.RepresentationHeadName && outputs != D || h == TemperatureHead.Name && outputs != 1)
                     throw new InvalidDataException($"{path}: tensor \"{P}{h}.weight\" has shape [{string.Join(",", wInfo.Shape)}]; the model needs [{(h == InstructionHeads.TaskHeadName ? "tasks" : D.ToString(System.Globalization.CultureInfo.InvariantCulture))},{D}]");
                 heads[h] = (Read($"{P}{h}.weight", outputs, D), Read($"{P}{h}.bias", outputs), outputs);
                 continue;
@@ -151,7 +168,12 @@ public static class InstructionAwareFile
         }
         if (bias != null && Array.FindIndex(bias, x => x == null) is var missing and >= 0)
             throw new InvalidDataException($"{path}: tensor \"{P}attention_bias.{missing}\" is missing (biased attention needs one per layer)");
-        return new InstructionAwareWeights(seg, gates) { TwoStream = twoStream, AttentionBias = bias, Heads = heads, Cot = cot };
+        var range = heads.ContainsKey(TemperatureHead.Name) ? (MetaFloat(TemperatureHead.MinKey), MetaFloat(TemperatureHead.MaxKey)) : default;
+        return new InstructionAwareWeights(seg, gates) { TwoStream = twoStream, AttentionBias = bias, Heads = heads, TemperatureRange = range, Cot = cot };
+
+        float MetaFloat(string key) =>
+            f.Metadata.TryGetValue(key, out var v) && float.TryParse(v, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out float x) && x > 0
+                ? x : throw new InvalidDataException($"{path}: tensor \"{P}{TemperatureHead.Name}.weight\" needs a positive metadata \"{key}\" (the clamp range), found \"{v}\"");
 
         CotWeights ReadCot()
         {
@@ -206,7 +228,7 @@ public static class InstructionAwareFile
         }
         foreach (var (name, (weight, bias, _)) in w.Heads)
         {
-            var head = (name == InstructionHeads.TaskHeadName ? ia.TaskHead : ia.RepresentationHead)
+            var head = (name == InstructionHeads.TaskHeadName ? ia.TaskHead : name == TemperatureHead.Name ? ia.TemperatureHead : ia.RepresentationHead)
                 ?? throw new InvalidDataException($"{dir}: {FileName} has instruction_aware.{name}; the model's variants do not");
             head.Weight.Load(weight); head.Bias.Load(bias);
         }

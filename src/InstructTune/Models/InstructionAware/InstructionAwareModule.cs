@@ -45,12 +45,16 @@ public sealed record InstructionAwareOptions
     public int TaskClasses { get; init; }
     /// <summary>The projection head of the instruction-representation loss.</summary>
     public bool RepresentationHead { get; init; }
+    /// <summary>The temperature head and the range its predictions are clamped to at use (TemperatureHead.cs), or null.</summary>
+    public (float Min, float Max)? TemperatureRange { get; init; }
+
     /// <summary>Width r of each of the three chain-of-thought pathways over the final hidden states; 0 = off.</summary>
     public int CotWidth { get; init; }
     /// <summary>Seed of the pathways' random input projections (training.seed).</summary>
     public ulong Seed { get; init; }
 
-    public bool Any => SegmentEmbeddings || GateLayers.Count > 0 || TwoStreamLayers > 0 || TaskClasses > 0 || RepresentationHead || BiasedAttention || CotWidth > 0;
+    public bool Any => SegmentEmbeddings || GateLayers.Count > 0 || TwoStreamLayers > 0 || TaskClasses > 0 || RepresentationHead || BiasedAttention || CotWidth > 0
+        || TemperatureRange != null;
 }
 
 /// <summary>One instruction gate (module "instruction_aware.gates.L").</summary>
@@ -104,6 +108,8 @@ public sealed class InstructionAwareModule : Module
     public LinearHead? TaskHead { get; }
     /// <summary>The instruction-representation projection, or null; its target encoder's table: <see cref="RepresentationTable"/>.</summary>
     public LinearHead? RepresentationHead { get; }
+    /// <summary>The temperature head (weight (1, D), bias (1)), or null.</summary>
+    public LinearHead? TemperatureHead { get; }
     /// <summary>Chain-of-thought pathways after the last decoder layer, or null.</summary>
     public CotPathways? Cot { get; }
     /// <summary>The frozen token-embedding table (V, D) the representation loss encodes instructions with: a float32
@@ -138,6 +144,11 @@ public sealed class InstructionAwareModule : Module
         if (o.CotWidth < 0) throw new ArgumentException($"cot_width {o.CotWidth} must be ≥ 0");
         if (o.CotWidth > 0) Cot = RegisterModule(CotPathways.Name, new CotPathways(c.HiddenSize, o.CotWidth, o.Seed));
         if (o.RepresentationHead) RepresentationHead = RegisterModule(InstructionHeads.RepresentationHeadName, new LinearHead(c.HiddenSize, c.HiddenSize));
+        if (o.TemperatureRange is { } range)
+        {
+            if (!(range.Min > 0 && range.Max >= range.Min)) throw new ArgumentException($"temperature range [{range.Min}, {range.Max}] must satisfy 0 < min ≤ max");
+            TemperatureHead = RegisterModule(global::InstructTune.Models.InstructionAware.TemperatureHead.Name, global::InstructTune.Models.InstructionAware.TemperatureHead.Create(c.HiddenSize, range));
+        }
     }
 
     /// <summary>Layer l's key bias for LlamaLayerContext: β (heads) and the instruction keys (B·T), or null.</summary>

@@ -29,6 +29,8 @@ public static class AblationVariants
             "model.instruction_aware.representation_alpha=0.1");
         Register("biased_attention", "instruction-biased attention, a learned per-layer, per-head bias on instruction keys (model.instruction_aware.biased_attention)",
             "model.instruction_aware.biased_attention=true");
+        Register("temperature_head", "the temperature head over the pooled instruction representation, μ = 1 (the config gives model.instruction_aware.temperature_targets by task with temperature_weight: 0 for the other variants)",
+            "model.instruction_aware.temperature_weight=1");
         // Issue 16's PEFT methods (docs/ARCHITECTURE.md "PEFT methods"); each keeps its section's defaults.
         Register("lora", "LoRA (training.method lora)", "training.method=lora");
         Register("dora", "DoRA (lora.use_dora)", "training.method=lora", "lora.use_dora=true");

@@ -22,4 +22,12 @@ public sealed class InstructionAwareSection
     public bool BiasedAttention { get; set; }
     [ConfigKey("Chain-of-thought pathways: width r of three parallel linear+activation paths (SiLU, GELU, tanh) over the final hidden states, concatenated and projected back, residual with a zero-initialised output projection; 0 = off.", Min = 0)]
     public int CotWidth { get; set; }
+    [ConfigKey("Temperature head: target sampling temperature per task of the data, e.g. {factual: 0.2, creative: 1.0}; a head τ = softplus(w·p + b) on the pooled instruction representation p learns them with an MSE loss (documents of other tasks add nothing); `itune generate --temperature auto` uses it. Empty = off.")]
+    public Dictionary<string, double>? TemperatureTargets { get; set; }
+    [ConfigKey("Weight μ of the temperature head's loss: L = L_objective + μ·mean (τ − τ*)²; 0 = no head even with temperature_targets (the baseline of the temperature_head ablation variant). Logged as temperature_loss.", Min = 0)]
+    public double TemperatureWeight { get; set; } = 1;
+    [ConfigKey("Lowest temperature the head's prediction is clamped to at use (the head starts at (min + max) / 2).", Min = 0, MinExclusive = true)]
+    public double TemperatureMin { get; set; } = 0.05;
+    [ConfigKey("Highest temperature the head's prediction is clamped to at use.", Min = 0, MinExclusive = true)]
+    public double TemperatureMax { get; set; } = 2;
 }

@@ -122,7 +122,7 @@ public sealed class Trainer
         if (StepObjective != null) return Finish(StepObjective.ForwardBackward(Model, micro, Options.CheckpointLayers), clock);
         var counts = SumOverRanks(InstructionObjective.Count(micro, Options.Objective, Options.TaskCount));
 
-        double loss = 0, instrSum = 0, lmSum = 0, taskSum = 0, reprSum = 0;
+        double loss = 0, instrSum = 0, lmSum = 0, taskSum = 0, reprSum = 0, tempSum = 0;
         int tokens = 0;
         var rngBase = Rngs.Values.Select(r => r.State).ToArray();
         for (int i = 0; i < micro.Count; i++)
@@ -134,7 +134,7 @@ public sealed class Trainer
             loss += r.Loss.Item();
             instrSum += r.InstructionSum;
             lmSum += r.LmSum;
-            taskSum += r.TaskSum; reprSum += r.RepresentationSum;
+            taskSum += r.TaskSum; reprSum += r.RepresentationSum; tempSum += r.TemperatureSum;
             tokens += micro[i].RealTokens;
         }
         SeedRngs(rngBase, GA * Comm.Size);
@@ -148,7 +148,7 @@ public sealed class Trainer
         double instructionLoss = counts.InstructionTokens == 0 ? 0 : instrSum / counts.InstructionTokens;
         return new StepResult(Step, loss, instructionLoss,
             counts.LmTokens == 0 ? 0 : lmSum / counts.LmTokens,
-            gradNorm, lr, tokens, verdict, Guard.LastReason, clock.Elapsed.TotalSeconds, HeadMetrics(counts, instructionLoss, taskSum, reprSum));
+            gradNorm, lr, tokens, verdict, Guard.LastReason, clock.Elapsed.TotalSeconds, HeadMetrics(counts, instructionLoss, taskSum, reprSum, tempSum));
     }
 
     private StepResult Finish(StepOutcome o, Stopwatch clock)
@@ -197,11 +197,12 @@ public sealed class Trainer
 
     /// <summary>The instruction-aware heads' losses (model.instruction_aware.task_head_weight / representation_alpha)
     /// beside the instruction loss, as step means; null when neither is on.</summary>
-    private Dictionary<string, double>? HeadMetrics(StepCounts c, double instructionLoss, double taskSum, double reprSum)
+    private Dictionary<string, double>? HeadMetrics(StepCounts c, double instructionLoss, double taskSum, double reprSum, double tempSum)
     {
-        if (c.TaskDocuments == 0 && c.RepresentationDocuments == 0) return null;
+        if (c.TaskDocuments == 0 && c.RepresentationDocuments == 0 && c.TemperatureDocuments == 0) return null;
         var m = new Dictionary<string, double> { ["instruction_loss"] = instructionLoss };
         if (c.TaskDocuments > 0) m["task_head_loss"] = taskSum / c.TaskDocuments;
+        if (c.TemperatureDocuments > 0) m["temperature_loss"] = tempSum / c.TemperatureDocuments;
         if (c.RepresentationDocuments > 0) m["representation_loss"] = reprSum / ((double)c.RepresentationDocuments * Model.Config.HiddenSize);
         return m;
     }
@@ -210,10 +211,11 @@ public sealed class Trainer
     private StepCounts SumOverRanks(StepCounts c)
     {
         if (Comm.Size == 1) return c;
-        var v = new double[5 + c.TokensPerTask.Length];
-        (v[0], v[1], v[2], v[3], v[4]) = (c.InstructionTokens, c.InstructionWeight, c.LmTokens, c.TaskDocuments, c.RepresentationDocuments);
-        for (int k = 0; k < c.TokensPerTask.Length; k++) v[5 + k] = c.TokensPerTask[k];
+        var v = new double[6 + c.TokensPerTask.Length];
+        (v[0], v[1], v[2], v[3], v[4], v[5]) = (c.InstructionTokens, c.InstructionWeight, c.LmTokens, c.TaskDocuments, c.RepresentationDocuments, c.TemperatureDocuments);
+        for (int k = 0; k < c.TokensPerTask.Length; k++) v[6 + k] = c.TokensPerTask[k];
         Comm.AllreduceSum(v);
-        return new StepCounts((int)v[0], v[1], (int)v[2], v[5..].Select(x => (int)x).ToArray()) { TaskDocuments = (int)v[3], RepresentationDocuments = (int)v[4] };
+        return new StepCounts((int)v[0], v[1], (int)v[2], v[6..].Select(x => (int)x).ToArray())
+            { TaskDocuments = (int)v[3], RepresentationDocuments = (int)v[4], TemperatureDocuments = (int)v[5] };
     }
 }

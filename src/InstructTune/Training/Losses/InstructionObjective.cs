@@ -18,7 +18,9 @@ public sealed record ObjectiveOptions(
     float NeftuneAlpha = 0f,             // NEFTune noise on embeddings while training (0 = off)
     Rng? NoiseRng = null,
     double TaskHeadWeight = 0,           // λ_task: the dual head's task-classification loss (model.instruction_aware.task_head_weight)
-    double RepresentationAlpha = 0);     // α: the instruction-representation loss (model.instruction_aware.representation_alpha)
+    double RepresentationAlpha = 0,      // α: the instruction-representation loss (model.instruction_aware.representation_alpha)
+    float[]? TemperatureTargets = null,  // τ* by task id (NaN: none) for the temperature head (model.instruction_aware.temperature_targets)
+    double TemperatureWeight = 0);       // μ: the temperature head's loss weight
 
 /// <summary>Token counts of a whole optimizer step: every micro-batch's loss is divided by these, not by its own.</summary>
 public sealed record StepCounts(int InstructionTokens, double InstructionWeight, int LmTokens, int[] TokensPerTask)
@@ -27,6 +29,8 @@ public sealed record StepCounts(int InstructionTokens, double InstructionWeight,
     /// representation loss's), over the step; 0 when those losses are off.</summary>
     public int TaskDocuments { get; init; }
     public int RepresentationDocuments { get; init; }
+    /// <summary>Documents whose task has a target temperature (the temperature head's denominator).</summary>
+    public int TemperatureDocuments { get; init; }
 }
 
 /// <summary>One micro-batch's contribution: the tensor to backpropagate and the parts' unnormalised sums for logging.</summary>
@@ -35,6 +39,8 @@ public sealed record ObjectiveResult(Tensor Loss, double InstructionSum, double 
     /// <summary>Σ of the dual head's CE and of the representation loss's squared errors (logging), 0 when off.</summary>
     public double TaskSum { get; init; }
     public double RepresentationSum { get; init; }
+    /// <summary>Σ of the temperature head's squared errors (logging), 0 when off.</summary>
+    public double TemperatureSum { get; init; }
 }
 
 /// <summary>
@@ -75,7 +81,7 @@ public static class InstructionObjective
 
     public static StepCounts Count(IReadOnlyList<Batch> microBatches, ObjectiveOptions o, int taskCount)
     {
-        int instr = 0, lm = 0, taskDocs = 0, reprDocs = 0;
+        int instr = 0, lm = 0, taskDocs = 0, reprDocs = 0, tempDocs = 0;
         double weight = 0;
         var perTask = new int[Math.Max(taskCount, 1)];
         foreach (var b in microBatches)
@@ -92,15 +98,18 @@ public static class InstructionObjective
             }
             if (o.NextTokenWeight > 0)
                 foreach (var t in NextTokenTargets(b)) if (t != CrossEntropyKernel.IgnoreIndex) lm++;
-            if ((o.TaskHeadWeight > 0 || o.RepresentationAlpha > 0) && InstructionSpans.From(ToModelBatch(b)) is { } spans)
+            if ((o.TaskHeadWeight > 0 || o.RepresentationAlpha > 0 || Temperature(o)) && InstructionSpans.From(ToModelBatch(b)) is { } spans)
             {
                 var (task, has) = InstructionHeads.Documents(spans, b.TaskIds);
                 taskDocs += task.Count(k => k >= 0 && k < perTask.Length);
                 reprDocs += has.Count(h => h);
+                if (Temperature(o)) tempDocs += task.Count(k => TemperatureHead.Target(o.TemperatureTargets!, k) != null);
             }
         }
-        return new StepCounts(instr, weight, lm, perTask) { TaskDocuments = taskDocs, RepresentationDocuments = reprDocs };
+        return new StepCounts(instr, weight, lm, perTask) { TaskDocuments = taskDocs, RepresentationDocuments = reprDocs, TemperatureDocuments = tempDocs };
     }
+
+    private static bool Temperature(ObjectiveOptions o) => o.TemperatureWeight > 0 && o.TemperatureTargets != null;
 
     public static LlamaBatch ToModelBatch(Batch b) => new(new IntTensor(b.Ids, b.B, b.T))
     {
@@ -115,7 +124,8 @@ public static class InstructionObjective
     public static ObjectiveResult Forward(LlamaModel model, Batch b, StepCounts counts, ObjectiveOptions o,
         bool firstMicroBatch, bool checkpointLayers = false)
     {
-        var heads = model.InstructionAware is { } ia && (o.TaskHeadWeight > 0 && ia.TaskHead != null || o.RepresentationAlpha > 0 && ia.RepresentationHead != null)
+        var heads = model.InstructionAware is { } ia && (o.TaskHeadWeight > 0 && ia.TaskHead != null || o.RepresentationAlpha > 0 && ia.RepresentationHead != null
+                || Temperature(o) && ia.TemperatureHead != null)
             ? ia : null;
         var modelBatch = ToModelBatch(b);
         var output = model.Forward(modelBatch, new LlamaForwardOptions
@@ -164,12 +174,18 @@ public static class InstructionObjective
         Batch b, StepCounts counts, ObjectiveOptions o, Tensor total, double instrSum, double lmSum)
     {
         var spans = InstructionSpans.From(modelBatch)!;
-        double taskSum = 0, reprSum = 0;
+        double taskSum = 0, reprSum = 0, tempSum = 0;
         if (o.TaskHeadWeight > 0 && ia.TaskHead != null && counts.TaskDocuments > 0)
         {
             var (sum, _) = InstructionHeads.TaskLossSum(ia.TaskHead, hidden, spans, b.TaskIds);
             taskSum = sum.Item();
             total = Ops.Add(total, Ops.Scale(sum, (float)(o.TaskHeadWeight / counts.TaskDocuments)));
+        }
+        if (Temperature(o) && ia.TemperatureHead != null && counts.TemperatureDocuments > 0)
+        {
+            var (sum, _) = TemperatureHead.LossSum(ia.TemperatureHead, hidden, spans, b.TaskIds, o.TemperatureTargets!);
+            tempSum = sum.Item();
+            total = Ops.Add(total, Ops.Scale(sum, (float)(o.TemperatureWeight / counts.TemperatureDocuments)));
         }
         if (o.RepresentationAlpha > 0 && ia.RepresentationHead != null && counts.RepresentationDocuments > 0)
         {
@@ -178,7 +194,7 @@ public static class InstructionObjective
             double a = o.RepresentationAlpha;
             total = Ops.Add(Ops.Scale(total, (float)(1 - a)), Ops.Scale(sum, (float)(a / ((double)counts.RepresentationDocuments * hidden.Shape[^1]))));
         }
-        return new ObjectiveResult(total, instrSum, lmSum) { TaskSum = taskSum, RepresentationSum = reprSum };
+        return new ObjectiveResult(total, instrSum, lmSum) { TaskSum = taskSum, RepresentationSum = reprSum, TemperatureSum = tempSum };
     }
 
     private static double Sum(ReadOnlySpan<float> x) { double s = 0; foreach (var v in x) s += v; return s; }
