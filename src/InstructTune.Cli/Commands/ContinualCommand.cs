@@ -33,7 +33,14 @@ public static class ContinualCommand
             var path = p.GetValue(config) ?? throw new InstructTune.Common.InputException("--config: required (a staged recipe, e.g. configs/continual-quickstart.yaml)");
             var chosen = ContinualStrategies.Parse(p.GetValue(strategies) ?? "");
             var dir = p.GetValue(outDir)!;
-            var report = ContinualBenchmark.Run(path, p.GetValue(overrides) ?? [], chosen, p.GetValue(seeds), dir, Console.Error.WriteLine, quiet: !p.GetValue(verbose));
+            // Ctrl-C: the current run saves a checkpoint at the step it reached and the command stops; run it again to resume.
+            using var cts = new CancellationTokenSource();
+            ConsoleCancelEventHandler handler = (_, e) => { e.Cancel = true; cts.Cancel(); };
+            Console.CancelKeyPress += handler;
+            ContinualBenchmarkReport report;
+            try { report = ContinualBenchmark.Run(path, p.GetValue(overrides) ?? [], chosen, p.GetValue(seeds), dir, Console.Error.WriteLine, quiet: !p.GetValue(verbose), cts.Token); }
+            catch (OperationCanceledException) { Console.Error.WriteLine($"stopped; the finished runs are in {Path.Combine(dir, ContinualBenchmark.JsonFile)}"); return 130; }
+            finally { Console.CancelKeyPress -= handler; }
             Console.WriteLine("strategy       ACC (token)          BWT (token)          FWT (token)          forgetting (token)");
             foreach (var s in report.Strategies)
             {

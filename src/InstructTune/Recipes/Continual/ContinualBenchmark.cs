@@ -10,6 +10,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using InstructTune.Reports;
+using InstructTune.Training.Loop;
 using InstructTune.Training.Checkpointing;
 using InstructTune.Training.Config;
 using InstructTune.Training.Continual;
@@ -108,7 +109,7 @@ public static class ContinualBenchmark
     }
 
     public static ContinualBenchmarkReport Run(string configPath, IReadOnlyList<string> overrides, IReadOnlyList<ContinualStrategy> strategies,
-        int seeds, string outDir, Action<string>? say = null, bool quiet = true, CancellationToken cancel = default)
+        int seeds, string outDir, Action<string>? say = null, bool quiet = true, CancellationToken cancel = default, Action<StepResult>? onStep = null)
     {
         if (seeds < 1) throw new Common.InputException($"--seeds: {seeds}; need at least 1");
         if (!File.Exists(configPath)) throw new Common.InputException($"--config: {configPath} not found");
@@ -142,7 +143,15 @@ public static class ContinualBenchmark
                         var summary = recipe.Train(r =>
                         {
                             if (quiet && say != null && r.Step % 50 == 0) say($"{tag}: step {r.Step}");
+                            onStep?.Invoke(r);
                         }, quiet: quiet, cancel);
+                        if (cancel.IsCancellationRequested)
+                        {
+                            // Train saved a checkpoint at the step it reached: the next invocation resumes from it.
+                            Write(outDir, Summarise(configPath, overrides, strategies, seedList, runs, complete: false));
+                            say?.Invoke($"{tag}: stopped at step {summary.Steps}; run the command again to resume");
+                            throw new OperationCanceledException(cancel);
+                        }
                         var run = FromForgetting(s.Name, seed, dir, summary.Steps);
                         Checkpoints.AtomicFile.WriteAllText(donePath, JsonSerializer.Serialize(run, Json));
                         runs.Add(run);
@@ -161,7 +170,8 @@ public static class ContinualBenchmark
         var path = Path.Combine(runDir, ForgettingReport.JsonFile);
         if (!File.Exists(path)) throw new InvalidOperationException($"{runDir}: the run finished without {ForgettingReport.JsonFile}");
         var doc = JsonDocument.Parse(File.ReadAllText(path)).RootElement;
-        if (!doc.GetProperty("complete").GetBoolean()) throw new InvalidOperationException($"{path}: the forgetting matrix is incomplete");
+        if (!doc.GetProperty("complete").GetBoolean())
+            throw new Common.InputException($"{path}: the run ended before its last stage (early stopping? eval.early_stopping_patience), so its forgetting matrix is incomplete");
         var matrices = doc.GetProperty("matrices").EnumerateObject().ToDictionary(p => p.Name,
             p => p.Value.EnumerateArray().Select(r => r.EnumerateArray().Select(Number).ToArray()).ToArray());
         var summary = doc.GetProperty("summary").EnumerateObject().ToDictionary(p => p.Name,

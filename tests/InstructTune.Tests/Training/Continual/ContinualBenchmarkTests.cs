@@ -111,6 +111,33 @@ public class ContinualBenchmarkTests
         Assert.Equal(JsonSerializer.Serialize(report.Strategies, ContinualBenchmark.Json), JsonSerializer.Serialize(again.Strategies, ContinualBenchmark.Json));
     }
 
+    /// <summary>
+    /// A benchmark stopped inside stage 2 of its first run (step 4; stage 1's end checkpoint is step 3) is not marked
+    /// finished; the next invocation resumes that run from its checkpoint and ends with the same forgetting matrix as an
+    /// uninterrupted run.
+    /// </summary>
+    [Fact]
+    public void AnInterruptedRunResumesFromItsCheckpointToTheSameMatrix()
+    {
+        var dir = Dir.Value;
+        var config = Path.Combine(dir, "staged.yaml");
+        var strategies = ContinualStrategies.Parse("sequential");
+        var reference = ContinualBenchmark.Run(config, ["training.seed=11"], strategies, 1, Path.Combine(dir, "ref"));
+        var outDir = Path.Combine(dir, "stopped");
+        using (var cts = new CancellationTokenSource())
+            Assert.Throws<OperationCanceledException>(() => ContinualBenchmark.Run(config, ["training.seed=11"], strategies, 1, outDir,
+                cancel: cts.Token, onStep: r => { if (r.Step == 4) cts.Cancel(); }));
+        var runDir = Path.Combine(outDir, "sequential", "seed11");
+        Assert.False(File.Exists(Path.Combine(runDir, ContinualBenchmark.RunFile)));
+        Assert.False(JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, ContinualBenchmark.JsonFile))).RootElement.GetProperty("complete").GetBoolean());
+        var progress = new List<string>();
+        var resumed = ContinualBenchmark.Run(config, ["training.seed=11"], strategies, 1, outDir, progress.Add);
+        Assert.Contains(progress, l => l.Contains("resuming from checkpoint-000004"));
+        Assert.Equal(6, resumed.Runs[0].Steps);
+        Assert.Equal(reference.Runs[0].Matrices["token_accuracy"], resumed.Runs[0].Matrices["token_accuracy"]);
+        Assert.Equal(reference.Runs[0].Matrices["loss"], resumed.Runs[0].Matrices["loss"]);
+    }
+
     [Fact]
     public void TheReplayStrategySetsReplayOnEveryLaterStageAndClearsTheOthersKeys()
     {
