@@ -132,7 +132,7 @@ public static class EvalRunCommand
     /// <summary><c>itune eval compare RUN_A RUN_B [...] --out DIR</c>: see <see cref="EvalCompare"/>.</summary>
     public static Command CreateCompare()
     {
-        var runs = new Argument<string[]>("runs") { Description = "eval run folders (the first is the baseline)", Arity = ArgumentArity.OneOrMore };
+        var runs = new Argument<string[]>("runs") { Description = "eval run folders, or forgetting.json / continual.json files (or folders holding one) to compare continual-learning strategies (the first is the baseline)", Arity = ArgumentArity.OneOrMore };
         var outDir = new Option<string>("--out") { Description = "output folder: compare.json, compare.md, report.html", Required = true };
         var resamples = new Option<int>("--bootstrap") { Description = "bootstrap resamples for the 95 % intervals", DefaultValueFactory = _ => 2000 };
         var seed = new Option<int>("--seed") { Description = "bootstrap seed" };
@@ -141,7 +141,11 @@ public static class EvalRunCommand
         foreach (var o in new Option[] { outDir, resamples, seed }) command.Options.Add(o);
         command.SetAction(parse =>
         {
-            var data = parse.GetValue(runs)!.Select(EvalCompare.Read).ToList();
+            // Continual-learning results (forgetting.json / continual.json, or folders holding them): strategies side by side.
+            var given = parse.GetValue(runs)!;
+            if (given.Any(r => InstructTune.Recipes.Continual.ForgettingCompare.ReportFile(r) != null))
+                return CompareContinual(given, parse.GetValue(outDir)!);
+            var data = given.Select(EvalCompare.Read).ToList();
             var result = EvalCompare.Compare(data, parse.GetValue(resamples), parse.GetValue(seed));
             var dir = parse.GetValue(outDir)!;
             EvalCompare.Write(result, dir);
@@ -153,5 +157,23 @@ public static class EvalRunCommand
             return 0;
         });
         return command;
+    }
+
+    private static int CompareContinual(IReadOnlyList<string> given, string dir)
+    {
+        var entries = new List<InstructTune.Recipes.Continual.ForgettingCompare.Entry>();
+        foreach (var r in given)
+        {
+            if (InstructTune.Recipes.Continual.ForgettingCompare.ReportFile(r) == null)
+                throw new InstructTune.Common.InputException($"{r}: not a forgetting.json / continual.json (or a folder holding one); eval compare takes eval run folders or continual reports, not both");
+            entries.AddRange(InstructTune.Recipes.Continual.ForgettingCompare.Read(r));
+        }
+        var result = InstructTune.Recipes.Continual.ForgettingCompare.Compare(entries);
+        InstructTune.Recipes.Continual.ForgettingCompare.Write(result, dir);
+        string metric = result["metrics"]!.AsObject().First().Key;
+        Console.WriteLine($"{metric}: strategy, runs, ACC, ΔACC, BWT, ΔBWT, FWT, ΔFWT, forgetting, Δforgetting (Δ vs {result["baseline"]})");
+        foreach (var row in InstructTune.Recipes.Continual.ForgettingCompare.Rows(result, metric)) Console.WriteLine(string.Join("  ", row));
+        Console.WriteLine($"wrote {Path.Combine(dir, "report.html")}");
+        return 0;
     }
 }

@@ -102,6 +102,24 @@ public class ContinualBenchmarkTests
         Assert.Contains("replay: token accuracy", html);
         Assert.DoesNotContain("http://", html.Replace("http://www.w3.org", ""));
 
+        // itune eval compare: one run's forgetting.json (a folder holding it) against the benchmark's strategies.
+        var cmp = Path.Combine(dir, "cmp");
+        var (rc, stdout, _) = TestConsole.Run("eval", "compare", Path.Combine(outDir, "sequential", "seed7"), outDir, "--out", cmp);
+        Assert.Equal(0, rc);
+        Assert.Contains("replay", stdout);
+        var c = JsonDocument.Parse(File.ReadAllText(Path.Combine(cmp, "compare.json"))).RootElement.GetProperty("metrics").GetProperty("token_accuracy");
+        var seven = c.GetProperty("seed7 (sequential)");
+        var seq7 = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "sequential", "seed7", ForgettingReport.JsonFile))).RootElement
+            .GetProperty("matrices").GetProperty("token_accuracy").EnumerateArray().Select(r => r.EnumerateArray().Select(v => v.GetDouble()).ToArray()).ToArray();
+        Assert.Equal(Numbers(seq7)[1], seven.GetProperty("backward_transfer").GetDouble(), 12);
+        var replayMean = json.GetProperty("strategies")[1].GetProperty("metrics").GetProperty("token_accuracy").GetProperty("average_accuracy").GetProperty("mean").GetDouble();
+        Assert.Equal(replayMean, c.GetProperty("replay").GetProperty("average_accuracy").GetDouble(), 12);
+        Assert.Equal(replayMean - Numbers(seq7)[0], c.GetProperty("replay").GetProperty("average_accuracy_diff").GetDouble(), 12);
+        Assert.True(File.Exists(Path.Combine(cmp, "report.html")) && File.Exists(Path.Combine(cmp, "compare.md")));
+        var (rcMixed, _, errMixed) = TestConsole.Run("eval", "compare", outDir, dir, "--out", Path.Combine(dir, "cmp2"));
+        Assert.Equal(2, rcMixed);
+        Assert.Contains("not a forgetting.json", errMixed);
+
         // Run again: every run is skipped and the report is the same.
         var stamp = File.GetLastWriteTimeUtc(Path.Combine(outDir, "sequential", "seed7", ForgettingReport.JsonFile));
         progress.Clear();
