@@ -20,5 +20,6 @@ public static class CommandCatalog
         yield return ExportCommands.Create();
         yield return SynthCommands.Create();
         yield return AblateCommand.Create();
+        yield return ContinualCommand.Create();
     }
 }
