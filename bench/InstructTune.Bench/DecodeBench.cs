@@ -144,7 +144,7 @@ public static class DecodeBench
                 long streamedBytes = StreamedBytesPerToken(model);
                 double decodeGBs = streamedBytes * decode / 1e9;
                 string dt = q8 ? "q8_0" : LlamaCheckpoint.TorchDtypeName(dtype);
-                double weightMib = model.WeightBytes / 1048576.0, modelRssMib = MappedRss(modelDir) / 1048576.0;
+                double weightMib = model.WeightBytes / 1048576.0, modelRssMib = InstructTune.Common.MappedMemory.ResidentBytes(modelDir) / 1048576.0;
                 double? cppP = cpp != null ? cppPrefill : null, cppD = cpp != null ? cppDecode : null;
                 Console.WriteLine($"{config} {dt}: prefill {prefill:F1} tok/s{Ratio(prefill, peerPrefill, tunedPrefill, bf16PeerPrefill, cppP, ggufDtype)}, " +
                                   $"decode {decode:F1} tok/s{Ratio(decode, peerDecode, tunedDecode, bf16PeerDecode, cppD, ggufDtype)} (CPU {cpuMs:F2} ms/token)" +
@@ -262,22 +262,6 @@ public static class DecodeBench
     {
         bool tied = ReferenceEquals(model.Embed, model.LmHead);
         return model.WeightBytes - (tied ? 0 : model.Embed.ByteLength - model.Embed.ByteLength / model.Embed.Rows);
-    }
-
-    /// <summary>Resident bytes of the checkpoint's mapped files (Linux /proc/self/smaps): the weights as held.</summary>
-    internal static long MappedRss(string dir)
-    {
-        if (!File.Exists("/proc/self/smaps")) return 0;
-        long total = 0;
-        bool inside = false;
-        foreach (var line in File.ReadLines("/proc/self/smaps"))
-        {
-            if (line.Length > 0 && char.IsAsciiHexDigit(line[0]) && line.Contains('-') && !line.EndsWith(':'))
-                inside = line.Contains(dir);
-            else if (inside && line.StartsWith("Rss:"))
-                total += long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
-        }
-        return total;
     }
 
     internal static JsonElement? RunPeer(string config, int decodeTokens, int repeats, double warmupS, string style, string dtype = "float32")

@@ -137,10 +137,10 @@ public class Q8CheckpointTests
         RandomCheckpoint.Create(cfg, tmp["m"], 3, DType.F32);
         using var model = InferenceModel.Load(tmp["m"]);
         Scorer.Score(model, [[1, 2, 3, 4]]);   // every weight page read once: resident
-        long before = MappedRss(tmp["m"]);
+        long before = InstructTune.Common.MappedMemory.ResidentBytes(tmp["m"]);
         model.QuantizeQ8_0();
         Scorer.Score(model, [[1, 2, 3, 4]]);
-        long after = MappedRss(tmp["m"]);
+        long after = InstructTune.Common.MappedMemory.ResidentBytes(tmp["m"]);
         // What may stay: the embedding (looked up by row, 256 KiB), norms, a page at each tensor's edges.
         Assert.True(before > 7_000_000, $"float32 pages resident before: {before}");
         Assert.True(after < before / 10, $"mapped resident bytes {before} → {after} after quantising");
@@ -156,19 +156,5 @@ public class Q8CheckpointTests
         string dst = ConvertQ8(GoldenFixture.Dir("llama_gqa_f32"), tmp);
         var e = Assert.Throws<InvalidDataException>(() => LlamaCheckpoint.Load(dst));
         Assert.Contains("is q8_0", e.Message);
-    }
-
-    private static long MappedRss(string dir)
-    {
-        long total = 0;
-        bool inside = false;
-        foreach (var line in File.ReadLines("/proc/self/smaps"))
-        {
-            if (line.Length > 0 && char.IsAsciiHexDigit(line[0]) && line.Contains('-') && !line.EndsWith(':'))
-                inside = line.Contains(dir);
-            else if (inside && line.StartsWith("Rss:"))
-                total += long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
-        }
-        return total;
     }
 }

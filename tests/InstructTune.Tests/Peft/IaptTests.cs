@@ -30,27 +30,7 @@ public class IaptTests
             NumVirtualTokens = Root.GetProperty("num_virtual_tokens").GetInt32(), Bottleneck = Root.GetProperty("bottleneck").GetInt32(),
             Activation = Root.GetProperty("activation").GetString()!,
         }, 1);
-        foreach (var p in Root.GetProperty("params").EnumerateArray()) model.GetParameter(p.GetProperty("name").GetString()!).Load(Floats(p));
-        var batch = new LlamaBatch(new IntTensor(Ints(Root.GetProperty("ids")), 2, 9))
-        {
-            Labels = new IntTensor(Ints(Root.GetProperty("labels")), 2, 9), Segments = new IntTensor(Ints(Root.GetProperty("segments")), 2, 9),
-        };
-        using var tape = Tape.Record();
-        var o = model.Forward(batch);
-        tape.Backward(o.Loss!);
-        double loss = Root.GetProperty("loss").GetDouble();
-        Assert.True(Math.Abs(o.Loss!.Item() - loss) <= 1e-5 * loss, $"loss: torch {loss}, ours {o.Loss!.Item()}");
-        var expected = Floats(Root.GetProperty("logits")); var logits = o.Logits!.ToArray();
-        for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(logits[i] - expected[i]) <= 1e-5, $"logit {i}: torch {expected[i]}, ours {logits[i]}");
-        var grads = Root.GetProperty("grads").EnumerateArray().ToList();
-        Assert.Equal(grads.Select(g => g.GetProperty("name").GetString()!).Order(), model.NamedParameters().Where(p => !p.Parameter.Frozen).Select(p => p.Name).Order());
-        foreach (var g in grads)
-        {
-            string name = g.GetProperty("name").GetString()!;
-            var want = Floats(g); var got = model.GetParameter(name).Grad!.ToArray();
-            float tol = 1e-5f * Math.Max(1f, want.Max(Math.Abs));
-            for (int i = 0; i < want.Length; i++) Assert.True(Math.Abs(got[i] - want[i]) <= tol, $"{name} grad[{i}]: torch {want[i]}, ours {got[i]}");
-        }
+        PeftGoldenTests.AssertForwardAndGradientsMatch(model, Root);
     }
 
     private static LlamaModel Trained(string kind)

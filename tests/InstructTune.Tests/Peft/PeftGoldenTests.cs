@@ -22,6 +22,34 @@ public class PeftGoldenTests
     internal static int[] Ints(JsonElement t) => t.GetProperty("data").EnumerateArray().Select(x => x.GetInt32()).ToArray();
     internal static float[] Floats(JsonElement t) => t.GetProperty("data").EnumerateArray().Select(x => (float)x.GetDouble()).ToArray();
 
+    /// <summary>Loads the golden's parameters into <paramref name="model"/>, runs the forward and backward on its segmented
+    /// batch (2 × 9), and checks loss, logits (1e-5) and every trainable gradient (1e-5 of the tensor's scale) against
+    /// PyTorch; the trainable parameter names must be exactly the golden's.</summary>
+    internal static void AssertForwardAndGradientsMatch(LlamaModel model, JsonElement root)
+    {
+        foreach (var p in root.GetProperty("params").EnumerateArray()) model.GetParameter(p.GetProperty("name").GetString()!).Load(Floats(p));
+        var batch = new LlamaBatch(new IntTensor(Ints(root.GetProperty("ids")), 2, 9))
+        {
+            Labels = new IntTensor(Ints(root.GetProperty("labels")), 2, 9), Segments = new IntTensor(Ints(root.GetProperty("segments")), 2, 9),
+        };
+        using var tape = Tape.Record();
+        var o = model.Forward(batch);
+        tape.Backward(o.Loss!);
+        double loss = root.GetProperty("loss").GetDouble();
+        Assert.True(Math.Abs(o.Loss!.Item() - loss) <= 1e-5 * loss, $"loss: torch {loss}, ours {o.Loss!.Item()}");
+        var expected = Floats(root.GetProperty("logits")); var logits = o.Logits!.ToArray();
+        for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(logits[i] - expected[i]) <= 1e-5, $"logit {i}: torch {expected[i]}, ours {logits[i]}");
+        var grads = root.GetProperty("grads").EnumerateArray().ToList();
+        Assert.Equal(grads.Select(g => g.GetProperty("name").GetString()!).Order(), model.NamedParameters().Where(p => !p.Parameter.Frozen).Select(p => p.Name).Order());
+        foreach (var g in grads)
+        {
+            string name = g.GetProperty("name").GetString()!;
+            var want = Floats(g); var got = model.GetParameter(name).Grad!.ToArray();
+            float tol = 1e-5f * Math.Max(1f, want.Max(Math.Abs));
+            for (int i = 0; i < want.Length; i++) Assert.True(Math.Abs(got[i] - want[i]) <= tol, $"{name} grad[{i}]: torch {want[i]}, ours {got[i]}");
+        }
+    }
+
     /// <summary>The tiny golden Llama a PEFT fixture's "config" describes, hash-initialised as the golden scripts do.</summary>
     internal static LlamaModel Model(JsonElement c)
     {

@@ -282,6 +282,27 @@ public class PeftInvariantTests
         }
     }
 
+    /// <summary>IaSFT deltas check the base weights they were trained on; q8_0 has rounded those, so an IaSFT adapter on
+    /// a q8_0 model (`--quantize q8_0` or a `convert --dtype q8_0` checkpoint) is refused naming the layer.</summary>
+    [Fact]
+    public void AnIasftAdapterOnQ8WeightsIsRefusedNamingTheLayer()
+    {
+        var config = new LlamaConfig { VocabSize = 97, HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 1, NumAttentionHeads = 4, NumKeyValueHeads = 2, MaxPositionEmbeddings = 64 };
+        LlamaModel Make() { var m = new LlamaModel(config); m.InitializeWeights(7, 0.1f); return m; }
+        var baseDir = Directory.CreateTempSubdirectory("base").FullName;
+        LlamaCheckpoint.Save(Make(), baseDir);
+        var model = Make();
+        InjectIasft(model, IasftConfig);
+        var adapterDir = Save(model, "iasft");
+
+        using (var f32 = InferenceModel.Load(baseDir)) PeftRegistry.ApplyTo(f32, adapterDir);   // the float32 base is accepted
+        using var q8 = InferenceModel.Load(baseDir);
+        q8.QuantizeQ8_0();
+        var e = Assert.Throws<InvalidDataException>(() => PeftRegistry.ApplyTo(q8, adapterDir));
+        Assert.Contains("q8_0", e.Message);
+        Assert.Contains("model.layers.0.", e.Message);
+    }
+
     [Fact]
     public void AnAdapterOfAnUnsupportedTypeIsRefusedNamingIt()
     {

@@ -359,6 +359,9 @@ public sealed partial class InferenceModel : IDisposable
             if (d.In != lin.In || d.Out != lin.Out)
                 throw new InvalidDataException($"IaSFT delta for \"{module}\" is for a {d.Out}×{d.In} weight; the layer is {lin.Out}×{lin.In}");
         }
+        if (adapter.Deltas.Keys.FirstOrDefault(m => byName[m].W.IsQ8) is { } q8)
+            throw new InvalidDataException($"IaSFT delta for \"{q8}\": the model holds this layer as q8_0, which has rounded the base weights the " +
+                "delta checks against; load the adapter on the float32 or bf16 checkpoint (or `itune merge` it first, then `itune convert --dtype q8_0`)");
         adapter.CheckBase((m, i) => byName[m].W is { IsBf16: true } w ? Checkpoints.DTypes.Bf16ToF32(w.Bf16[i]) : byName[m].W.F32[i]);
         foreach (var (module, d) in adapter.Deltas) byName[module].Sparse = d;
     }
