@@ -27,22 +27,27 @@ public static class ContinualStrategies
     /// <summary>λ of the EWC strategies (loss.ewc_lambda).</summary>
     public const double EwcLambda = 1000;
 
+    // A λ, γ or replay share the config (or a key=value override) gives is used by its own strategy instead of the
+    // default, and cleared for the others.
     public static readonly IReadOnlyList<ContinualStrategy> All =
     [
         new("sequential", "plain sequential fine-tuning, stage after stage (no protection)", c => Stages(c, 0)),
-        new("replay", $"data.stages[k].replay = {ReplayShare} for every stage after the first (earlier stages' examples mixed in)", c => Stages(c, ReplayShare)),
-        new("ewc", $"EWC across stages, loss.ewc_lambda = {EwcLambda} (one penalty per earlier stage)", c => [.. Stages(c, 0), $"loss.ewc_lambda={EwcLambda}"]),
-        new("online-ewc", $"online EWC, loss.ewc_lambda = {EwcLambda}, continual.ewc_gamma = 0.9", c => [.. Stages(c, 0), $"loss.ewc_lambda={EwcLambda}", "continual.ewc_gamma=0.9"]),
+        new("replay", $"data.stages[k].replay = {ReplayShare} (or the stage's own replay) for every stage after the first (earlier stages' examples mixed in)", c => Stages(c, ReplayShare)),
+        new("ewc", $"EWC across stages, loss.ewc_lambda = {EwcLambda} (or the config's), one penalty per earlier stage", c => [.. Stages(c, 0), $"loss.ewc_lambda={Lambda(c)}", "continual.ewc_gamma=1"]),
+        new("online-ewc", $"online EWC, loss.ewc_lambda = {EwcLambda}, continual.ewc_gamma = 0.9 (or the config's)", c => [.. Stages(c, 0), $"loss.ewc_lambda={Lambda(c)}",
+            string.Create(CultureInfo.InvariantCulture, $"continual.ewc_gamma={(c.Continual.EwcGamma < 1 ? c.Continual.EwcGamma : 0.9):R}")]),
         new("agem", "A-GEM over an episodic memory of earlier stages (continual.gem = agem)", c => [.. Stages(c, 0), "continual.gem=agem"]),
         new("gem", "GEM, one constraint per earlier stage (continual.gem = gem)", c => [.. Stages(c, 0), "continual.gem=gem"]),
         new("progressive", "progressive adapters: a LoRA column per stage, earlier columns frozen (training.method = progressive)", c => [.. Stages(c, 0), "training.method=progressive"]),
     ];
 
+    private static string Lambda(TrainConfig c) => (c.Loss.EwcLambda > 0 ? c.Loss.EwcLambda : EwcLambda).ToString("R", CultureInfo.InvariantCulture);
+
     // Every strategy resets the others' keys, then data.stages is rewritten with the given replay share after stage 1.
     private static List<string> Stages(TrainConfig c, double replay)
     {
         var list = c.Data.Stages.Select((s, k) => string.Create(CultureInfo.InvariantCulture,
-            $"{{epochs: {s.Epochs}, max_steps: {s.MaxSteps}, learning_rate: {s.LearningRate:R}, replay: {(k == 0 ? 0 : replay):R}}}"));
+            $"{{epochs: {s.Epochs}, max_steps: {s.MaxSteps}, learning_rate: {s.LearningRate:R}, replay: {(k == 0 || replay == 0 ? 0 : s.Replay > 0 ? s.Replay : replay):R}}}"));
         return ["loss.ewc_lambda=0", "continual.gem=off", "data.stages=[" + string.Join(", ", list) + "]"];
     }
 

@@ -169,6 +169,14 @@ public class ContinualBenchmarkTests
         var ewc = ContinualBenchmark.Bind(Path.Combine(dir, "staged.yaml"), [], ContinualStrategies.Parse("ewc")[0], 0, Path.Combine(dir, "x"));
         Assert.Equal(ContinualStrategies.EwcLambda, ewc.Loss.EwcLambda);
         Assert.All(ewc.Data.Stages, s => Assert.Equal(0.0, s.Replay));
+        // A λ or replay share given as an override is used by its own strategy (and cleared for the others).
+        var ewc5 = ContinualBenchmark.Bind(Path.Combine(dir, "staged.yaml"), ["loss.ewc_lambda=5", "continual.ewc_gamma=0.5"], ContinualStrategies.Parse("ewc")[0], 0, Path.Combine(dir, "x"));
+        Assert.Equal(5.0, ewc5.Loss.EwcLambda);
+        Assert.Equal(1.0, ewc5.Continual.EwcGamma);
+        var online = ContinualBenchmark.Bind(Path.Combine(dir, "staged.yaml"), ["loss.ewc_lambda=5", "continual.ewc_gamma=0.5"], ContinualStrategies.Parse("online-ewc")[0], 0, Path.Combine(dir, "x"));
+        Assert.Equal((5.0, 0.5), (online.Loss.EwcLambda, online.Continual.EwcGamma));
+        var replay2 = ContinualBenchmark.Bind(Path.Combine(dir, "staged.yaml"), ["data.stages=[{max_steps: 3}, {max_steps: 3, replay: 0.5}]"], ContinualStrategies.Parse("replay")[0], 0, Path.Combine(dir, "x"));
+        Assert.Equal([0.0, 0.5], replay2.Data.Stages.Select(s => s.Replay));
     }
 
     [Theory]
