@@ -73,7 +73,7 @@ public sealed record ContinualStat(double Mean, double Std);
 public sealed record ContinualMetricStats(ContinualStat AverageAccuracy, ContinualStat BackwardTransfer, ContinualStat ForwardTransfer, ContinualStat Forgetting);
 
 public sealed record ContinualRun(string Strategy, int Seed, string RunDir, int Steps,
-    IReadOnlyDictionary<string, ForgettingReport.Summary> Summary, IReadOnlyDictionary<string, double[][]> Matrices);
+    IReadOnlyDictionary<string, ForgettingReport.Summary> Summary, IReadOnlyDictionary<string, double[][]> Matrices, string? ConfigSha256 = null);
 
 public sealed record ContinualStrategySummary(string Strategy, string Description, IReadOnlyList<string> Overrides, int Runs,
     IReadOnlyList<int> Seeds, IReadOnlyDictionary<string, ContinualMetricStats> Metrics, IReadOnlyDictionary<string, double[][]> MeanMatrices);
@@ -135,7 +135,10 @@ public static class ContinualBenchmark
                 if (File.Exists(donePath))
                 {
                     say?.Invoke($"{tag}: finished earlier, skipped ({dir})");
-                    runs.Add(JsonSerializer.Deserialize<ContinualRun>(File.ReadAllText(donePath), Json)!);
+                    var earlier = JsonSerializer.Deserialize<ContinualRun>(File.ReadAllText(donePath), Json)!;
+                    if (earlier.ConfigSha256 is { } sha && sha != ConfigSha(config))
+                        throw new Common.InputException($"--out: {dir} holds a finished run of another config (its config.yaml differs from this strategy's); name a new --out or delete that folder");
+                    runs.Add(earlier);
                 }
                 else
                 {
@@ -157,7 +160,7 @@ public static class ContinualBenchmark
                             say?.Invoke($"{tag}: stopped at step {summary.Steps}; run the command again to resume");
                             throw new OperationCanceledException(cancel);
                         }
-                        var run = FromForgetting(s.Name, seed, dir, summary.Steps);
+                        var run = FromForgetting(s.Name, seed, dir, summary.Steps) with { ConfigSha256 = ConfigSha(config) };
                         Checkpoints.AtomicFile.WriteAllText(donePath, JsonSerializer.Serialize(run, Json));
                         runs.Add(run);
                     }
@@ -168,6 +171,8 @@ public static class ContinualBenchmark
         Write(outDir, report);
         return report;
     }
+
+    private static string ConfigSha(TrainConfig config) => Data.Cache.CacheManifest.Sha256OfText(ConfigLoader.ToYaml(config));
 
     /// <summary>One finished run's matrices and summary, read from its forgetting.json.</summary>
     public static ContinualRun FromForgetting(string strategy, int seed, string runDir, int steps)

@@ -127,6 +127,10 @@ public class ContinualBenchmarkTests
         Assert.Equal(4, progress.Count(l => l.Contains("finished earlier, skipped")));
         Assert.Equal(stamp, File.GetLastWriteTimeUtc(Path.Combine(outDir, "sequential", "seed7", ForgettingReport.JsonFile)));
         Assert.Equal(JsonSerializer.Serialize(report.Strategies, ContinualBenchmark.Json), JsonSerializer.Serialize(again.Strategies, ContinualBenchmark.Json));
+        // …but not with another config: a finished run of a different recipe is refused naming --out.
+        var e = Assert.Throws<InstructTune.Common.InputException>(() =>
+            ContinualBenchmark.Run(Path.Combine(dir, "staged.yaml"), ["training.learning_rate=0.02"], strategies, 2, outDir));
+        Assert.Contains("--out", e.Message);
     }
 
     /// <summary>
