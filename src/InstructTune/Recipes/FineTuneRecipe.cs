@@ -209,6 +209,8 @@ public sealed class FineTuneRecipe : IDisposable
         else if (config.Loss.EwcLambda > 0 && StageSteps == null) _trainer.Regularizers.Add(MakeEwc(frozenOrAll, objective));
         if (config.Continual.Gem != GemMode.Off && (feedback || StageSteps == null))
             throw new ConfigException("continual.gem: needs two or more stages (data.datasets[].stage) of instruction data: the memory holds earlier stages' examples", "continual.gem");
+        if (config.Continual.L2PreviousLambda > 0 && (feedback || StageSteps == null))
+            throw new ConfigException("continual.l2_previous_lambda: needs two or more stages (data.datasets[].stage) of instruction data: it pulls each stage toward the previous stage's final weights", "continual.l2_previous_lambda");
         if (config.Training.Method == TuningMethod.Progressive && (feedback || config.Loss.EwcLambda > 0 || config.Continual.Gem != GemMode.Off || comm.Size > 1))
             throw new ConfigException("training.method: progressive columns keep every earlier stage exactly; they are not combined with " +
                 "loss.ewc_lambda, continual.gem, feedback objectives or mpirun", "training.method");

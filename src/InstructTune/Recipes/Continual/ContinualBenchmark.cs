@@ -26,6 +26,8 @@ public static class ContinualStrategies
     public const double ReplayShare = 0.3;
     /// <summary>λ of the EWC strategies (loss.ewc_lambda).</summary>
     public const double EwcLambda = 1000;
+    /// <summary>λ of the l2 strategy (continual.l2_previous_lambda), not tuned.</summary>
+    public const double L2Lambda = 100;
 
     // A λ, γ or replay share the config (or a key=value override) gives is used by its own strategy instead of the
     // default, and cleared for the others.
@@ -36,6 +38,8 @@ public static class ContinualStrategies
         new("ewc", $"EWC across stages, loss.ewc_lambda = {EwcLambda} (or the config's), one penalty per earlier stage", c => [.. Stages(c, 0), $"loss.ewc_lambda={Lambda(c)}", "continual.ewc_gamma=1"]),
         new("online-ewc", $"online EWC, loss.ewc_lambda = {EwcLambda}, continual.ewc_gamma = 0.9 (or the config's)", c => [.. Stages(c, 0), $"loss.ewc_lambda={Lambda(c)}",
             string.Create(CultureInfo.InvariantCulture, $"continual.ewc_gamma={(c.Continual.EwcGamma < 1 ? c.Continual.EwcGamma : 0.9):R}")]),
+        new("l2", $"L2 toward the previous stage's final weights, continual.l2_previous_lambda = {L2Lambda} (or the config's): the simple baseline beside EWC",
+            c => [.. Stages(c, 0), string.Create(CultureInfo.InvariantCulture, $"continual.l2_previous_lambda={(c.Continual.L2PreviousLambda > 0 ? c.Continual.L2PreviousLambda : L2Lambda):R}")]),
         new("agem", "A-GEM over an episodic memory of earlier stages (continual.gem = agem)", c => [.. Stages(c, 0), "continual.gem=agem"]),
         new("gem", "GEM, one constraint per earlier stage (continual.gem = gem)", c => [.. Stages(c, 0), "continual.gem=gem"]),
         new("progressive", "progressive adapters: a LoRA column per stage, earlier columns frozen (training.method = progressive)", c => [.. Stages(c, 0), "training.method=progressive"]),
@@ -48,7 +52,7 @@ public static class ContinualStrategies
     {
         var list = c.Data.Stages.Select((s, k) => string.Create(CultureInfo.InvariantCulture,
             $"{{epochs: {s.Epochs}, max_steps: {s.MaxSteps}, learning_rate: {s.LearningRate:R}, replay: {(k == 0 || replay == 0 ? 0 : s.Replay > 0 ? s.Replay : replay):R}}}"));
-        return ["loss.ewc_lambda=0", "continual.gem=off", "data.stages=[" + string.Join(", ", list) + "]"];
+        return ["loss.ewc_lambda=0", "continual.gem=off", "continual.l2_previous_lambda=0", "data.stages=[" + string.Join(", ", list) + "]"];
     }
 
     /// <summary>The strategies named in a comma-separated list, in order; an unknown or repeated name is refused naming --strategies.</summary>

@@ -24,6 +24,8 @@ public sealed class ContinualSection
     public int FisherSamples { get; set; } = 128;
     [ConfigKey("Online EWC (Schwarz et al. 2018): the Fishers of earlier stages decay by γ and add up around the latest anchor; 1 = one penalty per earlier stage, each around its own anchor (Kirkpatrick et al. 2017).", Min = 0, Max = 1, MinExclusive = true)]
     public double EwcGamma { get; set; } = 1.0;
+    [ConfigKey("L2 toward the previous stage's final weights, λ/2·Σ(θ − θ*_{k−1})² in every stage after the first: the simple baseline beside EWC (a Fisher of ones). The anchor is saved as run_dir/stages/stage-K/l2_anchor.safetensors; needs two or more stages. 0 = off.", Min = 0)]
+    public double L2PreviousLambda { get; set; }
     [ConfigKey("Gradient episodic memory: off | agem (one reference gradient on the whole memory) | gem (one constraint per earlier stage, QP solved exactly); needs two or more stages.")]
     public GemMode Gem { get; set; } = GemMode.Off;
     [ConfigKey("Examples of each finished stage kept in the episodic memory (continual.gem).", Min = 1)]

@@ -1,3 +1,4 @@
+using InstructTune.Checkpoints;
 using InstructTune.Data.Records;
 using InstructTune.Engine.Tensors;
 using InstructTune.Models;
@@ -104,11 +105,43 @@ public sealed class ContinualStages
                 var (fisher, anchor) = StageFisher.Read(Path.Combine(StageDir(_runDir, stage), StageFisher.FileName), _protected, "loss.ewc_lambda");
                 AddPenalty(fisher, anchor);
             }
+            if (L2On && stage < _stages.Count) AnchorL2(stage, write: false);
         }
         if (Reporting && _rows.Count == 0) _rows.Add(ReadRow(0));
     }
 
     private bool EwcOn => _config.Loss.EwcLambda > 0;
+    private bool L2On => _config.Continual.L2PreviousLambda > 0;
+    private L2SpRegularizer? _l2;
+
+    /// <summary>The previous stage's final weights, the anchor of continual.l2_previous_lambda.</summary>
+    public const string L2AnchorFile = "l2_anchor.safetensors";
+
+    /// <summary>Anchors the L2 penalty at stage <paramref name="stage"/>'s final weights, as written in its folder (so a
+    /// resumed run, which reads the file, anchors at exactly the same values); replaces the previous stage's anchor.</summary>
+    private void AnchorL2(int stage, bool write)
+    {
+        var path = Path.Combine(StageDir(_runDir, stage), L2AnchorFile);
+        var parameters = _protected.Select(p => p.Parameter).ToList();
+        if (write)
+            SafetensorsWriter.Write(path, _protected.Select(p => TensorToWrite.FromF32("anchor." + p.Name, DType.F32,
+                p.Parameter.Shape.Select(d => (long)d).ToArray(), p.Parameter.ToArray())).ToList(), new Dictionary<string, string> { ["stage"] = stage.ToString() });
+        const string key = "continual.l2_previous_lambda";
+        if (!File.Exists(path)) throw new ConfigException($"{key}: '{path}' does not exist (written at the end of stage {stage}; resume from a checkpoint of this run)", key);
+        var anchor = new float[parameters.Count][];
+        using (var file = SafetensorsFile.Open(path))
+            for (int i = 0; i < parameters.Count; i++)
+            {
+                string name = "anchor." + _protected[i].Name;
+                if (!file.Contains(name)) throw new ConfigException($"{key}: '{path}' has no anchor for parameter '{_protected[i].Name}' (another model or training.method?)", key);
+                anchor[i] = file.ReadF32(name);
+                if (anchor[i].Length != parameters[i].Length) throw new ConfigException($"{key}: '{path}' holds {anchor[i].Length} values for '{_protected[i].Name}', this model has {parameters[i].Length}", key);
+            }
+        if (_l2 != null) _trainer.Regularizers.Remove(_l2);
+        _l2 = new L2SpRegularizer(parameters, _config.Continual.L2PreviousLambda, anchor);
+        _trainer.Regularizers.Add(_l2);
+        _say?.Invoke($"stage {stage}: L2 anchor at the stage's final weights → {path}");
+    }
 
     /// <summary>After optimizer step <paramref name="step"/>: when a stage ended there, do its end-of-stage work; returns the stage or 0.</summary>
     public int AfterStep(int step)
@@ -129,6 +162,7 @@ public sealed class ContinualStages
             AddPenalty(saved, anchor);
             _say?.Invoke($"stage {stage}: EWC Fisher of {n} examples → {path}");
         }
+        if (L2On && stage < _stages.Count) AnchorL2(stage, write: true);
         if (_memory != null && stage < _stages.Count) _memory.AddTask(_stages[stage - 1].Train, _config.Continual.MemoryPerStage, stage);
         if (Reporting) Score(stage, step);
         if (_progressive)
@@ -203,6 +237,7 @@ public sealed class ContinualStages
         if (c.Loss.EwcLambda > 0) parts.Add(c.Continual.EwcGamma < 1 ? "online ewc" : "ewc");
         if (c.Continual.Gem != GemMode.Off) parts.Add(c.Continual.Gem == GemMode.Agem ? "a-gem" : "gem");
         if (c.Loss.L2SpLambda > 0) parts.Add("l2-sp");
+        if (c.Continual.L2PreviousLambda > 0) parts.Add("l2 to previous stage");
         if (c.Training.Method == TuningMethod.Progressive) parts.Add("progressive");
         return parts.Count == 0 ? "sequential" : string.Join(" + ", parts);
     }

@@ -4,11 +4,12 @@ namespace InstructTune.Training.Regularizers;
 
 /// <summary>
 /// L2-SP (Li, Grandvalet and Davoine, 2018): λ/2·Σ (θ − θ₀)², pulling fine-tuned weights toward the
-/// starting point θ₀ instead of toward zero. Gradient: λ·(θ − θ₀).
+/// starting point θ₀ instead of toward zero. Gradient: λ·(θ − θ₀). θ₀ is the parameters' values now, or the given
+/// <paramref name="anchor"/> (continual.l2_previous_lambda: the previous stage's final weights).
 /// </summary>
-public sealed class L2SpRegularizer(IReadOnlyList<Parameter> parameters, double lambda) : IRegularizer
+public sealed class L2SpRegularizer(IReadOnlyList<Parameter> parameters, double lambda, float[][]? anchor = null) : IRegularizer
 {
-    private readonly float[][] _anchor = parameters.Select(p => p.ToArray()).ToArray();
+    private readonly float[][] _anchor = anchor ?? parameters.Select(p => p.ToArray()).ToArray();
 
     public double AddToGradients()
     {

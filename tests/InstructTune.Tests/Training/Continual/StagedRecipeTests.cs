@@ -1,3 +1,4 @@
+using InstructTune.Checkpoints;
 using System.Text.Json;
 using InstructTune.Recipes;
 using InstructTune.Training.Checkpointing;
@@ -139,6 +140,47 @@ public class StagedRecipeTests
         Assert.Equal(Weights(full.RunDir), Weights(resumed.RunDir));
         Assert.Equal(File.ReadAllText(Path.Combine(full.RunDir, ForgettingReport.JsonFile)),
             File.ReadAllText(Path.Combine(resumed.RunDir, ForgettingReport.JsonFile)));
+    }
+
+    /// <summary>continual.l2_previous_lambda: stage 1 trains exactly as sequential tuning; its final weights are saved
+    /// as the anchor; stage 2 ends nearer to them than sequential tuning does; a run cancelled inside stage 2 resumes
+    /// bit for bit (it reads the anchor back); a single-stage run is refused naming the key.</summary>
+    [Fact]
+    public void L2TowardThePreviousStageAnchorsAtItsFinalWeightsAndResumes()
+    {
+        TrainConfig L2(string name) { var c = Config(name); c.Continual.L2PreviousLambda = 50; return c; }
+        var plain = Runs.Value.Plain;
+        var l2 = FineTuneRecipe.Setup(L2("l2")).Train(quiet: true);
+        static Dictionary<string, float[]> Read(string file, string prefix = "")
+        {
+            using var f = SafetensorsFile.Open(file);
+            return f.Tensors.Keys.ToDictionary(k => k[prefix.Length..], k => f.ReadF32(k));
+        }
+        string At(string runDir, int step) => Path.Combine(runDir, $"checkpoint-{step:D6}", TrainerCheckpoint.WeightsFile);
+        var stage1 = Read(At(plain.RunDir, 40));
+        Assert.Equal(stage1, Read(At(l2.RunDir, 40)));   // no penalty inside stage 1
+        var anchor = Read(Path.Combine(ContinualStages.StageDir(l2.RunDir, 1), ContinualStages.L2AnchorFile), "anchor.");
+        Assert.Equal(stage1, anchor);
+        double Drift(string runDir) => Read(At(runDir, 70)).Sum(kv => kv.Value.Zip(stage1[kv.Key]).Sum(p => (double)(p.First - p.Second) * (p.First - p.Second)));
+        double dPlain = Drift(plain.RunDir), dL2 = Drift(l2.RunDir);
+        Assert.True(dL2 < 0.5 * dPlain, $"squared drift from the stage-1 weights: L2 {dL2}, sequential {dPlain}");
+
+        var config = L2("l2-resume");
+        using (var cts = new CancellationTokenSource())
+            FineTuneRecipe.Setup(config).Train(r => { if (r.Step == 52) cts.Cancel(); }, quiet: true, cancel: cts.Token);
+        var resumed = FineTuneRecipe.Setup(config, resume: "latest").Train(quiet: true);
+        Assert.Equal(File.ReadAllBytes(At(l2.RunDir, 70)), File.ReadAllBytes(At(resumed.RunDir, 70)));
+
+        var (dir, modelDir) = Workspace.Value;
+        var one = ConfigLoader.LoadFromString<TrainConfig>($$"""
+            model: {path: {{modelDir}}}
+            data: {template: alpaca, max_seq_len: 256, validation_fraction: 0, path: {{Path.Combine(dir, "repeat.jsonl")}}, format: alpaca}
+            training: {method: full, max_steps: 2}
+            continual: {l2_previous_lambda: 1}
+            checkpoint: {output_dir: {{Path.Combine(dir, "runs", "l2-one")}}}
+            logging: {tensor_board: false}
+            """);
+        Assert.Contains("continual.l2_previous_lambda", Assert.Throws<ConfigException>(() => FineTuneRecipe.Setup(one)).Message);
     }
 
     [Fact]
