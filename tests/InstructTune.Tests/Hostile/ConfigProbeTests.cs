@@ -1,6 +1,7 @@
 namespace InstructTune.Tests.Hostile;
 
 /// <summary>Hostile configs and overrides through <c>itune train</c> and <c>itune prepare</c>.</summary>
+[Collection("Probes")]
 public class ConfigProbeTests
 {
     private static string Write(string name, string text)

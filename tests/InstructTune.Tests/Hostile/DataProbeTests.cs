@@ -3,6 +3,7 @@ using System.Text.Json;
 namespace InstructTune.Tests.Hostile;
 
 /// <summary>Hostile dataset files through <c>itune prepare</c> (train reads data through the same pipeline).</summary>
+[Collection("Probes")]
 public class DataProbeTests
 {
     private static ProbeResult Prepare(string data, string format, params string[] extra) =>

@@ -10,6 +10,7 @@ namespace InstructTune.Tests.Hostile;
 /// the probe time limit, under the probe memory limit (its own peak working set), and the judgement names the cap.
 /// The endpoint is a raw loopback socket in this process that streams the body until the client hangs up.
 /// </summary>
+[Collection("Probes")]
 public class JudgeBodyProbeTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const long BodyBytes = 200L << 20;

@@ -2,6 +2,7 @@ namespace InstructTune.Tests.Hostile;
 
 /// <summary>Hostile judge endpoints through <c>itune eval judge</c> (the client itself is issue 13's; its body cap is
 /// tested against the fake server in Evaluation/Judge).</summary>
+[Collection("Probes")]
 public class JudgeProbeTests
 {
     private static string Input()

@@ -5,6 +5,7 @@ using InstructTune.Training.Checkpointing;
 namespace InstructTune.Tests.Hostile;
 
 /// <summary>Hostile configs, checkpoints and run folders through init, score, convert and train.</summary>
+[Collection("Probes")]
 public class ModelProbeTests
 {
     private static string Fixture => TestPaths.Fixtures("models", "llama_gqa_f32");

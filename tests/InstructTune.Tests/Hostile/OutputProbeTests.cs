@@ -7,6 +7,7 @@ namespace InstructTune.Tests.Hostile;
 /// Output to special files: written through, never replaced. Never touches the real /dev/null: the test makes its
 /// own null device with mknod (root, as CI runs) and its own FIFO.
 /// </summary>
+[Collection("Probes")]
 public class OutputProbeTests
 {
     private static string Tokenizer => TestPaths.SharedTestData("tokenizers", "gpt2");

@@ -19,6 +19,11 @@ public sealed record ProbeResult(int ExitCode, string Stdout, string Stderr, Tim
 /// two ways: the process's own VmHWM, printed at exit (ITUNE_REPORT_PEAK=1), and VmHWM polled from
 /// /proc/PID/status while it runs (which also covers a process killed at the time limit); the larger counts.
 /// </summary>
+/// <summary>The probes run alone, after the parallel tests (xUnit runs non-parallel collections by themselves): their
+/// wall-clock limit (10 s) is issue 22's bound on the child process, not on the CPU left over by parallel tests.</summary>
+[CollectionDefinition("Probes", DisableParallelization = true)]
+public sealed class ProbesCollection;
+
 public static class Probe
 {
     public const int TimeLimitSeconds = 10;

@@ -7,6 +7,7 @@ namespace InstructTune.Tests.Hostile;
 /// (exit 2); a render that breaks a limit is that conversation's {"error": …} line. Either way within the time and
 /// memory limits, with the limit checked before anything large is allocated.
 /// </summary>
+[Collection("Probes")]
 public class TemplateProbeTests
 {
     private static ProbeResult Render(string template)
