@@ -21,7 +21,8 @@ namespace InstructTune.Bench;
 
 public static class DecodeBench
 {
-    private static readonly Dictionary<string, (int D, int L, int H, int KV, int F, int V, int T)> Configs = new()
+    /// <summary>The bench model shapes (hidden, layers, heads, KV heads, FFN, vocab, prompt tokens), shared with PrefillBench.</summary>
+    internal static readonly Dictionary<string, (int D, int L, int H, int KV, int F, int V, int T)> Configs = new()
     {
         ["S"] = (256, 4, 4, 4, 688, 4096, 256),
         ["M"] = (512, 8, 8, 4, 1376, 8192, 512),

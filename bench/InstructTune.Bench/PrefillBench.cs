@@ -16,12 +16,7 @@ namespace InstructTune.Bench;
 
 public static class PrefillBench
 {
-    private static readonly Dictionary<string, (int D, int L, int H, int KV, int F, int V, int T)> Configs = new()
-    {
-        ["S"] = (256, 4, 4, 4, 688, 4096, 256),
-        ["M"] = (512, 8, 8, 4, 1376, 8192, 512),
-        ["L"] = (768, 12, 12, 12, 2048, 32000, 512),
-    };
+    private static IReadOnlyDictionary<string, (int D, int L, int H, int KV, int F, int V, int T)> Configs => DecodeBench.Configs;
 
     private const int PrefillsPerRepeat = 3;
 

@@ -72,20 +72,7 @@ public class Q8CheckpointTests
         File.WriteAllLines(tmp["in.jsonl"], g.Sequences.Select(s => JsonSerializer.Serialize(new { ids = s.Ids })));
         var (rc, _, err) = CliCapture.Run("score", "--model", dst, "--input", tmp["in.jsonl"], "--output", tmp["out.jsonl"]);
         Assert.True(rc == 0, err);
-        var lines = File.ReadAllLines(tmp["out.jsonl"]);
-        double maxDiff = 0;
-        for (int i = 0; i < lines.Length; i++)
-        {
-            using var d = JsonDocument.Parse(lines[i]);
-            var lp = d.RootElement.GetProperty("next_token_logprobs").EnumerateArray().Select(x => x.GetDouble()).ToArray();
-            for (int t = 0; t < lp.Length; t++)
-            {
-                double golden = g.Sequences[i].NextTokenLogprobs[t], diff = Math.Abs(lp[t] - golden);
-                maxDiff = Math.Max(maxDiff, diff);
-                Assert.True(diff <= 0.05 + 0.02 * Math.Abs(golden), $"seq {i} pos {t}: q8_0 checkpoint {lp[t]} vs PyTorch float32 {golden}");
-            }
-        }
-        Assert.True(maxDiff > 1e-6, "the q8_0 checkpoint gave the float32 numbers");
+        QuantizeQ8Tests.AssertNearPyTorchFloat32(tmp["out.jsonl"], g, "q8_0 checkpoint");
 
         using (var f = InferenceModel.Load(src))
         using (var m = InferenceModel.Load(dst))

@@ -24,7 +24,14 @@ public class QuantizeQ8Tests
         File.WriteAllLines(tmp["in.jsonl"], g.Sequences.Select(s => JsonSerializer.Serialize(new { ids = s.Ids })));
         var (rc, _, err) = Run("score", "--model", dir, "--input", tmp["in.jsonl"], "--output", tmp["out.jsonl"], "--quantize", "q8_0");
         Assert.True(rc == 0, err);
-        var lines = File.ReadAllLines(tmp["out.jsonl"]);
+        AssertNearPyTorchFloat32(tmp["out.jsonl"], g, model);
+    }
+
+    /// <summary>`itune score` output on q8_0 weights against the PyTorch float32 golden: within the stated tolerance
+    /// (8-bit weights, and in decode 8-bit activations, move a logprob by ~1 %), and not the float32 numbers.</summary>
+    internal static void AssertNearPyTorchFloat32(string scoreOutput, GoldenFixture g, string label)
+    {
+        var lines = File.ReadAllLines(scoreOutput);
         double maxDiff = 0;
         for (int i = 0; i < lines.Length; i++)
         {
@@ -34,11 +41,10 @@ public class QuantizeQ8Tests
             {
                 double golden = g.Sequences[i].NextTokenLogprobs[t], diff = Math.Abs(lp[t] - golden);
                 maxDiff = Math.Max(maxDiff, diff);
-                // Stated tolerance: 8-bit weights (and, in decode, 8-bit activations) move a logprob by ~1 %.
-                Assert.True(diff <= 0.05 + 0.02 * Math.Abs(golden), $"{model} seq {i} pos {t}: q8_0 {lp[t]} vs PyTorch float32 {golden}");
+                Assert.True(diff <= 0.05 + 0.02 * Math.Abs(golden), $"{label} seq {i} pos {t}: q8_0 {lp[t]} vs PyTorch float32 {golden}");
             }
         }
-        Assert.True(maxDiff > 1e-6, $"{model}: --quantize q8_0 gave the float32 numbers");
+        Assert.True(maxDiff > 1e-6, $"{label}: q8_0 gave the float32 numbers");
     }
 
     [Fact]
