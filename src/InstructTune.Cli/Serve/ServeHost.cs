@@ -88,7 +88,7 @@ public static class ServeHost
         }));
         app.MapPost("/v1/chat/completions", ctx => Guard(ctx, log, () => Chat(ctx, served, o, log)));
         app.MapPost("/v1/completions", ctx => Guard(ctx, log, () => Completions(ctx, served, o, log)));
-        app.MapPost("/v1/embeddings", ctx => Guard(ctx, log, () => Embeddings(ctx, served)));
+        app.MapPost("/v1/embeddings", ctx => Guard(ctx, log, () => Embeddings(ctx, served, log)));
         app.MapPost("/v1/adapters", ctx => Guard(ctx, log, () => LoadAdapter(ctx, served, o, log)));
         app.MapFallback(ctx => Error(ctx, 404, $"no route {ctx.Request.Method} {ctx.Request.Path}", null, "not_found"));
         return app;
@@ -267,6 +267,9 @@ public static class ServeHost
             if (arr[i] is not JsonObject m) throw new ServeRequestException($"messages[{i}] must be an object", $"messages[{i}]");
             foreach (var (k, _) in m)
                 if (k is not ("role" or "content" or "name")) throw new ServeRequestException($"messages[{i}]: unknown field \"{k}\"", $"messages[{i}].{k}");
+            // OpenAI's participant name: prompts are rendered from role and content only, so a name would be dropped.
+            if (m["name"] is { } nm && !(nm is JsonValue nv && nv.TryGetValue<string>(out var ns) && ns.Length == 0))
+                throw new ServeRequestException($"messages[{i}].name is not supported (prompts are rendered from role and content only); put the name in the content", $"messages[{i}].name");
             var role = (m["role"] as JsonValue)?.TryGetValue<string>(out var r) == true ? r : null;
             if (role is not ("system" or "user" or "assistant" or "developer"))
                 throw new ServeRequestException($"messages[{i}].role must be system, user, assistant or developer", $"messages[{i}].role");
@@ -374,7 +377,7 @@ public static class ServeHost
         return new { prompt_tokens = promptTokens, completion_tokens = completion, total_tokens = promptTokens + completion };
     }
 
-    private static async Task Embeddings(HttpContext ctx, ServedModel served)
+    private static async Task Embeddings(HttpContext ctx, ServedModel served, ILogger log)
     {
         var b = await ReadBody(ctx, served);
         OnlyKnown(b, "model", "input", "encoding_format", "user");
@@ -397,6 +400,7 @@ public static class ServeHost
             if (e.Length > maxPos) throw new ServeRequestException($"input[{i}] has {e.Length} tokens; the model's context is {maxPos}", "input", "context_length_exceeded");
             return e;
         }).ToList();
+        string user = Get<string>(b, "user") ?? "-";
         var vectors = await served.Engine.RunBetweenSteps(m => ids.Select(x => m.MeanPooledHidden(x, adapter)).ToList(), ctx.RequestAborted);
         await ctx.Response.WriteAsJsonAsync(new
         {
@@ -409,6 +413,7 @@ public static class ServeHost
             }),
             usage = new { prompt_tokens = ids.Sum(x => x.Length), total_tokens = ids.Sum(x => x.Length) },
         });
+        log.LogInformation("model {model} user {user} embeddings {count} prompt_tokens {prompt}", model, user, ids.Count, ids.Sum(x => x.Length));
     }
 
     private static async Task LoadAdapter(HttpContext ctx, ServedModel served, ServeHostOptions o, ILogger log)

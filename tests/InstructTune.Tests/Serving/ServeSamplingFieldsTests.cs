@@ -115,7 +115,7 @@ public class ServeSamplingFieldsTests
     }
 
     [Fact]
-    public async Task Stream_options_takes_only_include_usage_and_user_is_accepted()
+    public async Task Stream_options_takes_only_include_usage_user_is_logged_and_message_names_are_refused()
     {
         await using var s = new RunningServer(adapters: false);
         var (st, e) = await s.Post("/v1/completions", Completion(2, ("stream", true), ("stream_options", new { include_usage = true, extra = 1 })));
@@ -123,5 +123,14 @@ public class ServeSamplingFieldsTests
         Assert.Contains("extra", e.GetProperty("error").GetProperty("message").GetString());
         var (ok, _) = await s.Post("/v1/completions", Completion(2, ("user", "alice")));
         Assert.Equal(HttpStatusCode.OK, ok);
+        // A chat message's participant name cannot reach the prompt (rendered from role and content): refused, naming it.
+        var (named, ne) = await s.Post("/v1/chat/completions", new Dictionary<string, object?>
+        {
+            ["model"] = "base", ["messages"] = new[] { new { role = "user", content = "hi", name = "bob" } }, ["max_tokens"] = 2,
+        });
+        Assert.Equal(HttpStatusCode.BadRequest, named);
+        Assert.Equal("messages[0].name", ne.GetProperty("error").GetProperty("param").GetString());
+        var (emb, _) = await s.Post("/v1/embeddings", new { model = "base", input = "hi", user = "alice" });
+        Assert.Equal(HttpStatusCode.OK, emb);
     }
 }
