@@ -28,6 +28,12 @@ public sealed record SamplingRequest
     public bool JsonObject { get; init; }
     /// <summary>vLLM's min_tokens: the end-of-sequence tokens are not sampled before this many tokens.</summary>
     public int MinTokens { get; init; }
+    /// <summary>OpenAI presence_penalty in [−2, 2] (<see cref="GenerationOptions.PresencePenalty"/>).</summary>
+    public double PresencePenalty { get; init; }
+    /// <summary>OpenAI frequency_penalty in [−2, 2] (<see cref="GenerationOptions.FrequencyPenalty"/>).</summary>
+    public double FrequencyPenalty { get; init; }
+    /// <summary>OpenAI logit_bias: token id → bias in [−100, 100] (<see cref="GenerationOptions.LogitBias"/>).</summary>
+    public IReadOnlyDictionary<int, float>? LogitBias { get; init; }
 }
 
 /// <summary>Bad request content (HTTP 400 with the OpenAI error object; <see cref="Param"/> names the field).</summary>
@@ -210,6 +216,14 @@ public sealed class ServedModel : IDisposable
         if (!(r.TopP > 0 && r.TopP <= 1)) throw new ServeRequestException($"top_p must be in (0, 1] (got {r.TopP})", "top_p");
         if (r.MinTokens < 0 || r.MinTokens > (r.MaxTokens ?? L.MaxTokensLimit))
             throw new ServeRequestException($"min_tokens must be in [0, max_tokens] (got {r.MinTokens})", "min_tokens");
+        foreach (var (name, p) in new[] { ("presence_penalty", r.PresencePenalty), ("frequency_penalty", r.FrequencyPenalty) })
+            if (!(p >= -2 && p <= 2)) throw new ServeRequestException($"{name} must be in [-2, 2] (got {p})", name);
+        foreach (var (id, bias) in r.LogitBias ?? new Dictionary<int, float>())
+        {
+            if (id < 0 || id >= Model.Config.VocabSize)
+                throw new ServeRequestException($"logit_bias: token id {id} is outside the vocabulary [0, {Model.Config.VocabSize})", "logit_bias");
+            if (!(bias >= -100 && bias <= 100)) throw new ServeRequestException($"logit_bias: the bias of token {id} must be in [-100, 100] (got {bias})", "logit_bias");
+        }
         if (r.N < 1 || r.N > L.MaxChoices) throw new ServeRequestException($"n must be in [1, {L.MaxChoices}] (got {r.N})", "n");
         if (r.Stop.Count > 4 || r.Stop.Any(string.IsNullOrEmpty)) throw new ServeRequestException("stop takes at most 4 non-empty strings", "stop");
         int maxPos = Model.Config.MaxPositionEmbeddings;
@@ -223,6 +237,9 @@ public sealed class ServedModel : IDisposable
             TopP = r.TopP,
             StopTokenIds = StopIds,
             MinNewTokens = r.MinTokens,
+            PresencePenalty = r.PresencePenalty,
+            FrequencyPenalty = r.FrequencyPenalty,
+            LogitBias = r.LogitBias is { Count: > 0 } ? r.LogitBias : null,
             StopStrings = r.Stop,
             Decode = r.Stop.Count > 0 ? ids => Tokenizer.Decode(ids.ToArray(), skipSpecialTokens: true) : null,
             Constraint = r.JsonObject ? new JsonObjectConstraint(Tokenizer, StopIds) : null,
