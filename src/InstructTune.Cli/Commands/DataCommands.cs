@@ -52,7 +52,10 @@ public static class DataCommands
                 var tokPath = !string.IsNullOrEmpty(recipe.Model.Tokenizer) ? recipe.Model.Tokenizer : !string.IsNullOrEmpty(recipe.Model.Path) ? recipe.Model.Path
                     : throw new ConfigException("model.tokenizer (or model.path, or --tokenizer) is required");
                 if (!File.Exists(tokPath) && !Directory.Exists(tokPath)) throw new ConfigException($"model.tokenizer: '{tokPath}' does not exist");
-                var tok = Tokenizers.TokenizerLoader.Load(tokPath);
+                Tokenizers.ITokenizer tok = Tokenizers.TokenizerLoader.Load(tokPath);
+                // model.instruction_aware.marker_tokens: the data is tokenized with the markers, as training does.
+                int modelVocab = !string.IsNullOrEmpty(recipe.Model.Path) && File.Exists(Path.Combine(recipe.Model.Path, "config.json")) ? Models.LlamaConfig.Load(recipe.Model.Path).VocabSize : 0;
+                if (Models.InstructionAware.MarkerTokens.FromConfig(recipe, tok, tokPath, modelVocab) is { } markers) tok = markers.Tokenizer;
                 var prepared = PrepareRecipe.Run(recipe, tok, tokPath, outPath, parse.GetValue(force));
                 PrintSummary(prepared, outPath, recipe.Data.SkipInvalid, recipe.Data.MaxSeqLen);
                 if (parse.GetValue(dump) is > 0 and var n)

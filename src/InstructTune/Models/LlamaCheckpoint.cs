@@ -8,17 +8,42 @@ namespace InstructTune.Models;
 public static class LlamaCheckpoint
 {
     /// <summary>Reads config.json and the weights in <paramref name="dir"/> into a new LlamaModel.</summary>
-    public static LlamaModel Load(string dir)
+    public static LlamaModel Load(string dir) => Load(dir, 0);
+
+    /// <summary>
+    /// Reads the checkpoint into a model whose vocabulary is resized to <paramref name="vocabSize"/> (≥ the checkpoint's;
+    /// 0 = as stored): embed_tokens and an untied lm_head get the extra rows, each the mean of the stored rows, as
+    /// transformers' resize_token_embeddings(mean_resizing=True) does when its N(μ, 10⁻⁹·Σ) draw is not taken (we take
+    /// the mean itself: deterministic, within ~3·10⁻⁵ σ of transformers' draw). Logits over the stored vocabulary are
+    /// unchanged. Instruction marker tokens (MarkerTokens.cs) use it.
+    /// </summary>
+    public static LlamaModel Load(string dir, int vocabSize)
     {
         var config = LlamaConfig.Load(dir);
-        var model = new LlamaModel(config);
+        if (vocabSize != 0 && vocabSize < config.VocabSize)
+            throw new ArgumentException($"{dir}: cannot shrink the vocabulary from {config.VocabSize} to {vocabSize}");
+        int stored = config.VocabSize;
+        var model = new LlamaModel(vocabSize > stored ? config with { VocabSize = vocabSize } : config);
         using var ckpt = new CheckpointFolder(dir);
-        LoadInto(model, ckpt);
+        LoadInto(model, ckpt, stored);
         return model;
     }
 
-    /// <summary>Sets every parameter of <paramref name="model"/> from the checkpoint; names and shapes must match.</summary>
-    public static void LoadInto(LlamaModel model, CheckpointFolder ckpt)
+    /// <summary>The rows [stored, V) of a (V, D) table set to the mean of rows [0, stored) (accumulated in double).</summary>
+    public static void FillMeanRows(Span<float> table, int stored, int D)
+    {
+        int V = table.Length / D;
+        if (stored >= V) return;
+        var mean = new double[D];
+        for (int r = 0; r < stored; r++)
+            for (int d = 0; d < D; d++) mean[d] += table[r * D + d];
+        for (int r = stored; r < V; r++)
+            for (int d = 0; d < D; d++) table[r * D + d] = (float)(mean[d] / stored);
+    }
+
+    /// <summary>Sets every parameter of <paramref name="model"/> from the checkpoint; names and shapes must match
+    /// (embed_tokens and lm_head may hold <paramref name="storedVocab"/> rows of a model resized past them).</summary>
+    public static void LoadInto(LlamaModel model, CheckpointFolder ckpt, int storedVocab = 0)
     {
         var implied = new HashSet<string>(model.NamedParameters().Select(np => np.Item1), StringComparer.Ordinal);
         ckpt.RefuseUnexpected(implied);
@@ -33,6 +58,15 @@ public static class LlamaCheckpoint
             var (file, info) = ckpt.Find(source);
             if (info.DType == DType.U8 && file.Metadata.ContainsKey(Inference.WeightMatrix.Q8MetadataKey))
                 throw new InvalidDataException($"{file.Path}: tensor \"{name}\" is q8_0 (a checkpoint for inference: generate, score, serve, export gguf); `itune convert --dtype float32` makes a float copy to train on");
+            bool resized = storedVocab > 0 && storedVocab < model.Config.VocabSize && name is "model.embed_tokens.weight" or "lm_head.weight";
+            if (resized && info.Shape is [var rows, var cols] && rows == storedVocab && cols == p.Size(1))
+            {
+                var full = new float[p.Length];
+                file.ReadF32(name).CopyTo(full, 0);
+                FillMeanRows(full, storedVocab, p.Size(1));
+                p.Load(full);
+                continue;
+            }
             if (!info.Shape.SequenceEqual(p.Shape.Select(d => (long)d)))
                 throw new InvalidDataException($"{file.Path}: tensor \"{name}\" has shape [{string.Join(",", info.Shape)}], the model expects [{string.Join(",", p.Shape)}]");
             p.Load(file.ReadF32(name));

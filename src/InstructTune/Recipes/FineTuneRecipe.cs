@@ -41,6 +41,8 @@ public sealed record TrainingInputs(LlamaModel Model, IReadOnlyList<TokenizedExa
     public Func<string, int[]>? Encode { get; init; }
     /// <summary>ids → text without special tokens (eval.generation_samples), when there is a tokenizer.</summary>
     public Func<int[], string>? Decode { get; init; }
+    /// <summary>The tokenizer extended with model.instruction_aware.marker_tokens (saved with the export), or null.</summary>
+    public Models.InstructionAware.MarkerVocabulary? Markers { get; init; }
 }
 
 /// <summary>What a finished run reports.</summary>
@@ -455,8 +457,15 @@ public sealed class FineTuneRecipe : IDisposable
         var tokenizerPath = string.IsNullOrEmpty(config.Model.Tokenizer) ? modelPath : config.Model.Tokenizer;
         say?.Invoke($"tokenizer: {tokenizerPath}");
         var tokenizer = TokenizerLoader.Load(tokenizerPath);
+        // model.instruction_aware.marker_tokens: the tokenizer gains the markers, the model rows for them (mean-initialised).
+        var markers = Models.InstructionAware.MarkerTokens.FromConfig(config, tokenizer, tokenizerPath, LlamaConfig.Load(modelPath).VocabSize);
+        if (markers != null)
+        {
+            tokenizer = markers.Tokenizer;
+            say?.Invoke($"instruction markers: {string.Join(", ", markers.Markers.Select((m, i) => $"{m} = id {markers.FirstId + i}"))} (vocabulary resized to {markers.VocabSize}, new rows at the mean embedding)");
+        }
         say?.Invoke($"model: {modelPath}");
-        var model = LlamaCheckpoint.Load(modelPath);
+        var model = LlamaCheckpoint.Load(modelPath, markers?.VocabSize ?? 0);
         if (tokenizer.VocabSize > model.Config.VocabSize)
             throw new ConfigException($"model.tokenizer: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary is {model.Config.VocabSize}");
         int padId = tokenizer.PadId ?? tokenizer.EosId ?? 0;
@@ -478,6 +487,7 @@ public sealed class FineTuneRecipe : IDisposable
         {
             Encode = text => tokenizer.Encode(text, addSpecialTokens: true).Ids,
             Decode = ids => tokenizer.Decode(ids, skipSpecialTokens: true),
+            Markers = markers,
             // Stage k's held-out set: the validation split of the datasets of stage k (data.datasets[].stage).
             StageHeldOut = StageNumbers(data).Select(n => (IReadOnlyList<TokenizedExample>)data.Datasets.Where(x => x.Stage == n).SelectMany(x => x.Validation).ToList()).ToList(),
             StageNames = StageNumbers(data).Select(n => string.Join("+", data.Datasets.Where(x => x.Stage == n && !x.PlainText).Select(x => x.Name))).ToList(),
@@ -524,6 +534,16 @@ public sealed class FineTuneRecipe : IDisposable
         Require(c.Meta.AdaptTasks.Count == 0 || c.Meta.Algorithm != MetaAlgorithm.Off, "meta.adapt_tasks",
             "compares a meta-learned start with the plain one: set meta.algorithm to reptile or fomaml");
         if (c.Training.Objective != TrainingObjective.Sft) PreferenceSetup.Validate(c);
+        if (c.Model.InstructionAware.MarkerTokens.Count > 0)
+        {
+            const string mk = Models.InstructionAware.MarkerTokens.Key;
+            var formats = new[] { c.Data.Format }.Concat(c.Data.Datasets.Select(d => string.IsNullOrEmpty(d.Format) ? c.Data.Format : d.Format));
+            Require(!formats.Any(f => f.Equals("text", StringComparison.OrdinalIgnoreCase)), mk,
+                "wraps the instruction segment, which data.format text does not have (every token is response text)");
+            Require(c.Training.Method == TuningMethod.Full, mk,
+                $"resizes the embedding and lm_head, whose new rows must train: use training.method full (training.method {c.Training.Method.ToString().ToLowerInvariant()} keeps them frozen)");
+            Require(c.Training.Objective == TrainingObjective.Sft, mk, "wraps instructions of training.objective sft data (feedback objectives do not yet)");
+        }
         if (InstructionAwareOptions(c).Any)
         {
             Require(c.Training.Method is not (TuningMethod.PromptTuning or TuningMethod.PrefixTuning), "model.instruction_aware",
@@ -703,6 +723,7 @@ public sealed class FineTuneRecipe : IDisposable
         if (!string.IsNullOrEmpty(_inputs.ModelPath))
             foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "generation_config.json" })
                 if (File.Exists(Path.Combine(_inputs.ModelPath, f))) File.Copy(Path.Combine(_inputs.ModelPath, f), Path.Combine(final, f), overwrite: true);
+        _inputs.Markers?.Save(final);   // the tokenizer with the marker tokens (replaces the copies)
         if (_inputs.Prompt != null) PromptFormatFile.Write(final, _inputs.Prompt);
         Models.InstructionAware.InstructionAwareFile.Record(_inputs.Model, final);   // its tensors: LlamaCheckpoint.Save
         _preference?.Reward?.Head.Save(final);

@@ -81,6 +81,12 @@ public sealed class PreferenceSetup
             (paired ? "" : $" ({stats.Desirable} desirable, {stats.Undesirable} undesirable)") +
             (stats.RejectedByReason.Count > 0 ? ", skipped: " + string.Join(", ", stats.RejectedByReason.Select(r => $"{r.Key} {r.Value}")) : "") +
             (stats.Truncated > 0 ? $", {stats.Truncated} cut at max_seq_len" : ""));
+        // TRL's `margin` column is part of the reward model's loss only (RewardTrainer); DPO, KTO and the other
+        // log-prob objectives have no such term in TRL either. Said, never silently dropped.
+        if (stats.WithMargin > 0)
+            say?.Invoke(config.Training.Objective == TrainingObjective.Reward
+                ? $"margin: {stats.WithMargin} of {stats.ItemsKept} pairs carry a 'margin' (the loss uses −log σ(r_chosen − r_rejected − margin); pairs without one: 0)"
+                : $"warning: data.path: {stats.WithMargin} records carry a 'margin' column; training.objective {config.Training.Objective.ToString().ToLowerInvariant()} does not use it (only objective reward does, as TRL's RewardTrainer)");
         var (train, validation) = SplitItems(data.Count, config.Data.ValidationFraction, config.Training.Seed);
         return new TrainingInputs(model, [], [], padId, ["feedback"], modelPath)
         {
@@ -109,7 +115,7 @@ public sealed class PreferenceSetup
         {
             // A fresh head (seeded); on resume the checkpoint restores it with the other trainable parameters ("score.weight").
             var head = RewardHead.Create(inputs.Model.Config.HiddenSize, (ulong)config.Training.Seed);
-            return new PreferenceSetup(null, new RewardObjective(head, config.Preference.CenterRewardsCoefficient),
+            return new PreferenceSetup(null, new RewardObjective(head, config.Preference.CenterRewardsCoefficient, data),
                 new PreferenceSampler(data, config.Training.MicroBatchSize, config.Training.Seed), null, inputs.PreferenceValidation, null);
         }
         ReferenceLogps? reference = null, validationReference = null;

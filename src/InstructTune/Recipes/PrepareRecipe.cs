@@ -90,7 +90,7 @@ public static class PrepareRecipe
         PromptFormat PromptOf(string spec, string key)
         {
             if (prompts.TryGetValue(spec, out var p)) return p;
-            try { p = PromptFormat.Resolve(spec, tokenizerPath, d.TrainOn, d.TrainOnEos); }
+            try { p = PromptFormat.Resolve(spec, tokenizerPath, d.TrainOn, d.TrainOnEos).WithMarkers(config.Model.InstructionAware.MarkerTokens); }
             catch (ArgumentException e) { throw new ConfigException($"{key}: {e.Message}"); }
             var missing = p.MissingSpecialTokens(tokenizer);
             if (missing.Count > 0)
@@ -144,7 +144,11 @@ public static class PrepareRecipe
         var stored = ConfigLoader.LoadFromString<TrainConfig>("data:\n" + Indent(m.DataYaml)).Data;
         // This run's data.validation_path replaces the stored split (the prepared folder stays as it is).
         if (!string.IsNullOrEmpty(config.Data.ValidationPath)) stored.ValidationPath = config.Data.ValidationPath;
-        var prompt = PromptFormat.Resolve(m.PromptFormat.Template, tokenizerPath, stored.TrainOn, stored.TrainOnEos);
+        var markers = config.Model.InstructionAware.MarkerTokens;
+        if (!(m.PromptFormat.InstructionMarkers ?? []).SequenceEqual(markers))
+            throw new ConfigException($"{Models.InstructionAware.MarkerTokens.Key}: [{string.Join(", ", markers)}], but '{dir}' was prepared with instruction markers [{string.Join(", ", m.PromptFormat.InstructionMarkers ?? [])}]; prepare it again with this model.instruction_aware section",
+                Models.InstructionAware.MarkerTokens.Key);
+        var prompt = PromptFormat.Resolve(m.PromptFormat.Template, tokenizerPath, stored.TrainOn, stored.TrainOnEos).WithMarkers(markers);
         var vocabulary = new TaskVocabulary();
         var results = new List<PreparedDataset>();
         for (int i = 0; i < m.Datasets.Count; i++)

@@ -38,7 +38,8 @@ public sealed record PrepareOptions(
     public IReadOnlyDictionary<string, string> CacheSettings => new SortedDictionary<string, string>(StringComparer.Ordinal)
     {
         ["formats"] = string.Join(",", Sources.Select(s => $"{s.Format}:{s.Fields}:{s.Task}:{s.Split}")),
-        ["template"] = Prompt == null ? Template : $"{Prompt.Spec}|{Prompt.TrainOn}|{Prompt.TrainOnEos}|{(Prompt.ChatTemplate is { } c ? InstructTune.Data.Cache.CacheManifest.Sha256OfText(c.Source) : "")}",
+        ["template"] = Prompt == null ? Template : $"{Prompt.Spec}|{Prompt.TrainOn}|{Prompt.TrainOnEos}|{(Prompt.ChatTemplate is { } c ? InstructTune.Data.Cache.CacheManifest.Sha256OfText(c.Source) : "")}"
+            + (Prompt?.Markers is { } m ? "|markers:" + string.Join("\u0001", m) : ""),
         ["too_long"] = TooLong.ToString(),
         ["transforms"] = Transforms?.Key ?? "",
         ["max_seq_len"] = MaxSeqLen.ToString(),

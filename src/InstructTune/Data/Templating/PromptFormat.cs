@@ -35,6 +35,14 @@ public sealed class PromptFormat : IPromptTemplate
     public TrainOn TrainOn { get; }
     public TrainOnEos TrainOnEos { get; }
     public bool IsChatTemplate => ChatTemplate != null;
+    /// <summary>The instruction marker tokens [open, close] every instruction span is wrapped in
+    /// (model.instruction_aware.marker_tokens, <see cref="InstructionMarkerText"/>), or null.</summary>
+    public IReadOnlyList<string>? Markers { get; private init; }
+
+    /// <summary>This format with its instruction spans wrapped in <paramref name="markers"/> [open, close] (empty or null: as is).</summary>
+    public PromptFormat WithMarkers(IReadOnlyList<string>? markers) => markers is not { Count: > 0 } ? this
+        : markers.Count != 2 ? throw new ArgumentException($"instruction markers are [open, close]: got {markers.Count}")
+        : new PromptFormat(_template, Spec, ChatTemplate, TrainOn, TrainOnEos) { Markers = [.. markers] };
 
     /// <summary>Whether a template spec names a Jinja chat template (<c>chat</c> or a .jinja file).</summary>
     public static bool IsChatSpec(string spec) =>
@@ -67,7 +75,8 @@ public sealed class PromptFormat : IPromptTemplate
     public RenderedText Render(InstructionRecord record)
     {
         var r = _template.Render(record);
-        return TrainOn == TrainOn.LastAssistant && !IsChatTemplate ? TurnPolicies.KeepLastResponse(r) : r;
+        r = TrainOn == TrainOn.LastAssistant && !IsChatTemplate ? TurnPolicies.KeepLastResponse(r) : r;
+        return Markers is [var open, var close] ? InstructionMarkerText.Wrap(r, open, close) : r;
     }
 
     /// <summary>Masking options for this format at the given length limit.</summary>
@@ -94,7 +103,8 @@ public sealed class PromptFormat : IPromptTemplate
     public PromptFormatRecord ToRecord(Tokenizers.ITokenizer? tokenizer) => new(
         Spec, Name, TrainOn.ToString(), TrainOnEos.ToString(), ChatTemplate?.Source,
         ChatTemplate?.SpecialTokens.Where(kv => kv.Value is string).ToDictionary(kv => kv.Key, kv => (string)kv.Value!)
-            ?? (tokenizer == null ? new Dictionary<string, string>() : TokenizerSpecials(tokenizer)));
+            ?? (tokenizer == null ? new Dictionary<string, string>() : TokenizerSpecials(tokenizer)))
+    { InstructionMarkers = Markers };
 
     private static Dictionary<string, string> TokenizerSpecials(Tokenizers.ITokenizer t)
     {
@@ -113,4 +123,11 @@ public sealed record PromptFormatRecord(
     [property: JsonPropertyName("train_on")] string TrainOn,
     [property: JsonPropertyName("train_on_eos")] string TrainOnEos,
     [property: JsonPropertyName("chat_template")] string? ChatTemplate,
-    [property: JsonPropertyName("special_tokens")] IReadOnlyDictionary<string, string> SpecialTokens);
+    [property: JsonPropertyName("special_tokens")] IReadOnlyDictionary<string, string> SpecialTokens)
+{
+    /// <summary>The instruction marker tokens [open, close] the model was trained with around every instruction span
+    /// (model.instruction_aware.marker_tokens); absent when none.</summary>
+    [JsonPropertyName("instruction_markers")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<string>? InstructionMarkers { get; init; }
+}

@@ -196,8 +196,24 @@ public sealed class PromptFormatter
             return Chat(new JinjaChatTemplate(recorded.ChatTemplate, recorded.SpecialTokens.ToDictionary(kv => kv.Key, kv => (object?)kv.Value)),
                     Enum.TryParse<TrainOn>(recorded.TrainOn, out var on) ? on : TrainOn.Assistant,
                     Enum.TryParse<TrainOnEos>(recorded.TrainOnEos, out var eos) ? eos : TrainOnEos.Turn)
-                .From($"recorded in {file}");
-        return Create(recorded.Template, modelDir).From($"recorded in {file}");
+                .WithMarkers(recorded.InstructionMarkers, file).From($"recorded in {file}");
+        return Create(recorded.Template, modelDir).WithMarkers(recorded.InstructionMarkers, file).From($"recorded in {file}");
+    }
+
+    /// <summary>
+    /// The instruction marker tokens a model was trained with (instructtune.json prompt_format.instruction_markers,
+    /// model.instruction_aware.marker_tokens): every instruction span of the prompt wrapped in [open, close] exactly as
+    /// training's <see cref="PromptFormat.Render"/> does (<see cref="InstructionMarkerText"/>); null or empty: this format.
+    /// </summary>
+    public PromptFormatter WithMarkers(IReadOnlyList<string>? markers, string origin)
+    {
+        if (markers is not { Count: > 0 }) return this;
+        if (markers is not [var open, var close])
+            throw new EvalInputException($"{origin}: prompt_format.instruction_markers must hold [open, close], got {markers.Count} strings");
+        var render = _renderRecord ?? throw new EvalInputException($"{origin}: instruction markers need a template with instruction spans (not {Name})");
+        RenderedText Marked(InstructionRecord r) => InstructionMarkerText.Wrap(render(r), open, close);
+        return new PromptFormatter(Name, instruction => Marked(new InstructionRecord(instruction, "", "", "eval")).Text, r => Marked(r).Text,
+            AddSpecialTokens, Marked) { Origin = Origin };
     }
 
     private static PromptFormatRecord? ReadRecord(string dir)

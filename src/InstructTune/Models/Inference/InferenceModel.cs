@@ -369,15 +369,15 @@ public sealed partial class InferenceModel : IDisposable
     /// <summary>The iPEFT gate head (W (layers, hidden), b (layers)) when an iPEFT adapter is attached.</summary>
     private Peft.Ipeft.IpeftAdapterFile? _ipeft;
 
-    /// <summary>Whether the forward reads per-token segments (instruction-aware variants or iPEFT); callers skip
+    /// <summary>Whether the forward reads per-token segments (instruction-aware variants, iPEFT, IAPT, HINT); callers skip
     /// computing them otherwise.</summary>
-    public bool ReadsSegments => InstructionAware != null || _ipeft != null || _iapt != null;
+    public bool ReadsSegments => InstructionAware != null || _ipeft != null || _iapt != null || _hint != null;
 
     /// <summary>Attaches an iPEFT adapter: the gate head and a gated low-rank delta per named linear; throws when the
     /// model's layers, width or a module do not fit.</summary>
     public void ApplyIpeft(Peft.Ipeft.IpeftAdapterFile adapter)
     {
-        if (_iapt != null) throw new InvalidDataException("the model already has an instruction-conditioned adapter attached");
+        if (_iapt != null || _hint != null) throw new InvalidDataException("the model already has an instruction-conditioned adapter attached");
         if (adapter.Layers != Layers.Length || adapter.Hidden != Config.HiddenSize)
             throw new InvalidDataException($"iPEFT adapter is for {adapter.Layers} layers of width {adapter.Hidden}; this model has {Layers.Length} of width {Config.HiddenSize}");
         var byName = Layers.SelectMany((l, i) => l.Linears(i)).ToDictionary(x => x.Name, x => x.L);
