@@ -12,6 +12,7 @@ using InstructTune.Models.InstructionAware;
 using InstructTune.Peft;
 using InstructTune.Peft.Hint;
 using InstructTune.Recipes;
+using InstructTune.Tests.Models;
 using InstructTune.Tests.Training;
 using InstructTune.Training.Config;
 using static InstructTune.Tests.Peft.LoraInvariantTests;
@@ -19,7 +20,7 @@ using static InstructTune.Tests.Peft.LoraInvariantTests;
 namespace InstructTune.Tests.Peft;
 
 /// <summary>
-/// HINT: the instruction leaves each example's row and is encoded once per distinct instruction (task) per batch
+/// HINT against PyTorch written from its formulas (tools/golden/hint.py → tests/fixtures/peft/hint.json). The instruction leaves each example's row and is encoded once per distinct instruction (task) per batch
 /// (a counter), the examples run as the base model without their instruction at init, a step moves only HINT's
 /// parameters, save → load reproduces the logits, and the recipe trains it from `training.method: hint`.
 /// </summary>
@@ -73,6 +74,63 @@ public class HintTests
         foreach (var (name, p) in model.NamedParameters().Where(p => !p.Parameter.Frozen && (p.Name.Contains("gate"))))
             rng.Normal(p.Span, 0, 0.5f);
         return model;
+    }
+
+    private static readonly JsonElement Golden = JsonDocument.Parse(File.ReadAllText(TestPaths.Fixtures("peft", "hint.json"))).RootElement;
+
+    /// <summary>The golden's tiny Llama (tools/golden/hint.py) with HINT injected as the fixture describes and its parameters loaded.</summary>
+    private static (LlamaModel Model, HintHypernetwork Hyper) GoldenModel()
+    {
+        var model = PeftGoldenTests.Model(Golden.GetProperty("config"));
+        var hyper = HintInjector.Inject(model, new HintConfig
+        {
+            EncoderLayers = Golden.GetProperty("encoder_layers").GetInt32(), Rank = Golden.GetProperty("r").GetInt32(),
+            Alpha = Golden.GetProperty("lora_alpha").GetDouble(), NumVirtualTokens = Golden.GetProperty("num_virtual_tokens").GetInt32(),
+            Bottleneck = Golden.GetProperty("bottleneck").GetInt32(),
+            TargetModules = Golden.GetProperty("target_modules").EnumerateArray().Select(e => e.GetString()!).ToList(),
+        }, 1);
+        foreach (var p in Golden.GetProperty("params").EnumerateArray()) model.GetParameter(p.GetProperty("name").GetString()!).Load(PeftGoldenTests.Floats(p));
+        return (model, hyper);
+    }
+
+    /// <summary>tools/golden/hint.py (PyTorch from the formulas: 4 examples of 2 tasks, instructions taken out and encoded
+    /// by the base's first layer, generated gates and prompts): logits ≤ 1e-5, loss, and every HINT gradient ≤ 1e-5 of its scale.</summary>
+    [Fact]
+    public void LogitsLossAndGradientsMatchPyTorch()
+    {
+        var (model, hyper) = GoldenModel();
+        PeftGoldenTests.AssertForwardAndGradientsMatch(model, Golden);
+        Assert.Equal(2, hyper.Runs);                                          // 4 examples, 2 tasks
+    }
+
+    /// <summary>The inference path (saved base + adapter, one KV-cache prefill per example with its segments) gives the
+    /// PyTorch logits of every kept token (≤ 1e-4) and encodes each of the 2 instructions once.</summary>
+    [Fact]
+    public void TheInferencePathGivesThePyTorchLogits()
+    {
+        var (model, _) = GoldenModel();
+        var baseDir = Directory.CreateTempSubdirectory("hint-base").FullName;
+        var adapterDir = Directory.CreateTempSubdirectory("hint-adapter").FullName;
+        HintInjector.Save(model, adapterDir);
+        var plain = new LlamaModel(model.Config with { ModelType = "qwen2" });   // q/k/v biases without o's: Qwen2's layout on disk
+        HashInit.Initialize(plain);
+        LlamaCheckpoint.Save(plain, baseDir);
+        using var inference = InferenceModel.Load(baseDir);
+        PeftRegistry.ApplyTo(inference, adapterDir);
+        var shape = Golden.GetProperty("ids").GetProperty("shape");
+        int B = shape[0].GetInt32(), T = shape[1].GetInt32(), V = inference.Config.VocabSize;
+        var ids = PeftGoldenTests.Ints(Golden.GetProperty("ids")); var segs = PeftGoldenTests.Ints(Golden.GetProperty("segments"));
+        var expected = PeftGoldenTests.Floats(Golden.GetProperty("logits"));
+        for (int b = 0; b < B; b++)
+        {
+            var got = inference.Forward([new SequenceChunk(inference.CreateCache(T), ids[(b * T)..((b + 1) * T)], AllLogits: true,
+                Segments: segs[(b * T)..((b + 1) * T)].Select(x => (byte)x).ToArray())]);
+            for (int t = 0; t < T; t++)
+                if (segs[b * T + t] != InstructionSpans.Instruction)
+                    for (int v = 0; v < V; v++)
+                        Assert.True(Math.Abs(got[t * V + v] - expected[(b * T + t) * V + v]) <= 1e-4f, $"row {b} token {t} logit {v}: torch {expected[(b * T + t) * V + v]}, ours {got[t * V + v]}");
+        }
+        Assert.Equal(2, inference.HintEncodings);
     }
 
     [Theory, InlineData("llama-gqa"), InlineData("qwen2-tied-bias")]
