@@ -60,11 +60,11 @@ public sealed class LinearWeights(WeightMatrix w, float[]? bias)
         {
             var xs = new float[T * In];
             for (int t = 0; t < T; t++) System.Numerics.Tensors.TensorPrimitives.Multiply(X.Slice(t * In, In), l, xs.AsSpan(t * In, In));
-            LinearKernels.Forward(xs, W, Bias, Y, T);
+            InferenceLinear.Forward(xs, W, Bias, Y, T);
             AddAdapters(xs, Y, T, rows);
             return;
         }
-        LinearKernels.Forward(X, W, Bias, Y, T);
+        InferenceLinear.Forward(X, W, Bias, Y, T);
         AddAdapters(X, Y, T, rows);
     }
 
@@ -78,7 +78,7 @@ public sealed class LinearWeights(WeightMatrix w, float[]? bias)
             foreach (var (l, y) in products) l.Forward(X, y, T, rows);
             return;
         }
-        LinearKernels.ForwardMany(X, T, products.Select(p => (p.L.W, p.L.Bias, p.Y)).ToArray());
+        InferenceLinear.ForwardMany(X, T, products.Select(p => (p.L.W, p.L.Bias, p.Y)).ToArray());
         foreach (var (l, y) in products) l.AddAdapters(X, y, T, rows);
     }
 
@@ -96,7 +96,7 @@ public sealed class LinearWeights(WeightMatrix w, float[]? bias)
         {
             int r = h.Delta.Rank, rr = r * r;
             var ax = new float[T * r];                                       // (T, r) = A·x
-            LinearKernels.Forward(X, WeightMatrix.FromF32(r, h.Delta.In, h.Delta.A), [], ax, T);
+            InferenceLinear.Forward(X, WeightMatrix.FromF32(r, h.Delta.In, h.Delta.A), [], ax, T);
             var mx = new float[T * r];                                       // (T, r) = M[t]·A·x, M[t] the row's r×r matrix
             for (int t = 0; t < T; t++)
             {
@@ -104,7 +104,7 @@ public sealed class LinearWeights(WeightMatrix w, float[]? bias)
                 for (int i = 0; i < r; i++) mx[t * r + i] = System.Numerics.Tensors.TensorPrimitives.Dot(M.Slice(i * r, r), ax.AsSpan(t * r, r));
             }
             var bx = new float[T * Out];                                     // (T, Out) = B·M·A·x
-            LinearKernels.Forward(mx, WeightMatrix.FromF32(Out, r, h.Delta.B), [], bx, T);
+            InferenceLinear.Forward(mx, WeightMatrix.FromF32(Out, r, h.Delta.B), [], bx, T);
             System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(bx, h.Delta.Scale, Y[..(T * Out)], Y[..(T * Out)]);
         }
         if (Lora is { } d) AddDelta(d, X, Y, T);
@@ -136,9 +136,9 @@ public sealed class LinearWeights(WeightMatrix w, float[]? bias)
     private static void AddDelta(LoraDelta d, ReadOnlySpan<float> X, Span<float> Y, int T)
     {
         var ax = new float[T * d.Rank];                                     // (T, r)
-        LinearKernels.Forward(X, WeightMatrix.FromF32(d.Rank, d.In, d.A), [], ax, T);
+        InferenceLinear.Forward(X, WeightMatrix.FromF32(d.Rank, d.In, d.A), [], ax, T);
         var bax = new float[T * d.Out];                                     // (T, Out)
-        LinearKernels.Forward(ax, WeightMatrix.FromF32(d.Out, d.Rank, d.B), [], bax, T);
+        InferenceLinear.Forward(ax, WeightMatrix.FromF32(d.Out, d.Rank, d.B), [], bax, T);
         System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(bax, d.Scale, Y[..(T * d.Out)], Y[..(T * d.Out)]);
     }
 }
@@ -420,7 +420,7 @@ public sealed partial class InferenceModel : IDisposable
         int D = Config.HiddenSize, L = ip.Layers;
         var C = InstructionContext(X, D, chunks, SegmentsOf(chunks, N), 0, Layers.Length + 1);   // (N, D): stage 0 (token embeddings) of the cache state the instruction-aware variants share
         var G = new float[N * L];
-        LinearKernels.Forward(C, WeightMatrix.FromF32(L, D, ip.GateW), ip.GateB, G, N);
+        InferenceLinear.Forward(C, WeightMatrix.FromF32(L, D, ip.GateW), ip.GateB, G, N);
         System.Numerics.Tensors.TensorPrimitives.Tanh(G, G);
         return new RowAdapters(adapters?.Groups ?? []) { Gates = G, GateLayers = L };
     }
