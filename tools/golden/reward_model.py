@@ -6,8 +6,8 @@ collation: chosen rows then rejected rows, right padding). The value head is HF'
 `score` (Linear(hidden, 1, bias=False)) read at the last non-padding token of each row:
     r_i = score.weight · norm(x)[i, last_i]
 and the loss is TRL RewardTrainer.compute_loss:
-    loss = -logsigmoid(r_chosen - r_rejected).mean() + center_rewards_coefficient * mean((r_chosen + r_rejected)^2)
-with TRL's accuracy metric (r_chosen > r_rejected). Gradients by PyTorch autograd: LoRA case (adapter matrices and the
+    loss = -logsigmoid(r_chosen - r_rejected - margin).mean() + center_rewards_coefficient * mean((r_chosen + r_rejected)^2)
+(margin: the dataset's per-pair `margin` column when it has one, TRL's `if "margin" in inputs`; else 0) with TRL's accuracy metric (r_chosen > r_rejected). Gradients by PyTorch autograd: LoRA case (adapter matrices and the
 head) and full fine-tuning case (every parameter and the head).
 Run: /usr/bin/python3 tools/golden/reward_model.py
 """
@@ -36,7 +36,7 @@ def rewards(P, head, seqs):
     return scores[torch.arange(len(seqs)), last, 0].double()
 
 
-def run(pairs, full, center):
+def run(pairs, full, center, margins=None):
     base, lora = pl.params(None if full else "lora")
     if full:
         for v in base.values(): v.requires_grad_(True)
@@ -46,7 +46,8 @@ def run(pairs, full, center):
     r = rewards(P, head, seqs)
     k = len(pairs)
     rc, rr = r[:k], r[k:]
-    loss = -F.logsigmoid(rc - rr).mean()
+    m = torch.tensor(margins, dtype=torch.float64) if margins is not None else torch.zeros(k, dtype=torch.float64)
+    loss = -F.logsigmoid(rc - rr - m).mean()
     if center > 0:
         loss = loss + center * torch.mean((rc + rr) ** 2)
     loss.backward()
@@ -62,10 +63,15 @@ def main():
     torch.set_num_threads(1)
     pairs, _, _ = pl.make_data()
     cases = []
-    for name, full, center in [("reward_lora", False, 0.0), ("reward_lora_centered", False, 0.01), ("reward_full", True, 0.0)]:
-        metrics, grads, r, head = run(pairs, full, center)
-        cases.append({"name": name, "full": full, "center_rewards_coefficient": center, "metrics": metrics, "grads": grads,
-                      "rewards": r, "head": head})
+    margins = [0.5, -0.25, 1.0, 0.0][:len(pairs)]
+    for name, full, center, m in [("reward_lora", False, 0.0, None), ("reward_lora_centered", False, 0.01, None),
+                                  ("reward_full", True, 0.0, None), ("reward_lora_margin", False, 0.01, margins)]:
+        metrics, grads, r, head = run(pairs, full, center, m)
+        case = {"name": name, "full": full, "center_rewards_coefficient": center, "metrics": metrics, "grads": grads,
+                "rewards": r, "head": head}
+        if m is not None:
+            case["margins"] = m
+        cases.append(case)
         print(name, {k: round(v, 5) for k, v in metrics.items()})
     with open(os.path.join(pl.OUT, "reward.json"), "w") as f:
         json.dump({"config": pl.C, "cases": cases}, f, separators=(",", ":"))

@@ -66,7 +66,7 @@ public static class EvalCommands
     {
         var command = new Command("model", "Evaluate a checkpoint (optionally with a LoRA adapter) on a suite: generation, metrics per level, robustness, generalization, multi-turn, judge; writes results.json, summary.md, report.html");
         var model = new Option<string>("--model") { Description = "checkpoint folder (config.json, safetensors, tokenizer)", Required = true };
-        var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning, IaSFT, iPEFT, IAPT)" };
+        var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning, IaSFT, iPEFT, IAPT, HINT)" };
         var suite = new Option<string>("--suite") { Description = "builtin, or a suite JSON file", Required = true };
         var outDir = new Option<string>("--out") { Description = "output folder for the report", Required = true };
         var template = new Option<string?>("--template") { Description = "prompt format: auto (default: the tokenizer's chat template if any, else raw), chat, raw, alpaca, chatml, llama2, llama3, or a format string" };

@@ -20,7 +20,7 @@ public static class EvalRunCommand
         var fields = new Option<string?>("--fields") { Description = "field renames, e.g. instruction=prompt,output=completion" };
         var dataset = new Option<string?>("--dataset") { Description = "entry of a dataset_info.json" };
         var model = new Option<string?>("--model") { Description = "checkpoint folder to generate with" };
-        var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning, IaSFT, iPEFT, IAPT)" };
+        var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder (LoRA, DoRA, IA3, prompt or prefix tuning, IaSFT, iPEFT, IAPT, HINT)" };
         var predictions = new Option<string?>("--predictions") { Description = "JSONL of {id, prediction}: score these instead of generating (with --model, perplexity and log-likelihood choice are added)" };
         var outDir = new Option<string?>("--out") { Description = "output folder: predictions.jsonl, results.json, summary.md, report.html (with --config: eval.output_dir)" };
         var config = new Option<string?>("--config") { Description = "recipe YAML whose eval: section names the held-out sets and sections (eval.heldout, eval.multi_turn, eval.robustness, …); the model is the recipe's trained run" };

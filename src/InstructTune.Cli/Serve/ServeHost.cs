@@ -88,7 +88,7 @@ public static class ServeHost
         }));
         app.MapPost("/v1/chat/completions", ctx => Guard(ctx, log, () => Chat(ctx, served, o, log)));
         app.MapPost("/v1/completions", ctx => Guard(ctx, log, () => Completions(ctx, served, o, log)));
-        app.MapPost("/v1/embeddings", ctx => Guard(ctx, log, () => Embeddings(ctx, served)));
+        app.MapPost("/v1/embeddings", ctx => Guard(ctx, log, () => Embeddings(ctx, served, log)));
         app.MapPost("/v1/adapters", ctx => Guard(ctx, log, () => LoadAdapter(ctx, served, o, log)));
         app.MapFallback(ctx => Error(ctx, 404, $"no route {ctx.Request.Method} {ctx.Request.Path}", null, "not_found"));
         return app;
@@ -210,19 +210,53 @@ public static class ServeHost
                 throw new ServeRequestException("response_format must be {\"type\": \"text\"} or {\"type\": \"json_object\"}", "response_format");
             json = type == "json_object";
         }
-        foreach (var p in new[] { "frequency_penalty", "presence_penalty" })
-            if (GetDouble(b, p) is { } v && v != 0) throw new ServeRequestException($"{p} is not supported (only 0)", p);
+        _ = Get<string>(b, "user");   // logged with the request (Respond); a non-string is refused here, before decoding
+        _ = StreamOptions(b);
         if (Get<bool>(b, "logprobs")) throw new ServeRequestException("logprobs is not supported", "logprobs");
         return new SamplingRequest
         {
             MaxTokens = GetInt(b, "max_completion_tokens") ?? GetInt(b, "max_tokens"),
-            Temperature = GetDouble(b, "temperature") ?? 1.0,
+            AutoTemperature = b["temperature"] is JsonValue auto && auto.TryGetValue<string>(out var a) && a == "auto",
+            Temperature = b["temperature"] is JsonValue tv && tv.TryGetValue<string>(out var ts2)
+                ? (ts2 == "auto" ? 1.0 : throw new ServeRequestException($"field \"temperature\" must be a number or \"auto\" (got \"{ts2}\")", "temperature"))
+                : GetDouble(b, "temperature") ?? 1.0,
             TopP = GetDouble(b, "top_p") ?? 1.0,
             Stop = GetStop(b),
             Seed = GetInt(b, "seed"),
             N = GetInt(b, "n") ?? 1,
             JsonObject = json,
+            MinTokens = GetInt(b, "min_tokens") ?? 0,
+            PresencePenalty = GetDouble(b, "presence_penalty") ?? 0,
+            FrequencyPenalty = GetDouble(b, "frequency_penalty") ?? 0,
+            LogitBias = GetLogitBias(b),
         };
+    }
+
+    // stream_options: {"include_usage": bool} is the one option (OpenAI); anything else is refused, not ignored.
+    private static bool StreamOptions(JsonObject b)
+    {
+        if (!b.TryGetPropertyValue("stream_options", out var v) || v == null) return false;
+        if (v is not JsonObject so) throw new ServeRequestException("field \"stream_options\" must be an object", "stream_options");
+        if (!Get<bool>(b, "stream")) throw new ServeRequestException("stream_options is only allowed when stream is true", "stream_options");
+        OnlyKnown(so, "include_usage");
+        return Get<bool>(so, "include_usage");
+    }
+
+    // OpenAI's logit_bias: {"token id": bias, …} (ids as strings, JSON object keys); range checks in ServedModel.Start.
+    private static Dictionary<int, float>? GetLogitBias(JsonObject b)
+    {
+        if (!b.TryGetPropertyValue("logit_bias", out var v) || v == null) return null;
+        if (v is not JsonObject o) throw new ServeRequestException("field \"logit_bias\" must be an object mapping token ids to biases", "logit_bias");
+        var bias = new Dictionary<int, float>();
+        foreach (var (k, x) in o)
+        {
+            if (!int.TryParse(k, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int id))
+                throw new ServeRequestException($"logit_bias: key \"{k}\" is not a token id", "logit_bias");
+            if (x is not JsonValue xv || !xv.TryGetValue<double>(out var d))
+                throw new ServeRequestException($"logit_bias: the bias of token {k} must be a number", "logit_bias");
+            bias[id] = (float)d;
+        }
+        return bias;
     }
 
     private static List<TemplateMessage> Messages(JsonObject b)
@@ -236,6 +270,9 @@ public static class ServeHost
             if (arr[i] is not JsonObject m) throw new ServeRequestException($"messages[{i}] must be an object", $"messages[{i}]");
             foreach (var (k, _) in m)
                 if (k is not ("role" or "content" or "name")) throw new ServeRequestException($"messages[{i}]: unknown field \"{k}\"", $"messages[{i}].{k}");
+            // OpenAI's participant name: prompts are rendered from role and content only, so a name would be dropped.
+            if (m["name"] is { } nm && !(nm is JsonValue nv && nv.TryGetValue<string>(out var ns) && ns.Length == 0))
+                throw new ServeRequestException($"messages[{i}].name is not supported (prompts are rendered from role and content only); put the name in the content", $"messages[{i}].name");
             var role = (m["role"] as JsonValue)?.TryGetValue<string>(out var r) == true ? r : null;
             if (role is not ("system" or "user" or "assistant" or "developer"))
                 throw new ServeRequestException($"messages[{i}].role must be system, user, assistant or developer", $"messages[{i}].role");
@@ -256,11 +293,11 @@ public static class ServeHost
 
     private static readonly string[] ChatFields =
         ["model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "seed", "n", "stream",
-         "stream_options", "response_format", "user", "frequency_penalty", "presence_penalty", "logprobs"];
+         "stream_options", "response_format", "user", "frequency_penalty", "presence_penalty", "logit_bias", "logprobs", "min_tokens"];
 
     private static readonly string[] CompletionFields =
         ["model", "prompt", "max_tokens", "temperature", "top_p", "stop", "seed", "n", "stream", "stream_options", "user",
-         "frequency_penalty", "presence_penalty", "logprobs", "echo"];
+         "frequency_penalty", "presence_penalty", "logit_bias", "logprobs", "echo", "min_tokens"];
 
     private static async Task Chat(HttpContext ctx, ServedModel served, ServeHostOptions o, ILogger log)
     {
@@ -272,6 +309,7 @@ public static class ServeHost
         var sampling = Sampling(b);
         var (prompt, segments) = served.ChatPrompt(messages, model);
         if (o.LogPrompts) log.LogInformation("prompt {prompt}", JsonSerializer.Serialize(messages.Select(m => new { m.Role, m.Content })));
+        sampling = await AutoTemperature(ctx, served, sampling, prompt, segments);
         var choices = served.Start(prompt, sampling, adapter, ctx.RequestAborted, segments);
         await Respond(ctx, b, choices, model, prompt.Length, chat: true, o, log);
     }
@@ -289,9 +327,23 @@ public static class ServeHost
         var sampling = Sampling(b);
         var ids = served.CompletionPromptIds(prompt);
         if (o.LogPrompts) log.LogInformation("prompt {prompt}", prompt);
+        sampling = await AutoTemperature(ctx, served, sampling, ids, null);
         var choices = served.Start(ids, sampling, adapter, ctx.RequestAborted);
         await Respond(ctx, b, choices, model, ids.Length, chat: false, o, log);
     }
+
+    /// <summary><c>temperature: "auto"</c> resolved by the model's temperature head; the value used is sent back in the
+    /// <c>X-InstructTune-Temperature</c> header (the OpenAI body has no field for it).</summary>
+    private static async Task<SamplingRequest> AutoTemperature(HttpContext ctx, ServedModel served, SamplingRequest sampling, int[] prompt, byte[]? segments)
+    {
+        if (!sampling.AutoTemperature) return sampling;
+        var resolved = await served.WithPredictedTemperature(sampling, prompt, segments, ctx.RequestAborted);
+        ctx.Response.Headers[TemperatureHeader] = resolved.Temperature.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        return resolved;
+    }
+
+    /// <summary>The response header carrying the temperature a <c>temperature: "auto"</c> request was sampled at.</summary>
+    public const string TemperatureHeader = "X-InstructTune-Temperature";
 
     private static async Task Respond(HttpContext ctx, JsonObject b, IReadOnlyList<ChoiceStream> choices, string model, int promptTokens,
         bool chat, ServeHostOptions o, ILogger log)
@@ -302,7 +354,7 @@ public static class ServeHost
         var ct = ctx.RequestAborted;
         if (Get<bool>(b, "stream"))
         {
-            bool usage = (b["stream_options"] as JsonObject)?["include_usage"] is JsonValue iu && iu.TryGetValue<bool>(out var u) && u;
+            bool usage = StreamOptions(b);
             ctx.Response.ContentType = "text/event-stream";
             ctx.Response.Headers.CacheControl = "no-cache";
             async Task Send(object chunk)
@@ -332,8 +384,9 @@ public static class ServeHost
                 : new { id, @object = kind, created, model, choices = choices.Select((c, i) => new { index = i, text = texts[i], finish_reason = c.FinishReason }), usage = Usage(choices, promptTokens) };
             await ctx.Response.WriteAsJsonAsync(body, ct);
         }
-        log.LogInformation("model {model} prompt_tokens {prompt} completion_tokens {completion} finish {finish}",
-            model, promptTokens, choices.Sum(c => c.CompletionTokens), string.Join(",", choices.Select(c => c.FinishReason)));
+        // OpenAI's "user" (an end-user id for abuse monitoring) goes into this per-request line of the server log.
+        log.LogInformation("model {model} user {user} prompt_tokens {prompt} completion_tokens {completion} finish {finish}",
+            model, Get<string>(b, "user") ?? "-", promptTokens, choices.Sum(c => c.CompletionTokens), string.Join(",", choices.Select(c => c.FinishReason)));
     }
 
     private static object Usage(IReadOnlyList<ChoiceStream> choices, int promptTokens)
@@ -342,7 +395,7 @@ public static class ServeHost
         return new { prompt_tokens = promptTokens, completion_tokens = completion, total_tokens = promptTokens + completion };
     }
 
-    private static async Task Embeddings(HttpContext ctx, ServedModel served)
+    private static async Task Embeddings(HttpContext ctx, ServedModel served, ILogger log)
     {
         var b = await ReadBody(ctx, served);
         OnlyKnown(b, "model", "input", "encoding_format", "user");
@@ -365,6 +418,7 @@ public static class ServeHost
             if (e.Length > maxPos) throw new ServeRequestException($"input[{i}] has {e.Length} tokens; the model's context is {maxPos}", "input", "context_length_exceeded");
             return e;
         }).ToList();
+        string user = Get<string>(b, "user") ?? "-";
         var vectors = await served.Engine.RunBetweenSteps(m => ids.Select(x => m.MeanPooledHidden(x, adapter)).ToList(), ctx.RequestAborted);
         await ctx.Response.WriteAsJsonAsync(new
         {
@@ -377,6 +431,7 @@ public static class ServeHost
             }),
             usage = new { prompt_tokens = ids.Sum(x => x.Length), total_tokens = ids.Sum(x => x.Length) },
         });
+        log.LogInformation("model {model} user {user} embeddings {count} prompt_tokens {prompt}", model, user, ids.Count, ids.Sum(x => x.Length));
     }
 
     private static async Task LoadAdapter(HttpContext ctx, ServedModel served, ServeHostOptions o, ILogger log)

@@ -71,6 +71,8 @@ public sealed class BatchDecoder(InferenceModel model)
             throw new ArgumentException($"the prompt has {promptIds.Length} tokens, more than max_position_embeddings={maxPos}");
         foreach (int t in promptIds)
             if ((uint)t >= (uint)V) throw new ArgumentOutOfRangeException(nameof(promptIds), $"token id {t} is outside the vocabulary [0, {V})");
+        foreach (int t in options.LogitBias?.Keys ?? [])
+            if ((uint)t >= (uint)V) throw new ArgumentOutOfRangeException(nameof(options), $"logit bias token id {t} is outside the vocabulary [0, {V})");
         var cache = Model.CreateCache(Math.Max(1, Math.Min(maxPos, promptIds.Length + options.MaxNewTokens)));
         var s = new DecodeSequence(_nextId++, promptIds, options, new Random(seed ?? options.Seed), cache, adapter, tag, promptSegments);
         if (options.MaxNewTokens == 0) s.StopReason = "max_new_tokens";
@@ -107,7 +109,9 @@ public sealed class BatchDecoder(InferenceModel model)
             var o = s.Options;
             s.Prefilled = true;
             var row = logits.AsSpan(i * V, V);
+            LogitsSampler.ApplyLogitBias(row, o.LogitBias);
             LogitsSampler.ApplyRepetitionPenalty(row, s.PromptIds.Concat(s._generated), o.RepetitionPenalty);
+            LogitsSampler.ApplyPresenceFrequencyPenalty(row, s._generated, o.PresencePenalty, o.FrequencyPenalty);
             // min_new_tokens as vLLM's min_tokens: stop tokens get -inf (HF's MinNewTokensLengthLogitsProcessor) and
             // stop strings are not checked until enough tokens are out.
             if (s._generated.Count < o.MinNewTokens)

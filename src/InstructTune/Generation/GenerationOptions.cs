@@ -12,6 +12,12 @@ public sealed record GenerationOptions
     public double TopP { get; init; } = 1.0;
     /// <summary>HF repetition penalty: seen tokens' logits divided by it when positive, multiplied when negative (1 = off).</summary>
     public double RepetitionPenalty { get; init; } = 1.0;
+    /// <summary>OpenAI presence penalty: subtracted once from the logit of every token already generated (0 = off).</summary>
+    public double PresencePenalty { get; init; }
+    /// <summary>OpenAI frequency penalty: subtracted from a token's logit once per time it was generated (0 = off).</summary>
+    public double FrequencyPenalty { get; init; }
+    /// <summary>OpenAI logit_bias: added to the logit of each token id before any penalty (null = none).</summary>
+    public IReadOnlyDictionary<int, float>? LogitBias { get; init; }
     public int Seed { get; init; }
     public IReadOnlyList<int> StopTokenIds { get; init; } = [];
     /// <summary>Nothing ends a sequence before this many new tokens (vLLM's min_tokens): the stop tokens cannot be chosen
@@ -35,6 +41,9 @@ public sealed record GenerationOptions
         if (TopK < 0) throw new ArgumentOutOfRangeException(nameof(TopK), "top-k must be ≥ 0");
         if (!(TopP > 0 && TopP <= 1)) throw new ArgumentOutOfRangeException(nameof(TopP), "top-p must be in (0, 1]");
         if (!(RepetitionPenalty > 0)) throw new ArgumentOutOfRangeException(nameof(RepetitionPenalty), "repetition penalty must be > 0");
+        if (!double.IsFinite(PresencePenalty)) throw new ArgumentOutOfRangeException(nameof(PresencePenalty), "presence penalty must be finite");
+        if (!double.IsFinite(FrequencyPenalty)) throw new ArgumentOutOfRangeException(nameof(FrequencyPenalty), "frequency penalty must be finite");
+        if (LogitBias != null && LogitBias.Values.Any(b => !float.IsFinite(b))) throw new ArgumentOutOfRangeException(nameof(LogitBias), "logit biases must be finite");
         if (StopStrings.Count > 0 && Decode == null) throw new ArgumentException("stop strings need a tokenizer to decode with");
     }
 }

@@ -1,5 +1,6 @@
-// Chooses the next token from one row of logits: repetition penalty → temperature → top-k → top-p → sample,
-// in the order Hugging Face applies its logits processors; temperature 0 is argmax (lowest id on ties).
+// Chooses the next token from one row of logits: logit bias → repetition penalty → presence/frequency penalty →
+// temperature → top-k → top-p → sample (the additive OpenAI terms where vLLM applies them: the bias first, the
+// penalties after the repetition penalty); temperature 0 is argmax (lowest id on ties).
 namespace InstructTune.Generation;
 
 public static class LogitsSampler
@@ -10,6 +11,25 @@ public static class LogitsSampler
         if (penalty == 1.0) return;
         foreach (int id in seen.Distinct())
             logits[id] = logits[id] < 0 ? (float)(logits[id] * penalty) : (float)(logits[id] / penalty);
+    }
+
+    /// <summary>OpenAI's logit_bias: <c>logits[id] += bias</c> for each entry (ids must be inside the row).</summary>
+    public static void ApplyLogitBias(Span<float> logits, IReadOnlyDictionary<int, float>? bias)
+    {
+        if (bias == null) return;
+        foreach (var (id, b) in bias) logits[id] += b;
+    }
+
+    /// <summary>
+    /// OpenAI's presence and frequency penalties over the tokens generated so far (the prompt does not count, as in
+    /// vLLM): <c>logits[j] −= c[j]·frequency + (c[j] &gt; 0)·presence</c>, c[j] = how often token j was generated.
+    /// </summary>
+    public static void ApplyPresenceFrequencyPenalty(Span<float> logits, IReadOnlyList<int> generated, double presence, double frequency)
+    {
+        if (presence == 0 && frequency == 0) return;
+        var counts = new Dictionary<int, int>();
+        foreach (int id in generated) counts[id] = counts.GetValueOrDefault(id) + 1;
+        foreach (var (id, c) in counts) logits[id] -= (float)(c * frequency + presence);
     }
 
     public static int ArgMax(ReadOnlySpan<float> logits)

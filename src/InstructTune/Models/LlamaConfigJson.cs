@@ -227,8 +227,45 @@ public sealed partial record LlamaConfig
         Checkpoints.AtomicFile.WriteAllText(path, ToJson());
     }
 
-    /// <summary>The config.json text Hugging Face transformers reads back to this same config.</summary>
+    /// <summary>
+    /// The config.json text Hugging Face transformers reads back to this same config. A config that config.json cannot
+    /// carry for its model_type is refused naming the key, never written lossily (the saved model would then attend or
+    /// project differently from the one trained): e.g. a sliding window on model_type llama — transformers' LlamaConfig
+    /// has no sliding_window (Llama attention is full causal); mistral writes sliding_window, qwen2 use_sliding_window
+    /// — or q/k/v-only biases outside qwen2. Checked by reading the text back (<see cref="FromJson"/>) and comparing.
+    /// </summary>
     public string ToJson()
+    {
+        var json = Write();
+        var back = FromJson(json, $"the config.json written for model_type {ModelType}");
+        var lost = LostOnWrite(back);
+        if (lost.Count > 0)
+            throw new InvalidDataException(
+                $"model_type {ModelType}: config.json cannot hold {string.Join(", ", lost)} (transformers' {ArchitectureOf[ModelType]} config has no such setting), so a saved model would differ from this one; "
+                + (lost.Any(l => l.StartsWith("sliding_window")) ? "use model_type mistral or qwen2 for a sliding window, or drop it" : "use a model_type that has it, or drop it"));
+        return json;
+    }
+
+    // Each setting whose value does not survive write → read, as "config_key=value".
+    private List<string> LostOnWrite(LlamaConfig back)
+    {
+        var lost = new List<string>();
+        void Check<T>(string key, T mine, T theirs) { if (!EqualityComparer<T>.Default.Equals(mine, theirs)) lost.Add($"{key}={mine?.ToString() ?? "null"}"); }
+        Check("sliding_window", SlidingWindow, back.SlidingWindow);
+        Check("q/k/v biases", QkvBias, back.QkvBias);
+        Check("attention_bias", AttentionBias, back.AttentionBias);
+        Check("mlp_bias", MlpBias, back.MlpBias);
+        Check("head_dim", HeadDim, back.HeadDim);
+        Check("rope_scaling", RopeScaling, back.RopeScaling);
+        Check("rms_norm_eps", RmsNormEps, back.RmsNormEps);
+        Check("rope_theta", RopeTheta, back.RopeTheta);
+        Check("tie_word_embeddings", TieWordEmbeddings, back.TieWordEmbeddings);
+        Check("torch_dtype", TorchDtype, back.TorchDtype);
+        if (!EosTokenIds.SequenceEqual(back.EosTokenIds)) lost.Add($"eos_token_id=[{string.Join(", ", EosTokenIds)}]");
+        return lost;
+    }
+
+    private string Write()
     {
         var o = new JsonObject
         {

@@ -172,8 +172,7 @@ public static class PeftRegistry
             case IasftAdapterFile.PeftType: model.ApplySparseDeltas(IasftAdapterFile.Load(dir)); break;
             case IpeftAdapterFile.PeftType: model.ApplyIpeft(IpeftAdapterFile.Load(dir)); break;
             case IaptAdapterFile.PeftType: model.ApplyIapt(IaptAdapterFile.Load(dir)); break;
-            case HintInjector.PeftType:
-                throw new InvalidDataException("HINT adapters run in the training forward only (LlamaModel, `itune train`); the KV-cache inference path (score, generate, eval) does not apply them yet");
+            case HintInjector.PeftType: model.ApplyHint(HintAdapterFile.Load(dir)); break;
             default: model.ApplyVirtualTokens(PromptLearningFile.Load(dir)); break;
         }
     }
@@ -202,7 +201,7 @@ public static class PeftRegistry
         if (model is Models.LlamaModel { VirtualTokens: not null })
             throw new InvalidDataException("prompt and prefix tuning adapters add virtual tokens and cannot be merged into the weights; use --adapter with score/generate/eval instead");
         if (model is Models.LlamaModel { Conditioner: HintHypernetwork })
-            throw new InvalidDataException("HINT adapters are generated per task from its instruction and cannot be merged into the weights");
+            throw new InvalidDataException("HINT adapters are generated per task from its instruction and cannot be merged into the weights; use --adapter with score/generate/eval/serve instead");
         if (model is Models.LlamaModel { Conditioner: IaptGenerator })
             throw new InvalidDataException("IAPT adapters generate each input's prompts from its instruction and cannot be merged into the weights; use --adapter with score/generate/eval instead");
         if (model is Models.LlamaModel { Conditioner: not null })

@@ -540,6 +540,7 @@ public sealed class FineTuneRecipe : IDisposable
         Require(c.Meta.AdaptTasks.Count == 0 || c.Meta.Algorithm != MetaAlgorithm.Off, "meta.adapt_tasks",
             "compares a meta-learned start with the plain one: set meta.algorithm to reptile or fomaml");
         if (c.Training.Objective != TrainingObjective.Sft) PreferenceSetup.Validate(c);
+        else PreferenceSetup.RefuseUnusedKeys(c);   // preference.* under sft would be accepted and ignored
         if (c.Model.InstructionAware.MarkerTokens.Count > 0)
         {
             const string mk = Models.InstructionAware.MarkerTokens.Key;

@@ -20,6 +20,8 @@ public sealed record SamplingRequest
 {
     public int? MaxTokens { get; init; }
     public double Temperature { get; init; } = 1.0;
+    /// <summary><c>temperature: "auto"</c>: the model's temperature head picks it for the prompt (<see cref="ServedModel.WithPredictedTemperature"/>).</summary>
+    public bool AutoTemperature { get; init; }
     public double TopP { get; init; } = 1.0;
     public IReadOnlyList<string> Stop { get; init; } = [];
     public int? Seed { get; init; }
@@ -28,6 +30,12 @@ public sealed record SamplingRequest
     public bool JsonObject { get; init; }
     /// <summary>vLLM's min_tokens: the end-of-sequence tokens are not sampled before this many tokens.</summary>
     public int MinTokens { get; init; }
+    /// <summary>OpenAI presence_penalty in [−2, 2] (<see cref="GenerationOptions.PresencePenalty"/>).</summary>
+    public double PresencePenalty { get; init; }
+    /// <summary>OpenAI frequency_penalty in [−2, 2] (<see cref="GenerationOptions.FrequencyPenalty"/>).</summary>
+    public double FrequencyPenalty { get; init; }
+    /// <summary>OpenAI logit_bias: token id → bias in [−100, 100] (<see cref="GenerationOptions.LogitBias"/>).</summary>
+    public IReadOnlyDictionary<int, float>? LogitBias { get; init; }
 }
 
 /// <summary>Bad request content (HTTP 400 with the OpenAI error object; <see cref="Param"/> names the field).</summary>
@@ -67,12 +75,23 @@ public sealed class ServedModel : IDisposable
     /// (<paramref name="chatTemplateFile"/> when given; else what the folder recorded in instructtune.json when it was
     /// trained; else its own chat template; none is allowed), and the named adapters, each with the prompt format its
     /// own instructtune.json records (else the base's). The base is served as <paramref name="name"/> (default: the
-    /// folder's name). <paramref name="warn"/> hears when an explicit template differs from a recorded format.
+    /// folder's name). An instruction-conditioned adapter (iPEFT, IAPT, HINT) must come alone: it is attached to the model,
+    /// served under its own name with its recorded format. <paramref name="warn"/> hears when an explicit template differs from a recorded format.
     /// </summary>
     public static ServedModel Load(string modelDir, IEnumerable<(string Name, string Dir)> adapters, ServeLimits limits,
         string? name = null, string? chatTemplateFile = null, Action<string>? warn = null)
     {
         if (!Directory.Exists(modelDir)) throw new DirectoryNotFoundException($"model folder {modelDir} not found");
+        // An instruction-conditioned adapter (iPEFT, IAPT, HINT) changes the whole model, not one request's deltas: given
+        // alone, it is attached to the model, which is then served under the adapter's name with its recorded format.
+        var named = adapters.ToList();
+        var whole = named.Where(a => Directory.Exists(a.Dir) && IsWholeModel(a.Dir)).ToList();
+        if (whole.Count > 0 && named.Count > 1)
+            throw new ArgumentException($"adapter \"{whole[0].Name}\" ({whole[0].Dir}) is a {Peft.PeftRegistry.PeftType(whole[0].Dir)} adapter: it changes the whole model, so it is served alone (one --adapter, no other)");
+        if (whole.Count > 0 && name != null && name != whole[0].Name)
+            throw new ArgumentException($"adapter \"{whole[0].Name}\" is served as the model itself under its own name; drop --served-model-name {name} (or name the adapter {name})");
+        string? wholeDir = whole.Count > 0 ? whole[0].Dir : null;
+        if (wholeDir != null) { name = whole[0].Name; named = []; }
         var tokenizer = TokenizerLoader.Load(modelDir);
         PromptFormatter? format;
         if (chatTemplateFile != null)
@@ -82,7 +101,7 @@ public sealed class ServedModel : IDisposable
             if (Data.Templating.PromptFormatFile.TryRead(modelDir) is { } rec)
                 warn?.Invoke($"warning: --chat-template {chatTemplateFile} replaces the prompt format {modelDir} was trained with ('{rec.Template}', {Data.Templating.PromptFormatFile.FileName})");
         }
-        else format = ChatFormatOf(modelDir, null);
+        else format = ChatFormatOf(modelDir, wholeDir);
         var model = InferenceModel.Load(modelDir);
         ServedModel? served = null;
         try
@@ -91,9 +110,10 @@ public sealed class ServedModel : IDisposable
                 throw new InvalidDataException($"{modelDir}: the tokenizer has {tokenizer.VocabSize} tokens, more than the model's vocab_size {model.Config.VocabSize}");
             // Instruction-aware variants of a fully fine-tuned (or merged) model: instruction_aware.safetensors beside it.
             if (Models.InstructionAware.InstructionAwareFile.TryLoad(modelDir, model.Config) is { } ia) model.ApplyInstructionAware(ia);
+            if (wholeDir != null) Peft.PeftRegistry.ApplyTo(model, wholeDir);
             served = new ServedModel(name ?? Path.GetFileName(Path.GetFullPath(modelDir).TrimEnd('/')), model, tokenizer, format, limits,
                 modelDir, chatTemplateFile != null);
-            foreach (var (n, dir) in adapters) served.AddAdapter(n, dir);
+            foreach (var (n, dir) in named) served.AddAdapter(n, dir);
             return served;
         }
         catch
@@ -133,6 +153,8 @@ public sealed class ServedModel : IDisposable
             throw new ArgumentException($"adapter folder {dir} holds {Models.InstructionAware.TrainableTokenRows.FileName} (added marker tokens change the vocabulary of the whole model, not one request's adapter): serve it with `itune eval`/`generate --adapter`, or fine-tune with training.method full");
         if (File.Exists(Path.Combine(dir, Models.InstructionAware.InstructionAwareFile.FileName)))
             throw new ArgumentException($"adapter folder {dir} holds {Models.InstructionAware.InstructionAwareFile.FileName} (instruction-aware variants change the whole model, not one request's adapter): merge it with `itune merge` and serve the merged folder");
+        if (IsWholeModel(dir))
+            throw new ArgumentException($"adapter folder {dir} is a {Peft.PeftRegistry.PeftType(dir)} adapter: it changes the whole model, not one request's deltas; serve it alone (itune serve --adapter NAME={dir})");
         var adapter = Model.PrepareAdapter(LoraAdapterFile.Load(dir), name);
         // An adapter that records its own format is served with it (unless --chat-template was given for all);
         // one that records none talks like the base.
@@ -140,6 +162,11 @@ public sealed class ServedModel : IDisposable
         if (!_adapters.TryAdd(name, adapter)) throw new ArgumentException($"an adapter named \"{name}\" is already loaded");
         _formats[name] = format;
     }
+
+    /// <summary>Instruction-conditioned adapters (iPEFT, IAPT, HINT): conditioned on each prompt's instruction, attached to the
+    /// whole model rather than prepared as a per-request LoRA delta.</summary>
+    private static bool IsWholeModel(string dir) =>
+        File.Exists(Path.Combine(dir, "adapter_config.json")) && Peft.PeftRegistry.PeftType(dir) is Peft.Ipeft.IpeftAdapterFile.PeftType or Peft.Iapt.IaptAdapterFile.PeftType or Peft.Hint.HintInjector.PeftType;
 
     /// <summary>The adapter a model name selects (null for the base); throws a 404-style error for unknown names.</summary>
     public InferenceAdapter? Resolve(string? model)
@@ -178,18 +205,47 @@ public sealed class ServedModel : IDisposable
     /// one), exactly as `itune generate --prompt` does.</summary>
     public int[] CompletionPromptIds(string prompt) => Tokenizer.Encode(prompt, addSpecialTokens: true).Ids;
 
+    /// <summary>
+    /// <paramref name="r"/> with <c>temperature: "auto"</c> resolved: the temperature the model's temperature head
+    /// (model.instruction_aware.temperature_targets) predicts from the prompt and its segments, run between decode
+    /// steps like every other use of the model outside the engine. The head reads the served model's own hidden
+    /// states (a LoRA adapter named by the request does not change the prediction: serve refuses adapters holding
+    /// instruction-aware tensors). A model without a head is refused naming the field. Unchanged when not auto.
+    /// </summary>
+    public async Task<SamplingRequest> WithPredictedTemperature(SamplingRequest r, int[] prompt, byte[]? segments, CancellationToken ct)
+    {
+        if (!r.AutoTemperature) return r;
+        if (!Model.HasTemperatureHead)
+            throw new ServeRequestException($"temperature \"auto\" needs a temperature head; model {Name} has none (train it with model.instruction_aware.temperature_targets)", "temperature");
+        if (prompt.Length == 0) throw new ServeRequestException("the prompt is empty", "prompt");
+        float t = await Engine.RunBetweenSteps(m => m.PredictTemperature(prompt, segments), ct);
+        return r with { Temperature = t, AutoTemperature = false };
+    }
+
     /// <summary>Validates the sampling settings, submits one sequence per choice and returns their text streams.</summary>
     /// <param name="segments">the prompt tokens' segments (<see cref="ChatPrompt"/>); null: the prompt counts as instruction.</param>
     public IReadOnlyList<ChoiceStream> Start(int[] prompt, SamplingRequest r, InferenceAdapter? adapter, CancellationToken ct, byte[]? segments = null)
     {
         var L = Engine.Limits;
         if (prompt.Length == 0) throw new ServeRequestException("the prompt is empty", "prompt");
+        if (Model.TakesInstructionOut && (segments == null || segments.All(x => x == Models.InstructionAware.InstructionSpans.Instruction)))
+            throw new ServeRequestException($"model {Name} is a HINT adapter: it takes the instruction out of the prompt and runs the rest, and this prompt is all instruction; "
+                + "use /v1/chat/completions with a prompt format whose text follows the instruction", "prompt");
         if (r.MaxTokens is { } mt && (mt < 1 || mt > L.MaxTokensLimit))
             throw new ServeRequestException($"max_tokens must be in [1, {L.MaxTokensLimit}] (got {mt})", "max_tokens");
+        if (r.AutoTemperature) throw new InvalidOperationException("resolve temperature \"auto\" with WithPredictedTemperature first");
         if (!(r.Temperature >= 0 && r.Temperature <= 2)) throw new ServeRequestException($"temperature must be in [0, 2] (got {r.Temperature})", "temperature");
         if (!(r.TopP > 0 && r.TopP <= 1)) throw new ServeRequestException($"top_p must be in (0, 1] (got {r.TopP})", "top_p");
         if (r.MinTokens < 0 || r.MinTokens > (r.MaxTokens ?? L.MaxTokensLimit))
             throw new ServeRequestException($"min_tokens must be in [0, max_tokens] (got {r.MinTokens})", "min_tokens");
+        foreach (var (name, p) in new[] { ("presence_penalty", r.PresencePenalty), ("frequency_penalty", r.FrequencyPenalty) })
+            if (!(p >= -2 && p <= 2)) throw new ServeRequestException($"{name} must be in [-2, 2] (got {p})", name);
+        foreach (var (id, bias) in r.LogitBias ?? new Dictionary<int, float>())
+        {
+            if (id < 0 || id >= Model.Config.VocabSize)
+                throw new ServeRequestException($"logit_bias: token id {id} is outside the vocabulary [0, {Model.Config.VocabSize})", "logit_bias");
+            if (!(bias >= -100 && bias <= 100)) throw new ServeRequestException($"logit_bias: the bias of token {id} must be in [-100, 100] (got {bias})", "logit_bias");
+        }
         if (r.N < 1 || r.N > L.MaxChoices) throw new ServeRequestException($"n must be in [1, {L.MaxChoices}] (got {r.N})", "n");
         if (r.Stop.Count > 4 || r.Stop.Any(string.IsNullOrEmpty)) throw new ServeRequestException("stop takes at most 4 non-empty strings", "stop");
         int maxPos = Model.Config.MaxPositionEmbeddings;
@@ -203,6 +259,9 @@ public sealed class ServedModel : IDisposable
             TopP = r.TopP,
             StopTokenIds = StopIds,
             MinNewTokens = r.MinTokens,
+            PresencePenalty = r.PresencePenalty,
+            FrequencyPenalty = r.FrequencyPenalty,
+            LogitBias = r.LogitBias is { Count: > 0 } ? r.LogitBias : null,
             StopStrings = r.Stop,
             Decode = r.Stop.Count > 0 ? ids => Tokenizer.Decode(ids.ToArray(), skipSpecialTokens: true) : null,
             Constraint = r.JsonObject ? new JsonObjectConstraint(Tokenizer, StopIds) : null,

@@ -123,7 +123,7 @@ public class ModelProbeTests
     {
         var run = Path.Combine(HostileWorkspace.NewFolder("run"), "out");
         var cfg = TrainConfig(run, 2);
-        Probe.AssertSuccess(Probe.Run(["train", "--config", cfg], timeoutSeconds: 180));
+        Probe.AssertSetupSucceeded(Probe.Run(["train", "--config", cfg], timeoutSeconds: 180));   // set-up, not the probe
         var latest = new CheckpointStore(run).Latest()!;
         File.WriteAllText(Path.Combine(latest, TrainerCheckpoint.StateFile), "{\"Step\": 4, \"Sampler\": ");
         Probe.AssertClearError(Probe.Run(["train", "--config", cfg, "--resume", latest, "training.max_steps=6"]), "trainer_state.json", "damaged");

@@ -122,4 +122,36 @@ public class LlamaConfigJsonTests
         Assert.Equal(c with { EosTokenIds = [] }, back with { EosTokenIds = [] });
         Assert.Equal(c.EosTokenIds, back.EosTokenIds);
     }
+
+    // transformers' LlamaConfig has no sliding_window: a llama config with a window was written without it, so the
+    // saved model attended to the whole context while the trained one slid. Now the write refuses, naming the key.
+    [Fact]
+    public void A_sliding_window_that_config_json_cannot_hold_is_refused_not_dropped()
+    {
+        var llama = LlamaConfig.FromJson(Base) with { SlidingWindow = 64 };
+        var e = Assert.Throws<InvalidDataException>(() => llama.ToJson());
+        Assert.Contains("sliding_window=64", e.Message);
+        Assert.Contains("model_type llama", e.Message);
+        var dir = Directory.CreateTempSubdirectory("cfg-sw").FullName;
+        try
+        {
+            Assert.Throws<InvalidDataException>(() => llama.Save(dir));
+            Assert.False(File.Exists(Path.Combine(dir, "config.json")));   // nothing lossy on disk
+        }
+        finally { Directory.Delete(dir, true); }
+        // q/k/v-only biases are qwen2's: on llama they would be lost the same way.
+        Assert.Contains("q/k/v biases", Assert.Throws<InvalidDataException>(() => (LlamaConfig.FromJson(Base) with { QkvBias = true }).ToJson()).Message);
+    }
+
+    [Theory]
+    [InlineData("mistral", "MistralForCausalLM")]
+    [InlineData("qwen2", "Qwen2ForCausalLM")]
+    public void A_sliding_window_round_trips_where_transformers_has_one(string type, string arch)
+    {
+        var c = LlamaConfig.FromJson(Base.Replace("\"llama\"", $"\"{type}\"").Replace("LlamaForCausalLM", arch)) with { SlidingWindow = 64, QkvBias = type == "qwen2" };
+        var json = System.Text.Json.Nodes.JsonNode.Parse(c.ToJson())!;
+        Assert.Equal(64, json["sliding_window"]!.GetValue<int>());
+        if (type == "qwen2") Assert.True(json["use_sliding_window"]!.GetValue<bool>());
+        Assert.Equal(64, LlamaConfig.FromJson(c.ToJson()).SlidingWindow);
+    }
 }

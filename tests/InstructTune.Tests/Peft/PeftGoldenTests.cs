@@ -23,14 +23,16 @@ public class PeftGoldenTests
     internal static float[] Floats(JsonElement t) => t.GetProperty("data").EnumerateArray().Select(x => (float)x.GetDouble()).ToArray();
 
     /// <summary>Loads the golden's parameters into <paramref name="model"/>, runs the forward and backward on its segmented
-    /// batch (2 × 9), and checks loss, logits (1e-5) and every trainable gradient (1e-5 of the tensor's scale) against
+    /// batch (B × T of its ids), and checks loss, logits (1e-5) and every trainable gradient (1e-5 of the tensor's scale) against
     /// PyTorch; the trainable parameter names must be exactly the golden's.</summary>
     internal static void AssertForwardAndGradientsMatch(LlamaModel model, JsonElement root)
     {
         foreach (var p in root.GetProperty("params").EnumerateArray()) model.GetParameter(p.GetProperty("name").GetString()!).Load(Floats(p));
-        var batch = new LlamaBatch(new IntTensor(Ints(root.GetProperty("ids")), 2, 9))
+        var shape = root.GetProperty("ids").GetProperty("shape");
+        int B = shape[0].GetInt32(), T = shape[1].GetInt32();
+        var batch = new LlamaBatch(new IntTensor(Ints(root.GetProperty("ids")), B, T))
         {
-            Labels = new IntTensor(Ints(root.GetProperty("labels")), 2, 9), Segments = new IntTensor(Ints(root.GetProperty("segments")), 2, 9),
+            Labels = new IntTensor(Ints(root.GetProperty("labels")), B, T), Segments = new IntTensor(Ints(root.GetProperty("segments")), B, T),
         };
         using var tape = Tape.Record();
         var o = model.Forward(batch);

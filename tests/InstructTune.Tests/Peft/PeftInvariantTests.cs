@@ -6,6 +6,8 @@ using InstructTune.Engine.Tensors;
 using InstructTune.Models;
 using InstructTune.Models.Inference;
 using InstructTune.Peft;
+using InstructTune.Generation;
+using InstructTune.Peft.Hint;
 using InstructTune.Peft.Ia3;
 using InstructTune.Peft.Iapt;
 using InstructTune.Peft.Iasft;
@@ -38,7 +40,7 @@ public class PeftInvariantTests
     public static TheoryData<string, string> AllTable()
     {
         var data = new TheoryData<string, string>();
-        foreach (var method in new[] { "dora", "ia3", "iasft", "ipeft", "iapt", "prompt", "prefix", "prefix_proj" })
+        foreach (var method in new[] { "dora", "ia3", "iasft", "ipeft", "iapt", "hint", "prompt", "prefix", "prefix_proj" })
             foreach (var model in new[] { "llama-gqa", "qwen2-tied-bias" })
                 data.Add(method, model);
         return data;
@@ -56,6 +58,7 @@ public class PeftInvariantTests
             case "iasft": InjectIasft(model, IasftConfig); break;
             case "ipeft": IpeftInjector.Inject(model, IpeftConfig, 1); break;
             case "iapt": IaptInjector.Inject(model, IaptConfig, 1); break;
+            case "hint": HintInjector.Inject(model, HintTests.Config, 1); break;
             case "prompt": PromptTuningInjector.Inject(model, PromptConfig, 1); break;
             default: PrefixTuningInjector.Inject(model, PrefixConfig(method), 1); break;
         }
@@ -65,7 +68,7 @@ public class PeftInvariantTests
     internal static readonly IaptConfig IaptConfig = new() { NumVirtualTokens = 3, Bottleneck = 5 };
 
     /// <summary>The shared batch; for iPEFT and IAPT with instruction segments, so their weights see an instruction.</summary>
-    internal static LlamaBatch BatchFor(string method) => method is not ("ipeft" or "iapt") ? Batch()
+    internal static LlamaBatch BatchFor(string method) => method is not ("ipeft" or "iapt" or "hint") ? Batch()
         : Batch() with { Segments = new IntTensor([0, 1, 1, 1, 2, 3, 3, 3, 3, 1, 1, 2, 1, 3, 3, 3, 3, 3], 2, 9) };
 
     internal static readonly IasftConfig IasftConfig = new() { Fraction = 0.05, FisherBatches = 1 };
@@ -85,7 +88,7 @@ public class PeftInvariantTests
 
     private static string Marker(string method) => method switch
     {
-        "dora" => ".lora_", "ia3" => ".ia3_l", "iasft" => ".iasft_values", "ipeft" => "ipeft_", "iapt" => "iapt_generator.", "prompt" => "prompt_encoder.", _ => "prefix_encoder.",
+        "dora" => ".lora_", "ia3" => ".ia3_l", "iasft" => ".iasft_values", "ipeft" => "ipeft_", "iapt" => "iapt_generator.", "hint" => "hint_", "prompt" => "prompt_encoder.", _ => "prefix_encoder.",
     };
 
     /// <summary>Moves every adapter parameter away from its identity init.</summary>
@@ -95,7 +98,7 @@ public class PeftInvariantTests
         foreach (var (name, p) in model.NamedParameters().Where(p => !p.Parameter.Frozen))
         {
             var noise = new float[p.Length];
-            bool zeroInit = name.Contains("lora_B") || name.Contains("iasft_values") || name.Contains("ipeft_gate") || name.Contains("iapt_generator.gate_");   // additive deltas that start at 0
+            bool zeroInit = name.Contains("lora_B") || name.Contains("iasft_values") || name.Contains("ipeft_gate") || name.Contains("iapt_generator.gate_") || name.Contains("_gate_");   // additive deltas that start at 0
             rng.Normal(noise, 0, name.Contains("lora_B") ? 0.05f : name.Contains("_encoder.") ? 0.5f : 0.2f);
             var v = p.ToArray();
             for (int i = 0; i < v.Length; i++) v[i] = zeroInit ? noise[i] : v[i] * (1 + noise[i]);
@@ -113,6 +116,7 @@ public class PeftInvariantTests
             case "iasft": IasftAdapterIO.Save(model, IasftConfig, dir); break;
             case "ipeft": IpeftAdapterIO.Save(model, IpeftConfig, dir); break;
             case "iapt": IaptAdapterIO.Save(model, IaptConfig, dir); break;
+            case "hint": HintInjector.Save(model, dir); break;
             case "prompt": PromptTuningAdapterIO.Save(model, PromptConfig, dir); break;
             default: PrefixTuningAdapterIO.Save(model, PrefixConfig(method), dir); break;
         }
@@ -127,7 +131,7 @@ public class PeftInvariantTests
         var expected = Logits(TinyModel(kind));
         var model = TinyModel(kind);
         Inject(model, method);
-        if (method is "dora" or "ia3" or "iasft" or "ipeft" or "iapt") AssertClose(expected, Logits(model), 1e-5f);   // identity at init
+        if (method is "dora" or "ia3" or "iasft" or "ipeft" or "iapt" or "hint") AssertClose(expected, Logits(model), 1e-5f);   // identity at init
         Perturb(model);
         Assert.True(MaxDiff(expected, Logits(model)) > 1e-3f, "a trained adapter must change the output");
         Assert.True(AdapterSwitch.SetEnabled(model, false) > 0);
@@ -227,6 +231,20 @@ public class PeftInvariantTests
                 Assert.Equal([32L], st.Info("base_model.model.iapt_generator.gate_1").Shape);
                 Assert.Equal(2 * 5, st.Tensors.Count);   // 2 layers × (down w, b, up w, b, gate)
             }
+            else if (method == "hint")
+            {
+                Assert.Equal("HINT", root.GetProperty("peft_type").GetString());
+                Assert.Equal(1, root.GetProperty("encoder_layers").GetInt32());
+                Assert.Equal(4, root.GetProperty("r").GetInt32());
+                Assert.Equal(["q_proj", "v_proj"], root.GetProperty("target_modules").EnumerateArray().Select(e => e.GetString()));
+                int kvDim = (kind == "llama-gqa" ? 2 : 1) * 8;
+                Assert.Equal([4L, 32L], st.Info("base_model.model.model.layers.1.self_attn.q_proj.hint_A.weight").Shape);
+                Assert.Equal([(long)kvDim, 4L], st.Info("base_model.model.model.layers.0.self_attn.v_proj.hint_B.weight").Shape);
+                Assert.Equal([1L, 32L], st.Info("base_model.model.hint_hypernetwork.adapter_gate_w_1").Shape);
+                Assert.Equal([3L * 2 * kvDim, 5L], st.Info("base_model.model.hint_hypernetwork.prompt_up_0.weight").Shape);
+                Assert.Equal([32L], st.Info("base_model.model.hint_hypernetwork.prompt_gate_1").Shape);
+                Assert.Equal(2 * 2 * 2 + 2 * 7, st.Tensors.Count);   // 2 layers × 2 targets × (A, B) + 2 layers × 7 hypernetwork tensors
+            }
             else if (method == "iasft")
             {
                 Assert.Equal("IASFT", root.GetProperty("peft_type").GetString());
@@ -280,6 +298,77 @@ public class PeftInvariantTests
             var step = inference.Forward([new SequenceChunk(cache, [ids[t]])]);
             AssertClose(prefill[(t * V)..((t + 1) * V)], step, 1e-5f);
         }
+    }
+
+    /// <summary>
+    /// HINT's inference path with instructions (the table row above runs without any): sequence 0 of each pair carries
+    /// instruction tokens (segment 1) the training forward takes out; its logits at every other token equal the
+    /// training forward's (prefill ≤ 1e-4), an instruction token's row carries the stripped sequence's state before it,
+    /// decoding one token at a time over the KV cache equals the prefill (≤ 1e-5), greedy generation with the cache
+    /// equals generation without it, and an instruction shared by two sequences is encoded once.
+    /// </summary>
+    [Theory, InlineData("llama-gqa"), InlineData("qwen2-tied-bias")]
+    public void HintInferenceEqualsTheTrainingForwardWithInstructions(string kind)
+    {
+        var baseDir = Directory.CreateTempSubdirectory("base").FullName;
+        LlamaCheckpoint.Save(TinyModel(kind), baseDir);
+        var model = TinyModel(kind);
+        Inject(model, "hint");
+        Perturb(model);
+        var adapterDir = Save(model, "hint");
+        int[] ids = [7, 11, 12, 13, 40, 41, 42, 43, 44], other = [5, 21, 22, 23, 24, 50, 51, 52, 53];
+        byte[] segs = [0, 1, 1, 1, 2, 3, 3, 3, 3], otherSegs = [0, 0, 1, 1, 1, 1, 2, 3, 3];
+        int T = ids.Length, V = model.Config.VocabSize;
+        float[] expected;
+        using (Tape.Record(recordGrad: false))
+            expected = model.Forward(new LlamaBatch(new IntTensor([.. ids, .. other], 2, T))
+            {
+                Segments = new IntTensor([.. segs.Select(x => (int)x), .. otherSegs.Select(x => (int)x)], 2, T),
+            }).Logits!.ToArray();   // (2, T, V); instruction rows are 0
+
+        using var inference = InferenceModel.Load(baseDir);
+        PeftRegistry.ApplyTo(inference, adapterDir);
+        Assert.True(inference.ReadsSegments);
+        var prefill = inference.Forward([
+            new SequenceChunk(inference.CreateCache(T), ids, AllLogits: true, Segments: segs),
+            new SequenceChunk(inference.CreateCache(T), other, AllLogits: true, Segments: otherSegs)]);
+        Assert.Equal(2, inference.HintEncodings);
+        for (int b = 0; b < 2; b++)
+        {
+            var s = b == 0 ? segs : otherSegs;
+            for (int t = 0, last = -1; t < T; t++)
+            {
+                var got = prefill.AsSpan((b * T + t) * V, V).ToArray();
+                if (s[t] != 1) { AssertClose(expected[((b * T + t) * V)..((b * T + t + 1) * V)], got, 1e-4f); last = t; }
+                else if (last >= 0) Assert.Equal(prefill.AsSpan((b * T + last) * V, V).ToArray(), got);   // the state before the instruction token
+                else Assert.All(got, x => Assert.Equal(0f, x));                                         // nothing before it
+            }
+        }
+        Assert.True(MaxDiff(expected[(4 * V)..(T * V)], Enumerable.Range(0, 1).SelectMany(_ =>
+        {
+            using var plain = InferenceModel.Load(baseDir);
+            return plain.Forward([new SequenceChunk(plain.CreateCache(T), [7, 40, 41, 42, 43], AllLogits: true)]);
+        }).ToArray()[(V)..]) > 1e-3f, "the generated adapters and prompts must change the output");
+
+        // The prompt (instruction included) in one chunk, then one token at a time: the prefill's rows.
+        var cache = inference.CreateCache(T);
+        var step = inference.Forward([new SequenceChunk(cache, ids[..5], Segments: segs[..5])]);
+        AssertClose(prefill[(4 * V)..(5 * V)], step, 1e-5f);
+        for (int t = 5; t < T; t++)
+        {
+            step = inference.Forward([new SequenceChunk(cache, [ids[t]], Segments: [3])]);
+            AssertClose(prefill[(t * V)..((t + 1) * V)], step, 1e-5f);
+        }
+        Assert.Equal(2, inference.HintEncodings);                 // the same instruction again: its encoding is reused
+        var later = Assert.Throws<ArgumentException>(() => inference.Forward([new SequenceChunk(cache, [12], Segments: [1])]));
+        Assert.Contains("first chunk", later.Message);
+        var onlyInstruction = Assert.Throws<ArgumentException>(() => inference.Forward([new SequenceChunk(inference.CreateCache(T), [11, 12], Segments: [1, 1])]));
+        Assert.Contains("template", onlyInstruction.Message);
+
+        // Greedy generation over the KV cache equals generation that feeds the whole sequence every step.
+        string Generate(bool useCache) => string.Join(",", Generator.Generate(inference, [ids[..5]],
+            new GenerationOptions { MaxNewTokens = 6, Temperature = 0, UseCache = useCache }, [segs[..5]])[0].GeneratedIds);
+        Assert.Equal(Generate(true), Generate(false));
     }
 
     /// <summary>IaSFT deltas check the base weights they were trained on; q8_0 has rounded those, so an IaSFT adapter on

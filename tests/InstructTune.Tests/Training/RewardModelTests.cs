@@ -32,14 +32,19 @@ public class RewardModelTests
     [InlineData("reward_lora", true)]
     [InlineData("reward_lora_centered", true)]
     [InlineData("reward_full", true)]
+    [InlineData("reward_lora_margin", false)]   // TRL's per-pair margin column: −log σ(r_c − r_r − margin)
+    [InlineData("reward_lora_margin", true)]
     public void LossMetricsAndGradientsMatchPyTorch(string name, bool accumulate)
     {
         var c = Case(name);
         bool full = c.GetProperty("full").GetBoolean();
         var model = full ? PreferenceGoldenTests.TinyModel() : PreferenceGoldenTests.TinyLoraModel();
         var head = new RewardHead(new Engine.Tensors.Parameter(c.GetProperty("head").EnumerateArray().Select(v => v.GetSingle()).ToArray(), 1, model.Config.HiddenSize));
-        var objective = new RewardObjective(head, c.GetProperty("center_rewards_coefficient").GetDouble());
         var data = PreferenceGoldenTests.Pairs();
+        if (c.TryGetProperty("margins", out var margins))
+            data = PreferenceData.Pairs(Enumerable.Range(0, data.Count).Select(k => (data.Sequences[2 * k], data.Sequences[2 * k + 1])).ToList(),
+                data.PadId, margins.EnumerateArray().Select(v => v.GetDouble()).ToList());
+        var objective = new RewardObjective(head, c.GetProperty("center_rewards_coefficient").GetDouble(), data);
         int[] all = Enumerable.Range(0, data.Count).ToArray();
         var micro = accumulate ? [data.Collate(all[..1]), data.Collate(all[1..])] : new[] { data.Collate(all) };
 

@@ -19,6 +19,7 @@ public sealed class PreferenceData
     private readonly List<TokenizedExample> _sequences;
     private readonly List<TokenizedExample> _kl;
     private readonly bool[] _desirable;
+    private readonly double[]? _margins;
 
     public bool Paired { get; }
     public int PadId { get; }
@@ -26,17 +27,26 @@ public sealed class PreferenceData
     public IReadOnlyList<TokenizedExample> Sequences => _sequences;
     public IReadOnlyList<TokenizedExample> KlSequences => _kl;
 
-    private PreferenceData(bool paired, List<TokenizedExample> sequences, List<TokenizedExample> kl, bool[] desirable, int padId)
+    private PreferenceData(bool paired, List<TokenizedExample> sequences, List<TokenizedExample> kl, bool[] desirable, int padId, double[]? margins = null)
     {
-        Paired = paired; _sequences = sequences; _kl = kl; _desirable = desirable; PadId = padId;
+        Paired = paired; _sequences = sequences; _kl = kl; _desirable = desirable; PadId = padId; _margins = margins;
     }
 
-    public static PreferenceData Pairs(IReadOnlyList<(TokenizedExample Chosen, TokenizedExample Rejected)> pairs, int padId)
+    /// <summary>Pairs; <paramref name="margins"/> (one per pair, TRL's <c>margin</c> column, 0 where a record has none) or null.</summary>
+    public static PreferenceData Pairs(IReadOnlyList<(TokenizedExample Chosen, TokenizedExample Rejected)> pairs, int padId,
+        IReadOnlyList<double>? margins = null)
     {
+        if (margins != null && margins.Count != pairs.Count) throw new ArgumentException($"{margins.Count} margins for {pairs.Count} pairs");
         var seqs = new List<TokenizedExample>(pairs.Count * 2);
         foreach (var (c, r) in pairs) { seqs.Add(c); seqs.Add(r); }
-        return new PreferenceData(true, seqs, [], [], padId);
+        return new PreferenceData(true, seqs, [], [], padId, margins?.ToArray());
     }
+
+    /// <summary>Whether the data carries per-pair margins (<see cref="Margin"/>).</summary>
+    public bool HasMargins => _margins != null;
+
+    /// <summary>Pair k's margin (0 without margins).</summary>
+    public double Margin(int item) => _margins?[item] ?? 0;
 
     /// <summary>Unpaired examples; KL sequences are built here from prompt k and completion k−1, cut to <paramref name="maxSeqLen"/>.</summary>
     public static PreferenceData Unpaired(IReadOnlyList<(TokenizedExample Completion, bool Desirable)> items, int padId, int maxSeqLen = 0)
@@ -102,7 +112,7 @@ public sealed class PreferenceData
 
     /// <summary>A subset (train/validation split) with KL pairs rebuilt inside it.</summary>
     public PreferenceData Subset(IReadOnlyList<int> items, int maxSeqLen = 0) => Paired
-        ? Pairs(items.Select(k => (_sequences[2 * k], _sequences[2 * k + 1])).ToList(), PadId)
+        ? Pairs(items.Select(k => (_sequences[2 * k], _sequences[2 * k + 1])).ToList(), PadId, _margins == null ? null : items.Select(k => _margins[k]).ToList())
         : Unpaired(items.Select(k => (_sequences[k], _desirable[k])).ToList(), PadId, maxSeqLen);
 }
 

@@ -10,7 +10,11 @@ namespace InstructTune.Data.Preference;
 
 /// <summary>What loading feedback data kept and refused (written as run_dir/data/preference_stats.json).</summary>
 public sealed record PreferenceStats(int RecordsRead, int ItemsKept, int Desirable, int Undesirable, int Truncated,
-    IReadOnlyDictionary<string, int> RejectedByReason);
+    IReadOnlyDictionary<string, int> RejectedByReason)
+{
+    /// <summary>Kept items whose record has a <c>margin</c> (TRL's reward-modelling column).</summary>
+    public int WithMargin { get; init; }
+}
 
 /// <summary>
 /// Feedback records → <see cref="PreferenceData"/>: each completion is rendered after its prompt by the prompt
@@ -28,6 +32,8 @@ public static class PreferenceLoader
         var tokenize = new ExampleTokenizer(tokenizer, template, new MaskOptions(MaxSeqLen: 0));
         var pairs = new List<(TokenizedExample, TokenizedExample)>();
         var unpaired = new List<(TokenizedExample, bool)>();
+        var margins = new List<double>();
+        int withMargin = 0;
         var rejected = new SortedDictionary<string, int>(StringComparer.Ordinal);
         int read = 0, truncated = 0, desirable = 0;
         using var log = rejectedLog != null ? new RejectedLog(rejectedLog) : null;
@@ -62,15 +68,16 @@ public static class PreferenceLoader
                 continue;
             }
             if (a.TruncatedTokens > 0 || (b?.TruncatedTokens ?? 0) > 0) truncated++;
-            if (paired) pairs.Add((a, b!));
+            if (paired) { pairs.Add((a, b!)); margins.Add(r.Margin ?? 0); }
             else { unpaired.Add((a, r.Desirable)); if (r.Desirable) desirable++; }
+            if (r.Margin != null) withMargin++;
         }
         int kept = paired ? pairs.Count : unpaired.Count;
         if (kept == 0) throw new DataFormatException($"data.path: {path} has no usable {(paired ? "preference pairs" : "feedback examples")} ({read} records read)");
         if (!paired && (desirable == 0 || desirable == kept))
             throw new DataFormatException($"data.path: {path}: KTO needs both desirable and undesirable examples ({desirable} of {kept} are desirable)");
-        var stats = new PreferenceStats(read, kept, paired ? kept : desirable, paired ? kept : kept - desirable, truncated, rejected);
-        return (paired ? PreferenceData.Pairs(pairs, padId) : PreferenceData.Unpaired(unpaired, padId, maxSeqLen), stats);
+        var stats = new PreferenceStats(read, kept, paired ? kept : desirable, paired ? kept : kept - desirable, truncated, rejected) { WithMargin = withMargin };
+        return (paired ? PreferenceData.Pairs(pairs, padId, withMargin > 0 ? margins : null) : PreferenceData.Unpaired(unpaired, padId, maxSeqLen), stats);
     }
 
     /// <summary>Prompt + completion, labelled on the completion only; null when the prompt alone fills maxSeqLen.</summary>

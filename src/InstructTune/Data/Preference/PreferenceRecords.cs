@@ -12,6 +12,8 @@ namespace InstructTune.Data.Preference;
 public sealed record FeedbackRecord(IReadOnlyList<ChatMessage> Prompt, string Chosen, string? Rejected, bool Desirable, RecordSource Source)
 {
     public bool IsPair => Rejected != null;
+    /// <summary>TRL's per-pair <c>margin</c> column (how much better chosen is), or null; only the reward model uses it.</summary>
+    public double? Margin { get; init; }
 }
 
 /// <summary>
@@ -25,6 +27,8 @@ public sealed record FeedbackRecord(IReadOnlyList<ChatMessage> Prompt, string Ch
 /// <c>conversations</c> whose last assistant turn is the completion, with <c>label</c> or <c>kto_tag</c>. A numeric
 /// <c>score</c> instead of a label is desirable when ≥ the threshold.</item>
 /// </list>
+/// A numeric <c>margin</c> (TRL's reward-modelling column) is read into <see cref="FeedbackRecord.Margin"/>: the reward
+/// model subtracts it inside its loss; other objectives say they do not use it.
 /// Problems are located rejections (missing chosen/rejected/label, wrong types, identical chosen and rejected), never silent.
 /// </summary>
 public static class PreferenceRecords
@@ -95,13 +99,13 @@ public static class PreferenceRecords
             }
             if (prompt.Count == 0) throw new RecordProblem("prompt", RejectReason.EmptyInstruction, "the prompt is empty");
             if (chosen == rejected) throw new RecordProblem("rejected", IdenticalPair, "chosen and rejected are identical: the pair teaches nothing");
-            return new FeedbackRecord(prompt, chosen, rejected, true, src);
+            return new FeedbackRecord(prompt, chosen, rejected, true, src) { Margin = Margin(e) };
         }
         bool desirable = Label(e, scoreThreshold);
         if (Has("completion"))
         {
             if (!Has("prompt")) throw new RecordProblem("prompt", RejectReason.MissingField, "required field 'prompt' is missing");
-            return new FeedbackRecord(Prompt(e.GetProperty("prompt")), Completion(e.GetProperty("completion"), "completion"), null, desirable, src);
+            return new FeedbackRecord(Prompt(e.GetProperty("prompt")), Completion(e.GetProperty("completion"), "completion"), null, desirable, src) { Margin = Margin(e) };
         }
         var (field, role, content) = Has("messages") ? ("messages", "role", "content") : ("conversations", "from", "value");
         if (!Has(field)) throw new RecordProblem("completion", RejectReason.MissingField, "no 'chosen'/'rejected', 'completion', 'messages' or 'conversations' field");
@@ -109,7 +113,15 @@ public static class PreferenceRecords
         turns.AddRange(Turns(e.GetProperty(field), field, role, content));
         if (turns.Count < 2 || turns[^1].Role != "assistant")
             throw new RecordProblem(field, RejectReason.NoAssistantTurn, $"'{field}' must end with the assistant turn that is rated");
-        return new FeedbackRecord(turns.Take(turns.Count - 1).ToList(), turns[^1].Content, null, desirable, src);
+        return new FeedbackRecord(turns.Take(turns.Count - 1).ToList(), turns[^1].Content, null, desirable, src) { Margin = Margin(e) };
+    }
+
+    private static double? Margin(JsonElement e)
+    {
+        if (!e.TryGetProperty("margin", out var m) || m.ValueKind == JsonValueKind.Null) return null;
+        if (m.ValueKind != JsonValueKind.Number || !double.IsFinite(m.GetDouble()))
+            throw new RecordProblem("margin", RejectReason.WrongType, $"'margin' must be a finite number, found {(m.ValueKind == JsonValueKind.Number ? m.GetRawText() : m.ValueKind.ToString())}");
+        return m.GetDouble();
     }
 
     private static bool Label(JsonElement e, double threshold)

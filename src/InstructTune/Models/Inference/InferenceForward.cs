@@ -9,13 +9,14 @@ public sealed partial class InferenceModel
 {
     /// <summary>
     /// The residual stream after the last decoder layer (before the final norm), X [N, D] for every fed token, and
-    /// the rows whose logits <see cref="Forward"/> returns. <paramref name="inputRows"/> replaces the token
+    /// the rows whose logits <see cref="Forward"/> returns (−1: a row of zeros; HINT, see WithoutHintInstructions). <paramref name="inputRows"/> replaces the token
     /// embeddings when given (a soft prompt: row = cache index mod P).
     /// </summary>
     private (float[] X, List<int> Rows) Hidden(IReadOnlyList<SequenceChunk> chunks, float[]? inputRows = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (inputRows == null) chunks = WithVirtualTokens(chunks);
+        chunks = WithoutHintInstructions(chunks, out var hintRows);   // HINT: the instruction leaves the sequence (encoded once)
         var c = Config;
         int D = c.HiddenSize, V = c.VocabSize;
         int N = chunks.Sum(ch => ch.Tokens.Length);
@@ -49,7 +50,8 @@ public sealed partial class InferenceModel
                 if (ch.AllLogits || j == ch.Tokens.Length - 1) rows.Add(at);
             }
         }
-        var adapters = RowAdaptersOf(chunks);
+        if (hintRows != null) rows = hintRows;                       // HINT: the rows of the input's layout
+        var adapters = WithHintGates(RowAdaptersOf(chunks), caches, N);
 
         var X = new float[N * D];                                   // (N, D) residual stream
         if (inputRows != null)
@@ -106,7 +108,7 @@ public sealed partial class InferenceModel
     /// <summary>Decoder layer l over X [N, D] in place: token n's keys/values go to caches[n] at index[n] (layer l of
     /// that cache), its rotation is at pos[n].</summary>
     private void DecoderLayer(int l, float[] X, int N, KvCache[] caches, int[] index, int[] pos, RowAdapters? adapters, LayerScratch s,
-        float[]? instructionBias = null)
+        float[]? instructionBias = null, bool promptAttention = true)
     {
         var c = Config;
         int nH = c.NumAttentionHeads, nKv = c.NumKeyValueHeads, hd = c.HeadDim, D = c.HiddenSize;
@@ -129,7 +131,7 @@ public sealed partial class InferenceModel
             }
         }
         CachedAttention.Step(s.Q, s.A, N, nH, nKv, hd, s.Kv, index, c.SlidingWindow ?? 0, instructionBias);
-        AddIaptAttention(s.Q, s.A, N, caches, l);
+        if (promptAttention) AddPromptAttention(s.Q, s.A, N, caches, l);   // IAPT / HINT: + gate ⊙ attention over the sequence's prompts
         L.O.Forward(s.A, s.T, N, adapters);
         System.Numerics.Tensors.TensorPrimitives.Add(X, s.T, X);
         RmsNormKernel.Forward(X, L.PostAttentionNorm, s.H, s.Rstd, N, D, eps);
@@ -151,10 +153,11 @@ public sealed partial class InferenceModel
         float eps = (float)c.RmsNormEps;
         int R = rows.Count;
         var Xs = new float[R * D];
-        for (int r = 0; r < R; r++) X.AsSpan(rows[r] * D, D).CopyTo(Xs.AsSpan(r * D, D));
+        for (int r = 0; r < R; r++)
+            if (rows[r] >= 0) X.AsSpan(rows[r] * D, D).CopyTo(Xs.AsSpan(r * D, D));   // −1 stays 0: RMSNorm and the LM head keep it 0
         RmsNormKernel.Forward(Xs, FinalNorm, Xs, new float[R], R, D, eps);
         var logits = new float[(long)R * V];
-        LinearKernels.Forward(Xs, LmHead, [], logits, R);
+        InferenceLinear.Forward(Xs, LmHead, [], logits, R);
         return logits;
     }
 
@@ -213,8 +216,8 @@ public sealed partial class InferenceModel
         var C = InstructionContext(X, D, chunks, segs, l + 1, Layers.Length + 1);  // (N, D)
         var Z = new float[N * D];
         var Zc = new float[N * D];
-        LinearKernels.Forward(X, WeightMatrix.FromF32(D, D, g.Wh), g.Bias, Z, N);
-        LinearKernels.Forward(C, WeightMatrix.FromF32(D, D, g.Wc), [], Zc, N);
+        InferenceLinear.Forward(X, WeightMatrix.FromF32(D, D, g.Wh), g.Bias, Z, N);
+        InferenceLinear.Forward(C, WeightMatrix.FromF32(D, D, g.Wc), [], Zc, N);
         for (int n = 0; n < N; n++)
             for (int d = 0; d < D; d++)
             {

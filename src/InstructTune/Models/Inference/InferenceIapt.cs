@@ -17,7 +17,7 @@ public sealed partial class InferenceModel
     /// <summary>Attaches an IAPT adapter; throws when the model's layers, widths or heads do not fit.</summary>
     public void ApplyIapt(IaptAdapterFile adapter)
     {
-        if (_iapt != null || _ipeft != null) throw new InvalidDataException("the model already has an instruction-conditioned adapter attached");
+        if (_iapt != null || _ipeft != null || _hint != null) throw new InvalidDataException("the model already has an instruction-conditioned adapter attached");
         if (VirtualTokens > 0) throw new InvalidDataException("IAPT cannot be combined with prompt or prefix tuning");
         adapter.CheckFits(Config, "IAPT adapter");
         int L = adapter.Layers, m = adapter.Config.Bottleneck, z = adapter.Config.NumVirtualTokens * 2 * adapter.KvHeads * adapter.HeadDim;
@@ -28,6 +28,7 @@ public sealed partial class InferenceModel
             _iaptUp[l] = WeightMatrix.FromF32(z, m, adapter.Tensors[$"up_{l}.weight"]);
         }
         _iapt = adapter;
+        _promptGates = Enumerable.Range(0, L).Select(l => adapter.Tensors[$"gate_{l}"]).ToArray();
     }
 
     /// <summary>
@@ -61,9 +62,9 @@ public sealed partial class InferenceModel
             var u = new float[m]; var zs = new float[P * 2 * kvd];
             for (int l = 0; l < Layers.Length; l++)
             {
-                LinearKernels.Forward(r, _iaptDown![l], ip.Tensors[$"down_{l}.bias"], u, 1);   // u = act(W_down·r + b)
+                InferenceLinear.Forward(r, _iaptDown![l], ip.Tensors[$"down_{l}.bias"], u, 1);   // u = act(W_down·r + b)
                 IaptGenerator.Act(u, ip.Config.Activation);
-                LinearKernels.Forward(u, _iaptUp![l], ip.Tensors[$"up_{l}.bias"], zs, 1);      // z = W_up·u + b: token p's key, then value
+                InferenceLinear.Forward(u, _iaptUp![l], ip.Tensors[$"up_{l}.bias"], zs, 1);      // z = W_up·u + b: token p's key, then value
                 var k = ch.Cache.PromptK[l] = new float[P * kvd];
                 var v = ch.Cache.PromptV[l] = new float[P * kvd];
                 for (int p = 0; p < P; p++)
@@ -76,12 +77,16 @@ public sealed partial class InferenceModel
         }
     }
 
-    /// <summary>A[n] += gate_l ⊙ attention of query row n over its sequence's prompts (layer l).</summary>
-    private void AddIaptAttention(float[] Q, float[] A, int N, KvCache[] caches, int l)
+    /// <summary>Per layer, the gate of the generated prompts' attention (IAPT's gate_l, HINT's prompt_gate_l), or null.</summary>
+    private float[][]? _promptGates;
+
+    /// <summary>A[n] += gate_l ⊙ attention of query row n over its sequence's generated prompts (layer l; IAPT and HINT).</summary>
+    private void AddPromptAttention(float[] Q, float[] A, int N, KvCache[] caches, int l)
     {
-        if (_iapt is not { } ip) return;
-        int nH = Config.NumAttentionHeads, nKv = Config.NumKeyValueHeads, hd = Config.HeadDim, P = ip.Config.NumVirtualTokens, W = nH * hd;
-        var gate = ip.Tensors[$"gate_{l}"];
+        if (_promptGates is not { } gates) return;
+        int nH = Config.NumAttentionHeads, nKv = Config.NumKeyValueHeads, hd = Config.HeadDim, W = nH * hd;
+        int P = caches[0].PromptK![l].Length / (nKv * hd);
+        var gate = gates[l];
         var o = new float[W]; var probs = new float[nH * P];
         for (int n = 0; n < N; n++)
         {

@@ -58,11 +58,11 @@ public sealed class LinearWeights(WeightMatrix w, float[]? bias)
         {
             var xs = new float[T * In];
             for (int t = 0; t < T; t++) System.Numerics.Tensors.TensorPrimitives.Multiply(X.Slice(t * In, In), l, xs.AsSpan(t * In, In));
-            LinearKernels.Forward(xs, W, Bias, Y, T);
+            InferenceLinear.Forward(xs, W, Bias, Y, T);
             AddAdapters(xs, Y, T, rows);
             return;
         }
-        LinearKernels.Forward(X, W, Bias, Y, T);
+        InferenceLinear.Forward(X, W, Bias, Y, T);
         AddAdapters(X, Y, T, rows);
     }
 
@@ -76,7 +76,7 @@ public sealed class LinearWeights(WeightMatrix w, float[]? bias)
             foreach (var (l, y) in products) l.Forward(X, y, T, rows);
             return;
         }
-        LinearKernels.ForwardMany(X, T, products.Select(p => (p.L.W, p.L.Bias, p.Y)).ToArray());
+        InferenceLinear.ForwardMany(X, T, products.Select(p => (p.L.W, p.L.Bias, p.Y)).ToArray());
         foreach (var (l, y) in products) l.AddAdapters(X, y, T, rows);
     }
 
@@ -119,9 +119,9 @@ public sealed class LinearWeights(WeightMatrix w, float[]? bias)
     private static void AddDelta(LoraDelta d, ReadOnlySpan<float> X, Span<float> Y, int T)
     {
         var ax = new float[T * d.Rank];                                     // (T, r)
-        LinearKernels.Forward(X, WeightMatrix.FromF32(d.Rank, d.In, d.A), [], ax, T);
+        InferenceLinear.Forward(X, WeightMatrix.FromF32(d.Rank, d.In, d.A), [], ax, T);
         var bax = new float[T * d.Out];                                     // (T, Out)
-        LinearKernels.Forward(ax, WeightMatrix.FromF32(d.Out, d.Rank, d.B), [], bax, T);
+        InferenceLinear.Forward(ax, WeightMatrix.FromF32(d.Out, d.Rank, d.B), [], bax, T);
         System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(bax, d.Scale, Y[..(T * d.Out)], Y[..(T * d.Out)]);
     }
 }
@@ -399,15 +399,15 @@ public sealed partial class InferenceModel : IDisposable
     /// <summary>The iPEFT gate head (W (layers, hidden), b (layers)) when an iPEFT adapter is attached.</summary>
     private Peft.Ipeft.IpeftAdapterFile? _ipeft;
 
-    /// <summary>Whether the forward reads per-token segments (instruction-aware variants or iPEFT); callers skip
+    /// <summary>Whether the forward reads per-token segments (instruction-aware variants, iPEFT, IAPT, HINT); callers skip
     /// computing them otherwise.</summary>
-    public bool ReadsSegments => InstructionAware != null || _ipeft != null || _iapt != null;
+    public bool ReadsSegments => InstructionAware != null || _ipeft != null || _iapt != null || _hint != null;
 
     /// <summary>Attaches an iPEFT adapter: the gate head and a gated low-rank delta per named linear; throws when the
     /// model's layers, width or a module do not fit.</summary>
     public void ApplyIpeft(Peft.Ipeft.IpeftAdapterFile adapter)
     {
-        if (_iapt != null) throw new InvalidDataException("the model already has an instruction-conditioned adapter attached");
+        if (_iapt != null || _hint != null) throw new InvalidDataException("the model already has an instruction-conditioned adapter attached");
         if (adapter.Layers != Layers.Length || adapter.Hidden != Config.HiddenSize)
             throw new InvalidDataException($"iPEFT adapter is for {adapter.Layers} layers of width {adapter.Hidden}; this model has {Layers.Length} of width {Config.HiddenSize}");
         var byName = Layers.SelectMany((l, i) => l.Linears(i)).ToDictionary(x => x.Name, x => x.L);
@@ -430,7 +430,7 @@ public sealed partial class InferenceModel : IDisposable
         int D = Config.HiddenSize, L = ip.Layers;
         var C = InstructionContext(X, D, chunks, SegmentsOf(chunks, N), 0, Layers.Length + 1);   // (N, D): stage 0 (token embeddings) of the cache state the instruction-aware variants share
         var G = new float[N * L];
-        LinearKernels.Forward(C, WeightMatrix.FromF32(L, D, ip.GateW), ip.GateB, G, N);
+        InferenceLinear.Forward(C, WeightMatrix.FromF32(L, D, ip.GateW), ip.GateB, G, N);
         System.Numerics.Tensors.TensorPrimitives.Tanh(G, G);
         return new RowAdapters(adapters?.Groups ?? []) { Gates = G, GateLayers = L };
     }

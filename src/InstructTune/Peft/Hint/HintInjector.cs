@@ -59,21 +59,11 @@ public static class HintInjector
     public static void LoadInto(LlamaModel model, string dir)
     {
         var (cfgPath, weightsPath) = AdapterFolder.Files(dir);
-        var root = AdapterFolder.ReadConfig(cfgPath);
-        int Int(string key) => root.TryGetProperty(key, out var v) && v.TryGetInt32(out var i) && i > 0 ? i
-            : throw new InvalidDataException($"{cfgPath}: missing or invalid key \"{key}\"");
+        var (config, layers, hidden, heads, kv, hd) = HintAdapterFile.ReadConfig(cfgPath);
         var c = model.Config;
-        if (Int("num_layers") != c.NumHiddenLayers || Int("hidden_size") != c.HiddenSize || Int("num_attention_heads") != c.NumAttentionHeads
-            || Int("num_key_value_heads") != c.NumKeyValueHeads || Int("head_dim") != c.HeadDim)
-            throw new InvalidDataException($"{cfgPath}: HINT adapter is for {Int("num_layers")} layers, hidden {Int("hidden_size")}, {Int("num_attention_heads")} heads ({Int("num_key_value_heads")} kv); "
+        if (layers != c.NumHiddenLayers || hidden != c.HiddenSize || heads != c.NumAttentionHeads || kv != c.NumKeyValueHeads || hd != c.HeadDim)
+            throw new InvalidDataException($"{cfgPath}: HINT adapter is for {layers} layers, hidden {hidden}, {heads} heads ({kv} kv); "
                 + $"the model has {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, {c.NumAttentionHeads} heads ({c.NumKeyValueHeads} kv)");
-        double alpha = root.TryGetProperty("lora_alpha", out var a) && a.TryGetDouble(out var av) && av > 0 ? av : throw new InvalidDataException($"{cfgPath}: missing or invalid key \"lora_alpha\"");
-        var targets = root.TryGetProperty("target_modules", out var tm) ? tm.EnumerateArray().Select(x => x.GetString() ?? "").ToList() : [];
-        var config = new HintConfig
-        {
-            EncoderLayers = Int("encoder_layers"), Rank = Int("r"), Alpha = alpha, TargetModules = targets,
-            NumVirtualTokens = Int("num_virtual_tokens"), Bottleneck = Int("bottleneck"),
-        };
         try { Inject(model, config, 0); }
         catch (ArgumentException e) { throw new InvalidDataException($"{dir}: {e.Message}"); }
         using var f = SafetensorsFile.Open(weightsPath);

@@ -13,7 +13,7 @@ public sealed class ServeSection
     public string ApiKeyEnv { get; set; } = "";
     [ConfigKey("Model name of the base in /v1/models and requests; empty = the checkpoint folder's name.")]
     public string ServedModelName { get; set; } = "";
-    [ConfigKey("LoRA adapters served as their own model names: NAME=DIR entries (PEFT folders).")]
+    [ConfigKey("LoRA adapters served as their own model names: NAME=DIR entries (PEFT folders); an iPEFT, IAPT or HINT adapter is served alone, as the model NAME.")]
     public List<string> Adapters { get; set; } = [];
     [ConfigKey("A .jinja chat template instead of the tokenizer's; empty = the tokenizer's.")]
     public string ChatTemplate { get; set; } = "";

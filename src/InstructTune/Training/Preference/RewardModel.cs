@@ -4,7 +4,8 @@
 //   h_i   = norm(x)[last real token of row i]            (hidden)   the final-norm hidden state (HF: hidden_states[-1])
 //   r_i   = score.weight · h_i                            scalar     score = Linear(hidden, 1, bias=False), as
 //                                                                    LlamaForSequenceClassification's `score`
-//   L     = mean_k −log σ(r_chosen,k − r_rejected,k)       (TRL: −logsigmoid(rewards_chosen − rewards_rejected).mean())
+//   L     = mean_k −log σ(r_chosen,k − r_rejected,k − m_k)  (TRL: −logsigmoid(rewards_chosen − rewards_rejected
+//                                                          [− margin]).mean(); m_k = the pair's `margin` column, 0 without)
 //         + c · mean_k (r_chosen,k + r_rejected,k)²        (TRL's center_rewards_coefficient c; 0 = off)
 //
 // "Last real token" is the last position of the row that is not padding (the collator's document id ≥ 0): HF pools
@@ -71,8 +72,9 @@ public sealed class RewardHead
     }
 }
 
-/// <summary>Bradley–Terry training of <see cref="RewardHead"/> over the model (see the file header).</summary>
-public sealed class RewardObjective(RewardHead head, double centerRewardsCoefficient) : IStepObjective
+/// <summary>Bradley–Terry training of <see cref="RewardHead"/> over the model (see the file header); the per-pair
+/// margins of <paramref name="data"/> (the data the training batches come from) enter the loss when it has them.</summary>
+public sealed class RewardObjective(RewardHead head, double centerRewardsCoefficient, Data.Preference.PreferenceData? data = null) : IStepObjective
 {
     public RewardHead Head => head;
 
@@ -109,9 +111,9 @@ public sealed class RewardObjective(RewardHead head, double centerRewardsCoeffic
     }
 
     /// <summary>Loss of one pair and its derivatives by r_chosen and r_rejected (before the 1/pairs mean).</summary>
-    public static (double Loss, double DChosen, double DRejected) Pair(double rc, double rr, double center)
+    public static (double Loss, double DChosen, double DRejected) Pair(double rc, double rr, double center, double margin = 0)
     {
-        double d = rc - rr;
+        double d = rc - rr - margin;
         double loss = -PreferenceLoss.LogSigmoid(d);
         double g = -PreferenceLoss.Sigmoid(-d);                 // d(−log σ(d))/dd = −σ(−d)
         double s = rc + rr;
@@ -128,7 +130,7 @@ public sealed class RewardObjective(RewardHead head, double centerRewardsCoeffic
             using var tape = Tape.Record();
             var (r, values) = Forward(model, head, b, checkpointLayers);
             var w = new float[b.B];
-            loss += Terms(values, b.B / 2, pairsOfStep, w, m);
+            loss += Terms(values, b.B / 2, pairsOfStep, w, m, Margins(data, b));
             tape.Backward(Ops.Sum(Ops.Mul(Ops.Reshape(r, b.B), Tensor.FromArray(w, b.B))));
             tokens += b.RealTokens;
         }
@@ -136,12 +138,12 @@ public sealed class RewardObjective(RewardHead head, double centerRewardsCoeffic
     }
 
     /// <summary>This micro-batch's share of the step loss; dL/dr per row into <paramref name="dR"/>.</summary>
-    private double Terms(double[] r, int P, int pairsOfStep, float[] dR, Metrics m)
+    private double Terms(double[] r, int P, int pairsOfStep, float[] dR, Metrics m, double[]? margins)
     {
         double loss = 0;
         for (int k = 0; k < P; k++)
         {
-            var (l, dc, dr) = Pair(r[k], r[P + k], centerRewardsCoefficient);
+            var (l, dc, dr) = Pair(r[k], r[P + k], centerRewardsCoefficient, margins?[k] ?? 0);
             loss += l / pairsOfStep;
             dR[k] = (float)(dc / pairsOfStep);
             dR[P + k] = (float)(dr / pairsOfStep);
@@ -158,12 +160,16 @@ public sealed class RewardObjective(RewardHead head, double centerRewardsCoeffic
         for (int s = 0; s < eval.Count; s += itemsPerBatch)
         {
             var b = eval.Collate(Enumerable.Range(s, Math.Min(itemsPerBatch, eval.Count - s)).ToArray());
-            loss += Terms(Score(model, head, b), b.B / 2, eval.Count, new float[b.B], m);
+            loss += Terms(Score(model, head, b), b.B / 2, eval.Count, new float[b.B], m, Margins(eval, b));
         }
         var result = new Dictionary<string, double> { ["loss"] = loss };
         foreach (var (k, v) in m.Result()) result[k] = v;
         return result;
     }
+
+    // The margins of a batch's pairs in row order (null when the data has none).
+    private static double[]? Margins(Data.Preference.PreferenceData? d, Batch b) =>
+        d is { HasMargins: true } ? d.ItemsOf(b).Select(d.Margin).ToArray() : null;
 
     /// <summary>TRL's reward metrics: accuracy (chosen reward above rejected), and the mean rewards and margin.</summary>
     private sealed class Metrics
