@@ -159,11 +159,11 @@ public sealed partial class InferenceModel
         var g = new float[1]; var u = new float[m]; var a = new float[m]; var zs = new float[P * 2 * kvd];
         for (int l = 0; l < L; l++)
         {
-            LinearKernels.Forward(e, WeightMatrix.FromF32(1, D, h.Tensors[$"adapter_gate_w_{l}"]), h.Tensors[$"adapter_gate_b_{l}"], g, 1);
+            InferenceLinear.Forward(e, WeightMatrix.FromF32(1, D, h.Tensors[$"adapter_gate_w_{l}"]), h.Tensors[$"adapter_gate_b_{l}"], g, 1);
             gates[l] = MathF.Tanh(g[0]);                                     // g_l = tanh(w_l·e + b_l)
-            LinearKernels.Forward(e, _hintDown![l], h.Tensors[$"prompt_down_{l}.bias"], u, 1);
+            InferenceLinear.Forward(e, _hintDown![l], h.Tensors[$"prompt_down_{l}.bias"], u, 1);
             ActivationKernels.GeluForward(u, a, tanhApproximation: false);   // gelu(W_down·e + b_down)
-            LinearKernels.Forward(a, _hintUp![l], h.Tensors[$"prompt_up_{l}.bias"], zs, 1);   // z: prompt p's key, then its value
+            InferenceLinear.Forward(a, _hintUp![l], h.Tensors[$"prompt_up_{l}.bias"], zs, 1);   // z: prompt p's key, then its value
             K[l] = new float[P * kvd]; V[l] = new float[P * kvd];
             for (int p = 0; p < P; p++)
             {
