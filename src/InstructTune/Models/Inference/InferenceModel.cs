@@ -188,9 +188,39 @@ public sealed record SequenceChunk(KvCache Cache, int[] Tokens, int[]? Positions
 
 public sealed partial class InferenceModel : IDisposable
 {
-    public LlamaConfig Config { get; }
-    public WeightMatrix Embed { get; }
+    public LlamaConfig Config { get; private set; }
+    public WeightMatrix Embed { get; private set; }
     public WeightMatrix LmHead { get; private set; }
+
+    /// <summary>
+    /// Appends the rows of added tokens (instruction marker tokens trained under LoRA/QLoRA: the adapter folder's
+    /// added_tokens.safetensors) to the embedding and lm_head: ids [vocab_size, vocab_size + k) get
+    /// <paramref name="embedRows"/> (k, hidden) and, untied, <paramref name="headRows"/>; vocab_size grows by k. The
+    /// tables become float32 copies. <paramref name="firstId"/> must be today's vocab_size (the ids training gave them).
+    /// </summary>
+    public void AppendTokenRows(int firstId, float[] embedRows, float[]? headRows)
+    {
+        int V = Config.VocabSize, D = Config.HiddenSize, k = embedRows.Length / D;
+        if (firstId != V) throw new InvalidDataException($"the added token rows start at id {firstId}, but the model's vocab_size is {V}");
+        if (k < 1 || embedRows.Length != k * D) throw new InvalidDataException($"added token rows of {embedRows.Length} values do not fit hidden size {D}");
+        if (Config.TieWordEmbeddings != (headRows == null))
+            throw new InvalidDataException(Config.TieWordEmbeddings ? "the model ties lm_head to the embedding, but the added rows carry their own lm_head rows"
+                : "the model's lm_head is untied, but the added rows carry no lm_head rows");
+        if (InstructionAware != null || VirtualTokens > 0) throw new InvalidDataException("added token rows are appended before other variants attach");
+        WeightMatrix Grow(WeightMatrix w, float[] rows)
+        {
+            var all = new float[(V + k) * D];
+            w.ToF32().CopyTo(all, 0);
+            rows.CopyTo(all, V * D);
+            return WeightMatrix.FromF32(V + k, D, all);
+        }
+        bool tied = ReferenceEquals(LmHead, Embed);
+        var embed = Grow(Embed, embedRows);
+        LmHead = tied ? embed : Grow(LmHead, headRows ?? throw new InvalidDataException("untied lm_head needs rows"));
+        Embed = embed;
+        Config = Config with { VocabSize = V + k };
+        WeightBytes = Embed.ByteLength + (ReferenceEquals(LmHead, Embed) ? 0 : LmHead.ByteLength) + Layers.Sum(l => l.Linears(0).Sum(x => x.L.W.ByteLength));
+    }
     public float[] FinalNorm { get; }
     public DecoderLayerWeights[] Layers { get; }
     public IReadOnlyList<string> UnusedTensors { get; }
