@@ -28,11 +28,16 @@ public static class GemmBench
         ("lm_head_dW", true, false, V, D, T),
     ];
 
+    /// <summary>The products timed: config L's by default, or the `--shape NAME:M,N,K` list (layout NN, Y = X·W
+    /// with W [K, N] row-major, as bench/native/onednn_matmul.c times oneDNN's plain layout).</summary>
+    private static (string Name, bool TA, bool TB, int M, int N, int K)[] active = Shapes;
+
     public static int Run(string[] args)
     {
         int reps = 3;
         string? only = null;
         bool bf16 = false;
+        var custom = new List<(string, bool, bool, int, int, int)>();
         for (int i = 0; i < args.Length; i++)
         {
             if (args[i] == "--reps" && i + 1 < args.Length) reps = int.Parse(args[++i], CultureInfo.InvariantCulture);
@@ -48,8 +53,10 @@ public static class GemmBench
             else if (args[i] == "--kernel") { KernelOnly(); return 0; }
             else if (args[i] == "--bf16") bf16 = true;
             else if (args[i] == "--threads" && i + 1 < args.Length) Gemm.MaxThreads = int.Parse(args[++i], CultureInfo.InvariantCulture);
-            else { Console.Error.WriteLine($"gemm: unknown option '{args[i]}' (options: --reps N, --only NAME, --bf16, --threads N, --blocks MC,KC,NC, --tile avx512|avx2|portable, --kernel)"); return 2; }
+            else if (args[i] == "--shape" && i + 1 < args.Length && ParseShape(args[++i]) is { } shape) custom.Add(shape);
+            else { Console.Error.WriteLine($"gemm: unknown or malformed option '{args[i]}' (options: --reps N, --only NAME, --bf16, --threads N, --shape NAME:M,N,K (repeatable), --blocks MC,KC,NC, --tile avx512|avx2|portable, --kernel)"); return 2; }
         }
+        if (custom.Count > 0) active = [.. custom];
         if (bf16) return Bf16(reps, only);
         bool blas = OpenBlas.IsAvailable;
         Gemm.MaxThreads = Gemm.MaxThreads; // also caps OpenBLAS's pool to the same count
@@ -60,7 +67,7 @@ public static class GemmBench
         // Wall-clock GFLOP/s, and in brackets GFLOP per CPU-second per thread: the machine is shared, and the
         // CPU-time figure shows kernel efficiency even when other processes take the cores.
         Console.WriteLine($"{"shape",-15} {"layout",-6} {"M×N×K",-18} {"managed",10} {"(cpu)",7} {"openblas",10} {"(cpu)",7} {"ratio",7}");
-        foreach (var (name, ta, tb, M, N, K) in Shapes)
+        foreach (var (name, ta, tb, M, N, K) in active)
         {
             if (only != null && !name.Contains(only)) continue;
             var a = Fill((long)M * K, 1); var b = Fill((long)K * N, 2); var c = new float[(long)M * N];
@@ -74,8 +81,8 @@ public static class GemmBench
             Console.WriteLine(Json(("bench", "gemm"), ("shape", $"{name} {layout} {M}x{N}x{K}"), ("managed_gflops", managed),
                 ("openblas_gflops", openblas), ("ratio", managed / openblas)));
         }
-        if (only == null || only.StartsWith("lowp")) LowPrecision(reps);
-        if (only == null || only.StartsWith("gemv")) Gemv(reps, blas);
+        if (custom.Count == 0 && (only == null || only.StartsWith("lowp"))) LowPrecision(reps);
+        if (custom.Count == 0 && (only == null || only.StartsWith("gemv"))) Gemv(reps, blas);
         return 0;
     }
 
@@ -91,7 +98,7 @@ public static class GemmBench
         var saved = Gemm.Bf16Backend;
         try
         {
-            foreach (var (name, ta, tb, M, N, K) in Shapes)
+            foreach (var (name, ta, tb, M, N, K) in active)
             {
                 if (only != null && !name.Contains(only)) continue;
                 var a = Fill((long)M * K, 1); var b = Fill((long)K * N, 2); var c = new float[(long)M * N];
@@ -121,6 +128,15 @@ public static class GemmBench
         }
         finally { Gemm.Bf16Backend = saved; }
         return 0;
+    }
+
+    private static (string, bool, bool, int, int, int)? ParseShape(string s)
+    {
+        var parts = s.Split(':');
+        if (parts.Length != 2) return null;
+        var d = parts[1].Split(',');
+        if (d.Length != 3 || !d.All(x => int.TryParse(x, NumberStyles.None, CultureInfo.InvariantCulture, out int v) && v > 0)) return null;
+        return (parts[0], false, false, int.Parse(d[0], CultureInfo.InvariantCulture), int.Parse(d[1], CultureInfo.InvariantCulture), int.Parse(d[2], CultureInfo.InvariantCulture));
     }
 
     /// <summary>The FFN forward product with the weight stored as bf16 and as NF4 (QLoRA's frozen base),

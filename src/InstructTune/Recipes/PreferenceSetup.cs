@@ -37,6 +37,37 @@ public sealed class PreferenceSetup
         Objective = objective; Reward = reward; Sampler = sampler; Reference = reference; _validation = validation; _validationReference = validationReference;
     }
 
+    /// <summary>
+    /// A preference.* key set (to a value other than its default) under an objective whose loss does not read it is
+    /// refused naming the key and the objectives that do (the key would be accepted and ignored): all of them under
+    /// sft; label_smoothing outside sigmoid-DPO and SimPO; simpo_gamma, cpo_alpha outside SimPO; desirable_weight,
+    /// undesirable_weight, score_threshold outside KTO; precompute_ref_log_probs without a reference model (orpo, simpo).
+    /// </summary>
+    public static void RefuseUnusedKeys(TrainConfig c)
+    {
+        var o = c.Training.Objective;
+        var p = c.Preference; var p0 = new PreferenceSection();
+        void Only(bool changed, string key, string usedBy, params TrainingObjective[] objectives)
+        {
+            if (changed && !objectives.Contains(o))
+                throw new ConfigException($"preference.{key}: not used by training.objective {o.ToString().ToLowerInvariant()} (only {usedBy}); remove it");
+        }
+        Only(p.Beta != p0.Beta, "beta", "dpo, ipo, kto, orpo, simpo", TrainingObjective.Dpo, TrainingObjective.Ipo, TrainingObjective.Kto, TrainingObjective.Orpo, TrainingObjective.Simpo);
+        Only(p.LossType != p0.LossType, "loss_type", "dpo", TrainingObjective.Dpo);
+        Only(p.LabelSmoothing != p0.LabelSmoothing, "label_smoothing", "dpo with loss_type sigmoid, and simpo", TrainingObjective.Dpo, TrainingObjective.Simpo);
+        if (o == TrainingObjective.Dpo && p.LossType == DpoLossType.Hinge && p.LabelSmoothing != 0)
+            throw new ConfigException("preference.label_smoothing: the hinge loss (loss_type hinge) has no label smoothing (cDPO is the sigmoid loss's); remove it");
+        Only(p.SimpoGamma != p0.SimpoGamma, "simpo_gamma", "simpo", TrainingObjective.Simpo);
+        Only(p.CpoAlpha != p0.CpoAlpha, "cpo_alpha", "simpo", TrainingObjective.Simpo);
+        Only(p.DesirableWeight != p0.DesirableWeight, "desirable_weight", "kto", TrainingObjective.Kto);
+        Only(p.UndesirableWeight != p0.UndesirableWeight, "undesirable_weight", "kto", TrainingObjective.Kto);
+        Only(p.ScoreThreshold != p0.ScoreThreshold, "score_threshold", "kto: unpaired records with a score", TrainingObjective.Kto);
+        Only(p.PrecomputeRefLogProbs != p0.PrecomputeRefLogProbs, "precompute_ref_log_probs", "dpo, ipo, kto: the objectives with a reference model", TrainingObjective.Dpo, TrainingObjective.Ipo, TrainingObjective.Kto);
+        Only(p.CenterRewardsCoefficient != p0.CenterRewardsCoefficient, "center_rewards_coefficient", "reward", TrainingObjective.Reward);
+        Only(p.SkipInvalidRecords != p0.SkipInvalidRecords, "skip_invalid_records", "the preference objectives: dpo, ipo, kto, orpo, simpo, reward",
+            TrainingObjective.Dpo, TrainingObjective.Ipo, TrainingObjective.Kto, TrainingObjective.Orpo, TrainingObjective.Simpo, TrainingObjective.Reward);
+    }
+
     /// <summary>Keys of other objectives that would be silently ignored are refused; preference settings are range-checked.</summary>
     public static void Validate(TrainConfig c)
     {
@@ -52,6 +83,7 @@ public sealed class PreferenceSetup
             Require(c.Preference.SimpoGamma == p0.SimpoGamma && c.Preference.CpoAlpha == 0, "preference.simpo_gamma", "and cpo_alpha apply to objective simpo only");
         }
         else Require(c.Preference.CenterRewardsCoefficient == 0, "preference.center_rewards_coefficient", "applies to objective reward only");
+        RefuseUnusedKeys(c);
         Require(c.Preference.CenterRewardsCoefficient >= 0, "preference.center_rewards_coefficient", "must be ≥ 0");
         Require(c.Loss.LambdaInstruction == 1 && c.Loss.NextTokenWeight == 0 && c.Loss.LabelSmoothing == 0 && c.Loss.TaskWeighting == TaskWeighting.None,
             "loss", $"lambda_instruction, next_token_weight, label_smoothing and task_weighting shape the SFT loss; objective {obj} has its own (preference section)");

@@ -308,7 +308,7 @@ public class ServeTests
         var logits = Scorer.Score(model, [ids], keepLogits: true)[0].Logits!;
         int V = model.Config.VocabSize;
         var viaEmbedding = new float[V];
-        LinearKernels.Forward(v, model.LmHead, [], viaEmbedding, 1);
+        InferenceLinear.Forward(v, model.LmHead, [], viaEmbedding, 1);
         for (int t = 0; t < V; t += 97)
         {
             double mean = Enumerable.Range(0, ids.Length).Average(p => logits[p * V + t]);

@@ -16,14 +16,14 @@ public sealed partial class InferenceModel
         var sum = new float[N * D];
         for (int k = 0; k < global::InstructTune.Models.InstructionAware.CotPathways.Paths; k++)
         {
-            LinearKernels.Forward(X, WeightMatrix.FromF32(r, D, w.W[k]), w.B[k], Z, N);
+            InferenceLinear.Forward(X, WeightMatrix.FromF32(r, D, w.W[k]), w.B[k], Z, N);
             switch (k)
             {
                 case 0: ActivationKernels.SiluForward(Z, A); break;
                 case 1: ActivationKernels.GeluForward(Z, A, tanhApproximation: false); break;
                 default: System.Numerics.Tensors.TensorPrimitives.Tanh(Z, A); break;
             }
-            LinearKernels.Forward(A, WeightMatrix.FromF32(D, r, w.Out[k]), [], Y, N);
+            InferenceLinear.Forward(A, WeightMatrix.FromF32(D, r, w.Out[k]), [], Y, N);
             if (k == 0) Y.CopyTo(sum, 0); else System.Numerics.Tensors.TensorPrimitives.Add(sum, Y, sum);
         }
         System.Numerics.Tensors.TensorPrimitives.Add(X, sum, X);   // h + ((y_1 + y_2) + y_3), the training order

@@ -51,7 +51,7 @@ public sealed partial class InferenceModel
             }
         }
         if (hintRows != null) rows = hintRows;                       // HINT: the rows of the input's layout
-        var adapters = WithHintGates(RowAdaptersOf(chunks), caches, N);
+        var adapters = WithHintMixers(RowAdaptersOf(chunks), caches, N);
 
         var X = new float[N * D];                                   // (N, D) residual stream
         if (inputRows != null)
@@ -157,7 +157,7 @@ public sealed partial class InferenceModel
             if (rows[r] >= 0) X.AsSpan(rows[r] * D, D).CopyTo(Xs.AsSpan(r * D, D));   // −1 stays 0: RMSNorm and the LM head keep it 0
         RmsNormKernel.Forward(Xs, FinalNorm, Xs, new float[R], R, D, eps);
         var logits = new float[(long)R * V];
-        LinearKernels.Forward(Xs, LmHead, [], logits, R);
+        InferenceLinear.Forward(Xs, LmHead, [], logits, R);
         return logits;
     }
 
@@ -216,8 +216,8 @@ public sealed partial class InferenceModel
         var C = InstructionContext(X, D, chunks, segs, l + 1, Layers.Length + 1);  // (N, D)
         var Z = new float[N * D];
         var Zc = new float[N * D];
-        LinearKernels.Forward(X, WeightMatrix.FromF32(D, D, g.Wh), g.Bias, Z, N);
-        LinearKernels.Forward(C, WeightMatrix.FromF32(D, D, g.Wc), [], Zc, N);
+        InferenceLinear.Forward(X, WeightMatrix.FromF32(D, D, g.Wh), g.Bias, Z, N);
+        InferenceLinear.Forward(C, WeightMatrix.FromF32(D, D, g.Wc), [], Zc, N);
         for (int n = 0; n < N; n++)
             for (int d = 0; d < D; d++)
             {

@@ -62,9 +62,9 @@ public sealed partial class InferenceModel
             var u = new float[m]; var zs = new float[P * 2 * kvd];
             for (int l = 0; l < Layers.Length; l++)
             {
-                LinearKernels.Forward(r, _iaptDown![l], ip.Tensors[$"down_{l}.bias"], u, 1);   // u = act(W_down·r + b)
+                InferenceLinear.Forward(r, _iaptDown![l], ip.Tensors[$"down_{l}.bias"], u, 1);   // u = act(W_down·r + b)
                 IaptGenerator.Act(u, ip.Config.Activation);
-                LinearKernels.Forward(u, _iaptUp![l], ip.Tensors[$"up_{l}.bias"], zs, 1);      // z = W_up·u + b: token p's key, then value
+                InferenceLinear.Forward(u, _iaptUp![l], ip.Tensors[$"up_{l}.bias"], zs, 1);      // z = W_up·u + b: token p's key, then value
                 var k = ch.Cache.PromptK[l] = new float[P * kvd];
                 var v = ch.Cache.PromptV[l] = new float[P * kvd];
                 for (int p = 0; p < P; p++)

@@ -48,8 +48,8 @@ public sealed partial class InferenceModel
         var C = InstructionContext(Uall, D, chunks, segs, Layers.Length + 1, Layers.Length + 2);   // (N, D) causal mean of u
         var Zx = new float[N * D];
         var Zc = new float[N * D];
-        LinearKernels.Forward(X, WeightMatrix.FromF32(D, D, w.Wx), [], Zx, N);
-        LinearKernels.Forward(C, WeightMatrix.FromF32(D, D, w.Wc), w.Bias, Zc, N);
+        InferenceLinear.Forward(X, WeightMatrix.FromF32(D, D, w.Wx), [], Zx, N);
+        InferenceLinear.Forward(C, WeightMatrix.FromF32(D, D, w.Wc), w.Bias, Zc, N);
         System.Numerics.Tensors.TensorPrimitives.Add(Zx, Zc, Zx);
         System.Numerics.Tensors.TensorPrimitives.Add(X, Zx, X);     // x + (x W_xᵀ + (c W_cᵀ + b)), the training order
     }

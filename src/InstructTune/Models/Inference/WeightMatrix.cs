@@ -1,6 +1,10 @@
-// A weight matrix [Rows, Cols] (row-major, HF nn.Linear layout: out × in) held as float32 or bfloat16,
+// A weight matrix [Rows, Cols] (row-major, HF nn.Linear layout: out × in) held as float32, bfloat16 or q8_0,
 // either in place in a memory-mapped checkpoint (zero copy: resident memory = the pages read) or in an array.
+// This is storage only: the products run in the engine (Engine/Kernels/LinearKernel.cs) on the WeightView that
+// Pin() hands out; InferenceLinear binds the two.
+using System.Buffers;
 using InstructTune.Checkpoints;
+using InstructTune.Engine.Kernels;
 
 namespace InstructTune.Models.Inference;
 
@@ -107,7 +111,7 @@ public sealed class WeightMatrix
     /// <summary>
     /// True when products with many tokens (prefill, scoring) compute in bf16: activations rounded to bf16 and
     /// multiplied by bf16 weights with float32 accumulation (<c>--compute bf16</c>). Decode (fewer than
-    /// LinearKernels.GemmMinTokens tokens) keeps its float32 GEMV: it is bound by the bytes of W, not by arithmetic.
+    /// InferenceLinear.GemmMinTokens tokens) keeps its float32 GEMV: it is bound by the bytes of W, not by arithmetic.
     /// </summary>
     public bool ComputeBf16 { get; set; }
 
@@ -129,12 +133,28 @@ public sealed class WeightMatrix
         }
     }
 
+    /// <summary>The storage pinned (arrays) or as mapped, viewed as the engine's kernels read it; dispose to unpin.
+    /// The view is valid until then.</summary>
+    public Pinned Pin()
+    {
+        var format = IsQ8 ? WeightFormat.Q8_0 : IsBf16 ? WeightFormat.Bf16 : WeightFormat.F32;
+        if (_mapped != 0) return new Pinned(new WeightView(_mapped, Rows, Cols, format), default);
+        MemoryHandle h = IsQ8 ? _q8.AsMemory().Pin() : IsBf16 ? _bf16.AsMemory().Pin() : _f32.AsMemory().Pin();
+        unsafe { return new Pinned(new WeightView((nint)h.Pointer, Rows, Cols, format), h); }
+    }
+
+    /// <summary>A pinned view of the storage (see <see cref="Pin"/>).</summary>
+    public readonly struct Pinned(WeightView view, MemoryHandle handle) : IDisposable
+    {
+        public WeightView View { get; } = view;
+        public void Dispose() => handle.Dispose();
+    }
+
     /// <summary>Row r converted to float32 (embedding lookup).</summary>
     public void RowToF32(int r, Span<float> dst)
     {
-        if (IsQ8) { long rb = Cols / Q8Block * Q8BlockBytes; Engine.Quantization.Q8_0.Dequantize(Q8Blocks.Slice((int)(r * rb), (int)rb), dst[..Cols]); }
-        else if (IsBf16) { var src = Bf16.Slice(r * Cols, Cols); for (int i = 0; i < Cols; i++) dst[i] = DTypes.Bf16ToF32(src[i]); }
-        else F32.Slice(r * Cols, Cols).CopyTo(dst);
+        using var pin = Pin();
+        pin.View.RowToF32(r, dst);
     }
 
     /// <summary>The whole matrix as float32 (a copy).</summary>

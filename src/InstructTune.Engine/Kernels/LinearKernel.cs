@@ -1,83 +1,130 @@
-// Y[T, O] = X[T, K] · W[O, K]ᵀ (+ bias[O]) for float32 or bfloat16 weights, float32 activations.
-// Decode (T = 1) is a matrix-vector product limited by memory bandwidth: every weight is streamed once, and bf16
-// halves the bytes. A few tokens reuse each weight row from L1: a 4-row × 2-token register tile of dot products
-// (8 independent FMA chains) along K, rows split across cores when the matrix is large enough for threads to
-// pay. From GemmMinTokens tokens on (prefill), the engine's packed GEMM serves. Y must not alias X or W.
+// Y[T, O] = X[T, K] · W[O, K]ᵀ (+ bias[O]): the linear layer of inference, for float32, bfloat16 or q8_0 weights
+// (ggml's block_q8_0) and float32 activations. The weights come as a WeightView: an address that stays valid for
+// the call (a memory-mapped checkpoint, or an array the caller pins) with its shape and format; storage, mapping
+// and lifetime belong to the caller (the model layer's WeightMatrix).
+// Decode (T < GemmMinTokens) is a matrix-vector product limited by memory bandwidth: every weight is streamed
+// once, and bf16 halves the bytes, q8_0 nearly quarters them. A few tokens reuse each weight row from L1: a 4-row
+// × 2-token register tile of dot products (8 independent FMA chains) along K, rows split across cores when the
+// matrix is large enough for threads to pay; q8_0 rows go to Q8Gemv on x quantised once per call. From
+// GemmMinTokens tokens on (prefill), the packed GEMM serves (q8_0 rows dequantised in bounded slabs).
+// Y must not alias X or W. The naive twin ForwardNaive (double precision) is the test oracle
+// (tests/InstructTune.Engine.Tests/Kernels/LinearKernelTests.cs).
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using System.Numerics.Tensors;
-using InstructTune.Engine.Kernels;
+using InstructTune.Engine.Quantization;
+using InstructTune.Engine.Tensors;
 
-namespace InstructTune.Models.Inference;
+namespace InstructTune.Engine.Kernels;
 
-public static class LinearKernels
+/// <summary>How a weight matrix stores its values.</summary>
+public enum WeightFormat
+{
+    F32,
+    Bf16,
+    /// <summary>ggml's block_q8_0: per 32 values of a row, a half scale then 32 int8 quants (34 bytes).</summary>
+    Q8_0,
+}
+
+/// <summary>
+/// A row-major weight matrix [Rows, Cols] (HF nn.Linear layout: out × in) at <see cref="Data"/>, as the linear
+/// kernels read it. The address must stay valid (mapped, native, or pinned) while a kernel runs on it.
+/// </summary>
+public readonly struct WeightView
+{
+    public nint Data { get; }
+    public int Rows { get; }
+    public int Cols { get; }
+    public WeightFormat Format { get; }
+
+    public WeightView(nint data, int rows, int cols, WeightFormat format)
+    {
+        if (rows < 0 || cols < 0) throw new ArgumentException($"WeightView: shape [{rows},{cols}]");
+        if (format == WeightFormat.Q8_0 && cols % Q8_0.BlockSize != 0)
+            throw new ArgumentException($"WeightView: q8_0 rows need a multiple of {Q8_0.BlockSize} values, this one has {cols}");
+        if (data == 0 && (long)rows * cols != 0) throw new ArgumentException("WeightView: null address");
+        Data = data; Rows = rows; Cols = cols; Format = format;
+    }
+
+    /// <summary>Bytes of one stored row.</summary>
+    public long RowBytes => Format switch
+    {
+        WeightFormat.Q8_0 => (long)Cols / Q8_0.BlockSize * Q8_0.BlockBytes,
+        WeightFormat.Bf16 => 2L * Cols,
+        _ => 4L * Cols,
+    };
+
+    public long ByteLength => RowBytes * Rows;
+
+    public unsafe ReadOnlySpan<float> F32 => Format == WeightFormat.F32 ? new((void*)Data, checked(Rows * Cols))
+        : throw new InvalidOperationException($"{Format} weight, not F32");
+
+    public unsafe ReadOnlySpan<ushort> Bf16 => Format == WeightFormat.Bf16 ? new((void*)Data, checked(Rows * Cols))
+        : throw new InvalidOperationException($"{Format} weight, not Bf16");
+
+    public unsafe ReadOnlySpan<byte> Q8Blocks => Format == WeightFormat.Q8_0 ? new((void*)Data, checked((int)ByteLength))
+        : throw new InvalidOperationException($"{Format} weight, not q8_0");
+
+    /// <summary>Row r as float32 into dst[..Cols] (embedding lookup, q8_0 prefill slabs, the naive twin).</summary>
+    public unsafe void RowToF32(int r, Span<float> dst)
+    {
+        if ((uint)r >= (uint)Rows) throw new ArgumentOutOfRangeException(nameof(r), $"row {r} of {Rows}");
+        if (dst.Length < Cols) throw new ArgumentException($"RowToF32: destination holds {dst.Length} values, row has {Cols}");
+        long rb = RowBytes;
+        byte* row = (byte*)Data + r * rb;
+        switch (Format)
+        {
+            case WeightFormat.Q8_0: Q8_0.Dequantize(new ReadOnlySpan<byte>(row, (int)rb), dst[..Cols]); break;
+            case WeightFormat.Bf16: BFloat16.ToFloat(new ReadOnlySpan<ushort>(row, Cols), dst[..Cols]); break;
+            default: new ReadOnlySpan<float>(row, Cols).CopyTo(dst); break;
+        }
+    }
+}
+
+public static class LinearKernel
 {
     /// <summary>Matrices with fewer elements than this run on one thread (dispatch costs more than it saves).</summary>
     public const long ParallelThreshold = 1 << 16;
 
-    /// <summary>From this many tokens on, the packed GEMM of the engine serves (weights reused across tokens).</summary>
+    /// <summary>From this many tokens on, the packed GEMM serves (weights reused across tokens).</summary>
     public const int GemmMinTokens = 8;
 
-    public static void Forward(ReadOnlySpan<float> X, WeightMatrix W, ReadOnlySpan<float> bias, Span<float> Y, int T)
+    /// <summary>
+    /// Y[T, O] = X[T, K]·Wᵀ (+ bias). <paramref name="bf16Operand"/>, when not empty, is W rounded to bf16 [O, K]
+    /// (W itself for bf16 weights): prompts of GemmMinTokens+ tokens then compute in bf16 (X rounded to bf16,
+    /// float32 accumulation; <c>--compute bf16</c>); decode ignores it (bound by the bytes of W, not arithmetic).
+    /// </summary>
+    public static unsafe void Forward(ReadOnlySpan<float> X, in WeightView W, ReadOnlySpan<float> bias, Span<float> Y, int T,
+        ReadOnlySpan<ushort> bf16Operand = default)
     {
         int O = W.Rows, K = W.Cols;
         if (X.Length < T * K || Y.Length < T * O || (bias.Length != 0 && bias.Length != O))
             throw new ArgumentException($"Linear: X {X.Length} / Y {Y.Length} / bias {bias.Length} do not fit T={T}, W [{O},{K}]");
-        if (W.IsQ8 && T >= GemmMinTokens)
-        {
-            ForwardQ8Prefill(X, W, Y, T);
-            if (bias.Length != 0)
-                for (int t = 0; t < T; t++) TensorPrimitives.Add(Y.Slice(t * O, O), bias, Y.Slice(t * O, O));
-            return;
-        }
         if (T >= GemmMinTokens)
         {
-            // Prefill: the engine's packed, cache-blocked GEMM (bf16 B widened while packing) beats dot-product tiles.
-            // --compute bf16: X rounded to bf16, bf16 × bf16 products accumulated in float32 (oneDNN where the CPU
-            // has bf16 dot products).
-            if (W.ComputeBf16) Gemm.SgemmAsBf16(false, true, T, O, K, 1f, X, K, W.Bf16Operand, K, 0f, Y, O);
-            else if (W.IsBf16) Gemm.SgemmBf16B(false, true, T, O, K, 1f, X, K, W.Bf16, K, 0f, Y, O);
+            if (bf16Operand.Length != 0 && bf16Operand.Length != (long)O * K)
+                throw new ArgumentException($"Linear: bf16 operand holds {bf16Operand.Length} values, W [{O},{K}]");
+            // Prefill: the packed, cache-blocked GEMM (bf16 B widened while packing) beats dot-product tiles.
+            // bf16 compute: X rounded to bf16, bf16 × bf16 products accumulated in float32 (oneDNN where chosen).
+            if (bf16Operand.Length != 0) Gemm.SgemmAsBf16(false, true, T, O, K, 1f, X, K, bf16Operand, K, 0f, Y, O);
+            else if (W.Format == WeightFormat.Q8_0) ForwardQ8Prefill(X, W, Y, T);
+            else if (W.Format == WeightFormat.Bf16) Gemm.SgemmBf16B(false, true, T, O, K, 1f, X, K, W.Bf16, K, 0f, Y, O);
             else Gemm.SgemmSharedTeam(false, true, T, O, K, 1f, X, K, W.F32, K, 0f, Y, O);
             if (bias.Length != 0)
                 for (int t = 0; t < T; t++) TensorPrimitives.Add(Y.Slice(t * O, O), bias, Y.Slice(t * O, O));
             return;
         }
-        unsafe
-        {
-            fixed (float* x = X, y = Y, b = bias)
-                Tiled(T, (nint)x, [new Job(W, bias.Length == 0 ? 0 : (nint)b, (nint)y)]);
-        }
+        fixed (float* x = X, y = Y, b = bias)
+            Tiled(T, (nint)x, [new Job(W, bias.Length == 0 ? 0 : (nint)b, (nint)y)]);
     }
 
-    /// <summary>Rows of q8_0 weights dequantised per slab for the packed GEMM of a prompt: the float32 copy is
-    /// transient and bounded (about 4 MiB), not a second copy of the matrix.</summary>
-    private static void ForwardQ8Prefill(ReadOnlySpan<float> X, WeightMatrix W, Span<float> Y, int T)
-    {
-        int O = W.Rows, K = W.Cols;
-        int slab = Math.Clamp((1 << 20) / K / 16 * 16, 16, O);
-        var wf = Q8Scratch((long)slab * K);
-        for (int o0 = 0; o0 < O; o0 += slab)
-        {
-            int n = Math.Min(slab, O - o0);
-            for (int r = 0; r < n; r++) W.RowToF32(o0 + r, wf.AsSpan(r * K, K));
-            // Y[:, o0:o0+n] = X · slabᵀ (ldc = O)
-            Gemm.SgemmSharedTeam(false, true, T, n, K, 1f, X, K, wf, K, 0f, Y[o0..], O);
-        }
-    }
-
-    /// <summary>Several products of the same input X [T, K] (e.g. q/k/v, or gate/up) in one parallel region, so
-    /// a decode step pays one dispatch for them instead of one each. Each output is [T, W.Rows].</summary>
-    [ThreadStatic] private static float[]? q8Dequantised;
-
-    private static float[] Q8Scratch(long n)
-    {
-        if (q8Dequantised == null || q8Dequantised.Length < n) q8Dequantised = GC.AllocateUninitializedArray<float>(checked((int)n));
-        return q8Dequantised;
-    }
-
-    public static void ForwardMany(float[] X, int T, params (WeightMatrix W, float[]? Bias, float[] Y)[] products)
+    /// <summary>
+    /// Several products of the same input X [T, K] (e.g. q/k/v, or gate/up) in one parallel region, so a decode
+    /// step pays one dispatch for them instead of one each. Each output Y is [T, W.Rows]; Bias is null or [W.Rows].
+    /// </summary>
+    public static void ForwardMany(float[] X, int T, ReadOnlySpan<(WeightView W, float[]? Bias, float[] Y)> products)
     {
         if (T >= GemmMinTokens)
         {
@@ -101,13 +148,37 @@ public static class LinearKernels
         finally { foreach (var h in handles) h.Free(); }
     }
 
-    private readonly record struct Job(WeightMatrix W, nint Bias, nint Y);
+    /// <summary>Rows of q8_0 weights dequantised per slab for the packed GEMM of a prompt: the float32 copy is
+    /// transient and bounded (about 4 MiB), not a second copy of the matrix.</summary>
+    private static void ForwardQ8Prefill(ReadOnlySpan<float> X, in WeightView W, Span<float> Y, int T)
+    {
+        int O = W.Rows, K = W.Cols;
+        int slab = Math.Clamp((1 << 20) / K / 16 * 16, 16, O);
+        var wf = Q8Scratch((long)slab * K);
+        for (int o0 = 0; o0 < O; o0 += slab)
+        {
+            int n = Math.Min(slab, O - o0);
+            for (int r = 0; r < n; r++) W.RowToF32(o0 + r, wf.AsSpan(r * K, K));
+            // Y[:, o0:o0+n] = X · slabᵀ (ldc = O)
+            Gemm.SgemmSharedTeam(false, true, T, n, K, 1f, X, K, wf, K, 0f, Y[o0..], O);
+        }
+    }
+
+    [ThreadStatic] private static float[]? q8Dequantised;
+
+    private static float[] Q8Scratch(long n)
+    {
+        if (q8Dequantised == null || q8Dequantised.Length < n) q8Dequantised = GC.AllocateUninitializedArray<float>(checked((int)n));
+        return q8Dequantised;
+    }
+
+    private readonly record struct Job(WeightView W, nint Bias, nint Y);
 
     /// <summary>Splits the 4-row blocks of all jobs into one contiguous range per thread. q8_0 jobs read X
     /// quantised to q8_0 once for all of them (as llama.cpp does for its q8_0 × q8_0 dot products).</summary>
     private static unsafe void Tiled(int T, nint xp, Job[] jobs)
     {
-        if (jobs.Any(j => j.W.IsQ8))
+        if (jobs.Any(j => j.W.Format == WeightFormat.Q8_0))
         {
             int K = jobs[0].W.Cols;
             if (jobs.Any(j => j.W.Cols != K)) throw new ArgumentException("Linear: products of one input must share its width");
@@ -135,29 +206,28 @@ public static class LinearKernels
                 first += nb;
             }
         }
-        if (threads == 1) Part(0);
+        if (threads <= 1) Part(0);
         else Parallel2.RunParts(threads, Part);
     }
 
-    private static unsafe void Range(nint xp, WeightMatrix W, nint bp, nint yp, int T, int r0, int r1, nint xqp, nint xdp)
+    private static unsafe void Range(nint xp, WeightView W, nint bp, nint yp, int T, int r0, int r1, nint xqp, nint xdp)
     {
         int O = W.Rows, K = W.Cols;
         float* x = (float*)xp, y = (float*)yp, b = (float*)bp;
-        if (W.IsQ8)
+        switch (W.Format)
         {
-            int nb = K / Q8Gemv.Block;
-            fixed (byte* w = W.Q8Blocks)
+            case WeightFormat.Q8_0:
+                int nb = K / Q8Gemv.Block;
                 for (int t = 0; t < T; t++)
                 {
                     float* yt = y + (long)t * O;
-                    Q8Gemv.Rows(w, K, (sbyte*)xqp + (long)t * K, (float*)xdp + (long)t * nb, yt, r0, r1);
+                    Q8Gemv.Rows((byte*)W.Data, K, (sbyte*)xqp + (long)t * K, (float*)xdp + (long)t * nb, yt, r0, r1);
                     if (b != null) for (int o = r0; o < r1; o++) yt[o] += b[o];
                 }
+                break;
+            case WeightFormat.Bf16: Tiles(x, null, (ushort*)W.Data, b, y, T, O, K, r0, r1); break;
+            default: Tiles(x, (float*)W.Data, null, b, y, T, O, K, r0, r1); break;
         }
-        else if (W.IsBf16)
-            fixed (ushort* w = W.Bf16) Tiles(x, null, w, b, y, T, O, K, r0, r1);
-        else
-            fixed (float* w = W.F32) Tiles(x, w, null, b, y, T, O, K, r0, r1);
     }
 
     private static unsafe void Tiles(float* x, float* wf, ushort* wb, float* b, float* y, int T, int O, int K, int r0, int r1)
@@ -214,7 +284,7 @@ public static class LinearKernels
     /// <summary>Decode tiles use 512-bit vectors where the CPU has AVX-512 (half the loads and FMAs of the 256-bit
     /// loop for the same bytes); tests switch it off to cover the 256-bit path on AVX-512 machines, and
     /// INSTRUCTTUNE_DECODE_AVX512=0 does for an A/B measurement (docs/PERFORMANCE.md).</summary>
-    internal static bool UseAvx512 = Avx512F.IsSupported && Avx512BW.IsSupported
+    public static bool UseAvx512 { get; set; } = Avx512F.IsSupported && Avx512BW.IsSupported
         && Environment.GetEnvironmentVariable("INSTRUCTTUNE_DECODE_AVX512") != "0";
 
     /// <summary>TileOne for bf16 weights: one 32-byte load of 16 weights per row, widened by interleaving zero
@@ -390,16 +460,19 @@ public static class LinearKernels
     }
 
     /// <summary>The definition, in double precision: the test oracle.</summary>
-    public static void ForwardNaive(ReadOnlySpan<float> X, WeightMatrix W, ReadOnlySpan<float> bias, Span<float> Y, int T)
+    public static void ForwardNaive(ReadOnlySpan<float> X, in WeightView W, ReadOnlySpan<float> bias, Span<float> Y, int T)
     {
-        var w = W.ToF32();
         int O = W.Rows, K = W.Cols;
-        for (int t = 0; t < T; t++)
-            for (int o = 0; o < O; o++)
+        var w = new float[K];
+        for (int o = 0; o < O; o++)
+        {
+            W.RowToF32(o, w);
+            for (int t = 0; t < T; t++)
             {
                 double acc = bias.Length == 0 ? 0 : bias[o];
-                for (int k = 0; k < K; k++) acc += (double)X[t * K + k] * w[(long)o * K + k];
+                for (int k = 0; k < K; k++) acc += (double)X[t * K + k] * w[k];
                 Y[t * O + o] = (float)acc;
             }
+        }
     }
 }
