@@ -216,7 +216,10 @@ public static class ServeHost
         return new SamplingRequest
         {
             MaxTokens = GetInt(b, "max_completion_tokens") ?? GetInt(b, "max_tokens"),
-            Temperature = GetDouble(b, "temperature") ?? 1.0,
+            AutoTemperature = b["temperature"] is JsonValue auto && auto.TryGetValue<string>(out var a) && a == "auto",
+            Temperature = b["temperature"] is JsonValue tv && tv.TryGetValue<string>(out var ts2)
+                ? (ts2 == "auto" ? 1.0 : throw new ServeRequestException($"field \"temperature\" must be a number or \"auto\" (got \"{ts2}\")", "temperature"))
+                : GetDouble(b, "temperature") ?? 1.0,
             TopP = GetDouble(b, "top_p") ?? 1.0,
             Stop = GetStop(b),
             Seed = GetInt(b, "seed"),
@@ -306,6 +309,7 @@ public static class ServeHost
         var sampling = Sampling(b);
         var (prompt, segments) = served.ChatPrompt(messages, model);
         if (o.LogPrompts) log.LogInformation("prompt {prompt}", JsonSerializer.Serialize(messages.Select(m => new { m.Role, m.Content })));
+        sampling = await AutoTemperature(ctx, served, sampling, prompt, segments);
         var choices = served.Start(prompt, sampling, adapter, ctx.RequestAborted, segments);
         await Respond(ctx, b, choices, model, prompt.Length, chat: true, o, log);
     }
@@ -323,9 +327,23 @@ public static class ServeHost
         var sampling = Sampling(b);
         var ids = served.CompletionPromptIds(prompt);
         if (o.LogPrompts) log.LogInformation("prompt {prompt}", prompt);
+        sampling = await AutoTemperature(ctx, served, sampling, ids, null);
         var choices = served.Start(ids, sampling, adapter, ctx.RequestAborted);
         await Respond(ctx, b, choices, model, ids.Length, chat: false, o, log);
     }
+
+    /// <summary><c>temperature: "auto"</c> resolved by the model's temperature head; the value used is sent back in the
+    /// <c>X-InstructTune-Temperature</c> header (the OpenAI body has no field for it).</summary>
+    private static async Task<SamplingRequest> AutoTemperature(HttpContext ctx, ServedModel served, SamplingRequest sampling, int[] prompt, byte[]? segments)
+    {
+        if (!sampling.AutoTemperature) return sampling;
+        var resolved = await served.WithPredictedTemperature(sampling, prompt, segments, ctx.RequestAborted);
+        ctx.Response.Headers[TemperatureHeader] = resolved.Temperature.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        return resolved;
+    }
+
+    /// <summary>The response header carrying the temperature a <c>temperature: "auto"</c> request was sampled at.</summary>
+    public const string TemperatureHeader = "X-InstructTune-Temperature";
 
     private static async Task Respond(HttpContext ctx, JsonObject b, IReadOnlyList<ChoiceStream> choices, string model, int promptTokens,
         bool chat, ServeHostOptions o, ILogger log)

@@ -20,6 +20,8 @@ public sealed record SamplingRequest
 {
     public int? MaxTokens { get; init; }
     public double Temperature { get; init; } = 1.0;
+    /// <summary><c>temperature: "auto"</c>: the model's temperature head picks it for the prompt (<see cref="ServedModel.WithPredictedTemperature"/>).</summary>
+    public bool AutoTemperature { get; init; }
     public double TopP { get; init; } = 1.0;
     public IReadOnlyList<string> Stop { get; init; } = [];
     public int? Seed { get; init; }
@@ -147,6 +149,8 @@ public sealed class ServedModel : IDisposable
         if (string.IsNullOrWhiteSpace(name) || name == Name)
             throw new ArgumentException($"adapter name \"{name}\" is empty or the base model's name");
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"adapter folder {dir} not found");
+        if (File.Exists(Path.Combine(dir, Models.InstructionAware.TrainableTokenRows.FileName)))
+            throw new ArgumentException($"adapter folder {dir} holds {Models.InstructionAware.TrainableTokenRows.FileName} (added marker tokens change the vocabulary of the whole model, not one request's adapter): serve it with `itune eval`/`generate --adapter`, or fine-tune with training.method full");
         if (File.Exists(Path.Combine(dir, Models.InstructionAware.InstructionAwareFile.FileName)))
             throw new ArgumentException($"adapter folder {dir} holds {Models.InstructionAware.InstructionAwareFile.FileName} (instruction-aware variants change the whole model, not one request's adapter): merge it with `itune merge` and serve the merged folder");
         if (IsWholeModel(dir))
@@ -201,6 +205,23 @@ public sealed class ServedModel : IDisposable
     /// one), exactly as `itune generate --prompt` does.</summary>
     public int[] CompletionPromptIds(string prompt) => Tokenizer.Encode(prompt, addSpecialTokens: true).Ids;
 
+    /// <summary>
+    /// <paramref name="r"/> with <c>temperature: "auto"</c> resolved: the temperature the model's temperature head
+    /// (model.instruction_aware.temperature_targets) predicts from the prompt and its segments, run between decode
+    /// steps like every other use of the model outside the engine. The head reads the served model's own hidden
+    /// states (a LoRA adapter named by the request does not change the prediction: serve refuses adapters holding
+    /// instruction-aware tensors). A model without a head is refused naming the field. Unchanged when not auto.
+    /// </summary>
+    public async Task<SamplingRequest> WithPredictedTemperature(SamplingRequest r, int[] prompt, byte[]? segments, CancellationToken ct)
+    {
+        if (!r.AutoTemperature) return r;
+        if (!Model.HasTemperatureHead)
+            throw new ServeRequestException($"temperature \"auto\" needs a temperature head; model {Name} has none (train it with model.instruction_aware.temperature_targets)", "temperature");
+        if (prompt.Length == 0) throw new ServeRequestException("the prompt is empty", "prompt");
+        float t = await Engine.RunBetweenSteps(m => m.PredictTemperature(prompt, segments), ct);
+        return r with { Temperature = t, AutoTemperature = false };
+    }
+
     /// <summary>Validates the sampling settings, submits one sequence per choice and returns their text streams.</summary>
     /// <param name="segments">the prompt tokens' segments (<see cref="ChatPrompt"/>); null: the prompt counts as instruction.</param>
     public IReadOnlyList<ChoiceStream> Start(int[] prompt, SamplingRequest r, InferenceAdapter? adapter, CancellationToken ct, byte[]? segments = null)
@@ -212,6 +233,7 @@ public sealed class ServedModel : IDisposable
                 + "use /v1/chat/completions with a prompt format whose text follows the instruction", "prompt");
         if (r.MaxTokens is { } mt && (mt < 1 || mt > L.MaxTokensLimit))
             throw new ServeRequestException($"max_tokens must be in [1, {L.MaxTokensLimit}] (got {mt})", "max_tokens");
+        if (r.AutoTemperature) throw new InvalidOperationException("resolve temperature \"auto\" with WithPredictedTemperature first");
         if (!(r.Temperature >= 0 && r.Temperature <= 2)) throw new ServeRequestException($"temperature must be in [0, 2] (got {r.Temperature})", "temperature");
         if (!(r.TopP > 0 && r.TopP <= 1)) throw new ServeRequestException($"top_p must be in (0, 1] (got {r.TopP})", "top_p");
         if (r.MinTokens < 0 || r.MinTokens > (r.MaxTokens ?? L.MaxTokensLimit))

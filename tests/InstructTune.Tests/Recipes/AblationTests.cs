@@ -59,11 +59,106 @@ public class AblationTests
     }
 
     [Fact]
+    public void EveryRunIsEvaluatedOnTheSameSetsAndTheReportAggregatesTheMetrics()
+    {
+        var (modelDir, _) = RecipeSetupTests.Workspace();
+        var dir = Directory.CreateTempSubdirectory("ablate-eval").FullName;
+        string Line(int i, string task) => task == "say"
+            ? $"{{\"instruction\":\"Say {i}.\",\"input\":\"\",\"output\":\"{i}\",\"task\":\"say\",\"complexity\":0}}"
+            : $"{{\"instruction\":\"Say {i}, then say it again.\",\"input\":\"\",\"output\":\"{i} {i}\",\"task\":\"twice\",\"complexity\":2}}";
+        var train = Path.Combine(dir, "train.jsonl");
+        File.WriteAllLines(train, Enumerable.Range(0, 20).Select(i => Line(i, i % 2 == 0 ? "say" : "twice")));
+        var heldout = Path.Combine(dir, "heldout.jsonl");
+        File.WriteAllLines(heldout, Enumerable.Range(20, 6).Select(i => Line(i, i % 2 == 0 ? "say" : "twice")));
+        var ifeval = Path.Combine(dir, "ifeval.jsonl");
+        File.WriteAllLines(ifeval, File.ReadLines(TestPaths.SharedTestData("ifeval", "input_data.jsonl")).Take(5));
+        var cfg = Path.Combine(dir, "recipe.yaml");
+        File.WriteAllText(cfg, $"""
+            model:
+              path: {modelDir}
+              instruction_aware:
+                temperature_weight: 0
+                temperature_targets:
+                  say: 0.2
+                  twice: 1.0
+            data:
+              path: {train}
+              max_seq_len: 128
+              template: "{RecipeSetupTests.ShortTemplate.Split('=', 2)[1]}"
+              validation_fraction: 0.2
+            training:
+              max_steps: 2
+              learning_rate: 0.01
+            eval:
+              heldout: [{heldout}]
+              max_new_tokens: 3
+              batch_size: 4
+            """);
+        var outDir = Path.Combine(dir, "out");
+        var report = AblationRecipe.Run(cfg, [], AblationVariants.Parse("baseline,temperature_head"), 2, outDir,
+            eval: new AblationEvalOptions { Limit = 4, IfevalPath = ifeval });
+        Assert.Equal(4, report.Runs.Count);
+
+        foreach (var run in report.Runs)
+        {
+            var m = run.Eval!;
+            // Per run, from its own prediction files: 4 of the 6 held-out records, each line's exact match and level.
+            var lines = File.ReadLines(Path.Combine(run.RunDir, "eval", "heldout", "predictions.jsonl"))
+                .Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+            Assert.Equal(4, lines.Count);
+            Assert.Equal(lines.Average(l => l.GetProperty("metrics").GetProperty("exact").GetDouble()), m["heldout.exact"], 12);
+            Assert.Equal(lines.Average(l => l.GetProperty("metrics").GetProperty("f1").GetDouble()), m["heldout.f1"], 12);
+            // The records' own complexity (0 / 2) sets the level, pooled over the sets as level.*.
+            foreach (var l in lines)
+                Assert.Equal(l.GetProperty("task").GetString() == "say" ? "simple" : "multi-step", l.GetProperty("level").GetString());
+            var multi = lines.Where(l => l.GetProperty("level").GetString() == "multi-step").ToList();
+            Assert.Equal(multi.Average(l => l.GetProperty("metrics").GetProperty("exact").GetDouble()), m["level.multi-step.exact"], 12);
+            // IFEval: 4 of the 5 prompts answered and checked; prompt-level strict = share of lines following all.
+            var strict = File.ReadLines(Path.Combine(run.RunDir, "eval", "ifeval", "eval_results_strict.jsonl"))
+                .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("follow_all_instructions").GetBoolean()).ToList();
+            Assert.Equal(4, strict.Count);
+            Assert.Equal(strict.Average(x => x ? 1.0 : 0.0), m["ifeval.prompt_strict"], 12);
+            // Only the variant that trains the head reports its error, |τ − τ*| ≤ max(τ*) − min range.
+            Assert.Equal(run.Variant == "temperature_head", m.ContainsKey("temperature.mae"));
+            if (run.Variant == "temperature_head") Assert.InRange(m["temperature.mae"], 0, 1.95);
+        }
+
+        // The aggregation: mean and sample std over the seeds of every metric, from the per-run numbers above.
+        foreach (var v in report.Variants)
+        {
+            var runs = report.Runs.Where(r => r.Variant == v.Variant).ToList();
+            Assert.Equal(runs.SelectMany(r => r.Eval!.Keys).Distinct().OrderBy(k => k, StringComparer.Ordinal), v.Eval!.Keys);
+            foreach (var (key, agg) in v.Eval!)
+            {
+                var xs = runs.Select(r => r.Eval![key]).ToList();
+                double mean = xs.Average(), std = Math.Sqrt(xs.Sum(x => (x - mean) * (x - mean)) / (xs.Count - 1));
+                Assert.Equal(mean, agg.Mean, 12);
+                Assert.Equal(std, agg.Std, 12);
+                Assert.Equal(2, agg.N);
+            }
+        }
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, AblationRecipe.JsonFile)));
+        var first = json.RootElement.GetProperty("variants")[0].GetProperty("eval");
+        Assert.Equal(report.Variants[0].Eval!["heldout.exact"].Mean, first.GetProperty("heldout.exact").GetProperty("mean").GetDouble(), 12);
+        Assert.True(json.RootElement.GetProperty("runs")[0].GetProperty("eval").TryGetProperty("ifeval.prompt_strict", out _));
+        var html = File.ReadAllText(Path.Combine(outDir, AblationRecipe.HtmlFile));
+        Assert.Contains("Evaluation", html);
+        Assert.Contains("heldout.exact", html);
+
+        // A held-out set that does not exist is refused before anything trains.
+        var missing = Path.Combine(dir, "out2");
+        var e = Assert.Throws<InstructTune.Training.Config.ConfigException>(() => AblationRecipe.Run(cfg, ["eval.heldout=[/nonexistent/heldout.jsonl]"],
+            AblationVariants.Parse("baseline"), 1, missing));
+        Assert.Contains("eval.heldout", e.Message);
+        Assert.False(Directory.Exists(missing));
+    }
+
+    [Fact]
     public void TheQuickstartAblationConfigBindsForEveryBuiltInVariant()
     {
         var path = Path.Combine(TestPaths.RepoRoot, "configs", "ablation-quickstart.yaml");
         Assert.StartsWith("# Quickstart-scale ablation", File.ReadAllText(path));
-        foreach (var v in AblationVariants.Parse("baseline,segments,gates,segments_gates"))
+        foreach (var v in AblationVariants.Parse("baseline,segments,gates,segments_gates,temperature_head,biased_attention"))
         {
             var c = InstructTune.Training.Config.ConfigLoader.Load<InstructTune.Training.Config.TrainConfig>(path, [.. v.Overrides]);
             InstructTune.Recipes.FineTuneRecipe.Validate(c);

@@ -19,7 +19,7 @@ internal static class RecordMappers
                 {
                     var label = OptionalLabel(e, f["task"]) ?? task;
                     into.Add(new InstructionRecord(Instruction(e, f["instruction"]), JsonFields.OptionalString(e, f["input"]),
-                        JsonFields.NonEmptyOutput(e, f["output"]), label, src));
+                        JsonFields.NonEmptyOutput(e, f["output"]), label, src, Complexity: OptionalComplexity(e)));
                     break;
                 }
             case DataFormat.Dolly:
@@ -75,6 +75,15 @@ internal static class RecordMappers
         if (string.IsNullOrWhiteSpace(s))
             throw new RecordProblem(field, RejectReason.EmptyInstruction, $"field '{field}' is empty");
         return s;
+    }
+
+    /// <summary>The record's own complexity level when it states one: the task suite's integer 0/1/2 or the synth
+    /// recipes' name (simple / conditional / multi-step); -1 (unknown: evaluation classifies the instruction) otherwise.</summary>
+    private static int OptionalComplexity(JsonElement e)
+    {
+        if (!e.TryGetProperty("complexity", out var v)) return -1;
+        if (v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var n) && n is >= 0 and <= 2) return n;
+        return v.ValueKind == JsonValueKind.String ? v.GetString() switch { "simple" => 0, "conditional" => 1, "multi-step" => 2, _ => -1 } : -1;
     }
 
     private static string? OptionalLabel(JsonElement e, string field) =>

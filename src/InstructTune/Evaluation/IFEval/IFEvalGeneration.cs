@@ -40,7 +40,8 @@ public static class IFEvalGeneration
             prompts = keep.Select(i => prompts[i]).ToList();
         }
         using var loaded = LoadedModel.Load(modelDir, adapterDir);
-        var formatter = PromptFormatter.Create(template, modelDir);
+        // The format the adapter (or model) recorded when it was trained unless --template names one, as eval model/run do.
+        var formatter = loaded.PromptFormat(template, log);
         var generator = new InferenceTextGenerator(loaded.Model, loaded.Tokenizer, formatter, settings);
         var path = Path.Combine(outDir, ResponsesFile);
         var done = ReadDone(path, log);
@@ -55,7 +56,11 @@ public static class IFEvalGeneration
             {
                 var chunk = pending.Skip(start).Take(batch).ToList();
                 var ids = chunk.Select(p => generator.PromptIds(p.Prompt)).ToList();
-                var results = Generator.Generate(loaded.Model, ids, generator.Options());
+                // Instruction-aware models and iPEFT read the prompt's segments: the IFEval prompt is the instruction.
+                var segments = loaded.Model.ReadsSegments
+                    ? chunk.Select((p, i) => formatter.PromptSegments(new Data.Records.InstructionRecord(p.Prompt, "", "", "ifeval"), loaded.Tokenizer, ids[i])).ToList()
+                    : null;
+                var results = Generator.Generate(loaded.Model, ids, generator.Options(), segments);
                 for (int i = 0; i < chunk.Count; i++)
                 {
                     var text = InferenceTextGenerator.CutAtStop(loaded.Tokenizer.Decode(results[i].GeneratedIds, skipSpecialTokens: true), settings.StopStrings);

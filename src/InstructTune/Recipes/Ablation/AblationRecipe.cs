@@ -1,7 +1,10 @@
 // itune ablate: trains every named variant (AblationVariants) with the same config, data, steps and seed set, and
 // writes one report: per run and per variant (mean ± sample std over seeds) the held-out loss, the final training
 // loss, trainable and total parameters, the mean step time and its overhead over the first variant (baseline), and
-// the memory the trainable parameters plan for (weights + gradients + AdamW moments, 16 bytes each).
+// the memory the trainable parameters plan for (weights + gradients + AdamW moments, 16 bytes each); and, when the
+// config names held-out sets (eval.heldout) or an IFEval file is given, every run evaluated on the same sets
+// (AblationEvaluation: exact match / F1 per set and per complexity level, IFEval accuracies, the temperature head's
+// error), aggregated mean ± std per metric per variant.
 // Runs go to OUT/<variant>/seed<k>/ (each an ordinary run folder); OUT/ablation.json and OUT/ablation.html are
 // rewritten after every run, so an interrupted ablation keeps what it measured.
 using System.Diagnostics;
@@ -23,7 +26,14 @@ public sealed record AblationRun(
     [property: JsonPropertyName("total_params")] long TotalParams,
     [property: JsonPropertyName("step_seconds")] double StepSeconds,
     [property: JsonPropertyName("trainable_state_mib")] double TrainableStateMiB,
-    [property: JsonPropertyName("run_dir")] string RunDir);
+    [property: JsonPropertyName("run_dir")] string RunDir,
+    [property: JsonPropertyName("eval")] IReadOnlyDictionary<string, double>? Eval = null);
+
+/// <summary>One evaluation metric over a variant's seeds: mean, sample standard deviation, runs that have it.</summary>
+public sealed record AblationMetric(
+    [property: JsonPropertyName("mean")] double Mean,
+    [property: JsonPropertyName("std")] double Std,
+    [property: JsonPropertyName("n")] int N);
 
 public sealed record AblationSummary(
     [property: JsonPropertyName("variant")] string Variant,
@@ -37,7 +47,8 @@ public sealed record AblationSummary(
     [property: JsonPropertyName("total_params")] long TotalParams,
     [property: JsonPropertyName("step_seconds_mean")] double StepSecondsMean,
     [property: JsonPropertyName("step_time_overhead")] double? StepTimeOverhead,
-    [property: JsonPropertyName("trainable_state_mib")] double TrainableStateMiB);
+    [property: JsonPropertyName("trainable_state_mib")] double TrainableStateMiB,
+    [property: JsonPropertyName("eval")] IReadOnlyDictionary<string, AblationMetric>? Eval = null);
 
 public sealed record AblationReport(
     [property: JsonPropertyName("config")] string Config,
@@ -54,14 +65,19 @@ public static class AblationRecipe
     /// <param name="configPath">The recipe every variant starts from (YAML).</param>
     /// <param name="overrides">key=value applied to every variant before its own overrides.</param>
     /// <param name="seeds">How many seeds: training.seed, training.seed + 1, …</param>
+    /// <param name="eval">The evaluation after each run (null: the config's eval.heldout sets with its eval.limit, no IFEval).</param>
     public static AblationReport Run(string configPath, IReadOnlyList<string> overrides, IReadOnlyList<AblationVariant> variants,
-        int seeds, string outDir, Action<string>? say = null, CancellationToken cancel = default)
+        int seeds, string outDir, Action<string>? say = null, CancellationToken cancel = default, AblationEvalOptions? eval = null)
     {
         if (seeds < 1) throw new Common.InputException($"seeds: {seeds}; need at least 1");
+        eval ??= new AblationEvalOptions();
+        if (eval.Limit is < 0) throw new Common.InputException($"--eval-limit {eval.Limit}: must be ≥ 0");
+        if (eval.Limit is { } limit) overrides = [.. overrides, $"eval.limit={limit}"];
         if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())
             throw new Common.InputException($"output folder {outDir} is not empty; name a new one");
         // Every variant's config is bound (and validated) before the first run trains, so a bad override fails fast.
         var configs = variants.Select(v => (v, Bind(configPath, overrides, v, 0, outDir))).ToList();
+        foreach (var (_, c) in configs) AblationEvaluation.Check(c, eval);
         int baseSeed = configs[0].Item2.Training.Seed;
         var seedList = Enumerable.Range(baseSeed, seeds).ToList();
         Directory.CreateDirectory(outDir);
@@ -73,7 +89,9 @@ public static class AblationRecipe
                 cancel.ThrowIfCancellationRequested();
                 var config = Bind(configPath, overrides, variant, seedList[k] - baseSeed, outDir);
                 say?.Invoke($"[{++done}/{total}] {variant.Name}, seed {config.Training.Seed}");
-                runs.Add(TrainOne(variant, config, cancel));
+                var run = TrainOne(variant, config, cancel);
+                if (AblationEvaluation.Active(config, eval)) run = run with { Eval = AblationEvaluation.Evaluate(config, eval, say, cancel) };
+                runs.Add(run);
                 Write(outDir, Summarise(configPath, overrides, variants, seedList, runs, complete: runs.Count == total));
             }
         var report = Summarise(configPath, overrides, variants, seedList, runs, complete: true);
@@ -144,9 +162,25 @@ public static class AblationRecipe
             double step = rs.Average(r => r.StepSeconds);
             baseStep ??= step;
             summaries.Add(new AblationSummary(v.Name, v.Overrides, rs.Count, evals.Count > 0 ? em : null, evals.Count > 0 ? es : null,
-                tm, ts, rs[0].TrainableParams, rs[0].TotalParams, step, baseStep > 0 ? step / baseStep.Value - 1 : null, rs[0].TrainableStateMiB));
+                tm, ts, rs[0].TrainableParams, rs[0].TotalParams, step, baseStep > 0 ? step / baseStep.Value - 1 : null, rs[0].TrainableStateMiB,
+                AggregateEval(rs)));
         }
         return new AblationReport(Path.GetFullPath(configPath), overrides, seeds, summaries, runs, complete);
+    }
+
+    /// <summary>Mean ± sample std per evaluation metric over the runs that report it (null when no run was evaluated).</summary>
+    private static SortedDictionary<string, AblationMetric>? AggregateEval(IReadOnlyList<AblationRun> runs)
+    {
+        var evaluated = runs.Where(r => r.Eval is not null).ToList();
+        if (evaluated.Count == 0) return null;
+        var result = new SortedDictionary<string, AblationMetric>(StringComparer.Ordinal);
+        foreach (var key in evaluated.SelectMany(r => r.Eval!.Keys).Distinct())
+        {
+            var xs = evaluated.Where(r => r.Eval!.ContainsKey(key)).Select(r => r.Eval![key]).ToList();
+            var (m, s) = MeanStd(xs);
+            result[key] = new AblationMetric(m, s, xs.Count);
+        }
+        return result;
     }
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never };
@@ -180,6 +214,22 @@ public static class AblationRecipe
         if (withEval.Count > 0)
             report.Section("Held-out loss").Bar(new BarChart("Held-out loss (mean ± std)", "loss", withEval.Select(v => v.Variant).ToList(),
                 [("held-out loss", withEval.Select(v => new Bar(v.EvalLossMean!.Value, v.EvalLossMean - v.EvalLossStd, v.EvalLossMean + v.EvalLossStd)).ToList())]).Validate());
+        var metricNames = r.Variants.Where(v => v.Eval is not null).SelectMany(v => v.Eval!.Keys).Distinct().OrderBy(k => k, StringComparer.Ordinal).ToList();
+        if (metricNames.Count > 0)
+        {
+            var evalSection = report.Section("Evaluation")
+                .Paragraph("Every run evaluated on the same held-out sets (eval.heldout, greedy, eval.limit examples each spread evenly): " +
+                           "<set>.exact = trimmed exact match, em/f1 = SQuAD's, <set>.<level>.* per complexity level, level.* pooled over the sets; " +
+                           "ifeval.* = IFEval accuracies (--ifeval); temperature.mae = mean |τ − τ*| of the temperature head. Mean ± sample std over seeds.");
+            evalSection.Table(["metric", .. r.Variants.Select(v => v.Variant)],
+                metricNames.Select(k => (IReadOnlyList<string>)[k, .. r.Variants.Select(v =>
+                    v.Eval is not null && v.Eval.TryGetValue(k, out var m) ? $"{F(m.Mean)} ± {F(m.Std)}" : "–")]));
+            var headline = metricNames.Where(k => k.EndsWith(".exact", StringComparison.Ordinal) && k.Count(c => c == '.') == 1 || k == "ifeval.prompt_strict").ToList();
+            if (headline.Count > 0)
+                evalSection.Bar(new BarChart("Held-out evaluation (mean ± std)", "score", headline,
+                    r.Variants.Where(v => v.Eval is not null).Select(v => (v.Variant, (IReadOnlyList<Bar>)headline.Select(k => v.Eval!.TryGetValue(k, out var m)
+                        ? new Bar(m.Mean, m.Mean - m.Std, m.Mean + m.Std) : new Bar(0)).ToList())).ToList()).Validate());
+        }
         report.Section("Runs").Table(["variant", "seed", "steps", "held-out loss", "final train loss", "step (s)", "run folder"],
             r.Runs.Select(x => (IReadOnlyList<string>)[x.Variant, x.Seed.ToString(CultureInfo.InvariantCulture), x.Steps.ToString(CultureInfo.InvariantCulture),
                 F(x.EvalLoss), F(x.FinalTrainLoss), F(x.StepSeconds, "F3"), x.RunDir]));
