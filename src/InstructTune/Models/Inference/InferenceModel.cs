@@ -29,6 +29,8 @@ public sealed class LinearWeights(WeightMatrix w, float[]? bias)
     public Peft.Iasft.SparseDelta? Sparse { get; set; }
     /// <summary>iPEFT's gated adapter (scale·B·A) and its decoder layer (the gate column), or null.</summary>
     public (LoraDelta Delta, int Layer)? Ipeft { get; set; }
+    /// <summary>HINT's adapter (A, B, scale) and its decoder layer: Y += scale·B·M·A·x with each row's generated M (RowAdapters.Mixers), or null.</summary>
+    public (LoraDelta Delta, int Layer)? Hint { get; set; }
     public int In => W.Cols;
     public int Out => W.Rows;
 
@@ -90,6 +92,21 @@ public sealed class LinearWeights(WeightMatrix w, float[]? bias)
             for (int t = 0; t < T; t++)                                      // Y[t] += g[t, layer]·gd[t]
                 System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(gd.AsSpan(t * Out, Out), gates[t * rows.GateLayers + ip.Layer], Y.Slice(t * Out, Out), Y.Slice(t * Out, Out));
         }
+        if (Hint is { } h && rows?.Mixers is { } mixers)
+        {
+            int r = h.Delta.Rank, rr = r * r;
+            var ax = new float[T * r];                                       // (T, r) = A·x
+            InferenceLinear.Forward(X, WeightMatrix.FromF32(r, h.Delta.In, h.Delta.A), [], ax, T);
+            var mx = new float[T * r];                                       // (T, r) = M[t]·A·x, M[t] the row's r×r matrix
+            for (int t = 0; t < T; t++)
+            {
+                var M = mixers.AsSpan((t * rows.MixerLayers + h.Layer) * rr, rr);
+                for (int i = 0; i < r; i++) mx[t * r + i] = System.Numerics.Tensors.TensorPrimitives.Dot(M.Slice(i * r, r), ax.AsSpan(t * r, r));
+            }
+            var bx = new float[T * Out];                                     // (T, Out) = B·M·A·x
+            InferenceLinear.Forward(mx, WeightMatrix.FromF32(Out, r, h.Delta.B), [], bx, T);
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(bx, h.Delta.Scale, Y[..(T * Out)], Y[..(T * Out)]);
+        }
         if (Lora is { } d) AddDelta(d, X, Y, T);
         if (DoraScale is { } g)
             for (int t = 0; t < T; t++)
@@ -144,6 +161,9 @@ public sealed class RowAdapters(IReadOnlyList<(InferenceAdapter Adapter, int[] R
     /// <summary>iPEFT gates of this forward, (rows, GateLayers) row-major, or null.</summary>
     public float[]? Gates { get; init; }
     public int GateLayers { get; init; }
+    /// <summary>HINT's generated r×r matrices of this forward, (rows, MixerLayers, r·r) row-major, or null.</summary>
+    public float[]? Mixers { get; init; }
+    public int MixerLayers { get; init; }
 }
 
 public sealed class DecoderLayerWeights
