@@ -6,8 +6,8 @@ builds them (docs/ARCHITECTURE.md, "PEFT methods", lists where they depart from 
   the instruction (tokens of segment 1) leaves each example; the rest runs at positions 0.. (targets: the next kept token)
   e       = mean over the instruction's tokens of the frozen base's hidden states after its first K decoder layers,
             run over the instruction alone (positions 0.., causal, no adapters); one e per distinct instruction (task)
-  g_l     = tanh(w_l · e + b_l)                                      adapter gate of layer l (w_l: 1×D, b_l: 1)
-  y       = W·x + b + g_l · (α/r) · B·A·x                            on each target projection of layer l
+  M_l     = reshape_{r×r}(W_l · e + b_l)                             generated adapter matrix of layer l (W_l: r²×D, b_l: r²)
+  y       = W·x + b + (α/r) · B·M_l·A·x                              on each target projection of layer l
   z_l     = W_up,l · gelu(W_down,l · e + b_down,l) + b_up,l          viewed (P, 2, kv, hd): prompt p's key, then value
   a_l     = causal attention of the layer (over the kept tokens)
           + gate_l ⊙ softmax_p(q_t · k_p / √hd) · v_p               q_t the rotated query (adapted q_proj); GQA
@@ -55,8 +55,8 @@ def main():
     A = {}
     for l in range(L):
         h = "hint_hypernetwork."
-        A[h + f"adapter_gate_w_{l}"] = u(h + f"adapter_gate_w_{l}", (1, D)) / math.sqrt(D)
-        A[h + f"adapter_gate_b_{l}"] = 0.3 * u(h + f"adapter_gate_b_{l}", (1,))
+        A[h + f"adapter_w_{l}"] = u(h + f"adapter_w_{l}", (R * R, D)) / math.sqrt(D)
+        A[h + f"adapter_b_{l}"] = 0.3 * u(h + f"adapter_b_{l}", (R * R,))
         A[h + f"prompt_down_{l}.weight"] = u(h + f"prompt_down_{l}.weight", (M, D)) / math.sqrt(D)
         A[h + f"prompt_down_{l}.bias"] = 0.1 * u(h + f"prompt_down_{l}.bias", (M,))
         A[h + f"prompt_up_{l}.weight"] = u(h + f"prompt_up_{l}.weight", (P_V * 2 * KV * hd, M)) / math.sqrt(M)
@@ -95,7 +95,7 @@ def main():
         x_ids, x_lab = ids[b, kept][None], labels[b, kept][None]
         pos = torch.arange(n)[None]
         cos, sin = rope_tables(TINY, pos)
-        gates = [torch.tanh(A[f"hint_hypernetwork.adapter_gate_w_{l}"] @ e + A[f"hint_hypernetwork.adapter_gate_b_{l}"]) for l in range(L)]
+        mats = [(A[f"hint_hypernetwork.adapter_w_{l}"] @ e + A[f"hint_hypernetwork.adapter_b_{l}"]).view(R, R) for l in range(L)]
         prompts = []
         for l in range(L):
             hh = F.gelu(F.linear(e, A[f"hint_hypernetwork.prompt_down_{l}.weight"], A[f"hint_hypernetwork.prompt_down_{l}.bias"]))
@@ -111,7 +111,7 @@ def main():
             y = None
             if t in TARGETS:
                 y = F.linear(x, P_[name + ".weight"], P_.get(name + ".bias")) \
-                    + gates[l] * scale * F.linear(F.linear(x, A[name + ".hint_A.weight"]), A[name + ".hint_B.weight"])
+                    + scale * F.linear(F.linear(F.linear(x, A[name + ".hint_A.weight"]), mats[l]), A[name + ".hint_B.weight"])
             if t == "self_attn.q_proj":
                 q = y.view(1, n, H, hd).transpose(1, 2)
                 queries[l] = q * cos + rotate_half(q) * sin                        # the rotated (adapted) queries

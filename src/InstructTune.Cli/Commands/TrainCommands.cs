@@ -133,7 +133,19 @@ public static class TrainCommands
         cmd.SetAction(p => Guard(() =>
         {
             var baseDir = p.GetValue(model)!;
-            var m = LlamaCheckpoint.Load(baseDir);
+            // Marker tokens trained under LoRA/QLoRA (added_tokens.safetensors): the merged model gets their rows and
+            // the adapter's tokenizer and prompt format (instructtune.json records the markers).
+            var added = Models.InstructionAware.TrainableTokenRows.TryLoad(p.GetValue(adapter)!, LlamaConfig.Load(baseDir).HiddenSize);
+            var m = added is { } a ? LlamaCheckpoint.Load(baseDir, a.FirstId + a.Count) : LlamaCheckpoint.Load(baseDir);
+            if (added is { } rows)
+            {
+                if (rows.FirstId + rows.Count != m.Config.VocabSize || rows.FirstId != LlamaConfig.Load(baseDir).VocabSize)
+                    throw new InvalidDataException($"{p.GetValue(adapter)}: {Models.InstructionAware.TrainableTokenRows.FileName} starts at id {rows.FirstId}; the base's vocab_size is {LlamaConfig.Load(baseDir).VocabSize}");
+                int D = m.Config.HiddenSize;
+                var e = m.Backbone.EmbedTokens.Weight;
+                rows.Embed.CopyTo(e.Span.Slice(rows.FirstId * D, rows.Count * D));
+                if (rows.Head != null) rows.Head.CopyTo(m.GetParameter("lm_head.weight").Span.Slice(rows.FirstId * D, rows.Count * D));
+            }
             var type = Peft.PeftRegistry.LoadInto(m, p.GetValue(adapter)!);
             Peft.PeftRegistry.MergeAndUnload(m);
             // Instruction-aware variants trained beside the adapter go with the merged model (saved by LlamaCheckpoint.Save).
@@ -144,6 +156,9 @@ public static class TrainCommands
             LlamaCheckpoint.Save(m, outDir, dt);
             foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "generation_config.json" })
                 if (File.Exists(Path.Combine(baseDir, f))) File.Copy(Path.Combine(baseDir, f), Path.Combine(outDir, f), overwrite: true);
+            if (added != null)
+                foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", Data.Templating.PromptFormatFile.FileName })
+                    if (File.Exists(Path.Combine(p.GetValue(adapter)!, f))) File.Copy(Path.Combine(p.GetValue(adapter)!, f), Path.Combine(outDir, f), overwrite: true);
             if (aware) Models.InstructionAware.InstructionAwareFile.Record(m, outDir);
             Console.Error.WriteLine($"merged {type} adapter {p.GetValue(adapter)} into {baseDir} → {outDir}");
             return 0;

@@ -37,3 +37,37 @@ public static partial class Ops
         return y;
     }
 }
+
+public static partial class Ops
+{
+    /// <summary>
+    /// A table with some rows replaced: W (R, C), rows (k, C) → y (R, C) with y[start + i] = rows[i] and every other
+    /// row W's (PEFT's trainable tokens: base.weight.index_copy(0, indices, delta), for consecutive indices).
+    /// Backward: drows[i] += dy[start + i]; dW[r] += dy[r] for the rows kept. A frozen W gets nothing, so only the
+    /// replaced rows train (instruction marker tokens under LoRA/QLoRA).
+    /// </summary>
+    public static Tensor OverrideRows(Tensor W, int start, Tensor rows)
+    {
+        if (W.Rank != 2 || rows.Rank != 2 || rows.Size(1) != W.Size(1) || start < 0 || start + rows.Size(0) > W.Size(0))
+            throw new ArgumentException($"OverrideRows: rows {Tensor.ShapeString(rows.Shape)} at {start} do not fit W {Tensor.ShapeString(W.Shape)}");
+        W = Contiguous(W); rows = Contiguous(rows);
+        int C = W.Size(1), k = rows.Size(0);
+        var y = Tensor.Empty(W.Shape);
+        W.Span.CopyTo(y.Span);
+        rows.Span.CopyTo(y.Span.Slice(start * C, k * C));
+        if (Tape.Needs(W, rows))
+            Tape.Add(y, () =>
+            {
+                var dy = y.Grad!.Span;
+                if (rows.RequiresGrad) { var g = rows.EnsureGrad().Span; TensorPrimitives.Add(g, dy.Slice(start * C, k * C), g); }
+                if (W.RequiresGrad)
+                {
+                    var g = W.EnsureGrad().Span;
+                    TensorPrimitives.Add(g[..(start * C)], dy[..(start * C)], g[..(start * C)]);
+                    int end = (start + k) * C;
+                    TensorPrimitives.Add(g[end..], dy[end..], g[end..]);
+                }
+            });
+        return y;
+    }
+}

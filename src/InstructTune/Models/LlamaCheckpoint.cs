@@ -82,7 +82,8 @@ public static class LlamaCheckpoint
         foreach (var (name, p) in model.NamedParameters())
         {
             if (!seen.Add(p)) continue;                               // tied lm_head: written once, as embed_tokens
-            if (name.StartsWith(InstructionAware.InstructionAwareModule.Name + ".", StringComparison.Ordinal)) continue; // their own file
+            if (name.StartsWith(InstructionAware.InstructionAwareModule.Name + ".", StringComparison.Ordinal)
+                || name.StartsWith(InstructionAware.TrainableTokenRows.Name + ".", StringComparison.Ordinal)) continue; // their own file
             var param = p;
             tensors.Add(new TensorToWrite(name, dtype, p.Shape.Select(d => (long)d).ToArray(), () => DTypes.FromF32(dtype, param.ToArray())));
         }

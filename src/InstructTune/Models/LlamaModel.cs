@@ -127,6 +127,31 @@ public sealed class LlamaModel : Module
 
     public IUnaryModule LmHead => Unary("lm_head");
 
+    /// <summary>Trainable rows of added tokens over a frozen embedding (marker tokens under LoRA/QLoRA), or null.</summary>
+    public TrainableTokenRows? TokenRows { get; private set; }
+
+    /// <summary>Makes the rows of ids [firstId, vocab) trainable while the embedding and lm_head stay frozen (child
+    /// "added_tokens"; TrainableTokenRows.cs). Attach after the PEFT freeze.</summary>
+    public TrainableTokenRows AttachTokenRows(int firstId)
+    {
+        if (TokenRows != null) throw new InvalidOperationException("the model already has trainable token rows");
+        return TokenRows = RegisterModule(TrainableTokenRows.Name, new TrainableTokenRows(this, firstId));
+    }
+
+    /// <summary>ids → token embeddings (…, hidden), through the trainable token rows when attached.</summary>
+    public Tensor EmbedIds(IntTensor ids) => TokenRows is { } r
+        ? Ops.Embedding(Ops.OverrideRows(Backbone.EmbedTokens.Weight, r.FirstId, r.Embed), ids)
+        : Backbone.EmbedTokens.Forward(ids);
+
+    /// <summary>Final hidden states (N, hidden) → logits (N, vocab), through the trainable token rows when attached.</summary>
+    public Tensor HeadLogits(Tensor x)
+    {
+        if (TokenRows is not { } r) return LmHead.Forward(x);
+        var table = r.Head is { } h ? Ops.OverrideRows(((Linear)LmHead).Weight, r.FirstId, h)
+            : Ops.OverrideRows(Backbone.EmbedTokens.Weight, r.FirstId, r.Embed);
+        return Ops.Linear(x, table);
+    }
+
     /// <summary>The instruction-aware variants (model.instruction_aware), or null (the plain model).</summary>
     public InstructionAwareModule? InstructionAware { get; private set; }
 
@@ -197,7 +222,7 @@ public sealed class LlamaModel : Module
             prefixes = kv.LayerPrefixes();
         }
 
-        var x = Backbone.EmbedTokens.Forward(ids);                 // (B, T, hidden)
+        var x = EmbedIds(ids);                                      // (B, T, hidden)
         x = Ops.Reshape(x, N, Config.HiddenSize);                  // (B·T, hidden)
         Conditioner?.Prepare(x, ctx.Instruction);                  // iPEFT: gates, IAPT: prompts, from the base's instruction embeddings
         var prompts = Conditioner as IInstructionPrompts;
@@ -235,7 +260,7 @@ public sealed class LlamaModel : Module
         if (soft != null) x = Ops.GatherRows(x, RealRows(B, T, P)); // (B·T, hidden): logits only for real tokens
         x = Backbone.Norm.Forward(x);
         if (options.HiddenOnly) return new LlamaOutput(null, null, 0) { Hidden = x };   // (B·T, hidden)
-        var logits = LmHead.Forward(x);                             // (B·T, vocab)
+        var logits = HeadLogits(x);                                 // (B·T, vocab)
 
         Tensor? loss = null;
         int count = 0;

@@ -125,6 +125,12 @@ public sealed class FineTuneRecipe : IDisposable
         _peft = InjectPeft(config, inputs, resume, comm, folder, say);
         if (config.Model.WeightStorage == WeightStorage.Bfloat16) FrozenBase.ToBf16(model);
         AttachInstructionAware(config, model, inputs.TaskNames);   // after the PEFT freeze: its parameters always train
+        // Marker tokens under LoRA/QLoRA: the embedding and lm_head are frozen, so their new rows train as their own parameters.
+        if (inputs.Markers is { } mv && _peft != null)
+        {
+            try { model.AttachTokenRows(mv.FirstId); }
+            catch (ArgumentException e) { throw new ConfigException($"{Models.InstructionAware.MarkerTokens.Key}: {e.Message}", Models.InstructionAware.MarkerTokens.Key); }
+        }
         var trainable = model.NamedParameters().Where(p => !p.Parameter.Frozen).ToList();
 
         Parameter? logVars = null;
@@ -541,8 +547,9 @@ public sealed class FineTuneRecipe : IDisposable
             var formats = new[] { c.Data.Format }.Concat(c.Data.Datasets.Select(d => string.IsNullOrEmpty(d.Format) ? c.Data.Format : d.Format));
             Require(!formats.Any(f => f.Equals("text", StringComparison.OrdinalIgnoreCase)), mk,
                 "wraps the instruction segment, which data.format text does not have (every token is response text)");
-            Require(c.Training.Method == TuningMethod.Full, mk,
-                $"resizes the embedding and lm_head, whose new rows must train: use training.method full (training.method {c.Training.Method.ToString().ToLowerInvariant()} keeps them frozen)");
+            Require(c.Training.Method is TuningMethod.Full or TuningMethod.Lora or TuningMethod.Qlora, mk,
+                $"resizes the embedding and lm_head, whose new rows must train: training.method full, lora or qlora (not {c.Training.Method.ToString().ToLowerInvariant()})");
+            Require(c.Model.WeightStorage == WeightStorage.Float32, mk, "trains the new embedding/lm_head rows over float32 tables: model.weight_storage float32");
             Require(c.Training.Objective == TrainingObjective.Sft, mk, "wraps instructions of training.objective sft data (feedback objectives do not yet)");
         }
         if (InstructionAwareOptions(c).Any)
@@ -716,6 +723,8 @@ public sealed class FineTuneRecipe : IDisposable
             _peft.Save(_inputs.Model, dir, _inputs.ModelPath);
             if (_inputs.Prompt != null) PromptFormatFile.Write(dir, _inputs.Prompt);
             Models.InstructionAware.InstructionAwareFile.Save(_inputs.Model, dir);
+            _inputs.Model.TokenRows?.Save(dir);   // added_tokens.safetensors: the marker rows
+            _inputs.Markers?.Save(dir);           // the tokenizer with the markers
             Models.InstructionAware.InstructionAwareFile.Record(_inputs.Model, dir);
             _preference?.Reward?.Head.Save(dir);
             return dir;

@@ -60,8 +60,9 @@ public static class ChatClients
 /// <summary>
 /// <see cref="IChatClient"/> over a <see cref="ServedModel"/> in this process: ChatOptions map to the OpenAI request
 /// fields `itune serve` takes (ModelId picks an adapter by name, Temperature, TopP, MaxOutputTokens, StopSequences,
-/// Seed, ResponseFormat JSON), defaults as OpenAI's (temperature 1); AdditionalProperties["min_tokens"] (an int) is
-/// vLLM's min_tokens.
+/// Seed, PresencePenalty, FrequencyPenalty, ResponseFormat JSON), defaults as OpenAI's (temperature 1);
+/// AdditionalProperties["min_tokens"] (an int) is vLLM's min_tokens. Options that cannot act here (TopK, tools, a JSON
+/// schema, other additional properties, non-text message contents) are refused naming the option, never dropped.
 /// </summary>
 /// <paramref name="completionFallback"/>: a model without a chat template or recorded prompt format is sent its
 /// messages as plain completion text (<see cref="PromptFormatter.Raw"/>: a lone user message as is, several as
@@ -131,6 +132,7 @@ public sealed class LocalChatClient(ServedModel served, bool ownsModel = false, 
     {
         string modelName = o?.ModelId ?? defaultModel ?? Served.Name;
         var adapter = Served.Resolve(modelName);
+        RefuseUnused(messages, o);
         var list = messages.Select(m => new TemplateMessage(m.Role.Value, m.Text)).ToList();
         var request = new SamplingRequest
         {
@@ -141,9 +143,29 @@ public sealed class LocalChatClient(ServedModel served, bool ownsModel = false, 
             Seed = o?.Seed is { } s ? unchecked((int)s) : null,
             JsonObject = o?.ResponseFormat is ChatResponseFormatJson,
             MinTokens = o?.AdditionalProperties?.TryGetValue(MinTokensProperty, out var mt) == true && mt is int m ? m : 0,
+            PresencePenalty = o?.PresencePenalty ?? 0,
+            FrequencyPenalty = o?.FrequencyPenalty ?? 0,
         };
         var (ids, segments) = Served.ChatPrompt(list, modelName, Fallback);
         return (Served.Start(ids, request, adapter, ct, segments), modelName);
+    }
+
+    // What the ChatOptions / messages ask for that this endpoint cannot do is an error naming it (the served request
+    // has no such setting), as `itune serve` answers 400 for a field it does not take.
+    private static void RefuseUnused(IEnumerable<ChatMessage> messages, ChatOptions? o)
+    {
+        static void No(bool given, string what, string why) { if (given) throw new ServeRequestException($"{what}: {why}", what); }
+        foreach (var (m, i) in messages.Select((m, i) => (m, i)))
+            No(m.Contents.Any(c => c is not TextContent), $"messages[{i}].contents",
+                $"only text is rendered into the prompt; found {string.Join(", ", m.Contents.Where(c => c is not TextContent).Select(c => c.GetType().Name).Distinct())}");
+        if (o == null) return;
+        No(o.TopK != null, "ChatOptions.TopK", "not an OpenAI sampling setting this endpoint takes (use TopP)");
+        No(o.Tools is { Count: > 0 }, "ChatOptions.Tools", "tool calling is not supported by the local: endpoint");
+        No(o.ResponseFormat is ChatResponseFormatJson { Schema: not null }, "ChatOptions.ResponseFormat",
+            "a JSON schema cannot be enforced (decoding is constrained to one JSON object); use ChatResponseFormat.Json");
+        foreach (var key in o.AdditionalProperties?.Keys ?? [])
+            No(key != MinTokensProperty, $"ChatOptions.AdditionalProperties[\"{key}\"]", $"not a setting of the local: endpoint (it takes \"{MinTokensProperty}\")");
+        No(o.AdditionalProperties?.TryGetValue(MinTokensProperty, out var mt) == true && mt is not int, $"ChatOptions.AdditionalProperties[\"{MinTokensProperty}\"]", "must be an int");
     }
 
     public object? GetService(Type serviceType, object? serviceKey = null) =>

@@ -149,6 +149,8 @@ public sealed class ServedModel : IDisposable
         if (string.IsNullOrWhiteSpace(name) || name == Name)
             throw new ArgumentException($"adapter name \"{name}\" is empty or the base model's name");
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"adapter folder {dir} not found");
+        if (File.Exists(Path.Combine(dir, Models.InstructionAware.TrainableTokenRows.FileName)))
+            throw new ArgumentException($"adapter folder {dir} holds {Models.InstructionAware.TrainableTokenRows.FileName} (added marker tokens change the vocabulary of the whole model, not one request's adapter): serve it with `itune eval`/`generate --adapter`, or fine-tune with training.method full");
         if (File.Exists(Path.Combine(dir, Models.InstructionAware.InstructionAwareFile.FileName)))
             throw new ArgumentException($"adapter folder {dir} holds {Models.InstructionAware.InstructionAwareFile.FileName} (instruction-aware variants change the whole model, not one request's adapter): merge it with `itune merge` and serve the merged folder");
         if (IsWholeModel(dir))

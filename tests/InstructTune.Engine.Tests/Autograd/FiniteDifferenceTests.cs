@@ -28,6 +28,13 @@ public class FiniteDifferenceTests
     /// <summary>IAPT's per-document prompt attention: 4 rows over 2 documents of P = 2 keys (one row without a document), GQA 4/2.</summary>
     [Fact] public void PrefixAttention() => AssertGrad(t => Ops.PrefixAttention(t[0], t[1], t[2], [1, 0, -1, 1], 2, 4, 2, 3, 0.7f),
         RandTensor(1, 1, 4, 12), RandTensor(2, 1, 4, 6), RandTensor(3, 1, 4, 6));
+    /// <summary>Trainable token rows (marker tokens under LoRA): rows 2..3 of a 6-row table replaced, then looked up and projected.</summary>
+    [Fact]
+    public void OverrideRows()
+    {
+        var ids = new IntTensor([2, 0, 3, 5, 3], 5);
+        AssertGrad(t => Ops.Linear(Ops.Embedding(Ops.OverrideRows(t[0], 2, t[1]), ids), Ops.OverrideRows(t[0], 2, t[1])), RandTensor(1, 1, 6, 4), RandTensor(2, 1, 2, 4));
+    }
     [Fact] public void MulRows() => AssertGrad(t => Ops.MulRows(t[0], t[1]), RandTensor(1, 1, 3, 5), RandTensor(2, 1, 3));
     [Fact] public void Softmax() => AssertGrad(t => Ops.Softmax(t[0]), RandTensor(1, 2, 3, 7));
 

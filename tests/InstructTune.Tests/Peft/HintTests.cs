@@ -71,7 +71,7 @@ public class HintTests
         var model = TinyModel(kind);
         hyper = HintInjector.Inject(model, Config, 1);
         var rng = new Rng(5);
-        foreach (var (name, p) in model.NamedParameters().Where(p => !p.Parameter.Frozen && (p.Name.Contains("gate"))))
+        foreach (var (name, p) in model.NamedParameters().Where(p => !p.Parameter.Frozen && (p.Name.Contains("gate") || p.Name.Contains("adapter_"))))
             rng.Normal(p.Span, 0, 0.5f);
         return model;
     }
@@ -195,6 +195,11 @@ public class HintTests
         Assert.Equal(expected, Run(reloaded, TaskBatch()));
         var wrong = Assert.Throws<InvalidDataException>(() => PeftRegistry.LoadInto(TinyModel(kind == "llama-gqa" ? "qwen2-tied-bias" : "llama-gqa"), dir));
         Assert.Contains("kv", wrong.Message);
+        var cfgPath = Path.Combine(dir, "adapter_config.json");                // an adapter of the earlier scale form: refused, named
+        var cfg = File.ReadAllText(cfgPath);
+        File.WriteAllText(cfgPath, cfg.Replace("\"adapter_form\"", "\"old_form\""));
+        Assert.Contains("adapter_form", Assert.Throws<InvalidDataException>(() => PeftRegistry.LoadInto(TinyModel(kind), dir)).Message);
+        File.WriteAllText(cfgPath, cfg);
         var merge = Assert.Throws<InvalidDataException>(() => PeftRegistry.MergeAndUnload(model));
         Assert.Contains("cannot be merged", merge.Message);
         var baseDir = Directory.CreateTempSubdirectory("base").FullName;
@@ -256,7 +261,7 @@ public class HintTests
         {
             var model = LlamaCheckpoint.Load(modelDir);
             HintInjector.Inject(model, Config, 1);
-            if (trained) foreach (var (_, p) in model.NamedParameters().Where(p => !p.Parameter.Frozen && p.Name.Contains("gate"))) new Rng(5).Normal(p.Span, 0, 0.5f);
+            if (trained) foreach (var (_, p) in model.NamedParameters().Where(p => !p.Parameter.Frozen && (p.Name.Contains("gate") || p.Name.Contains("adapter_")))) new Rng(5).Normal(p.Span, 0, 0.5f);
             var dir = Directory.CreateTempSubdirectory(trained ? "hint-trained" : "hint-init").FullName;
             HintInjector.Save(model, dir, modelDir);
             PromptFormatFile.Write(dir, format);

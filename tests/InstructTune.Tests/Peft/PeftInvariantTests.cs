@@ -98,7 +98,7 @@ public class PeftInvariantTests
         foreach (var (name, p) in model.NamedParameters().Where(p => !p.Parameter.Frozen))
         {
             var noise = new float[p.Length];
-            bool zeroInit = name.Contains("lora_B") || name.Contains("iasft_values") || name.Contains("ipeft_gate") || name.Contains("iapt_generator.gate_") || name.Contains("_gate_");   // additive deltas that start at 0
+            bool zeroInit = name.Contains("lora_B") || name.Contains("iasft_values") || name.Contains("ipeft_gate") || name.Contains("iapt_generator.gate_") || name.Contains("_gate_") || name.Contains("hint_hypernetwork.adapter_");   // additive deltas that start at 0
             rng.Normal(noise, 0, name.Contains("lora_B") ? 0.05f : name.Contains("_encoder.") ? 0.5f : 0.2f);
             var v = p.ToArray();
             for (int i = 0; i < v.Length; i++) v[i] = zeroInit ? noise[i] : v[i] * (1 + noise[i]);
@@ -240,7 +240,8 @@ public class PeftInvariantTests
                 int kvDim = (kind == "llama-gqa" ? 2 : 1) * 8;
                 Assert.Equal([4L, 32L], st.Info("base_model.model.model.layers.1.self_attn.q_proj.hint_A.weight").Shape);
                 Assert.Equal([(long)kvDim, 4L], st.Info("base_model.model.model.layers.0.self_attn.v_proj.hint_B.weight").Shape);
-                Assert.Equal([1L, 32L], st.Info("base_model.model.hint_hypernetwork.adapter_gate_w_1").Shape);
+                Assert.Equal("generated_low_rank", root.GetProperty("adapter_form").GetString());
+                Assert.Equal([16L, 32L], st.Info("base_model.model.hint_hypernetwork.adapter_w_1").Shape);   // r² × hidden
                 Assert.Equal([3L * 2 * kvDim, 5L], st.Info("base_model.model.hint_hypernetwork.prompt_up_0.weight").Shape);
                 Assert.Equal([32L], st.Info("base_model.model.hint_hypernetwork.prompt_gate_1").Shape);
                 Assert.Equal(2 * 2 * 2 + 2 * 7, st.Tensors.Count);   // 2 layers × 2 targets × (A, B) + 2 layers × 7 hypernetwork tensors

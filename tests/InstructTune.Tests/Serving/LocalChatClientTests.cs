@@ -36,6 +36,32 @@ public class LocalChatClientTests
         Assert.NotEqual(a.Text, b.Text);
     }
 
+    [Fact]
+    public async Task Penalties_reach_decoding_and_options_that_cannot_act_are_refused()
+    {
+        using var client = ChatClients.Create("local:" + ServeTestModel.Model);
+        List<ChatMessage> q = [new ChatMessage(ChatRole.User, "Count words.")];
+        var plain = await client.GetResponseAsync(q, new ChatOptions { Temperature = 0, MaxOutputTokens = 24 });
+        var penalised = await client.GetResponseAsync(q, new ChatOptions { Temperature = 0, MaxOutputTokens = 24, PresencePenalty = -2, FrequencyPenalty = -1 });
+        // Negative penalties favour tokens already written, so the output changes; the same settings through the served path (checked against OpenAI's formula in ServeSamplingFieldsTests).
+        var served = ((LocalChatClient)client).Served;
+        var ids = served.ChatPromptIds([new InstructTune.Templates.ChatMessage("user", "Count words.")]);
+        var expected = await served.Start(ids, new SamplingRequest { Temperature = 0, MaxTokens = 24, PresencePenalty = -2, FrequencyPenalty = -1 }, null, default)[0].ReadAllAsync();
+        Assert.Equal(expected, penalised.Text);
+        Assert.NotEqual(plain.Text, penalised.Text);
+
+        async Task Refused(ChatOptions o, string what, List<ChatMessage>? messages = null)
+        {
+            var e = await Assert.ThrowsAsync<ServeRequestException>(() => client.GetResponseAsync(messages ?? q, o));
+            Assert.Contains(what, e.Message);
+        }
+        await Refused(new ChatOptions { TopK = 5 }, "TopK");
+        await Refused(new ChatOptions { Tools = [AIFunctionFactory.Create(() => 1, "one")] }, "Tools");
+        await Refused(new ChatOptions { AdditionalProperties = new() { ["top_k"] = 3 } }, "top_k");
+        await Refused(new ChatOptions { AdditionalProperties = new() { [LocalChatClient.MinTokensProperty] = "5" } }, "min_tokens");
+        await Refused(new ChatOptions(), "contents", [new ChatMessage(ChatRole.User, [new TextContent("look"), new DataContent(new byte[] { 1, 2 }, "image/png")])]);
+    }
+
     [Theory]
     [InlineData("", JsonPrefix.State.Prefix)]
     [InlineData("  {", JsonPrefix.State.Prefix)]

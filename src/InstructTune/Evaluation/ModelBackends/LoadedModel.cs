@@ -48,6 +48,21 @@ public sealed class LoadedModel : IDisposable
         {
             throw new EvalInputException($"model folder {modelDir}: cannot load the checkpoint: {ex.Message}");
         }
+        // Marker tokens trained under LoRA/QLoRA: their rows and the extended tokenizer live in the adapter folder.
+        if (adapterDir != null && File.Exists(Path.Combine(adapterDir, Models.InstructionAware.TrainableTokenRows.FileName)))
+        {
+            try
+            {
+                var rows = Models.InstructionAware.TrainableTokenRows.TryLoad(adapterDir, model.Config.HiddenSize)!.Value;
+                model.AppendTokenRows(rows.FirstId, rows.Embed, rows.Head);
+                if (requireTokenizer || HasTokenizerFiles(adapterDir)) tokenizer = TokenizerLoader.Load(adapterDir);
+            }
+            catch (Exception ex) when (ex is TokenizerFormatException or IOException or InvalidDataException or KeyNotFoundException or ArgumentException)
+            {
+                model.Dispose();
+                throw new EvalInputException($"adapter folder {adapterDir}: {Models.InstructionAware.TrainableTokenRows.FileName} (added token rows) or its tokenizer: {ex.Message}");
+            }
+        }
         if (tokenizer != null && tokenizer.VocabSize > model.Config.VocabSize)
         {
             model.Dispose();

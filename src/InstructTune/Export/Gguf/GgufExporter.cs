@@ -61,6 +61,8 @@ public static class GgufExporter
         var notes = new List<string>();
         if (c.SlidingWindow is { } win && win < c.MaxPositionEmbeddings)
             notes.Add($"sliding_window={win}: llama.cpp's {arch} architecture attends to the whole context, so outputs agree only while the context is at most {win} tokens");
+        if (o.AdapterDir != null && File.Exists(Path.Combine(o.AdapterDir, Models.InstructionAware.TrainableTokenRows.FileName)))
+            throw new InvalidDataException($"{o.AdapterDir}: holds {Models.InstructionAware.TrainableTokenRows.FileName} (added marker tokens grow the vocabulary): merge it first with `itune merge` and export the merged folder");
         LoraAdapterFile? adapter = o.AdapterDir != null ? LoraAdapterFile.Load(o.AdapterDir) : null;
         var w = new GgufWriter();
         var types = new Dictionary<string, int>();

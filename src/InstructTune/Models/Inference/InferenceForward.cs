@@ -51,7 +51,7 @@ public sealed partial class InferenceModel
             }
         }
         if (hintRows != null) rows = hintRows;                       // HINT: the rows of the input's layout
-        var adapters = WithHintGates(RowAdaptersOf(chunks), caches, N);
+        var adapters = WithHintMixers(RowAdaptersOf(chunks), caches, N);
 
         var X = new float[N * D];                                   // (N, D) residual stream
         if (inputRows != null)

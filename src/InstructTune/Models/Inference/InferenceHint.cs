@@ -1,10 +1,10 @@
 // HINT at inference (Peft/Hint, the training forward's HintHypernetwork.Begin): a sequence's first chunk (its prompt
 // prefill) gives up its instruction tokens (segment 1). The instruction is encoded once — the base's first
 // encoder_layers decoder layers over the instruction alone, positions 0.., no adapters, mean over its tokens: e — and
-// the hypernetwork's outputs for e, the adapter gate g_l = tanh(w_l·e + b_l) and the P prompt keys/values
+// the hypernetwork's outputs for e, the adapter matrix M_l(e) = reshape_{r×r}(W_l·e + b_l) and the P prompt keys/values
 // z_l = W_up,l·gelu(W_down,l·e + b_down,l) + b_up,l of every layer, are kept in the sequence's KV cache. The rest of
 // the prompt and every decoded token then run without the instruction, at positions 0.. of the stripped sequence:
-// y += g_l·(α/r)·B·A·x on the target projections (the gated-delta path iPEFT uses) and + gate_l ⊙ attention over the
+// y += (α/r)·B·M_l(e)·A·x on the target projections (LinearWeights.Hint, RowAdapters.Mixers) and + gate_l ⊙ attention over the
 // prompts after each layer's cached attention (IAPT's path). Encodings are kept per distinct instruction (a task),
 // so the examples of one task encode it once.
 using InstructTune.Engine.Kernels;
@@ -27,7 +27,7 @@ public sealed partial class InferenceModel
     /// <summary>Instructions HINT has encoded so far (a repeated instruction is encoded once).</summary>
     public int HintEncodings { get; private set; }
 
-    private sealed record HintTask(float[] Gates, float[][] K, float[][] V);
+    private sealed record HintTask(float[] Mixers, float[][] K, float[][] V);
 
     /// <summary>Attaches a HINT adapter: the hypernetwork and the gated low-rank pair of each target projection;
     /// throws when the model's layers, widths, heads or a projection do not fit, or another conditioned adapter is on.</summary>
@@ -52,8 +52,8 @@ public sealed partial class InferenceModel
             _hintDown[l] = WeightMatrix.FromF32(m, adapter.Hidden, adapter.Tensors[$"prompt_down_{l}.weight"]);
             _hintUp[l] = WeightMatrix.FromF32(z, m, adapter.Tensors[$"prompt_up_{l}.weight"]);
         }
-        foreach (var (module, d) in adapter.Adapters)   // y += g_l·(α/r)·B·A·x, g_l of the row's sequence (RowAdapters.Gates)
-            byName[module].L.Ipeft = (new LoraDelta(d.A, d.B, adapter.Config.Rank, d.In, d.Out, adapter.Config.Scale), byName[module].Layer);
+        foreach (var (module, d) in adapter.Adapters)   // y += (α/r)·B·M_l·A·x, M_l of the row's sequence (RowAdapters.Mixers)
+            byName[module].L.Hint = (new LoraDelta(d.A, d.B, adapter.Config.Rank, d.In, d.Out, adapter.Config.Scale), byName[module].Layer);
         _promptGates = Enumerable.Range(0, L).Select(l => adapter.Tensors[$"prompt_gate_{l}"]).ToArray();
         _hint = adapter;
     }
@@ -77,7 +77,7 @@ public sealed partial class InferenceModel
             int n = ch.Tokens.Length;
             var segs = ch.Segments;
             if (segs != null && segs.Length != n) throw new ArgumentException($"Forward: {segs.Length} segment ids for {n} tokens");
-            bool fresh = ch.Cache.HintGates == null;
+            bool fresh = ch.Cache.HintMixers == null;
             bool IsInstruction(int j) => segs != null && segs[j] == InstructionSpans.Instruction;
             if (!fresh && Enumerable.Range(0, n).Any(IsInstruction))
                 throw new ArgumentException("Forward: HINT encodes a sequence's instruction from its first chunk; a later chunk holds instruction tokens");
@@ -94,7 +94,7 @@ public sealed partial class InferenceModel
                     throw new ArgumentException("Forward: HINT takes the instruction tokens out of the sequence and this prompt holds nothing else to run; "
                         + "use a prompt template whose text follows the instruction (--template)");
                 var task = HintTaskOf(instruction);
-                ch.Cache.HintGates = task.Gates; ch.Cache.PromptK = task.K; ch.Cache.PromptV = task.V;
+                ch.Cache.HintMixers = task.Mixers; ch.Cache.PromptK = task.K; ch.Cache.PromptV = task.V;
             }
             else if (ch.Positions != null)
                 throw new ArgumentException("Forward: HINT runs a sequence without its instruction at positions 0..; explicit positions are not supported after its first chunk");
@@ -110,14 +110,14 @@ public sealed partial class InferenceModel
         return run;
     }
 
-    /// <summary>HINT: g[n, l] = the adapter gate of row n's sequence at layer l (the gated-delta path of LinearWeights).</summary>
-    private RowAdapters? WithHintGates(RowAdapters? adapters, KvCache[] caches, int N)
+    /// <summary>HINT: M[n, l] = the generated r×r adapter matrix of row n's sequence at layer l (LinearWeights.Hint).</summary>
+    private RowAdapters? WithHintMixers(RowAdapters? adapters, KvCache[] caches, int N)
     {
-        if (_hint == null) return adapters;
-        int L = Layers.Length;
-        var G = new float[N * L];                                            // (N, L)
-        for (int n = 0; n < N; n++) caches[n].HintGates!.CopyTo(G, n * L);
-        return new RowAdapters(adapters?.Groups ?? []) { Gates = G, GateLayers = L };
+        if (_hint is not { } h) return adapters;
+        int L = Layers.Length, w = L * h.Config.Rank * h.Config.Rank;
+        var M = new float[N * w];                                            // (N, L, r·r)
+        for (int n = 0; n < N; n++) caches[n].HintMixers!.CopyTo(M, n * w);
+        return new RowAdapters(adapters?.Groups ?? []) { Mixers = M, MixerLayers = L };
     }
 
     /// <summary>The encoding of an instruction (its token ids), computed once per distinct instruction.</summary>
@@ -134,7 +134,7 @@ public sealed partial class InferenceModel
     }
 
     /// <summary>e (D) = mean over the instruction's tokens of the hidden states after the base's first encoder_layers
-    /// layers (0 for an empty instruction), then each layer's gate and prompts from e.</summary>
+    /// layers (0 for an empty instruction), then each layer's adapter matrix and prompts from e.</summary>
     private HintTask EncodeHintTask(int[] instruction)
     {
         var h = _hint!;
@@ -155,12 +155,13 @@ public sealed partial class InferenceModel
             System.Numerics.Tensors.TensorPrimitives.Divide(e, Ti, e);
             HintEncodings++;
         }
-        var gates = new float[L]; var K = new float[L][]; var V = new float[L][];
-        var g = new float[1]; var u = new float[m]; var a = new float[m]; var zs = new float[P * 2 * kvd];
+        int rr = h.Config.Rank * h.Config.Rank;
+        var mixers = new float[L * rr]; var K = new float[L][]; var V = new float[L][];
+        var u = new float[m]; var a = new float[m]; var zs = new float[P * 2 * kvd];
         for (int l = 0; l < L; l++)
         {
-            InferenceLinear.Forward(e, WeightMatrix.FromF32(1, D, h.Tensors[$"adapter_gate_w_{l}"]), h.Tensors[$"adapter_gate_b_{l}"], g, 1);
-            gates[l] = MathF.Tanh(g[0]);                                     // g_l = tanh(w_l·e + b_l)
+            InferenceLinear.Forward(e, WeightMatrix.FromF32(rr, D, h.Tensors[$"adapter_w_{l}"]), h.Tensors[$"adapter_b_{l}"],
+                mixers.AsSpan(l * rr, rr), 1);                               // M_l(e) = W_l·e + b_l (r×r row-major)
             InferenceLinear.Forward(e, _hintDown![l], h.Tensors[$"prompt_down_{l}.bias"], u, 1);
             ActivationKernels.GeluForward(u, a, tanhApproximation: false);   // gelu(W_down·e + b_down)
             InferenceLinear.Forward(a, _hintUp![l], h.Tensors[$"prompt_up_{l}.bias"], zs, 1);   // z: prompt p's key, then its value
@@ -171,6 +172,6 @@ public sealed partial class InferenceModel
                 zs.AsSpan((2 * p + 1) * kvd, kvd).CopyTo(V[l].AsSpan(p * kvd, kvd));
             }
         }
-        return new HintTask(gates, K, V);
+        return new HintTask(mixers, K, V);
     }
 }

@@ -29,6 +29,8 @@ public sealed class LinearWeights(WeightMatrix w, float[]? bias)
     public Peft.Iasft.SparseDelta? Sparse { get; set; }
     /// <summary>iPEFT's gated adapter (scale·B·A) and its decoder layer (the gate column), or null.</summary>
     public (LoraDelta Delta, int Layer)? Ipeft { get; set; }
+    /// <summary>HINT's adapter (A, B, scale) and its decoder layer: Y += scale·B·M·A·x with each row's generated M (RowAdapters.Mixers), or null.</summary>
+    public (LoraDelta Delta, int Layer)? Hint { get; set; }
     public int In => W.Cols;
     public int Out => W.Rows;
 
@@ -90,6 +92,21 @@ public sealed class LinearWeights(WeightMatrix w, float[]? bias)
             for (int t = 0; t < T; t++)                                      // Y[t] += g[t, layer]·gd[t]
                 System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(gd.AsSpan(t * Out, Out), gates[t * rows.GateLayers + ip.Layer], Y.Slice(t * Out, Out), Y.Slice(t * Out, Out));
         }
+        if (Hint is { } h && rows?.Mixers is { } mixers)
+        {
+            int r = h.Delta.Rank, rr = r * r;
+            var ax = new float[T * r];                                       // (T, r) = A·x
+            InferenceLinear.Forward(X, WeightMatrix.FromF32(r, h.Delta.In, h.Delta.A), [], ax, T);
+            var mx = new float[T * r];                                       // (T, r) = M[t]·A·x, M[t] the row's r×r matrix
+            for (int t = 0; t < T; t++)
+            {
+                var M = mixers.AsSpan((t * rows.MixerLayers + h.Layer) * rr, rr);
+                for (int i = 0; i < r; i++) mx[t * r + i] = System.Numerics.Tensors.TensorPrimitives.Dot(M.Slice(i * r, r), ax.AsSpan(t * r, r));
+            }
+            var bx = new float[T * Out];                                     // (T, Out) = B·M·A·x
+            InferenceLinear.Forward(mx, WeightMatrix.FromF32(Out, r, h.Delta.B), [], bx, T);
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(bx, h.Delta.Scale, Y[..(T * Out)], Y[..(T * Out)]);
+        }
         if (Lora is { } d) AddDelta(d, X, Y, T);
         if (DoraScale is { } g)
             for (int t = 0; t < T; t++)
@@ -144,6 +161,9 @@ public sealed class RowAdapters(IReadOnlyList<(InferenceAdapter Adapter, int[] R
     /// <summary>iPEFT gates of this forward, (rows, GateLayers) row-major, or null.</summary>
     public float[]? Gates { get; init; }
     public int GateLayers { get; init; }
+    /// <summary>HINT's generated r×r matrices of this forward, (rows, MixerLayers, r·r) row-major, or null.</summary>
+    public float[]? Mixers { get; init; }
+    public int MixerLayers { get; init; }
 }
 
 public sealed class DecoderLayerWeights
@@ -168,9 +188,39 @@ public sealed record SequenceChunk(KvCache Cache, int[] Tokens, int[]? Positions
 
 public sealed partial class InferenceModel : IDisposable
 {
-    public LlamaConfig Config { get; }
-    public WeightMatrix Embed { get; }
+    public LlamaConfig Config { get; private set; }
+    public WeightMatrix Embed { get; private set; }
     public WeightMatrix LmHead { get; private set; }
+
+    /// <summary>
+    /// Appends the rows of added tokens (instruction marker tokens trained under LoRA/QLoRA: the adapter folder's
+    /// added_tokens.safetensors) to the embedding and lm_head: ids [vocab_size, vocab_size + k) get
+    /// <paramref name="embedRows"/> (k, hidden) and, untied, <paramref name="headRows"/>; vocab_size grows by k. The
+    /// tables become float32 copies. <paramref name="firstId"/> must be today's vocab_size (the ids training gave them).
+    /// </summary>
+    public void AppendTokenRows(int firstId, float[] embedRows, float[]? headRows)
+    {
+        int V = Config.VocabSize, D = Config.HiddenSize, k = embedRows.Length / D;
+        if (firstId != V) throw new InvalidDataException($"the added token rows start at id {firstId}, but the model's vocab_size is {V}");
+        if (k < 1 || embedRows.Length != k * D) throw new InvalidDataException($"added token rows of {embedRows.Length} values do not fit hidden size {D}");
+        if (Config.TieWordEmbeddings != (headRows == null))
+            throw new InvalidDataException(Config.TieWordEmbeddings ? "the model ties lm_head to the embedding, but the added rows carry their own lm_head rows"
+                : "the model's lm_head is untied, but the added rows carry no lm_head rows");
+        if (InstructionAware != null || VirtualTokens > 0) throw new InvalidDataException("added token rows are appended before other variants attach");
+        WeightMatrix Grow(WeightMatrix w, float[] rows)
+        {
+            var all = new float[(V + k) * D];
+            w.ToF32().CopyTo(all, 0);
+            rows.CopyTo(all, V * D);
+            return WeightMatrix.FromF32(V + k, D, all);
+        }
+        bool tied = ReferenceEquals(LmHead, Embed);
+        var embed = Grow(Embed, embedRows);
+        LmHead = tied ? embed : Grow(LmHead, headRows ?? throw new InvalidDataException("untied lm_head needs rows"));
+        Embed = embed;
+        Config = Config with { VocabSize = V + k };
+        WeightBytes = Embed.ByteLength + (ReferenceEquals(LmHead, Embed) ? 0 : LmHead.ByteLength) + Layers.Sum(l => l.Linears(0).Sum(x => x.L.W.ByteLength));
+    }
     public float[] FinalNorm { get; }
     public DecoderLayerWeights[] Layers { get; }
     public IReadOnlyList<string> UnusedTensors { get; }

@@ -18,13 +18,14 @@ public sealed class KvCache
     }
 
     /// <summary>Forgets the cached tokens (the buffers are reused) and the instruction state.</summary>
-    public void Clear() { Length = 0; _instruction = null; _encoder?.Clear(); PromptK = PromptV = null; HintGates = null; }
+    public void Clear() { Length = 0; _instruction = null; _encoder?.Clear(); PromptK = PromptV = null; HintMixers = null; }
 
     /// <summary>IAPT and HINT: this sequence's generated prompts per layer, (P, kvHeads·hd) keys and values; null until its first chunk.</summary>
     internal float[][]? PromptK, PromptV;
 
-    /// <summary>HINT: the adapter gate g_l of this sequence's task per layer (its prompts are PromptK/PromptV); null until its first chunk.</summary>
-    internal float[]? HintGates;
+    /// <summary>HINT: the generated r×r adapter matrix M_l(e) of this sequence's task per layer, (L, r·r) (its prompts are
+    /// PromptK/PromptV); null until its first chunk.</summary>
+    internal float[]? HintMixers;
 
     // The running instruction sums of the instruction-aware variants, one per stage (0 = token embeddings, l + 1 =
     // after decoder layer l): (D) sum of the instruction rows seen so far and their count, so a decode step gets

@@ -29,7 +29,14 @@ public sealed record MarkerVocabulary(HfTokenizer Tokenizer, IReadOnlyList<strin
         Directory.CreateDirectory(dir);
         Data.Cache.AtomicFile.WriteAllText(Path.Combine(dir, "tokenizer.json"), TokenizerJson);
         if (TokenizerConfigJson != null) Data.Cache.AtomicFile.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), TokenizerConfigJson);
+        // special_tokens_map.json names BOS/EOS where tokenizer_config.json does not (an adapter folder has no copy).
+        if (SourceDir != null && Path.Combine(SourceDir, "special_tokens_map.json") is var map && File.Exists(map)
+            && Path.GetFullPath(SourceDir) != Path.GetFullPath(dir))
+            File.Copy(map, Path.Combine(dir, "special_tokens_map.json"), overwrite: true);
     }
+
+    /// <summary>The folder of the tokenizer the markers were added to.</summary>
+    public string? SourceDir { get; init; }
 }
 
 public static class MarkerTokens
@@ -73,7 +80,8 @@ public static class MarkerTokens
         string text = root.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
         var extended = Tokenizers.TokenizerJson.Parse(text);
         extended.SetSpecialTokens(new SpecialTokenIds(tokenizer.BosId, tokenizer.EosId, tokenizer.PadId, tokenizer.UnkId));
-        return new MarkerVocabulary(extended, [.. markers], first, text, ConfigJson(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(json))!, "tokenizer_config.json"), markers, first));
+        var source = Path.GetDirectoryName(Path.GetFullPath(json))!;
+        return new MarkerVocabulary(extended, [.. markers], first, text, ConfigJson(Path.Combine(source, "tokenizer_config.json"), markers, first)) { SourceDir = source };
     }
 
     // tokenizer_config.json as transformers' save_pretrained writes it after add_special_tokens: the new ids in

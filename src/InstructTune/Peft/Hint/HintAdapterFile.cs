@@ -9,6 +9,8 @@ public sealed class HintAdapterFile
 {
     public const string Prefix = "base_model.model.";
     public const string HyperPrefix = Prefix + HintInjector.ModuleName + ".";
+    /// <summary>adapter_config.json "adapter_form": the generated part is an r×r matrix per layer (ΔW = (α/r)·B·M_l(e)·A).</summary>
+    public const string AdapterForm = "generated_low_rank";
 
     public HintConfig Config { get; }
     public int Layers { get; }
@@ -16,7 +18,7 @@ public sealed class HintAdapterFile
     public int Heads { get; }
     public int KvHeads { get; }
     public int HeadDim { get; }
-    /// <summary>Hypernetwork parameters by their name inside it (adapter_gate_w_0, prompt_down_1.bias, prompt_gate_0, …).</summary>
+    /// <summary>Hypernetwork parameters by their name inside it (adapter_w_0, prompt_down_1.bias, prompt_gate_0, …).</summary>
     public IReadOnlyDictionary<string, float[]> Tensors { get; }
     /// <summary>Per target projection (model.layers.N.self_attn.q_proj, …): A (r, in) and B (out, r).</summary>
     public IReadOnlyDictionary<string, (float[] A, float[] B, int In, int Out)> Adapters { get; }
@@ -31,8 +33,8 @@ public sealed class HintAdapterFile
         int m = c.Bottleneck, z = c.NumVirtualTokens * 2 * kvHeads * headDim;
         for (int l = 0; l < layers; l++)
         {
-            yield return ($"adapter_gate_w_{l}", [1, hidden]);
-            yield return ($"adapter_gate_b_{l}", [1]);
+            yield return ($"adapter_w_{l}", [c.Rank * c.Rank, hidden]);
+            yield return ($"adapter_b_{l}", [c.Rank * c.Rank]);
             yield return ($"prompt_down_{l}.weight", [m, hidden]);
             yield return ($"prompt_down_{l}.bias", [m]);
             yield return ($"prompt_up_{l}.weight", [z, m]);
@@ -49,6 +51,9 @@ public sealed class HintAdapterFile
             throw new InvalidDataException($"{cfgPath}: peft_type is not {HintInjector.PeftType}");
         int Int(string key) => root.TryGetProperty(key, out var v) && v.TryGetInt32(out var i) && i > 0 ? i
             : throw new InvalidDataException($"{cfgPath}: missing or invalid key \"{key}\"");
+        if (!root.TryGetProperty("adapter_form", out var form) || form.ValueKind != System.Text.Json.JsonValueKind.String || form.GetString() != AdapterForm)
+            throw new InvalidDataException($"{cfgPath}: \"adapter_form\" is not \"{AdapterForm}\": this HINT adapter was written by an earlier "
+                + "InstructTune whose hypernetwork generated one scale per layer (adapter_gate_w_<l>); retrain it (training.method: hint)");
         double alpha = root.TryGetProperty("lora_alpha", out var a) && a.TryGetDouble(out var av) && av > 0 ? av
             : throw new InvalidDataException($"{cfgPath}: missing or invalid key \"lora_alpha\"");
         var targets = root.TryGetProperty("target_modules", out var tm) && tm.ValueKind == System.Text.Json.JsonValueKind.Array

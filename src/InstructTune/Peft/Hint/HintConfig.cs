@@ -5,11 +5,12 @@ namespace InstructTune.Peft.Hint;
 /// instruction (its instruction-segment tokens) is taken out of the example; the distinct instructions of a batch (the
 /// tasks) are encoded once each by the frozen base's first <see cref="EncoderLayers"/> decoder layers (mean over the
 /// instruction tokens: e), and a hypernetwork turns e into what the examples of that task then run with:
-///   adapters: on each target projection of layer l, y = W·x + b + g_l(e)·(α/r)·B·A·x, g_l(e) = tanh(w_l·e + b_l)
+///   adapters: on each target projection of layer l, y = W·x + b + (α/r)·B·M_l(e)·A·x, M_l(e) = reshape_{r×r}(W_l·e + b_l):
+///             a generated low-rank weight ΔW = (α/r)·B·M_l(e)·A per task (A, B trained; W_l (r², D), b_l (r²) generate M)
 ///   prompts:  per layer P keys/values z_l = W_up,l·gelu(W_down,l·e + b_down,l) + b_up,l, attended by every token of
 ///             the task's examples with their own softmax, times gate_l (IAPT's zero-gated prompt attention; the
 ///             decoder-only form of HINT's fusion-in-decoder: the examples read the encoded instruction)
-/// w, b and gate start at 0: at init every example runs as the base model without its instruction text.
+/// W_l, b_l and gate start at 0: at init every example runs as the base model without its instruction text.
 /// </summary>
 public sealed record HintConfig
 {

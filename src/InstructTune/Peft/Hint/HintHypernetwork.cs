@@ -1,5 +1,5 @@
 // HINT's hypernetwork (see HintConfig): it takes each example's instruction out of the batch, encodes every distinct
-// instruction of the batch once with the frozen base's first layers, and generates per task the adapter gates and the
+// instruction of the batch once with the frozen base's first layers, and generates per task the adapter matrices and the
 // prompt keys/values the examples of that task run with. LlamaModel.Forward calls Begin before anything else.
 using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Kernels;
@@ -17,7 +17,7 @@ public sealed class HintHypernetwork : Module, ITaskConditioner, IAdapterLayer
     private readonly Parameter[] _w, _b, _gate;
     private readonly Linear[] _down, _up;
     private readonly LlamaConfig _c;
-    private Tensor[]? _rowGates;               // per layer (N): g_l of each token row's task
+    private Tensor[]? _rowMixers;              // per layer (N, r·r): M_l(e) of each token row's task
     private InstructionPrompts?[]? _prompts;
     public HintConfig Config { get; }
     public int Layers => _w.Length;
@@ -38,8 +38,9 @@ public sealed class HintHypernetwork : Module, ITaskConditioner, IAdapterLayer
         _w = new Parameter[L]; _b = new Parameter[L]; _gate = new Parameter[L]; _down = new Linear[L]; _up = new Linear[L];
         for (int l = 0; l < L; l++)
         {
-            _w[l] = RegisterParameter($"adapter_gate_w_{l}", new Parameter(1, D));               // zeros
-            _b[l] = RegisterParameter($"adapter_gate_b_{l}", new Parameter(1));
+            int rr = config.Rank * config.Rank;
+            _w[l] = RegisterParameter($"adapter_w_{l}", new Parameter(rr, D));                   // zeros: M_l(e) = 0 at init
+            _b[l] = RegisterParameter($"adapter_b_{l}", new Parameter(rr));
             _down[l] = RegisterModule($"prompt_down_{l}", new Linear(D, config.Bottleneck, bias: true));
             _up[l] = RegisterModule($"prompt_up_{l}", new Linear(config.Bottleneck, config.NumVirtualTokens * 2 * kvd, bias: true));
             _gate[l] = RegisterParameter($"prompt_gate_{l}", new Parameter(c.NumAttentionHeads * c.HeadDim));   // zeros
@@ -52,8 +53,8 @@ public sealed class HintHypernetwork : Module, ITaskConditioner, IAdapterLayer
         }
     }
 
-    /// <summary>Layer l's adapter gate per token row of the current forward, or null.</summary>
-    public Tensor? RowGate(int l) => _rowGates?[l];
+    /// <summary>Layer l's generated r×r matrix M_l(e) per token row of the current forward (N, r·r, row-major), or null.</summary>
+    public Tensor? RowMixer(int l) => _rowMixers?[l];
     public InstructionPrompts? Layer(int l) => _prompts?[l];
     public void Prepare(Tensor embeddings, InstructionSpans? spans) { }
 
@@ -66,7 +67,7 @@ public sealed class HintHypernetwork : Module, ITaskConditioner, IAdapterLayer
     /// </summary>
     public (LlamaBatch Batch, int[]? Rows) Begin(LlamaModel model, LlamaBatch batch)
     {
-        _rowGates = null; _prompts = null;
+        _rowMixers = null; _prompts = null;
         if (!Enabled) return (batch, null);
         int B = batch.InputIds.Shape[0], T = batch.InputIds.Shape[1];
         var ids = batch.InputIds.Data; var seg = batch.Segments?.Data; var mask = batch.AttentionMask?.Data; var labels = batch.Labels?.Data;
@@ -109,11 +110,11 @@ public sealed class HintHypernetwork : Module, ITaskConditioner, IAdapterLayer
         var keys = new int[tasks.Count * Config.NumVirtualTokens]; var values = new int[keys.Length];
         for (int i = 0; i < keys.Length; i++) { keys[i] = 2 * i; values[i] = 2 * i + 1; }
         int kvd = _c.NumKeyValueHeads * _c.HeadDim;
-        _rowGates = new Tensor[Layers]; _prompts = new InstructionPrompts?[Layers];
+        _rowMixers = new Tensor[Layers]; _prompts = new InstructionPrompts?[Layers];
         for (int l = 0; l < Layers; l++)
         {
-            var g = Ops.Tanh(Ops.Linear(e, _w[l], _b[l]));                  // (tasks, 1): g_l per task
-            _rowGates[l] = Ops.Reshape(Ops.GatherRows(g, gather), N);        // (N): the gate of each row's task
+            var m = Ops.Linear(e, _w[l], _b[l]);                             // (tasks, r·r): M_l(e) per task
+            _rowMixers[l] = Ops.GatherRows(m, gather);                       // (N, r·r): each row's task's
             var z = _up[l].Forward(Ops.Gelu(_down[l].Forward(e)));           // (tasks, P·2·kv·hd)
             var rows = Ops.Reshape(z, tasks.Count * Config.NumVirtualTokens * 2, kvd);
             _prompts[l] = new InstructionPrompts(Ops.GatherRows(rows, keys), Ops.GatherRows(rows, values), _gate[l], rowTask, Config.NumVirtualTokens);
@@ -162,8 +163,9 @@ public sealed class HintHypernetwork : Module, ITaskConditioner, IAdapterLayer
     }
 }
 
-/// <summary>A projection with a HINT adapter: y = W·x + b + g_l(task of the row)·(α/r)·B·A·x. Names keep the base's and
-/// add `hint_A.weight` (r, in), `hint_B.weight` (out, r); A and B random (the gate, not B, starts at 0).</summary>
+/// <summary>A projection with a HINT adapter: y = W·x + b + (α/r)·B·M_l(e)·A·x, M_l(e) the r×r matrix the hypernetwork
+/// generates for the row's task. Names keep the base's and add `hint_A.weight` (r, in), `hint_B.weight` (out, r); A and B
+/// random (the generator of M, not B, starts at 0).</summary>
 public sealed class HintLinear : Module, IUnaryModule, IAdapterLayer
 {
     public Linear Base { get; }
@@ -191,8 +193,22 @@ public sealed class HintLinear : Module, IUnaryModule, IAdapterLayer
     public Tensor Forward(Tensor x)
     {
         var y = Base.Forward(x);                                              // (N, out)
-        if (!Enabled || Hyper.Encoding || Hyper.RowGate(Layer) is not { } g || g.Length != y.Size(0)) return y;
-        var d = Ops.Scale(B.Forward(A.Forward(x)), Hyper.Config.Scale);      // (N, out)
-        return Ops.Add(y, Ops.MulRows(d, g));
+        if (!Enabled || Hyper.Encoding || Hyper.RowMixer(Layer) is not { } m || m.Size(0) != y.Size(0)) return y;
+        var mixed = Mix(A.Forward(x), m, Hyper.Config.Rank);                 // (N, r): M_l(e)·A·x per row
+        return Ops.Add(y, Ops.Scale(B.Forward(mixed), Hyper.Config.Scale)); // + (α/r)·B·M_l(e)·A·x
+    }
+
+    /// <summary>out[n, i] = Σ_j m[n, i·r + j]·ax[n, j]: each row's own r×r matrix times its (r) vector, from
+    /// differentiable ops (ax repeated per output i by GatherRows, elementwise product, row sums by a matmul with ones).</summary>
+    internal static Tensor Mix(Tensor ax, Tensor m, int r)
+    {
+        int N = ax.Size(0);
+        var idx = new int[N * r * r];
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < r; i++)
+                for (int j = 0; j < r; j++) idx[(n * r + i) * r + j] = n * r + j;
+        var rep = Ops.Reshape(Ops.GatherRows(Ops.Reshape(ax, N * r, 1), idx), N * r, r);   // (N·r, r): row (n, i) = ax[n]
+        var prod = Ops.Mul(Ops.Reshape(m, N * r, r), rep);                                   // (N·r, r): m[n, i, j]·ax[n, j]
+        return Ops.Reshape(Ops.MatMul(prod, Tensor.FromArray(Enumerable.Repeat(1f, r).ToArray(), r, 1)), N, r);
     }
 }

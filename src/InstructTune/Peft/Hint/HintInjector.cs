@@ -1,8 +1,9 @@
 // HINT's injector and adapter files (an InstructTune layout; PEFT has no hypernetwork type), PEFT-like names:
 //   adapter_config.json        {"peft_type": "HINT", "task_type": "CAUSAL_LM", "base_model_name_or_path", "encoder_layers",
+//                               "adapter_form": "generated_low_rank" (ΔW = (α/r)·B·M_l(e)·A, M_l(e) = reshape(W_l·e + b_l)),
 //                               "r", "lora_alpha", "target_modules", "num_virtual_tokens", "bottleneck", "num_layers",
 //                               "hidden_size", "num_attention_heads", "num_key_value_heads", "head_dim"}
-//   adapter_model.safetensors  base_model.model.hint_hypernetwork.{adapter_gate_w_<l> [1, hidden], adapter_gate_b_<l> [1],
+//   adapter_model.safetensors  base_model.model.hint_hypernetwork.{adapter_w_<l> [r·r, hidden], adapter_b_<l> [r·r],
 //                               prompt_down_<l>.{weight [m, hidden], bias [m]}, prompt_up_<l>.{weight [P·2·kv·hd, m], bias},
 //                               prompt_gate_<l> [heads·hd]}, base_model.model.<module>.hint_A.weight [r, in], ….hint_B.weight [out, r].
 using System.Text.Json;
@@ -46,7 +47,7 @@ public static class HintInjector
         var json = new JsonObject
         {
             ["peft_type"] = PeftType, ["task_type"] = "CAUSAL_LM", ["base_model_name_or_path"] = baseModelPath,
-            ["encoder_layers"] = h.EncoderLayers, ["r"] = h.Rank, ["lora_alpha"] = h.Alpha,
+            ["encoder_layers"] = h.EncoderLayers, ["adapter_form"] = HintAdapterFile.AdapterForm, ["r"] = h.Rank, ["lora_alpha"] = h.Alpha,
             ["target_modules"] = new JsonArray(targets.Select(t => (JsonNode)t!).ToArray()),
             ["num_virtual_tokens"] = h.NumVirtualTokens, ["bottleneck"] = h.Bottleneck,
             ["num_layers"] = c.NumHiddenLayers, ["hidden_size"] = c.HiddenSize, ["num_attention_heads"] = c.NumAttentionHeads,

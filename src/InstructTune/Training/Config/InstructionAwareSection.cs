@@ -30,6 +30,6 @@ public sealed class InstructionAwareSection
     public double TemperatureMin { get; set; } = 0.05;
     [ConfigKey("Highest temperature the head's prediction is clamped to at use.", Min = 0, MinExclusive = true)]
     public double TemperatureMax { get; set; } = 2;
-    [ConfigKey("Instruction marker tokens [open, close], e.g. [\"[INST]\", \"[/INST]\"]: added to the tokenizer as special tokens (ids after the vocabulary), the embedding and lm_head resized with new rows at the mean of the old ones (transformers' resize_token_embeddings, mean_resizing), and every instruction segment wrapped in them, in training and in the recorded prompt format that score/generate/eval/serve use. A marker that already is a token, or encodes to one, is refused (the template's own markers need no key). Empty = off.")]
+    [ConfigKey("Instruction marker tokens [open, close], e.g. [\"[INST]\", \"[/INST]\"]: added to the tokenizer as special tokens (ids after the vocabulary), the embedding and lm_head resized with new rows at the mean of the old ones (transformers' resize_token_embeddings, mean_resizing), and every instruction segment wrapped in them, in training and in the recorded prompt format that score/generate/eval/serve use. Full fine-tuning, LoRA or QLoRA (there only the new rows train, saved as added_tokens.safetensors beside the adapter). A marker that already is a token, or encodes to one, is refused (the template's own markers need no key). Empty = off.")]
     public List<string> MarkerTokens { get; set; } = [];
 }

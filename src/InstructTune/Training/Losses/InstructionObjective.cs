@@ -134,7 +134,7 @@ public static class InstructionObjective
             HiddenOnly = heads != null,   // the heads read the final hidden states; the logits are the LM head's of them
         });
         int V = model.Config.VocabSize, N = b.B * b.T;
-        var logits = heads != null ? model.LmHead.Forward(output.Hidden!) : Ops.Reshape(output.Logits!, N, V);   // (B·T, V)
+        var logits = heads != null ? model.HeadLogits(output.Hidden!) : Ops.Reshape(output.Logits!, N, V);   // (B·T, V)
         Tensor? total = null;
         double instrSum = 0, lmSum = 0;
 

@@ -107,6 +107,48 @@ public class MarkerTokensTests
         Assert.Equal(cached, uncached);
     }
 
+    /// <summary>tools/golden/marker_tokens.py: transformers' mean resizing on a tiny untied Llama, then a batch with both
+    /// marker ids: the new rows, logits, loss and the new rows' gradients — full fine-tuning's resized tables and LoRA's
+    /// trainable rows (added_tokens.*) over the frozen tables get the same.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ResizeLogitsAndNewRowGradientsMatchPyTorch(bool trainableRows)
+    {
+        var root = InstructionAwareTests.Load("markers");
+        var c = InstructionAwareTests.Golden(root.GetProperty("config")) with { ModelType = "qwen2" };   // config.json keeps q/k/v biases for qwen2
+        int V0 = c.VocabSize, k = root.GetProperty("added").GetInt32(), D = c.HiddenSize;
+        var model = new LlamaModel(c);
+        HashInit.Initialize(model);
+        using var dir = new TempDir();
+        LlamaCheckpoint.Save(model, dir.Path);
+        var resized = LlamaCheckpoint.Load(dir.Path, V0 + k);
+        void Near(float[] expected, ReadOnlySpan<float> got, double tol, string what)
+        {
+            Assert.Equal(expected.Length, got.Length);
+            for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - got[i]) <= tol * Math.Max(1, Math.Abs(expected[i])), $"{what}[{i}]: torch {expected[i]}, ours {got[i]}");
+        }
+        Near(InstructionAwareTests.Floats(root.GetProperty("embed_rows")), resized.GetParameter("model.embed_tokens.weight").ToArray().AsSpan(V0 * D), 1e-6, "embed rows");
+        Near(InstructionAwareTests.Floats(root.GetProperty("head_rows")), resized.GetParameter("lm_head.weight").ToArray().AsSpan(V0 * D), 1e-6, "lm_head rows");
+        if (trainableRows)
+        {
+            foreach (var (_, p) in resized.NamedParameters()) p.Frozen = true;
+            resized.AttachTokenRows(V0);
+        }
+        var batch = new LlamaBatch(new IntTensor(InstructionAwareTests.Ints(root.GetProperty("ids")), 2, 9))
+            { Labels = new IntTensor(InstructionAwareTests.Ints(root.GetProperty("labels")), 2, 9) };
+        using var tape = Tape.Record();
+        var o = resized.Forward(batch);
+        tape.Backward(o.Loss!);
+        Near(InstructionAwareTests.Floats(root.GetProperty("logits")), o.Logits!.ToArray(), 1e-5, "logits");
+        Near([(float)root.GetProperty("loss").GetDouble()], [o.Loss!.Item()], 1e-5, "loss");
+        var embedGrad = trainableRows ? resized.TokenRows!.Embed.Grad!.ToArray() : resized.GetParameter("model.embed_tokens.weight").Grad!.ToArray()[(V0 * D)..];
+        var headGrad = trainableRows ? resized.TokenRows!.Head!.Grad!.ToArray() : resized.GetParameter("lm_head.weight").Grad!.ToArray()[(V0 * D)..];
+        Near(InstructionAwareTests.Floats(root.GetProperty("embed_rows_grad")), embedGrad, 1e-5, "d embed rows");
+        Near(InstructionAwareTests.Floats(root.GetProperty("head_rows_grad")), headGrad, 1e-5, "d lm_head rows");
+        if (trainableRows) Assert.Null(resized.GetParameter("model.embed_tokens.weight").Grad);   // the frozen table gets nothing
+    }
+
     [Fact]
     public void WrappingPutsTheMarkersAroundEveryInstructionSpanAsInstructionText()
     {
@@ -212,10 +254,72 @@ public class MarkerTokensTests
     }
 
     [Fact]
-    public void LoraIsRefusedNamingTheKey()
+    public void UnderQloraTheMarkerRowsTrainToo()
     {
         var (modelDir, data) = RecipeSetupTests.Workspace();
-        var e = Assert.Throws<ConfigException>(() => FineTuneRecipe.Setup(Config(modelDir, data, "model.instruction_aware.marker_tokens=[\"[INST]\", \"[/INST]\"]", "training.method=lora")));
+        var recipe = FineTuneRecipe.Setup(Config(modelDir, data, "model.instruction_aware.marker_tokens=[\"[INST]\", \"[/INST]\"]", "training.method=qlora",
+            "training.max_steps=2", "lora.target_modules=[q_proj]"));
+        Assert.Contains("added_tokens.embed_tokens", recipe.Trainer.Trainable.Select(t => t.Name));
+        var start = recipe.Model.TokenRows!.Embed.ToArray();
+        var summary = recipe.Train(quiet: true);
+        Assert.NotEqual(start, recipe.Model.TokenRows!.Embed.ToArray());
+        Assert.True(File.Exists(Path.Combine(summary.ExportDir, TrainableTokenRows.FileName)));
+    }
+
+    [Fact]
+    public void Ia3IsRefusedNamingTheKey()
+    {
+        var (modelDir, data) = RecipeSetupTests.Workspace();
+        var e = Assert.Throws<ConfigException>(() => FineTuneRecipe.Setup(Config(modelDir, data, "model.instruction_aware.marker_tokens=[\"[INST]\", \"[/INST]\"]", "training.method=ia3")));
         Assert.Contains("model.instruction_aware.marker_tokens", e.Message);
+    }
+
+    [Fact]
+    public void UnderLoraOnlyTheMarkerRowsTrainAndAdapterLoadAndMergeReproduceTheTrainedLogits()
+    {
+        var (modelDir, data) = RecipeSetupTests.Workspace();
+        var recipe = FineTuneRecipe.Setup(Config(modelDir, data, "model.instruction_aware.marker_tokens=[\"[INST]\", \"[/INST]\"]", "training.method=lora",
+            "training.learning_rate=5e-2"));
+        var names = recipe.Trainer.Trainable.Select(t => t.Name).ToList();
+        Assert.Contains("added_tokens.embed_tokens", names);
+        Assert.Contains("added_tokens.lm_head", names);                       // the tiny model is untied
+        Assert.DoesNotContain("model.embed_tokens.weight", names);
+        int[] ids = [5, 280, 17, 42, 281, 8, 99];
+        float[] Logits(LlamaModel m) { using (Tape.Record(recordGrad: false)) return m.Forward(new LlamaBatch(new IntTensor(ids, 1, ids.Length))).Logits!.ToArray(); }
+        // At the start the trainable rows are the resized model's mean rows: the same logits, exactly.
+        Assert.Equal(Logits(LlamaCheckpoint.Load(modelDir, 282)), Logits(recipe.Model));
+        var start = recipe.Model.TokenRows!.Embed.ToArray();
+        var summary = recipe.Train(quiet: true);
+        Assert.NotEqual(start, recipe.Model.TokenRows!.Embed.ToArray());          // the marker rows trained
+        using (var st = SafetensorsFile.Open(Path.Combine(modelDir, "model.safetensors")))   // the base rows did not
+            Assert.Equal(st.ReadF32("model.embed_tokens.weight"), recipe.Model.GetParameter("model.embed_tokens.weight").ToArray()[..(280 * 16)]);
+        Assert.True(File.Exists(Path.Combine(summary.ExportDir, TrainableTokenRows.FileName)));
+        var expected = Logits(recipe.Model);
+
+        using (var loaded = LoadedModel.Load(modelDir, summary.ExportDir))
+        {
+            Assert.Equal(282, loaded.Model.Config.VocabSize);
+            var format = loaded.PromptFormat(null, fallback: "raw");
+            var prompt = format.Format("Say 3.");
+            Assert.Equal("Q: [INST]Say 3.[/INST] A: ", prompt);
+            Assert.Contains(281, loaded.Tokenizer.Encode(prompt, format.AddSpecialTokens).Ids);
+            var got = loaded.Model.Forward([new SequenceChunk(loaded.Model.CreateCache(ids.Length), ids, AllLogits: true)]);
+            for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - got[i]) <= 1e-4, $"logit {i}: trained {expected[i]}, adapter {got[i]}");
+            var cached = Generator.Generate(loaded.Model, [ids], new GenerationOptions { MaxNewTokens = 8 }).Select(r => r.GeneratedIds).ToList();
+            var uncached = Generator.Generate(loaded.Model, [ids], new GenerationOptions { MaxNewTokens = 8, UseCache = false }).Select(r => r.GeneratedIds).ToList();
+            Assert.Equal(cached, uncached);
+        }
+
+        var merged = Path.Combine(summary.RunDir, "merged");
+        var (rc, _, err) = CliCapture.Run("merge", "--model", modelDir, "--adapter", summary.ExportDir, "--out", merged);
+        Assert.True(rc == 0, err);
+        Assert.Equal(282, LlamaConfig.Load(merged).VocabSize);
+        using (var m = LoadedModel.Load(merged))
+        {
+            Assert.Equal(280, m.Tokenizer.Encode("[INST]").Ids.Single());
+            Assert.Equal("Q: [INST]Say 3.[/INST] A: ", m.PromptFormat(null, fallback: "raw").Format("Say 3."));
+            var got = m.Model.Forward([new SequenceChunk(m.Model.CreateCache(ids.Length), ids, AllLogits: true)]);
+            for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - got[i]) <= 1e-4, $"logit {i}: trained {expected[i]}, merged {got[i]}");
+        }
     }
 }
