@@ -389,7 +389,7 @@ public sealed class FineTuneRecipe : IDisposable
     public static Models.InstructionAware.InstructionAwareOptions InstructionAwareOptions(TrainConfig config, int tasks = 0)
     {
         var s = config.Model.InstructionAware;
-        return new() { SegmentEmbeddings = s.SegmentEmbeddings, GateLayers = [.. s.GateLayers], GateBiasInit = (float)s.GateBiasInit,
+        return new() { SegmentEmbeddings = s.SegmentEmbeddings, InstructionEmbedding = s.InstructionEmbedding, GateLayers = [.. s.GateLayers], GateBiasInit = (float)s.GateBiasInit,
             TwoStreamLayers = s.TwoStreamLayers, TaskClasses = s.TaskHeadWeight > 0 ? Math.Max(tasks, 1) : 0, RepresentationHead = s.RepresentationAlpha > 0,
             BiasedAttention = s.BiasedAttention, CotWidth = s.CotWidth, Seed = (ulong)config.Training.Seed,
             TemperatureRange = s.TemperatureTargets is { Count: > 0 } && s.TemperatureWeight > 0 ? ((float)s.TemperatureMin, (float)s.TemperatureMax) : null };
