@@ -681,9 +681,10 @@ public sealed class FineTuneRecipe : IDisposable
         _folder = null;
     }
 
-    /// <summary>Mean response-token loss over the validation set, without recording gradients.</summary>
+    /// <summary>Mean response-token loss over the validation set, without recording gradients (NaN without one).</summary>
     public double ValidationLoss()
     {
+        if (_inputs.Validation.Count == 0) return double.NaN;
         var objective = _trainer.Options.Objective with { UncertaintyLogVars = null, TaskWeights = null };
         var sampler = new DataSampler(_inputs.Validation, new BatchOptions(BatchMode.Bucketed, _config.Training.MicroBatchSize, _config.Data.MaxSeqLen), _inputs.PadId, 0);
         double sum = 0; int tokens = 0;
