@@ -68,9 +68,28 @@ public sealed class PreferenceSetup
             TrainingObjective.Dpo, TrainingObjective.Ipo, TrainingObjective.Kto, TrainingObjective.Orpo, TrainingObjective.Simpo, TrainingObjective.Reward);
     }
 
+    // The data.* keys feedback loading reads (LoadData): one file, its prompt template, the length cut and the split;
+    // validation_path, train_on_inputs have their own refusals below, and pack is moot (pairs are always padded).
+    private static readonly HashSet<string> FeedbackDataKeys = ["Path", "Template", "MaxSeqLen", "ValidationFraction", "ValidationPath", "TrainOnInputs", "Pack"];
+
+    /// <summary>A data.* key of SFT data preparation (mixtures, stages, formats, dedup, quality rules, …) set under a
+    /// feedback objective is refused naming it: feedback records are read from data.path by their own fields.</summary>
+    private static void RefuseSftDataKeys(TrainConfig c)
+    {
+        var d0 = new DataSection();
+        foreach (var p in typeof(DataSection).GetProperties())
+        {
+            if (FeedbackDataKeys.Contains(p.Name) || p.GetCustomAttributes(typeof(ConfigKeyAttribute), false).Length == 0) continue;
+            if (JsonSerializer.Serialize(p.GetValue(c.Data)) != JsonSerializer.Serialize(p.GetValue(d0)))
+                throw new ConfigException($"data.{ConfigBinder.SnakeCase(p.Name)}: not used by training.objective {c.Training.Objective.ToString().ToLowerInvariant()} " +
+                    "(feedback records are read from data.path, recognised by their fields, with data.template, max_seq_len and validation_fraction); it applies to SFT data; remove it");
+        }
+    }
+
     /// <summary>Keys of other objectives that would be silently ignored are refused; preference settings are range-checked.</summary>
     public static void Validate(TrainConfig c)
     {
+        RefuseSftDataKeys(c);
         void Require(bool ok, string key, string why) { if (!ok) throw new ConfigException($"{key}: {why}"); }
         var obj = c.Training.Objective.ToString().ToLowerInvariant();
         var p0 = new PreferenceSection();

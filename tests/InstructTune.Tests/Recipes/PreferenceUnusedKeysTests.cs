@@ -50,3 +50,32 @@ public class PreferenceUnusedKeysTests
     public void A_key_the_objective_reads_is_accepted(string objective, string kv) =>
         FineTuneRecipe.Validate(With($"training.objective={objective}", kv));
 }
+
+public class PreferenceDataKeysTests
+{
+    private static TrainConfig With(params string[] kv) => ConfigLoader.LoadFromString<TrainConfig>("", kv);
+
+    [Theory]
+    [InlineData("data.format=sharegpt", "data.format")]
+    [InlineData("data.system_prompt=Be brief.", "data.system_prompt")]
+    [InlineData("data.dedup=off", "data.dedup")]
+    [InlineData("data.skip_invalid=true", "data.skip_invalid")]
+    [InlineData("data.too_long=drop", "data.too_long")]
+    public void Sft_data_keys_are_refused_under_a_feedback_objective(string kv, string key)
+    {
+        var e = Assert.Throws<ConfigException>(() => FineTuneRecipe.Validate(With("training.objective=dpo", kv)));
+        Assert.Contains(key, e.Message);
+        FineTuneRecipe.Validate(With("training.objective=sft", kv));   // SFT reads it
+    }
+
+    [Fact]
+    public void Dataset_mixtures_are_refused_under_a_feedback_objective()
+    {
+        var c = ConfigLoader.LoadFromString<TrainConfig>("training:\n  objective: kto\ndata:\n  datasets:\n    - path: a.jsonl\n    - path: b.jsonl\n");
+        Assert.Contains("data.datasets", Assert.Throws<ConfigException>(() => FineTuneRecipe.Validate(c)).Message);
+    }
+
+    [Fact]
+    public void The_keys_feedback_loading_reads_are_accepted() =>
+        FineTuneRecipe.Validate(With("training.objective=dpo", "data.template=chatml", "data.max_seq_len=128", "data.validation_fraction=0.1", "data.pack=false"));
+}
