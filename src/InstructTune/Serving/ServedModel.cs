@@ -92,7 +92,7 @@ public sealed class ServedModel : IDisposable
         if (whole.Count > 0 && name != null && name != whole[0].Name)
             throw new ArgumentException($"adapter \"{whole[0].Name}\" is served as the model itself under its own name; drop --served-model-name {name} (or name the adapter {name})");
         string? wholeDir = whole.Count > 0 ? whole[0].Dir : null;
-        if (wholeDir != null) { name = whole[0].Name; named = []; }
+        if (wholeDir != null) { RefuseModelFiles(wholeDir); name = whole[0].Name; named = []; }
         string? wholeKind = wholeDir != null ? WholeModelKind(wholeDir) : null;
         var tokenizer = TokenizerLoader.Load(modelDir);
         PromptFormatter? format;
@@ -152,10 +152,7 @@ public sealed class ServedModel : IDisposable
         if (string.IsNullOrWhiteSpace(name) || name == Name)
             throw new ArgumentException($"adapter name \"{name}\" is empty or the base model's name");
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"adapter folder {dir} not found");
-        if (File.Exists(Path.Combine(dir, Models.InstructionAware.TrainableTokenRows.FileName)))
-            throw new ArgumentException($"adapter folder {dir} holds {Models.InstructionAware.TrainableTokenRows.FileName} (added marker tokens change the vocabulary of the whole model, not one request's adapter): serve it with `itune eval`/`generate --adapter`, or fine-tune with training.method full");
-        if (File.Exists(Path.Combine(dir, Models.InstructionAware.InstructionAwareFile.FileName)))
-            throw new ArgumentException($"adapter folder {dir} holds {Models.InstructionAware.InstructionAwareFile.FileName} (instruction-aware variants change the whole model, not one request's adapter): merge it with `itune merge` and serve the merged folder");
+        RefuseModelFiles(dir);
         if (_wholeKind != null)
             throw new ArgumentException($"model {Name} is served with a {_wholeKind} adapter attached to the whole model: it takes no other adapter; serve \"{name}\" from another `itune serve`");
         if (WholeModelKind(dir) is { } kind)
@@ -166,6 +163,15 @@ public sealed class ServedModel : IDisposable
         var format = !_explicitTemplate && Data.Templating.PromptFormatFile.TryRead(dir) != null ? ChatFormatOf(_modelDir, dir) : ChatFormat;
         if (!_adapters.TryAdd(name, adapter)) throw new ArgumentException($"an adapter named \"{name}\" is already loaded");
         _formats[name] = format;
+    }
+
+    // Files beside an adapter that change the model itself (the vocabulary, instruction-aware variants): not served.
+    private static void RefuseModelFiles(string dir)
+    {
+        if (File.Exists(Path.Combine(dir, Models.InstructionAware.TrainableTokenRows.FileName)))
+            throw new ArgumentException($"adapter folder {dir} holds {Models.InstructionAware.TrainableTokenRows.FileName} (added marker tokens change the vocabulary of the whole model, not one request's adapter): serve it with `itune eval`/`generate --adapter`, or fine-tune with training.method full");
+        if (File.Exists(Path.Combine(dir, Models.InstructionAware.InstructionAwareFile.FileName)))
+            throw new ArgumentException($"adapter folder {dir} holds {Models.InstructionAware.InstructionAwareFile.FileName} (instruction-aware variants change the whole model, not one request's adapter): merge it with `itune merge` and serve the merged folder");
     }
 
     /// <summary>Null for a plain LoRA folder (a per-request delta); else the kind of an adapter that is attached to the
