@@ -19,6 +19,8 @@ instruction-aware variants, written here from their formulas (docs/ARCHITECTURE.
             weights; causal, documents apart); u_j = that stream's output at instruction token j; c_t = mean of u_j
             over instruction tokens j <= t of t's document (0 before the first); the fused input embedding
             x_t = x_t + x_t W_x^T + c_t W_c^T + b_f  (concat [x; c] -> linear, stored as its difference from [I | 0]).
+  instruction_embedding: a separate (V, D) table E_i for instruction tokens: x_t = E_i[id_t] where segment_t == 1,
+            embed(id_t) elsewhere (before the segment embedding); E_i = the base table + 0.25 u (away from its copy init).
   cot (cot_width r = 8, with gates): after the last decoder layer (and its gate), before the final norm,
             h = h + sum_k act_k(h W_k^T + b_k) W_o,k^T, act = silu, gelu (erf), tanh.
 
@@ -89,6 +91,9 @@ def params(variant):
     A = {}
     if variant in ("segments", "both", "all"):
         A["instruction_aware.segment_embeddings.weight"] = 0.5 * u("instruction_aware.segment_embeddings.weight", (4, D))
+    if variant == "instruction_embedding":
+        n = "instruction_aware.instruction_embedding.weight"
+        A[n] = init_param("model.embed_tokens.weight", (TINY["vocab"], D)) + 0.25 * u(n, (TINY["vocab"], D))
     if variant == "temperature":
         n = "instruction_aware.temperature_head."
         A[n + "weight"] = u(n + "weight", (1, D))
@@ -154,6 +159,9 @@ def run(variant):
     valid = (doc >= 0).long()
 
     def embed_hook(x):
+        Ei = A.get("instruction_aware.instruction_embedding.weight")
+        if Ei is not None:
+            x = torch.where((seg == 1)[..., None], Ei[ids], x)
         E = A.get("instruction_aware.segment_embeddings.weight")
         x = x if E is None else x + E[seg]
         if variant not in TWO_STREAM:
@@ -216,7 +224,8 @@ def run(variant):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    for v in sys.argv[1:] or ("segments", "gates", "both", "two_stream", "all", "biased", "cot", "temperature"):
+    for v in sys.argv[1:] or ("segments", "gates", "both", "two_stream", "all", "biased", "cot", "temperature",
+                                      "instruction_embedding"):
         run(v)
         print("wrote", v)
 

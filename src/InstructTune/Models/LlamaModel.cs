@@ -165,6 +165,7 @@ public sealed class LlamaModel : Module
         {
             InstructionAware.RepresentationTable = Backbone.EmbedTokens.Weight.ToArray();   // (V, D) float32 copy, as it is now
         }
+        if (InstructionAware.InstructionEmbedding is { } ie) ie.Load(Backbone.EmbedTokens.Weight.Span);   // a copy: identity at start
         return InstructionAware;
     }
 
@@ -225,6 +226,8 @@ public sealed class LlamaModel : Module
         var x = EmbedIds(ids);                                      // (B, T, hidden)
         x = Ops.Reshape(x, N, Config.HiddenSize);                  // (B·T, hidden)
         Conditioner?.Prepare(x, ctx.Instruction);                  // iPEFT: gates, IAPT: prompts, from the base's instruction embeddings
+        if (InstructionAware?.InstructionEmbedding != null && ctx.Instruction is { } sp)
+            x = InstructionAware.SwapInstructionRows(x, ids, sp);   // instruction tokens: their own table (inference: the same order)
         var prompts = Conditioner as IInstructionPrompts;
         if (prompts != null && options.CheckpointLayers)
             throw new ArgumentException("IAPT does not support activation checkpointing (training.activation_checkpointing): its prompts enter every layer from outside the checkpoint");

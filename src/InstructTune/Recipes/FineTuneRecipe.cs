@@ -389,7 +389,7 @@ public sealed class FineTuneRecipe : IDisposable
     public static Models.InstructionAware.InstructionAwareOptions InstructionAwareOptions(TrainConfig config, int tasks = 0)
     {
         var s = config.Model.InstructionAware;
-        return new() { SegmentEmbeddings = s.SegmentEmbeddings, GateLayers = [.. s.GateLayers], GateBiasInit = (float)s.GateBiasInit,
+        return new() { SegmentEmbeddings = s.SegmentEmbeddings, InstructionEmbedding = s.InstructionEmbedding, GateLayers = [.. s.GateLayers], GateBiasInit = (float)s.GateBiasInit,
             TwoStreamLayers = s.TwoStreamLayers, TaskClasses = s.TaskHeadWeight > 0 ? Math.Max(tasks, 1) : 0, RepresentationHead = s.RepresentationAlpha > 0,
             BiasedAttention = s.BiasedAttention, CotWidth = s.CotWidth, Seed = (ulong)config.Training.Seed,
             TemperatureRange = s.TemperatureTargets is { Count: > 0 } && s.TemperatureWeight > 0 ? ((float)s.TemperatureMin, (float)s.TemperatureMax) : null };
@@ -681,9 +681,10 @@ public sealed class FineTuneRecipe : IDisposable
         _folder = null;
     }
 
-    /// <summary>Mean response-token loss over the validation set, without recording gradients.</summary>
+    /// <summary>Mean response-token loss over the validation set, without recording gradients (NaN without one).</summary>
     public double ValidationLoss()
     {
+        if (_inputs.Validation.Count == 0) return double.NaN;
         var objective = _trainer.Options.Objective with { UncertaintyLogVars = null, TaskWeights = null };
         var sampler = new DataSampler(_inputs.Validation, new BatchOptions(BatchMode.Bucketed, _config.Training.MicroBatchSize, _config.Data.MaxSeqLen), _inputs.PadId, 0);
         double sum = 0; int tokens = 0;

@@ -243,7 +243,7 @@ public class HintTests
     }
 
     /// <summary>
-    /// `itune score` and `itune generate` with a HINT adapter pass the prompt's segments (the recorded template's): at init
+    /// `itune score`, `itune generate` and `itune eval model` with a HINT adapter pass the prompt's segments (the recorded template's): at init
     /// the hypernetwork gives exactly 0, so two prompts that differ only in their instruction (taken out) score and
     /// generate exactly alike — unlike the base, which reads the instruction in context; with trained gates they differ.
     /// `itune merge` refuses it; `itune serve` serves it alone under its name and answers a chat request as
@@ -293,6 +293,9 @@ public class HintTests
         var ids = TestConsole.Run("generate", "--model", modelDir, "--adapter", trainedDir, "--prompt-ids", "1,2,3");
         Assert.Equal(2, ids.Rc);                                              // no segments: the prompt is all instruction
         Assert.Contains("HINT", ids.Err);
+        var eval = TestConsole.Run("eval", "model", "--model", modelDir, "--adapter", trainedDir, "--suite", "builtin",
+            "--out", Directory.CreateTempSubdirectory("hint-eval").FullName);   // the suite's prompts are instructions: their segments reach HINT
+        Assert.True(eval.Rc == 0, eval.Err);
         var merge = TestConsole.Run("merge", "--model", modelDir, "--adapter", trainedDir, "--out", Directory.CreateTempSubdirectory("merged").FullName);
         Assert.Equal(2, merge.Rc);
         Assert.Contains("cannot be merged", merge.Err);

@@ -154,6 +154,55 @@ public class AblationTests
     }
 
     [Fact]
+    public void TheCotVariantTrainsOnGsm8kSocraticRationalesAndIsScoredByAnswerExtraction()
+    {
+        var (modelDir, _) = RecipeSetupTests.Workspace();
+        // The workspace's tokenizer with a longer context: GSM8K rationales run to a few hundred byte-level tokens.
+        InstructTune.Models.RandomCheckpoint.Create(new InstructTune.Models.LlamaConfig { VocabSize = 280, HiddenSize = 16, IntermediateSize = 32,
+            NumHiddenLayers = 1, NumAttentionHeads = 2, NumKeyValueHeads = 2, MaxPositionEmbeddings = 512 }, modelDir, 1, InstructTune.Checkpoints.DType.F32);
+        var dir = Directory.CreateTempSubdirectory("ablate-cot").FullName;
+        var records = File.ReadLines(TestPaths.SharedTestData("datasets", "gsm8k", "test_socratic.jsonl")).OrderBy(l => l.Length).Take(11).ToList();
+        string train = Path.Combine(dir, "gsm8k_socratic_train.jsonl"), heldout = Path.Combine(dir, "gsm8k_socratic_heldout.jsonl");
+        File.WriteAllLines(train, records.Take(8));
+        File.WriteAllLines(heldout, records.Skip(8));
+        var cfg = Path.Combine(dir, "recipe.yaml");
+        File.WriteAllText(cfg, $"""
+            model:
+              path: {modelDir}
+            data:
+              path: {train}
+              format: gsm8k
+              max_seq_len: 512
+              template: "{RecipeSetupTests.ShortTemplate.Split('=', 2)[1]}"
+            training:
+              max_steps: 2
+              learning_rate: 0.01
+            eval:
+              heldout: [{heldout}]
+              max_new_tokens: 4
+            """);
+        var report = AblationRecipe.Run(cfg, [], AblationVariants.Parse("cot"), 1, Path.Combine(dir, "out"));
+        var run = report.Runs.Single();
+        Assert.True(File.Exists(Path.Combine(run.RunDir, "adapter", "instruction_aware.safetensors")));   // the CoT pathways trained
+        var lines = File.ReadLines(Path.Combine(run.RunDir, "eval", "gsm8k_socratic_heldout", "predictions.jsonl"))
+            .Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+        Assert.Equal(3, lines.Count);
+        foreach (var l in lines)
+        {
+            // The reference is the Socratic rationale (sub-question ** step lines) with the final answer after '####',
+            // and the prediction is scored by the GSM8K answer extraction.
+            var reference = l.GetProperty("reference").GetString()!;
+            Assert.Contains(" ** ", reference);
+            Assert.Contains("\n#### ", reference);
+            var gold = reference[(reference.LastIndexOf("#### ", StringComparison.Ordinal) + 5)..].Trim().Replace(",", "");
+            var metrics = l.GetProperty("metrics");
+            Assert.Equal(metrics.GetProperty("answer").GetString() == gold ? 1 : 0, metrics.GetProperty("gsm8k").GetInt32());
+        }
+        foreach (var m in new[] { "gsm8k", "gsm8k_strict", "gsm8k_flexible" })
+            Assert.Equal(lines.Average(l => l.GetProperty("metrics").GetProperty(m).GetDouble()), run.Eval![$"gsm8k_socratic_heldout.{m}"], 12);
+    }
+
+    [Fact]
     public void TheQuickstartAblationConfigBindsForEveryBuiltInVariant()
     {
         var path = Path.Combine(TestPaths.RepoRoot, "configs", "ablation-quickstart.yaml");

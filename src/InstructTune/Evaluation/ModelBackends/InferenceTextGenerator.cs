@@ -35,14 +35,20 @@ public sealed class InferenceTextGenerator(InferenceModel model, ITokenizer toke
     public int TruncatedPrompts { get; private set; }
 
     public IReadOnlyList<string> Generate(IReadOnlyList<string> prompts, CancellationToken cancellationToken = default) =>
-        GenerateWith(prompts, PromptIds, cancellationToken);
+        GenerateWith(prompts, PromptIds, cancellationToken, model.ReadsSegments ? PromptSegments : null);
+
+    // A prompt is the instruction: its tokens' segments as training gives them, for models that read them (instruction-aware
+    // variants, iPEFT, IAPT, HINT — HINT takes the instruction out and needs to know which tokens it is).
+    private byte[]? PromptSegments(string prompt, int[] ids) =>
+        formatter.PromptSegments(new Data.Records.InstructionRecord(prompt, "", "", "eval"), tokenizer, ids);
 
     /// <summary>Completions of prompts already in the model's format (e.g. a dataset record through
     /// <see cref="PromptFormatter.Format(Data.Records.InstructionRecord)"/>).</summary>
     public IReadOnlyList<string> GenerateFormatted(IReadOnlyList<string> formatted, CancellationToken cancellationToken = default) =>
         GenerateWith(formatted, FormattedPromptIds, cancellationToken);
 
-    private List<string> GenerateWith(IReadOnlyList<string> prompts, Func<string, int[]> encode, CancellationToken cancellationToken)
+    private List<string> GenerateWith(IReadOnlyList<string> prompts, Func<string, int[]> encode, CancellationToken cancellationToken,
+        Func<string, int[], byte[]?>? segmentsOf = null)
     {
         var options = Options();
         Prompts += prompts.Count;
@@ -51,8 +57,10 @@ public sealed class InferenceTextGenerator(InferenceModel model, ITokenizer toke
         for (int start = 0; start < prompts.Count; start += batch)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var ids = prompts.Skip(start).Take(batch).Select(encode).ToList();
-            foreach (var r in Generator.Generate(model, ids, options))
+            var chunk = prompts.Skip(start).Take(batch).ToList();
+            var ids = chunk.Select(encode).ToList();
+            var segments = segmentsOf == null ? null : chunk.Select((p, i) => segmentsOf(p, ids[i])).ToList();
+            foreach (var r in Generator.Generate(model, ids, options, segments))
                 outputs.Add(CutAtStop(tokenizer.Decode(r.GeneratedIds, skipSpecialTokens: true), settings.StopStrings));
         }
         return outputs;

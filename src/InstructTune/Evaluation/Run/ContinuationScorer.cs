@@ -53,10 +53,13 @@ public sealed class ContinuationScorer(InferenceModel model, ITokenizer tokenize
     }
 
     /// <summary>Scores several (context, continuation) pairs in batched forward passes.</summary>
-    public ContinuationScore[] Score(IReadOnlyList<(string Context, string Continuation)> pairs)
+    /// <param name="segmentsOf">(pair index, its encoded ids) → the ids' segments for instruction-aware models (null:
+    /// none known, as before); without them a segment-reading model scores every token as the wrong segment.</param>
+    public ContinuationScore[] Score(IReadOnlyList<(string Context, string Continuation)> pairs, Func<int, int[], byte[]?>? segmentsOf = null)
     {
         var encoded = pairs.Select(p => Encode(p.Context, p.Continuation)).ToList();
-        var scored = Scorer.Score(model, encoded.Select(e => e.Ids).ToList());
+        var segments = segmentsOf is null ? null : encoded.Select((e, i) => segmentsOf(i, e.Ids)).ToList();
+        var scored = Scorer.Score(model, encoded.Select(e => e.Ids).ToList(), segments: segments);
         var results = new ContinuationScore[pairs.Count];
         for (int i = 0; i < pairs.Count; i++)
         {

@@ -148,7 +148,11 @@ public static class EvalRunRecipe
                     }
                 }
                 var lines = new List<JsonObject>();
-                var refScores = scorer?.Score(chunk.Select((e, i) => (prompts[i], request.ReferencePrefix + e.References[0])).ToList());
+                // Instruction-aware models score the reference with the segments training gave prompt and response.
+                var refScores = scorer?.Score(chunk.Select((e, i) => (prompts[i], request.ReferencePrefix + e.References[0])).ToList(),
+                    loaded!.Model.ReadsSegments
+                        ? (i, ids) => formatter.PromptResponseSegments(chunk[i].Record, request.ReferencePrefix + chunk[i].References[0], loaded.Tokenizer, ids)
+                        : null);
                 for (int i = 0; i < chunk.Count; i++)
                 {
                     var e = chunk[i];

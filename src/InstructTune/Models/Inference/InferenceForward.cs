@@ -61,6 +61,9 @@ public sealed partial class InferenceModel
         GenerateIaptPrompts(X, chunks, N);                      // IAPT: the same, once per sequence
         var ia = InstructionAware;
         var segs = ia != null ? SegmentsOf(chunks, N) : null;
+        if (ia?.InstructionEmbedding is { } instrEmbed)             // instruction tokens: their own table
+            for (int n = 0; n < N; n++)
+                if (segs![n] == InstructionSpans.Instruction) instrEmbed.AsSpan(Tokens(chunks, n) * D, D).CopyTo(X.AsSpan(n * D, D));
         if (ia?.SegmentEmbeddings is { } segEmb)                     // x_t += E_seg[segment_t]
             for (int n = 0; n < N; n++)
                 System.Numerics.Tensors.TensorPrimitives.Add(X.AsSpan(n * D, D), segEmb.AsSpan(segs![n] * D, D), X.AsSpan(n * D, D));

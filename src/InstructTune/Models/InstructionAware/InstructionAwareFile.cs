@@ -30,10 +30,12 @@ public sealed record InstructionAwareWeights(float[]? SegmentEmbeddings, IReadOn
     }
     /// <summary>Chain-of-thought pathways, or null.</summary>
     public CotWeights? Cot { get; init; }
+    /// <summary>The instruction tokens' own embedding table (vocab, hidden), or null.</summary>
+    public float[]? InstructionEmbedding { get; init; }
 
     public InstructionAwareOptions Options => new()
     {
-        SegmentEmbeddings = SegmentEmbeddings != null, GateLayers = [.. Gates.Keys.Order()], TwoStreamLayers = TwoStream?.Layers ?? 0,
+        SegmentEmbeddings = SegmentEmbeddings != null, InstructionEmbedding = InstructionEmbedding != null, GateLayers = [.. Gates.Keys.Order()], TwoStreamLayers = TwoStream?.Layers ?? 0,
         BiasedAttention = AttentionBias != null,
         TaskClasses = Heads.TryGetValue(InstructionHeads.TaskHeadName, out var t) ? t.Outputs : 0,
         RepresentationHead = Heads.ContainsKey(InstructionHeads.RepresentationHeadName), CotWidth = Cot?.Width ?? 0,
@@ -87,6 +89,7 @@ public static class InstructionAwareFile
         {
             ["file"] = FileName,
             ["segment_embeddings"] = ia.Options.SegmentEmbeddings,
+            ["instruction_embedding"] = ia.Options.InstructionEmbedding,
             ["gate_layers"] = new JsonArray(ia.Options.GateLayers.Order().Select(l => (JsonNode)l).ToArray()),
             [TwoStreamLayersKey] = ia.Options.TwoStreamLayers,
             ["temperature_head"] = ia.TemperatureHead != null,
@@ -118,7 +121,7 @@ public static class InstructionAwareFile
             return f.ReadF32(name);
         }
         const string P = InstructionAwareModule.Name + ".";
-        float[]? seg = null;
+        float[]? seg = null, instrEmbed = null;
         var gates = new Dictionary<int, GateWeights>();
         float[][]? bias = null;
         TwoStreamWeights? twoStream = null;
@@ -144,6 +147,7 @@ public static class InstructionAwareFile
                 continue;
             }
             if (name == P + "segment_embeddings.weight") { seg = Read(name, InstructionSpans.Count, D); continue; }
+            if (name == P + "instruction_embedding.weight") { instrEmbed = Read(name, c.VocabSize, D); continue; }
             var a = System.Text.RegularExpressions.Regex.Match(name, @"^instruction_aware\.attention_bias\.(\d+)$");
             if (a.Success)
             {
@@ -169,7 +173,7 @@ public static class InstructionAwareFile
         if (bias != null && Array.FindIndex(bias, x => x == null) is var missing and >= 0)
             throw new InvalidDataException($"{path}: tensor \"{P}attention_bias.{missing}\" is missing (biased attention needs one per layer)");
         var range = heads.ContainsKey(TemperatureHead.Name) ? (MetaFloat(TemperatureHead.MinKey), MetaFloat(TemperatureHead.MaxKey)) : default;
-        return new InstructionAwareWeights(seg, gates) { TwoStream = twoStream, AttentionBias = bias, Heads = heads, TemperatureRange = range, Cot = cot };
+        return new InstructionAwareWeights(seg, gates) { TwoStream = twoStream, AttentionBias = bias, Heads = heads, TemperatureRange = range, Cot = cot, InstructionEmbedding = instrEmbed };
 
         float MetaFloat(string key) =>
             f.Metadata.TryGetValue(key, out var v) && float.TryParse(v, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out float x) && x > 0
@@ -210,6 +214,7 @@ public static class InstructionAwareFile
         var w = TryLoad(dir, model.Config) ?? throw new InvalidDataException($"{dir}: no {FileName}");
         var ia = model.InstructionAware ?? model.AttachInstructionAware(w.Options);
         if (w.SegmentEmbeddings is { } s) ia.SegmentEmbeddings!.Load(s);
+        if (w.InstructionEmbedding is { } ie) ia.InstructionEmbedding!.Load(ie);
         foreach (var (l, g) in w.Gates)
         {
             var gate = ia.Gates[l];

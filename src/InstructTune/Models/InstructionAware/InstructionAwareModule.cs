@@ -41,6 +41,8 @@ public sealed record InstructionAwareOptions
     public int TwoStreamLayers { get; init; }
     /// <summary>A learned per-layer, per-head bias on the attention scores of instruction keys.</summary>
     public bool BiasedAttention { get; init; }
+    /// <summary>A separate (vocab, hidden) embedding table for instruction-segment tokens, a copy of the base table at start.</summary>
+    public bool InstructionEmbedding { get; init; }
     /// <summary>Classes of the dual-head task classifier over the pooled instruction representation; 0 = none.</summary>
     public int TaskClasses { get; init; }
     /// <summary>The projection head of the instruction-representation loss.</summary>
@@ -53,7 +55,7 @@ public sealed record InstructionAwareOptions
     /// <summary>Seed of the pathways' random input projections (training.seed).</summary>
     public ulong Seed { get; init; }
 
-    public bool Any => SegmentEmbeddings || GateLayers.Count > 0 || TwoStreamLayers > 0 || TaskClasses > 0 || RepresentationHead || BiasedAttention || CotWidth > 0
+    public bool Any => SegmentEmbeddings || InstructionEmbedding || GateLayers.Count > 0 || TwoStreamLayers > 0 || TaskClasses > 0 || RepresentationHead || BiasedAttention || CotWidth > 0
         || TemperatureRange != null;
 }
 
@@ -98,6 +100,9 @@ public sealed class InstructionAwareModule : Module
     public const string Name = "instruction_aware";
     public InstructionAwareOptions Options { get; }
     public Parameter? SegmentEmbeddings { get; }
+    /// <summary>The instruction tokens' own embedding table (vocab, hidden), or null; LlamaModel.AttachInstructionAware
+    /// copies the base table into it.</summary>
+    public Parameter? InstructionEmbedding { get; }
     /// <summary>Gate after decoder layer L, or absent.</summary>
     public IReadOnlyDictionary<int, InstructionGate> Gates { get; }
     /// <summary>Two-stream fusion (module "instruction_aware.fusion"), or null.</summary>
@@ -125,6 +130,8 @@ public sealed class InstructionAwareModule : Module
         if (o.GateLayers.Distinct().Count() != o.GateLayers.Count) throw new ArgumentException("instruction gate layers repeat");
         if (o.SegmentEmbeddings)
             SegmentEmbeddings = RegisterModule("segment_embeddings", new SegmentTable(InstructionSpans.Count, c.HiddenSize)).Weight;
+        if (o.InstructionEmbedding)
+            InstructionEmbedding = RegisterModule("instruction_embedding", new SegmentTable(c.VocabSize, c.HiddenSize)).Weight;
         var gates = new Dictionary<int, InstructionGate>();
         if (o.GateLayers.Count > 0)
         {
@@ -154,6 +161,17 @@ public sealed class InstructionAwareModule : Module
     /// <summary>Layer l's key bias for LlamaLayerContext: β (heads) and the instruction keys (B·T), or null.</summary>
     public (Tensor HeadBias, byte[] KeyFlags)? KeyBias(int l, InstructionSpans spans) =>
         AttentionBias == null ? null : (AttentionBias[l], spans.Select);
+
+    /// <summary>x (N, D) token embeddings → E_i[id] on instruction tokens, x elsewhere (the instruction embedding), or x.</summary>
+    public Tensor SwapInstructionRows(Tensor x, IntTensor ids, InstructionSpans spans)
+    {
+        if (InstructionEmbedding == null) return x;
+        int N = x.Size(0);
+        var keep = Tensor.Empty([N]); var take = Tensor.Empty([N]);
+        for (int n = 0; n < N; n++) { take.Span[n] = spans.Select[n]; keep.Span[n] = 1 - spans.Select[n]; }
+        var xi = Ops.Reshape(Ops.Embedding(InstructionEmbedding, ids), N, x.Size(1));   // (N, D)
+        return Ops.Add(Ops.MulRows(x, keep), Ops.MulRows(xi, take));                     // exact: x·1 + E_i·0, x·0 + E_i·1
+    }
 
     /// <summary>x (N, D) token embeddings → x + E_seg[segment].</summary>
     public Tensor AddSegments(Tensor x, InstructionSpans spans) =>

@@ -30,7 +30,7 @@ public sealed record AblationEvalOptions
 public static class AblationEvaluation
 {
     /// <summary>The per-example metrics of a held-out set that the ablation report keeps (when the set has them).</summary>
-    public static readonly string[] SetMetrics = ["exact", "em", "f1", "rougeL", "fidelity", "gsm8k"];
+    public static readonly string[] SetMetrics = ["exact", "em", "f1", "rougeL", "fidelity", "gsm8k", "gsm8k_strict", "gsm8k_flexible"];
     /// <summary>The metrics kept per complexity level.</summary>
     public static readonly string[] LevelMetrics = ["exact", "f1"];
 

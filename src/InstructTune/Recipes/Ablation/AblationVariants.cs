@@ -27,6 +27,10 @@ public static class AblationVariants
             "model.instruction_aware.task_head_weight=0.5");
         Register("representation", "the instruction-representation loss, α = 0.1 (model.instruction_aware.representation_alpha)",
             "model.instruction_aware.representation_alpha=0.1");
+        Register("instruction_embedding", "a separate embedding table for instruction tokens, a copy of the base one at start (model.instruction_aware.instruction_embedding)",
+            "model.instruction_aware.instruction_embedding=true");
+        Register("markers", "instruction marker tokens [INST] / [/INST] around every instruction, new rows at the mean embedding (model.instruction_aware.marker_tokens)",
+            "model.instruction_aware.marker_tokens=[\"[INST]\", \"[/INST]\"]");
         Register("biased_attention", "instruction-biased attention, a learned per-layer, per-head bias on instruction keys (model.instruction_aware.biased_attention)",
             "model.instruction_aware.biased_attention=true");
         Register("temperature_head", "the temperature head over the pooled instruction representation, μ = 1 (the config gives model.instruction_aware.temperature_targets by task with temperature_weight: 0 for the other variants)",

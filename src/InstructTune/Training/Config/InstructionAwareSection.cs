@@ -8,6 +8,8 @@ public sealed class InstructionAwareSection
 {
     [ConfigKey("Learned segment embedding (template, instruction, input, response; 4 × hidden, zero at start) added to the token embeddings.")]
     public bool SegmentEmbeddings { get; set; }
+    [ConfigKey("Separate instruction embedding: instruction-segment tokens look up their own (vocab × hidden) table, a copy of the base embedding at start (so the model starts as exactly the base), saved in instruction_aware.safetensors.")]
+    public bool InstructionEmbedding { get; set; }
     [ConfigKey("Decoder layers (0-based) followed by an instruction gate h + σ(W_h h + W_c c + b) ⊙ (s ⊙ c), c = causal mean of the layer's instruction states; empty = none.")]
     public List<int> GateLayers { get; set; } = [];
     [ConfigKey("Initial gate bias b: σ(b) is where the gates start (−4 → 0.018).", Min = -20, Max = 0)]

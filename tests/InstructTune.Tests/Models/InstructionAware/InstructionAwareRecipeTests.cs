@@ -18,7 +18,7 @@ public class InstructionAwareRecipeTests
     private static TrainConfig Config(string modelDir, string data, params string[] extra) =>
         ConfigLoader.LoadFromString<TrainConfig>("", [$"model.path={modelDir}", $"data.path={data}", "data.max_seq_len=128", RecipeSetupTests.ShortTemplate,
             "model.instruction_aware.segment_embeddings=true", "model.instruction_aware.gate_layers=[0]", "model.instruction_aware.two_stream_layers=1",
-            "model.instruction_aware.cot_width=4",
+            "model.instruction_aware.cot_width=4", "model.instruction_aware.instruction_embedding=true",
             $"checkpoint.output_dir={Directory.CreateTempSubdirectory("run").FullName}", "training.max_steps=3",
             "training.learning_rate=1e-2", "logging.tensor_board=false", .. extra]);
 
@@ -34,6 +34,7 @@ public class InstructionAwareRecipeTests
         Assert.Contains("instruction_aware.gates.0.scale", names);
         Assert.Contains("instruction_aware.fusion.c_proj.weight", names);
         Assert.Contains("instruction_aware.cot.out_3.weight", names);
+        Assert.Contains("instruction_aware.instruction_embedding.weight", names);
         var summary = recipe.Train(quiet: true);
 
         Assert.True(File.Exists(Path.Combine(summary.ExportDir, InstructionAwareFile.FileName)));
@@ -50,6 +51,7 @@ public class InstructionAwareRecipeTests
         var scale = recipe.Model.GetParameter("instruction_aware.gates.0.scale").ToArray();
         Assert.Contains(scale, v => v != 0);                                        // it trained
         Assert.Contains(recipe.Model.GetParameter("instruction_aware.fusion.c_proj.weight").ToArray(), v => v != 0);
+        Assert.NotEqual(recipe.Model.GetParameter("model.embed_tokens.weight").ToArray(), recipe.Model.GetParameter("instruction_aware.instruction_embedding.weight").ToArray());
 
         int[] ids = [5, 17, 42, 8, 99, 3, 7];
         int[] segs = [0, 1, 1, 2, 0, 3, 3];

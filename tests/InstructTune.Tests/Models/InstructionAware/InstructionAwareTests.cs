@@ -32,12 +32,12 @@ public class InstructionAwareTests
 
     private static InstructionAwareOptions Options(string v, JsonElement root) => new()
     {
-        SegmentEmbeddings = v is "segments" or "both" or "all", GateLayers = v is "gates" or "both" or "all" or "cot" ? [0, 1] : [],
+        SegmentEmbeddings = v is "segments" or "both" or "all", InstructionEmbedding = v is "instruction_embedding", GateLayers = v is "gates" or "both" or "all" or "cot" ? [0, 1] : [],
         TwoStreamLayers = root.TryGetProperty("two_stream_layers", out var k) ? k.GetInt32() : 0,
         CotWidth = root.TryGetProperty("cot_width", out var r) ? r.GetInt32() : 0,
     };
 
-    public static TheoryData<string> Variants() => new() { "segments", "gates", "both", "two_stream", "all", "cot" };
+    public static TheoryData<string> Variants() => new() { "segments", "gates", "both", "two_stream", "all", "cot", "instruction_embedding" };
 
     [Theory, MemberData(nameof(Variants))]
     public void LogitsLossAndGradientsMatchPyTorch(string variant) => MatchesGolden(variant, root => Options(variant, root));
@@ -100,7 +100,7 @@ public class InstructionAwareTests
         var m = new LlamaModel(Tiny());
         m.InitializeWeights(3, 0.3f);
         if (!withVariants) return m;
-        var ia = m.AttachInstructionAware(new InstructionAwareOptions { SegmentEmbeddings = true, GateLayers = [0, 1], TwoStreamLayers = 1, CotWidth = 4 });
+        var ia = m.AttachInstructionAware(new InstructionAwareOptions { SegmentEmbeddings = true, GateLayers = [0, 1], TwoStreamLayers = 1, CotWidth = 4, InstructionEmbedding = true });
         if (perturb)
         {
             var rng = new Rng(9);
