@@ -16,7 +16,11 @@ public static partial class Ops
         var src = x.IsContiguous ? x : Contiguous(x);
         var y = src.View(shape);
         if (Tape.Needs(src))
-            Tape.Add(y, () => { var g = src.EnsureGrad().Span; TensorPrimitives.Add(g, y.Grad!.Span, g); });
+            Tape.Add(y, () =>
+            {
+                if (Tape.TryHandOverGrad(y, src)) return;   // dx = dy, same storage: no copy, no extra buffer
+                var g = src.EnsureGrad().Span; TensorPrimitives.Add(g, y.Grad!.Span, g);
+            });
         return y;
     }
 

@@ -86,6 +86,22 @@ public sealed class Tape : IDisposable
         source.Owner?.owned.Add(view);
     }
 
+    /// <summary>Backward of a reshape view: when <paramref name="source"/> (an activation of the same tape) has no
+    /// gradient yet, the view's complete gradient becomes the source's (same storage, the source's shape) instead of a
+    /// zeroed buffer plus an add. For the logits, reshaped (B·T, V) → (B, T, V) → (B·T, V) between the LM head and the
+    /// loss, that is two (B·T, vocab) buffers fewer at the backward peak. False (nothing changed) otherwise.</summary>
+    internal static bool TryHandOverGrad(Tensor view, Tensor source)
+    {
+        if (source.Grad != null || source is Parameter || view.Grad is not { OwnsStorage: true } g || g.Owner is not { disposed: false } t
+            || source.Owner != t || !g.IsContiguous || g.Length != source.Length) return false;
+        var moved = new Tensor(g.Storage, g.Offset, (int[])source.Shape.Clone()) { Owner = t, OwnsStorage = true };
+        t.owned.Add(moved);
+        g.Release();          // the storage now belongs to moved (returned once, by whichever of Backward/Dispose frees it)
+        view.Grad = null;
+        source.Grad = moved;
+        return true;
+    }
+
     /// <summary>Runs the recorded closures in reverse, seeding d(root) = <paramref name="seed"/> (1 for a scalar loss).</summary>
     public void Backward(Tensor root, Tensor? seed = null)
     {

@@ -1,6 +1,7 @@
 // BufferPool's bounds: shapes that repeat are reused forever, shapes that keep changing cannot pile up more idle
 // buffers than one working set, and buffers idle past MaxIdleMilliseconds are given back. The pool is process-wide,
 // so these tests run alone (non-parallel collection) and use lengths no other test rents.
+using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Tensors;
 
 namespace InstructTune.Engine.Tests.Tensors;
@@ -78,5 +79,32 @@ public class BufferPoolTests
             BufferPool.Clock = saved;
             BufferPool.Trim();
         }
+    }
+
+    [Fact]
+    public void ReshapeBackwardHandsItsGradientOverInsteadOfAllocatingAnother()
+    {
+        const int R = 61, C = 1009;   // lengths no other test rents
+        var rng = new Random(3);
+        var w = new Parameter(Enumerable.Range(0, R * C).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray(), R, C);
+        var x = Tensor.FromArray(Enumerable.Range(0, R * C).Select(_ => (float)rng.NextDouble()).ToArray(), R, C);
+        (long Peak, float[] Grad) Run(bool reshapes)
+        {
+            w.ZeroGrad();
+            BufferPool.Trim();
+            using (var tape = Tape.Record())
+            {
+                var h = Ops.Mul(w, x);                                                   // (R, C) activation
+                if (reshapes) h = Ops.Reshape(Ops.Reshape(h, R * C), R, C);              // as the logits between head and loss
+                tape.Backward(Ops.Sum(h));                                              // nothing else of R·C stays alive
+            }
+            return (BufferPool.PeakInUseFloats, w.Grad!.ToArray());
+        }
+        var plain = Run(reshapes: false);
+        var viewed = Run(reshapes: true);
+        Assert.Equal(plain.Peak, viewed.Peak);     // a zeroed copy per reshape would add R·C floats at the peak
+        Assert.Equal(x.ToArray(), viewed.Grad);    // d/dw Σ w⊙x = x either way
+        Assert.Equal(plain.Grad, viewed.Grad);
+        BufferPool.Trim();
     }
 }
