@@ -16,7 +16,7 @@ public static class ServeCommands
         var config = new Option<string?>("--config") { Description = "YAML config whose model.path and serve: section to use" };
         var overrides = new Argument<string[]>("overrides") { Description = "key=value overrides, e.g. serve.max_concurrent=8", Arity = ArgumentArity.ZeroOrMore };
         var model = new Option<string?>("--model") { Description = "checkpoint folder with its tokenizer (model.path)" };
-        var adapters = new Option<string[]>("--adapter") { Description = "NAME=DIR: a PEFT LoRA folder served as model NAME (repeatable; serve.adapters); an iPEFT, IAPT or HINT folder is served alone, as the model NAME", AllowMultipleArgumentsPerToken = false };
+        var adapters = new Option<string[]>("--adapter") { Description = "NAME=DIR: a PEFT LoRA folder served as model NAME (repeatable; serve.adapters); any other adapter type (DoRA, IA3, prompt or prefix tuning, IaSFT, iPEFT, IAPT, HINT) is served alone, as the model NAME", AllowMultipleArgumentsPerToken = false };
         var host = new Option<string?>("--host") { Description = "address to bind (serve.host, default 127.0.0.1)" };
         var port = new Option<int?>("--port") { Description = "port, 0 = any free port (serve.port, default 8000)" };
         var keyEnv = new Option<string?>("--api-key-env") { Description = "environment variable holding the bearer key (serve.api_key_env)" };

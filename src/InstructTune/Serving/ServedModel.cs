@@ -76,7 +76,8 @@ public sealed class ServedModel : IDisposable
     /// trained; else its own chat template; none is allowed), and the named adapters, each with the prompt format its
     /// own instructtune.json records (else the base's). The base is served as <paramref name="name"/> (default: the
     /// folder's name). An instruction-conditioned adapter (iPEFT, IAPT, HINT) must come alone: it is attached to the model,
-    /// served under its own name with its recorded format. <paramref name="warn"/> hears when an explicit template differs from a recorded format.
+    /// served under its own name with its recorded format; so is every adapter that is not a plain per-request LoRA delta (DoRA,
+    /// IA3, prompt and prefix tuning, IaSFT). <paramref name="warn"/> hears when an explicit template differs from a recorded format.
     /// </summary>
     public static ServedModel Load(string modelDir, IEnumerable<(string Name, string Dir)> adapters, ServeLimits limits,
         string? name = null, string? chatTemplateFile = null, Action<string>? warn = null)
@@ -85,13 +86,14 @@ public sealed class ServedModel : IDisposable
         // An instruction-conditioned adapter (iPEFT, IAPT, HINT) changes the whole model, not one request's deltas: given
         // alone, it is attached to the model, which is then served under the adapter's name with its recorded format.
         var named = adapters.ToList();
-        var whole = named.Where(a => Directory.Exists(a.Dir) && IsWholeModel(a.Dir)).ToList();
+        var whole = named.Where(a => Directory.Exists(a.Dir) && WholeModelKind(a.Dir) != null).ToList();
         if (whole.Count > 0 && named.Count > 1)
-            throw new ArgumentException($"adapter \"{whole[0].Name}\" ({whole[0].Dir}) is a {Peft.PeftRegistry.PeftType(whole[0].Dir)} adapter: it changes the whole model, so it is served alone (one --adapter, no other)");
+            throw new ArgumentException($"adapter \"{whole[0].Name}\" ({whole[0].Dir}) is a {WholeModelKind(whole[0].Dir)} adapter: it changes the whole model, so it is served alone (one --adapter, no other; or `itune merge` it and serve the merged folder)");
         if (whole.Count > 0 && name != null && name != whole[0].Name)
             throw new ArgumentException($"adapter \"{whole[0].Name}\" is served as the model itself under its own name; drop --served-model-name {name} (or name the adapter {name})");
         string? wholeDir = whole.Count > 0 ? whole[0].Dir : null;
-        if (wholeDir != null) { name = whole[0].Name; named = []; }
+        if (wholeDir != null) { RefuseModelFiles(wholeDir); name = whole[0].Name; named = []; }
+        string? wholeKind = wholeDir != null ? WholeModelKind(wholeDir) : null;
         var tokenizer = TokenizerLoader.Load(modelDir);
         PromptFormatter? format;
         if (chatTemplateFile != null)
@@ -112,7 +114,7 @@ public sealed class ServedModel : IDisposable
             if (Models.InstructionAware.InstructionAwareFile.TryLoad(modelDir, model.Config) is { } ia) model.ApplyInstructionAware(ia);
             if (wholeDir != null) Peft.PeftRegistry.ApplyTo(model, wholeDir);
             served = new ServedModel(name ?? Path.GetFileName(Path.GetFullPath(modelDir).TrimEnd('/')), model, tokenizer, format, limits,
-                modelDir, chatTemplateFile != null);
+                modelDir, chatTemplateFile != null) { _wholeKind = wholeKind };
             foreach (var (n, dir) in named) served.AddAdapter(n, dir);
             return served;
         }
@@ -143,18 +145,18 @@ public sealed class ServedModel : IDisposable
     /// <summary>Model names clients can ask for: the base, then each adapter.</summary>
     public IReadOnlyList<string> ModelNames => [Name, .. _adapters.Keys.Order(StringComparer.Ordinal)];
 
-    /// <summary>Loads a PEFT LoRA folder as a model name of its own (hot-loading is safe while serving).</summary>
+    /// <summary>Loads a PEFT LoRA folder as a model name of its own (hot-loading is safe while serving); every other
+    /// adapter type (DoRA, IA3, prompt/prefix tuning, IaSFT, iPEFT, IAPT, HINT) is refused naming its type: it is served alone.</summary>
     public void AddAdapter(string name, string dir)
     {
         if (string.IsNullOrWhiteSpace(name) || name == Name)
             throw new ArgumentException($"adapter name \"{name}\" is empty or the base model's name");
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"adapter folder {dir} not found");
-        if (File.Exists(Path.Combine(dir, Models.InstructionAware.TrainableTokenRows.FileName)))
-            throw new ArgumentException($"adapter folder {dir} holds {Models.InstructionAware.TrainableTokenRows.FileName} (added marker tokens change the vocabulary of the whole model, not one request's adapter): serve it with `itune eval`/`generate --adapter`, or fine-tune with training.method full");
-        if (File.Exists(Path.Combine(dir, Models.InstructionAware.InstructionAwareFile.FileName)))
-            throw new ArgumentException($"adapter folder {dir} holds {Models.InstructionAware.InstructionAwareFile.FileName} (instruction-aware variants change the whole model, not one request's adapter): merge it with `itune merge` and serve the merged folder");
-        if (IsWholeModel(dir))
-            throw new ArgumentException($"adapter folder {dir} is a {Peft.PeftRegistry.PeftType(dir)} adapter: it changes the whole model, not one request's deltas; serve it alone (itune serve --adapter NAME={dir})");
+        RefuseModelFiles(dir);
+        if (_wholeKind != null)
+            throw new ArgumentException($"model {Name} is served with a {_wholeKind} adapter attached to the whole model: it takes no other adapter; serve \"{name}\" from another `itune serve`");
+        if (WholeModelKind(dir) is { } kind)
+            throw new ArgumentException($"adapter folder {dir} is a {kind} adapter: it changes the whole model, not one request's deltas; serve it alone (itune serve --adapter NAME={dir}) or `itune merge` it and serve the merged folder");
         var adapter = Model.PrepareAdapter(LoraAdapterFile.Load(dir), name);
         // An adapter that records its own format is served with it (unless --chat-template was given for all);
         // one that records none talks like the base.
@@ -163,10 +165,29 @@ public sealed class ServedModel : IDisposable
         _formats[name] = format;
     }
 
-    /// <summary>Instruction-conditioned adapters (iPEFT, IAPT, HINT): conditioned on each prompt's instruction, attached to the
-    /// whole model rather than prepared as a per-request LoRA delta.</summary>
-    private static bool IsWholeModel(string dir) =>
-        File.Exists(Path.Combine(dir, "adapter_config.json")) && Peft.PeftRegistry.PeftType(dir) is Peft.Ipeft.IpeftAdapterFile.PeftType or Peft.Iapt.IaptAdapterFile.PeftType or Peft.Hint.HintInjector.PeftType;
+    // Files beside an adapter that change the model itself (the vocabulary, instruction-aware variants): not served.
+    private static void RefuseModelFiles(string dir)
+    {
+        if (File.Exists(Path.Combine(dir, Models.InstructionAware.TrainableTokenRows.FileName)))
+            throw new ArgumentException($"adapter folder {dir} holds {Models.InstructionAware.TrainableTokenRows.FileName} (added marker tokens change the vocabulary of the whole model, not one request's adapter): serve it with `itune eval`/`generate --adapter`, or fine-tune with training.method full");
+        if (File.Exists(Path.Combine(dir, Models.InstructionAware.InstructionAwareFile.FileName)))
+            throw new ArgumentException($"adapter folder {dir} holds {Models.InstructionAware.InstructionAwareFile.FileName} (instruction-aware variants change the whole model, not one request's adapter): merge it with `itune merge` and serve the merged folder");
+    }
+
+    /// <summary>Null for a plain LoRA folder (a per-request delta); else the kind of an adapter that is attached to the
+    /// whole model and served alone, exactly as `generate --adapter` attaches it (<see cref="Peft.PeftRegistry.ApplyTo"/>):
+    /// DoRA (its magnitude rescales whole rows of W + BA), IA3, prompt and prefix tuning (virtual tokens at the start of
+    /// every sequence), IaSFT sparse deltas, and the instruction-conditioned iPEFT, IAPT and HINT.</summary>
+    private static string? WholeModelKind(string dir)
+    {
+        if (!File.Exists(Path.Combine(dir, "adapter_config.json"))) return null;
+        string type = Peft.PeftRegistry.PeftType(dir);
+        if (type != "LORA") return type;
+        return LoraAdapterFile.Load(dir).UseDora ? "DoRA (LORA with use_dora)" : null;
+    }
+
+    /// <summary>The kind of the adapter attached to the whole model (served alone), or null.</summary>
+    private string? _wholeKind;
 
     /// <summary>The adapter a model name selects (null for the base); throws a 404-style error for unknown names.</summary>
     public InferenceAdapter? Resolve(string? model)

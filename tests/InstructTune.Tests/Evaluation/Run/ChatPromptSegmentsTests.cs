@@ -156,4 +156,37 @@ public class ChatPromptSegmentsTests
         var plain = Scorer.Score(loaded.Model, [ids])[0].NextTokenLogprobs;
         Assert.True(plain.Zip(got).Max(p => Math.Abs(p.First - p.Second)) > 1e-3, "without segments the model scores differently");
     }
+
+    [Fact]
+    public void EvalRunScoresTheReferenceWithTrainingSegments()
+    {
+        string dir = AwareModel.Value;
+        using var tmp = new TempDir();
+        var data = Path.Combine(tmp.Path, "one.jsonl");
+        File.WriteAllText(data, JsonSerializer.Serialize(new { instruction = WithInput.Instruction, input = WithInput.Input, output = WithInput.Output }) + "\n");
+        var outDir = Path.Combine(tmp.Path, "out");
+        InstructTune.Evaluation.Run.EvalRunRecipe.Run(new InstructTune.Evaluation.Run.EvalRunRequest(data, outDir)
+        {
+            Format = "alpaca", ModelDir = dir, Template = "chat",
+            Generation = new EvalGenerationSettings { MaxNewTokens = 2 },
+        });
+        var line = JsonDocument.Parse(File.ReadLines(Path.Combine(outDir, "predictions.jsonl")).First()).RootElement;
+        double got = line.GetProperty("metrics").GetProperty("ref_logprob").GetDouble();
+
+        // Reference: the prompt + reference ids scored with the segments `itune score` gives a {prompt, response} line
+        // (PromptResponseSegments, checked against training's in ScoreOfAPromptResponseLineUsesTrainingSegments).
+        using var loaded = LoadedModel.Load(dir);
+        var format = loaded.PromptFormat("chat");
+        var scorer = new InstructTune.Evaluation.Run.ContinuationScorer(loaded.Model, loaded.Tokenizer, format.AddSpecialTokens);
+        var (ids, start) = scorer.Encode(line.GetProperty("prompt").GetString()!, WithInput.Output);
+        var segs = format.PromptResponseSegments(WithInput, WithInput.Output, loaded.Tokenizer, ids);
+        Assert.NotNull(segs);
+        Assert.Contains((byte)Segment.Instruction, segs!);
+        Assert.Contains((byte)Segment.Response, segs!);
+        var lp = Scorer.Score(loaded.Model, [ids], segments: [segs])[0].NextTokenLogprobs;
+        double want = Enumerable.Range(start - 1, lp.Length - start + 1).Sum(t => (double)lp[t]);
+        Assert.True(Math.Abs(want - got) <= 1e-4, $"training segments {want}, eval run {got}");
+        var plain = Scorer.Score(loaded.Model, [ids])[0].NextTokenLogprobs;
+        Assert.True(Math.Abs(Enumerable.Range(start - 1, lp.Length - start + 1).Sum(t => (double)plain[t]) - got) > 1e-3, "without segments the model scores differently");
+    }
 }
