@@ -182,13 +182,13 @@ public static class ModelCommands
             }
             else throw new ArgumentException("give --prompt TEXT or --prompt-ids 1,2,3");
             if (ids.Length == 0) throw new ArgumentException("the prompt is empty");
-            int maxPos = model.Config.MaxPositionEmbeddings;
-            if (ids.Length >= maxPos)
-                throw new ArgumentException($"the prompt has {ids.Length} tokens; max_position_embeddings={maxPos} leaves no room to generate");
+            if (model.PromptTooLong(ids.Length) is { } tooLong) throw new ArgumentException(tooLong);
+            int maxPos = model.RealPositions;
             int n = p.GetValue(maxNew);
             if (ids.Length + n > maxPos)
             {
-                Console.Error.WriteLine($"warning: prompt ({ids.Length}) + max-new-tokens ({n}) exceeds max_position_embeddings={maxPos}; generating at most {maxPos - ids.Length} tokens");
+                string virt = model.VirtualTokens > 0 ? $" less the adapter's {model.VirtualTokens} virtual tokens" : "";
+                Console.Error.WriteLine($"warning: prompt ({ids.Length}) + max-new-tokens ({n}) exceeds max_position_embeddings={model.Config.MaxPositionEmbeddings}{virt}; generating at most {maxPos - ids.Length} tokens");
                 n = maxPos - ids.Length;
             }
             bool asJson = p.GetValue(json);

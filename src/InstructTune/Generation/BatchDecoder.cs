@@ -65,10 +65,12 @@ public sealed class BatchDecoder(InferenceModel model)
         if (promptSegments != null && promptSegments.Length != promptIds.Length)
             throw new ArgumentException($"the prompt has {promptIds.Length} tokens but {promptSegments.Length} segment ids");
         options.Validate();
-        int maxPos = Model.Config.MaxPositionEmbeddings, V = Model.Config.VocabSize;
+        int maxPos = Model.RealPositions, V = Model.Config.VocabSize;
         if (promptIds.Length == 0) throw new ArgumentException("the prompt is empty");
         if (promptIds.Length > maxPos)
-            throw new ArgumentException($"the prompt has {promptIds.Length} tokens, more than max_position_embeddings={maxPos}");
+            throw new ArgumentException(Model.VirtualTokens == 0
+                ? $"the prompt has {promptIds.Length} tokens, more than max_position_embeddings={maxPos}"
+                : $"the prompt has {promptIds.Length} tokens; with the adapter's {Model.VirtualTokens} virtual tokens that is more than max_position_embeddings={Model.Config.MaxPositionEmbeddings}");
         foreach (int t in promptIds)
             if ((uint)t >= (uint)V) throw new ArgumentOutOfRangeException(nameof(promptIds), $"token id {t} is outside the vocabulary [0, {V})");
         foreach (int t in options.LogitBias?.Keys ?? [])
@@ -92,7 +94,7 @@ public sealed class BatchDecoder(InferenceModel model)
     /// </summary>
     public IReadOnlyList<DecodeToken> Step()
     {
-        int maxPos = Model.Config.MaxPositionEmbeddings, V = Model.Config.VocabSize;
+        int maxPos = Model.RealPositions, V = Model.Config.VocabSize;
         foreach (var s in _active.Where(s => s.PromptIds.Length + s._generated.Count >= maxPos).ToList())
         {
             s.StopReason = "max_position_embeddings";

@@ -15,12 +15,14 @@ public static class Generator
         IReadOnlyList<byte[]?>? segments = null)
     {
         o.Validate();
-        int maxPos = model.Config.MaxPositionEmbeddings;
+        int maxPos = model.RealPositions;
         for (int b = 0; b < prompts.Count; b++)
         {
             if (prompts[b].Length == 0) throw new ArgumentException($"prompt {b} is empty");
             if (prompts[b].Length > maxPos)
-                throw new ArgumentException($"prompt {b} has {prompts[b].Length} tokens, more than max_position_embeddings={maxPos}");
+                throw new ArgumentException(model.VirtualTokens == 0
+                    ? $"prompt {b} has {prompts[b].Length} tokens, more than max_position_embeddings={maxPos}"
+                    : $"prompt {b} has {prompts[b].Length} tokens; with the adapter's {model.VirtualTokens} virtual tokens that is more than max_position_embeddings={model.Config.MaxPositionEmbeddings}");
         }
         var decoder = new BatchDecoder(model);
         var sequences = prompts.Select((p, b) => decoder.Add(p, o, seed: o.Seed + b, tag: b, promptSegments: segments?[b])).ToArray();

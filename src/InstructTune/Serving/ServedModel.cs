@@ -269,9 +269,8 @@ public sealed class ServedModel : IDisposable
         }
         if (r.N < 1 || r.N > L.MaxChoices) throw new ServeRequestException($"n must be in [1, {L.MaxChoices}] (got {r.N})", "n");
         if (r.Stop.Count > 4 || r.Stop.Any(string.IsNullOrEmpty)) throw new ServeRequestException("stop takes at most 4 non-empty strings", "stop");
-        int maxPos = Model.Config.MaxPositionEmbeddings;
-        if (prompt.Length >= maxPos)
-            throw new ServeRequestException($"the prompt has {prompt.Length} tokens; this model's context is {maxPos} tokens", "messages", "context_length_exceeded");
+        if (Model.PromptTooLong(prompt.Length) is { } tooLong) throw new ServeRequestException(tooLong, "messages", "context_length_exceeded");
+        int maxPos = Model.RealPositions;
         int maxNew = Math.Min(r.MaxTokens ?? L.DefaultMaxTokens, maxPos - prompt.Length);
         var options = new GenerationOptions
         {

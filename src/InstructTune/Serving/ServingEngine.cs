@@ -133,9 +133,7 @@ public sealed class ServingEngine : IDisposable
         ObjectDisposedException.ThrowIf(_stopping, this);
         options.Validate();
         if (prompt.Length == 0) throw new ArgumentException("the prompt is empty");
-        int maxPos = Model.Config.MaxPositionEmbeddings;
-        if (prompt.Length >= maxPos)
-            throw new ArgumentException($"the prompt has {prompt.Length} tokens; the model's context is {maxPos} tokens and leaves no room to generate");
+        if (Model.PromptTooLong(prompt.Length) is { } tooLong) throw new ArgumentException(tooLong);
         var deadline = DateTime.UtcNow + Limits.RequestTimeout;
         if (segments != null && segments.Length != prompt.Length)
             throw new ArgumentException($"{segments.Length} segments for a prompt of {prompt.Length} tokens");

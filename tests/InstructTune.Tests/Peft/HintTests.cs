@@ -1,3 +1,5 @@
+using InstructTune.Data.Records;
+using InstructTune.Evaluation.ModelBackends;
 using System.Text.Json;
 using InstructTune.Cli.Serve;
 using InstructTune.Data.Templating;
@@ -326,5 +328,37 @@ public class HintTests
         finally { await app.StopAsync(); await app.DisposeAsync(); }
         var two = Assert.Throws<ArgumentException>(() => ServedModel.Load(modelDir, [("hint", trainedDir), ("other", init)], new ServeLimits()));
         Assert.Contains("served alone", two.Message);
+    }
+
+    // `itune eval run`'s robustness (paraphrases) and multi-turn coherence generate from dataset records and chat
+    // histories (InferenceTextGenerator.GenerateRecords, ModelConversation.Reply). Their prompts' segments must reach
+    // HINT: at init HINT is the base without the instruction, so two records differing only in their instruction give
+    // the same completion (before, these paths passed no segments and HINT refused every prompt as all instruction).
+    // The raw format, whose prompt is all instruction, is refused naming what to do.
+    [Fact]
+    public void EvalRunRecordAndConversationPromptsPassTheirSegmentsToHint()
+    {
+        var (modelDir, _) = RecipeSetupTests.Workspace();
+        var model = LlamaCheckpoint.Load(modelDir);
+        HintInjector.Inject(model, Config, 1);
+        var dir = Directory.CreateTempSubdirectory("hint-eval-run").FullName;
+        HintInjector.Save(model, dir, modelDir);
+        using var loaded = LoadedModel.Load(modelDir, dir);
+        Assert.True(loaded.Model.TakesInstructionOut);
+        var settings = new EvalGenerationSettings { MaxNewTokens = 4 };
+        var formatter = PromptFormatter.Create("alpaca", modelDir);
+        var generator = new InferenceTextGenerator(loaded.Model, loaded.Tokenizer, formatter, settings);
+        var outs = generator.GenerateRecords([new InstructionRecord("Say 3.", "", "", "eval"), new InstructionRecord("Write a long poem about rivers.", "", "", "eval")]);
+        Assert.Equal(outs[0], outs[1]);
+        Assert.Equal(generator.Generate(["Say 3."]), [outs[0]]);            // the same segments as the suite prompts' path
+
+        var conversation = new ModelConversation(loaded, formatter, settings);
+        var replies = conversation.Reply([[new("user", "Say 3.")], [new("user", "Write a long poem about rivers.")]]);
+        Assert.Equal(replies[0], replies[1]);
+
+        var raw = new InferenceTextGenerator(loaded.Model, loaded.Tokenizer, PromptFormatter.Raw, settings);
+        var refused = Assert.ThrowsAny<ArgumentException>(() => raw.GenerateRecords([new InstructionRecord("Say 3.", "", "", "eval")]));
+        Assert.Contains("HINT", refused.Message);
+        Assert.Contains("--template", refused.Message);
     }
 }

@@ -109,4 +109,54 @@ public class ServeAdapterTypesTests
         Assert.Contains("itune merge", hot.Message);
         Assert.Equal(["base", "alpha"], served.ModelNames);
     }
+
+    // The adapter's virtual tokens sit at positions 0..P−1, so a prompt of n tokens needs n + P < max_position_embeddings
+    // to generate anything. A prompt that the base would take but that fills the context with the virtual tokens is
+    // refused by serve (400 context_length_exceeded) and by generate --adapter (exit 2) with the same message naming both
+    // counts; one token shorter still generates (to the context's end) in serve.
+    [Theory, InlineData("prompt", 4), InlineData("prefix", 3)]
+    public async Task A_prompt_filling_the_context_with_the_virtual_tokens_is_refused_by_serve_and_generate_alike(string method, int virtualTokens)
+    {
+        var dir = WriteAdapter(method);
+        using var served = ServedModel.Load(ServeTestModel.Model, [("tuned", dir)], new ServeLimits());
+        Assert.Equal(virtualTokens, served.Model.VirtualTokens);
+        int maxPos = served.Model.Config.MaxPositionEmbeddings;
+        // " a" repeated: the count is measured with the server's own encoding, then checked.
+        string PromptOf(int tokens)
+        {
+            int k = tokens - served.CompletionPromptIds("Once").Length;
+            var text = "Once" + string.Concat(Enumerable.Repeat(" a", k));
+            Assert.Equal(tokens, served.CompletionPromptIds(text).Length);
+            return text;
+        }
+        string tooLong = PromptOf(maxPos - virtualTokens), fits = PromptOf(maxPos - virtualTokens - 1);
+
+        await using var app = ServeHost.Build(served, new ServeHostOptions { Port = 0, LogLevel = Microsoft.Extensions.Logging.LogLevel.Warning });
+        await app.StartAsync();
+        using var client = new HttpClient { BaseAddress = new Uri(ServeHost.BoundUrl(app)), Timeout = TimeSpan.FromMinutes(2) };
+        async Task<(HttpStatusCode, JsonElement)> Complete(string prompt)
+        {
+            using var resp = await client.PostAsync("/v1/completions", new StringContent(
+                JsonSerializer.Serialize(new { model = "tuned", prompt, max_tokens = 5, temperature = 0 }), System.Text.Encoding.UTF8, "application/json"));
+            return (resp.StatusCode, JsonDocument.Parse(await resp.Content.ReadAsStringAsync()).RootElement.Clone());
+        }
+        var (status, body) = await Complete(tooLong);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        var error = body.GetProperty("error");
+        Assert.Equal("context_length_exceeded", error.GetProperty("code").GetString());
+        string message = error.GetProperty("message").GetString()!;
+        Assert.Contains($"the prompt has {maxPos - virtualTokens} tokens and the adapter's {virtualTokens} virtual tokens", message);
+        Assert.Contains($"context of {maxPos} tokens", message);
+
+        var (okStatus, okBody) = await Complete(fits);
+        Assert.True(okStatus == HttpStatusCode.OK, okBody.ToString());
+        var choice = okBody.GetProperty("choices")[0];
+        Assert.Equal("length", choice.GetProperty("finish_reason").GetString());
+        Assert.Equal(1, okBody.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        await app.StopAsync();
+
+        var (rc, _, err) = TestConsole.Run(["generate", "--model", ServeTestModel.Model, "--adapter", dir, "--prompt", tooLong, "--max-new-tokens", "5"]);
+        Assert.Equal(2, rc);
+        Assert.Contains(message, err);
+    }
 }

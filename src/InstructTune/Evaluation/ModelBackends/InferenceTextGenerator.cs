@@ -35,20 +35,25 @@ public sealed class InferenceTextGenerator(InferenceModel model, ITokenizer toke
     public int TruncatedPrompts { get; private set; }
 
     public IReadOnlyList<string> Generate(IReadOnlyList<string> prompts, CancellationToken cancellationToken = default) =>
-        GenerateWith(prompts, PromptIds, cancellationToken, model.ReadsSegments ? PromptSegments : null);
+        GenerateWith(prompts, PromptIds, cancellationToken, model.ReadsSegments ? (i, ids) => PromptSegments(prompts[i], ids) : null);
 
     // A prompt is the instruction: its tokens' segments as training gives them, for models that read them (instruction-aware
     // variants, iPEFT, IAPT, HINT — HINT takes the instruction out and needs to know which tokens it is).
     private byte[]? PromptSegments(string prompt, int[] ids) =>
         formatter.PromptSegments(new Data.Records.InstructionRecord(prompt, "", "", "eval"), tokenizer, ids);
 
-    /// <summary>Completions of prompts already in the model's format (e.g. a dataset record through
-    /// <see cref="PromptFormatter.Format(Data.Records.InstructionRecord)"/>).</summary>
-    public IReadOnlyList<string> GenerateFormatted(IReadOnlyList<string> formatted, CancellationToken cancellationToken = default) =>
-        GenerateWith(formatted, FormattedPromptIds, cancellationToken);
+    /// <summary>Completions of dataset records (or chat histories as records) formatted with
+    /// <see cref="PromptFormatter.Format(Data.Records.InstructionRecord)"/>: the model sees each record's prompt, and
+    /// models that read segments get its tokens' segments as training gave them
+    /// (<see cref="PromptFormatter.PromptSegments"/>).</summary>
+    public IReadOnlyList<string> GenerateRecords(IReadOnlyList<Data.Records.InstructionRecord> records, CancellationToken cancellationToken = default)
+    {
+        return GenerateWith(records.Select(formatter.Format).ToList(), FormattedPromptIds, cancellationToken,
+            model.ReadsSegments ? (i, ids) => formatter.PromptSegments(records[i], tokenizer, ids) : null);
+    }
 
     private List<string> GenerateWith(IReadOnlyList<string> prompts, Func<string, int[]> encode, CancellationToken cancellationToken,
-        Func<string, int[], byte[]?>? segmentsOf = null)
+        Func<int, int[], byte[]?>? segmentsOf = null)
     {
         var options = Options();
         Prompts += prompts.Count;
@@ -59,7 +64,10 @@ public sealed class InferenceTextGenerator(InferenceModel model, ITokenizer toke
             cancellationToken.ThrowIfCancellationRequested();
             var chunk = prompts.Skip(start).Take(batch).ToList();
             var ids = chunk.Select(encode).ToList();
-            var segments = segmentsOf == null ? null : chunk.Select((p, i) => segmentsOf(p, ids[i])).ToList();
+            var segments = segmentsOf == null ? null : chunk.Select((_, i) => segmentsOf(start + i, ids[i])).ToList();
+            if (model.TakesInstructionOut && (segments == null || segments.Any(x => x == null)))
+                throw new ArgumentException($"a HINT adapter takes the instruction out of the prompt, and the prompt format {formatter.Describe()} "
+                    + "cannot say which prompt tokens are the instruction; use a prompt template (--template alpaca, chatml, llama3, chat, or the format the adapter was trained with)");
             foreach (var r in Generator.Generate(model, ids, options, segments))
                 outputs.Add(CutAtStop(tokenizer.Decode(r.GeneratedIds, skipSpecialTokens: true), settings.StopStrings));
         }
@@ -75,7 +83,7 @@ public sealed class InferenceTextGenerator(InferenceModel model, ITokenizer toke
         var ids = tokenizer.Encode(formatted, formatter.AddSpecialTokens).Ids;
         if (ids.Length == 0 && tokenizer.BosId is { } bos) ids = [bos];
         if (ids.Length == 0) throw new ArgumentException("a prompt encodes to no tokens and the tokenizer has no BOS");
-        int room = model.Config.MaxPositionEmbeddings - Math.Max(1, Math.Min(settings.MaxNewTokens, model.Config.MaxPositionEmbeddings / 2));
+        int room = model.RealPositions - Math.Max(1, Math.Min(settings.MaxNewTokens, model.RealPositions / 2));
         if (ids.Length <= room) return ids;
         TruncatedPrompts++;
         return ids[^room..];

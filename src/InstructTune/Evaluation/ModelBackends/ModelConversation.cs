@@ -19,11 +19,13 @@ public sealed class ModelConversation(LoadedModel loaded, PromptFormatter format
     private readonly InferenceTextGenerator _generator = new(loaded.Model, loaded.Tokenizer, formatter, settings);
     private readonly ContinuationScorer _scorer = new(loaded.Model, loaded.Tokenizer, formatter.AddSpecialTokens);
 
-    public string Prompt(IReadOnlyList<ChatMessage> history) =>
-        formatter.Format(new InstructionRecord("", "", "", "eval", Messages: [.. history, new ChatMessage("assistant", "")]));
+    public string Prompt(IReadOnlyList<ChatMessage> history) => formatter.Format(Record(history));
+
+    private static InstructionRecord Record(IReadOnlyList<ChatMessage> history) =>
+        new("", "", "", "eval", Messages: [.. history, new ChatMessage("assistant", "")]);
 
     public IReadOnlyList<string> Reply(IReadOnlyList<IReadOnlyList<ChatMessage>> histories) =>
-        _generator.GenerateFormatted(histories.Select(Prompt).ToList());
+        _generator.GenerateRecords(histories.Select(Record).ToList());
 
     public IReadOnlyList<double> MeanLogProb(IReadOnlyList<(IReadOnlyList<ChatMessage> History, string Reply)> pairs)
     {

@@ -302,7 +302,7 @@ public static class EvalRunRecipe
         }
         var generator = new InferenceTextGenerator(loaded.Model, loaded.Tokenizer, formatter, request.Generation);
         var result = ParaphraseRobustness.Evaluate(examples.Select(e => (e.Id, e.Record, e.References)).ToList(),
-            records => generator.GenerateFormatted(records.Select(formatter.Format).ToList(), ct), request.Paraphrases, request.Seed,
+            records => generator.GenerateRecords(records, ct), request.Paraphrases, request.Seed,
             translations, request.BackTranslate is { } ep && ep.StartsWith(ChatClients.LocalPrefix, StringComparison.Ordinal) ? ep : request.BackTranslate is null ? null : $"{request.BackTranslateModel} at {request.BackTranslate}");
         log?.Invoke(string.Create(CultureInfo.InvariantCulture,
             $"robustness: {examples.Count} examples, {result.Examples.Sum(e => e.Variants.Count)} phrasings in {clock.Elapsed.TotalSeconds:0.0} s: mean F1 {result.Mean:0.000}, mean std {result.MeanStd:0.000}, mean worst drop {result.MeanWorstDrop:0.000}"));

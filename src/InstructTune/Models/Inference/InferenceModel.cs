@@ -290,6 +290,23 @@ public sealed partial class InferenceModel : IDisposable
 
     /// <summary>P virtual tokens every sequence starts with (prompt or prefix tuning), 0 without.</summary>
     public int VirtualTokens { get; private set; }
+
+    /// <summary>Positions left for a sequence's real tokens (prompt + generated): max_position_embeddings less the
+    /// <see cref="VirtualTokens"/>, which sit at positions 0..P−1 (prompt and prefix tuning alike).</summary>
+    public int RealPositions => Config.MaxPositionEmbeddings - VirtualTokens;
+
+    /// <summary>Null when a prompt of <paramref name="promptTokens"/> tokens leaves room to generate at least one
+    /// token; otherwise the error naming the counts (the adapter's virtual tokens included), as <c>itune generate</c>
+    /// and <c>itune serve</c> report it.</summary>
+    public string? PromptTooLong(int promptTokens)
+    {
+        if (promptTokens < RealPositions) return null;
+        int maxPos = Config.MaxPositionEmbeddings;
+        return VirtualTokens == 0
+            ? $"the prompt has {promptTokens} tokens; this model's context is {maxPos} tokens (max_position_embeddings) and leaves no room to generate"
+            : $"the prompt has {promptTokens} tokens and the adapter's {VirtualTokens} virtual tokens take {VirtualTokens} positions: "
+              + $"{promptTokens + VirtualTokens} of this model's context of {maxPos} tokens (max_position_embeddings), leaving no room to generate";
+    }
     private float[]? _softPrompt;            // (P, D)
     private float[][]? _prefixK, _prefixV;   // per layer (P, kvHeads·hd)
 
