@@ -39,7 +39,7 @@ public sealed record PrepareOptions(
     {
         ["formats"] = string.Join(",", Sources.Select(s => $"{s.Format}:{s.Fields}:{s.Task}:{s.Split}")),
         ["template"] = Prompt == null ? Template : $"{Prompt.Spec}|{Prompt.TrainOn}|{Prompt.TrainOnEos}|{(Prompt.ChatTemplate is { } c ? InstructTune.Data.Cache.CacheManifest.Sha256OfText(c.Source) : "")}"
-            + (Prompt?.Markers is { } m ? "|markers:" + string.Join("\u0001", m) : ""),
+            + (Prompt?.Markers is { } m ? "|markers:" + string.Join("\u0001", m) + "|truncation:marker_pairs" : ""),   // caches cut before pairs were kept are stale
         ["too_long"] = TooLong.ToString(),
         ["transforms"] = Transforms?.Key ?? "",
         ["max_seq_len"] = MaxSeqLen.ToString(),

@@ -99,7 +99,7 @@ public static class PreparePipeline
                                 throw new DataFormatException($"{chunk[i].Source}: {e.Length} tokens, longer than max_seq_len {o.MaxSeqLen} (too_long: error; use truncate or drop)");
                             if (o.TooLong == TooLongPolicy.Drop) { Count(dropped, "too_long"); continue; }
                             cut = e.LearnedTokens > 0;
-                            e = ExampleTokenizer.Truncate(e, o.MaxSeqLen);
+                            e = ExampleTokenizer.Truncate(e, o.MaxSeqLen, tokenize.MarkerIds);
                             truncated++;
                         }
                         // An example whose whole response was cut away is counted apart: DataReport warns per dataset.

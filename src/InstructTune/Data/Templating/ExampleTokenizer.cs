@@ -17,13 +17,21 @@ public sealed record MaskOptions(int MaxSeqLen = 0, bool TrainOnInputs = false, 
 /// characters is a response token and is learned. Labels come from segments only, never from comparing ids, so
 /// EOS stays learned when PAD = EOS.
 /// Truncation keeps the response: it removes input tokens from the end of the input first, then instruction tokens,
-/// and only then cuts the tail.
+/// and only then cuts the tail. With instruction marker tokens (model.instruction_aware.marker_tokens) every marker pair
+/// stays intact: the markers are never removed, so an instruction is cut inside its markers and its closing marker
+/// follows the kept part (see <see cref="Truncate"/>).
 /// </summary>
 public sealed class ExampleTokenizer(ITokenizer tokenizer, IPromptTemplate template, MaskOptions? options = null)
 {
     private readonly MaskOptions _o = options ?? new MaskOptions();
 
     public MaskOptions Options => _o;
+
+    /// <summary>The instruction marker token ids [open, close] when the template wraps instructions in markers
+    /// (<see cref="PromptFormat.Markers"/>) and both are single tokens of the tokenizer; null otherwise.</summary>
+    public (int Open, int Close)? MarkerIds { get; } =
+        template is PromptFormat { Markers: [var open, var close] } && tokenizer.TokenToId(open) is int o && tokenizer.TokenToId(close) is int c
+            ? (o, c) : null;
 
     public TokenizedExample Tokenize(InstructionRecord record, int taskId) => Tokenize(template.Render(record), taskId, record.Complexity, record.IsPlainText);
 
@@ -57,7 +65,7 @@ public sealed class ExampleTokenizer(ITokenizer tokenizer, IPromptTemplate templ
             segs[n] = (byte)Segment.Response;
         }
         var example = new TokenizedExample(ids, labels, segs, taskId, complexity);
-        return _o.MaxSeqLen > 0 && total > _o.MaxSeqLen ? Truncate(example, _o.MaxSeqLen) : example;
+        return _o.MaxSeqLen > 0 && total > _o.MaxSeqLen ? Truncate(example, _o.MaxSeqLen, MarkerIds) : example;
     }
 
     /// <summary>A token's segment: the largest among the characters its offsets cover (Template for zero-width tokens).</summary>
@@ -69,26 +77,38 @@ public sealed class ExampleTokenizer(ITokenizer tokenizer, IPromptTemplate templ
         return seg;
     }
 
-    /// <summary>Drops tokens to fit maxLen: input first (from its end), then instruction, then the tail.</summary>
-    public static TokenizedExample Truncate(TokenizedExample e, int maxLen)
+    /// <summary>
+    /// Drops tokens to fit maxLen: input first (from its end), then instruction, then the tail. With
+    /// <paramref name="markers"/> (instruction marker ids [open, close]) the markers are never removed, so a shortened
+    /// instruction keeps both, its closing marker right after the kept instruction tokens, and an instruction cut away
+    /// whole leaves its empty pair; a tail cut between the two markers of a pair drops the opening one too. Every marker
+    /// in the result is thus paired, as at inference.
+    /// </summary>
+    public static TokenizedExample Truncate(TokenizedExample e, int maxLen, (int Open, int Close)? markers = null)
     {
         int excess = e.Length - maxLen;
         if (excess <= 0) return e;
+        bool IsMarker(int t) => markers is { } m && (e.Ids[t] == m.Open || e.Ids[t] == m.Close);
         var keep = new bool[e.Length];
         Array.Fill(keep, true);
         foreach (var victim in new[] { Segment.Input, Segment.Instruction })
             for (int t = e.Length - 1; t >= 0 && excess > 0; t--)
-                if (e.Segments[t] == (byte)victim) { keep[t] = false; excess--; }
-        int kept = 0;
-        var ids = new int[maxLen];
-        var labels = new int[maxLen];
-        var segs = new byte[maxLen];
-        for (int t = 0; t < e.Length && kept < maxLen; t++)
+                if (e.Segments[t] == (byte)victim && !IsMarker(t)) { keep[t] = false; excess--; }
+        var take = new List<int>(Math.Min(e.Length, maxLen + 1));
+        for (int t = 0; t < e.Length && take.Count < maxLen; t++)
+            if (keep[t]) take.Add(t);
+        // A tail cut comes after every instruction token went, so a wrapped instruction it reaches is an empty pair:
+        // one whose closing marker falls past the cut loses its opening marker too.
+        if (excess > 0 && markers is { } mk && take.Count > 0 && e.Ids[take[^1]] == mk.Open) take.RemoveAt(take.Count - 1);
+        int n = take.Count;
+        var ids = new int[n];
+        var labels = new int[n];
+        var segs = new byte[n];
+        for (int k = 0; k < n; k++)
         {
-            if (!keep[t]) continue;
-            ids[kept] = e.Ids[t]; labels[kept] = e.Labels[t]; segs[kept] = e.Segments[t];
-            kept++;
+            int t = take[k];
+            ids[k] = e.Ids[t]; labels[k] = e.Labels[t]; segs[k] = e.Segments[t];
         }
-        return e with { Ids = ids, Labels = labels, Segments = segs, TruncatedTokens = e.Length - maxLen };
+        return e with { Ids = ids, Labels = labels, Segments = segs, TruncatedTokens = e.Length - n };
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using InstructTune.Checkpoints;
+using InstructTune.Data.Records;
 using InstructTune.Data.Templating;
 using InstructTune.Engine.Autograd;
 using InstructTune.Engine.Tensors;
@@ -158,6 +159,72 @@ public class MarkerTokensTests
         Assert.Equal("<i>Say 3.</i>", w.TextOf(Segment.Instruction));
         Assert.Equal("ctx", w.TextOf(Segment.Input));
         Assert.Equal("3", w.TextOf(Segment.Response));
+    }
+
+    [Fact]
+    public void AnOverLongExampleIsCutInsideTheInstructionAndKeepsBothMarkersBeforeTheResponse()
+    {
+        var (modelDir, data) = RecipeSetupTests.Workspace();
+        string Instruction(int i) => string.Concat(Enumerable.Repeat($"Say {i}. ", 12)).TrimEnd();
+        File.WriteAllLines(data, Enumerable.Range(0, 20).Select(i => JsonSerializer.Serialize(new { instruction = Instruction(i), input = "", output = $"{i}" })));
+        var mv = MarkerTokens.Add(TokenizerLoader.Load(modelDir), modelDir, Markers, modelVocab: 280);
+        const int maxLen = 16;
+        var recipe = FineTuneRecipe.Setup(Config(modelDir, data, "model.instruction_aware.marker_tokens=[\"[INST]\", \"[/INST]\"]", $"data.max_seq_len={maxLen}"));
+        var examples = recipe.Data!.Stages[0].Concat(recipe.Data.Validation).ToList();
+        Assert.NotEmpty(examples);
+        foreach (var x in examples)
+        {
+            Assert.True(x.TruncatedTokens > 0, "every example is longer than data.max_seq_len");
+            Assert.True(x.Length <= maxLen);
+            Assert.Single(x.Ids, 280);
+            Assert.Single(x.Ids, 281);
+            int open = Array.IndexOf(x.Ids, 280), close = Array.IndexOf(x.Ids, 281);
+            Assert.True(close > open + 1, "the closing marker comes after the kept part of the instruction");
+            for (int t = open; t <= close; t++) Assert.Equal((byte)Segment.Instruction, x.Segments[t]);
+            // Before the opening marker: the template's "Q: ", whole. Between the markers: the instruction's first tokens.
+            var prefix = mv.Tokenizer.Decode(x.Ids[..open], skipSpecialTokens: true);
+            Assert.Equal("Q: ", prefix);
+            var kept = mv.Tokenizer.Decode(x.Ids[(open + 1)..close]);
+            // After the closing marker: the rest of the prompt and the whole learned response, as at inference.
+            Assert.Equal((byte)Segment.Template, x.Segments[close + 1]);
+            var after = mv.Tokenizer.Decode(x.Ids[(close + 1)..], skipSpecialTokens: true);
+            Assert.StartsWith(" A: ", after);
+            var number = after[4..];
+            Assert.StartsWith(kept, Instruction(int.Parse(number)));
+            Assert.Equal(mv.Tokenizer.EosId, x.Ids[^1]);
+            Assert.All(x.Labels[..(close + 1)], l => Assert.Equal(TokenizedExample.IgnoreIndex, l));
+            // The part after the marker is the text's own encoding (the marker is an added token: text after it encodes
+            // on its own), and the learned labels are its response tail plus EOS.
+            Assert.Equal(mv.Tokenizer.Encode($" A: {number}", addSpecialTokens: false).Ids, x.Ids[(close + 1)..^1]);
+            var learned = x.Labels.Where(l => l >= 0).ToArray();
+            Assert.Equal(x.Ids[^learned.Length..], learned);
+            Assert.Equal(number, mv.Tokenizer.Decode(learned, skipSpecialTokens: true).Trim());
+        }
+    }
+
+    [Fact]
+    public void TruncationNeverLeavesAMarkerUnpairedAndIsUnchangedWithoutMarkers()
+    {
+        // Two wrapped instructions (ids 90 = open, 91 = close), an input and a response: [BOS, 90, 5, 5, 91, 7, 6, 6, 8, 90, 5, 91, 9, EOS].
+        const byte T = (byte)Segment.Template, I = (byte)Segment.Instruction, N = (byte)Segment.Input, R = (byte)Segment.Response;
+        int[] ids = [1, 90, 5, 5, 91, 7, 6, 6, 8, 90, 5, 91, 9, 2];
+        byte[] segs = [T, I, I, I, I, T, N, N, R, I, I, I, R, R];
+        var labels = ids.Select((id, t) => segs[t] == R ? id : TokenizedExample.IgnoreIndex).ToArray();
+        var e = new TokenizedExample(ids, labels, segs, 0, -1);
+        // 14 → 10: both input tokens go, then instruction tokens from the end; the markers stay and close each kept part.
+        var cut = ExampleTokenizer.Truncate(e, 10, (90, 91));
+        Assert.Equal([1, 90, 5, 91, 7, 8, 90, 91, 9, 2], cut.Ids);
+        Assert.Equal(4, cut.TruncatedTokens);
+        // Without markers: the old rule (the closing marker 91 of the second instruction is the first instruction token to go).
+        Assert.Equal([1, 90, 5, 5, 91, 7, 8, 90, 9, 2], ExampleTokenizer.Truncate(e, 10).Ids);
+        // 14 → 6: every instruction token and the input go (9 left), then the tail cut falls between the second pair's
+        // markers: its opening marker goes too, so the result is one token shorter and holds one whole pair.
+        var tail = ExampleTokenizer.Truncate(e, 6, (90, 91));
+        Assert.Equal([1, 90, 91, 7, 8], tail.Ids);
+        Assert.Equal(9, tail.TruncatedTokens);
+        Assert.Equal([T, I, I, T, R], tail.Segments);
+        Assert.Equal([1, 90, 91, 7, 8, 90, 91], ExampleTokenizer.Truncate(e, 7, (90, 91)).Ids);   // a cut after a pair keeps it
+        Assert.Equal([1, 90, 5, 7, 8, 9, 2], ExampleTokenizer.Truncate(e, 7).Ids);   // without markers: as before (90 left open)
     }
 
     private static TrainConfig Config(string modelDir, string data, params string[] extra) =>
