@@ -258,7 +258,7 @@ public static class LinearKernel
         finally { if (xPerm != null) System.Buffers.ArrayPool<float>.Shared.Return(xPerm); }
     }
 
-    /// <summary>Per 32 values (AVX-512): [0..3, 8..11, 16..19, 24..27, 4..7, 12..15, 20..23, 28..31]; then per 16:
+    /// <summary>Per 32 values (AVX-512): the 16 even then the 16 odd positions; then per 16:
     /// [0..3, 8..11, 4..7, 12..15] — the orders in which unpacking bf16 values against zero within 128-bit lanes
     /// yields them as two float32 vectors. The tail past the last 16 is left as is.</summary>
     private static unsafe void PermuteForBf16Unpack(float* x, float[] dst, int K, bool use512)
@@ -266,12 +266,11 @@ public static class LinearKernel
         int k = 0;
         if (use512)
             for (; k + 32 <= K; k += 32)
-                for (int j = 0; j < 4; j++)
-                    for (int i = 0; i < 4; i++)
-                    {
-                        dst[k + 4 * j + i] = x[k + 8 * j + i];
-                        dst[k + 16 + 4 * j + i] = x[k + 8 * j + 4 + i];
-                    }
+                for (int i = 0; i < 16; i++)
+                {
+                    dst[k + i] = x[k + 2 * i];
+                    dst[k + 16 + i] = x[k + 2 * i + 1];
+                }
         for (; k + 16 <= K; k += 16)
             for (int i = 0; i < 4; i++)
             {
@@ -290,7 +289,8 @@ public static class LinearKernel
     /// <summary>TileOne for bf16 weights: one 32-byte load of 16 weights per row, widened by interleaving zero
     /// words below them (the bf16 bits land in the high half of each float32), which costs two shuffles where
     /// zero-extend + shift costs two loads and two shifts. Decode of a cache-resident bf16 model is bound by
-    /// these instructions rather than by memory, so it was slower than float32 before this.</summary>
+    /// these instructions rather than by memory, so it was slower than float32 before this. The 512-bit loop widens
+    /// with a shift and an AND instead (session 7, docs/PERFORMANCE.md).</summary>
     private static unsafe void TileOneBf16(float* x, float* xp, ushort* wb, float* b, float* y, int O, int K, int o, int nr, int t, bool use512)
     {
         long w0 = (long)o * K, w1 = (long)(o + Math.Min(1, nr - 1)) * K, w2 = (long)(o + Math.Min(2, nr - 1)) * K, w3 = (long)(o + Math.Min(3, nr - 1)) * K;
@@ -303,21 +303,23 @@ public static class LinearKernel
         float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         if (use512 && K >= 32)
         {
-            // 32 weights of each row per step: one 64-byte load, widened by the same unpacks at 512 bits.
+            // 32 weights of each row per step: one 64-byte load viewed as 16 uint lanes, each holding an even (low
+            // half) and an odd (high half) bf16 weight: even = lane << 16, odd = lane & 0xFFFF0000. A shift and an
+            // AND issue on other ports than the unpack shuffles, which bound this loop; x is in even/odd order.
             Vector512<float> A0 = default, A1 = default, A2 = default, A3 = default, C0 = default, C1 = default, C2 = default, C3 = default;
-            var z = Vector512<ushort>.Zero;
+            var hi = Vector512.Create(0xFFFF0000u);
             for (; k + 32 <= K; k += 32)
             {
                 if (prefetch) { Sse.Prefetch1(next); Sse.Prefetch1(next + 64); Sse.Prefetch1(next + 128); Sse.Prefetch1(next + 192); next += 256; }
                 var v = Vector512.Load(xp + k); var u = Vector512.Load(xp + k + 16);
-                var r = Vector512.Load(wb + w0 + k);
-                A0 = Avx512F.FusedMultiplyAdd(Avx512BW.UnpackLow(z, r).AsSingle(), v, A0); C0 = Avx512F.FusedMultiplyAdd(Avx512BW.UnpackHigh(z, r).AsSingle(), u, C0);
-                r = Vector512.Load(wb + w1 + k);
-                A1 = Avx512F.FusedMultiplyAdd(Avx512BW.UnpackLow(z, r).AsSingle(), v, A1); C1 = Avx512F.FusedMultiplyAdd(Avx512BW.UnpackHigh(z, r).AsSingle(), u, C1);
-                r = Vector512.Load(wb + w2 + k);
-                A2 = Avx512F.FusedMultiplyAdd(Avx512BW.UnpackLow(z, r).AsSingle(), v, A2); C2 = Avx512F.FusedMultiplyAdd(Avx512BW.UnpackHigh(z, r).AsSingle(), u, C2);
-                r = Vector512.Load(wb + w3 + k);
-                A3 = Avx512F.FusedMultiplyAdd(Avx512BW.UnpackLow(z, r).AsSingle(), v, A3); C3 = Avx512F.FusedMultiplyAdd(Avx512BW.UnpackHigh(z, r).AsSingle(), u, C3);
+                var r = Vector512.Load((uint*)(wb + w0 + k));
+                A0 = Avx512F.FusedMultiplyAdd(Avx512F.ShiftLeftLogical(r, 16).AsSingle(), v, A0); C0 = Avx512F.FusedMultiplyAdd(Avx512F.And(r, hi).AsSingle(), u, C0);
+                r = Vector512.Load((uint*)(wb + w1 + k));
+                A1 = Avx512F.FusedMultiplyAdd(Avx512F.ShiftLeftLogical(r, 16).AsSingle(), v, A1); C1 = Avx512F.FusedMultiplyAdd(Avx512F.And(r, hi).AsSingle(), u, C1);
+                r = Vector512.Load((uint*)(wb + w2 + k));
+                A2 = Avx512F.FusedMultiplyAdd(Avx512F.ShiftLeftLogical(r, 16).AsSingle(), v, A2); C2 = Avx512F.FusedMultiplyAdd(Avx512F.And(r, hi).AsSingle(), u, C2);
+                r = Vector512.Load((uint*)(wb + w3 + k));
+                A3 = Avx512F.FusedMultiplyAdd(Avx512F.ShiftLeftLogical(r, 16).AsSingle(), v, A3); C3 = Avx512F.FusedMultiplyAdd(Avx512F.And(r, hi).AsSingle(), u, C3);
             }
             s0 = Vector512.Sum(A0 + C0); s1 = Vector512.Sum(A1 + C1); s2 = Vector512.Sum(A2 + C2); s3 = Vector512.Sum(A3 + C3);
         }
