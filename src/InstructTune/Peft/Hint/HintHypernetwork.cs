@@ -44,12 +44,8 @@ public sealed class HintHypernetwork : Module, ITaskConditioner, IAdapterLayer
             _down[l] = RegisterModule($"prompt_down_{l}", new Linear(D, config.Bottleneck, bias: true));
             _up[l] = RegisterModule($"prompt_up_{l}", new Linear(config.Bottleneck, config.NumVirtualTokens * 2 * kvd, bias: true));
             _gate[l] = RegisterParameter($"prompt_gate_{l}", new Parameter(c.NumAttentionHeads * c.HeadDim));   // zeros
-            foreach (var lin in new[] { _down[l], _up[l] })
-            {
-                float bound = 1f / MathF.Sqrt(lin.InFeatures);
-                rng.Uniform(lin.Weight.Span, -bound, bound);
-                rng.Uniform(lin.Bias!.Span, -bound, bound);
-            }
+            TorchInit.LinearDefault(_down[l], rng);
+            TorchInit.LinearDefault(_up[l], rng);
         }
     }
 
@@ -185,9 +181,8 @@ public sealed class HintLinear : Module, IUnaryModule, IAdapterLayer
         int r = hyper.Config.Rank;
         A = RegisterModule("hint_A", new Linear(baseLayer.InFeatures, r));
         B = RegisterModule("hint_B", new Linear(r, baseLayer.OutFeatures));
-        float a = 1f / MathF.Sqrt(baseLayer.InFeatures), b = 1f / MathF.Sqrt(r);
-        rng.Uniform(A.Weight.Span, -a, a);
-        rng.Uniform(B.Weight.Span, -b, b);
+        TorchInit.LinearDefault(A, rng);
+        TorchInit.LinearDefault(B, rng);
     }
 
     public Tensor Forward(Tensor x)

@@ -39,12 +39,8 @@ public sealed class IaptGenerator : Module, IInstructionPrompts, IAdapterLayer
             _down[l] = RegisterModule($"down_{l}", new Linear(D, m, bias: true));
             _up[l] = RegisterModule($"up_{l}", new Linear(m, P * 2 * KvDim, bias: true));
             _gate[l] = RegisterParameter($"gate_{l}", new Parameter(c.NumAttentionHeads * c.HeadDim));   // zeros: the base at init
-            foreach (var lin in new[] { _down[l], _up[l] })
-            {
-                float bound = 1f / MathF.Sqrt(lin.InFeatures);                 // nn.Linear's default init
-                rng.Uniform(lin.Weight.Span, -bound, bound);
-                rng.Uniform(lin.Bias!.Span, -bound, bound);
-            }
+            TorchInit.LinearDefault(_down[l], rng);
+            TorchInit.LinearDefault(_up[l], rng);
         }
     }
 

@@ -70,9 +70,8 @@ public sealed class IpeftLinear : Module, IUnaryModule, IAdapterLayer
         A = RegisterModule("ipeft_A", new Linear(baseLayer.InFeatures, rank));
         B = RegisterModule("ipeft_B", new Linear(rank, baseLayer.OutFeatures));
         // U(−1/√fan_in, 1/√fan_in) for both (torch's kaiming_uniform with a = √5): B is not 0, the gate is.
-        float a = 1f / MathF.Sqrt(baseLayer.InFeatures), b = 1f / MathF.Sqrt(rank);
-        rng.Uniform(A.Weight.Span, -a, a);
-        rng.Uniform(B.Weight.Span, -b, b);
+        TorchInit.LinearDefault(A, rng);
+        TorchInit.LinearDefault(B, rng);
     }
 
     public Tensor Forward(Tensor x)

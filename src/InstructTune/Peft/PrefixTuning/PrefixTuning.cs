@@ -42,12 +42,8 @@ public sealed class PrefixEncoder : Module, IKvPrefix, IAdapterLayer
         if (!projection) return;
         Down = RegisterModule("transform_0", new Linear(tokenDim, EncoderHiddenSize, bias: true));
         Up = RegisterModule("transform_2", new Linear(EncoderHiddenSize, layers * 2 * tokenDim, bias: true));
-        foreach (var lin in new[] { Down, Up })
-        {
-            float bound = 1f / MathF.Sqrt(lin.InFeatures);                     // nn.Linear's default init
-            rng.Uniform(lin.Weight.Span, -bound, bound);
-            rng.Uniform(lin.Bias!.Span, -bound, bound);
-        }
+        TorchInit.LinearDefault(Down, rng);
+        TorchInit.LinearDefault(Up, rng);
     }
 
     /// <summary>(P, L·2·token_dim): the embedding, or the MLP over it.</summary>
